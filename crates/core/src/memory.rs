@@ -1,0 +1,278 @@
+//! An in-memory Storage: for tests, benchmarks of samplers, and one-off studies.
+//!
+//! One mutex guards everything, which makes every method trivially atomic. Time is
+//! a logical clock (one tick per call): core reads no real clock.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::Result;
+use crate::distribution::{Distribution, ParamValue};
+use crate::error::Error;
+use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::study::{Study, StudyId, StudySummary};
+use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState};
+
+/// A Storage that keeps everything in memory and forgets it on drop.
+#[derive(Debug, Default)]
+pub struct InMemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    clock: i64,
+    studies: Vec<Study>,
+    trials: Vec<(StudyId, FrozenTrial)>,
+    curves: BTreeMap<TrialId, BTreeMap<(u64, String), f64>>,
+    heartbeats: BTreeMap<TrialId, Timestamp>,
+}
+
+impl State {
+    fn tick(&mut self) -> Timestamp {
+        self.clock += 1;
+        Timestamp(self.clock)
+    }
+
+    fn trial_mut(&mut self, id: TrialId) -> Result<&mut FrozenTrial> {
+        self.trials.iter_mut().map(|(_, t)| t).find(|t| t.id == id).ok_or(Error::UnknownTrial(id))
+    }
+
+    fn running_mut(&mut self, id: TrialId) -> Result<&mut FrozenTrial> {
+        let trial = self.trial_mut(id)?;
+        match trial.state {
+            TrialState::Running => Ok(trial),
+            state if state.is_finished() => Err(Error::TrialFinished { trial: id, state }),
+            state => Err(Error::TrialNotRunning { trial: id, state }),
+        }
+    }
+
+    fn check_study(&self, study: StudyId) -> Result<()> {
+        if self.studies.iter().any(|s| s.id == study) { Ok(()) } else { Err(Error::UnknownStudy(study)) }
+    }
+
+    fn budget_spent(&self, study: StudyId, budget: Option<usize>) -> bool {
+        budget.is_some_and(|budget| {
+            self.trials.iter().filter(|(s, t)| *s == study && t.counts_toward_budget()).count() >= budget
+        })
+    }
+
+    fn insert_trial(&mut self, study: StudyId, state: TrialState, new: &NewTrial) -> FrozenTrial {
+        let number = self.trials.iter().filter(|(s, _)| *s == study).count() as u64;
+        let now = self.tick();
+        let trial = FrozenTrial {
+            id: TrialId(self.trials.len() as i64 + 1),
+            number,
+            state,
+            params: new.params.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect(),
+            distributions: new.params.iter().map(|(n, _, d)| (n.clone(), d.clone())).collect(),
+            value: None,
+            intermediate_values: BTreeMap::new(),
+            user_attrs: BTreeMap::new(),
+            system_attrs: new.system_attrs.iter().cloned().collect(),
+            datetime_start: (state == TrialState::Running).then_some(now),
+            datetime_complete: None,
+        };
+        self.trials.push((study, trial.clone()));
+        trial
+    }
+}
+
+impl InMemoryStorage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic in another thread can't leave State half-updated (every method
+        // validates before it writes), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|it| it.into_inner())
+    }
+}
+
+impl Storage for InMemoryStorage {
+    fn create_study(&self, new: &NewStudy) -> Result<StudyId> {
+        let mut state = self.lock();
+        if state.studies.iter().any(|s| s.name == new.name) {
+            return Err(Error::StudyExists(new.name.clone()));
+        }
+        let id = StudyId(state.studies.len() as i64 + 1);
+        state.studies.push(Study {
+            id,
+            name: new.name.clone(),
+            direction: new.direction,
+            metric: new.metric.clone(),
+            spec_text: new.spec_text.clone(),
+        });
+        for trial in &new.queued {
+            state.insert_trial(id, TrialState::Waiting, trial);
+        }
+        Ok(id)
+    }
+
+    fn find_study(&self, name: &str) -> Result<Option<Study>> {
+        Ok(self.lock().studies.iter().find(|s| s.name == name).cloned())
+    }
+
+    fn list_studies(&self) -> Result<Vec<StudySummary>> {
+        let state = self.lock();
+        let mut out: Vec<StudySummary> = state
+            .studies
+            .iter()
+            .map(|study| {
+                let trials: Vec<&FrozenTrial> =
+                    state.trials.iter().filter(|(s, _)| *s == study.id).map(|(_, t)| t).collect();
+                let count = |st: TrialState| trials.iter().filter(|t| t.state == st).count();
+                let best_value = trials
+                    .iter()
+                    .filter(|t| t.state == TrialState::Complete)
+                    .filter_map(|t| t.value)
+                    .fold(None, |best: Option<f64>, v| match best {
+                        Some(b) if !study.direction.is_better(v, b) => Some(b),
+                        _ => Some(v),
+                    });
+                StudySummary {
+                    study: study.clone(),
+                    n_trials: trials.len(),
+                    n_complete: count(TrialState::Complete),
+                    n_pruned: count(TrialState::Pruned),
+                    n_fail: count(TrialState::Fail),
+                    n_running: count(TrialState::Running),
+                    n_waiting: count(TrialState::Waiting),
+                    best_value,
+                    last_activity: trials.iter().filter_map(|t| t.datetime_complete.or(t.datetime_start)).max(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.study.name.cmp(&b.study.name));
+        Ok(out)
+    }
+
+    fn create_running_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> Result<Option<FrozenTrial>> {
+        let mut state = self.lock();
+        state.check_study(study)?;
+        if state.budget_spent(study, budget) {
+            return Ok(None);
+        }
+        let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
+        Ok(Some(state.insert_trial(study, TrialState::Running, &new)))
+    }
+
+    fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<TrialId> {
+        let mut state = self.lock();
+        state.check_study(study)?;
+        Ok(state.insert_trial(study, TrialState::Waiting, new).id)
+    }
+
+    fn claim_waiting_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> Result<Option<FrozenTrial>> {
+        let mut state = self.lock();
+        state.check_study(study)?;
+        if state.budget_spent(study, budget) {
+            return Ok(None);
+        }
+        let now = state.tick();
+        let Some((_, trial)) =
+            state.trials.iter_mut().find(|(s, t)| *s == study && t.state == TrialState::Waiting)
+        else {
+            return Ok(None);
+        };
+        trial.state = TrialState::Running;
+        trial.datetime_start = Some(now);
+        trial.system_attrs.extend(system_attrs.iter().cloned());
+        Ok(Some(trial.clone()))
+    }
+
+    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> Result<()> {
+        let mut state = self.lock();
+        let trial = state.running_mut(trial)?;
+        for (name, value, distribution) in params {
+            trial.params.insert(name.clone(), value.clone());
+            trial.distributions.insert(name.clone(), distribution.clone());
+        }
+        Ok(())
+    }
+
+    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> Result<()> {
+        let mut state = self.lock();
+        state.running_mut(trial)?.intermediate_values.insert(step, value);
+        let curve = state.curves.entry(trial).or_default();
+        for (name, value) in metrics {
+            curve.insert((step, name.clone()), *value);
+        }
+        Ok(())
+    }
+
+    fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()> {
+        self.lock().running_mut(trial)?.user_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()> {
+        self.lock().running_mut(trial)?.system_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn finish_trial(&self, trial: TrialId, new_state: TrialState, value: Option<f64>) -> Result<()> {
+        let mut state = self.lock();
+        let now = state.tick();
+        let trial = state.running_mut(trial)?;
+        trial.state = new_state;
+        trial.value = if new_state == TrialState::Complete { value } else { None };
+        trial.datetime_complete = Some(now);
+        Ok(())
+    }
+
+    fn record_heartbeat(&self, trial: TrialId) -> Result<()> {
+        let mut state = self.lock();
+        state.running_mut(trial)?;
+        let now = state.tick();
+        state.heartbeats.insert(trial, now);
+        Ok(())
+    }
+
+    fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok(state
+            .trials
+            .iter()
+            .filter(|(s, t)| *s == study && states.is_none_or(|states| states.contains(&t.state)))
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+
+    fn trial(&self, trial: TrialId) -> Result<FrozenTrial> {
+        self.lock().trial_mut(trial).map(|t| t.clone())
+    }
+
+    fn metric_curves(&self, trial: TrialId) -> Result<Vec<MetricPoint>> {
+        let state = self.lock();
+        Ok(state
+            .curves
+            .get(&trial)
+            .map(|curve| {
+                curve
+                    .iter()
+                    .map(|((step, name), value)| MetricPoint { step: *step, name: name.clone(), value: *value })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn last_heartbeat(&self, trial: TrialId) -> Result<Option<Timestamp>> {
+        let mut state = self.lock();
+        let beat = state.heartbeats.get(&trial).copied();
+        Ok(beat.or(state.trial_mut(trial)?.datetime_start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::storage_conformance_tests!(super::InMemoryStorage::default);
+}

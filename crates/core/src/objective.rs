@@ -1,0 +1,94 @@
+//! Objectives: what a trial runs (a training, a benchmark function, later a command).
+//!
+//! The study loop calls [`Objective::run`] once per trial. The objective reports
+//! `(step, metrics)` through the [`Reporter`] after every step (epoch) and learns
+//! from the return value whether to go on: `ControlFlow::Break(stop)` means stop
+//! now (early stopping, pruning, Ctrl-C) and return. Stopping is an outcome, not an
+//! error; an `Err` means the trial itself failed (a NaN loss) and the study goes on.
+
+use std::ops::ControlFlow;
+
+use crate::functions::BenchmarkFunction;
+use crate::space::Params;
+use crate::study::Direction;
+
+/// What the objective knows about the trial it runs.
+#[derive(Debug, Clone)]
+pub struct TrialContext<'a> {
+    pub number: u64,
+    pub params: &'a Params,
+    /// A seed for the trial's own randomness (weight init, shuffling, dropout),
+    /// derived from the study seed and the trial number.
+    pub seed: u64,
+    /// The study's metric and direction, so the objective can keep the weights of
+    /// its best step (test metrics are measured on those).
+    pub metric: &'a str,
+    pub direction: Direction,
+}
+
+/// Why the study loop told an objective to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The monitored metric stopped improving.
+    EarlyStopped,
+    /// The pruner judged the trial worse than the others.
+    Pruned,
+    /// The run is being interrupted (Ctrl-C); return as soon as possible.
+    Interrupted,
+    /// Recording the step failed (the store is unusable); return as soon as possible.
+    Aborted,
+}
+
+/// Receives the metrics of each step.
+pub trait Reporter {
+    /// Records `metrics` at `step` (steps increase; epochs count from 1). Returns
+    /// `Break` when the objective must stop.
+    fn report(&mut self, step: u64, metrics: &[(String, f64)]) -> ControlFlow<Stop>;
+
+    /// Whether the run is being interrupted; long steps check it between batches.
+    fn interrupted(&self) -> bool;
+}
+
+/// What a finished objective hands back besides its curve.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectiveOutput {
+    /// Final measurements (`test_accuracy` of the best step's weights, ...), stored
+    /// as user attributes. Never used for selection.
+    pub final_metrics: Vec<(String, f64)>,
+    /// Set when the objective ended itself for a reason the loop did not give
+    /// (e.g. "max_epochs").
+    pub ended_by: Option<String>,
+}
+
+/// A trial that failed: the reason is stored with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct TrialFailure {
+    pub reason: String,
+}
+
+impl TrialFailure {
+    pub fn new(reason: impl Into<String>) -> TrialFailure {
+        TrialFailure { reason: reason.into() }
+    }
+}
+
+/// Runs one trial.
+pub trait Objective: Send + Sync {
+    fn run(&self, ctx: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure>;
+}
+
+/// A benchmark function as an objective: one step, the metric `value`.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionObjective(pub BenchmarkFunction);
+
+impl Objective for FunctionObjective {
+    fn run(&self, ctx: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+        let value = self.0.evaluate(ctx.params);
+        if !value.is_finite() {
+            return Err(TrialFailure::new(format!("{} returned {value}", self.0.name())));
+        }
+        let _ = reporter.report(0, &[("value".to_owned(), value)]);
+        Ok(ObjectiveOutput::default())
+    }
+}

@@ -1,0 +1,439 @@
+//! The study loop: open (or resume) a study, then ask, run and tell until the
+//! budget is met, the timeout passes, or the run is interrupted.
+//!
+//! This is the only code that touches Storage on behalf of samplers and objectives.
+//! What it needs from the outside world (a clock, whether Ctrl-C was pressed,
+//! whether another process is alive, somewhere to show progress) comes through the
+//! [`Host`] trait, so the loop itself does no IO and is tested with the in-memory
+//! storage.
+//!
+//! Budget: a study runs until `trials` trials count toward the budget (every trial
+//! except queued ones and those failed by an interruption; see
+//! `FrozenTrial::counts_toward_budget`). Running a study file again resumes it.
+
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use crate::Result;
+use crate::distribution::{Distribution, ParamValue};
+use crate::early_stopping::{EarlyStopping, EarlyStoppingDecision};
+use crate::error::Error;
+use crate::objective::{Objective, ObjectiveOutput, Reporter, Stop, TrialContext, TrialFailure};
+use crate::sampler::{self, Sampler, grid};
+use crate::space::{Params, SearchSpace};
+use crate::spec::{SamplerSpec, StudySpec};
+use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::study::{Direction, Study, StudyId};
+use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
+
+/// The loop's window on the world.
+pub trait Host: Sync {
+    /// Time since the run started (for `timeout`).
+    fn elapsed(&self) -> Duration;
+    /// Whether the user asked the run to stop (Ctrl-C).
+    fn interrupted(&self) -> bool;
+    /// This process's identity, stored on the trials it runs (`attr::OWNER`).
+    fn owner(&self) -> String;
+    /// Whether a Running trial was abandoned: its owner process is gone, or its last
+    /// heartbeat is too old.
+    fn is_orphaned(&self, trial: &FrozenTrial, last_heartbeat: Option<Timestamp>) -> bool;
+    /// Progress, for a progress bar or log lines.
+    fn event(&self, event: Event<'_>);
+}
+
+/// What the loop tells the host as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A Running trial of a dead process was marked Fail.
+    Recovered { trial: &'a FrozenTrial },
+    Started { trial: &'a FrozenTrial, budget: Option<usize>, n_counted: usize },
+    Step { number: u64, step: u64, value: f64 },
+    Finished { trial: &'a FrozenTrial, best: Option<&'a FrozenTrial> },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    BudgetMet,
+    TimedOut,
+    Interrupted,
+}
+
+/// What `run_study` returns.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub study: Study,
+    pub end: RunEnd,
+    /// Trials this run finished.
+    pub n_finished: usize,
+    pub best: Option<FrozenTrial>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct RunConfig {
+    pub trials: Option<usize>,
+    pub timeout: Option<Duration>,
+}
+
+/// Gets the study of a spec, creating it (with its grid queued) or checking that the
+/// stored one has the same space, metric and direction.
+pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
+    if let Some(study) = storage.find_study(&spec.name)? {
+        return check_compatible(study, spec);
+    }
+    let queued = match spec.sampler {
+        SamplerSpec::Grid => grid::grid_points(&spec.space)
+            .into_iter()
+            .enumerate()
+            .map(|(idx, point)| NewTrial {
+                params: with_distributions(&spec.space, &point),
+                system_attrs: vec![(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))],
+            })
+            .collect(),
+        SamplerSpec::Random => Vec::new(),
+    };
+    let new = NewStudy {
+        name: spec.name.clone(),
+        direction: spec.direction,
+        metric: Some(spec.metric.clone()),
+        spec_text: Some(spec.text.clone()),
+        queued,
+    };
+    match storage.create_study(&new) {
+        Ok(_) => {}
+        // Another process created it between our find and create: use theirs.
+        Err(Error::StudyExists(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let study = storage.find_study(&spec.name)?.ok_or_else(|| Error::StudyNotFound(spec.name.clone()))?;
+    check_compatible(study, spec)
+}
+
+fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
+    let incompatible = |reason: String| Error::Incompatible { study: spec.name.clone(), reason };
+    let Some(text) = &study.spec_text else {
+        return Err(incompatible(
+            "was not created from a study file (an Optuna study?); give this study file a new `[study] name`".into(),
+        ));
+    };
+    let stored = StudySpec::parse(text, "<stored study file>")?;
+    if stored.direction != spec.direction || stored.metric != spec.metric {
+        return Err(incompatible(format!(
+            "{}s `{}`, and this file {}s `{}`; give it a new `[study] name`",
+            stored.direction, stored.metric, spec.direction, spec.metric
+        )));
+    }
+    if stored.sampler != spec.sampler {
+        return Err(incompatible(format!(
+            "uses the {:?} sampler and this file the {:?} sampler; give it a new `[study] name`",
+            stored.sampler, spec.sampler
+        )));
+    }
+    let changes = stored.space.diff(&spec.space);
+    if !changes.is_empty() {
+        return Err(Error::SpaceChanged { study: spec.name.clone(), changes });
+    }
+    Ok(study)
+}
+
+/// Pairs each value of a point with its parameter's distribution, in space order.
+pub fn with_distributions(space: &SearchSpace, params: &Params) -> Vec<(String, ParamValue, Distribution)> {
+    space
+        .params
+        .iter()
+        .filter_map(|p| params.get(&p.name).map(|v| (p.name.clone(), v.clone(), p.distribution.clone())))
+        .collect()
+}
+
+/// Marks the study's abandoned Running trials Fail (interrupted) and queues their
+/// grid points again. Returns the trials it recovered.
+pub fn recover_orphans(storage: &dyn Storage, study: StudyId, host: &dyn Host) -> Result<Vec<FrozenTrial>> {
+    let mut recovered = Vec::new();
+    for trial in storage.trials(study, Some(&[TrialState::Running]))? {
+        let heartbeat = storage.last_heartbeat(trial.id)?;
+        if !host.is_orphaned(&trial, heartbeat) {
+            continue;
+        }
+        let reason = "the worker running this trial stopped (killed or crashed)";
+        match fail_interrupted(storage, study, &trial, reason) {
+            Ok(()) => {}
+            // Another process recovered it first.
+            Err(Error::TrialFinished { .. }) => continue,
+            Err(err) => return Err(err),
+        }
+        let trial = storage.trial(trial.id)?;
+        host.event(Event::Recovered { trial: &trial });
+        recovered.push(trial);
+    }
+    Ok(recovered)
+}
+
+fn fail_interrupted(storage: &dyn Storage, study: StudyId, trial: &FrozenTrial, reason: &str) -> Result<()> {
+    storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
+    storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason.to_owned()))?;
+    storage.finish_trial(trial.id, TrialState::Fail, None)?;
+    if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
+        let params = trial
+            .params
+            .iter()
+            .filter_map(|(name, value)| {
+                trial.distributions.get(name).map(|d| (name.clone(), value.clone(), d.clone()))
+            })
+            .collect();
+        let new =
+            NewTrial { params, system_attrs: vec![(attr::GRID_POINT.to_owned(), point.clone())] };
+        storage.enqueue_trial(study, &new)?;
+    }
+    Ok(())
+}
+
+/// Claims a queued trial or creates one and samples its parameters. `None` when the
+/// budget is met (or, for a grid, every point is taken).
+pub fn ask(
+    storage: &dyn Storage,
+    study: StudyId,
+    spec: &StudySpec,
+    sampler: &dyn Sampler,
+    budget: Option<usize>,
+    owner: &str,
+) -> Result<Option<FrozenTrial>> {
+    let attrs = [(attr::OWNER.to_owned(), AttrValue::Str(owner.to_owned()))];
+    if let Some(trial) = storage.claim_waiting_trial(study, budget, &attrs)? {
+        return Ok(Some(trial));
+    }
+    if spec.sampler == SamplerSpec::Grid {
+        return Ok(None);
+    }
+    let Some(mut trial) = storage.create_running_trial(study, budget, &attrs)? else {
+        return Ok(None);
+    };
+    let history = if sampler.needs_history() {
+        storage.trials(study, Some(&[TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Running]))?
+            .into_iter()
+            .filter(|t| t.id != trial.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut rng = sampler::trial_rng(spec.seed, trial.number);
+    let params = sampler.sample(&spec.space, &history, &mut rng);
+    let params = with_distributions(&spec.space, &params);
+    storage.set_trial_params(trial.id, &params)?;
+    for (name, value, distribution) in params {
+        trial.params.insert(name.clone(), value);
+        trial.distributions.insert(name, distribution);
+    }
+    Ok(Some(trial))
+}
+
+/// Runs a study until its budget is met, its timeout passes, or the host says stop.
+pub fn run_study(
+    storage: &dyn Storage,
+    spec: &StudySpec,
+    objective: &dyn Objective,
+    host: &dyn Host,
+    config: RunConfig,
+) -> Result<RunSummary> {
+    let study = open_study(storage, spec)?;
+    recover_orphans(storage, study.id, host)?;
+    let sampler = sampler::from_spec(spec.sampler);
+    let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
+        SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
+        SamplerSpec::Random => None,
+    });
+    let timeout = config.timeout.or(spec.timeout);
+    let owner = host.owner();
+    let mut n_finished = 0;
+    let end = loop {
+        if host.interrupted() {
+            break RunEnd::Interrupted;
+        }
+        if timeout.is_some_and(|t| host.elapsed() >= t) {
+            break RunEnd::TimedOut;
+        }
+        let Some(trial) = ask(storage, study.id, spec, sampler.as_ref(), budget, &owner)? else {
+            break RunEnd::BudgetMet;
+        };
+        let n_counted = storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
+        host.event(Event::Started { trial: &trial, budget, n_counted });
+        let interrupted = run_trial(storage, study.id, spec, objective, host, &trial)?;
+        n_finished += 1;
+        let finished = storage.trial(trial.id)?;
+        let best = best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
+        host.event(Event::Finished { trial: &finished, best: best.as_ref() });
+        if interrupted {
+            break RunEnd::Interrupted;
+        }
+    };
+    let best = best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
+    Ok(RunSummary { study, end, n_finished, best })
+}
+
+/// The Complete trial with the best value (the lowest number among ties).
+pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<FrozenTrial> {
+    let mut best: Option<&FrozenTrial> = None;
+    for trial in trials.iter().filter(|t| t.state == TrialState::Complete) {
+        let Some(value) = trial.value.filter(|v| !v.is_nan()) else { continue };
+        if best.and_then(|b| b.value).is_none_or(|b| direction.is_better(value, b)) {
+            best = Some(trial);
+        }
+    }
+    best.cloned()
+}
+
+/// Runs one claimed trial to its end and records the outcome. Returns whether the
+/// run was interrupted.
+fn run_trial(
+    storage: &dyn Storage,
+    study: StudyId,
+    spec: &StudySpec,
+    objective: &dyn Objective,
+    host: &dyn Host,
+    trial: &FrozenTrial,
+) -> Result<bool> {
+    let mut reporter = TrialReporter {
+        storage,
+        host,
+        trial,
+        metric: &spec.metric,
+        direction: spec.direction,
+        early_stopping: spec.early_stopping.as_ref().map(|it| (it.monitor.clone(), EarlyStopping::new(it))),
+        best: None,
+        stop: None,
+        storage_error: None,
+        missing_metric: None,
+    };
+    let ctx = TrialContext {
+        number: trial.number,
+        params: &trial.params,
+        seed: sampler::trial_rng(spec.seed ^ 0x5eed, trial.number).next_u64_value(),
+        metric: &spec.metric,
+        direction: spec.direction,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| objective.run(&ctx, &mut reporter)))
+        .unwrap_or_else(|panic| Err(TrialFailure::new(format!("the objective panicked: {}", panic_message(&panic)))));
+    if let Some(err) = reporter.storage_error.take() {
+        return Err(err);
+    }
+    let stop = reporter.stop;
+    if stop == Some(Stop::Interrupted) || (host.interrupted() && stop.is_none() && result.is_err()) {
+        fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)")?;
+        return Ok(true);
+    }
+    let fail = |reason: String| -> Result<bool> {
+        storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason))?;
+        storage.finish_trial(trial.id, TrialState::Fail, None)?;
+        Ok(false)
+    };
+    let output: ObjectiveOutput = match result {
+        Ok(output) => output,
+        Err(failure) => return fail(failure.reason),
+    };
+    if let Some(message) = reporter.missing_metric.take() {
+        return fail(message);
+    }
+    let Some((best_step, best_value, best_metrics)) = reporter.best.take() else {
+        return fail(format!("the objective finished without reporting a finite `{}`", spec.metric));
+    };
+    storage.set_trial_user_attr(trial.id, "best_step", &AttrValue::Number(best_step as f64))?;
+    for (name, value) in best_metrics.iter().chain(&output.final_metrics) {
+        storage.set_trial_user_attr(trial.id, name, &AttrValue::Number(*value))?;
+    }
+    let ended_by = match stop {
+        Some(Stop::EarlyStopped) => "early_stopping".to_owned(),
+        Some(Stop::Pruned) => "pruner".to_owned(),
+        _ => output.ended_by.unwrap_or_else(|| "completed".to_owned()),
+    };
+    storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &AttrValue::Str(ended_by))?;
+    let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
+    storage.finish_trial(trial.id, state, Some(best_value))?;
+    Ok(false)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+trait NextU64 {
+    fn next_u64_value(self) -> u64;
+}
+
+impl NextU64 for rand::rngs::StdRng {
+    fn next_u64_value(mut self) -> u64 {
+        rand::RngCore::next_u64(&mut self)
+    }
+}
+
+struct TrialReporter<'a> {
+    storage: &'a dyn Storage,
+    host: &'a dyn Host,
+    trial: &'a FrozenTrial,
+    metric: &'a str,
+    direction: Direction,
+    early_stopping: Option<(String, EarlyStopping)>,
+    /// (step, value, all metrics) at the best step so far.
+    best: Option<(u64, f64, Vec<(String, f64)>)>,
+    stop: Option<Stop>,
+    storage_error: Option<Error>,
+    missing_metric: Option<String>,
+}
+
+impl Reporter for TrialReporter<'_> {
+    fn report(&mut self, step: u64, metrics: &[(String, f64)]) -> ControlFlow<Stop> {
+        if let Some(stop) = self.stop {
+            return ControlFlow::Break(stop);
+        }
+        let find = |name: &str| metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        let Some(value) = find(self.metric) else {
+            let names: Vec<&str> = metrics.iter().map(|(n, _)| n.as_str()).collect();
+            self.missing_metric = Some(format!(
+                "the objective reports no metric `{}`; it reports: {}. Set [study] metric to one of them",
+                self.metric,
+                names.join(", ")
+            ));
+            return self.halt(Stop::Aborted);
+        };
+        if let Err(err) = self
+            .storage
+            .report(self.trial.id, step, value, metrics)
+            .and_then(|()| self.storage.record_heartbeat(self.trial.id))
+        {
+            self.storage_error = Some(err);
+            return self.halt(Stop::Aborted);
+        }
+        self.host.event(Event::Step { number: self.trial.number, step, value });
+        if !value.is_nan() && self.best.as_ref().is_none_or(|(_, b, _)| self.direction.is_better(value, *b)) {
+            self.best = Some((step, value, metrics.to_vec()));
+        }
+        if self.host.interrupted() {
+            return self.halt(Stop::Interrupted);
+        }
+        if let Some((monitor, early_stopping)) = &mut self.early_stopping {
+            let monitored = metrics.iter().find(|(n, _)| n == monitor).map_or(f64::NAN, |(_, v)| *v);
+            if let EarlyStoppingDecision::Stop { .. } = early_stopping.update(monitored) {
+                return self.halt(Stop::EarlyStopped);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn interrupted(&self) -> bool {
+        self.host.interrupted()
+    }
+}
+
+impl TrialReporter<'_> {
+    fn halt(&mut self, stop: Stop) -> ControlFlow<Stop> {
+        self.stop = Some(stop);
+        ControlFlow::Break(stop)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::*;
+use crate::memory::InMemoryStorage;
+use crate::objective::FunctionObjective;
+use crate::spec::ObjectiveSpec;
+
+struct TestHost {
+    owner: String,
+    interrupt_at_step: Option<usize>,
+    steps: AtomicUsize,
+    interrupted: AtomicBool,
+    dead_owners: Vec<String>,
+    log: Mutex<Vec<String>>,
+}
+
+impl TestHost {
+    fn new() -> TestHost {
+        TestHost {
+            owner: "test:1".into(),
+            interrupt_at_step: None,
+            steps: AtomicUsize::new(0),
+            interrupted: AtomicBool::new(false),
+            dead_owners: Vec::new(),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Host for TestHost {
+    fn elapsed(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+    fn owner(&self) -> String {
+        self.owner.clone()
+    }
+    fn is_orphaned(&self, trial: &FrozenTrial, _: Option<Timestamp>) -> bool {
+        trial.system_attrs.get(attr::OWNER).and_then(AttrValue::as_str).is_some_and(|o| self.dead_owners.iter().any(|d| d == o))
+    }
+    fn event(&self, event: Event<'_>) {
+        let line = match event {
+            Event::Recovered { trial } => format!("recovered {}", trial.number),
+            Event::Started { trial, .. } => format!("started {}", trial.number),
+            Event::Step { number, step, .. } => {
+                let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.interrupt_at_step == Some(n) {
+                    self.interrupted.store(true, Ordering::SeqCst);
+                }
+                format!("step {number}.{step}")
+            }
+            Event::Finished { trial, .. } => format!("finished {} {}", trial.number, trial.state),
+        };
+        self.log.lock().unwrap().push(line);
+    }
+}
+
+fn spec(sampler: &str, trials: &str, space: &str) -> StudySpec {
+    let text = format!(
+        "[study]\nname = \"t\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 3\n{trials}\n[sampler]\nkind = \"{sampler}\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n[space]\n{space}"
+    );
+    StudySpec::parse(&text, "t.toml").unwrap()
+}
+
+const BRANIN: &str = "x0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n";
+
+fn objective(spec: &StudySpec) -> FunctionObjective {
+    let ObjectiveSpec::Function { function } = spec.objective else { panic!() };
+    FunctionObjective(function)
+}
+
+const NO_OVERRIDES: RunConfig = RunConfig { trials: None, timeout: None };
+
+#[test]
+fn random_study_meets_its_budget_and_resumes() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 12", BRANIN);
+    let host = TestHost::new();
+    let summary = run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    assert_eq!((summary.end, summary.n_finished), (RunEnd::BudgetMet, 12));
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.len(), 12);
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete && t.value.is_some()));
+    let best = summary.best.unwrap();
+    assert_eq!(best.value, trials.iter().filter_map(|t| t.value).reduce(f64::min));
+    // Running again does nothing: the budget is met.
+    let again = run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    assert_eq!(again.n_finished, 0);
+    // A larger budget from the command line continues the same study.
+    let more = run_study(&storage, &spec, &objective(&spec), &host, RunConfig { trials: Some(15), timeout: None }).unwrap();
+    assert_eq!(more.n_finished, 3);
+    let numbers: Vec<u64> = storage.trials(summary.study.id, None).unwrap().iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..15).collect::<Vec<_>>());
+}
+
+#[test]
+fn two_runs_of_the_same_file_propose_the_same_parameters() {
+    let spec = spec("random", "trials = 8", BRANIN);
+    let params = || {
+        let storage = InMemoryStorage::default();
+        let summary = run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
+        storage.trials(summary.study.id, None).unwrap().into_iter().map(|t| (t.params, t.value)).collect::<Vec<_>>()
+    };
+    assert_eq!(params(), params());
+}
+
+#[test]
+fn grid_runs_every_point_once() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("grid", "", "x0 = { float = [-5, 10], step = 5 }\nx1 = { int = [0, 15], step = 5 }\n");
+    let summary = run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
+    assert_eq!(summary.n_finished, 16);
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    let points: std::collections::BTreeSet<String> =
+        trials.iter().map(|t| format!("{}/{}", t.params["x0"], t.params["x1"])).collect();
+    assert_eq!(points.len(), 16);
+    assert_eq!(trials[0].params["x0"], ParamValue::Float(-5.0));
+    assert_eq!(trials[1].params["x1"], ParamValue::Int(5), "the last parameter varies fastest");
+}
+
+#[test]
+fn orphaned_trials_fail_and_grid_points_are_queued_again() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("grid", "", "x0 = { float = [-5, 10], step = 15 }\nx1 = { int = [0, 15], step = 15 }\n");
+    let study = open_study(&storage, &spec).unwrap();
+    let dead = [(attr::OWNER.to_owned(), AttrValue::Str("dead:9".into()))];
+    let orphan = storage.claim_waiting_trial(study.id, None, &dead).unwrap().unwrap();
+    let mut host = TestHost::new();
+    host.dead_owners.push("dead:9".into());
+    let summary = run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    let orphan = storage.trial(orphan.id).unwrap();
+    assert_eq!(orphan.state, TrialState::Fail);
+    assert!(orphan.system_attrs.contains_key(attr::INTERRUPTED));
+    let complete = storage.trials(summary.study.id, Some(&[TrialState::Complete])).unwrap();
+    assert_eq!(complete.len(), 4, "all four points ran, the orphan's point again");
+    assert!(complete.iter().any(|t| t.params == orphan.params));
+    assert_eq!(host.log.lock().unwrap()[0], "recovered 0");
+}
+
+#[test]
+fn a_changed_space_is_refused_with_what_changed() {
+    let storage = InMemoryStorage::default();
+    let first = spec("random", "trials = 2", BRANIN);
+    run_study(&storage, &first, &objective(&first), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let changed = spec("random", "trials = 2", "x0 = { float = [-5, 5] }\nx1 = { float = [0, 15] }\n");
+    let err = run_study(&storage, &changed, &objective(&changed), &TestHost::new(), NO_OVERRIDES).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "study `t` already exists with a different search space:\n  parameter `x0` changed from float [-5, 10] to float [-5, 5]\nrun it under a new name (`[study] name`), or restore the original space"
+    );
+}
+
+/// Reports a curve, one step per value; fails on NaN as a training would.
+struct Curve(Vec<f64>);
+
+impl Objective for Curve {
+    fn run(&self, _: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+        for (step, value) in self.0.iter().enumerate() {
+            if value.is_nan() {
+                return Err(TrialFailure::new(format!("loss is NaN at step {}", step + 1)));
+            }
+            if reporter.report(step as u64 + 1, &[("value".into(), *value), ("other".into(), 1.0)]).is_break() {
+                break;
+            }
+        }
+        Ok(ObjectiveOutput { final_metrics: vec![("test_value".into(), 9.0)], ended_by: Some("max_epochs".into()) })
+    }
+}
+
+#[test]
+fn early_stopping_ends_a_flat_curve_and_the_value_is_its_best_step() {
+    let storage = InMemoryStorage::default();
+    let mut spec = spec("random", "trials = 1", BRANIN);
+    spec.early_stopping = Some(crate::spec::EarlyStoppingSpec {
+        monitor: "value".into(),
+        direction: Direction::Minimize,
+        patience: 2,
+        min_delta: 0.0,
+    });
+    let host = TestHost::new();
+    let summary = run_study(&storage, &spec, &Curve(vec![3.0, 1.0, 2.0, 2.0, 0.5]), &host, NO_OVERRIDES).unwrap();
+    let trial = storage.trials(summary.study.id, None).unwrap().remove(0);
+    assert_eq!(trial.state, TrialState::Complete);
+    assert_eq!(trial.value, Some(1.0));
+    assert_eq!(trial.intermediate_values.len(), 4, "stopped after two steps without improvement");
+    assert_eq!(trial.system_attrs.get(attr::ENDED_BY), Some(&AttrValue::Str("early_stopping".into())));
+    assert_eq!(trial.user_attrs.get("best_step"), Some(&AttrValue::Number(2.0)));
+    assert_eq!(trial.user_attrs.get("test_value"), Some(&AttrValue::Number(9.0)));
+    assert_eq!(trial.user_attrs.get("other"), Some(&AttrValue::Number(1.0)));
+}
+
+#[test]
+fn a_failing_trial_is_recorded_and_the_study_goes_on() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 3", BRANIN);
+    let summary = run_study(&storage, &spec, &Curve(vec![1.0, f64::NAN]), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.len(), 3);
+    assert!(trials.iter().all(|t| t.state == TrialState::Fail));
+    assert_eq!(trials[0].fail_reason(), Some("loss is NaN at step 2"));
+    assert!(trials[0].counts_toward_budget());
+}
+
+struct Panics;
+
+impl Objective for Panics {
+    fn run(&self, _: &TrialContext<'_>, _: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+        panic!("shape mismatch")
+    }
+}
+
+#[test]
+fn a_panicking_objective_fails_its_trial() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 1", BRANIN);
+    let summary = run_study(&storage, &spec, &Panics, &TestHost::new(), NO_OVERRIDES).unwrap();
+    let trial = storage.trials(summary.study.id, None).unwrap().remove(0);
+    assert_eq!(trial.fail_reason(), Some("the objective panicked: shape mismatch"));
+}
+
+#[test]
+fn interruption_fails_the_running_trial_and_returns_its_budget() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 5", BRANIN);
+    let mut host = TestHost::new();
+    host.interrupt_at_step = Some(5);
+    let curve = Curve(vec![3.0, 2.0, 1.0]);
+    let summary = run_study(&storage, &spec, &curve, &host, NO_OVERRIDES).unwrap();
+    assert_eq!(summary.end, RunEnd::Interrupted);
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.iter().map(|t| t.state).collect::<Vec<_>>(), [TrialState::Complete, TrialState::Fail]);
+    assert_eq!(trials[1].fail_reason(), Some("interrupted (Ctrl-C)"));
+    assert_eq!(trials[1].intermediate_values.len(), 2, "the steps it ran are kept");
+    // The next run meets the budget of 5 trials that count.
+    let summary = run_study(&storage, &spec, &curve, &TestHost::new(), NO_OVERRIDES).unwrap();
+    assert_eq!(summary.n_finished, 4);
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.iter().filter(|t| t.counts_toward_budget()).count(), 5);
+}

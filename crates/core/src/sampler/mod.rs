@@ -1,0 +1,63 @@
+//! Samplers propose a trial's parameters.
+//!
+//! A sampler is a pure function of (search space, the study's trials, a seeded
+//! RNG): it keeps no state between calls, so any number of workers or processes
+//! sharing a study through the store propose consistently, and a resumed study
+//! continues exactly. The RNG of trial number k comes from [`trial_rng`]`(seed, k)`,
+//! so trial k's parameters depend only on the study seed, k and the history.
+//!
+//! Start with [`Sampler`]; [`random`] and [`grid`] are the implementations.
+
+pub mod grid;
+pub mod random;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::space::{Params, SearchSpace};
+use crate::spec::SamplerSpec;
+use crate::trial::FrozenTrial;
+
+pub use grid::GridSampler;
+pub use random::RandomSampler;
+
+/// Proposes parameters for a new trial.
+pub trait Sampler: Send + Sync {
+    /// Called once per trial, after the trial was created (so its number is known)
+    /// and before the objective runs. `history` holds the study's other trials, in
+    /// order of number: finished ones and, for samplers that treat them, running
+    /// ones. Returns a value for every parameter active under the space's conditions.
+    fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params;
+
+    /// Whether `sample` reads `history`. When false the caller may pass an empty
+    /// slice and skip reading the study's trials from the store (a large saving for
+    /// random search over long studies).
+    fn needs_history(&self) -> bool {
+        true
+    }
+}
+
+/// The sampler a study file asks for.
+pub fn from_spec(spec: SamplerSpec) -> Box<dyn Sampler> {
+    match spec {
+        SamplerSpec::Grid => Box::new(GridSampler),
+        SamplerSpec::Random => Box::new(RandomSampler),
+    }
+}
+
+/// The RNG for trial `number` of a study seeded with `seed`: a function of the two
+/// only, so reruns and resumes reproduce the same proposals.
+pub fn trial_rng(seed: u64, number: u64) -> StdRng {
+    StdRng::seed_from_u64(splitmix64(seed ^ splitmix64(number.wrapping_add(0x9e37_79b9_7f4a_7c15))))
+}
+
+/// SplitMix64's finalizer: spreads nearby seeds (0, 1, 2...) into unrelated streams.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,926 @@
+//! Study files: TOML text in, a validated [`StudySpec`] out.
+//!
+//! Parsing has two passes. serde reads the text into `Raw*` structs that mirror the
+//! file (unknown fields rejected, every value wrapped in [`Spanned`] so we know
+//! where it was written); then `validate` turns them into typed values and checks
+//! what serde can't (ranges, log bounds, steps, conditions, grids). Every error is a
+//! [`SpecError`] naming the file, line and column, the field, and what is valid.
+//! This is the only module of hpo-core that uses serde. docs/study-file.md documents
+//! every field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_spanned::Spanned;
+
+use crate::distribution::{Distribution, ParamValue};
+use crate::functions::BenchmarkFunction;
+use crate::space::{Condition, ParamDef, Params, SearchSpace};
+use crate::study::Direction;
+
+/// Grids larger than this are refused: they would not finish and would fill the store.
+pub const MAX_GRID_POINTS: usize = 1_000_000;
+
+/// A study file error: where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    /// The field, as `[section].key` (`[space].lr`), or the section alone.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.path, self.line, self.column, self.field, self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// How trials are proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamplerSpec {
+    /// Every combination once, in the order documented in `sampler::grid`.
+    Grid,
+    /// Independent draws: uniform, log-uniform for `log` params.
+    Random,
+}
+
+/// How unpromising trials are stopped early. Only `none` exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrunerSpec {
+    None,
+}
+
+/// Stop a trial when `monitor` has not improved by `min_delta` for `patience` steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStoppingSpec {
+    pub monitor: String,
+    pub direction: Direction,
+    pub patience: u32,
+    pub min_delta: f64,
+}
+
+/// What a trial runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectiveSpec {
+    /// A benchmark function with a known optimum (reports the metric `value`).
+    Function { function: BenchmarkFunction },
+    /// A candle training; hpo-train checks `model`, `dataset` and the parameter names.
+    Candle(CandleSpec),
+}
+
+/// `[objective] kind = "candle"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandleSpec {
+    pub model: String,
+    pub dataset: String,
+    pub max_epochs: u32,
+    pub device: String,
+    /// Hyperparameters fixed for every trial (`[objective.fixed]`).
+    pub fixed: Params,
+}
+
+/// A validated study file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudySpec {
+    pub name: String,
+    pub metric: String,
+    pub direction: Direction,
+    pub seed: u64,
+    /// The budget: trials that count toward it (see `FrozenTrial::counts_toward_budget`).
+    pub trials: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub sampler: SamplerSpec,
+    pub pruner: PrunerSpec,
+    pub early_stopping: Option<EarlyStoppingSpec>,
+    pub objective: ObjectiveSpec,
+    pub space: SearchSpace,
+    /// The file as written; stored with the study so a resume can diff against it.
+    pub text: String,
+    path: String,
+    locations: BTreeMap<String, (usize, usize)>,
+}
+
+impl StudySpec {
+    /// Parses and validates a study file. `path` is only used in error messages.
+    pub fn parse(text: &str, path: &str) -> Result<StudySpec, SpecError> {
+        let ctx = Ctx { text, path };
+        let raw: RawFile = toml::from_str(text).map_err(|err| ctx.toml_error(&err))?;
+        validate(&ctx, raw)
+    }
+
+    /// An error about a field, at the place the file wrote it. Keys are `study.name`,
+    /// `objective.model`, `space.lr`, ...; other crates use this to report what only
+    /// they can check (a dataset or model name, a parameter the model lacks).
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> SpecError {
+        let (line, column) = self.locations.get(key).copied().unwrap_or((1, 1));
+        let (section, field) = key.split_once('.').unwrap_or((key, ""));
+        SpecError {
+            path: self.path.clone(),
+            line,
+            column,
+            field: if field.is_empty() { format!("[{section}]") } else { format!("[{section}].{field}") },
+            message: message.into(),
+        }
+    }
+
+    /// The budget the study runs to: `trials`, or for a grid without one, its size.
+    pub fn budget(&self) -> Option<usize> {
+        self.trials
+    }
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |it| it.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn error(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> SpecError {
+        let (line, column) = self.line_col(span.start);
+        SpecError { path: self.path.to_owned(), line, column, field: field.into(), message: message.into() }
+    }
+
+    /// serde's and toml's errors carry a span and a message; we name the section
+    /// from the nearest table header above the span.
+    fn toml_error(&self, err: &toml::de::Error) -> SpecError {
+        let span = err.span().unwrap_or(0..0);
+        let start = span.start.min(self.text.len());
+        let line_start = self.text[..start].rfind('\n').map_or(0, |idx| idx + 1);
+        let line_end = self.text[start..].find('\n').map_or(self.text.len(), |idx| start + idx);
+        let section = self.text[..line_end]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| line.starts_with('[') && line.contains(']'))
+            .map(|line| line[..=line.find(']').unwrap_or(0)].to_owned());
+        // The key the error's line assigns (`lr = { ... }` in [space] gives `[space].lr`).
+        let line = self.text[line_start..line_end].trim_start();
+        let key: String =
+            line.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+        let assigns = !key.is_empty() && line[key.len()..].trim_start().starts_with('=');
+        let field = match (section, assigns) {
+            (Some(section), true) => format!("{section}.{key}"),
+            (Some(section), false) => section,
+            (None, true) => key,
+            (None, false) => "study file".to_owned(),
+        };
+        let message = err
+            .message()
+            .trim()
+            .replace('\n', " ")
+            .replace("expected i64", "expected an integer")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected f64", "expected a number");
+        let message = match message.strip_prefix("unknown field ") {
+            Some(rest) if line.starts_with('[') => format!("unknown section {rest}"),
+            _ => message,
+        };
+        let message = match message.strip_prefix("missing field ") {
+            Some(missing) => format!("missing field {missing}; add `{} = ...` to {field}", missing.trim_matches('`')),
+            None => message,
+        };
+        self.error(span, field, message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    study: Spanned<RawStudy>,
+    sampler: Option<RawSampler>,
+    pruner: Option<RawPruner>,
+    early_stopping: Option<Spanned<RawEarlyStopping>>,
+    objective: Spanned<RawObjective>,
+    space: Spanned<RawSpace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Spanned<String>,
+    metric: Spanned<String>,
+    direction: RawDirection,
+    seed: Option<u64>,
+    trials: Option<Spanned<i64>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawDirection {
+    Minimize,
+    Maximize,
+}
+
+impl From<RawDirection> for Direction {
+    fn from(it: RawDirection) -> Direction {
+        match it {
+            RawDirection::Minimize => Direction::Minimize,
+            RawDirection::Maximize => Direction::Maximize,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSampler {
+    kind: RawSamplerKind,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSamplerKind {
+    Grid,
+    Random,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPruner {
+    kind: RawPrunerKind,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawPrunerKind {
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarlyStopping {
+    monitor: Option<Spanned<String>>,
+    direction: Option<RawDirection>,
+    patience: Spanned<i64>,
+    min_delta: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    kind: Spanned<RawObjectiveKind>,
+    function: Option<Spanned<String>>,
+    model: Option<Spanned<String>>,
+    dataset: Option<Spanned<String>>,
+    max_epochs: Option<Spanned<i64>>,
+    device: Option<Spanned<String>>,
+    fixed: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum RawObjectiveKind {
+    Function,
+    Candle,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    float: Option<Spanned<Vec<f64>>>,
+    int: Option<Spanned<Vec<i64>>>,
+    choice: Option<Spanned<Vec<toml::Value>>>,
+    log: Option<Spanned<bool>>,
+    step: Option<Spanned<toml::Value>>,
+    grid: Option<Spanned<Vec<toml::Value>>>,
+    when: Option<Spanned<toml::Table>>,
+}
+
+/// `[space]` in file order (a map would sort it, and conditions look back in order).
+struct RawSpace(Vec<(Spanned<String>, Spanned<RawParam>)>);
+
+impl<'de> Deserialize<'de> for RawSpace {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SpaceVisitor;
+        impl<'de> Visitor<'de> for SpaceVisitor {
+            type Value = RawSpace;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of parameters, like `lr = { float = [1e-4, 1e-1], log = true }`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSpace, A::Error> {
+                let mut params = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<Spanned<RawParam>>()?;
+                    params.push((key, value));
+                }
+                Ok(RawSpace(params))
+            }
+        }
+        deserializer.deserialize_map(SpaceVisitor)
+    }
+}
+
+fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
+    let mut locations = BTreeMap::new();
+    let mut locate = |key: &str, span: Range<usize>| {
+        locations.insert(key.to_owned(), ctx.line_col(span.start));
+    };
+
+    let study_span = raw.study.span();
+    let study = raw.study.into_inner();
+    let name = study.name.get_ref().trim().to_owned();
+    if name.is_empty() || name.len() > 512 || name.contains(['/', '\\']) {
+        return Err(ctx.error(
+            study.name.span(),
+            "[study].name",
+            "the study name must be 1 to 512 characters without `/` or `\\`",
+        ));
+    }
+    locate("study.name", study.name.span());
+    let metric = study.metric.get_ref().trim().to_owned();
+    if metric.is_empty() {
+        return Err(ctx.error(study.metric.span(), "[study].metric", "name the metric to optimize, e.g. `val_loss`"));
+    }
+    locate("study.metric", study.metric.span());
+    let direction = Direction::from(study.direction);
+
+    let trials = match study.trials {
+        Some(trials) if *trials.get_ref() < 1 => {
+            return Err(ctx.error(
+                trials.span(),
+                "[study].trials",
+                format!("the budget must be at least 1 trial, got {}", trials.get_ref()),
+            ));
+        }
+        Some(trials) => Some(*trials.get_ref() as usize),
+        None => None,
+    };
+    let timeout = match &study.timeout {
+        Some(it) => Some(parse_duration(it.get_ref()).ok_or_else(|| {
+            ctx.error(
+                it.span(),
+                "[study].timeout",
+                format!("`{}` is not a duration; write e.g. \"90s\", \"30m\", \"2h\" or \"1h30m\"", it.get_ref()),
+            )
+        })?),
+        None => None,
+    };
+
+    let sampler = match raw.sampler.map(|it| it.kind) {
+        None | Some(RawSamplerKind::Random) => SamplerSpec::Random,
+        Some(RawSamplerKind::Grid) => SamplerSpec::Grid,
+    };
+    let pruner = match raw.pruner.map(|it| it.kind) {
+        None | Some(RawPrunerKind::None) => PrunerSpec::None,
+    };
+
+    let space_span = raw.space.span();
+    let space = validate_space(ctx, raw.space.into_inner(), &mut locate)?;
+    if space.params.is_empty() {
+        return Err(ctx.error(space_span, "[space]", "the search space is empty; declare at least one parameter"));
+    }
+
+    if sampler == SamplerSpec::Grid {
+        for param in &space.params {
+            if param.grid_values().is_none() {
+                let (line, column) = locations[&format!("space.{}", param.name)];
+                return Err(SpecError {
+                    path: ctx.path.to_owned(),
+                    line,
+                    column,
+                    field: format!("[space].{}", param.name),
+                    message: format!(
+                        "the grid sampler needs a finite list of values, but `{}` is a continuous float range; add `step = ...` or `grid = [...]`",
+                        param.name
+                    ),
+                });
+            }
+        }
+        let n_points = crate::sampler::grid::count_points(&space);
+        if n_points > MAX_GRID_POINTS {
+            return Err(ctx.error(
+                space_span,
+                "[space]",
+                format!("the grid has {n_points} points, more than the limit of {MAX_GRID_POINTS}; use coarser steps or the random sampler"),
+            ));
+        }
+    } else if trials.is_none() && timeout.is_none() {
+        return Err(ctx.error(
+            study_span,
+            "[study]",
+            "set a budget: `trials = N` or `timeout = \"30m\"` (only the grid sampler has a natural end)",
+        ));
+    }
+
+    let objective_span = raw.objective.span();
+    let objective = validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
+    if let ObjectiveSpec::Function { .. } = objective
+        && metric != "value"
+    {
+        let (line, column) = locations["study.metric"];
+        return Err(SpecError {
+            path: ctx.path.to_owned(),
+            line,
+            column,
+            field: "[study].metric".to_owned(),
+            message: format!("a function objective reports one metric, `value`; set `metric = \"value\"` (got `{metric}`)"),
+        });
+    }
+    let _ = objective_span;
+
+    let early_stopping = match raw.early_stopping {
+        None => None,
+        Some(it) => Some(validate_early_stopping(ctx, it, &metric, direction)?),
+    };
+
+    Ok(StudySpec {
+        name,
+        metric,
+        direction,
+        seed: study.seed.unwrap_or(0),
+        trials,
+        timeout,
+        sampler,
+        pruner,
+        early_stopping,
+        objective,
+        space,
+        text: ctx.text.to_owned(),
+        path: ctx.path.to_owned(),
+        locations,
+    })
+}
+
+fn validate_early_stopping(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawEarlyStopping>,
+    metric: &str,
+    study_direction: Direction,
+) -> Result<EarlyStoppingSpec, SpecError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let monitor = raw.monitor.as_ref().map_or(metric, |it| it.get_ref().as_str()).to_owned();
+    let direction = match raw.direction {
+        Some(it) => Direction::from(it),
+        None if monitor == metric => study_direction,
+        None if monitor.ends_with("loss") || monitor.ends_with("error") => Direction::Minimize,
+        None if monitor.ends_with("accuracy") => Direction::Maximize,
+        None => {
+            return Err(ctx.error(
+                span,
+                "[early_stopping].direction",
+                format!("cannot tell whether `{monitor}` should go up or down; add `direction = \"minimize\"` or `\"maximize\"`"),
+            ));
+        }
+    };
+    let patience = *raw.patience.get_ref();
+    if patience < 1 {
+        return Err(ctx.error(
+            raw.patience.span(),
+            "[early_stopping].patience",
+            format!("patience is the number of steps without improvement before stopping; it must be at least 1, got {patience}"),
+        ));
+    }
+    let min_delta = match raw.min_delta {
+        Some(it) if !(*it.get_ref() >= 0.0) => {
+            return Err(ctx.error(
+                it.span(),
+                "[early_stopping].min_delta",
+                format!("min_delta must be zero or positive, got {}", it.get_ref()),
+            ));
+        }
+        Some(it) => *it.get_ref(),
+        None => 0.0,
+    };
+    Ok(EarlyStoppingSpec { monitor, direction, patience: patience as u32, min_delta })
+}
+
+fn validate_objective(
+    ctx: &Ctx<'_>,
+    raw: RawObjective,
+    space: &SearchSpace,
+    _metric: &str,
+    locate: &mut impl FnMut(&str, Range<usize>),
+) -> Result<ObjectiveSpec, SpecError> {
+    let kind = *raw.kind.get_ref();
+    let kind_name = match kind {
+        RawObjectiveKind::Function => "function",
+        RawObjectiveKind::Candle => "candle",
+    };
+    let not_for_kind = |field: &str, span: Range<usize>| {
+        ctx.error(
+            span,
+            format!("[objective].{field}"),
+            format!("`{field}` does not apply to objective kind `{kind_name}`; remove it"),
+        )
+    };
+    match kind {
+        RawObjectiveKind::Function => {
+            for (field, span) in [
+                ("model", raw.model.as_ref().map(Spanned::span)),
+                ("dataset", raw.dataset.as_ref().map(Spanned::span)),
+                ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span)),
+                ("device", raw.device.as_ref().map(Spanned::span)),
+                ("fixed", raw.fixed.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(not_for_kind(field, span));
+                }
+            }
+            let Some(name) = raw.function else {
+                return Err(ctx.error(
+                    raw.kind.span(),
+                    "[objective].function",
+                    format!("a function objective needs `function = \"...\"`, one of {}", BenchmarkFunction::NAMES.join(", ")),
+                ));
+            };
+            let function = BenchmarkFunction::from_name(name.get_ref()).ok_or_else(|| {
+                ctx.error(
+                    name.span(),
+                    "[objective].function",
+                    format!("unknown function `{}`; valid: {}", name.get_ref(), BenchmarkFunction::NAMES.join(", ")),
+                )
+            })?;
+            function.check_space(space).map_err(|msg| ctx.error(name.span(), "[objective].function", msg))?;
+            Ok(ObjectiveSpec::Function { function })
+        }
+        RawObjectiveKind::Candle => {
+            if let Some(it) = &raw.function {
+                return Err(not_for_kind("function", it.span()));
+            }
+            let required = |field: &str, it: Option<Spanned<String>>, example: &str| {
+                it.ok_or_else(|| {
+                    ctx.error(
+                        raw.kind.span(),
+                        format!("[objective].{field}"),
+                        format!("a candle objective needs `{field} = {example}`"),
+                    )
+                })
+            };
+            let model = required("model", raw.model, "\"mlp\"")?;
+            let dataset = required("dataset", raw.dataset, "\"digits\"")?;
+            locate("objective.model", model.span());
+            locate("objective.dataset", dataset.span());
+            let max_epochs = match raw.max_epochs {
+                None => {
+                    return Err(ctx.error(
+                        raw.kind.span(),
+                        "[objective].max_epochs",
+                        "a candle objective needs `max_epochs = N`, the most epochs a trial trains",
+                    ));
+                }
+                Some(it) if !(1..=100_000).contains(it.get_ref()) => {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[objective].max_epochs",
+                        format!("max_epochs must be between 1 and 100000, got {}", it.get_ref()),
+                    ));
+                }
+                Some(it) => *it.get_ref() as u32,
+            };
+            let device = match raw.device {
+                Some(it) => {
+                    let value = it.get_ref().as_str();
+                    let valid = matches!(value, "auto" | "cpu" | "cuda")
+                        || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+                    if !valid {
+                        return Err(ctx.error(
+                            it.span(),
+                            "[objective].device",
+                            format!("unknown device `{value}`; valid: \"auto\", \"cpu\", \"cuda\", \"cuda:N\""),
+                        ));
+                    }
+                    locate("objective.device", it.span());
+                    value.to_owned()
+                }
+                None => "auto".to_owned(),
+            };
+            let mut fixed = Params::new();
+            if let Some(table) = raw.fixed {
+                let span = table.span();
+                for (key, value) in table.into_inner() {
+                    let value = scalar(&value).ok_or_else(|| {
+                        ctx.error(
+                            span.clone(),
+                            format!("[objective.fixed].{key}"),
+                            "a fixed hyperparameter must be a string, number or boolean",
+                        )
+                    })?;
+                    if space.get(&key).is_some() {
+                        return Err(ctx.error(
+                            span.clone(),
+                            format!("[objective.fixed].{key}"),
+                            format!("`{key}` is both fixed and in [space]; keep one"),
+                        ));
+                    }
+                    locate(&format!("objective.fixed.{key}"), span.clone());
+                    fixed.insert(key, value);
+                }
+            }
+            Ok(ObjectiveSpec::Candle(CandleSpec {
+                model: model.into_inner(),
+                dataset: dataset.into_inner(),
+                max_epochs,
+                device,
+                fixed,
+            }))
+        }
+    }
+}
+
+fn validate_space(
+    ctx: &Ctx<'_>,
+    raw: RawSpace,
+    locate: &mut impl FnMut(&str, Range<usize>),
+) -> Result<SearchSpace, SpecError> {
+    let mut space = SearchSpace::default();
+    for (name, param) in raw.0 {
+        let field = format!("[space].{}", name.get_ref());
+        let name_span = name.span();
+        let param_span = param.span();
+        let param = param.into_inner();
+        let name = name.into_inner();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
+            return Err(ctx.error(
+                name_span,
+                field,
+                "parameter names may use letters, digits, `_`, `-` and `.` only",
+            ));
+        }
+        let distribution = validate_distribution(ctx, &field, &param, param_span.clone())?;
+        let grid = match &param.grid {
+            None => None,
+            Some(grid) => {
+                let mut values = Vec::new();
+                for value in grid.get_ref() {
+                    let value = scalar(value)
+                        .and_then(|v| distribution.to_internal(&v).map(|internal| (v, internal)))
+                        .and_then(|(v, internal)| match (&distribution, &v) {
+                            (Distribution::Float { .. }, ParamValue::Int(_)) => Some(ParamValue::Float(internal)),
+                            _ => Some(v),
+                        })
+                        .ok_or_else(|| {
+                            ctx.error(
+                                grid.span(),
+                                field.clone(),
+                                format!("grid value {value} is outside the parameter's range {}", distribution.describe()),
+                            )
+                        })?;
+                    values.push(value);
+                }
+                if values.is_empty() {
+                    return Err(ctx.error(grid.span(), field, "`grid = []` is empty; list at least one value"));
+                }
+                Some(values)
+            }
+        };
+        let condition = match &param.when {
+            None => None,
+            Some(when) => Some(validate_condition(ctx, &field, &space, when)?),
+        };
+        locate(&format!("space.{name}"), name_span);
+        space.params.push(ParamDef { name, distribution, condition, grid });
+    }
+    Ok(space)
+}
+
+fn validate_distribution(
+    ctx: &Ctx<'_>,
+    field: &str,
+    param: &RawParam,
+    span: Range<usize>,
+) -> Result<Distribution, SpecError> {
+    let kinds = [param.float.is_some(), param.int.is_some(), param.choice.is_some()];
+    match kinds.iter().filter(|it| **it).count() {
+        0 => {
+            return Err(ctx.error(
+                span,
+                field,
+                "say what kind of parameter this is: `float = [low, high]`, `int = [low, high]` or `choice = [...]`",
+            ));
+        }
+        1 => {}
+        _ => {
+            return Err(ctx.error(
+                span,
+                field,
+                "a parameter has exactly one kind; write only one of `float`, `int` and `choice`",
+            ));
+        }
+    }
+    let log = param.log.as_ref().is_some_and(|it| *it.get_ref());
+    if let Some(choices) = &param.choice {
+        if let Some(it) = &param.log {
+            return Err(ctx.error(it.span(), field, "`log` applies to float and int parameters, not to `choice`"));
+        }
+        if let Some(it) = &param.step {
+            return Err(ctx.error(it.span(), field, "`step` applies to float and int parameters, not to `choice`"));
+        }
+        if let Some(it) = &param.grid {
+            return Err(ctx.error(it.span(), field, "`grid` is not needed for `choice`: the grid uses every choice"));
+        }
+        let mut values: Vec<ParamValue> = Vec::new();
+        for value in choices.get_ref() {
+            let value = scalar(value).ok_or_else(|| {
+                ctx.error(
+                    choices.span(),
+                    field,
+                    format!("choices must be strings, numbers or booleans; found {}", value.type_str()),
+                )
+            })?;
+            if values.iter().any(|it| it.same_as(&value)) {
+                return Err(ctx.error(choices.span(), field, format!("choice {value} is listed twice")));
+            }
+            values.push(value);
+        }
+        if values.is_empty() {
+            return Err(ctx.error(choices.span(), field, "`choice = []` is empty; list at least one value"));
+        }
+        return Ok(Distribution::Categorical { choices: values });
+    }
+    let (bounds_span, low, high, is_int) = match (&param.float, &param.int) {
+        (Some(it), _) => (it.span(), it.get_ref().first().copied(), it.get_ref().get(1).copied(), false),
+        (_, Some(it)) => (
+            it.span(),
+            it.get_ref().first().map(|v| *v as f64),
+            it.get_ref().get(1).map(|v| *v as f64),
+            true,
+        ),
+        _ => unreachable!("one kind is present"),
+    };
+    let n_bounds = param.float.as_ref().map(|it| it.get_ref().len()).or(param.int.as_ref().map(|it| it.get_ref().len()));
+    let (Some(low), Some(high), Some(2)) = (low, high, n_bounds) else {
+        return Err(ctx.error(bounds_span, field, "give the range as two numbers: `[low, high]`"));
+    };
+    if !low.is_finite() || !high.is_finite() || low >= high {
+        return Err(ctx.error(
+            bounds_span,
+            field,
+            format!("the range [{low}, {high}] is empty; write [low, high] with low < high"),
+        ));
+    }
+    if log && low <= 0.0 {
+        return Err(ctx.error(
+            bounds_span,
+            field,
+            format!("a log-scaled range must be positive, but low is {low}; raise low above 0 or drop `log = true`"),
+        ));
+    }
+    if is_int {
+        let step = match &param.step {
+            None => 1,
+            Some(it) => match it.get_ref().as_integer() {
+                Some(step) if step >= 1 => step,
+                _ => {
+                    return Err(ctx.error(
+                        it.span(),
+                        field,
+                        format!("an int step must be a whole number of at least 1, got {}", it.get_ref()),
+                    ));
+                }
+            },
+        };
+        if log && step != 1 {
+            return Err(ctx.error(bounds_span, field, "`log = true` and `step` can't be combined (as in Optuna); drop one"));
+        }
+        let (low, high) = (low as i64, high as i64);
+        if (high - low) % step != 0 {
+            return Err(ctx.error(
+                bounds_span,
+                field,
+                format!("the range [{low}, {high}] is not a whole number of steps of {step}; make high - low a multiple of step"),
+            ));
+        }
+        Ok(Distribution::Int { low, high, log, step })
+    } else {
+        let step = match &param.step {
+            None => None,
+            Some(it) => match it.get_ref().as_float().or(it.get_ref().as_integer().map(|v| v as f64)) {
+                Some(step) if step > 0.0 && step.is_finite() => Some(step),
+                _ => {
+                    return Err(ctx.error(
+                        it.span(),
+                        field,
+                        format!("a float step must be a positive number, got {}", it.get_ref()),
+                    ));
+                }
+            },
+        };
+        if let Some(step) = step {
+            if log {
+                return Err(ctx.error(
+                    bounds_span,
+                    field,
+                    "`log = true` and `step` can't be combined (as in Optuna); drop one",
+                ));
+            }
+            let k = (high - low) / step;
+            if (k - k.round()).abs() > 1e-8 {
+                return Err(ctx.error(
+                    bounds_span,
+                    field,
+                    format!("the range [{low}, {high}] is not a whole number of steps of {step}; make high - low a multiple of step"),
+                ));
+            }
+        }
+        Ok(Distribution::Float { low, high, log, step })
+    }
+}
+
+fn validate_condition(
+    ctx: &Ctx<'_>,
+    field: &str,
+    space: &SearchSpace,
+    when: &Spanned<toml::Table>,
+) -> Result<Condition, SpecError> {
+    let table = when.get_ref();
+    if table.len() != 1 {
+        return Err(ctx.error(
+            when.span(),
+            field,
+            "`when` names one parameter and its value(s), e.g. `when = { optimizer = \"sgd\" }`",
+        ));
+    }
+    let (parent_name, raw_values) = table.iter().next().expect("one entry");
+    let Some(parent) = space.get(parent_name) else {
+        let earlier: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
+        return Err(ctx.error(
+            when.span(),
+            field,
+            format!(
+                "`when` refers to `{parent_name}`, which is not declared above this parameter; declared so far: {}",
+                if earlier.is_empty() { "none".to_owned() } else { earlier.join(", ") }
+            ),
+        ));
+    };
+    let raw_values: Vec<&toml::Value> = match raw_values {
+        toml::Value::Array(items) => items.iter().collect(),
+        it => vec![it],
+    };
+    let mut values = Vec::new();
+    for raw in raw_values {
+        let value = scalar(raw).filter(|v| parent.distribution.to_internal(v).is_some()).ok_or_else(|| {
+            ctx.error(
+                when.span(),
+                field,
+                format!("`{parent_name}` never takes the value {raw}; its domain is {}", parent.distribution.describe()),
+            )
+        })?;
+        values.push(value);
+    }
+    if values.is_empty() {
+        return Err(ctx.error(when.span(), field, format!("`when` gives no values for `{parent_name}`")));
+    }
+    Ok(Condition { parent: parent_name.clone(), values })
+}
+
+fn scalar(value: &toml::Value) -> Option<ParamValue> {
+    match value {
+        toml::Value::String(it) => Some(ParamValue::Str(it.clone())),
+        toml::Value::Integer(it) => Some(ParamValue::Int(*it)),
+        toml::Value::Float(it) => Some(ParamValue::Float(*it)),
+        toml::Value::Boolean(it) => Some(ParamValue::Bool(*it)),
+        _ => None,
+    }
+}
+
+/// "90s", "30m", "2h", "1h30m", "45" (seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut seen_unit = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+        seen_unit = true;
+    }
+    if !number.is_empty() || !seen_unit || total == 0 {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests;

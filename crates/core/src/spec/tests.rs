@@ -1,0 +1,320 @@
+use expect_test::{Expect, expect};
+
+use super::*;
+
+const VALID: &str = r#"
+[study]
+name = "digits-mlp"
+metric = "val_accuracy"
+direction = "maximize"
+seed = 7
+trials = 20
+timeout = "1h30m"
+
+[sampler]
+kind = "random"
+
+[pruner]
+kind = "none"
+
+[early_stopping]
+monitor = "val_loss"
+patience = 5
+min_delta = 1e-4
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 30
+device = "cpu"
+fixed = { activation = "relu" }
+
+[space]
+lr = { float = [1e-4, 1e-1], log = true }
+dropout = { float = [0.0, 0.5], step = 0.1 }
+hidden = { int = [16, 512], log = true }
+depth = { int = [1, 3] }
+batch_size = { choice = [32, 64, 128] }
+optimizer = { choice = ["adamw", "sgd"] }
+momentum = { float = [0.8, 0.99], when = { optimizer = "sgd" } }
+"#;
+
+/// Parses `text` with the valid file's sections replaced by `edit`, and checks the error.
+#[track_caller]
+fn check_err(text: &str, expect: Expect) {
+    let err = StudySpec::parse(text, "studies/bad.toml").expect_err("the file should be refused");
+    expect.assert_eq(&err.to_string());
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from}");
+    VALID.replacen(from, to, 1)
+}
+
+#[test]
+fn valid_file_parses_into_typed_values() {
+    let spec = StudySpec::parse(VALID, "studies/ok.toml").unwrap();
+    assert_eq!(spec.name, "digits-mlp");
+    assert_eq!(spec.direction, Direction::Maximize);
+    assert_eq!(spec.seed, 7);
+    assert_eq!(spec.trials, Some(20));
+    assert_eq!(spec.timeout, Some(Duration::from_secs(5400)));
+    assert_eq!(spec.sampler, SamplerSpec::Random);
+    let es = spec.early_stopping.as_ref().unwrap();
+    assert_eq!((es.monitor.as_str(), es.direction, es.patience), ("val_loss", Direction::Minimize, 5));
+    let names: Vec<&str> = spec.space.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["lr", "dropout", "hidden", "depth", "batch_size", "optimizer", "momentum"], "file order");
+    assert_eq!(
+        spec.space.get("lr").unwrap().distribution,
+        Distribution::Float { low: 1e-4, high: 1e-1, log: true, step: None }
+    );
+    assert_eq!(
+        spec.space.get("hidden").unwrap().distribution,
+        Distribution::Int { low: 16, high: 512, log: true, step: 1 }
+    );
+    let momentum = spec.space.get("momentum").unwrap();
+    assert_eq!(
+        momentum.condition,
+        Some(Condition { parent: "optimizer".into(), values: vec![ParamValue::Str("sgd".into())] })
+    );
+    let ObjectiveSpec::Candle(candle) = &spec.objective else { panic!("candle objective") };
+    assert_eq!((candle.model.as_str(), candle.dataset.as_str(), candle.max_epochs), ("mlp", "digits", 30));
+    assert_eq!(candle.fixed.get("activation"), Some(&ParamValue::Str("relu".into())));
+    assert_eq!(spec.text, VALID);
+    let located = spec.error_at("space.hidden", "nope");
+    assert_eq!((located.line, located.column, located.field.as_str()), (32, 1, "[space].hidden"));
+}
+
+#[test]
+fn every_example_value_kind_is_accepted() {
+    let text = r#"
+[study]
+name = "f"
+metric = "value"
+direction = "minimize"
+[sampler]
+kind = "grid"
+[objective]
+kind = "function"
+function = "mixed"
+[space]
+x0 = { float = [-1, 1], grid = [-0.3, 0, 0.5] }
+c = { choice = ["a", "b", "c"] }
+k = { int = [0, 6], step = 3 }
+"#;
+    let spec = StudySpec::parse(text, "f.toml").unwrap();
+    assert_eq!(spec.budget(), None, "a grid without `trials` runs all its points");
+    assert_eq!(crate::sampler::grid::count_points(&spec.space), 3 * 3 * 3);
+    assert_eq!(spec.space.get("x0").unwrap().grid.as_ref().unwrap()[1], ParamValue::Float(0.0));
+}
+
+#[test]
+fn toml_syntax_error() {
+    check_err(
+        &replace("seed = 7", "seed = = 7"),
+        expect![[r#"studies/bad.toml:6:8: [study].seed: extra `=`, expected nothing"#]],
+    );
+}
+
+#[test]
+fn unknown_section() {
+    check_err(&format!("{VALID}\n[studdy]\nname = \"x\"\n"), expect![[r#"studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`"#]]);
+}
+
+#[test]
+fn unknown_field_in_study() {
+    check_err(&replace("trials = 20", "trails = 20"), expect![[r#"studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`"#]]);
+}
+
+#[test]
+fn missing_study_name() {
+    check_err(&replace("name = \"digits-mlp\"\n", ""), expect![[r#"studies/bad.toml:2:1: [study]: missing field `name`; add `name = ...` to [study]"#]]);
+}
+
+#[test]
+fn bad_direction() {
+    check_err(&replace("direction = \"maximize\"", "direction = \"maximise\""), expect![[r#"studies/bad.toml:5:13: [study].direction: unknown variant `maximise`, expected `minimize` or `maximize`"#]]);
+}
+
+#[test]
+fn zero_trials() {
+    check_err(&replace("trials = 20", "trials = 0"), expect![[r#"studies/bad.toml:7:10: [study].trials: the budget must be at least 1 trial, got 0"#]]);
+}
+
+#[test]
+fn bad_timeout() {
+    check_err(&replace("timeout = \"1h30m\"", "timeout = \"30 minutes\""), expect![[r#"studies/bad.toml:8:11: [study].timeout: `30 minutes` is not a duration; write e.g. "90s", "30m", "2h" or "1h30m""#]]);
+}
+
+#[test]
+fn unknown_sampler() {
+    check_err(&replace("kind = \"random\"", "kind = \"bayes\""), expect![[r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected `grid` or `random`"#]]);
+}
+
+#[test]
+fn unknown_pruner() {
+    check_err(&replace("kind = \"none\"", "kind = \"sometimes\""), expect![[r#"studies/bad.toml:14:8: [pruner].kind: unknown variant `sometimes`, expected `none`"#]]);
+}
+
+#[test]
+fn zero_patience() {
+    check_err(&replace("patience = 5", "patience = 0"), expect![[r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be at least 1, got 0"#]]);
+}
+
+#[test]
+fn parameter_without_kind() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { log = true }"), expect![[r#"studies/bad.toml:33:9: [space].depth: say what kind of parameter this is: `float = [low, high]`, `int = [low, high]` or `choice = [...]`"#]]);
+}
+
+#[test]
+fn parameter_with_two_kinds() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], float = [1, 3] }"), expect![[r#"studies/bad.toml:33:9: [space].depth: a parameter has exactly one kind; write only one of `float`, `int` and `choice`"#]]);
+}
+
+#[test]
+fn empty_range() {
+    check_err(&replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [0.1, 0.01] }"), expect![[r#"studies/bad.toml:30:16: [space].lr: the range [0.1, 0.01] is empty; write [low, high] with low < high"#]]);
+}
+
+#[test]
+fn log_range_not_positive() {
+    check_err(&replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [0, 0.1], log = true }"), expect![[r#"studies/bad.toml:30:16: [space].lr: a log-scaled range must be positive, but low is 0; raise low above 0 or drop `log = true`"#]]);
+}
+
+#[test]
+fn range_with_one_bound() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [3] }"), expect![[r#"studies/bad.toml:33:17: [space].depth: give the range as two numbers: `[low, high]`"#]]);
+}
+
+#[test]
+fn int_step_does_not_divide() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 4], step = 2 }"), expect![[r#"studies/bad.toml:33:17: [space].depth: the range [1, 4] is not a whole number of steps of 2; make high - low a multiple of step"#]]);
+}
+
+#[test]
+fn log_and_step() {
+    check_err(&replace("hidden = { int = [16, 512], log = true }", "hidden = { int = [16, 512], log = true, step = 16 }"), expect![[r#"studies/bad.toml:32:18: [space].hidden: `log = true` and `step` can't be combined (as in Optuna); drop one"#]]);
+}
+
+#[test]
+fn float_value_in_int_range() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3.5] }"), expect![[r#"studies/bad.toml:33:21: [space].depth: invalid type: floating point `3.5`, expected an integer"#]]);
+}
+
+#[test]
+fn empty_choice() {
+    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: `choice = []` is empty; list at least one value"#]]);
+}
+
+#[test]
+fn non_scalar_choice() {
+    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [[32], 64] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: choices must be strings, numbers or booleans; found array"#]]);
+}
+
+#[test]
+fn duplicate_choice() {
+    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [32, 64, 32.0] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: choice 32 is listed twice"#]]);
+}
+
+#[test]
+fn unknown_param_field() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], lg = true }"), expect![[r#"studies/bad.toml:33:25: [space].depth: unknown field `lg`, expected one of `float`, `int`, `choice`, `log`, `step`, `grid`, `when`"#]]);
+}
+
+#[test]
+fn condition_on_unknown_parameter() {
+    check_err(&replace("when = { optimizer = \"sgd\" }", "when = { optimiser = \"sgd\" }"), expect![[r#"studies/bad.toml:36:42: [space].momentum: `when` refers to `optimiser`, which is not declared above this parameter; declared so far: lr, dropout, hidden, depth, batch_size, optimizer"#]]);
+}
+
+#[test]
+fn condition_on_later_parameter() {
+    let text = replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [1e-4, 1e-1], log = true, when = { optimizer = \"sgd\" } }");
+    check_err(&text, expect![[r#"studies/bad.toml:30:49: [space].lr: `when` refers to `optimizer`, which is not declared above this parameter; declared so far: none"#]]);
+}
+
+#[test]
+fn condition_value_outside_domain() {
+    check_err(&replace("when = { optimizer = \"sgd\" }", "when = { optimizer = \"adam\" }"), expect![[r#"studies/bad.toml:36:42: [space].momentum: `optimizer` never takes the value "adam"; its domain is choice ["adamw", "sgd"]"#]]);
+}
+
+#[test]
+fn grid_needs_finite_values() {
+    check_err(&replace("kind = \"random\"", "kind = \"grid\""), expect![[r#"studies/bad.toml:30:1: [space].lr: the grid sampler needs a finite list of values, but `lr` is a continuous float range; add `step = ...` or `grid = [...]`"#]]);
+}
+
+#[test]
+fn grid_value_out_of_range() {
+    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], grid = [1, 5] }"), expect![[r#"studies/bad.toml:33:32: [space].depth: grid value 5 is outside the parameter's range int [1, 3]"#]]);
+}
+
+#[test]
+fn empty_space() {
+    let text = VALID.split("[space]").next().unwrap().to_owned() + "[space]\n";
+    check_err(&text, expect![[r#"studies/bad.toml:29:1: [space]: the search space is empty; declare at least one parameter"#]]);
+}
+
+#[test]
+fn no_budget() {
+    check_err(&replace("trials = 20\ntimeout = \"1h30m\"\n", ""), expect![[r#"studies/bad.toml:2:1: [study]: set a budget: `trials = N` or `timeout = "30m"` (only the grid sampler has a natural end)"#]]);
+}
+
+#[test]
+fn candle_objective_without_model() {
+    check_err(&replace("model = \"mlp\"\n", ""), expect![[r#"studies/bad.toml:22:8: [objective].model: a candle objective needs `model = "mlp"`"#]]);
+}
+
+#[test]
+fn field_of_another_objective_kind() {
+    check_err(&replace("model = \"mlp\"", "model = \"mlp\"\nfunction = \"branin\""), expect![[r#"studies/bad.toml:24:12: [objective].function: `function` does not apply to objective kind `candle`; remove it"#]]);
+}
+
+#[test]
+fn bad_device() {
+    check_err(&replace("device = \"cpu\"", "device = \"gpu\""), expect![[r#"studies/bad.toml:26:10: [objective].device: unknown device `gpu`; valid: "auto", "cpu", "cuda", "cuda:N""#]]);
+}
+
+#[test]
+fn fixed_and_searched() {
+    check_err(&replace("fixed = { activation = \"relu\" }", "fixed = { depth = 2 }"), expect![[r#"studies/bad.toml:27:9: [objective.fixed].depth: `depth` is both fixed and in [space]; keep one"#]]);
+}
+
+const FUNCTION: &str = r#"
+[study]
+name = "branin"
+metric = "value"
+direction = "minimize"
+trials = 10
+[objective]
+kind = "function"
+function = "branin"
+[space]
+x0 = { float = [-5, 10] }
+x1 = { float = [0, 15] }
+"#;
+
+#[test]
+fn unknown_function() {
+    check_err(&FUNCTION.replace("\"branin\"\n[space]", "\"braninn\"\n[space]"), expect![[r#"studies/bad.toml:9:12: [objective].function: unknown function `braninn`; valid: branin, hartmann6, rosenbrock, ackley, levy, mixed"#]]);
+}
+
+#[test]
+fn function_with_wrong_dimension() {
+    check_err(&FUNCTION.replace("x1 = { float = [0, 15] }\n", ""), expect![[r#"studies/bad.toml:9:12: [objective].function: `branin` needs exactly 2 coordinates named x0, x1, ... in [space]; found 1"#]]);
+}
+
+#[test]
+fn function_metric_must_be_value() {
+    check_err(&FUNCTION.replace("metric = \"value\"", "metric = \"loss\""), expect![[r#"studies/bad.toml:4:10: [study].metric: a function objective reports one metric, `value`; set `metric = "value"` (got `loss`)"#]]);
+}
+
+#[test]
+fn durations() {
+    let cases = [("90s", Some(90)), ("30m", Some(1800)), ("1h30m", Some(5400)), ("45", Some(45)), ("2d", Some(172800))];
+    for (text, seconds) in cases {
+        assert_eq!(parse_duration(text).map(|d| d.as_secs()), seconds, "{text}");
+    }
+    for bad in ["", "m", "30 minutes", "1.5h", "0s", "10x"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}

@@ -1,0 +1,104 @@
+//! The Storage trait: the one place a study's state lives.
+//!
+//! The store is the single source of truth (DESIGN.md): samplers read history from
+//! it, workers claim trials through it, and a crashed run resumes from it. Every
+//! method is one short transaction, so several threads, processes (and later
+//! machines) can share a storage. Implementations: [`crate::memory::InMemoryStorage`]
+//! here, `SqliteStorage` in hpo-store. Every implementation passes the conformance
+//! suite in `hpo_core::testing` (feature `testing`).
+//!
+//! Thread safety: implementations are `Send + Sync`; callers share one by reference.
+//! Finished trials are immutable: methods that change a trial fail with
+//! [`Error::TrialFinished`] once it is Complete, Pruned or Fail.
+
+use crate::Result;
+#[allow(unused_imports)]
+use crate::error::Error;
+use crate::distribution::{Distribution, ParamValue};
+use crate::study::{Direction, Study, StudyId, StudySummary};
+use crate::trial::{AttrValue, FrozenTrial, MetricPoint, TrialId, TrialState};
+
+/// What `create_study` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStudy {
+    pub name: String,
+    pub direction: Direction,
+    pub metric: Option<String>,
+    pub spec_text: Option<String>,
+    /// Trials queued with the study, in one transaction (the grid's points).
+    pub queued: Vec<NewTrial>,
+}
+
+/// A trial to insert: Waiting (queued) or Running (claimed by its creator).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewTrial {
+    pub params: Vec<(String, ParamValue, Distribution)>,
+    pub system_attrs: Vec<(String, AttrValue)>,
+}
+
+/// Storage of studies and trials.
+pub trait Storage: Send + Sync {
+    /// Creates a study, with its queued trials, atomically. Fails with
+    /// [`Error::StudyExists`] when the name is taken (another process may have won
+    /// the race: call `find_study` then).
+    fn create_study(&self, new: &NewStudy) -> Result<StudyId>;
+
+    /// The study of this name, if any.
+    fn find_study(&self, name: &str) -> Result<Option<Study>>;
+
+    /// Every study with trial counts and best value, ordered by name.
+    fn list_studies(&self) -> Result<Vec<StudySummary>>;
+
+    /// Creates a Running trial with the next number, unless the study's budget is
+    /// spent: returns `None` when `budget` is `Some(n)` and `n` trials already count
+    /// toward it (see `FrozenTrial::counts_toward_budget`). The check and the insert
+    /// are one transaction, so concurrent workers never overshoot.
+    fn create_running_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> Result<Option<FrozenTrial>>;
+
+    /// Queues a Waiting trial with the next number (a grid point to run again).
+    fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<TrialId>;
+
+    /// Atomically claims the lowest-numbered Waiting trial (it becomes Running,
+    /// starting now, with `system_attrs` added), unless the budget is spent.
+    fn claim_waiting_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> Result<Option<FrozenTrial>>;
+
+    /// Sets the parameters of a Running trial (once, after sampling).
+    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> Result<()>;
+
+    /// Records one step of a Running trial: the study metric's value (Optuna's
+    /// intermediate value) and every metric measured at that step. Reporting a step
+    /// again replaces it.
+    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> Result<()>;
+
+    fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
+
+    fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
+
+    /// Ends a Running trial with its state and value (the value only for Complete;
+    /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.
+    fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> Result<()>;
+
+    /// Marks a Running trial alive now.
+    fn record_heartbeat(&self, trial: TrialId) -> Result<()>;
+
+    /// The study's trials in order of number, optionally only those in `states`.
+    fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
+
+    fn trial(&self, trial: TrialId) -> Result<FrozenTrial>;
+
+    /// Every metric point of a trial, by step then name.
+    fn metric_curves(&self, trial: TrialId) -> Result<Vec<MetricPoint>>;
+
+    /// The last heartbeat of a Running trial (its start when it never beat).
+    fn last_heartbeat(&self, trial: TrialId) -> Result<Option<crate::trial::Timestamp>>;
+}

@@ -1,0 +1,321 @@
+//! The conformance suite every Storage must pass (feature `testing`).
+//!
+//! Use it from an implementation's tests with
+//! `hpo_core::storage_conformance_tests!(|| MyStorage::open_temp());` — it expands
+//! to one `#[test]` per case. Each case takes a fresh, empty storage.
+
+use std::collections::BTreeSet;
+
+use crate::distribution::{Distribution, ParamValue};
+use crate::error::Error;
+use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::study::{Direction, StudyId};
+use crate::trial::{AttrValue, MetricPoint, TrialState, attr};
+
+/// Expands to one test per conformance case for the storage `make` returns.
+#[macro_export]
+macro_rules! storage_conformance_tests {
+    ($make:expr) => {
+        $crate::storage_conformance_tests!(@cases $make;
+            study_create_find_and_duplicate,
+            trial_numbers_are_sequential,
+            params_round_trip,
+            reports_and_curves_round_trip,
+            finished_trials_are_immutable,
+            values_round_trip_including_infinities,
+            budget_limits_creation,
+            interrupted_failures_do_not_count,
+            queued_trials_are_claimed_in_order,
+            attrs_round_trip,
+            list_studies_counts_and_best,
+            state_filter,
+            heartbeats,
+            concurrent_creation_respects_budget,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let storage = ($make)();
+                $crate::testing::$case(&storage);
+            }
+        )*
+    };
+}
+
+fn study(storage: &dyn Storage, name: &str) -> StudyId {
+    storage
+        .create_study(&NewStudy {
+            name: name.into(),
+            direction: Direction::Minimize,
+            metric: Some("value".into()),
+            spec_text: None,
+            queued: Vec::new(),
+        })
+        .expect("create study")
+}
+
+fn float(low: f64, high: f64) -> Distribution {
+    Distribution::Float { low, high, log: false, step: None }
+}
+
+fn run_one(storage: &dyn Storage, study: StudyId, value: f64) -> crate::trial::FrozenTrial {
+    let trial = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
+    storage.set_trial_params(trial.id, &[("x".into(), ParamValue::Float(value), float(-100.0, 100.0))]).unwrap();
+    storage.finish_trial(trial.id, TrialState::Complete, Some(value)).unwrap();
+    storage.trial(trial.id).unwrap()
+}
+
+pub fn study_create_find_and_duplicate(storage: &dyn Storage) {
+    let id = study(storage, "a");
+    let found = storage.find_study("a").unwrap().expect("found");
+    assert_eq!(found.id, id);
+    assert_eq!(found.direction, Direction::Minimize);
+    assert_eq!(found.metric.as_deref(), Some("value"));
+    assert!(storage.find_study("b").unwrap().is_none());
+    let dup = storage.create_study(&NewStudy {
+        name: "a".into(),
+        direction: Direction::Maximize,
+        metric: None,
+        spec_text: None,
+        queued: Vec::new(),
+    });
+    assert!(matches!(dup, Err(Error::StudyExists(name)) if name == "a"));
+}
+
+pub fn trial_numbers_are_sequential(storage: &dyn Storage) {
+    let a = study(storage, "a");
+    let b = study(storage, "b");
+    let mut ids = BTreeSet::new();
+    for expected in 0..5u64 {
+        let ta = storage.create_running_trial(a, None, &[]).unwrap().unwrap();
+        let tb = storage.create_running_trial(b, None, &[]).unwrap().unwrap();
+        assert_eq!(ta.number, expected);
+        assert_eq!(tb.number, expected);
+        assert_eq!(ta.state, TrialState::Running);
+        assert!(ta.datetime_start.is_some());
+        assert!(ids.insert(ta.id) && ids.insert(tb.id), "trial ids are unique across studies");
+    }
+}
+
+pub fn params_round_trip(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let params = vec![
+        ("lr".to_owned(), ParamValue::Float(0.0031), Distribution::Float { low: 1e-4, high: 1e-1, log: true, step: None }),
+        ("drop".to_owned(), ParamValue::Float(0.2), Distribution::Float { low: 0.0, high: 0.5, log: false, step: Some(0.1) }),
+        ("width".to_owned(), ParamValue::Int(64), Distribution::Int { low: 16, high: 512, log: true, step: 1 }),
+        ("k".to_owned(), ParamValue::Int(5), Distribution::Int { low: 1, high: 9, log: false, step: 2 }),
+        (
+            "opt".to_owned(),
+            ParamValue::Str("sgd".into()),
+            Distribution::Categorical { choices: vec![ParamValue::Str("adam".into()), ParamValue::Str("sgd".into())] },
+        ),
+        (
+            "mixed".to_owned(),
+            ParamValue::Bool(true),
+            Distribution::Categorical {
+                choices: vec![ParamValue::Int(1), ParamValue::Float(2.5), ParamValue::Bool(true), ParamValue::Null],
+            },
+        ),
+    ];
+    storage.set_trial_params(trial.id, &params).unwrap();
+    let read = storage.trial(trial.id).unwrap();
+    for (name, value, distribution) in &params {
+        assert_eq!(read.params.get(name), Some(value), "{name}");
+        assert_eq!(read.distributions.get(name), Some(distribution), "{name}");
+    }
+    assert_eq!(read.params.len(), params.len());
+}
+
+pub fn reports_and_curves_round_trip(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let metrics = |loss: f64| vec![("train_loss".to_owned(), loss * 0.5), ("val_loss".to_owned(), loss)];
+    storage.report(trial.id, 1, 0.9, &metrics(0.9)).unwrap();
+    storage.report(trial.id, 2, 0.7, &metrics(0.7)).unwrap();
+    // Reporting a step again replaces it.
+    storage.report(trial.id, 2, 0.6, &metrics(0.6)).unwrap();
+    storage.report(trial.id, 3, f64::NAN, &metrics(f64::NAN)).unwrap();
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!(read.intermediate_values.get(&1), Some(&0.9));
+    assert_eq!(read.intermediate_values.get(&2), Some(&0.6));
+    assert!(read.intermediate_values[&3].is_nan());
+    let curves = storage.metric_curves(trial.id).unwrap();
+    assert_eq!(curves.len(), 6);
+    assert_eq!(curves[0], MetricPoint { step: 1, name: "train_loss".into(), value: 0.45 });
+    assert_eq!(curves[3], MetricPoint { step: 2, name: "val_loss".into(), value: 0.6 });
+    assert!(curves[5].value.is_nan());
+}
+
+pub fn finished_trials_are_immutable(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = run_one(storage, s, 1.0);
+    assert_eq!(trial.state, TrialState::Complete);
+    assert!(trial.datetime_complete.is_some());
+    let finished = |res: crate::Result<()>| matches!(res, Err(Error::TrialFinished { .. }));
+    assert!(finished(storage.finish_trial(trial.id, TrialState::Fail, None)));
+    assert!(finished(storage.report(trial.id, 5, 1.0, &[])));
+    assert!(finished(storage.set_trial_params(trial.id, &[("y".into(), ParamValue::Float(0.0), float(0.0, 1.0))])));
+    assert!(finished(storage.set_trial_user_attr(trial.id, "k", &AttrValue::Null)));
+    assert_eq!(storage.trial(trial.id).unwrap(), trial, "nothing changed");
+}
+
+pub fn values_round_trip_including_infinities(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    for value in [0.125, -3.5, f64::INFINITY, f64::NEG_INFINITY] {
+        let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+        storage.finish_trial(trial.id, TrialState::Complete, Some(value)).unwrap();
+        assert_eq!(storage.trial(trial.id).unwrap().value, Some(value));
+    }
+    let pruned = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.finish_trial(pruned.id, TrialState::Pruned, None).unwrap();
+    let read = storage.trial(pruned.id).unwrap();
+    assert_eq!((read.state, read.value), (TrialState::Pruned, None));
+}
+
+pub fn budget_limits_creation(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    for _ in 0..3 {
+        assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_some());
+    }
+    assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_none());
+    assert!(storage.create_running_trial(s, Some(4), &[]).unwrap().is_some());
+    assert_eq!(storage.trials(s, None).unwrap().len(), 4);
+}
+
+pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let first = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
+    storage.set_trial_system_attr(first.id, attr::INTERRUPTED, &AttrValue::Bool(true)).unwrap();
+    storage.finish_trial(first.id, TrialState::Fail, None).unwrap();
+    let second = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
+    storage.set_trial_system_attr(second.id, attr::FAIL_REASON, &AttrValue::Str("nan loss".into())).unwrap();
+    storage.finish_trial(second.id, TrialState::Fail, None).unwrap();
+    // The interrupted failure gave its slot back; the real failure did not.
+    assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_some());
+    assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
+    assert_eq!(storage.trial(second.id).unwrap().fail_reason(), Some("nan loss"));
+}
+
+pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
+    let queued: Vec<NewTrial> = (0..3)
+        .map(|idx| NewTrial {
+            params: vec![("x".into(), ParamValue::Float(idx as f64), float(0.0, 10.0))],
+            system_attrs: vec![(attr::GRID_POINT.into(), AttrValue::Number(idx as f64))],
+        })
+        .collect();
+    let s = storage
+        .create_study(&NewStudy {
+            name: "grid".into(),
+            direction: Direction::Maximize,
+            metric: None,
+            spec_text: Some("text".into()),
+            queued,
+        })
+        .unwrap();
+    assert_eq!(storage.find_study("grid").unwrap().unwrap().spec_text.as_deref(), Some("text"));
+    let waiting = storage.trials(s, Some(&[TrialState::Waiting])).unwrap();
+    assert_eq!(waiting.len(), 3);
+    assert!(waiting.iter().all(|t| t.datetime_start.is_none()));
+    let owner = [(attr::OWNER.to_owned(), AttrValue::Str("me".into()))];
+    let first = storage.claim_waiting_trial(s, None, &owner).unwrap().unwrap();
+    assert_eq!((first.number, first.state), (0, TrialState::Running));
+    assert_eq!(first.params.get("x"), Some(&ParamValue::Float(0.0)));
+    assert_eq!(first.system_attrs.get(attr::OWNER), Some(&AttrValue::Str("me".into())));
+    assert_eq!(first.system_attrs.get(attr::GRID_POINT), Some(&AttrValue::Number(0.0)));
+    assert!(first.datetime_start.is_some());
+    // A budget of 2 lets one more through.
+    assert_eq!(storage.claim_waiting_trial(s, Some(2), &[]).unwrap().unwrap().number, 1);
+    assert!(storage.claim_waiting_trial(s, Some(2), &[]).unwrap().is_none());
+    assert_eq!(storage.claim_waiting_trial(s, None, &[]).unwrap().unwrap().number, 2);
+    assert!(storage.claim_waiting_trial(s, None, &[]).unwrap().is_none());
+    let requeued = storage
+        .enqueue_trial(s, &NewTrial { params: vec![("x".into(), ParamValue::Float(1.0), float(0.0, 10.0))], system_attrs: vec![] })
+        .unwrap();
+    let read = storage.trial(requeued).unwrap();
+    assert_eq!((read.number, read.state), (3, TrialState::Waiting));
+}
+
+pub fn attrs_round_trip(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let values = [
+        ("n", AttrValue::Number(0.5)),
+        ("s", AttrValue::Str("text with \"quotes\"".into())),
+        ("b", AttrValue::Bool(false)),
+        ("z", AttrValue::Null),
+    ];
+    for (key, value) in &values {
+        storage.set_trial_user_attr(trial.id, key, value).unwrap();
+        storage.set_trial_system_attr(trial.id, key, value).unwrap();
+    }
+    storage.set_trial_user_attr(trial.id, "n", &AttrValue::Number(0.75)).unwrap();
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!(read.user_attrs.get("n"), Some(&AttrValue::Number(0.75)));
+    for (key, value) in &values[1..] {
+        assert_eq!(read.user_attrs.get(*key), Some(value));
+        assert_eq!(read.system_attrs.get(*key), Some(value));
+    }
+}
+
+pub fn list_studies_counts_and_best(storage: &dyn Storage) {
+    let s = study(storage, "b-study");
+    study(storage, "a-study");
+    run_one(storage, s, 3.0);
+    run_one(storage, s, -2.0);
+    run_one(storage, s, 1.0);
+    let failed = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
+    storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let list = storage.list_studies().unwrap();
+    assert_eq!(list.iter().map(|it| it.study.name.as_str()).collect::<Vec<_>>(), ["a-study", "b-study"]);
+    let b = &list[1];
+    assert_eq!((b.n_trials, b.n_complete, b.n_fail, b.n_running, b.n_pruned, b.n_waiting), (5, 3, 1, 1, 0, 0));
+    assert_eq!(b.best_value, Some(-2.0));
+    assert_eq!(list[0].n_trials, 0);
+    assert_eq!(list[0].best_value, None);
+}
+
+pub fn state_filter(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    run_one(storage, s, 1.0);
+    let running = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let all = storage.trials(s, None).unwrap();
+    assert_eq!(all.iter().map(|t| t.number).collect::<Vec<_>>(), [0, 1]);
+    let only_running = storage.trials(s, Some(&[TrialState::Running])).unwrap();
+    assert_eq!(only_running.len(), 1);
+    assert_eq!(only_running[0].id, running.id);
+    assert_eq!(storage.trials(s, Some(&[TrialState::Complete, TrialState::Running])).unwrap().len(), 2);
+    assert!(storage.trials(s, Some(&[TrialState::Pruned])).unwrap().is_empty());
+}
+
+pub fn heartbeats(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let start = storage.last_heartbeat(trial.id).unwrap().expect("start counts as a beat");
+    storage.record_heartbeat(trial.id).unwrap();
+    let beat = storage.last_heartbeat(trial.id).unwrap().unwrap();
+    assert!(beat >= start);
+    storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+    assert!(matches!(storage.record_heartbeat(trial.id), Err(Error::TrialFinished { .. })));
+}
+
+pub fn concurrent_creation_respects_budget(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while let Some(trial) = storage.create_running_trial(s, Some(40), &[]).unwrap() {
+                    storage.finish_trial(trial.id, TrialState::Complete, Some(trial.number as f64)).unwrap();
+                }
+            });
+        }
+    });
+    let trials = storage.trials(s, None).unwrap();
+    assert_eq!(trials.len(), 40);
+    let numbers: BTreeSet<u64> = trials.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..40).collect());
+    assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+}

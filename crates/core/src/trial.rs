@@ -1,0 +1,175 @@
+//! Trials as the store records them: state, parameters, values, curves, attributes.
+//!
+//! Names and states are Optuna's (`TrialState`, `FrozenTrial`, intermediate values),
+//! so a reader who knows Optuna knows these.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::distribution::{Distribution, ParamValue};
+use crate::space::Params;
+
+/// A storage's identifier of a trial (Optuna's `trial_id`; unique across studies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrialId(pub i64);
+
+/// Microseconds since the Unix epoch, UTC. Storages set these; core never reads a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn seconds_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0) as f64 / 1e6
+    }
+}
+
+/// Where a trial is in its life. Finished trials (`Complete`, `Pruned`, `Fail`) are immutable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TrialState {
+    Running,
+    Complete,
+    Pruned,
+    Fail,
+    /// Queued (a grid point, or an enqueued configuration) and not yet claimed by a worker.
+    Waiting,
+}
+
+impl TrialState {
+    pub const ALL: [TrialState; 5] = [
+        TrialState::Running,
+        TrialState::Complete,
+        TrialState::Pruned,
+        TrialState::Fail,
+        TrialState::Waiting,
+    ];
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Fail)
+    }
+
+    /// Optuna's spelling, as stored in `trials.state`.
+    pub fn as_optuna_str(self) -> &'static str {
+        match self {
+            TrialState::Running => "RUNNING",
+            TrialState::Complete => "COMPLETE",
+            TrialState::Pruned => "PRUNED",
+            TrialState::Fail => "FAIL",
+            TrialState::Waiting => "WAITING",
+        }
+    }
+
+    pub fn from_optuna_str(it: &str) -> Option<TrialState> {
+        TrialState::ALL.into_iter().find(|state| state.as_optuna_str() == it)
+    }
+}
+
+impl fmt::Display for TrialState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Fail => "fail",
+            TrialState::Waiting => "waiting",
+        })
+    }
+}
+
+/// A JSON-like attribute value (Optuna's user and system attributes hold JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Str(String),
+}
+
+impl AttrValue {
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            AttrValue::Number(it) => Some(it),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::Str(it) => Some(it),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrValue::Null => f.write_str("null"),
+            AttrValue::Bool(it) => write!(f, "{it}"),
+            AttrValue::Number(it) => write!(f, "{it}"),
+            AttrValue::Str(it) => f.write_str(it),
+        }
+    }
+}
+
+/// System attribute keys hpo writes. Optuna ignores keys it does not know.
+pub mod attr {
+    /// Why a trial failed (Optuna uses the same key).
+    pub const FAIL_REASON: &str = "fail_reason";
+    /// Set on a trial that failed because its run was interrupted (Ctrl-C, a killed
+    /// process): such a trial does not count toward the study's budget.
+    pub const INTERRUPTED: &str = "hpo:interrupted";
+    /// The process that runs the trial (`host:pid:start`), to detect dead workers.
+    pub const OWNER: &str = "hpo:owner";
+    /// The index of the grid point a queued trial runs.
+    pub const GRID_POINT: &str = "hpo:grid_point";
+    /// What ended a trial: `completed`, `early_stopping`, `max_epochs`, ...
+    pub const ENDED_BY: &str = "ended_by";
+}
+
+/// A trial as read from the store: an immutable snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrozenTrial {
+    pub id: TrialId,
+    /// 0, 1, 2, ... within the study, in order of creation.
+    pub number: u64,
+    pub state: TrialState,
+    pub params: Params,
+    pub distributions: BTreeMap<String, Distribution>,
+    /// The objective value (the study metric at the trial's best step).
+    pub value: Option<f64>,
+    /// The study metric at each reported step (Optuna's intermediate values).
+    pub intermediate_values: BTreeMap<u64, f64>,
+    pub user_attrs: BTreeMap<String, AttrValue>,
+    pub system_attrs: BTreeMap<String, AttrValue>,
+    pub datetime_start: Option<Timestamp>,
+    pub datetime_complete: Option<Timestamp>,
+}
+
+impl FrozenTrial {
+    /// Seconds from start to completion, for finished trials.
+    pub fn duration_seconds(&self) -> Option<f64> {
+        Some(self.datetime_complete?.seconds_since(self.datetime_start?))
+    }
+
+    /// Whether this trial counts toward the study's budget: every trial does except
+    /// queued ones and those that failed because their run was interrupted.
+    pub fn counts_toward_budget(&self) -> bool {
+        self.state != TrialState::Waiting
+            && !(self.state == TrialState::Fail && self.system_attrs.contains_key(attr::INTERRUPTED))
+    }
+
+    pub fn fail_reason(&self) -> Option<&str> {
+        self.system_attrs.get(attr::FAIL_REASON).and_then(AttrValue::as_str)
+    }
+}
+
+/// One point of a named metric's curve (`val_loss` at epoch 3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub step: u64,
+    pub name: String,
+    pub value: f64,
+}
+
+/// A parameter value together with the distribution it was drawn from.
+pub type ParamValueWithDistribution = (ParamValue, Distribution);

@@ -1,0 +1,619 @@
+//! hpo-store: [`SqliteStorage`], hpo's Storage on one SQLite file.
+//!
+//! The schema IS Optuna's RDB schema, version 12 (alembic revision v3.2.0.a), so
+//! `optuna.load_study(storage="sqlite:///db/hpo.sqlite")` and optuna-dashboard read
+//! every study, trial, parameter, value and intermediate value hpo writes, and hpo
+//! reads databases Optuna wrote. What Optuna has no place for lives in tables of our
+//! own (`hpo_*`): every named metric per step, and the study file as written.
+//!
+//! Migrations are the SQL files in db/migrations, applied in order and recorded in
+//! `hpo_schema_migrations`. Concurrency: WAL journal, a busy timeout, and one short
+//! `BEGIN IMMEDIATE` transaction per Storage call, so several processes can share a
+//! file. Start reading at [`SqliteStorage::open`]; the value encodings Optuna uses
+//! are in [`encode`].
+
+pub mod encode;
+mod migrations;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use hpo_core::distribution::{Distribution, ParamValue};
+use hpo_core::storage::{NewStudy, NewTrial, Storage};
+use hpo_core::study::{Direction, Study, StudyId, StudySummary};
+use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+pub use migrations::MIGRATIONS;
+
+/// hpo-store's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "this database has Optuna schema revision `{found}`, but hpo reads `{expected}` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
+    )]
+    UnsupportedOptunaSchema { found: String, expected: &'static str },
+    #[error("this database was written by a newer hpo (migration {found}; this hpo knows up to {known}); upgrade hpo")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("corrupt value in the database: {0}")]
+    Corrupt(String),
+}
+
+/// The alembic revision of Optuna's schema version 12.
+pub const OPTUNA_ALEMBIC_REVISION: &str = "v3.2.0.a";
+
+/// A Storage on one SQLite file, safe to share between threads and processes.
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage").finish_non_exhaustive()
+    }
+}
+
+fn store_err(err: impl Into<Error>) -> hpo_core::Error {
+    hpo_core::Error::Storage(Box::new(err.into()))
+}
+
+type CoreResult<T> = hpo_core::Result<T>;
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` and applies pending
+    /// migrations. A database Optuna created gets hpo's tables added; its own are
+    /// left as they are.
+    pub fn open(path: &Path) -> Result<SqliteStorage, Error> {
+        let conn = Connection::open(path)?;
+        Self::from_connection(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<SqliteStorage, Error> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(mut conn: Connection) -> Result<SqliteStorage, Error> {
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // WAL lets readers go on while one writer commits; NORMAL sync is durable
+        // against process crashes (kill -9), which is the failure we guard.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::apply(&mut conn)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolls its transaction back on drop, so
+        // the connection is still consistent.
+        self.conn.lock().unwrap_or_else(|it| it.into_inner())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock is taken up
+    /// front, so two processes never deadlock upgrading read locks).
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(store_err)?;
+        Ok(out)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
+        f(&tx)
+    }
+}
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp(since.as_micros() as i64)
+}
+
+fn trial_state(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<TrialState> {
+    let state: Option<String> = tx
+        .query_row("SELECT state FROM trials WHERE trial_id = ?1", [trial.0], |row| row.get(0))
+        .optional()
+        .map_err(store_err)?;
+    let state = state.ok_or(hpo_core::Error::UnknownTrial(trial))?;
+    TrialState::from_optuna_str(&state).ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
+}
+
+fn require_running(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<()> {
+    match trial_state(tx, trial)? {
+        TrialState::Running => Ok(()),
+        state if state.is_finished() => Err(hpo_core::Error::TrialFinished { trial, state }),
+        state => Err(hpo_core::Error::TrialNotRunning { trial, state }),
+    }
+}
+
+fn study_exists(tx: &Transaction<'_>, study: StudyId) -> CoreResult<()> {
+    let found: Option<i64> = tx
+        .query_row("SELECT study_id FROM studies WHERE study_id = ?1", [study.0], |row| row.get(0))
+        .optional()
+        .map_err(store_err)?;
+    found.map(|_| ()).ok_or(hpo_core::Error::UnknownStudy(study))
+}
+
+fn budget_spent(tx: &Transaction<'_>, study: StudyId, budget: Option<usize>) -> CoreResult<bool> {
+    let Some(budget) = budget else { return Ok(false) };
+    let counted: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM trials
+             WHERE study_id = ?1 AND state != 'WAITING'
+               AND NOT (state = 'FAIL' AND trial_id IN (
+                   SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2))",
+            params![study.0, attr::INTERRUPTED],
+            |row| row.get(0),
+        )
+        .map_err(store_err)?;
+    Ok(counted as usize >= budget)
+}
+
+fn insert_trial(tx: &Transaction<'_>, study: StudyId, state: TrialState, new: &NewTrial) -> CoreResult<TrialId> {
+    let number: i64 = tx
+        .query_row("SELECT COUNT(*) FROM trials WHERE study_id = ?1", [study.0], |row| row.get(0))
+        .map_err(store_err)?;
+    let start = (state == TrialState::Running).then(|| encode::datetime(now()));
+    tx.execute(
+        "INSERT INTO trials (number, study_id, state, datetime_start) VALUES (?1, ?2, ?3, ?4)",
+        params![number, study.0, state.as_optuna_str(), start],
+    )
+    .map_err(store_err)?;
+    let trial = TrialId(tx.last_insert_rowid());
+    insert_params(tx, trial, &new.params)?;
+    for (key, value) in &new.system_attrs {
+        set_attr(tx, "trial_system_attributes", trial, key, value)?;
+    }
+    Ok(trial)
+}
+
+fn insert_params(tx: &Transaction<'_>, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> CoreResult<()> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(store_err)?;
+    for (name, value, distribution) in params {
+        let internal = distribution.to_internal(value).ok_or_else(|| {
+            store_err(Error::Corrupt(format!("value {value} of `{name}` is outside {}", distribution.describe())))
+        })?;
+        stmt.execute(params![trial.0, name, internal, encode::distribution_json(distribution)]).map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn set_attr(tx: &Transaction<'_>, table: &str, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
+    let sql = format!(
+        "INSERT INTO {table} (trial_id, \"key\", value_json) VALUES (?1, ?2, ?3)
+         ON CONFLICT (trial_id, \"key\") DO UPDATE SET value_json = excluded.value_json"
+    );
+    tx.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params![trial.0, key, encode::attr_json(value)]))
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// Reads trials with everything attached; `filter` is a WHERE clause on `t`.
+fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]) -> CoreResult<Vec<FrozenTrial>> {
+    let mut trials: Vec<FrozenTrial> = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete
+             FROM trials t WHERE {filter} ORDER BY t.number, t.trial_id"
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(store_err)?;
+        let mut rows = stmt.query(args).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let id: i64 = row.get(0).map_err(store_err)?;
+            let state: String = row.get(2).map_err(store_err)?;
+            let start: Option<String> = row.get(3).map_err(store_err)?;
+            let complete: Option<String> = row.get(4).map_err(store_err)?;
+            index.insert(id, trials.len());
+            trials.push(FrozenTrial {
+                id: TrialId(id),
+                number: row.get::<_, Option<i64>>(1).map_err(store_err)?.unwrap_or(0) as u64,
+                state: TrialState::from_optuna_str(&state)
+                    .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?,
+                params: Default::default(),
+                distributions: Default::default(),
+                value: None,
+                intermediate_values: Default::default(),
+                user_attrs: Default::default(),
+                system_attrs: Default::default(),
+                datetime_start: start.as_deref().and_then(encode::parse_datetime),
+                datetime_complete: complete.as_deref().and_then(encode::parse_datetime),
+            });
+        }
+    }
+    if trials.is_empty() {
+        return Ok(trials);
+    }
+    let joined = |table: &str, columns: &str| {
+        format!("SELECT x.trial_id, {columns} FROM {table} x JOIN trials t ON t.trial_id = x.trial_id WHERE {filter}")
+    };
+    {
+        let mut stmt =
+            tx.prepare_cached(&joined("trial_params", "x.param_name, x.param_value, x.distribution_json")).map_err(store_err)?;
+        let mut rows = stmt.query(args).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
+            let name: String = row.get(1).map_err(store_err)?;
+            let internal: f64 = row.get(2).map_err(store_err)?;
+            let json: String = row.get(3).map_err(store_err)?;
+            let distribution = encode::parse_distribution_json(&json).map_err(store_err)?;
+            let value = distribution.to_external(internal).ok_or_else(|| {
+                store_err(Error::Corrupt(format!("`{name}` = {internal} is outside {}", distribution.describe())))
+            })?;
+            trials[idx].params.insert(name.clone(), value);
+            trials[idx].distributions.insert(name, distribution);
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare_cached(&format!("{} AND x.objective = 0", joined("trial_values", "x.value, x.value_type")))
+            .map_err(store_err)?;
+        let mut rows = stmt.query(args).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
+            let value: Option<f64> = row.get(1).map_err(store_err)?;
+            let kind: String = row.get(2).map_err(store_err)?;
+            trials[idx].value = Some(encode::decode_value(value, &kind).map_err(store_err)?);
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare_cached(&joined("trial_intermediate_values", "x.step, x.intermediate_value, x.intermediate_value_type"))
+            .map_err(store_err)?;
+        let mut rows = stmt.query(args).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
+            let step: i64 = row.get(1).map_err(store_err)?;
+            let value: Option<f64> = row.get(2).map_err(store_err)?;
+            let kind: String = row.get(3).map_err(store_err)?;
+            trials[idx].intermediate_values.insert(step as u64, encode::decode_value(value, &kind).map_err(store_err)?);
+        }
+    }
+    for (table, system) in [("trial_user_attributes", false), ("trial_system_attributes", true)] {
+        let mut stmt = tx.prepare_cached(&joined(table, "x.\"key\", x.value_json")).map_err(store_err)?;
+        let mut rows = stmt.query(args).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
+            let key: String = row.get(1).map_err(store_err)?;
+            let json: Option<String> = row.get(2).map_err(store_err)?;
+            let value = encode::parse_attr_json(json.as_deref().unwrap_or("null"));
+            let attrs = if system { &mut trials[idx].system_attrs } else { &mut trials[idx].user_attrs };
+            attrs.insert(key, value);
+        }
+    }
+    Ok(trials)
+}
+
+fn load_study(tx: &Transaction<'_>, filter: &str, arg: &dyn rusqlite::ToSql) -> CoreResult<Option<Study>> {
+    let sql = format!(
+        "SELECT s.study_id, s.study_name,
+                (SELECT direction FROM study_directions d WHERE d.study_id = s.study_id AND d.objective = 0),
+                (SELECT value_json FROM study_system_attributes a WHERE a.study_id = s.study_id AND a.\"key\" = 'study:metric_names'),
+                (SELECT spec_text FROM hpo_study_files f WHERE f.study_id = s.study_id)
+         FROM studies s WHERE {filter}"
+    );
+    let row = tx
+        .query_row(&sql, [arg], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(store_err)?;
+    let Some((id, name, direction, metric_names, spec_text)) = row else { return Ok(None) };
+    let direction = direction.as_deref().and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
+    let metric = metric_names.as_deref().and_then(encode::first_metric_name);
+    Ok(Some(Study { id: StudyId(id), name, direction, metric, spec_text }))
+}
+
+impl Storage for SqliteStorage {
+    fn create_study(&self, new: &NewStudy) -> CoreResult<StudyId> {
+        self.write(|tx| {
+            let taken: Option<i64> = tx
+                .query_row("SELECT study_id FROM studies WHERE study_name = ?1", [&new.name], |row| row.get(0))
+                .optional()
+                .map_err(store_err)?;
+            if taken.is_some() {
+                return Err(hpo_core::Error::StudyExists(new.name.clone()));
+            }
+            tx.execute("INSERT INTO studies (study_name) VALUES (?1)", [&new.name]).map_err(store_err)?;
+            let study = StudyId(tx.last_insert_rowid());
+            tx.execute(
+                "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, 0)",
+                params![new.direction.as_optuna_str(), study.0],
+            )
+            .map_err(store_err)?;
+            if let Some(metric) = &new.metric {
+                tx.execute(
+                    "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES (?1, 'study:metric_names', ?2)",
+                    params![study.0, encode::metric_names_json(metric)],
+                )
+                .map_err(store_err)?;
+            }
+            if let Some(text) = &new.spec_text {
+                tx.execute(
+                    "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES (?1, ?2, ?3)",
+                    params![study.0, text, encode::datetime(now())],
+                )
+                .map_err(store_err)?;
+            }
+            for trial in &new.queued {
+                insert_trial(tx, study, TrialState::Waiting, trial)?;
+            }
+            Ok(study)
+        })
+    }
+
+    fn find_study(&self, name: &str) -> CoreResult<Option<Study>> {
+        self.read(|tx| load_study(tx, "s.study_name = ?1", &name))
+    }
+
+    fn list_studies(&self) -> CoreResult<Vec<StudySummary>> {
+        self.read(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT study_id FROM studies ORDER BY study_name")
+                .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+                .map_err(store_err)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(study) = load_study(tx, "s.study_id = ?1", &id)? else { continue };
+                let mut summary = StudySummary {
+                    study,
+                    n_trials: 0,
+                    n_complete: 0,
+                    n_pruned: 0,
+                    n_fail: 0,
+                    n_running: 0,
+                    n_waiting: 0,
+                    best_value: None,
+                    last_activity: None,
+                };
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT state, COUNT(*), MAX(COALESCE(datetime_complete, datetime_start)) FROM trials WHERE study_id = ?1 GROUP BY state",
+                    )
+                    .map_err(store_err)?;
+                let mut rows = stmt.query([id]).map_err(store_err)?;
+                while let Some(row) = rows.next().map_err(store_err)? {
+                    let state: String = row.get(0).map_err(store_err)?;
+                    let n = row.get::<_, i64>(1).map_err(store_err)? as usize;
+                    let last: Option<String> = row.get(2).map_err(store_err)?;
+                    summary.n_trials += n;
+                    match TrialState::from_optuna_str(&state) {
+                        Some(TrialState::Complete) => summary.n_complete += n,
+                        Some(TrialState::Pruned) => summary.n_pruned += n,
+                        Some(TrialState::Fail) => summary.n_fail += n,
+                        Some(TrialState::Running) => summary.n_running += n,
+                        Some(TrialState::Waiting) => summary.n_waiting += n,
+                        None => {}
+                    }
+                    let last = last.as_deref().and_then(encode::parse_datetime);
+                    summary.last_activity = summary.last_activity.max(last);
+                }
+                let aggregate = match summary.study.direction {
+                    Direction::Minimize => "MIN",
+                    Direction::Maximize => "MAX",
+                };
+                // Infinite values are stored as NULL with a type; finite ones decide the best.
+                summary.best_value = tx
+                    .query_row(
+                        &format!(
+                            "SELECT {aggregate}(v.value) FROM trial_values v JOIN trials t ON t.trial_id = v.trial_id
+                             WHERE t.study_id = ?1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'"
+                        ),
+                        [id],
+                        |row| row.get::<_, Option<f64>>(0),
+                    )
+                    .map_err(store_err)?;
+                out.push(summary);
+            }
+            Ok(out)
+        })
+    }
+
+    fn create_running_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> CoreResult<Option<FrozenTrial>> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            if budget_spent(tx, study, budget)? {
+                return Ok(None);
+            }
+            let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
+            let id = insert_trial(tx, study, TrialState::Running, &new)?;
+            Ok(load_trials(tx, "t.trial_id = ?1", &[&id.0])?.pop())
+        })
+    }
+
+    fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> CoreResult<TrialId> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            insert_trial(tx, study, TrialState::Waiting, new)
+        })
+    }
+
+    fn claim_waiting_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+    ) -> CoreResult<Option<FrozenTrial>> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            if budget_spent(tx, study, budget)? {
+                return Ok(None);
+            }
+            let id: Option<i64> = tx
+                .query_row(
+                    "SELECT trial_id FROM trials WHERE study_id = ?1 AND state = 'WAITING' ORDER BY number LIMIT 1",
+                    [study.0],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(store_err)?;
+            let Some(id) = id else { return Ok(None) };
+            tx.execute(
+                "UPDATE trials SET state = 'RUNNING', datetime_start = ?2 WHERE trial_id = ?1 AND state = 'WAITING'",
+                params![id, encode::datetime(now())],
+            )
+            .map_err(store_err)?;
+            for (key, value) in system_attrs {
+                set_attr(tx, "trial_system_attributes", TrialId(id), key, value)?;
+            }
+            Ok(load_trials(tx, "t.trial_id = ?1", &[&id])?.pop())
+        })
+    }
+
+    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            insert_params(tx, trial, params)
+        })
+    }
+
+    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            let (stored, kind) = encode::encode_value(value);
+            tx.prepare_cached(
+                "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
+                     intermediate_value_type = excluded.intermediate_value_type",
+            )
+            .and_then(|mut stmt| stmt.execute(params![trial.0, step as i64, stored, kind]))
+            .map_err(store_err)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(store_err)?;
+            for (name, value) in metrics {
+                let value = (!value.is_nan()).then_some(*value);
+                stmt.execute(params![trial.0, step as i64, name, value]).map_err(store_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            set_attr(tx, "trial_user_attributes", trial, key, value)
+        })
+    }
+
+    fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            set_attr(tx, "trial_system_attributes", trial, key, value)
+        })
+    }
+
+    fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            tx.execute(
+                "UPDATE trials SET state = ?2, datetime_complete = ?3 WHERE trial_id = ?1",
+                params![trial.0, state.as_optuna_str(), encode::datetime(now())],
+            )
+            .map_err(store_err)?;
+            if let (TrialState::Complete, Some(value)) = (state, value) {
+                let (stored, kind) = encode::encode_value(value);
+                tx.execute(
+                    "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
+                    params![trial.0, stored, kind],
+                )
+                .map_err(store_err)?;
+            }
+            tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
+            Ok(())
+        })
+    }
+
+    fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            tx.execute(
+                "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
+                 ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                params![trial.0, encode::datetime(now())],
+            )
+            .map_err(store_err)?;
+            Ok(())
+        })
+    }
+
+    fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> CoreResult<Vec<FrozenTrial>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let trials = load_trials(tx, "t.study_id = ?1", &[&study.0])?;
+            Ok(match states {
+                None => trials,
+                Some(states) => trials.into_iter().filter(|t| states.contains(&t.state)).collect(),
+            })
+        })
+    }
+
+    fn trial(&self, trial: TrialId) -> CoreResult<FrozenTrial> {
+        self.read(|tx| load_trials(tx, "t.trial_id = ?1", &[&trial.0])?.pop().ok_or(hpo_core::Error::UnknownTrial(trial)))
+    }
+
+    fn metric_curves(&self, trial: TrialId) -> CoreResult<Vec<MetricPoint>> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT step, name, value FROM hpo_trial_metrics WHERE trial_id = ?1 ORDER BY step, name")
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map([trial.0], |row| {
+                    Ok(MetricPoint {
+                        step: row.get::<_, i64>(0)? as u64,
+                        name: row.get(1)?,
+                        value: row.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(store_err)?;
+            Ok(rows)
+        })
+    }
+
+    fn last_heartbeat(&self, trial: TrialId) -> CoreResult<Option<Timestamp>> {
+        self.read(|tx| {
+            let row: Option<(Option<String>, Option<String>)> = tx
+                .query_row(
+                    "SELECT (SELECT heartbeat FROM trial_heartbeats h WHERE h.trial_id = t.trial_id), t.datetime_start
+                     FROM trials t WHERE t.trial_id = ?1",
+                    [trial.0],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(store_err)?;
+            let (beat, start) = row.ok_or(hpo_core::Error::UnknownTrial(trial))?;
+            Ok(beat.or(start).as_deref().and_then(encode::parse_datetime))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

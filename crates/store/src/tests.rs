@@ -1,0 +1,104 @@
+use std::path::PathBuf;
+
+use hpo_core::storage::Storage;
+
+use super::*;
+
+/// A fresh database file in its own temp dir (kept alive by the returned guard).
+pub(crate) struct TempDb {
+    pub storage: SqliteStorage,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TempDb {
+    type Target = SqliteStorage;
+    fn deref(&self) -> &SqliteStorage {
+        &self.storage
+    }
+}
+
+pub(crate) fn temp_db() -> TempDb {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hpo.sqlite");
+    TempDb { storage: SqliteStorage::open(&path).unwrap(), path, _dir: dir }
+}
+
+mod conformance {
+    hpo_core::storage_conformance_tests!(|| super::temp_db().storage);
+}
+
+mod conformance_in_memory {
+    hpo_core::storage_conformance_tests!(|| super::SqliteStorage::open_in_memory().unwrap());
+}
+
+#[test]
+fn reopening_applies_no_migration_twice_and_keeps_data() {
+    let db = temp_db();
+    db.create_study(&hpo_core::storage::NewStudy {
+        name: "kept".into(),
+        direction: Direction::Maximize,
+        metric: Some("acc".into()),
+        spec_text: Some("[study]".into()),
+        queued: vec![],
+    })
+    .unwrap();
+    let again = SqliteStorage::open(&db.path).unwrap();
+    let study = again.find_study("kept").unwrap().unwrap();
+    assert_eq!((study.direction, study.metric.as_deref(), study.spec_text.as_deref()), (Direction::Maximize, Some("acc"), Some("[study]")));
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let applied: i64 = conn.query_row("SELECT COUNT(*) FROM hpo_schema_migrations", [], |r| r.get(0)).unwrap();
+    assert_eq!(applied, MIGRATIONS.len() as i64);
+    let (schema, revision): (i64, String) = conn
+        .query_row("SELECT schema_version, (SELECT version_num FROM alembic_version) FROM version_info", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((schema, revision.as_str()), (12, OPTUNA_ALEMBIC_REVISION));
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn an_optuna_database_at_another_revision_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('v3.0.0.d');")
+        .unwrap();
+    drop(conn);
+    let err = SqliteStorage::open(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this database has Optuna schema revision `v3.0.0.d`, but hpo reads `v3.2.0.a` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1, "nothing was created");
+}
+
+#[test]
+fn two_connections_share_a_study_without_duplicate_numbers() {
+    let db = temp_db();
+    let study = db
+        .create_study(&hpo_core::storage::NewStudy {
+            name: "shared".into(),
+            direction: Direction::Minimize,
+            metric: None,
+            spec_text: None,
+            queued: vec![],
+        })
+        .unwrap();
+    let other = SqliteStorage::open(&db.path).unwrap();
+    std::thread::scope(|scope| {
+        for storage in [&db.storage, &other] {
+            scope.spawn(move || {
+                while let Some(trial) = storage.create_running_trial(study, Some(30), &[]).unwrap() {
+                    storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+                }
+            });
+        }
+    });
+    let numbers: Vec<u64> = db.trials(study, None).unwrap().iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..30).collect::<Vec<_>>());
+}
