@@ -318,7 +318,9 @@ fn run_trial(
         return Err(err);
     }
     let stop = reporter.stop;
-    if stop == Some(Stop::Interrupted) || (host.interrupted() && stop.is_none() && result.is_err()) {
+    // An objective that notices the interruption between batches returns an error
+    // without reporting; either way the trial was cut short, not failed.
+    if stop == Some(Stop::Interrupted) || (host.interrupted() && result.is_err()) {
         fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)")?;
         return Ok(true);
     }
