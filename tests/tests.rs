@@ -1,1 +1,7 @@
+//! hpo's end-to-end tests: each drives the `hpo` binary in a temp dir, as a user
+//! would. One test binary (as ripgrep does) keeps linking fast.
 
+mod cli;
+mod crash;
+mod optuna;
+mod util;

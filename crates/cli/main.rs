@@ -1,1 +1,245 @@
-fn main() {}
+//! `hpo`: the command line. Each subcommand parses its arguments, validates them
+//! into typed values, and calls one library function (hpo-core's study loop,
+//! hpo-store's storage, hpo-train's objectives); this crate only prints.
+//!
+//! Exit codes: 0 success, 1 error, 2 bad usage (clap), 130 interrupted (Ctrl-C).
+
+mod bench;
+mod format;
+mod host;
+mod inspect;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use hpo_core::run::{RunConfig, RunEnd};
+use hpo_core::spec::{StudySpec, parse_duration};
+use hpo_store::SqliteStorage;
+
+/// Hyperparameter search and experiment tracking.
+#[derive(Parser)]
+#[command(name = "hpo", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a study file until its budget is met (resumes a study that exists).
+    Run {
+        /// The study file, e.g. studies/quickstart.toml.
+        study: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+        /// Override the budget: run until this many trials count.
+        #[arg(long)]
+        trials: Option<usize>,
+        /// Stop starting new trials after this long ("90s", "30m", "2h").
+        #[arg(long, value_parser = parse_timeout)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// List the studies in a database.
+    Ls {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Show a study's best trial and leaderboard, or one trial in detail.
+    Show {
+        /// The study's name.
+        study: String,
+        /// Show this trial (its number) with its whole learning curve.
+        #[arg(long)]
+        trial: Option<u64>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Export a study's trials (and curves) as CSV or JSON.
+    Export {
+        study: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// CSV only: export the learning curves (one row per trial, step and metric) instead of the trials.
+        #[arg(long)]
+        curves: bool,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Benchmarks that print their numbers.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-trial cost of ask + tell with the random sampler on SQLite.
+    Overhead {
+        /// Study sizes to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000])]
+        trials: Vec<usize>,
+    },
+}
+
+#[derive(clap::Args)]
+struct DbArg {
+    /// The SQLite database.
+    #[arg(long, env = "HPO_DB", default_value = "db/hpo.sqlite")]
+    db: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 90s, 30m, 2h or 1h30m"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HPO_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`hpo export ... | head`) is not an error worth a message.
+            if err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { study, db, trials, timeout } => {
+            run_study(&study, &db.db, RunConfig { trials, timeout })
+        }
+        Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
+        Command::Show { study, trial, db } => {
+            print(inspect::show(&open_existing(&db.db)?, &study, trial)?)
+        }
+        Command::Export { study, format, curves, out, db } => {
+            let storage = open_existing(&db.db)?;
+            let text = match format {
+                ExportFormat::Csv => inspect::export_csv(&storage, &study, curves)?,
+                ExportFormat::Json => {
+                    if curves {
+                        bail!(
+                            "--curves applies to CSV; the JSON export always includes the curves"
+                        );
+                    }
+                    inspect::export_json(&storage, &study)?
+                }
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => print(text),
+            }
+        }
+        Command::Bench { which: BenchCommand::Overhead { trials } } => {
+            print(bench::overhead(&trials)?)
+        }
+    }
+}
+
+fn print(text: String) -> Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a database that must exist (read commands never create one).
+fn open_existing(path: &Path) -> Result<SqliteStorage> {
+    if !path.exists() {
+        bail!(
+            "no database at {}; run a study first (`hpo run STUDY.toml`), or point --db (or HPO_DB) at one",
+            path.display()
+        );
+    }
+    SqliteStorage::open(path).with_context(|| format!("cannot open database {}", path.display()))
+}
+
+fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read study file {}", path.display()))?;
+    let spec = StudySpec::parse(&text, &path.display().to_string())?;
+    let objective = hpo_train::build_objective(&spec)?;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let storage = SqliteStorage::open(db)
+        .with_context(|| format!("cannot open database {}", db.display()))?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave now. The running trial stays Running and the
+            // next `hpo run` marks it failed.
+            std::process::exit(130);
+        }
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("interrupting: ending the running trial (Ctrl-C again to quit at once)");
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let host = host::CliHost::new(interrupted, &spec.metric);
+    let summary = hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config);
+    host.finish();
+    let summary = summary?;
+    let end = match summary.end {
+        RunEnd::BudgetMet => "budget met",
+        RunEnd::TimedOut => "timeout reached",
+        RunEnd::Interrupted => "interrupted",
+    };
+    let mut text = format!(
+        "study `{}`: {end}; {} trial(s) finished in this run; database {}",
+        spec.name,
+        summary.n_finished,
+        db.display()
+    );
+    if let Some(best) = &summary.best {
+        text.push_str(&format!(
+            "\nbest: trial {} {}={}  {}",
+            best.number,
+            spec.metric,
+            best.value.map_or("-".into(), format::value),
+            format::params(&best.params)
+        ));
+    }
+    text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db.display()));
+    print(text)?;
+    Ok(if summary.end == RunEnd::Interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}

@@ -142,7 +142,11 @@ impl Distribution {
         match *self {
             Distribution::Float { low, high, step: Some(step), .. } => {
                 let n = ((high - low) / step + 1e-9).floor() as i64;
-                Some((0..=n).map(|k| ParamValue::Float(round_to_step(low + k as f64 * step, step))).collect())
+                Some(
+                    (0..=n)
+                        .map(|k| ParamValue::Float(round_to_step(low + k as f64 * step, step)))
+                        .collect(),
+                )
             }
             Distribution::Float { step: None, .. } => None,
             Distribution::Int { low, high, step, .. } => {

@@ -51,13 +51,20 @@ impl EarlyStopping {
         self.steps_without_improvement += 1;
         match self.best {
             Some(best) if self.steps_without_improvement >= self.patience => {
-                EarlyStoppingDecision::Stop { best, steps_without_improvement: self.steps_without_improvement }
+                EarlyStoppingDecision::Stop {
+                    best,
+                    steps_without_improvement: self.steps_without_improvement,
+                }
             }
-            None if self.steps_without_improvement >= self.patience => EarlyStoppingDecision::Stop {
-                best: f64::NAN,
+            None if self.steps_without_improvement >= self.patience => {
+                EarlyStoppingDecision::Stop {
+                    best: f64::NAN,
+                    steps_without_improvement: self.steps_without_improvement,
+                }
+            }
+            _ => EarlyStoppingDecision::NoImprovement {
                 steps_without_improvement: self.steps_without_improvement,
             },
-            _ => EarlyStoppingDecision::NoImprovement { steps_without_improvement: self.steps_without_improvement },
         }
     }
 }
@@ -84,13 +91,21 @@ mod tests {
     #[test]
     fn table() {
         use Direction::*;
-        let cases: &[(Direction, u32, f64, &[f64], &[&str])] = &[
+        // (direction, patience, min_delta, values, decisions)
+        type Case<'a> = (Direction, u32, f64, &'a [f64], &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             // Falling loss keeps improving.
             (Minimize, 2, 0.0, &[3.0, 2.0, 1.0], &["improved", "improved", "improved"]),
             // Two flat steps with patience 2 stop.
             (Minimize, 2, 0.0, &[1.0, 1.0, 1.5], &["improved", "wait 1", "stop best=1"]),
             // An improvement resets the counter.
-            (Minimize, 2, 0.0, &[1.0, 1.2, 0.9, 1.0], &["improved", "wait 1", "improved", "wait 1"]),
+            (
+                Minimize,
+                2,
+                0.0,
+                &[1.0, 1.2, 0.9, 1.0],
+                &["improved", "wait 1", "improved", "wait 1"],
+            ),
             // Improvements smaller than min_delta don't count.
             (Minimize, 2, 0.1, &[1.0, 0.95, 0.93], &["improved", "wait 1", "stop best=1"]),
             // Maximize: accuracy going up improves.

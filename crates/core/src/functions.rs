@@ -31,7 +31,8 @@ pub enum BenchmarkFunction {
 }
 
 impl BenchmarkFunction {
-    pub const NAMES: [&'static str; 6] = ["branin", "hartmann6", "rosenbrock", "ackley", "levy", "mixed"];
+    pub const NAMES: [&'static str; 6] =
+        ["branin", "hartmann6", "rosenbrock", "ackley", "levy", "mixed"];
 
     pub fn from_name(name: &str) -> Option<BenchmarkFunction> {
         Some(match name {
@@ -78,7 +79,11 @@ impl BenchmarkFunction {
             _ => (1, usize::MAX),
         };
         if dim < min_dim || dim > max_dim {
-            let want = if min_dim == max_dim { format!("exactly {min_dim}") } else { format!("at least {min_dim}") };
+            let want = if min_dim == max_dim {
+                format!("exactly {min_dim}")
+            } else {
+                format!("at least {min_dim}")
+            };
             return Err(format!(
                 "`{}` needs {want} coordinates named x0, x1, ... in [space]; found {dim}",
                 self.name()
@@ -87,9 +92,15 @@ impl BenchmarkFunction {
         for idx in 0..dim {
             let name = format!("x{idx}");
             let Some(param) = space.get(&name) else {
-                return Err(format!("`{}` reads x0..x{}; `{name}` is missing from [space]", self.name(), dim - 1));
+                return Err(format!(
+                    "`{}` reads x0..x{}; `{name}` is missing from [space]",
+                    self.name(),
+                    dim - 1
+                ));
             };
-            if matches!(param.distribution, Distribution::Categorical { .. }) || param.condition.is_some() {
+            if matches!(param.distribution, Distribution::Categorical { .. })
+                || param.condition.is_some()
+            {
                 return Err(format!("`{name}` must be an unconditional float or int parameter"));
             }
         }
@@ -102,7 +113,10 @@ impl BenchmarkFunction {
             }
             match space.get("k").map(|p| &p.distribution) {
                 Some(Distribution::Int { .. }) => {}
-                _ => return Err("`mixed` needs an int parameter `k` in [space], e.g. `k = { int = [0, 10] }`".into()),
+                _ => return Err(
+                    "`mixed` needs an int parameter `k` in [space], e.g. `k = { int = [0, 10] }`"
+                        .into(),
+                ),
             }
             allowed.push("c".into());
             allowed.push("k".into());
@@ -120,8 +134,9 @@ impl BenchmarkFunction {
 
     /// The function's value at a trial's parameters (validated by `check_space`).
     pub fn evaluate(self, params: &Params) -> f64 {
-        let xs: Vec<f64> =
-            (0..).map_while(|idx| params.get(&format!("x{idx}")).and_then(ParamValue::as_f64)).collect();
+        let xs: Vec<f64> = (0..)
+            .map_while(|idx| params.get(&format!("x{idx}")).and_then(ParamValue::as_f64))
+            .collect();
         match self {
             BenchmarkFunction::Branin => branin(xs[0], xs[1]),
             BenchmarkFunction::Hartmann6 => hartmann6(&xs),

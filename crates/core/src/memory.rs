@@ -48,12 +48,17 @@ impl State {
     }
 
     fn check_study(&self, study: StudyId) -> Result<()> {
-        if self.studies.iter().any(|s| s.id == study) { Ok(()) } else { Err(Error::UnknownStudy(study)) }
+        if self.studies.iter().any(|s| s.id == study) {
+            Ok(())
+        } else {
+            Err(Error::UnknownStudy(study))
+        }
     }
 
     fn budget_spent(&self, study: StudyId, budget: Option<usize>) -> bool {
         budget.is_some_and(|budget| {
-            self.trials.iter().filter(|(s, t)| *s == study && t.counts_toward_budget()).count() >= budget
+            self.trials.iter().filter(|(s, t)| *s == study && t.counts_toward_budget()).count()
+                >= budget
         })
     }
 
@@ -136,7 +141,10 @@ impl Storage for InMemoryStorage {
                     n_running: count(TrialState::Running),
                     n_waiting: count(TrialState::Waiting),
                     best_value,
-                    last_activity: trials.iter().filter_map(|t| t.datetime_complete.or(t.datetime_start)).max(),
+                    last_activity: trials
+                        .iter()
+                        .filter_map(|t| t.datetime_complete.or(t.datetime_start))
+                        .max(),
                 }
             })
             .collect();
@@ -188,7 +196,11 @@ impl Storage for InMemoryStorage {
         Ok(Some(trial.clone()))
     }
 
-    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> Result<()> {
+    fn set_trial_params(
+        &self,
+        trial: TrialId,
+        params: &[(String, ParamValue, Distribution)],
+    ) -> Result<()> {
         let mut state = self.lock();
         let trial = state.running_mut(trial)?;
         for (name, value, distribution) in params {
@@ -198,7 +210,13 @@ impl Storage for InMemoryStorage {
         Ok(())
     }
 
-    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> Result<()> {
+    fn report(
+        &self,
+        trial: TrialId,
+        step: u64,
+        value: f64,
+        metrics: &[(String, f64)],
+    ) -> Result<()> {
         let mut state = self.lock();
         state.running_mut(trial)?.intermediate_values.insert(step, value);
         let curve = state.curves.entry(trial).or_default();
@@ -218,7 +236,12 @@ impl Storage for InMemoryStorage {
         Ok(())
     }
 
-    fn finish_trial(&self, trial: TrialId, new_state: TrialState, value: Option<f64>) -> Result<()> {
+    fn finish_trial(
+        &self,
+        trial: TrialId,
+        new_state: TrialState,
+        value: Option<f64>,
+    ) -> Result<()> {
         let mut state = self.lock();
         let now = state.tick();
         let trial = state.running_mut(trial)?;
@@ -259,7 +282,11 @@ impl Storage for InMemoryStorage {
             .map(|curve| {
                 curve
                     .iter()
-                    .map(|((step, name), value)| MetricPoint { step: *step, name: name.clone(), value: *value })
+                    .map(|((step, name), value)| MetricPoint {
+                        step: *step,
+                        name: name.clone(),
+                        value: *value,
+                    })
                     .collect()
             })
             .unwrap_or_default())

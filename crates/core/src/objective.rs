@@ -75,7 +75,11 @@ impl TrialFailure {
 
 /// Runs one trial.
 pub trait Objective: Send + Sync {
-    fn run(&self, ctx: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure>;
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure>;
 }
 
 /// A benchmark function as an objective: one step, the metric `value`.
@@ -83,7 +87,11 @@ pub trait Objective: Send + Sync {
 pub struct FunctionObjective(pub BenchmarkFunction);
 
 impl Objective for FunctionObjective {
-    fn run(&self, ctx: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
         let value = self.0.evaluate(ctx.params);
         if !value.is_finite() {
             return Err(TrialFailure::new(format!("{} returned {value}", self.0.name())));

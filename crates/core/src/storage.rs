@@ -12,9 +12,9 @@
 //! [`Error::TrialFinished`] once it is Complete, Pruned or Fail.
 
 use crate::Result;
+use crate::distribution::{Distribution, ParamValue};
 #[allow(unused_imports)]
 use crate::error::Error;
-use crate::distribution::{Distribution, ParamValue};
 use crate::study::{Direction, Study, StudyId, StudySummary};
 use crate::trial::{AttrValue, FrozenTrial, MetricPoint, TrialId, TrialState};
 
@@ -73,12 +73,22 @@ pub trait Storage: Send + Sync {
     ) -> Result<Option<FrozenTrial>>;
 
     /// Sets the parameters of a Running trial (once, after sampling).
-    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> Result<()>;
+    fn set_trial_params(
+        &self,
+        trial: TrialId,
+        params: &[(String, ParamValue, Distribution)],
+    ) -> Result<()>;
 
     /// Records one step of a Running trial: the study metric's value (Optuna's
     /// intermediate value) and every metric measured at that step. Reporting a step
     /// again replaces it.
-    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> Result<()>;
+    fn report(
+        &self,
+        trial: TrialId,
+        step: u64,
+        value: f64,
+        metrics: &[(String, f64)],
+    ) -> Result<()>;
 
     fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
 

@@ -62,7 +62,9 @@ fn float(low: f64, high: f64) -> Distribution {
 
 fn run_one(storage: &dyn Storage, study: StudyId, value: f64) -> crate::trial::FrozenTrial {
     let trial = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
-    storage.set_trial_params(trial.id, &[("x".into(), ParamValue::Float(value), float(-100.0, 100.0))]).unwrap();
+    storage
+        .set_trial_params(trial.id, &[("x".into(), ParamValue::Float(value), float(-100.0, 100.0))])
+        .unwrap();
     storage.finish_trial(trial.id, TrialState::Complete, Some(value)).unwrap();
     storage.trial(trial.id).unwrap()
 }
@@ -103,20 +105,43 @@ pub fn params_round_trip(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     let params = vec![
-        ("lr".to_owned(), ParamValue::Float(0.0031), Distribution::Float { low: 1e-4, high: 1e-1, log: true, step: None }),
-        ("drop".to_owned(), ParamValue::Float(0.2), Distribution::Float { low: 0.0, high: 0.5, log: false, step: Some(0.1) }),
-        ("width".to_owned(), ParamValue::Int(64), Distribution::Int { low: 16, high: 512, log: true, step: 1 }),
-        ("k".to_owned(), ParamValue::Int(5), Distribution::Int { low: 1, high: 9, log: false, step: 2 }),
+        (
+            "lr".to_owned(),
+            ParamValue::Float(0.0031),
+            Distribution::Float { low: 1e-4, high: 1e-1, log: true, step: None },
+        ),
+        (
+            "drop".to_owned(),
+            ParamValue::Float(0.2),
+            Distribution::Float { low: 0.0, high: 0.5, log: false, step: Some(0.1) },
+        ),
+        (
+            "width".to_owned(),
+            ParamValue::Int(64),
+            Distribution::Int { low: 16, high: 512, log: true, step: 1 },
+        ),
+        (
+            "k".to_owned(),
+            ParamValue::Int(5),
+            Distribution::Int { low: 1, high: 9, log: false, step: 2 },
+        ),
         (
             "opt".to_owned(),
             ParamValue::Str("sgd".into()),
-            Distribution::Categorical { choices: vec![ParamValue::Str("adam".into()), ParamValue::Str("sgd".into())] },
+            Distribution::Categorical {
+                choices: vec![ParamValue::Str("adam".into()), ParamValue::Str("sgd".into())],
+            },
         ),
         (
             "mixed".to_owned(),
             ParamValue::Bool(true),
             Distribution::Categorical {
-                choices: vec![ParamValue::Int(1), ParamValue::Float(2.5), ParamValue::Bool(true), ParamValue::Null],
+                choices: vec![
+                    ParamValue::Int(1),
+                    ParamValue::Float(2.5),
+                    ParamValue::Bool(true),
+                    ParamValue::Null,
+                ],
             },
         ),
     ];
@@ -132,7 +157,8 @@ pub fn params_round_trip(storage: &dyn Storage) {
 pub fn reports_and_curves_round_trip(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
-    let metrics = |loss: f64| vec![("train_loss".to_owned(), loss * 0.5), ("val_loss".to_owned(), loss)];
+    let metrics =
+        |loss: f64| vec![("train_loss".to_owned(), loss * 0.5), ("val_loss".to_owned(), loss)];
     storage.report(trial.id, 1, 0.9, &metrics(0.9)).unwrap();
     storage.report(trial.id, 2, 0.7, &metrics(0.7)).unwrap();
     // Reporting a step again replaces it.
@@ -157,7 +183,10 @@ pub fn finished_trials_are_immutable(storage: &dyn Storage) {
     let finished = |res: crate::Result<()>| matches!(res, Err(Error::TrialFinished { .. }));
     assert!(finished(storage.finish_trial(trial.id, TrialState::Fail, None)));
     assert!(finished(storage.report(trial.id, 5, 1.0, &[])));
-    assert!(finished(storage.set_trial_params(trial.id, &[("y".into(), ParamValue::Float(0.0), float(0.0, 1.0))])));
+    assert!(finished(
+        storage
+            .set_trial_params(trial.id, &[("y".into(), ParamValue::Float(0.0), float(0.0, 1.0))])
+    ));
     assert!(finished(storage.set_trial_user_attr(trial.id, "k", &AttrValue::Null)));
     assert_eq!(storage.trial(trial.id).unwrap(), trial, "nothing changed");
 }
@@ -191,7 +220,9 @@ pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
     storage.set_trial_system_attr(first.id, attr::INTERRUPTED, &AttrValue::Bool(true)).unwrap();
     storage.finish_trial(first.id, TrialState::Fail, None).unwrap();
     let second = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
-    storage.set_trial_system_attr(second.id, attr::FAIL_REASON, &AttrValue::Str("nan loss".into())).unwrap();
+    storage
+        .set_trial_system_attr(second.id, attr::FAIL_REASON, &AttrValue::Str("nan loss".into()))
+        .unwrap();
     storage.finish_trial(second.id, TrialState::Fail, None).unwrap();
     // The interrupted failure gave its slot back; the real failure did not.
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_some());
@@ -232,7 +263,13 @@ pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
     assert_eq!(storage.claim_waiting_trial(s, None, &[]).unwrap().unwrap().number, 2);
     assert!(storage.claim_waiting_trial(s, None, &[]).unwrap().is_none());
     let requeued = storage
-        .enqueue_trial(s, &NewTrial { params: vec![("x".into(), ParamValue::Float(1.0), float(0.0, 10.0))], system_attrs: vec![] })
+        .enqueue_trial(
+            s,
+            &NewTrial {
+                params: vec![("x".into(), ParamValue::Float(1.0), float(0.0, 10.0))],
+                system_attrs: vec![],
+            },
+        )
         .unwrap();
     let read = storage.trial(requeued).unwrap();
     assert_eq!((read.number, read.state), (3, TrialState::Waiting));
@@ -270,9 +307,15 @@ pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
     storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     let list = storage.list_studies().unwrap();
-    assert_eq!(list.iter().map(|it| it.study.name.as_str()).collect::<Vec<_>>(), ["a-study", "b-study"]);
+    assert_eq!(
+        list.iter().map(|it| it.study.name.as_str()).collect::<Vec<_>>(),
+        ["a-study", "b-study"]
+    );
     let b = &list[1];
-    assert_eq!((b.n_trials, b.n_complete, b.n_fail, b.n_running, b.n_pruned, b.n_waiting), (5, 3, 1, 1, 0, 0));
+    assert_eq!(
+        (b.n_trials, b.n_complete, b.n_fail, b.n_running, b.n_pruned, b.n_waiting),
+        (5, 3, 1, 1, 0, 0)
+    );
     assert_eq!(b.best_value, Some(-2.0));
     assert_eq!(list[0].n_trials, 0);
     assert_eq!(list[0].best_value, None);
@@ -287,7 +330,10 @@ pub fn state_filter(storage: &dyn Storage) {
     let only_running = storage.trials(s, Some(&[TrialState::Running])).unwrap();
     assert_eq!(only_running.len(), 1);
     assert_eq!(only_running[0].id, running.id);
-    assert_eq!(storage.trials(s, Some(&[TrialState::Complete, TrialState::Running])).unwrap().len(), 2);
+    assert_eq!(
+        storage.trials(s, Some(&[TrialState::Complete, TrialState::Running])).unwrap().len(),
+        2
+    );
     assert!(storage.trials(s, Some(&[TrialState::Pruned])).unwrap().is_empty());
 }
 
@@ -308,7 +354,9 @@ pub fn concurrent_creation_respects_budget(storage: &dyn Storage) {
         for _ in 0..4 {
             scope.spawn(|| {
                 while let Some(trial) = storage.create_running_trial(s, Some(40), &[]).unwrap() {
-                    storage.finish_trial(trial.id, TrialState::Complete, Some(trial.number as f64)).unwrap();
+                    storage
+                        .finish_trial(trial.id, TrialState::Complete, Some(trial.number as f64))
+                        .unwrap();
                 }
             });
         }

@@ -155,7 +155,8 @@ impl FrozenTrial {
     /// queued ones and those that failed because their run was interrupted.
     pub fn counts_toward_budget(&self) -> bool {
         self.state != TrialState::Waiting
-            && !(self.state == TrialState::Fail && self.system_attrs.contains_key(attr::INTERRUPTED))
+            && !(self.state == TrialState::Fail
+                && self.system_attrs.contains_key(attr::INTERRUPTED))
     }
 
     pub fn fail_reason(&self) -> Option<&str> {

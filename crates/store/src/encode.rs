@@ -65,21 +65,33 @@ pub fn parse_distribution_json(text: &str) -> Result<Distribution, Error> {
             log: attrs["log"].as_bool().unwrap_or(false),
             step: attrs["step"].as_f64(),
         },
-        "UniformDistribution" => Distribution::Float { low: f("low")?, high: f("high")?, log: false, step: None },
-        "LogUniformDistribution" => Distribution::Float { low: f("low")?, high: f("high")?, log: true, step: None },
-        "DiscreteUniformDistribution" => {
-            Distribution::Float { low: f("low")?, high: f("high")?, log: false, step: Some(f("q")?) }
+        "UniformDistribution" => {
+            Distribution::Float { low: f("low")?, high: f("high")?, log: false, step: None }
         }
+        "LogUniformDistribution" => {
+            Distribution::Float { low: f("low")?, high: f("high")?, log: true, step: None }
+        }
+        "DiscreteUniformDistribution" => Distribution::Float {
+            low: f("low")?,
+            high: f("high")?,
+            log: false,
+            step: Some(f("q")?),
+        },
         "IntDistribution" => Distribution::Int {
             low: i("low")?,
             high: i("high")?,
             log: attrs["log"].as_bool().unwrap_or(false),
             step: attrs["step"].as_i64().unwrap_or(1),
         },
-        "IntUniformDistribution" => {
-            Distribution::Int { low: i("low")?, high: i("high")?, log: false, step: attrs["step"].as_i64().unwrap_or(1) }
+        "IntUniformDistribution" => Distribution::Int {
+            low: i("low")?,
+            high: i("high")?,
+            log: false,
+            step: attrs["step"].as_i64().unwrap_or(1),
+        },
+        "IntLogUniformDistribution" => {
+            Distribution::Int { low: i("low")?, high: i("high")?, log: true, step: 1 }
         }
-        "IntLogUniformDistribution" => Distribution::Int { low: i("low")?, high: i("high")?, log: true, step: 1 },
         "CategoricalDistribution" => Distribution::Categorical {
             choices: attrs["choices"]
                 .as_array()
@@ -100,7 +112,11 @@ pub fn attr_json(value: &AttrValue) -> String {
         // so Optuna reads them back as floats.
         AttrValue::Number(it) if it.is_nan() => "NaN".to_owned(),
         AttrValue::Number(it) if it.is_infinite() => {
-            if *it > 0.0 { "Infinity".to_owned() } else { "-Infinity".to_owned() }
+            if *it > 0.0 {
+                "Infinity".to_owned()
+            } else {
+                "-Infinity".to_owned()
+            }
         }
         AttrValue::Number(it) => json!(it).to_string(),
         AttrValue::Str(it) => json!(it).to_string(),
@@ -237,17 +253,30 @@ mod tests {
             let parsed = parse_distribution_json(text).unwrap();
             assert_eq!(parse_distribution_json(&distribution_json(&parsed)).unwrap(), parsed);
         }
-        let old = parse_distribution_json(r#"{"name": "LogUniformDistribution", "attributes": {"low": 0.001, "high": 1.0}}"#);
-        assert_eq!(old.unwrap(), Distribution::Float { low: 0.001, high: 1.0, log: true, step: None });
+        let old = parse_distribution_json(
+            r#"{"name": "LogUniformDistribution", "attributes": {"low": 0.001, "high": 1.0}}"#,
+        );
+        assert_eq!(
+            old.unwrap(),
+            Distribution::Float { low: 0.001, high: 1.0, log: true, step: None }
+        );
         assert!(parse_distribution_json(r#"{"name": "Other", "attributes": {}}"#).is_err());
     }
 
     #[test]
     fn attrs_and_values() {
-        for value in [AttrValue::Null, AttrValue::Bool(true), AttrValue::Number(0.25), AttrValue::Str("x\"y".into())] {
+        for value in [
+            AttrValue::Null,
+            AttrValue::Bool(true),
+            AttrValue::Number(0.25),
+            AttrValue::Str("x\"y".into()),
+        ] {
             assert_eq!(parse_attr_json(&attr_json(&value)), value);
         }
-        assert_eq!(parse_attr_json(&attr_json(&AttrValue::Number(f64::INFINITY))), AttrValue::Number(f64::INFINITY));
+        assert_eq!(
+            parse_attr_json(&attr_json(&AttrValue::Number(f64::INFINITY))),
+            AttrValue::Number(f64::INFINITY)
+        );
         assert_eq!(parse_attr_json("[1, 2]"), AttrValue::Str("[1,2]".into()));
         assert_eq!(encode_value(f64::NEG_INFINITY), (None, "INF_NEG"));
         assert!(decode_value(None, "NAN").unwrap().is_nan());

@@ -37,7 +37,9 @@ pub enum Error {
         "this database has Optuna schema revision `{found}`, but hpo reads `{expected}` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
     )]
     UnsupportedOptunaSchema { found: String, expected: &'static str },
-    #[error("this database was written by a newer hpo (migration {found}; this hpo knows up to {known}); upgrade hpo")]
+    #[error(
+        "this database was written by a newer hpo (migration {found}; this hpo knows up to {known}); upgrade hpo"
+    )]
     NewerSchema { found: i64, known: i64 },
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
@@ -98,7 +100,8 @@ impl SqliteStorage {
     /// front, so two processes never deadlock upgrading read locks).
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_err)?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_err)?;
         let out = f(&tx)?;
         tx.commit().map_err(store_err)?;
         Ok(out)
@@ -106,13 +109,15 @@ impl SqliteStorage {
 
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
         f(&tx)
     }
 }
 
 fn now() -> Timestamp {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(since.as_micros() as i64)
 }
 
@@ -122,7 +127,8 @@ fn trial_state(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<TrialState> {
         .optional()
         .map_err(store_err)?;
     let state = state.ok_or(hpo_core::Error::UnknownTrial(trial))?;
-    TrialState::from_optuna_str(&state).ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
+    TrialState::from_optuna_str(&state)
+        .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
 }
 
 fn require_running(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<()> {
@@ -156,7 +162,12 @@ fn budget_spent(tx: &Transaction<'_>, study: StudyId, budget: Option<usize>) -> 
     Ok(counted as usize >= budget)
 }
 
-fn insert_trial(tx: &Transaction<'_>, study: StudyId, state: TrialState, new: &NewTrial) -> CoreResult<TrialId> {
+fn insert_trial(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    state: TrialState,
+    new: &NewTrial,
+) -> CoreResult<TrialId> {
     let number: i64 = tx
         .query_row("SELECT COUNT(*) FROM trials WHERE study_id = ?1", [study.0], |row| row.get(0))
         .map_err(store_err)?;
@@ -174,7 +185,11 @@ fn insert_trial(tx: &Transaction<'_>, study: StudyId, state: TrialState, new: &N
     Ok(trial)
 }
 
-fn insert_params(tx: &Transaction<'_>, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> CoreResult<()> {
+fn insert_params(
+    tx: &Transaction<'_>,
+    trial: TrialId,
+    params: &[(String, ParamValue, Distribution)],
+) -> CoreResult<()> {
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) VALUES (?1, ?2, ?3, ?4)",
@@ -182,14 +197,24 @@ fn insert_params(tx: &Transaction<'_>, trial: TrialId, params: &[(String, ParamV
         .map_err(store_err)?;
     for (name, value, distribution) in params {
         let internal = distribution.to_internal(value).ok_or_else(|| {
-            store_err(Error::Corrupt(format!("value {value} of `{name}` is outside {}", distribution.describe())))
+            store_err(Error::Corrupt(format!(
+                "value {value} of `{name}` is outside {}",
+                distribution.describe()
+            )))
         })?;
-        stmt.execute(params![trial.0, name, internal, encode::distribution_json(distribution)]).map_err(store_err)?;
+        stmt.execute(params![trial.0, name, internal, encode::distribution_json(distribution)])
+            .map_err(store_err)?;
     }
     Ok(())
 }
 
-fn set_attr(tx: &Transaction<'_>, table: &str, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
+fn set_attr(
+    tx: &Transaction<'_>,
+    table: &str,
+    trial: TrialId,
+    key: &str,
+    value: &AttrValue,
+) -> CoreResult<()> {
     let sql = format!(
         "INSERT INTO {table} (trial_id, \"key\", value_json) VALUES (?1, ?2, ?3)
          ON CONFLICT (trial_id, \"key\") DO UPDATE SET value_json = excluded.value_json"
@@ -201,7 +226,11 @@ fn set_attr(tx: &Transaction<'_>, table: &str, trial: TrialId, key: &str, value:
 }
 
 /// Reads trials with everything attached; `filter` is a WHERE clause on `t`.
-fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]) -> CoreResult<Vec<FrozenTrial>> {
+fn load_trials(
+    tx: &Transaction<'_>,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> CoreResult<Vec<FrozenTrial>> {
     let mut trials: Vec<FrozenTrial> = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
     {
@@ -237,11 +266,17 @@ fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]
         return Ok(trials);
     }
     let joined = |table: &str, columns: &str| {
-        format!("SELECT x.trial_id, {columns} FROM {table} x JOIN trials t ON t.trial_id = x.trial_id WHERE {filter}")
+        format!(
+            "SELECT x.trial_id, {columns} FROM {table} x JOIN trials t ON t.trial_id = x.trial_id WHERE {filter}"
+        )
     };
     {
-        let mut stmt =
-            tx.prepare_cached(&joined("trial_params", "x.param_name, x.param_value, x.distribution_json")).map_err(store_err)?;
+        let mut stmt = tx
+            .prepare_cached(&joined(
+                "trial_params",
+                "x.param_name, x.param_value, x.distribution_json",
+            ))
+            .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
         while let Some(row) = rows.next().map_err(store_err)? {
             let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
@@ -250,7 +285,10 @@ fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]
             let json: String = row.get(3).map_err(store_err)?;
             let distribution = encode::parse_distribution_json(&json).map_err(store_err)?;
             let value = distribution.to_external(internal).ok_or_else(|| {
-                store_err(Error::Corrupt(format!("`{name}` = {internal} is outside {}", distribution.describe())))
+                store_err(Error::Corrupt(format!(
+                    "`{name}` = {internal} is outside {}",
+                    distribution.describe()
+                )))
             })?;
             trials[idx].params.insert(name.clone(), value);
             trials[idx].distributions.insert(name, distribution);
@@ -258,7 +296,10 @@ fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]
     }
     {
         let mut stmt = tx
-            .prepare_cached(&format!("{} AND x.objective = 0", joined("trial_values", "x.value, x.value_type")))
+            .prepare_cached(&format!(
+                "{} AND x.objective = 0",
+                joined("trial_values", "x.value, x.value_type")
+            ))
             .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
         while let Some(row) = rows.next().map_err(store_err)? {
@@ -270,7 +311,10 @@ fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]
     }
     {
         let mut stmt = tx
-            .prepare_cached(&joined("trial_intermediate_values", "x.step, x.intermediate_value, x.intermediate_value_type"))
+            .prepare_cached(&joined(
+                "trial_intermediate_values",
+                "x.step, x.intermediate_value, x.intermediate_value_type",
+            ))
             .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
         while let Some(row) = rows.next().map_err(store_err)? {
@@ -278,25 +322,33 @@ fn load_trials(tx: &Transaction<'_>, filter: &str, args: &[&dyn rusqlite::ToSql]
             let step: i64 = row.get(1).map_err(store_err)?;
             let value: Option<f64> = row.get(2).map_err(store_err)?;
             let kind: String = row.get(3).map_err(store_err)?;
-            trials[idx].intermediate_values.insert(step as u64, encode::decode_value(value, &kind).map_err(store_err)?);
+            trials[idx]
+                .intermediate_values
+                .insert(step as u64, encode::decode_value(value, &kind).map_err(store_err)?);
         }
     }
     for (table, system) in [("trial_user_attributes", false), ("trial_system_attributes", true)] {
-        let mut stmt = tx.prepare_cached(&joined(table, "x.\"key\", x.value_json")).map_err(store_err)?;
+        let mut stmt =
+            tx.prepare_cached(&joined(table, "x.\"key\", x.value_json")).map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
         while let Some(row) = rows.next().map_err(store_err)? {
             let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
             let key: String = row.get(1).map_err(store_err)?;
             let json: Option<String> = row.get(2).map_err(store_err)?;
             let value = encode::parse_attr_json(json.as_deref().unwrap_or("null"));
-            let attrs = if system { &mut trials[idx].system_attrs } else { &mut trials[idx].user_attrs };
+            let attrs =
+                if system { &mut trials[idx].system_attrs } else { &mut trials[idx].user_attrs };
             attrs.insert(key, value);
         }
     }
     Ok(trials)
 }
 
-fn load_study(tx: &Transaction<'_>, filter: &str, arg: &dyn rusqlite::ToSql) -> CoreResult<Option<Study>> {
+fn load_study(
+    tx: &Transaction<'_>,
+    filter: &str,
+    arg: &dyn rusqlite::ToSql,
+) -> CoreResult<Option<Study>> {
     let sql = format!(
         "SELECT s.study_id, s.study_name,
                 (SELECT direction FROM study_directions d WHERE d.study_id = s.study_id AND d.objective = 0),
@@ -317,7 +369,8 @@ fn load_study(tx: &Transaction<'_>, filter: &str, arg: &dyn rusqlite::ToSql) -> 
         .optional()
         .map_err(store_err)?;
     let Some((id, name, direction, metric_names, spec_text)) = row else { return Ok(None) };
-    let direction = direction.as_deref().and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
+    let direction =
+        direction.as_deref().and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
     let metric = metric_names.as_deref().and_then(encode::first_metric_name);
     Ok(Some(Study { id: StudyId(id), name, direction, metric, spec_text }))
 }
@@ -483,14 +536,24 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn set_trial_params(&self, trial: TrialId, params: &[(String, ParamValue, Distribution)]) -> CoreResult<()> {
+    fn set_trial_params(
+        &self,
+        trial: TrialId,
+        params: &[(String, ParamValue, Distribution)],
+    ) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
             insert_params(tx, trial, params)
         })
     }
 
-    fn report(&self, trial: TrialId, step: u64, value: f64, metrics: &[(String, f64)]) -> CoreResult<()> {
+    fn report(
+        &self,
+        trial: TrialId,
+        step: u64,
+        value: f64,
+        metrics: &[(String, f64)],
+    ) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
             let (stored, kind) = encode::encode_value(value);
@@ -523,14 +586,24 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
+    fn set_trial_system_attr(
+        &self,
+        trial: TrialId,
+        key: &str,
+        value: &AttrValue,
+    ) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
             set_attr(tx, "trial_system_attributes", trial, key, value)
         })
     }
 
-    fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> CoreResult<()> {
+    fn finish_trial(
+        &self,
+        trial: TrialId,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
             tx.execute(
@@ -564,7 +637,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> CoreResult<Vec<FrozenTrial>> {
+    fn trials(
+        &self,
+        study: StudyId,
+        states: Option<&[TrialState]>,
+    ) -> CoreResult<Vec<FrozenTrial>> {
         self.read(|tx| {
             study_exists(tx, study)?;
             let trials = load_trials(tx, "t.study_id = ?1", &[&study.0])?;
@@ -576,7 +653,11 @@ impl Storage for SqliteStorage {
     }
 
     fn trial(&self, trial: TrialId) -> CoreResult<FrozenTrial> {
-        self.read(|tx| load_trials(tx, "t.trial_id = ?1", &[&trial.0])?.pop().ok_or(hpo_core::Error::UnknownTrial(trial)))
+        self.read(|tx| {
+            load_trials(tx, "t.trial_id = ?1", &[&trial.0])?
+                .pop()
+                .ok_or(hpo_core::Error::UnknownTrial(trial))
+        })
     }
 
     fn metric_curves(&self, trial: TrialId) -> CoreResult<Vec<MetricPoint>> {

@@ -10,7 +10,11 @@ use crate::{Error, OPTUNA_ALEMBIC_REVISION};
 
 /// (version, name, SQL), in order.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_optuna_schema_v12", include_str!("../../../db/migrations/0001_optuna_schema_v12.sql")),
+    (
+        1,
+        "0001_optuna_schema_v12",
+        include_str!("../../../db/migrations/0001_optuna_schema_v12.sql"),
+    ),
     (2, "0002_hpo_tables", include_str!("../../../db/migrations/0002_hpo_tables.sql")),
 ];
 
@@ -23,7 +27,10 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), Error> {
             applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
         )",
     )?;
-    let applied: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM hpo_schema_migrations", [], |r| r.get(0))?;
+    let applied: i64 =
+        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM hpo_schema_migrations", [], |r| {
+            r.get(0)
+        })?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if applied > known {
         return Err(Error::NewerSchema { found: applied, known });
@@ -31,20 +38,31 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), Error> {
     // A database Optuna made at another schema revision must be upgraded by Optuna
     // first: writing into a schema we don't know would corrupt it.
     let has_alembic: Option<String> = tx
-        .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     if has_alembic.is_some() {
-        let revision: Option<String> =
-            tx.query_row("SELECT version_num FROM alembic_version LIMIT 1", [], |r| r.get(0)).optional()?;
+        let revision: Option<String> = tx
+            .query_row("SELECT version_num FROM alembic_version LIMIT 1", [], |r| r.get(0))
+            .optional()?;
         if let Some(found) = revision
             && found != OPTUNA_ALEMBIC_REVISION
         {
-            return Err(Error::UnsupportedOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION });
+            return Err(Error::UnsupportedOptunaSchema {
+                found,
+                expected: OPTUNA_ALEMBIC_REVISION,
+            });
         }
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO hpo_schema_migrations (version, name) VALUES (?1, ?2)", params![version, name])?;
+        tx.execute(
+            "INSERT INTO hpo_schema_migrations (version, name) VALUES (?1, ?2)",
+            params![version, name],
+        )?;
     }
     tx.commit()?;
     Ok(())

@@ -45,14 +45,20 @@ fn reopening_applies_no_migration_twice_and_keeps_data() {
     .unwrap();
     let again = SqliteStorage::open(&db.path).unwrap();
     let study = again.find_study("kept").unwrap().unwrap();
-    assert_eq!((study.direction, study.metric.as_deref(), study.spec_text.as_deref()), (Direction::Maximize, Some("acc"), Some("[study]")));
+    assert_eq!(
+        (study.direction, study.metric.as_deref(), study.spec_text.as_deref()),
+        (Direction::Maximize, Some("acc"), Some("[study]"))
+    );
     let conn = rusqlite::Connection::open(&db.path).unwrap();
-    let applied: i64 = conn.query_row("SELECT COUNT(*) FROM hpo_schema_migrations", [], |r| r.get(0)).unwrap();
+    let applied: i64 =
+        conn.query_row("SELECT COUNT(*) FROM hpo_schema_migrations", [], |r| r.get(0)).unwrap();
     assert_eq!(applied, MIGRATIONS.len() as i64);
     let (schema, revision): (i64, String) = conn
-        .query_row("SELECT schema_version, (SELECT version_num FROM alembic_version) FROM version_info", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT schema_version, (SELECT version_num FROM alembic_version) FROM version_info",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((schema, revision.as_str()), (12, OPTUNA_ALEMBIC_REVISION));
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
@@ -73,7 +79,9 @@ fn an_optuna_database_at_another_revision_is_refused_untouched() {
         "this database has Optuna schema revision `v3.0.0.d`, but hpo reads `v3.2.0.a` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(tables, 1, "nothing was created");
 }
 
@@ -93,7 +101,8 @@ fn two_connections_share_a_study_without_duplicate_numbers() {
     std::thread::scope(|scope| {
         for storage in [&db.storage, &other] {
             scope.spawn(move || {
-                while let Some(trial) = storage.create_running_trial(study, Some(30), &[]).unwrap() {
+                while let Some(trial) = storage.create_running_trial(study, Some(30), &[]).unwrap()
+                {
                     storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
                 }
             });

@@ -64,7 +64,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub fn verify_checksum(what: &str, bytes: &[u8], expected: &str) -> Result<(), Error> {
     let found = sha256_hex(bytes);
     if found != expected {
-        return Err(Error::Checksum { what: what.to_owned(), expected: expected.to_owned(), found });
+        return Err(Error::Checksum {
+            what: what.to_owned(),
+            expected: expected.to_owned(),
+            found,
+        });
     }
     Ok(())
 }
@@ -73,21 +77,25 @@ pub fn verify_checksum(what: &str, bytes: &[u8], expected: &str) -> Result<(), E
 pub fn load_digits() -> Result<Dataset, Error> {
     verify_checksum("digits.csv.gz", DIGITS_GZ, DIGITS_SHA256)?;
     let mut text = String::new();
-    GzDecoder::new(DIGITS_GZ).read_to_string(&mut text).map_err(|err| Error::Parse {
-        what: "digits.csv.gz".into(),
-        message: err.to_string(),
-    })?;
+    GzDecoder::new(DIGITS_GZ)
+        .read_to_string(&mut text)
+        .map_err(|err| Error::Parse { what: "digits.csv.gz".into(), message: err.to_string() })?;
     let mut rows: Vec<(Vec<f32>, u32)> = Vec::with_capacity(1797);
     for (idx, line) in text.lines().enumerate() {
-        let values: Vec<u32> = line
-            .split(',')
-            .map(|v| v.trim().parse::<u32>())
-            .collect::<Result<_, _>>()
-            .map_err(|err| Error::Parse { what: format!("digits.csv.gz line {}", idx + 1), message: err.to_string() })?;
+        let values: Vec<u32> =
+            line.split(',').map(|v| v.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(
+                |err| Error::Parse {
+                    what: format!("digits.csv.gz line {}", idx + 1),
+                    message: err.to_string(),
+                },
+            )?;
         if values.len() != 65 || values[64] > 9 {
             return Err(Error::Parse {
                 what: format!("digits.csv.gz line {}", idx + 1),
-                message: format!("expected 64 pixels and a label 0..9, got {} values", values.len()),
+                message: format!(
+                    "expected 64 pixels and a label 0..9, got {} values",
+                    values.len()
+                ),
             });
         }
         rows.push((values[..64].iter().map(|v| *v as f32 / 16.0).collect(), values[64]));
@@ -96,7 +104,12 @@ pub fn load_digits() -> Result<Dataset, Error> {
 }
 
 /// Shuffles by `DATA_SEED` and cuts 60/20/20.
-fn split(name: &str, mut rows: Vec<(Vec<f32>, u32)>, n_features: usize, n_classes: usize) -> Dataset {
+fn split(
+    name: &str,
+    mut rows: Vec<(Vec<f32>, u32)>,
+    n_features: usize,
+    n_classes: usize,
+) -> Dataset {
     rows.shuffle(&mut StdRng::seed_from_u64(DATA_SEED));
     let n = rows.len();
     let n_train = n * 60 / 100;
@@ -134,10 +147,13 @@ mod tests {
         // The split is fixed: loading again gives the same rows.
         assert_eq!(load_digits().unwrap(), data);
         let row = |s: &Split, i: usize| s.features[i * 64..(i + 1) * 64].to_vec();
-        let train: std::collections::HashSet<Vec<u32>> =
-            (0..data.train.n_rows()).map(|i| row(&data.train, i).iter().map(|v| v.to_bits()).collect()).collect();
+        let train: std::collections::HashSet<Vec<u32>> = (0..data.train.n_rows())
+            .map(|i| row(&data.train, i).iter().map(|v| v.to_bits()).collect())
+            .collect();
         let overlap = (0..data.test.n_rows())
-            .filter(|i| train.contains(&row(&data.test, *i).iter().map(|v| v.to_bits()).collect::<Vec<_>>()))
+            .filter(|i| {
+                train.contains(&row(&data.test, *i).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            })
             .count();
         // The UCI file has a few duplicate images; far fewer than a leak would make.
         assert!(overlap < 5, "{overlap} test rows also in train");
@@ -153,6 +169,9 @@ mod tests {
 
     #[test]
     fn unknown_dataset_names_the_known_ones() {
-        assert_eq!(load("mnist").unwrap_err().to_string(), "unknown dataset `mnist`; available: digits");
+        assert_eq!(
+            load("mnist").unwrap_err().to_string(),
+            "unknown dataset `mnist`; available: digits"
+        );
     }
 }

@@ -26,16 +26,36 @@ enum Kind {
 }
 
 const MLP: &[Knob] = &[
-    Knob { name: "lr", kind: Kind::Float { min: 1e-7, max: 10.0, default: 1e-3 }, help: "AdamW learning rate" },
+    Knob {
+        name: "lr",
+        kind: Kind::Float { min: 1e-7, max: 10.0, default: 1e-3 },
+        help: "AdamW learning rate",
+    },
     Knob {
         name: "weight_decay",
         kind: Kind::Float { min: 0.0, max: 10.0, default: 0.0 },
         help: "AdamW decoupled weight decay",
     },
-    Knob { name: "dropout", kind: Kind::Float { min: 0.0, max: 0.95, default: 0.0 }, help: "dropout after each hidden layer" },
-    Knob { name: "hidden", kind: Kind::Int { min: 1, max: 65_536, default: 128 }, help: "width of each hidden layer" },
-    Knob { name: "depth", kind: Kind::Int { min: 0, max: 16, default: 2 }, help: "number of hidden layers" },
-    Knob { name: "batch_size", kind: Kind::Int { min: 1, max: 65_536, default: 64 }, help: "minibatch size" },
+    Knob {
+        name: "dropout",
+        kind: Kind::Float { min: 0.0, max: 0.95, default: 0.0 },
+        help: "dropout after each hidden layer",
+    },
+    Knob {
+        name: "hidden",
+        kind: Kind::Int { min: 1, max: 65_536, default: 128 },
+        help: "width of each hidden layer",
+    },
+    Knob {
+        name: "depth",
+        kind: Kind::Int { min: 0, max: 16, default: 2 },
+        help: "number of hidden layers",
+    },
+    Knob {
+        name: "batch_size",
+        kind: Kind::Int { min: 1, max: 65_536, default: 64 },
+        help: "minibatch size",
+    },
     Knob {
         name: "activation",
         kind: Kind::Choice { choices: &["relu", "tanh", "gelu", "silu"], default: "relu" },
@@ -73,10 +93,16 @@ pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), hpo_core::spec
     };
     for param in &spec.space.params {
         let key = format!("space.{}", param.name);
-        let Some(knob) = find(&param.name) else { return Err(spec.error_at(&key, unknown(&param.name))) };
+        let Some(knob) = find(&param.name) else {
+            return Err(spec.error_at(&key, unknown(&param.name)));
+        };
         let values: Vec<ParamValue> = match &param.distribution {
-            Distribution::Float { low, high, .. } => vec![ParamValue::Float(*low), ParamValue::Float(*high)],
-            Distribution::Int { low, high, .. } => vec![ParamValue::Int(*low), ParamValue::Int(*high)],
+            Distribution::Float { low, high, .. } => {
+                vec![ParamValue::Float(*low), ParamValue::Float(*high)]
+            }
+            Distribution::Int { low, high, .. } => {
+                vec![ParamValue::Int(*low), ParamValue::Int(*high)]
+            }
             Distribution::Categorical { choices } => choices.clone(),
         };
         for value in values {
@@ -95,15 +121,26 @@ fn check_value(knob: &Knob, value: &ParamValue) -> Result<(), String> {
     match knob.kind {
         Kind::Float { min, max, .. } => match value.as_f64() {
             Some(v) if (min..=max).contains(&v) => Ok(()),
-            _ => Err(format!("`{}` ({}) takes numbers in [{min}, {max}], got {value}", knob.name, knob.help)),
+            _ => Err(format!(
+                "`{}` ({}) takes numbers in [{min}, {max}], got {value}",
+                knob.name, knob.help
+            )),
         },
         Kind::Int { min, max, .. } => match value {
             ParamValue::Int(v) if (min..=max).contains(v) => Ok(()),
-            _ => Err(format!("`{}` ({}) takes whole numbers in [{min}, {max}], got {value}", knob.name, knob.help)),
+            _ => Err(format!(
+                "`{}` ({}) takes whole numbers in [{min}, {max}], got {value}",
+                knob.name, knob.help
+            )),
         },
         Kind::Choice { choices, .. } => match value.as_str() {
             Some(v) if choices.contains(&v) => Ok(()),
-            _ => Err(format!("`{}` ({}) is one of {}, got {value}", knob.name, knob.help, choices.join(", "))),
+            _ => Err(format!(
+                "`{}` ({}) is one of {}, got {value}",
+                knob.name,
+                knob.help,
+                choices.join(", ")
+            )),
         },
     }
 }

@@ -45,14 +45,25 @@ pub fn build_objective(spec: &StudySpec) -> Result<Box<dyn Objective>, Error> {
         ObjectiveSpec::Candle(candle) => {
             if !MODELS.contains(&candle.model.as_str()) {
                 return Err(spec
-                    .error_at("objective.model", format!("unknown model `{}`; available: {}", candle.model, MODELS.join(", ")))
+                    .error_at(
+                        "objective.model",
+                        format!(
+                            "unknown model `{}`; available: {}",
+                            candle.model,
+                            MODELS.join(", ")
+                        ),
+                    )
                     .into());
             }
             if !data::DATASETS.contains(&candle.dataset.as_str()) {
                 return Err(spec
                     .error_at(
                         "objective.dataset",
-                        format!("unknown dataset `{}`; available: {}", candle.dataset, data::DATASETS.join(", ")),
+                        format!(
+                            "unknown dataset `{}`; available: {}",
+                            candle.dataset,
+                            data::DATASETS.join(", ")
+                        ),
                     )
                     .into());
             }

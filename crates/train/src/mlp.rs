@@ -18,24 +18,33 @@ pub struct Mlp {
     dropout: f64,
 }
 
-fn uniform_var(rng: &mut StdRng, shape: (usize, usize), bound: f64, device: &Device) -> Result<Var> {
-    let data: Vec<f32> = (0..shape.0 * shape.1).map(|_| rng.random_range(-bound..bound) as f32).collect();
+fn uniform_var(
+    rng: &mut StdRng,
+    shape: (usize, usize),
+    bound: f64,
+    device: &Device,
+) -> Result<Var> {
+    let data: Vec<f32> =
+        (0..shape.0 * shape.1).map(|_| rng.random_range(-bound..bound) as f32).collect();
     let tensor = Tensor::from_vec(data, shape, device)?;
     let tensor = if shape.0 == 1 { tensor.squeeze(0)? } else { tensor };
     Var::from_tensor(&tensor)
 }
 
+/// The shape of an MLP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpConfig {
+    pub n_in: usize,
+    pub n_out: usize,
+    pub hidden: usize,
+    pub depth: usize,
+    pub activation: String,
+    pub dropout: f64,
+}
+
 impl Mlp {
-    pub fn new(
-        n_in: usize,
-        n_out: usize,
-        hidden: usize,
-        depth: usize,
-        activation: &str,
-        dropout: f64,
-        rng: &mut StdRng,
-        device: &Device,
-    ) -> Result<Mlp> {
+    pub fn new(config: &MlpConfig, rng: &mut StdRng, device: &Device) -> Result<Mlp> {
+        let MlpConfig { n_in, n_out, hidden, depth, ref activation, dropout } = *config;
         let mut sizes = vec![n_in];
         sizes.extend(std::iter::repeat_n(hidden, depth));
         sizes.push(n_out);
@@ -86,8 +95,9 @@ impl Mlp {
 /// Inverted dropout with a mask from `rng`.
 fn dropout(xs: &Tensor, p: f64, rng: &mut StdRng) -> Result<Tensor> {
     let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> =
-        (0..xs.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 }).collect();
+    let mask: Vec<f32> = (0..xs.elem_count())
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 })
+        .collect();
     let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(DType::F32)?;
     xs.mul(&mask)
 }

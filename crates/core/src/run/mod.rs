@@ -46,10 +46,23 @@ pub trait Host: Sync {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A Running trial of a dead process was marked Fail.
-    Recovered { trial: &'a FrozenTrial },
-    Started { trial: &'a FrozenTrial, budget: Option<usize>, n_counted: usize },
-    Step { number: u64, step: u64, value: f64 },
-    Finished { trial: &'a FrozenTrial, best: Option<&'a FrozenTrial> },
+    Recovered {
+        trial: &'a FrozenTrial,
+    },
+    Started {
+        trial: &'a FrozenTrial,
+        budget: Option<usize>,
+        n_counted: usize,
+    },
+    Step {
+        number: u64,
+        step: u64,
+        value: f64,
+    },
+    Finished {
+        trial: &'a FrozenTrial,
+        best: Option<&'a FrozenTrial>,
+    },
 }
 
 /// How a run ended.
@@ -107,7 +120,8 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
         Err(Error::StudyExists(_)) => {}
         Err(err) => return Err(err),
     }
-    let study = storage.find_study(&spec.name)?.ok_or_else(|| Error::StudyNotFound(spec.name.clone()))?;
+    let study =
+        storage.find_study(&spec.name)?.ok_or_else(|| Error::StudyNotFound(spec.name.clone()))?;
     check_compatible(study, spec)
 }
 
@@ -139,17 +153,26 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
 }
 
 /// Pairs each value of a point with its parameter's distribution, in space order.
-pub fn with_distributions(space: &SearchSpace, params: &Params) -> Vec<(String, ParamValue, Distribution)> {
+pub fn with_distributions(
+    space: &SearchSpace,
+    params: &Params,
+) -> Vec<(String, ParamValue, Distribution)> {
     space
         .params
         .iter()
-        .filter_map(|p| params.get(&p.name).map(|v| (p.name.clone(), v.clone(), p.distribution.clone())))
+        .filter_map(|p| {
+            params.get(&p.name).map(|v| (p.name.clone(), v.clone(), p.distribution.clone()))
+        })
         .collect()
 }
 
 /// Marks the study's abandoned Running trials Fail (interrupted) and queues their
 /// grid points again. Returns the trials it recovered.
-pub fn recover_orphans(storage: &dyn Storage, study: StudyId, host: &dyn Host) -> Result<Vec<FrozenTrial>> {
+pub fn recover_orphans(
+    storage: &dyn Storage,
+    study: StudyId,
+    host: &dyn Host,
+) -> Result<Vec<FrozenTrial>> {
     let mut recovered = Vec::new();
     for trial in storage.trials(study, Some(&[TrialState::Running]))? {
         let heartbeat = storage.last_heartbeat(trial.id)?;
@@ -170,9 +193,18 @@ pub fn recover_orphans(storage: &dyn Storage, study: StudyId, host: &dyn Host) -
     Ok(recovered)
 }
 
-fn fail_interrupted(storage: &dyn Storage, study: StudyId, trial: &FrozenTrial, reason: &str) -> Result<()> {
+fn fail_interrupted(
+    storage: &dyn Storage,
+    study: StudyId,
+    trial: &FrozenTrial,
+    reason: &str,
+) -> Result<()> {
     storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
-    storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason.to_owned()))?;
+    storage.set_trial_system_attr(
+        trial.id,
+        attr::FAIL_REASON,
+        &AttrValue::Str(reason.to_owned()),
+    )?;
     storage.finish_trial(trial.id, TrialState::Fail, None)?;
     if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
         let params = trial
@@ -210,7 +242,16 @@ pub fn ask(
         return Ok(None);
     };
     let history = if sampler.needs_history() {
-        storage.trials(study, Some(&[TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Running]))?
+        storage
+            .trials(
+                study,
+                Some(&[
+                    TrialState::Complete,
+                    TrialState::Pruned,
+                    TrialState::Fail,
+                    TrialState::Running,
+                ]),
+            )?
             .into_iter()
             .filter(|t| t.id != trial.id)
             .collect()
@@ -256,18 +297,21 @@ pub fn run_study(
         let Some(trial) = ask(storage, study.id, spec, sampler.as_ref(), budget, &owner)? else {
             break RunEnd::BudgetMet;
         };
-        let n_counted = storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
+        let n_counted =
+            storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
         host.event(Event::Started { trial: &trial, budget, n_counted });
         let interrupted = run_trial(storage, study.id, spec, objective, host, &trial)?;
         n_finished += 1;
         let finished = storage.trial(trial.id)?;
-        let best = best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
+        let best =
+            best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
         host.event(Event::Finished { trial: &finished, best: best.as_ref() });
         if interrupted {
             break RunEnd::Interrupted;
         }
     };
-    let best = best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
+    let best =
+        best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
     Ok(RunSummary { study, end, n_finished, best })
 }
 
@@ -299,7 +343,10 @@ fn run_trial(
         trial,
         metric: &spec.metric,
         direction: spec.direction,
-        early_stopping: spec.early_stopping.as_ref().map(|it| (it.monitor.clone(), EarlyStopping::new(it))),
+        early_stopping: spec
+            .early_stopping
+            .as_ref()
+            .map(|it| (it.monitor.clone(), EarlyStopping::new(it))),
         best: None,
         stop: None,
         storage_error: None,
@@ -313,7 +360,9 @@ fn run_trial(
         direction: spec.direction,
     };
     let result = catch_unwind(AssertUnwindSafe(|| objective.run(&ctx, &mut reporter)))
-        .unwrap_or_else(|panic| Err(TrialFailure::new(format!("the objective panicked: {}", panic_message(&panic)))));
+        .unwrap_or_else(|panic| {
+            Err(TrialFailure::new(format!("the objective panicked: {}", panic_message(&panic))))
+        });
     if let Some(err) = reporter.storage_error.take() {
         return Err(err);
     }
@@ -337,7 +386,10 @@ fn run_trial(
         return fail(message);
     }
     let Some((best_step, best_value, best_metrics)) = reporter.best.take() else {
-        return fail(format!("the objective finished without reporting a finite `{}`", spec.metric));
+        return fail(format!(
+            "the objective finished without reporting a finite `{}`",
+            spec.metric
+        ));
     };
     storage.set_trial_user_attr(trial.id, "best_step", &AttrValue::Number(best_step as f64))?;
     for (name, value) in best_metrics.iter().chain(&output.final_metrics) {
@@ -372,6 +424,9 @@ impl NextU64 for rand::rngs::StdRng {
     }
 }
 
+/// (step, value, every metric) at the best step so far.
+type BestStep = (u64, f64, Vec<(String, f64)>);
+
 struct TrialReporter<'a> {
     storage: &'a dyn Storage,
     host: &'a dyn Host,
@@ -380,7 +435,7 @@ struct TrialReporter<'a> {
     direction: Direction,
     early_stopping: Option<(String, EarlyStopping)>,
     /// (step, value, all metrics) at the best step so far.
-    best: Option<(u64, f64, Vec<(String, f64)>)>,
+    best: Option<BestStep>,
     stop: Option<Stop>,
     storage_error: Option<Error>,
     missing_metric: Option<String>,
@@ -410,14 +465,17 @@ impl Reporter for TrialReporter<'_> {
             return self.halt(Stop::Aborted);
         }
         self.host.event(Event::Step { number: self.trial.number, step, value });
-        if !value.is_nan() && self.best.as_ref().is_none_or(|(_, b, _)| self.direction.is_better(value, *b)) {
+        if !value.is_nan()
+            && self.best.as_ref().is_none_or(|(_, b, _)| self.direction.is_better(value, *b))
+        {
             self.best = Some((step, value, metrics.to_vec()));
         }
         if self.host.interrupted() {
             return self.halt(Stop::Interrupted);
         }
         if let Some((monitor, early_stopping)) = &mut self.early_stopping {
-            let monitored = metrics.iter().find(|(n, _)| n == monitor).map_or(f64::NAN, |(_, v)| *v);
+            let monitored =
+                metrics.iter().find(|(n, _)| n == monitor).map_or(f64::NAN, |(_, v)| *v);
             if let EarlyStoppingDecision::Stop { .. } = early_stopping.update(monitored) {
                 return self.halt(Stop::EarlyStopped);
             }

@@ -39,7 +39,11 @@ impl Host for TestHost {
         self.owner.clone()
     }
     fn is_orphaned(&self, trial: &FrozenTrial, _: Option<Timestamp>) -> bool {
-        trial.system_attrs.get(attr::OWNER).and_then(AttrValue::as_str).is_some_and(|o| self.dead_owners.iter().any(|d| d == o))
+        trial
+            .system_attrs
+            .get(attr::OWNER)
+            .and_then(AttrValue::as_str)
+            .is_some_and(|o| self.dead_owners.iter().any(|d| d == o))
     }
     fn event(&self, event: Event<'_>) {
         let line = match event {
@@ -90,9 +94,17 @@ fn random_study_meets_its_budget_and_resumes() {
     let again = run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
     assert_eq!(again.n_finished, 0);
     // A larger budget from the command line continues the same study.
-    let more = run_study(&storage, &spec, &objective(&spec), &host, RunConfig { trials: Some(15), timeout: None }).unwrap();
+    let more = run_study(
+        &storage,
+        &spec,
+        &objective(&spec),
+        &host,
+        RunConfig { trials: Some(15), timeout: None },
+    )
+    .unwrap();
     assert_eq!(more.n_finished, 3);
-    let numbers: Vec<u64> = storage.trials(summary.study.id, None).unwrap().iter().map(|t| t.number).collect();
+    let numbers: Vec<u64> =
+        storage.trials(summary.study.id, None).unwrap().iter().map(|t| t.number).collect();
     assert_eq!(numbers, (0..15).collect::<Vec<_>>());
 }
 
@@ -101,8 +113,14 @@ fn two_runs_of_the_same_file_propose_the_same_parameters() {
     let spec = spec("random", "trials = 8", BRANIN);
     let params = || {
         let storage = InMemoryStorage::default();
-        let summary = run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
-        storage.trials(summary.study.id, None).unwrap().into_iter().map(|t| (t.params, t.value)).collect::<Vec<_>>()
+        let summary =
+            run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
+        storage
+            .trials(summary.study.id, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.params, t.value))
+            .collect::<Vec<_>>()
     };
     assert_eq!(params(), params());
 }
@@ -110,8 +128,10 @@ fn two_runs_of_the_same_file_propose_the_same_parameters() {
 #[test]
 fn grid_runs_every_point_once() {
     let storage = InMemoryStorage::default();
-    let spec = spec("grid", "", "x0 = { float = [-5, 10], step = 5 }\nx1 = { int = [0, 15], step = 5 }\n");
-    let summary = run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let spec =
+        spec("grid", "", "x0 = { float = [-5, 10], step = 5 }\nx1 = { int = [0, 15], step = 5 }\n");
+    let summary =
+        run_study(&storage, &spec, &objective(&spec), &TestHost::new(), NO_OVERRIDES).unwrap();
     assert_eq!(summary.n_finished, 16);
     let trials = storage.trials(summary.study.id, None).unwrap();
     let points: std::collections::BTreeSet<String> =
@@ -124,7 +144,11 @@ fn grid_runs_every_point_once() {
 #[test]
 fn orphaned_trials_fail_and_grid_points_are_queued_again() {
     let storage = InMemoryStorage::default();
-    let spec = spec("grid", "", "x0 = { float = [-5, 10], step = 15 }\nx1 = { int = [0, 15], step = 15 }\n");
+    let spec = spec(
+        "grid",
+        "",
+        "x0 = { float = [-5, 10], step = 15 }\nx1 = { int = [0, 15], step = 15 }\n",
+    );
     let study = open_study(&storage, &spec).unwrap();
     let dead = [(attr::OWNER.to_owned(), AttrValue::Str("dead:9".into()))];
     let orphan = storage.claim_waiting_trial(study.id, None, &dead).unwrap().unwrap();
@@ -145,8 +169,10 @@ fn a_changed_space_is_refused_with_what_changed() {
     let storage = InMemoryStorage::default();
     let first = spec("random", "trials = 2", BRANIN);
     run_study(&storage, &first, &objective(&first), &TestHost::new(), NO_OVERRIDES).unwrap();
-    let changed = spec("random", "trials = 2", "x0 = { float = [-5, 5] }\nx1 = { float = [0, 15] }\n");
-    let err = run_study(&storage, &changed, &objective(&changed), &TestHost::new(), NO_OVERRIDES).unwrap_err();
+    let changed =
+        spec("random", "trials = 2", "x0 = { float = [-5, 5] }\nx1 = { float = [0, 15] }\n");
+    let err = run_study(&storage, &changed, &objective(&changed), &TestHost::new(), NO_OVERRIDES)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "study `t` already exists with a different search space:\n  parameter `x0` changed from float [-5, 10] to float [-5, 5]\nrun it under a new name (`[study] name`), or restore the original space"
@@ -157,16 +183,26 @@ fn a_changed_space_is_refused_with_what_changed() {
 struct Curve(Vec<f64>);
 
 impl Objective for Curve {
-    fn run(&self, _: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+    fn run(
+        &self,
+        _: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
         for (step, value) in self.0.iter().enumerate() {
             if value.is_nan() {
                 return Err(TrialFailure::new(format!("loss is NaN at step {}", step + 1)));
             }
-            if reporter.report(step as u64 + 1, &[("value".into(), *value), ("other".into(), 1.0)]).is_break() {
+            if reporter
+                .report(step as u64 + 1, &[("value".into(), *value), ("other".into(), 1.0)])
+                .is_break()
+            {
                 break;
             }
         }
-        Ok(ObjectiveOutput { final_metrics: vec![("test_value".into(), 9.0)], ended_by: Some("max_epochs".into()) })
+        Ok(ObjectiveOutput {
+            final_metrics: vec![("test_value".into(), 9.0)],
+            ended_by: Some("max_epochs".into()),
+        })
     }
 }
 
@@ -181,12 +217,17 @@ fn early_stopping_ends_a_flat_curve_and_the_value_is_its_best_step() {
         min_delta: 0.0,
     });
     let host = TestHost::new();
-    let summary = run_study(&storage, &spec, &Curve(vec![3.0, 1.0, 2.0, 2.0, 0.5]), &host, NO_OVERRIDES).unwrap();
+    let summary =
+        run_study(&storage, &spec, &Curve(vec![3.0, 1.0, 2.0, 2.0, 0.5]), &host, NO_OVERRIDES)
+            .unwrap();
     let trial = storage.trials(summary.study.id, None).unwrap().remove(0);
     assert_eq!(trial.state, TrialState::Complete);
     assert_eq!(trial.value, Some(1.0));
     assert_eq!(trial.intermediate_values.len(), 4, "stopped after two steps without improvement");
-    assert_eq!(trial.system_attrs.get(attr::ENDED_BY), Some(&AttrValue::Str("early_stopping".into())));
+    assert_eq!(
+        trial.system_attrs.get(attr::ENDED_BY),
+        Some(&AttrValue::Str("early_stopping".into()))
+    );
     assert_eq!(trial.user_attrs.get("best_step"), Some(&AttrValue::Number(2.0)));
     assert_eq!(trial.user_attrs.get("test_value"), Some(&AttrValue::Number(9.0)));
     assert_eq!(trial.user_attrs.get("other"), Some(&AttrValue::Number(1.0)));
@@ -196,7 +237,9 @@ fn early_stopping_ends_a_flat_curve_and_the_value_is_its_best_step() {
 fn a_failing_trial_is_recorded_and_the_study_goes_on() {
     let storage = InMemoryStorage::default();
     let spec = spec("random", "trials = 3", BRANIN);
-    let summary = run_study(&storage, &spec, &Curve(vec![1.0, f64::NAN]), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let summary =
+        run_study(&storage, &spec, &Curve(vec![1.0, f64::NAN]), &TestHost::new(), NO_OVERRIDES)
+            .unwrap();
     let trials = storage.trials(summary.study.id, None).unwrap();
     assert_eq!(trials.len(), 3);
     assert!(trials.iter().all(|t| t.state == TrialState::Fail));
@@ -207,7 +250,11 @@ fn a_failing_trial_is_recorded_and_the_study_goes_on() {
 struct Panics;
 
 impl Objective for Panics {
-    fn run(&self, _: &TrialContext<'_>, _: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
+    fn run(
+        &self,
+        _: &TrialContext<'_>,
+        _: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
         panic!("shape mismatch")
     }
 }
@@ -231,7 +278,10 @@ fn interruption_fails_the_running_trial_and_returns_its_budget() {
     let summary = run_study(&storage, &spec, &curve, &host, NO_OVERRIDES).unwrap();
     assert_eq!(summary.end, RunEnd::Interrupted);
     let trials = storage.trials(summary.study.id, None).unwrap();
-    assert_eq!(trials.iter().map(|t| t.state).collect::<Vec<_>>(), [TrialState::Complete, TrialState::Fail]);
+    assert_eq!(
+        trials.iter().map(|t| t.state).collect::<Vec<_>>(),
+        [TrialState::Complete, TrialState::Fail]
+    );
     assert_eq!(trials[1].fail_reason(), Some("interrupted (Ctrl-C)"));
     assert_eq!(trials[1].intermediate_values.len(), 2, "the steps it ran are kept");
     // The next run meets the budget of 5 trials that count.

@@ -80,7 +80,13 @@ fn walk(
     chosen.remove(&param.name);
 }
 
-fn walk_count(space: &SearchSpace, values: &[Vec<ParamValue>], idx: usize, chosen: &mut Params, n: &mut usize) {
+fn walk_count(
+    space: &SearchSpace,
+    values: &[Vec<ParamValue>],
+    idx: usize,
+    chosen: &mut Params,
+    n: &mut usize,
+) {
     if *n > crate::spec::MAX_GRID_POINTS {
         return;
     }

@@ -51,7 +51,9 @@ pub fn sample_one(distribution: &Distribution, rng: &mut StdRng) -> ParamValue {
             let n = ((high - low) / step) as u64;
             ParamValue::Int(low + rng.random_range(0..=n) as i64 * step)
         }
-        Distribution::Categorical { ref choices } => choices[rng.random_range(0..choices.len())].clone(),
+        Distribution::Categorical { ref choices } => {
+            choices[rng.random_range(0..choices.len())].clone()
+        }
     }
 }
 

@@ -29,7 +29,12 @@ act = { choice = ["relu", "tanh", true, 3] }
         let params = RandomSampler.sample(&space, &[], &mut trial_rng(1, number));
         for param in &space.params {
             let value = &params[&param.name];
-            assert!(param.distribution.to_internal(value).is_some(), "{} = {value} outside {:?}", param.name, param.distribution);
+            assert!(
+                param.distribution.to_internal(value).is_some(),
+                "{} = {value} outside {:?}",
+                param.name,
+                param.distribution
+            );
         }
         seen_k.insert(params["k"].as_i64().unwrap());
         seen_act.insert(params["act"].to_string());
@@ -38,7 +43,10 @@ act = { choice = ["relu", "tanh", true, 3] }
             log_low_half += 1;
         }
         let dropout = params["dropout"].as_f64().unwrap();
-        assert!([0.0, 0.1, 0.2, 0.3, 0.4, 0.5].contains(&dropout), "{dropout} is not on the step grid");
+        assert!(
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5].contains(&dropout),
+            "{dropout} is not on the step grid"
+        );
     }
     assert_eq!(seen_k, BTreeSet::from([1, 3, 5, 7, 9]));
     assert_eq!(seen_act.len(), 4);

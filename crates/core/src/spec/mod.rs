@@ -127,7 +127,11 @@ impl StudySpec {
             path: self.path.clone(),
             line,
             column,
-            field: if field.is_empty() { format!("[{section}]") } else { format!("[{section}].{field}") },
+            field: if field.is_empty() {
+                format!("[{section}]")
+            } else {
+                format!("[{section}].{field}")
+            },
             message: message.into(),
         }
     }
@@ -151,9 +155,20 @@ impl Ctx<'_> {
         (line, column)
     }
 
-    fn error(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> SpecError {
         let (line, column) = self.line_col(span.start);
-        SpecError { path: self.path.to_owned(), line, column, field: field.into(), message: message.into() }
+        SpecError {
+            path: self.path.to_owned(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// serde's and toml's errors carry a span and a message; we name the section
@@ -171,8 +186,10 @@ impl Ctx<'_> {
             .map(|line| line[..=line.find(']').unwrap_or(0)].to_owned());
         // The key the error's line assigns (`lr = { ... }` in [space] gives `[space].lr`).
         let line = self.text[line_start..line_end].trim_start();
-        let key: String =
-            line.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+        let key: String = line
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .collect();
         let assigns = !key.is_empty() && line[key.len()..].trim_start().starts_with('=');
         let field = match (section, assigns) {
             (Some(section), true) => format!("{section}.{key}"),
@@ -192,7 +209,10 @@ impl Ctx<'_> {
             _ => message,
         };
         let message = match message.strip_prefix("missing field ") {
-            Some(missing) => format!("missing field {missing}; add `{} = ...` to {field}", missing.trim_matches('`')),
+            Some(missing) => format!(
+                "missing field {missing}; add `{} = ...` to {field}",
+                missing.trim_matches('`')
+            ),
             None => message,
         };
         self.error(span, field, message)
@@ -311,7 +331,9 @@ impl<'de> Deserialize<'de> for RawSpace {
         impl<'de> Visitor<'de> for SpaceVisitor {
             type Value = RawSpace;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table of parameters, like `lr = { float = [1e-4, 1e-1], log = true }`")
+                f.write_str(
+                    "a table of parameters, like `lr = { float = [1e-4, 1e-1], log = true }`",
+                )
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSpace, A::Error> {
                 let mut params = Vec::new();
@@ -345,7 +367,11 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     locate("study.name", study.name.span());
     let metric = study.metric.get_ref().trim().to_owned();
     if metric.is_empty() {
-        return Err(ctx.error(study.metric.span(), "[study].metric", "name the metric to optimize, e.g. `val_loss`"));
+        return Err(ctx.error(
+            study.metric.span(),
+            "[study].metric",
+            "name the metric to optimize, e.g. `val_loss`",
+        ));
     }
     locate("study.metric", study.metric.span());
     let direction = Direction::from(study.direction);
@@ -366,7 +392,10 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             ctx.error(
                 it.span(),
                 "[study].timeout",
-                format!("`{}` is not a duration; write e.g. \"90s\", \"30m\", \"2h\" or \"1h30m\"", it.get_ref()),
+                format!(
+                    "`{}` is not a duration; write e.g. \"90s\", \"30m\", \"2h\" or \"1h30m\"",
+                    it.get_ref()
+                ),
             )
         })?),
         None => None,
@@ -383,7 +412,11 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let space_span = raw.space.span();
     let space = validate_space(ctx, raw.space.into_inner(), &mut locate)?;
     if space.params.is_empty() {
-        return Err(ctx.error(space_span, "[space]", "the search space is empty; declare at least one parameter"));
+        return Err(ctx.error(
+            space_span,
+            "[space]",
+            "the search space is empty; declare at least one parameter",
+        ));
     }
 
     if sampler == SamplerSpec::Grid {
@@ -419,7 +452,8 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     }
 
     let objective_span = raw.objective.span();
-    let objective = validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
+    let objective =
+        validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
     if let ObjectiveSpec::Function { .. } = objective
         && metric != "value"
     {
@@ -429,7 +463,9 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             line,
             column,
             field: "[study].metric".to_owned(),
-            message: format!("a function objective reports one metric, `value`; set `metric = \"value\"` (got `{metric}`)"),
+            message: format!(
+                "a function objective reports one metric, `value`; set `metric = \"value\"` (got `{metric}`)"
+            ),
         });
     }
     let _ = objective_span;
@@ -488,7 +524,7 @@ fn validate_early_stopping(
         ));
     }
     let min_delta = match raw.min_delta {
-        Some(it) if !(*it.get_ref() >= 0.0) => {
+        Some(it) if it.get_ref().is_nan() || *it.get_ref() < 0.0 => {
             return Err(ctx.error(
                 it.span(),
                 "[early_stopping].min_delta",
@@ -537,17 +573,26 @@ fn validate_objective(
                 return Err(ctx.error(
                     raw.kind.span(),
                     "[objective].function",
-                    format!("a function objective needs `function = \"...\"`, one of {}", BenchmarkFunction::NAMES.join(", ")),
+                    format!(
+                        "a function objective needs `function = \"...\"`, one of {}",
+                        BenchmarkFunction::NAMES.join(", ")
+                    ),
                 ));
             };
             let function = BenchmarkFunction::from_name(name.get_ref()).ok_or_else(|| {
                 ctx.error(
                     name.span(),
                     "[objective].function",
-                    format!("unknown function `{}`; valid: {}", name.get_ref(), BenchmarkFunction::NAMES.join(", ")),
+                    format!(
+                        "unknown function `{}`; valid: {}",
+                        name.get_ref(),
+                        BenchmarkFunction::NAMES.join(", ")
+                    ),
                 )
             })?;
-            function.check_space(space).map_err(|msg| ctx.error(name.span(), "[objective].function", msg))?;
+            function
+                .check_space(space)
+                .map_err(|msg| ctx.error(name.span(), "[objective].function", msg))?;
             Ok(ObjectiveSpec::Function { function })
         }
         RawObjectiveKind::Candle => {
@@ -661,21 +706,30 @@ fn validate_space(
                 for value in grid.get_ref() {
                     let value = scalar(value)
                         .and_then(|v| distribution.to_internal(&v).map(|internal| (v, internal)))
-                        .and_then(|(v, internal)| match (&distribution, &v) {
-                            (Distribution::Float { .. }, ParamValue::Int(_)) => Some(ParamValue::Float(internal)),
-                            _ => Some(v),
+                        .map(|(v, internal)| match (&distribution, &v) {
+                            (Distribution::Float { .. }, ParamValue::Int(_)) => {
+                                ParamValue::Float(internal)
+                            }
+                            _ => v,
                         })
                         .ok_or_else(|| {
                             ctx.error(
                                 grid.span(),
                                 field.clone(),
-                                format!("grid value {value} is outside the parameter's range {}", distribution.describe()),
+                                format!(
+                                    "grid value {value} is outside the parameter's range {}",
+                                    distribution.describe()
+                                ),
                             )
                         })?;
                     values.push(value);
                 }
                 if values.is_empty() {
-                    return Err(ctx.error(grid.span(), field, "`grid = []` is empty; list at least one value"));
+                    return Err(ctx.error(
+                        grid.span(),
+                        field,
+                        "`grid = []` is empty; list at least one value",
+                    ));
                 }
                 Some(values)
             }
@@ -717,13 +771,25 @@ fn validate_distribution(
     let log = param.log.as_ref().is_some_and(|it| *it.get_ref());
     if let Some(choices) = &param.choice {
         if let Some(it) = &param.log {
-            return Err(ctx.error(it.span(), field, "`log` applies to float and int parameters, not to `choice`"));
+            return Err(ctx.error(
+                it.span(),
+                field,
+                "`log` applies to float and int parameters, not to `choice`",
+            ));
         }
         if let Some(it) = &param.step {
-            return Err(ctx.error(it.span(), field, "`step` applies to float and int parameters, not to `choice`"));
+            return Err(ctx.error(
+                it.span(),
+                field,
+                "`step` applies to float and int parameters, not to `choice`",
+            ));
         }
         if let Some(it) = &param.grid {
-            return Err(ctx.error(it.span(), field, "`grid` is not needed for `choice`: the grid uses every choice"));
+            return Err(ctx.error(
+                it.span(),
+                field,
+                "`grid` is not needed for `choice`: the grid uses every choice",
+            ));
         }
         let mut values: Vec<ParamValue> = Vec::new();
         for value in choices.get_ref() {
@@ -731,21 +797,34 @@ fn validate_distribution(
                 ctx.error(
                     choices.span(),
                     field,
-                    format!("choices must be strings, numbers or booleans; found {}", value.type_str()),
+                    format!(
+                        "choices must be strings, numbers or booleans; found {}",
+                        value.type_str()
+                    ),
                 )
             })?;
             if values.iter().any(|it| it.same_as(&value)) {
-                return Err(ctx.error(choices.span(), field, format!("choice {value} is listed twice")));
+                return Err(ctx.error(
+                    choices.span(),
+                    field,
+                    format!("choice {value} is listed twice"),
+                ));
             }
             values.push(value);
         }
         if values.is_empty() {
-            return Err(ctx.error(choices.span(), field, "`choice = []` is empty; list at least one value"));
+            return Err(ctx.error(
+                choices.span(),
+                field,
+                "`choice = []` is empty; list at least one value",
+            ));
         }
         return Ok(Distribution::Categorical { choices: values });
     }
     let (bounds_span, low, high, is_int) = match (&param.float, &param.int) {
-        (Some(it), _) => (it.span(), it.get_ref().first().copied(), it.get_ref().get(1).copied(), false),
+        (Some(it), _) => {
+            (it.span(), it.get_ref().first().copied(), it.get_ref().get(1).copied(), false)
+        }
         (_, Some(it)) => (
             it.span(),
             it.get_ref().first().map(|v| *v as f64),
@@ -754,7 +833,11 @@ fn validate_distribution(
         ),
         _ => unreachable!("one kind is present"),
     };
-    let n_bounds = param.float.as_ref().map(|it| it.get_ref().len()).or(param.int.as_ref().map(|it| it.get_ref().len()));
+    let n_bounds = param
+        .float
+        .as_ref()
+        .map(|it| it.get_ref().len())
+        .or(param.int.as_ref().map(|it| it.get_ref().len()));
     let (Some(low), Some(high), Some(2)) = (low, high, n_bounds) else {
         return Err(ctx.error(bounds_span, field, "give the range as two numbers: `[low, high]`"));
     };
@@ -781,13 +864,20 @@ fn validate_distribution(
                     return Err(ctx.error(
                         it.span(),
                         field,
-                        format!("an int step must be a whole number of at least 1, got {}", it.get_ref()),
+                        format!(
+                            "an int step must be a whole number of at least 1, got {}",
+                            it.get_ref()
+                        ),
                     ));
                 }
             },
         };
         if log && step != 1 {
-            return Err(ctx.error(bounds_span, field, "`log = true` and `step` can't be combined (as in Optuna); drop one"));
+            return Err(ctx.error(
+                bounds_span,
+                field,
+                "`log = true` and `step` can't be combined (as in Optuna); drop one",
+            ));
         }
         let (low, high) = (low as i64, high as i64);
         if (high - low) % step != 0 {
@@ -801,16 +891,18 @@ fn validate_distribution(
     } else {
         let step = match &param.step {
             None => None,
-            Some(it) => match it.get_ref().as_float().or(it.get_ref().as_integer().map(|v| v as f64)) {
-                Some(step) if step > 0.0 && step.is_finite() => Some(step),
-                _ => {
-                    return Err(ctx.error(
-                        it.span(),
-                        field,
-                        format!("a float step must be a positive number, got {}", it.get_ref()),
-                    ));
+            Some(it) => {
+                match it.get_ref().as_float().or(it.get_ref().as_integer().map(|v| v as f64)) {
+                    Some(step) if step > 0.0 && step.is_finite() => Some(step),
+                    _ => {
+                        return Err(ctx.error(
+                            it.span(),
+                            field,
+                            format!("a float step must be a positive number, got {}", it.get_ref()),
+                        ));
+                    }
                 }
-            },
+            }
         };
         if let Some(step) = step {
             if log {
@@ -865,17 +957,26 @@ fn validate_condition(
     };
     let mut values = Vec::new();
     for raw in raw_values {
-        let value = scalar(raw).filter(|v| parent.distribution.to_internal(v).is_some()).ok_or_else(|| {
-            ctx.error(
-                when.span(),
-                field,
-                format!("`{parent_name}` never takes the value {raw}; its domain is {}", parent.distribution.describe()),
-            )
-        })?;
+        let value = scalar(raw)
+            .filter(|v| parent.distribution.to_internal(v).is_some())
+            .ok_or_else(|| {
+                ctx.error(
+                    when.span(),
+                    field,
+                    format!(
+                        "`{parent_name}` never takes the value {raw}; its domain is {}",
+                        parent.distribution.describe()
+                    ),
+                )
+            })?;
         values.push(value);
     }
     if values.is_empty() {
-        return Err(ctx.error(when.span(), field, format!("`when` gives no values for `{parent_name}`")));
+        return Err(ctx.error(
+            when.span(),
+            field,
+            format!("`when` gives no values for `{parent_name}`"),
+        ));
     }
     Ok(Condition { parent: parent_name.clone(), values })
 }

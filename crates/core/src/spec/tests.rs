@@ -62,9 +62,16 @@ fn valid_file_parses_into_typed_values() {
     assert_eq!(spec.timeout, Some(Duration::from_secs(5400)));
     assert_eq!(spec.sampler, SamplerSpec::Random);
     let es = spec.early_stopping.as_ref().unwrap();
-    assert_eq!((es.monitor.as_str(), es.direction, es.patience), ("val_loss", Direction::Minimize, 5));
+    assert_eq!(
+        (es.monitor.as_str(), es.direction, es.patience),
+        ("val_loss", Direction::Minimize, 5)
+    );
     let names: Vec<&str> = spec.space.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["lr", "dropout", "hidden", "depth", "batch_size", "optimizer", "momentum"], "file order");
+    assert_eq!(
+        names,
+        ["lr", "dropout", "hidden", "depth", "batch_size", "optimizer", "momentum"],
+        "file order"
+    );
     assert_eq!(
         spec.space.get("lr").unwrap().distribution,
         Distribution::Float { low: 1e-4, high: 1e-1, log: true, step: None }
@@ -79,7 +86,10 @@ fn valid_file_parses_into_typed_values() {
         Some(Condition { parent: "optimizer".into(), values: vec![ParamValue::Str("sgd".into())] })
     );
     let ObjectiveSpec::Candle(candle) = &spec.objective else { panic!("candle objective") };
-    assert_eq!((candle.model.as_str(), candle.dataset.as_str(), candle.max_epochs), ("mlp", "digits", 30));
+    assert_eq!(
+        (candle.model.as_str(), candle.dataset.as_str(), candle.max_epochs),
+        ("mlp", "digits", 30)
+    );
     assert_eq!(candle.fixed.get("activation"), Some(&ParamValue::Str("relu".into())));
     assert_eq!(spec.text, VALID);
     let located = spec.error_at("space.hidden", "nope");
@@ -119,164 +129,334 @@ fn toml_syntax_error() {
 
 #[test]
 fn unknown_section() {
-    check_err(&format!("{VALID}\n[studdy]\nname = \"x\"\n"), expect![[r#"studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`"#]]);
+    check_err(
+        &format!("{VALID}\n[studdy]\nname = \"x\"\n"),
+        expect![[
+            r#"studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`"#
+        ]],
+    );
 }
 
 #[test]
 fn unknown_field_in_study() {
-    check_err(&replace("trials = 20", "trails = 20"), expect![[r#"studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`"#]]);
+    check_err(
+        &replace("trials = 20", "trails = 20"),
+        expect![[
+            r#"studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`"#
+        ]],
+    );
 }
 
 #[test]
 fn missing_study_name() {
-    check_err(&replace("name = \"digits-mlp\"\n", ""), expect![[r#"studies/bad.toml:2:1: [study]: missing field `name`; add `name = ...` to [study]"#]]);
+    check_err(
+        &replace("name = \"digits-mlp\"\n", ""),
+        expect![[
+            r#"studies/bad.toml:2:1: [study]: missing field `name`; add `name = ...` to [study]"#
+        ]],
+    );
 }
 
 #[test]
 fn bad_direction() {
-    check_err(&replace("direction = \"maximize\"", "direction = \"maximise\""), expect![[r#"studies/bad.toml:5:13: [study].direction: unknown variant `maximise`, expected `minimize` or `maximize`"#]]);
+    check_err(
+        &replace("direction = \"maximize\"", "direction = \"maximise\""),
+        expect![[
+            r#"studies/bad.toml:5:13: [study].direction: unknown variant `maximise`, expected `minimize` or `maximize`"#
+        ]],
+    );
 }
 
 #[test]
 fn zero_trials() {
-    check_err(&replace("trials = 20", "trials = 0"), expect![[r#"studies/bad.toml:7:10: [study].trials: the budget must be at least 1 trial, got 0"#]]);
+    check_err(
+        &replace("trials = 20", "trials = 0"),
+        expect![[
+            r#"studies/bad.toml:7:10: [study].trials: the budget must be at least 1 trial, got 0"#
+        ]],
+    );
 }
 
 #[test]
 fn bad_timeout() {
-    check_err(&replace("timeout = \"1h30m\"", "timeout = \"30 minutes\""), expect![[r#"studies/bad.toml:8:11: [study].timeout: `30 minutes` is not a duration; write e.g. "90s", "30m", "2h" or "1h30m""#]]);
+    check_err(
+        &replace("timeout = \"1h30m\"", "timeout = \"30 minutes\""),
+        expect![[
+            r#"studies/bad.toml:8:11: [study].timeout: `30 minutes` is not a duration; write e.g. "90s", "30m", "2h" or "1h30m""#
+        ]],
+    );
 }
 
 #[test]
 fn unknown_sampler() {
-    check_err(&replace("kind = \"random\"", "kind = \"bayes\""), expect![[r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected `grid` or `random`"#]]);
+    check_err(
+        &replace("kind = \"random\"", "kind = \"bayes\""),
+        expect![[
+            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected `grid` or `random`"#
+        ]],
+    );
 }
 
 #[test]
 fn unknown_pruner() {
-    check_err(&replace("kind = \"none\"", "kind = \"sometimes\""), expect![[r#"studies/bad.toml:14:8: [pruner].kind: unknown variant `sometimes`, expected `none`"#]]);
+    check_err(
+        &replace("kind = \"none\"", "kind = \"sometimes\""),
+        expect![[
+            r#"studies/bad.toml:14:8: [pruner].kind: unknown variant `sometimes`, expected `none`"#
+        ]],
+    );
 }
 
 #[test]
 fn zero_patience() {
-    check_err(&replace("patience = 5", "patience = 0"), expect![[r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be at least 1, got 0"#]]);
+    check_err(
+        &replace("patience = 5", "patience = 0"),
+        expect![[
+            r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be at least 1, got 0"#
+        ]],
+    );
 }
 
 #[test]
 fn parameter_without_kind() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { log = true }"), expect![[r#"studies/bad.toml:33:9: [space].depth: say what kind of parameter this is: `float = [low, high]`, `int = [low, high]` or `choice = [...]`"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { log = true }"),
+        expect![[
+            r#"studies/bad.toml:33:9: [space].depth: say what kind of parameter this is: `float = [low, high]`, `int = [low, high]` or `choice = [...]`"#
+        ]],
+    );
 }
 
 #[test]
 fn parameter_with_two_kinds() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], float = [1, 3] }"), expect![[r#"studies/bad.toml:33:9: [space].depth: a parameter has exactly one kind; write only one of `float`, `int` and `choice`"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], float = [1, 3] }"),
+        expect![[
+            r#"studies/bad.toml:33:9: [space].depth: a parameter has exactly one kind; write only one of `float`, `int` and `choice`"#
+        ]],
+    );
 }
 
 #[test]
 fn empty_range() {
-    check_err(&replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [0.1, 0.01] }"), expect![[r#"studies/bad.toml:30:16: [space].lr: the range [0.1, 0.01] is empty; write [low, high] with low < high"#]]);
+    check_err(
+        &replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [0.1, 0.01] }"),
+        expect![[
+            r#"studies/bad.toml:30:16: [space].lr: the range [0.1, 0.01] is empty; write [low, high] with low < high"#
+        ]],
+    );
 }
 
 #[test]
 fn log_range_not_positive() {
-    check_err(&replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [0, 0.1], log = true }"), expect![[r#"studies/bad.toml:30:16: [space].lr: a log-scaled range must be positive, but low is 0; raise low above 0 or drop `log = true`"#]]);
+    check_err(
+        &replace(
+            "lr = { float = [1e-4, 1e-1], log = true }",
+            "lr = { float = [0, 0.1], log = true }",
+        ),
+        expect![[
+            r#"studies/bad.toml:30:16: [space].lr: a log-scaled range must be positive, but low is 0; raise low above 0 or drop `log = true`"#
+        ]],
+    );
 }
 
 #[test]
 fn range_with_one_bound() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [3] }"), expect![[r#"studies/bad.toml:33:17: [space].depth: give the range as two numbers: `[low, high]`"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [3] }"),
+        expect![[
+            r#"studies/bad.toml:33:17: [space].depth: give the range as two numbers: `[low, high]`"#
+        ]],
+    );
 }
 
 #[test]
 fn int_step_does_not_divide() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 4], step = 2 }"), expect![[r#"studies/bad.toml:33:17: [space].depth: the range [1, 4] is not a whole number of steps of 2; make high - low a multiple of step"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [1, 4], step = 2 }"),
+        expect![[
+            r#"studies/bad.toml:33:17: [space].depth: the range [1, 4] is not a whole number of steps of 2; make high - low a multiple of step"#
+        ]],
+    );
 }
 
 #[test]
 fn log_and_step() {
-    check_err(&replace("hidden = { int = [16, 512], log = true }", "hidden = { int = [16, 512], log = true, step = 16 }"), expect![[r#"studies/bad.toml:32:18: [space].hidden: `log = true` and `step` can't be combined (as in Optuna); drop one"#]]);
+    check_err(
+        &replace(
+            "hidden = { int = [16, 512], log = true }",
+            "hidden = { int = [16, 512], log = true, step = 16 }",
+        ),
+        expect![[
+            r#"studies/bad.toml:32:18: [space].hidden: `log = true` and `step` can't be combined (as in Optuna); drop one"#
+        ]],
+    );
 }
 
 #[test]
 fn float_value_in_int_range() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3.5] }"), expect![[r#"studies/bad.toml:33:21: [space].depth: invalid type: floating point `3.5`, expected an integer"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [1, 3.5] }"),
+        expect![[
+            r#"studies/bad.toml:33:21: [space].depth: invalid type: floating point `3.5`, expected an integer"#
+        ]],
+    );
 }
 
 #[test]
 fn empty_choice() {
-    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: `choice = []` is empty; list at least one value"#]]);
+    check_err(
+        &replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [] }"),
+        expect![[
+            r#"studies/bad.toml:34:25: [space].batch_size: `choice = []` is empty; list at least one value"#
+        ]],
+    );
 }
 
 #[test]
 fn non_scalar_choice() {
-    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [[32], 64] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: choices must be strings, numbers or booleans; found array"#]]);
+    check_err(
+        &replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [[32], 64] }"),
+        expect![[
+            r#"studies/bad.toml:34:25: [space].batch_size: choices must be strings, numbers or booleans; found array"#
+        ]],
+    );
 }
 
 #[test]
 fn duplicate_choice() {
-    check_err(&replace("batch_size = { choice = [32, 64, 128] }", "batch_size = { choice = [32, 64, 32.0] }"), expect![[r#"studies/bad.toml:34:25: [space].batch_size: choice 32 is listed twice"#]]);
+    check_err(
+        &replace(
+            "batch_size = { choice = [32, 64, 128] }",
+            "batch_size = { choice = [32, 64, 32.0] }",
+        ),
+        expect![[r#"studies/bad.toml:34:25: [space].batch_size: choice 32 is listed twice"#]],
+    );
 }
 
 #[test]
 fn unknown_param_field() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], lg = true }"), expect![[r#"studies/bad.toml:33:25: [space].depth: unknown field `lg`, expected one of `float`, `int`, `choice`, `log`, `step`, `grid`, `when`"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], lg = true }"),
+        expect![[
+            r#"studies/bad.toml:33:25: [space].depth: unknown field `lg`, expected one of `float`, `int`, `choice`, `log`, `step`, `grid`, `when`"#
+        ]],
+    );
 }
 
 #[test]
 fn condition_on_unknown_parameter() {
-    check_err(&replace("when = { optimizer = \"sgd\" }", "when = { optimiser = \"sgd\" }"), expect![[r#"studies/bad.toml:36:42: [space].momentum: `when` refers to `optimiser`, which is not declared above this parameter; declared so far: lr, dropout, hidden, depth, batch_size, optimizer"#]]);
+    check_err(
+        &replace("when = { optimizer = \"sgd\" }", "when = { optimiser = \"sgd\" }"),
+        expect![[
+            r#"studies/bad.toml:36:42: [space].momentum: `when` refers to `optimiser`, which is not declared above this parameter; declared so far: lr, dropout, hidden, depth, batch_size, optimizer"#
+        ]],
+    );
 }
 
 #[test]
 fn condition_on_later_parameter() {
-    let text = replace("lr = { float = [1e-4, 1e-1], log = true }", "lr = { float = [1e-4, 1e-1], log = true, when = { optimizer = \"sgd\" } }");
-    check_err(&text, expect![[r#"studies/bad.toml:30:49: [space].lr: `when` refers to `optimizer`, which is not declared above this parameter; declared so far: none"#]]);
+    let text = replace(
+        "lr = { float = [1e-4, 1e-1], log = true }",
+        "lr = { float = [1e-4, 1e-1], log = true, when = { optimizer = \"sgd\" } }",
+    );
+    check_err(
+        &text,
+        expect![[
+            r#"studies/bad.toml:30:49: [space].lr: `when` refers to `optimizer`, which is not declared above this parameter; declared so far: none"#
+        ]],
+    );
 }
 
 #[test]
 fn condition_value_outside_domain() {
-    check_err(&replace("when = { optimizer = \"sgd\" }", "when = { optimizer = \"adam\" }"), expect![[r#"studies/bad.toml:36:42: [space].momentum: `optimizer` never takes the value "adam"; its domain is choice ["adamw", "sgd"]"#]]);
+    check_err(
+        &replace("when = { optimizer = \"sgd\" }", "when = { optimizer = \"adam\" }"),
+        expect![[
+            r#"studies/bad.toml:36:42: [space].momentum: `optimizer` never takes the value "adam"; its domain is choice ["adamw", "sgd"]"#
+        ]],
+    );
 }
 
 #[test]
 fn grid_needs_finite_values() {
-    check_err(&replace("kind = \"random\"", "kind = \"grid\""), expect![[r#"studies/bad.toml:30:1: [space].lr: the grid sampler needs a finite list of values, but `lr` is a continuous float range; add `step = ...` or `grid = [...]`"#]]);
+    check_err(
+        &replace("kind = \"random\"", "kind = \"grid\""),
+        expect![[
+            r#"studies/bad.toml:30:1: [space].lr: the grid sampler needs a finite list of values, but `lr` is a continuous float range; add `step = ...` or `grid = [...]`"#
+        ]],
+    );
 }
 
 #[test]
 fn grid_value_out_of_range() {
-    check_err(&replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], grid = [1, 5] }"), expect![[r#"studies/bad.toml:33:32: [space].depth: grid value 5 is outside the parameter's range int [1, 3]"#]]);
+    check_err(
+        &replace("depth = { int = [1, 3] }", "depth = { int = [1, 3], grid = [1, 5] }"),
+        expect![[
+            r#"studies/bad.toml:33:32: [space].depth: grid value 5 is outside the parameter's range int [1, 3]"#
+        ]],
+    );
 }
 
 #[test]
 fn empty_space() {
     let text = VALID.split("[space]").next().unwrap().to_owned() + "[space]\n";
-    check_err(&text, expect![[r#"studies/bad.toml:29:1: [space]: the search space is empty; declare at least one parameter"#]]);
+    check_err(
+        &text,
+        expect![[
+            r#"studies/bad.toml:29:1: [space]: the search space is empty; declare at least one parameter"#
+        ]],
+    );
 }
 
 #[test]
 fn no_budget() {
-    check_err(&replace("trials = 20\ntimeout = \"1h30m\"\n", ""), expect![[r#"studies/bad.toml:2:1: [study]: set a budget: `trials = N` or `timeout = "30m"` (only the grid sampler has a natural end)"#]]);
+    check_err(
+        &replace("trials = 20\ntimeout = \"1h30m\"\n", ""),
+        expect![[
+            r#"studies/bad.toml:2:1: [study]: set a budget: `trials = N` or `timeout = "30m"` (only the grid sampler has a natural end)"#
+        ]],
+    );
 }
 
 #[test]
 fn candle_objective_without_model() {
-    check_err(&replace("model = \"mlp\"\n", ""), expect![[r#"studies/bad.toml:22:8: [objective].model: a candle objective needs `model = "mlp"`"#]]);
+    check_err(
+        &replace("model = \"mlp\"\n", ""),
+        expect![[
+            r#"studies/bad.toml:22:8: [objective].model: a candle objective needs `model = "mlp"`"#
+        ]],
+    );
 }
 
 #[test]
 fn field_of_another_objective_kind() {
-    check_err(&replace("model = \"mlp\"", "model = \"mlp\"\nfunction = \"branin\""), expect![[r#"studies/bad.toml:24:12: [objective].function: `function` does not apply to objective kind `candle`; remove it"#]]);
+    check_err(
+        &replace("model = \"mlp\"", "model = \"mlp\"\nfunction = \"branin\""),
+        expect![[
+            r#"studies/bad.toml:24:12: [objective].function: `function` does not apply to objective kind `candle`; remove it"#
+        ]],
+    );
 }
 
 #[test]
 fn bad_device() {
-    check_err(&replace("device = \"cpu\"", "device = \"gpu\""), expect![[r#"studies/bad.toml:26:10: [objective].device: unknown device `gpu`; valid: "auto", "cpu", "cuda", "cuda:N""#]]);
+    check_err(
+        &replace("device = \"cpu\"", "device = \"gpu\""),
+        expect![[
+            r#"studies/bad.toml:26:10: [objective].device: unknown device `gpu`; valid: "auto", "cpu", "cuda", "cuda:N""#
+        ]],
+    );
 }
 
 #[test]
 fn fixed_and_searched() {
-    check_err(&replace("fixed = { activation = \"relu\" }", "fixed = { depth = 2 }"), expect![[r#"studies/bad.toml:27:9: [objective.fixed].depth: `depth` is both fixed and in [space]; keep one"#]]);
+    check_err(
+        &replace("fixed = { activation = \"relu\" }", "fixed = { depth = 2 }"),
+        expect![[
+            r#"studies/bad.toml:27:9: [objective.fixed].depth: `depth` is both fixed and in [space]; keep one"#
+        ]],
+    );
 }
 
 const FUNCTION: &str = r#"
@@ -295,22 +475,43 @@ x1 = { float = [0, 15] }
 
 #[test]
 fn unknown_function() {
-    check_err(&FUNCTION.replace("\"branin\"\n[space]", "\"braninn\"\n[space]"), expect![[r#"studies/bad.toml:9:12: [objective].function: unknown function `braninn`; valid: branin, hartmann6, rosenbrock, ackley, levy, mixed"#]]);
+    check_err(
+        &FUNCTION.replace("\"branin\"\n[space]", "\"braninn\"\n[space]"),
+        expect![[
+            r#"studies/bad.toml:9:12: [objective].function: unknown function `braninn`; valid: branin, hartmann6, rosenbrock, ackley, levy, mixed"#
+        ]],
+    );
 }
 
 #[test]
 fn function_with_wrong_dimension() {
-    check_err(&FUNCTION.replace("x1 = { float = [0, 15] }\n", ""), expect![[r#"studies/bad.toml:9:12: [objective].function: `branin` needs exactly 2 coordinates named x0, x1, ... in [space]; found 1"#]]);
+    check_err(
+        &FUNCTION.replace("x1 = { float = [0, 15] }\n", ""),
+        expect![[
+            r#"studies/bad.toml:9:12: [objective].function: `branin` needs exactly 2 coordinates named x0, x1, ... in [space]; found 1"#
+        ]],
+    );
 }
 
 #[test]
 fn function_metric_must_be_value() {
-    check_err(&FUNCTION.replace("metric = \"value\"", "metric = \"loss\""), expect![[r#"studies/bad.toml:4:10: [study].metric: a function objective reports one metric, `value`; set `metric = "value"` (got `loss`)"#]]);
+    check_err(
+        &FUNCTION.replace("metric = \"value\"", "metric = \"loss\""),
+        expect![[
+            r#"studies/bad.toml:4:10: [study].metric: a function objective reports one metric, `value`; set `metric = "value"` (got `loss`)"#
+        ]],
+    );
 }
 
 #[test]
 fn durations() {
-    let cases = [("90s", Some(90)), ("30m", Some(1800)), ("1h30m", Some(5400)), ("45", Some(45)), ("2d", Some(172800))];
+    let cases = [
+        ("90s", Some(90)),
+        ("30m", Some(1800)),
+        ("1h30m", Some(5400)),
+        ("45", Some(45)),
+        ("2d", Some(172800)),
+    ];
     for (text, seconds) in cases {
         assert_eq!(parse_duration(text).map(|d| d.as_secs()), seconds, "{text}");
     }

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::data::{Dataset, Split};
-use crate::mlp::Mlp;
+use crate::mlp::{Mlp, MlpConfig};
 use crate::{Error, hyper};
 
 /// Evaluation runs in chunks of this many rows to bound memory.
@@ -45,7 +45,8 @@ fn cuda(ordinal: usize) -> Result<Device, Error> {
                 .into(),
         ));
     }
-    Device::new_cuda(ordinal).map_err(|err| Error::Device(format!("cannot open cuda:{ordinal}: {err}")))
+    Device::new_cuda(ordinal)
+        .map_err(|err| Error::Device(format!("cannot open cuda:{ordinal}: {err}")))
 }
 
 struct DeviceSplit {
@@ -76,7 +77,11 @@ pub struct CandleObjective {
 }
 
 impl CandleObjective {
-    pub fn new(spec: CandleSpec, dataset: Dataset, device: Device) -> Result<CandleObjective, Error> {
+    pub fn new(
+        spec: CandleSpec,
+        dataset: Dataset,
+        device: Device,
+    ) -> Result<CandleObjective, Error> {
         Ok(CandleObjective {
             train: DeviceSplit::new(&dataset.train, dataset.n_features, &device)?,
             val: DeviceSplit::new(&dataset.val, dataset.n_features, &device)?,
@@ -95,19 +100,22 @@ impl CandleObjective {
     ) -> Result<Result<ObjectiveOutput, TrialFailure>, candle_core::Error> {
         let hyper = hyper::resolve(ctx.params, &self.spec.fixed);
         let mut rng = StdRng::seed_from_u64(ctx.seed);
-        let model = Mlp::new(
-            self.n_features,
-            self.n_classes,
-            hyper.hidden,
-            hyper.depth,
-            &hyper.activation,
-            hyper.dropout,
-            &mut rng,
-            &self.device,
-        )?;
+        let config = MlpConfig {
+            n_in: self.n_features,
+            n_out: self.n_classes,
+            hidden: hyper.hidden,
+            depth: hyper.depth,
+            activation: hyper.activation.clone(),
+            dropout: hyper.dropout,
+        };
+        let model = Mlp::new(&config, &mut rng, &self.device)?;
         let mut optimizer = AdamW::new(
             model.vars().to_vec(),
-            ParamsAdamW { lr: hyper.lr, weight_decay: hyper.weight_decay, ..ParamsAdamW::default() },
+            ParamsAdamW {
+                lr: hyper.lr,
+                weight_decay: hyper.weight_decay,
+                ..ParamsAdamW::default()
+            },
         )?;
         let mut order: Vec<u32> = (0..self.train.n_rows as u32).collect();
         let mut best: Option<(f64, Vec<Tensor>)> = None;
@@ -150,13 +158,17 @@ impl CandleObjective {
                 ("val_accuracy".to_owned(), val_accuracy),
                 ("generalization_gap".to_owned(), val_loss - train_loss),
                 ("epoch_seconds".to_owned(), epoch_seconds),
-                ("samples_per_second".to_owned(), self.train.n_rows as f64 / train_seconds.max(1e-9)),
+                (
+                    "samples_per_second".to_owned(),
+                    self.train.n_rows as f64 / train_seconds.max(1e-9),
+                ),
             ];
             epochs = epoch;
             if let Some((_, value)) = metrics.iter().find(|(name, _)| name == ctx.metric)
                 && best.as_ref().is_none_or(|(b, _)| ctx.direction.is_better(*value, *b))
             {
-                let snapshot = model.vars().iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
+                let snapshot =
+                    model.vars().iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
                 best = Some((*value, snapshot));
             }
             if reporter.report(u64::from(epoch), &metrics).is_break() {
@@ -195,7 +207,8 @@ impl CandleObjective {
             let loss = candle_nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()? as f64;
             loss_sum += loss * len as f64;
             let predicted = logits.argmax(D::Minus1)?;
-            correct += predicted.eq(&ys)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
+            correct +=
+                predicted.eq(&ys)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
             start += len;
         }
         Ok((loss_sum / split.n_rows as f64, correct / split.n_rows as f64))
@@ -203,8 +216,13 @@ impl CandleObjective {
 }
 
 impl hpo_core::objective::Objective for CandleObjective {
-    fn run(&self, ctx: &TrialContext<'_>, reporter: &mut dyn Reporter) -> Result<ObjectiveOutput, TrialFailure> {
-        self.train(ctx, reporter).unwrap_or_else(|err| Err(TrialFailure::new(format!("candle error: {err}"))))
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        self.train(ctx, reporter)
+            .unwrap_or_else(|err| Err(TrialFailure::new(format!("candle error: {err}"))))
     }
 }
 

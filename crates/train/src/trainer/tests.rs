@@ -15,7 +15,11 @@ struct Collect {
 impl Reporter for Collect {
     fn report(&mut self, step: u64, metrics: &[(String, f64)]) -> ControlFlow<Stop> {
         self.steps.push((step, metrics.to_vec()));
-        if self.stop_after == Some(step) { ControlFlow::Break(Stop::EarlyStopped) } else { ControlFlow::Continue(()) }
+        if self.stop_after == Some(step) {
+            ControlFlow::Break(Stop::EarlyStopped)
+        } else {
+            ControlFlow::Continue(())
+        }
     }
     fn interrupted(&self) -> bool {
         false
@@ -33,8 +37,19 @@ fn objective(max_epochs: u32) -> CandleObjective {
     CandleObjective::new(spec, crate::data::load_digits().unwrap(), Device::Cpu).unwrap()
 }
 
-fn run(objective: &CandleObjective, params: &Params, seed: u64, stop_after: Option<u64>) -> (Collect, ObjectiveOutput) {
-    let ctx = TrialContext { number: 0, params, seed, metric: "val_accuracy", direction: Direction::Maximize };
+fn run(
+    objective: &CandleObjective,
+    params: &Params,
+    seed: u64,
+    stop_after: Option<u64>,
+) -> (Collect, ObjectiveOutput) {
+    let ctx = TrialContext {
+        number: 0,
+        params,
+        seed,
+        metric: "val_accuracy",
+        direction: Direction::Maximize,
+    };
     let mut collect = Collect { steps: Vec::new(), stop_after };
     let output = objective.run(&ctx, &mut collect).unwrap();
     (collect, output)
@@ -47,7 +62,10 @@ fn metric(step: &[(String, f64)], name: &str) -> f64 {
 #[test]
 fn an_mlp_learns_digits_and_reports_honest_metrics() {
     let objective = objective(8);
-    let params = Params::from([("lr".into(), ParamValue::Float(3e-3)), ("hidden".into(), ParamValue::Int(64))]);
+    let params = Params::from([
+        ("lr".into(), ParamValue::Float(3e-3)),
+        ("hidden".into(), ParamValue::Int(64)),
+    ]);
     let (collect, output) = run(&objective, &params, 1, None);
     assert_eq!(collect.steps.len(), 8);
     let first = &collect.steps[0].1;
@@ -68,7 +86,9 @@ fn the_same_seed_gives_the_same_curve_on_cpu() {
     let a = run(&objective, &params, 5, None).0.steps;
     let b = run(&objective, &params, 5, None).0.steps;
     let c = run(&objective, &params, 6, None).0.steps;
-    let losses = |steps: &[(u64, Vec<(String, f64)>)]| steps.iter().map(|(_, m)| metric(m, "val_loss")).collect::<Vec<_>>();
+    let losses = |steps: &[(u64, Vec<(String, f64)>)]| {
+        steps.iter().map(|(_, m)| metric(m, "val_loss")).collect::<Vec<_>>()
+    };
     assert_eq!(losses(&a), losses(&b));
     assert_ne!(losses(&a), losses(&c));
 }
@@ -84,11 +104,24 @@ fn a_break_stops_training_at_that_epoch() {
 #[test]
 fn a_diverging_learning_rate_fails_the_trial() {
     let objective = objective(3);
-    let params = Params::from([("lr".into(), ParamValue::Float(10.0)), ("depth".into(), ParamValue::Int(4))]);
-    let ctx = TrialContext { number: 0, params: &params, seed: 1, metric: "val_accuracy", direction: Direction::Maximize };
+    let params = Params::from([
+        ("lr".into(), ParamValue::Float(10.0)),
+        ("depth".into(), ParamValue::Int(4)),
+    ]);
+    let ctx = TrialContext {
+        number: 0,
+        params: &params,
+        seed: 1,
+        metric: "val_accuracy",
+        direction: Direction::Maximize,
+    };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     match objective.run(&ctx, &mut collect) {
-        Err(failure) => assert!(failure.reason.contains("non-finite") || failure.reason.contains("became"), "{}", failure.reason),
+        Err(failure) => assert!(
+            failure.reason.contains("non-finite") || failure.reason.contains("became"),
+            "{}",
+            failure.reason
+        ),
         Ok(_) => {
             // Some seeds survive lr = 10 without overflowing; then the model must at least be bad.
             let last = &collect.steps.last().unwrap().1;
@@ -101,10 +134,19 @@ fn a_diverging_learning_rate_fails_the_trial() {
 fn every_parameter_receives_a_gradient() {
     let device = Device::Cpu;
     let mut rng = StdRng::seed_from_u64(0);
-    let model = Mlp::new(64, 10, 16, 2, "gelu", 0.1, &mut rng, &device).unwrap();
+    let config = MlpConfig {
+        n_in: 64,
+        n_out: 10,
+        hidden: 16,
+        depth: 2,
+        activation: "gelu".into(),
+        dropout: 0.1,
+    };
+    let model = Mlp::new(&config, &mut rng, &device).unwrap();
     let xs = Tensor::ones((4, 64), DType::F32, &device).unwrap();
     let ys = Tensor::from_slice(&[0u32, 1, 2, 3], 4, &device).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&model.forward(&xs, Some(&mut rng)).unwrap(), &ys).unwrap();
+    let loss =
+        candle_nn::loss::cross_entropy(&model.forward(&xs, Some(&mut rng)).unwrap(), &ys).unwrap();
     let grads = loss.backward().unwrap();
     assert_eq!(model.vars().len(), 6);
     for var in model.vars() {

@@ -1,0 +1,203 @@
+//! The study loop's window on this process: clock, Ctrl-C, process liveness and
+//! progress output (a bar on a terminal, plain lines otherwise).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hpo_core::run::{Event, Host};
+use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::format;
+
+/// A Running trial of another machine whose heartbeat is older than this is
+/// considered abandoned. Epochs beat; one epoch must not take this long.
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(600);
+
+pub struct CliHost {
+    started: Instant,
+    interrupted: Arc<AtomicBool>,
+    owner: String,
+    metric: String,
+    progress: Mutex<Progress>,
+}
+
+enum Progress {
+    Bar(ProgressBar),
+    Lines,
+}
+
+impl CliHost {
+    pub fn new(interrupted: Arc<AtomicBool>, metric: &str) -> CliHost {
+        let progress = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines
+        };
+        CliHost {
+            started: Instant::now(),
+            interrupted,
+            owner: process_identity(std::process::id())
+                .unwrap_or_else(|| format!("{}:{}:0", hostname(), std::process::id())),
+            metric: metric.to_owned(),
+            progress: Mutex::new(progress),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Progress::Bar(bar) = &*self.progress.lock().unwrap_or_else(|it| it.into_inner()) {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &*self.progress.lock().unwrap_or_else(|it| it.into_inner()) {
+            Progress::Bar(bar) => bar.println(text),
+            #[allow(clippy::print_stderr)]
+            Progress::Lines => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Host for CliHost {
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn owner(&self) -> String {
+        self.owner.clone()
+    }
+
+    fn is_orphaned(&self, trial: &FrozenTrial, last_heartbeat: Option<Timestamp>) -> bool {
+        let owner = trial.system_attrs.get(attr::OWNER).and_then(AttrValue::as_str);
+        if let Some((host, pid, start)) = owner.and_then(parse_owner)
+            && host == hostname()
+        {
+            // Same machine: the process is alive iff its pid exists with the same
+            // start time (pids are reused).
+            return process_identity(pid).as_deref() != Some(&format!("{host}:{pid}:{start}"));
+        }
+        let now =
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+        last_heartbeat.is_none_or(|beat| {
+            Duration::from_micros((now - beat.0).max(0) as u64) > HEARTBEAT_GRACE
+        })
+    }
+
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Recovered { trial } => self.line(format!(
+                "trial {} was left running by a worker that stopped; marked failed{}",
+                trial.number,
+                if trial.system_attrs.contains_key(attr::GRID_POINT) {
+                    " and its grid point queued again"
+                } else {
+                    ""
+                }
+            )),
+            Event::Started { trial, budget, n_counted } => {
+                if let Progress::Bar(bar) =
+                    &*self.progress.lock().unwrap_or_else(|it| it.into_inner())
+                {
+                    bar.set_length(budget.unwrap_or(0) as u64);
+                    bar.set_position(n_counted.saturating_sub(1) as u64);
+                    bar.set_message(format!("trial {} running", trial.number));
+                }
+            }
+            Event::Step { number, step, value } => {
+                if let Progress::Bar(bar) =
+                    &*self.progress.lock().unwrap_or_else(|it| it.into_inner())
+                {
+                    bar.set_message(format!(
+                        "trial {number} step {step} {}={}",
+                        self.metric,
+                        format::value(value)
+                    ));
+                }
+            }
+            Event::Finished { trial, best } => {
+                let mut text = format!("trial {:>3} {:<8}", trial.number, trial.state.to_string());
+                match trial.state {
+                    TrialState::Complete => {
+                        text.push_str(&format!(
+                            " {}={}",
+                            self.metric,
+                            trial.value.map_or("-".into(), format::value)
+                        ));
+                    }
+                    TrialState::Fail => {
+                        text.push_str(&format!(
+                            " ({})",
+                            trial.fail_reason().unwrap_or("no reason recorded")
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(best) = best {
+                    text.push_str(&format!(
+                        "  best={} (trial {})",
+                        best.value.map_or("-".into(), format::value),
+                        best.number
+                    ));
+                }
+                if let Some(steps) = trial.intermediate_values.keys().last() {
+                    text.push_str(&format!("  {} steps", steps));
+                }
+                if let Some(seconds) = trial.duration_seconds() {
+                    text.push_str(&format!("  {seconds:.1}s"));
+                }
+                text.push_str(&format!("  {}", format::params(&trial.params)));
+                self.line(text);
+                if let Progress::Bar(bar) =
+                    &*self.progress.lock().unwrap_or_else(|it| it.into_inner())
+                {
+                    bar.inc(1);
+                }
+            }
+        }
+    }
+}
+
+fn parse_owner(owner: &str) -> Option<(String, u32, u64)> {
+    let mut parts = owner.rsplitn(3, ':');
+    let start = parts.next()?.parse().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    Some((parts.next()?.to_owned(), pid, start))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|it| it.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// `host:pid:start` of a live process (start = its start time in clock ticks since
+/// boot, field 22 of /proc/PID/stat), or None when no such process runs.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it follow ")".
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state); field 22 is at index 19. A zombie (Z) is dead.
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    let start = fields.get(19)?;
+    Some(format!("{}:{pid}:{start}", hostname()))
+}

@@ -1,0 +1,374 @@
+//! `hpo ls`, `hpo show` and `hpo export`: read a study from the store and render it.
+//! They work on any database in Optuna's schema, including ones Optuna wrote.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Result, bail};
+use hpo_core::run::best_trial;
+use hpo_core::storage::Storage;
+use hpo_core::study::Study;
+use hpo_core::trial::{AttrValue, FrozenTrial, TrialState, attr};
+use serde_json::{Value, json};
+
+use crate::format;
+
+fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
+    match storage.find_study(name)? {
+        Some(study) => Ok(study),
+        None => {
+            let names: Vec<String> =
+                storage.list_studies()?.into_iter().map(|s| s.study.name).collect();
+            bail!(
+                "no study named `{name}` in this database; it has: {}",
+                if names.is_empty() { "no studies".to_owned() } else { names.join(", ") }
+            )
+        }
+    }
+}
+
+pub fn ls(storage: &dyn Storage) -> Result<String> {
+    let studies = storage.list_studies()?;
+    if studies.is_empty() {
+        return Ok("no studies in this database".to_owned());
+    }
+    let rows: Vec<Vec<String>> = studies
+        .iter()
+        .map(|s| {
+            vec![
+                s.study.name.clone(),
+                s.study.direction.to_string(),
+                s.study.metric.clone().unwrap_or_else(|| "-".into()),
+                s.n_trials.to_string(),
+                s.n_complete.to_string(),
+                s.n_pruned.to_string(),
+                s.n_fail.to_string(),
+                s.n_running.to_string(),
+                s.n_waiting.to_string(),
+                s.best_value.map_or("-".into(), format::value),
+                format::time(s.last_activity),
+            ]
+        })
+        .collect();
+    Ok(format::table(
+        &[
+            "STUDY",
+            "DIRECTION",
+            "METRIC",
+            "TRIALS",
+            "COMPLETE",
+            "PRUNED",
+            "FAIL",
+            "RUNNING",
+            "WAITING",
+            "BEST",
+            "LAST ACTIVITY (UTC)",
+        ],
+        &rows,
+    ))
+}
+
+fn attr_number(trial: &FrozenTrial, key: &str) -> String {
+    trial.user_attrs.get(key).and_then(AttrValue::as_f64).map_or("-".into(), format::value)
+}
+
+pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Result<String> {
+    let study = find(storage, name)?;
+    let trials = storage.trials(study.id, None)?;
+    if let Some(number) = trial_number {
+        let Some(trial) = trials.iter().find(|t| t.number == number) else {
+            bail!(
+                "study `{name}` has no trial {number}; it has trials 0 to {}",
+                trials.len().saturating_sub(1)
+            );
+        };
+        return show_trial(storage, &study, trial);
+    }
+    let metric = study.metric.clone().unwrap_or_else(|| "value".into());
+    let count = |state: TrialState| trials.iter().filter(|t| t.state == state).count();
+    let mut out = format!(
+        "study {}  ({} {})\ntrials: {} total, {} complete, {} pruned, {} failed, {} running, {} waiting",
+        study.name,
+        study.direction,
+        metric,
+        trials.len(),
+        count(TrialState::Complete),
+        count(TrialState::Pruned),
+        count(TrialState::Fail),
+        count(TrialState::Running),
+        count(TrialState::Waiting),
+    );
+    let Some(best) = best_trial(&trials, study.direction) else {
+        out.push_str("\nno complete trial yet");
+        return Ok(out);
+    };
+    out.push_str(&format!(
+        "\n\nbest trial: {}  {}={}\n  params: {}",
+        best.number,
+        metric,
+        best.value.map_or("-".into(), format::value),
+        format::params(&best.params)
+    ));
+    let mut details: Vec<String> = best
+        .user_attrs
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|f| format!("{k}={}", format::value(f))))
+        .collect();
+    if let Some(ended) = best.system_attrs.get(attr::ENDED_BY).and_then(AttrValue::as_str) {
+        details.push(format!("ended_by={ended}"));
+    }
+    if !details.is_empty() {
+        out.push_str(&format!("\n  {}", details.join(" ")));
+    }
+
+    let mut complete: Vec<&FrozenTrial> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(|v| !v.is_nan()))
+        .collect();
+    complete.sort_by(|a, b| {
+        let (a, b) = (a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN));
+        let order = a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
+        if study.direction == hpo_core::study::Direction::Maximize {
+            order.reverse()
+        } else {
+            order
+        }
+    });
+    let rows: Vec<Vec<String>> = complete
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(rank, t)| {
+            vec![
+                (rank + 1).to_string(),
+                t.number.to_string(),
+                t.value.map_or("-".into(), format::value),
+                attr_number(t, "best_step"),
+                attr_number(t, "train_loss"),
+                attr_number(t, "val_loss"),
+                attr_number(t, "generalization_gap"),
+                format::params(&t.params),
+            ]
+        })
+        .collect();
+    out.push_str("\n\ntop 10:\n");
+    out.push_str(&format::table(
+        &[
+            "RANK",
+            "TRIAL",
+            &metric.to_uppercase(),
+            "BEST STEP",
+            "TRAIN_LOSS",
+            "VAL_LOSS",
+            "GAP",
+            "PARAMS",
+        ],
+        &rows,
+    ));
+    let failed: Vec<&FrozenTrial> = trials.iter().filter(|t| t.state == TrialState::Fail).collect();
+    if !failed.is_empty() {
+        out.push_str("\n\nfailed:");
+        for t in failed.iter().take(10) {
+            out.push_str(&format!(
+                "\n  trial {}: {}",
+                t.number,
+                t.fail_reason().unwrap_or("no reason recorded")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn show_trial(storage: &dyn Storage, study: &Study, trial: &FrozenTrial) -> Result<String> {
+    let mut out = format!(
+        "study {} trial {}: {}\n  value: {}\n  started: {}  completed: {}{}",
+        study.name,
+        trial.number,
+        trial.state,
+        trial.value.map_or("-".into(), format::value),
+        format::time(trial.datetime_start),
+        format::time(trial.datetime_complete),
+        trial.duration_seconds().map_or(String::new(), |s| format!("  ({s:.1}s)")),
+    );
+    out.push_str("\n  params:");
+    for (name, value) in &trial.params {
+        let distribution = trial
+            .distributions
+            .get(name)
+            .map_or(String::new(), |d| format!("   in {}", d.describe()));
+        out.push_str(&format!("\n    {name} = {value}{distribution}"));
+    }
+    if !trial.user_attrs.is_empty() {
+        out.push_str("\n  results:");
+        for (key, value) in &trial.user_attrs {
+            out.push_str(&format!("\n    {key} = {value}"));
+        }
+    }
+    for (key, value) in &trial.system_attrs {
+        out.push_str(&format!("\n  {key}: {value}"));
+    }
+    let curves = storage.metric_curves(trial.id)?;
+    let names: BTreeSet<&str> = curves.iter().map(|p| p.name.as_str()).collect();
+    let mut by_step: BTreeMap<u64, BTreeMap<&str, f64>> = BTreeMap::new();
+    for point in &curves {
+        by_step.entry(point.step).or_default().insert(&point.name, point.value);
+    }
+    if by_step.is_empty() {
+        // An Optuna study: only intermediate values.
+        for (step, value) in &trial.intermediate_values {
+            by_step.entry(*step).or_default().insert("intermediate_value", *value);
+        }
+    }
+    if !by_step.is_empty() {
+        let names: Vec<&str> =
+            if names.is_empty() { vec!["intermediate_value"] } else { names.into_iter().collect() };
+        let mut header = vec!["STEP"];
+        header.extend(names.iter().copied());
+        let rows: Vec<Vec<String>> = by_step
+            .iter()
+            .map(|(step, values)| {
+                let mut row = vec![step.to_string()];
+                row.extend(
+                    names.iter().map(|n| values.get(n).map_or("-".into(), |v| format::value(*v))),
+                );
+                row
+            })
+            .collect();
+        out.push_str("\n\ncurve:\n");
+        out.push_str(&format::table(&header, &rows));
+    }
+    Ok(out)
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn param_text(value: &hpo_core::distribution::ParamValue) -> String {
+    match value {
+        hpo_core::distribution::ParamValue::Str(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn export_csv(storage: &dyn Storage, name: &str, curves: bool) -> Result<String> {
+    let study = find(storage, name)?;
+    let trials = storage.trials(study.id, None)?;
+    let mut out = String::new();
+    if curves {
+        out.push_str("trial,step,metric,value\n");
+        for trial in &trials {
+            for point in storage.metric_curves(trial.id)? {
+                out.push_str(&format!(
+                    "{},{},{},{}\n",
+                    trial.number,
+                    point.step,
+                    csv_field(&point.name),
+                    point.value
+                ));
+            }
+        }
+        return Ok(out.trim_end().to_owned());
+    }
+    let params: BTreeSet<&str> =
+        trials.iter().flat_map(|t| t.params.keys().map(String::as_str)).collect();
+    let attrs: BTreeSet<&str> =
+        trials.iter().flat_map(|t| t.user_attrs.keys().map(String::as_str)).collect();
+    let mut header = vec![
+        "number".to_owned(),
+        "state".into(),
+        "value".into(),
+        "datetime_start".into(),
+        "datetime_complete".into(),
+        "duration_s".into(),
+    ];
+    header.extend(params.iter().map(|p| format!("params_{p}")));
+    header.extend(attrs.iter().map(|a| format!("user_attrs_{a}")));
+    header.push("fail_reason".into());
+    out.push_str(&header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+    for t in &trials {
+        let mut row = vec![
+            t.number.to_string(),
+            t.state.as_optuna_str().to_owned(),
+            t.value.map_or(String::new(), |v| v.to_string()),
+            format::time(t.datetime_start),
+            format::time(t.datetime_complete),
+            t.duration_seconds().map_or(String::new(), |s| format!("{s:.3}")),
+        ];
+        row.extend(params.iter().map(|p| t.params.get(*p).map_or(String::new(), param_text)));
+        row.extend(
+            attrs.iter().map(|a| t.user_attrs.get(*a).map_or(String::new(), |v| v.to_string())),
+        );
+        row.push(t.fail_reason().unwrap_or("").to_owned());
+        out.push('\n');
+        out.push_str(&row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+    }
+    Ok(out)
+}
+
+fn number_json(v: f64) -> Value {
+    if v.is_finite() { json!(v) } else { json!(v.to_string()) }
+}
+
+fn attr_value_json(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Null => Value::Null,
+        AttrValue::Bool(b) => json!(b),
+        AttrValue::Number(n) => number_json(*n),
+        AttrValue::Str(s) => json!(s),
+    }
+}
+
+fn param_json(v: &hpo_core::distribution::ParamValue) -> Value {
+    use hpo_core::distribution::ParamValue as P;
+    match v {
+        P::Null => Value::Null,
+        P::Bool(b) => json!(b),
+        P::Int(i) => json!(i),
+        P::Float(f) => number_json(*f),
+        P::Str(s) => json!(s),
+    }
+}
+
+/// Optuna's JSON form of a distribution, so exports compare with Optuna's own.
+fn distribution_json(d: &hpo_core::distribution::Distribution) -> Value {
+    serde_json::from_str(&hpo_store::encode::distribution_json(d)).unwrap_or(Value::Null)
+}
+
+pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
+    let study = find(storage, name)?;
+    let trials = storage.trials(study.id, None)?;
+    let mut items = Vec::new();
+    for t in &trials {
+        let mut curves: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for point in storage.metric_curves(t.id)? {
+            curves
+                .entry(point.name)
+                .or_default()
+                .push(json!([point.step, number_json(point.value)]));
+        }
+        items.push(json!({
+            "number": t.number,
+            "state": t.state.as_optuna_str(),
+            "value": t.value.map(number_json),
+            "params": t.params.iter().map(|(k, v)| (k.clone(), param_json(v))).collect::<serde_json::Map<_, _>>(),
+            "distributions": t.distributions.iter().map(|(k, d)| (k.clone(), distribution_json(d))).collect::<serde_json::Map<_, _>>(),
+            "intermediate_values": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), number_json(*v))).collect::<serde_json::Map<_, _>>(),
+            "curves": curves,
+            "user_attrs": t.user_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
+            "system_attrs": t.system_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
+            "datetime_start": t.datetime_start.map(hpo_store::encode::datetime),
+            "datetime_complete": t.datetime_complete.map(hpo_store::encode::datetime),
+        }));
+    }
+    let doc = json!({
+        "study": study.name,
+        "direction": study.direction.to_string(),
+        "metric": study.metric,
+        "trials": items,
+    });
+    Ok(serde_json::to_string_pretty(&doc)?)
+}

@@ -1,0 +1,191 @@
+//! The CLI as a researcher uses it: run, resume, show, ls, export, and the errors.
+
+use serde_json::Value;
+
+use crate::util::{Dir, digits_study, repo, trials};
+
+#[test]
+fn every_example_study_parses_and_runs_shortened() {
+    let dir = Dir::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo().join("studies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = dir.ok(&[
+                "run",
+                path.to_str().unwrap(),
+                "--trials",
+                "2",
+                "--db",
+                "examples.sqlite",
+            ]);
+            assert!(out.contains("budget met; 2 trial(s) finished"), "{}: {out}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the example studies, found {n}");
+}
+
+#[test]
+fn a_digits_study_runs_records_curves_and_resumes() {
+    let dir = Dir::new();
+    dir.write("study.toml", &digits_study("small", 4, 6));
+    let out = dir.ok(&["run", "study.toml"]);
+    assert!(out.contains("study `small`: budget met; 4 trial(s) finished"), "{out}");
+    assert!(dir.path().join("db/hpo.sqlite").exists(), "the default database is db/hpo.sqlite");
+
+    let export = dir.export("small", "db/hpo.sqlite");
+    let all = trials(&export);
+    assert_eq!(all.len(), 4);
+    for trial in all {
+        assert_eq!(trial["state"], "COMPLETE");
+        let epochs = trial["curves"]["val_loss"].as_array().unwrap().len();
+        assert!((1..=6).contains(&epochs), "{epochs}");
+        for metric in ["train_loss", "train_accuracy", "val_accuracy", "generalization_gap"] {
+            assert_eq!(trial["curves"][metric].as_array().unwrap().len(), epochs, "{metric}");
+        }
+        assert_eq!(trial["intermediate_values"].as_object().unwrap().len(), epochs);
+        assert!(trial["user_attrs"]["test_accuracy"].as_f64().unwrap() > 0.5);
+        // The conditional parameter exists exactly when its condition holds.
+        assert_eq!(
+            trial["params"].get("dropout").is_some(),
+            trial["params"]["activation"] == "relu"
+        );
+    }
+
+    let show = dir.ok(&["show", "small"]);
+    assert!(show.contains("trials: 4 total, 4 complete"), "{show}");
+    assert!(show.contains("best trial: "), "{show}");
+    assert!(show.contains("top 10:"), "{show}");
+    let ls = dir.ok(&["ls"]);
+    assert!(ls.lines().nth(1).unwrap().starts_with("small  "), "{ls}");
+
+    // Running again meets the budget already; a larger budget continues it.
+    assert!(dir.ok(&["run", "study.toml"]).contains("0 trial(s) finished"));
+    assert!(dir.ok(&["run", "study.toml", "--trials", "6"]).contains("2 trial(s) finished"));
+    let numbers: Vec<u64> = trials(&dir.export("small", "db/hpo.sqlite"))
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4, 5]);
+
+    let trial = dir.ok(&["show", "small", "--trial", "2"]);
+    assert!(trial.contains("curve:") && trial.contains("val_accuracy"), "{trial}");
+    let csv = dir.ok(&["export", "small", "--format", "csv"]);
+    assert!(
+        csv.starts_with(
+            "number,state,value,datetime_start,datetime_complete,duration_s,params_activation"
+        ),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 7);
+    let curves = dir.ok(&["export", "small", "--format", "csv", "--curves"]);
+    assert!(curves.starts_with("trial,step,metric,value\n0,1,"), "{curves}");
+}
+
+#[test]
+fn the_same_study_file_gives_the_same_trials() {
+    let runs: Vec<Value> = (0..2)
+        .map(|_| {
+            let dir = Dir::new();
+            dir.write("study.toml", &digits_study("same", 3, 3));
+            dir.ok(&["run", "study.toml"]);
+            dir.export("same", "db/hpo.sqlite")
+        })
+        .collect();
+    let key = |export: &Value| {
+        trials(export)
+            .iter()
+            .map(|t| (t["params"].clone(), t["value"].clone(), t["curves"]["val_loss"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&runs[0]), key(&runs[1]));
+}
+
+#[test]
+fn a_changed_search_space_is_refused_with_the_change() {
+    let dir = Dir::new();
+    dir.write("study.toml", &digits_study("s", 1, 1));
+    dir.ok(&["run", "study.toml"]);
+    dir.write("study.toml", &digits_study("s", 1, 1).replace("[32, 128]", "[32, 256]"));
+    let err = dir.err(&["run", "study.toml"]);
+    assert!(
+        err.contains("study `s` already exists with a different search space:\n  parameter `hidden` changed from int [32, 128] log to int [32, 256] log"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_study_files_are_refused_with_file_line_and_fix() {
+    let dir = Dir::new();
+    dir.write("typo.toml", &digits_study("s", 1, 1).replace("max_epochs", "max_epoch"));
+    let err = dir.err(&["run", "typo.toml"]);
+    assert!(err.starts_with("error: typo.toml:20:1: [objective].max_epoch: unknown field `max_epoch`, expected one of"), "{err}");
+
+    dir.write("knob.toml", &digits_study("s", 1, 1).replace("hidden =", "width ="));
+    let err = dir.err(&["run", "knob.toml"]);
+    assert!(
+        err.contains(
+            "knob.toml:25:1: [space].width: the mlp model has no hyperparameter `width`; it has: lr"
+        ),
+        "{err}"
+    );
+
+    dir.write("dataset.toml", &digits_study("s", 1, 1).replace("\"digits\"", "\"mnist\""));
+    let err = dir.err(&["run", "dataset.toml"]);
+    assert!(
+        err.contains(
+            "dataset.toml:19:11: [objective].dataset: unknown dataset `mnist`; available: digits"
+        ),
+        "{err}"
+    );
+
+    let err = dir.err(&["run", "missing.toml"]);
+    assert!(err.contains("cannot read study file missing.toml"), "{err}");
+    assert!(!dir.path().join("db").exists(), "nothing is created for a bad run");
+}
+
+#[test]
+fn reading_commands_explain_what_is_missing() {
+    let dir = Dir::new();
+    let err = dir.err(&["ls"]);
+    assert!(err.contains("no database at db/hpo.sqlite; run a study first"), "{err}");
+    dir.write("study.toml", &digits_study("real", 1, 1));
+    dir.ok(&["run", "study.toml"]);
+    let err = dir.err(&["show", "reel"]);
+    assert!(err.contains("no study named `reel` in this database; it has: real"), "{err}");
+    let err = dir.err(&["show", "real", "--trial", "9"]);
+    assert!(err.contains("study `real` has no trial 9"), "{err}");
+    let usage = dir.hpo(&["run", "study.toml", "--trials", "many"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn a_grid_runs_every_point_exactly_once() {
+    let dir = Dir::new();
+    dir.write(
+        "grid.toml",
+        r#"
+[study]
+name = "grid"
+metric = "value"
+direction = "minimize"
+[sampler]
+kind = "grid"
+[objective]
+kind = "function"
+function = "mixed"
+[space]
+x0 = { float = [-0.5, 0.5], step = 0.25 }
+c = { choice = ["a", "b"] }
+k = { int = [1, 5], step = 2 }
+"#,
+    );
+    let out = dir.ok(&["run", "grid.toml"]);
+    assert!(out.contains("budget met; 30 trial(s) finished"), "{out}");
+    let export = dir.export("grid", "db/hpo.sqlite");
+    let points: std::collections::BTreeSet<String> =
+        trials(&export).iter().map(|t| t["params"].to_string()).collect();
+    assert_eq!(points.len(), 30);
+    assert!(out.contains("best: trial 10 value=0.0025"), "{out}");
+}

@@ -1,0 +1,81 @@
+"""Optuna's side of hpo's interop tests (run by tests/optuna.rs with Optuna 5.0.0).
+
+  python optuna_interop.py read  DB STUDY   prints the study as Optuna sees it, as JSON
+  python optuna_interop.py write DB STUDY   writes a study with Optuna, prints it as JSON
+"""
+
+import json
+import math
+import sys
+
+import optuna
+from optuna.distributions import distribution_to_json
+
+
+def number(v):
+    if v is None:
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def dump(study):
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        trials.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": number(t.value),
+                "params": t.params,
+                "distributions": {k: json.loads(distribution_to_json(d)) for k, d in t.distributions.items()},
+                "intermediate_values": {str(k): number(v) for k, v in t.intermediate_values.items()},
+                "user_attrs": {k: number(v) for k, v in t.user_attrs.items()},
+                "system_attrs": t.system_attrs,
+            }
+        )
+    return {
+        "study": study.study_name,
+        "direction": study.direction.name,
+        "metric_names": study.metric_names,
+        "trials": trials,
+    }
+
+
+def write(storage, name):
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+
+    def objective(trial):
+        x = trial.suggest_float("x", -2.0, 2.0)
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        k = trial.suggest_int("k", 1, 9, step=2)
+        kind = trial.suggest_categorical("kind", ["a", "b", 3])
+        if trial.number == 3:
+            raise RuntimeError("this trial fails on purpose")
+        for step in range(3):
+            trial.report(x * (step + 1), step)
+        if trial.number == 4:
+            raise optuna.TrialPruned()
+        trial.set_user_attr("note", f"trial {trial.number}")
+        return -(x**2) + k / 10 + (0.5 if kind == "b" else 0.0) + lr
+
+    study.optimize(objective, n_trials=6, catch=(RuntimeError,))
+    return dump(study)
+
+
+def main():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    mode, db, name = sys.argv[1:4]
+    storage = f"sqlite:///{db}"
+    if mode == "read":
+        out = dump(optuna.load_study(storage=storage, study_name=name))
+    elif mode == "write":
+        out = write(storage, name)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+//! Helpers: a temp dir per test and a way to run `hpo` in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir { tmp: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `hpo ARGS...` with the temp dir as working directory (so the default
+    /// database is ./db/hpo.sqlite there).
+    pub fn hpo(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hpo"));
+        cmd.args(args).current_dir(self.path()).env_remove("HPO_DB");
+        cmd
+    }
+
+    /// Runs `hpo ARGS...`, asserts success, returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hpo(args).output().expect("run hpo");
+        assert!(out.status.success(), "hpo {args:?} failed: {}\n{}", out.status, text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// Runs `hpo ARGS...`, asserts it fails with exit code 1, returns stderr.
+    #[track_caller]
+    pub fn err(&self, args: &[&str]) -> String {
+        let out: Output = self.hpo(args).output().expect("run hpo");
+        assert_eq!(out.status.code(), Some(1), "hpo {args:?} should fail: {}", text(&out.stdout));
+        text(&out.stderr)
+    }
+
+    /// The study as `hpo export --format json` gives it.
+    #[track_caller]
+    pub fn export(&self, study: &str, db: &str) -> Value {
+        serde_json::from_str(&self.ok(&["export", study, "--format", "json", "--db", db]))
+            .expect("json")
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The repository root (for studies/ and tests/ files).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small digits study: `trials` trials of at most `epochs` epochs.
+pub fn digits_study(name: &str, trials: usize, epochs: usize) -> String {
+    format!(
+        r#"
+[study]
+name = "{name}"
+metric = "val_accuracy"
+direction = "maximize"
+seed = 11
+trials = {trials}
+
+[sampler]
+kind = "random"
+
+[early_stopping]
+monitor = "val_loss"
+patience = 3
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = {epochs}
+device = "cpu"
+
+[space]
+lr = {{ float = [1e-3, 2e-2], log = true }}
+hidden = {{ int = [32, 128], log = true }}
+depth = {{ int = [1, 3], step = 2 }}
+batch_size = {{ choice = [32, 64] }}
+activation = {{ choice = ["relu", "tanh"] }}
+dropout = {{ float = [0.0, 0.3], step = 0.1, when = {{ activation = "relu" }} }}
+"#
+    )
+}
+
+pub fn trials(export: &Value) -> &Vec<Value> {
+    export["trials"].as_array().expect("trials")
+}
