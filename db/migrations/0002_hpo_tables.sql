@@ -21,5 +21,7 @@ CREATE TABLE hpo_trial_metrics (
 
 -- Claiming queued trials and counting the budget filter trials by state.
 CREATE INDEX ix_hpo_trials_study_state ON trials (study_id, state, number);
+-- The next trial number is MAX(number) + 1 within the study.
+CREATE INDEX ix_hpo_trials_study_number ON trials (study_id, number);
 -- Counting interrupted trials looks attributes up by key.
 CREATE INDEX ix_hpo_trial_system_attributes_key ON trial_system_attributes ("key", trial_id);

@@ -168,8 +168,14 @@ fn insert_trial(
     state: TrialState,
     new: &NewTrial,
 ) -> CoreResult<TrialId> {
+    // Numbers run 0, 1, 2, ... without gaps (as in Optuna), so this is the count,
+    // read from an index instead of counted.
     let number: i64 = tx
-        .query_row("SELECT COUNT(*) FROM trials WHERE study_id = ?1", [study.0], |row| row.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1",
+            [study.0],
+            |row| row.get(0),
+        )
         .map_err(store_err)?;
     let start = (state == TrialState::Running).then(|| encode::datetime(now()));
     tx.execute(
@@ -493,7 +499,27 @@ impl Storage for SqliteStorage {
             }
             let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
             let id = insert_trial(tx, study, TrialState::Running, &new)?;
-            Ok(load_trials(tx, "t.trial_id = ?1", &[&id.0])?.pop())
+            // Everything about the new trial is known; reading it back would cost six queries.
+            let (number, start): (i64, Option<String>) = tx
+                .query_row(
+                    "SELECT number, datetime_start FROM trials WHERE trial_id = ?1",
+                    [id.0],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(store_err)?;
+            Ok(Some(FrozenTrial {
+                id,
+                number: number as u64,
+                state: TrialState::Running,
+                params: Default::default(),
+                distributions: Default::default(),
+                value: None,
+                intermediate_values: Default::default(),
+                user_attrs: Default::default(),
+                system_attrs: system_attrs.iter().cloned().collect(),
+                datetime_start: start.as_deref().and_then(encode::parse_datetime),
+                datetime_complete: None,
+            }))
         })
     }
 
@@ -510,6 +536,19 @@ impl Storage for SqliteStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<Option<FrozenTrial>> {
+        // Most studies queue nothing: a plain read spares them a write transaction.
+        let any_waiting = self.read(|tx| {
+            tx.query_row(
+                "SELECT 1 FROM trials WHERE study_id = ?1 AND state = 'WAITING' LIMIT 1",
+                [study.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(store_err)
+        })?;
+        if any_waiting.is_none() {
+            return Ok(None);
+        }
         self.write(|tx| {
             study_exists(tx, study)?;
             if budget_spent(tx, study, budget)? {
