@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::objective::{Objective, ObjectiveOutput, Reporter, Stop, TrialContext, TrialFailure};
 use crate::sampler::{self, Sampler, grid};
 use crate::space::{Params, SearchSpace};
-use crate::spec::{SamplerSpec, StudySpec};
+use crate::spec::{CandleSpec, ObjectiveSpec, SamplerSpec, StudySpec};
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Direction, Study, StudyId};
 use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
@@ -141,15 +141,40 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
     }
     if stored.sampler != spec.sampler {
         return Err(incompatible(format!(
-            "uses the {:?} sampler and this file the {:?} sampler; give it a new `[study] name`",
-            stored.sampler, spec.sampler
+            "uses the {} sampler and this file the {} sampler; give it a new `[study] name`",
+            stored.sampler.name(),
+            spec.sampler.name()
         )));
+    }
+    // Trial k's proposals and training depend on the seed: a new seed would make the
+    // resumed study a different experiment.
+    if stored.seed != spec.seed {
+        return Err(incompatible(format!(
+            "has seed {} and this file seed {}; restore the seed or give it a new `[study] name`",
+            stored.seed, spec.seed
+        )));
+    }
+    // Trials trained differently are not comparable; only the device may change.
+    if without_device(&stored.objective) != without_device(&spec.objective) {
+        return Err(incompatible(
+            "was created with a different [objective] (kind, function, model, dataset, max_epochs or fixed hyperparameters); only `device` may change when resuming; restore it or give it a new `[study] name`"
+                .into(),
+        ));
     }
     let changes = stored.space.diff(&spec.space);
     if !changes.is_empty() {
         return Err(Error::SpaceChanged { study: spec.name.clone(), changes });
     }
     Ok(study)
+}
+
+fn without_device(objective: &ObjectiveSpec) -> ObjectiveSpec {
+    match objective {
+        ObjectiveSpec::Candle(candle) => {
+            ObjectiveSpec::Candle(CandleSpec { device: String::new(), ..candle.clone() })
+        }
+        other => other.clone(),
+    }
 }
 
 /// Pairs each value of a point with its parameter's distribution, in space order.
@@ -474,8 +499,15 @@ impl Reporter for TrialReporter<'_> {
             return self.halt(Stop::Interrupted);
         }
         if let Some((monitor, early_stopping)) = &mut self.early_stopping {
-            let monitored =
-                metrics.iter().find(|(n, _)| n == monitor).map_or(f64::NAN, |(_, v)| *v);
+            let Some(monitored) = metrics.iter().find(|(n, _)| n == monitor).map(|(_, v)| *v)
+            else {
+                let names: Vec<&str> = metrics.iter().map(|(n, _)| n.as_str()).collect();
+                self.missing_metric = Some(format!(
+                    "[early_stopping] monitors `{monitor}`, which the objective does not report; it reports: {}",
+                    names.join(", ")
+                ));
+                return self.halt(Stop::Aborted);
+            };
             if let EarlyStoppingDecision::Stop { .. } = early_stopping.update(monitored) {
                 return self.halt(Stop::EarlyStopped);
             }

@@ -290,3 +290,43 @@ fn interruption_fails_the_running_trial_and_returns_its_budget() {
     let trials = storage.trials(summary.study.id, None).unwrap();
     assert_eq!(trials.iter().filter(|t| t.counts_toward_budget()).count(), 5);
 }
+
+#[test]
+fn a_changed_seed_or_objective_is_refused() {
+    let storage = InMemoryStorage::default();
+    let first = spec("random", "trials = 1", BRANIN);
+    run_study(&storage, &first, &objective(&first), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let reseeded = StudySpec::parse(&first.text.replace("seed = 3", "seed = 4"), "t.toml").unwrap();
+    let err = run_study(&storage, &reseeded, &objective(&first), &TestHost::new(), NO_OVERRIDES)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "study `t` exists but has seed 3 and this file seed 4; restore the seed or give it a new `[study] name`"
+    );
+    let other = StudySpec::parse(&first.text.replace("branin", "levy"), "t.toml").unwrap();
+    let err = run_study(&storage, &other, &objective(&other), &TestHost::new(), NO_OVERRIDES)
+        .unwrap_err();
+    assert!(err.to_string().contains("was created with a different [objective]"), "{err}");
+}
+
+#[test]
+fn an_unreported_early_stopping_monitor_fails_the_trial_with_the_names_it_reports() {
+    let storage = InMemoryStorage::default();
+    let mut spec = spec("random", "trials = 1", BRANIN);
+    spec.early_stopping = Some(crate::spec::EarlyStoppingSpec {
+        monitor: "val_loss".into(),
+        direction: Direction::Minimize,
+        patience: 2,
+        min_delta: 0.0,
+    });
+    let summary =
+        run_study(&storage, &spec, &Curve(vec![3.0, 1.0]), &TestHost::new(), NO_OVERRIDES).unwrap();
+    let trial = storage.trials(summary.study.id, None).unwrap().remove(0);
+    assert_eq!(trial.state, TrialState::Fail);
+    assert_eq!(
+        trial.fail_reason(),
+        Some(
+            "[early_stopping] monitors `val_loss`, which the objective does not report; it reports: value, other"
+        )
+    );
+}

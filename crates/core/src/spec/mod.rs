@@ -53,6 +53,16 @@ pub enum SamplerSpec {
     Random,
 }
 
+impl SamplerSpec {
+    /// The name a study file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerSpec::Grid => "grid",
+            SamplerSpec::Random => "random",
+        }
+    }
+}
+
 /// How unpromising trials are stopped early. Only `none` exists so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrunerSpec {
