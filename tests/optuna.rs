@@ -55,6 +55,16 @@ fn optuna(mode: &str, db: &std::path::Path, study: &str) -> Value {
     serde_json::from_str(&text(&out.stdout)).expect("json from python")
 }
 
+/// hpo's export and Optuna's dump agree on everything both record.
+#[track_caller]
+fn assert_same_trial(ours: &Value, theirs: &Value) {
+    for key in
+        ["number", "state", "value", "params", "distributions", "intermediate_values", "user_attrs"]
+    {
+        assert_eq!(ours[key], theirs[key], "trial {}: {key}", ours["number"]);
+    }
+}
+
 #[test]
 fn optuna_loads_an_hpo_database_and_sees_the_same_trials() {
     let dir = Dir::new();
@@ -70,13 +80,7 @@ fn optuna_loads_an_hpo_database_and_sees_the_same_trials() {
     assert_eq!(ours.len(), theirs.len());
     for (a, b) in ours.iter().zip(theirs) {
         let n = &a["number"];
-        assert_eq!(a["number"], b["number"]);
-        assert_eq!(a["state"], b["state"], "trial {n}");
-        assert_eq!(a["value"], b["value"], "trial {n}");
-        assert_eq!(a["params"], b["params"], "trial {n}");
-        assert_eq!(a["distributions"], b["distributions"], "trial {n}");
-        assert_eq!(a["intermediate_values"], b["intermediate_values"], "trial {n}");
-        assert_eq!(a["user_attrs"], b["user_attrs"], "trial {n}");
+        assert_same_trial(a, b);
         // The curve Optuna sees is the study metric's.
         let curve: serde_json::Map<String, Value> = a["curves"]["val_accuracy"]
             .as_array()
@@ -118,13 +122,7 @@ fn hpo_reads_a_database_optuna_wrote() {
     let (ours, theirs) = (trials(&ours), trials(&written));
     assert_eq!(ours.len(), 6);
     for (a, b) in ours.iter().zip(theirs) {
-        let n = &a["number"];
-        assert_eq!(a["state"], b["state"], "trial {n}");
-        assert_eq!(a["value"], b["value"], "trial {n}");
-        assert_eq!(a["params"], b["params"], "trial {n}");
-        assert_eq!(a["distributions"], b["distributions"], "trial {n}");
-        assert_eq!(a["intermediate_values"], b["intermediate_values"], "trial {n}");
-        assert_eq!(a["user_attrs"], b["user_attrs"], "trial {n}");
+        assert_same_trial(a, b);
     }
 
     let best = theirs

@@ -65,19 +65,11 @@ impl State {
     fn insert_trial(&mut self, study: StudyId, state: TrialState, new: &NewTrial) -> FrozenTrial {
         let number = self.trials.iter().filter(|(s, _)| *s == study).count() as u64;
         let now = self.tick();
-        let trial = FrozenTrial {
-            id: TrialId(self.trials.len() as i64 + 1),
-            number,
-            state,
-            params: new.params.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect(),
-            distributions: new.params.iter().map(|(n, _, d)| (n.clone(), d.clone())).collect(),
-            value: None,
-            intermediate_values: BTreeMap::new(),
-            user_attrs: BTreeMap::new(),
-            system_attrs: new.system_attrs.iter().cloned().collect(),
-            datetime_start: (state == TrialState::Running).then_some(now),
-            datetime_complete: None,
-        };
+        let mut trial = FrozenTrial::new(TrialId(self.trials.len() as i64 + 1), number, state);
+        trial.params = new.params.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
+        trial.distributions = new.params.iter().map(|(n, _, d)| (n.clone(), d.clone())).collect();
+        trial.system_attrs = new.system_attrs.iter().cloned().collect();
+        trial.datetime_start = (state == TrialState::Running).then_some(now);
         self.trials.push((study, trial.clone()));
         trial
     }

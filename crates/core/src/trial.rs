@@ -146,6 +146,23 @@ pub struct FrozenTrial {
 }
 
 impl FrozenTrial {
+    /// A trial with no parameters, values, curve or attributes yet.
+    pub fn new(id: TrialId, number: u64, state: TrialState) -> FrozenTrial {
+        FrozenTrial {
+            id,
+            number,
+            state,
+            params: Params::new(),
+            distributions: BTreeMap::new(),
+            value: None,
+            intermediate_values: BTreeMap::new(),
+            user_attrs: BTreeMap::new(),
+            system_attrs: BTreeMap::new(),
+            datetime_start: None,
+            datetime_complete: None,
+        }
+    }
+
     /// Seconds from start to completion, for finished trials.
     pub fn duration_seconds(&self) -> Option<f64> {
         Some(self.datetime_complete?.seconds_since(self.datetime_start?))

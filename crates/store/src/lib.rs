@@ -252,20 +252,13 @@ fn load_trials(
             let start: Option<String> = row.get(3).map_err(store_err)?;
             let complete: Option<String> = row.get(4).map_err(store_err)?;
             index.insert(id, trials.len());
-            trials.push(FrozenTrial {
-                id: TrialId(id),
-                number: row.get::<_, Option<i64>>(1).map_err(store_err)?.unwrap_or(0) as u64,
-                state: TrialState::from_optuna_str(&state)
-                    .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?,
-                params: Default::default(),
-                distributions: Default::default(),
-                value: None,
-                intermediate_values: Default::default(),
-                user_attrs: Default::default(),
-                system_attrs: Default::default(),
-                datetime_start: start.as_deref().and_then(encode::parse_datetime),
-                datetime_complete: complete.as_deref().and_then(encode::parse_datetime),
-            });
+            let number = row.get::<_, Option<i64>>(1).map_err(store_err)?.unwrap_or(0) as u64;
+            let state = TrialState::from_optuna_str(&state)
+                .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?;
+            let mut trial = FrozenTrial::new(TrialId(id), number, state);
+            trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
+            trial.datetime_complete = complete.as_deref().and_then(encode::parse_datetime);
+            trials.push(trial);
         }
     }
     if trials.is_empty() {
@@ -507,19 +500,10 @@ impl Storage for SqliteStorage {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .map_err(store_err)?;
-            Ok(Some(FrozenTrial {
-                id,
-                number: number as u64,
-                state: TrialState::Running,
-                params: Default::default(),
-                distributions: Default::default(),
-                value: None,
-                intermediate_values: Default::default(),
-                user_attrs: Default::default(),
-                system_attrs: system_attrs.iter().cloned().collect(),
-                datetime_start: start.as_deref().and_then(encode::parse_datetime),
-                datetime_complete: None,
-            }))
+            let mut trial = FrozenTrial::new(id, number as u64, TrialState::Running);
+            trial.system_attrs = system_attrs.iter().cloned().collect();
+            trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
+            Ok(Some(trial))
         })
     }
 

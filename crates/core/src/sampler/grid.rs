@@ -12,6 +12,8 @@
 //! them atomically through the store; [`GridSampler::sample`] is the fallback that
 //! picks the first point the history has not covered.
 
+use std::ops::ControlFlow;
+
 use rand::rngs::StdRng;
 
 use crate::distribution::ParamValue;
@@ -40,67 +42,53 @@ fn same_params(a: &Params, b: &Params) -> bool {
 /// Every grid point, in the documented order. Every parameter must have grid values
 /// (the study file parser checks this).
 pub fn grid_points(space: &SearchSpace) -> Vec<Params> {
-    let values: Vec<Vec<ParamValue>> =
-        space.params.iter().map(|p| p.grid_values().unwrap_or_default()).collect();
     let mut points = Vec::new();
-    let mut chosen = Params::new();
-    walk(space, &values, 0, &mut chosen, &mut |point| points.push(point.clone()));
+    walk(space, &mut |point| {
+        points.push(point.clone());
+        ControlFlow::Continue(())
+    });
     points
 }
 
-/// The number of grid points, without building them.
+/// The number of grid points, without keeping them; stops counting past
+/// `MAX_GRID_POINTS` (the parser refuses such grids).
 pub fn count_points(space: &SearchSpace) -> usize {
-    let values: Vec<Vec<ParamValue>> =
-        space.params.iter().map(|p| p.grid_values().unwrap_or_default()).collect();
     let mut n = 0usize;
-    let mut chosen = Params::new();
-    walk_count(space, &values, 0, &mut chosen, &mut n);
+    walk(space, &mut |_| {
+        n += 1;
+        if n > crate::spec::MAX_GRID_POINTS {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
     n
 }
 
-fn walk(
-    space: &SearchSpace,
-    values: &[Vec<ParamValue>],
-    idx: usize,
-    chosen: &mut Params,
-    emit: &mut impl FnMut(&Params),
-) {
-    let Some(param) = space.params.get(idx) else {
-        emit(chosen);
-        return;
-    };
-    if !param.is_active(chosen) {
-        walk(space, values, idx + 1, chosen, emit);
-        return;
-    }
-    for value in &values[idx] {
-        chosen.insert(param.name.clone(), value.clone());
-        walk(space, values, idx + 1, chosen, emit);
-    }
-    chosen.remove(&param.name);
+/// Calls `emit` with each point in order until it breaks.
+fn walk(space: &SearchSpace, emit: &mut dyn FnMut(&Params) -> ControlFlow<()>) {
+    let values: Vec<Vec<ParamValue>> =
+        space.params.iter().map(|p| p.grid_values().unwrap_or_default()).collect();
+    let _ = walk_from(space, &values, 0, &mut Params::new(), emit);
 }
 
-fn walk_count(
+fn walk_from(
     space: &SearchSpace,
     values: &[Vec<ParamValue>],
     idx: usize,
     chosen: &mut Params,
-    n: &mut usize,
-) {
-    if *n > crate::spec::MAX_GRID_POINTS {
-        return;
-    }
+    emit: &mut dyn FnMut(&Params) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let Some(param) = space.params.get(idx) else {
-        *n += 1;
-        return;
+        return emit(chosen);
     };
     if !param.is_active(chosen) {
-        walk_count(space, values, idx + 1, chosen, n);
-        return;
+        return walk_from(space, values, idx + 1, chosen, emit);
     }
     for value in &values[idx] {
         chosen.insert(param.name.clone(), value.clone());
-        walk_count(space, values, idx + 1, chosen, n);
+        walk_from(space, values, idx + 1, chosen, emit)?;
     }
     chosen.remove(&param.name);
+    ControlFlow::Continue(())
 }

@@ -117,19 +117,14 @@ fn grid_sampler_picks_the_first_point_not_taken() {
     for number in 0..3u64 {
         let params = GridSampler.sample(&space, &history, &mut trial_rng(0, number));
         seen.push(params["a"].as_i64().unwrap());
-        history.push(crate::trial::FrozenTrial {
-            id: crate::trial::TrialId(number as i64),
+        let mut trial = crate::trial::FrozenTrial::new(
+            crate::trial::TrialId(number as i64),
             number,
-            state: crate::trial::TrialState::Complete,
-            params,
-            distributions: Default::default(),
-            value: Some(0.0),
-            intermediate_values: Default::default(),
-            user_attrs: Default::default(),
-            system_attrs: Default::default(),
-            datetime_start: None,
-            datetime_complete: None,
-        });
+            crate::trial::TrialState::Complete,
+        );
+        trial.params = params;
+        trial.value = Some(0.0);
+        history.push(trial);
     }
     assert_eq!(seen, [1, 2, 3]);
 }
