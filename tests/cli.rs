@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Dir, digits_study, repo, trials};
+use crate::util::{Dir, OutputAsync, digits_study, repo, trials};
 
 #[test]
 fn every_example_study_parses_and_runs_shortened() {
@@ -188,4 +188,75 @@ k = { int = [1, 5], step = 2 }
         trials(&export).iter().map(|t| t["params"].to_string()).collect();
     assert_eq!(points.len(), 30);
     assert!(out.contains("best: trial 10 value=0.0025"), "{out}");
+}
+
+#[test]
+fn every_schema_fixture_opens_and_resumes() {
+    let fixtures = repo().join("db/fixtures");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "sqlite") {
+            continue;
+        }
+        let dir = Dir::new();
+        std::fs::copy(&path, dir.path().join("old.sqlite")).unwrap();
+        let ls = dir.ok(&["ls", "--db", "old.sqlite"]);
+        let row: Vec<&str> = ls.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            &row[..5],
+            ["fixture", "minimize", "value", "6", "6"],
+            "{}: {ls}",
+            path.display()
+        );
+        let before = dir.export("fixture", "old.sqlite");
+        assert_eq!(trials(&before).len(), 6);
+        let study = fixtures.join("fixture-study.toml");
+        let out = dir.ok(&["run", study.to_str().unwrap(), "--db", "old.sqlite", "--trials", "8"]);
+        assert!(out.contains("2 trial(s) finished"), "{out}");
+        let after = dir.export("fixture", "old.sqlite");
+        assert_eq!(&trials(&after)[..6], &trials(&before)[..], "old trials unchanged");
+        n += 1;
+    }
+    assert!(n >= 1, "no fixture in db/fixtures");
+}
+
+#[test]
+fn two_processes_share_a_grid_without_running_a_point_twice() {
+    let dir = Dir::new();
+    dir.write(
+        "grid.toml",
+        r#"
+[study]
+name = "shared-grid"
+metric = "value"
+direction = "minimize"
+[sampler]
+kind = "grid"
+[objective]
+kind = "function"
+function = "mixed"
+[space]
+x0 = { float = [-0.5, 0.5], step = 0.01 }
+c = { choice = ["a", "b"] }
+k = { int = [1, 5], step = 2 }
+"#,
+    );
+    let children: Vec<_> = (0..2)
+        .map(|_| dir.hpo(&["run", "grid.toml", "--db", "shared.sqlite"]).output_async())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", crate::util::text(&out.stderr));
+    }
+    let export = dir.export("shared-grid", "shared.sqlite");
+    let all = trials(&export);
+    assert_eq!(all.len(), 101 * 2 * 3);
+    assert!(all.iter().all(|t| t["state"] == "COMPLETE"));
+    let points: std::collections::BTreeSet<String> =
+        all.iter().map(|t| t["params"].to_string()).collect();
+    assert_eq!(points.len(), all.len(), "a grid point ran twice");
+    let owners: std::collections::BTreeSet<String> =
+        all.iter().map(|t| t["system_attrs"]["hpo:owner"].to_string()).collect();
+    assert_eq!(owners.len(), 2, "both processes claimed points");
 }

@@ -186,7 +186,9 @@ fn open_existing(path: &Path) -> Result<SqliteStorage> {
             path.display()
         );
     }
-    SqliteStorage::open(path).with_context(|| format!("cannot open database {}", path.display()))
+    SqliteStorage::open(path).with_context(|| {
+        format!("cannot open database {} (an SQLite file written by hpo or Optuna)", path.display())
+    })
 }
 
 fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {

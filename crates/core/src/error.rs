@@ -28,6 +28,6 @@ pub enum Error {
     SpaceChanged { study: String, changes: Vec<String> },
     #[error("study `{study}` exists but {reason}")]
     Incompatible { study: String, reason: String },
-    #[error("storage: {0}")]
-    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
 }

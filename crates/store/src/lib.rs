@@ -31,7 +31,7 @@ pub use migrations::MIGRATIONS;
 /// hpo-store's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("sqlite: {0}")]
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error(
         "this database has Optuna schema revision `{found}`, but hpo reads `{expected}` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
@@ -43,6 +43,16 @@ pub enum Error {
     NewerSchema { found: i64, known: i64 },
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
+}
+
+/// How long a call waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// The alembic revision of Optuna's schema version 12.
@@ -80,14 +90,32 @@ impl SqliteStorage {
     }
 
     fn from_connection(mut conn: Connection) -> Result<SqliteStorage, Error> {
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Switching a new file to WAL takes an exclusive lock, and SQLite reports a
+        // busy database at once instead of waiting when two processes open a new
+        // file together; so the set-up is retried until the busy timeout.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::set_up(&mut conn) {
+                Err(Error::Sqlite(err)) if is_busy(&err) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => return Err(err),
+                Ok(()) => return Ok(SqliteStorage { conn: Mutex::new(conn) }),
+            }
+        }
+    }
+
+    fn set_up(conn: &mut Connection) -> Result<(), Error> {
         // WAL lets readers go on while one writer commits; NORMAL sync is durable
         // against process crashes (kill -9), which is the failure we guard.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrations::apply(&mut conn)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        migrations::apply(conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
