@@ -12,9 +12,13 @@ use std::fmt;
 pub enum ParamValue {
     /// Only ever a categorical choice (Optuna allows `None` among choices).
     Null,
+    /// A boolean categorical choice.
     Bool(bool),
+    /// An int parameter's value, or an integer categorical choice.
     Int(i64),
+    /// A float parameter's value, or a float categorical choice.
     Float(f64),
+    /// A string categorical choice.
     Str(String),
 }
 
@@ -28,6 +32,7 @@ impl ParamValue {
         }
     }
 
+    /// The value as an integer: an `Int`, or a `Float` without a fractional part.
     pub fn as_i64(&self) -> Option<i64> {
         match *self {
             ParamValue::Int(it) => Some(it),
@@ -36,6 +41,7 @@ impl ParamValue {
         }
     }
 
+    /// The string, for a `Str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             ParamValue::Str(it) => Some(it),
@@ -43,6 +49,7 @@ impl ParamValue {
         }
     }
 
+    /// The boolean, for a `Bool`.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             ParamValue::Bool(it) => Some(it),
@@ -75,11 +82,33 @@ impl fmt::Display for ParamValue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Distribution {
     /// `low..=high`; `step` makes it discrete (`low + k * step`); `log` samples log-uniformly.
-    Float { low: f64, high: f64, log: bool, step: Option<f64> },
+    Float {
+        /// The lower bound, inclusive (positive when `log`).
+        low: f64,
+        /// The upper bound, inclusive; greater than `low`.
+        high: f64,
+        /// Whether values are drawn log-uniformly (never together with `step`).
+        log: bool,
+        /// The spacing of the allowed values, when discrete; `high - low` is a multiple of it.
+        step: Option<f64>,
+    },
     /// `low..=high` in steps of `step` (1 unless stated); `log` samples log-uniformly.
-    Int { low: i64, high: i64, log: bool, step: i64 },
+    Int {
+        /// The lower bound, inclusive (positive when `log`).
+        low: i64,
+        /// The upper bound, inclusive; greater than `low`.
+        high: i64,
+        /// Whether values are drawn log-uniformly (then `step` is 1).
+        log: bool,
+        /// The spacing of the allowed values, at least 1; `high - low` is a multiple of it.
+        step: i64,
+    },
     /// One of `choices`, stored by index.
-    Categorical { choices: Vec<ParamValue> },
+    Categorical {
+        /// The distinct choices in declaration order; a choice's index is its internal
+        /// representation, so the order must never change.
+        choices: Vec<ParamValue>,
+    },
 }
 
 impl Distribution {

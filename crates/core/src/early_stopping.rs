@@ -20,12 +20,25 @@ pub struct EarlyStopping {
 /// What one new value means.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EarlyStoppingDecision {
+    /// The value is the new best: the first non-NaN value, or better than the best by
+    /// more than `min_delta`.
     Improved,
-    NoImprovement { steps_without_improvement: u32 },
-    Stop { best: f64, steps_without_improvement: u32 },
+    /// The value did not improve, but the patience is not used up yet.
+    NoImprovement {
+        /// Consecutive steps without improvement, this one included (below `patience`).
+        steps_without_improvement: u32,
+    },
+    /// `patience` steps in a row did not improve: the trial should stop.
+    Stop {
+        /// The best value seen; NaN when every value was NaN.
+        best: f64,
+        /// Consecutive steps without improvement, this one included.
+        steps_without_improvement: u32,
+    },
 }
 
 impl EarlyStopping {
+    /// Early stopping as `spec` configures it, for a trial that has reported nothing yet.
     pub fn new(spec: &EarlyStoppingSpec) -> EarlyStopping {
         EarlyStopping {
             direction: spec.direction,

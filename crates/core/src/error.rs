@@ -7,27 +7,61 @@ use crate::trial::{TrialId, TrialState};
 /// Errors of the core and of every Storage implementation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A study file is invalid (when resuming, possibly the one stored with the study).
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// `create_study` was given a name another study already has; holds the name.
     #[error("a study named `{0}` already exists")]
     StudyExists(String),
+    /// No study has the name a user gave; holds the name.
     #[error("no study named `{0}`; `hpo ls` lists the studies in this database")]
     StudyNotFound(String),
+    /// No study has this id.
     #[error("study {0:?} does not exist")]
     UnknownStudy(StudyId),
+    /// No trial has this id.
     #[error("trial {0:?} does not exist")]
     UnknownTrial(TrialId),
     #[error("trial {trial:?} is already finished ({state}); finished trials are immutable")]
-    TrialFinished { trial: TrialId, state: TrialState },
+    /// A method that changes a trial was called on a finished one; finished trials
+    /// are immutable.
+    TrialFinished {
+        /// The finished trial.
+        trial: TrialId,
+        /// Its state: Complete, Pruned or Fail.
+        state: TrialState,
+    },
     #[error("trial {trial:?} is {state}, not running")]
-    TrialNotRunning { trial: TrialId, state: TrialState },
+    /// A method that needs a Running trial was called on one that is neither Running
+    /// nor finished (a Waiting one).
+    TrialNotRunning {
+        /// The trial.
+        trial: TrialId,
+        /// Its state.
+        state: TrialState,
+    },
+    /// A study of this name exists, with a search space other than the study file's.
     #[error(
         "study `{study}` already exists with a different search space:\n  {}\nrun it under a new name (`[study] name`), or restore the original space",
         changes.join("\n  ")
     )]
-    SpaceChanged { study: String, changes: Vec<String> },
+    SpaceChanged {
+        /// The study's name.
+        study: String,
+        /// One line per difference, as [`crate::space::SearchSpace::diff`] writes them.
+        changes: Vec<String>,
+    },
+    /// A study of this name exists but cannot be resumed with this study file (another
+    /// metric, direction, sampler, seed or objective, or it was not created from a file).
     #[error("study `{study}` exists but {reason}")]
-    Incompatible { study: String, reason: String },
+    Incompatible {
+        /// The study's name.
+        study: String,
+        /// What differs and what to do, completing "study `name` exists but ...".
+        reason: String,
+    },
+    /// The storage backend failed (a SQLite error, a corrupt value); holds the
+    /// backend's own error.
     #[error(transparent)]
     Storage(Box<dyn std::error::Error + Send + Sync>),
 }

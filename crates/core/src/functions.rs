@@ -31,9 +31,11 @@ pub enum BenchmarkFunction {
 }
 
 impl BenchmarkFunction {
+    /// Every function's name as a study file writes it (`function = "branin"`).
     pub const NAMES: [&'static str; 6] =
         ["branin", "hartmann6", "rosenbrock", "ackley", "levy", "mixed"];
 
+    /// The function of this study-file name, or `None` for an unknown name.
     pub fn from_name(name: &str) -> Option<BenchmarkFunction> {
         Some(match name {
             "branin" => BenchmarkFunction::Branin,
@@ -46,6 +48,7 @@ impl BenchmarkFunction {
         })
     }
 
+    /// The name a study file uses for this function.
     pub fn name(self) -> &'static str {
         match self {
             BenchmarkFunction::Branin => "branin",
@@ -152,6 +155,7 @@ impl BenchmarkFunction {
     }
 }
 
+/// The Branin function (see [`BenchmarkFunction::Branin`]).
 pub fn branin(x0: f64, x1: f64) -> f64 {
     let b = 5.1 / (4.0 * PI * PI);
     let c = 5.0 / PI;
@@ -159,6 +163,8 @@ pub fn branin(x0: f64, x1: f64) -> f64 {
     (x1 - b * x0 * x0 + c * x0 - 6.0).powi(2) + 10.0 * (1.0 - t) * x0.cos() + 10.0
 }
 
+/// The Hartmann 6-d function (see [`BenchmarkFunction::Hartmann6`]); reads `x[0..6]`
+/// and panics on fewer coordinates.
 pub fn hartmann6(x: &[f64]) -> f64 {
     const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
     const A: [[f64; 6]; 4] = [
@@ -181,10 +187,12 @@ pub fn hartmann6(x: &[f64]) -> f64 {
         .sum::<f64>()
 }
 
+/// The Rosenbrock function in any dimension (see [`BenchmarkFunction::Rosenbrock`]).
 pub fn rosenbrock(x: &[f64]) -> f64 {
     x.windows(2).map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2)).sum()
 }
 
+/// The Ackley function with a = 20, b = 0.2, c = 2π (see [`BenchmarkFunction::Ackley`]).
 pub fn ackley(x: &[f64]) -> f64 {
     let d = x.len() as f64;
     let sum_sq: f64 = x.iter().map(|v| v * v).sum();
@@ -192,6 +200,7 @@ pub fn ackley(x: &[f64]) -> f64 {
     -20.0 * (-0.2 * (sum_sq / d).sqrt()).exp() - (sum_cos / d).exp() + 20.0 + E
 }
 
+/// The Levy function (see [`BenchmarkFunction::Levy`]); panics on an empty `x`.
 pub fn levy(x: &[f64]) -> f64 {
     let w: Vec<f64> = x.iter().map(|v| 1.0 + (v - 1.0) / 4.0).collect();
     let last = w[w.len() - 1];
@@ -204,6 +213,8 @@ pub fn levy(x: &[f64]) -> f64 {
     head + middle + tail
 }
 
+/// The `mixed` function of continuous `x`, categorical `c` and integer-valued `k`
+/// (see [`BenchmarkFunction::Mixed`]); a `c` other than "a" or "b" counts as "c".
 pub fn mixed(x: &[f64], c: &str, k: f64) -> f64 {
     let (shift, base) = match c {
         "a" => (0.2, 0.5),

@@ -10,6 +10,8 @@
 //! file: the study loop gets time, signals and process liveness from a
 //! [`run::Host`]. Start reading at [`run::run_study`].
 
+#![deny(missing_docs)]
+
 pub mod distribution;
 pub mod early_stopping;
 pub mod error;

@@ -15,7 +15,9 @@ use crate::study::Direction;
 /// What the objective knows about the trial it runs.
 #[derive(Debug, Clone)]
 pub struct TrialContext<'a> {
+    /// The trial's number within the study (0, 1, 2, ...).
     pub number: u64,
+    /// The trial's parameter values by name.
     pub params: &'a Params,
     /// A seed for the trial's own randomness (weight init, shuffling, dropout),
     /// derived from the study seed and the trial number.
@@ -23,6 +25,7 @@ pub struct TrialContext<'a> {
     /// The study's metric and direction, so the objective can keep the weights of
     /// its best step (test metrics are measured on those).
     pub metric: &'a str,
+    /// Whether `metric` is minimized or maximized.
     pub direction: Direction,
 }
 
@@ -64,10 +67,12 @@ pub struct ObjectiveOutput {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct TrialFailure {
+    /// Why the trial failed; stored as its `fail_reason` system attribute.
     pub reason: String,
 }
 
 impl TrialFailure {
+    /// A failure for this reason.
     pub fn new(reason: impl Into<String>) -> TrialFailure {
         TrialFailure { reason: reason.into() }
     }
@@ -75,6 +80,10 @@ impl TrialFailure {
 
 /// Runs one trial.
 pub trait Objective: Send + Sync {
+    /// Called by the study loop once per trial, with the trial's parameters. Reports
+    /// each step through `reporter` and returns as soon as a report returns `Break`.
+    /// Returns the final measurements, or `Err` when the trial itself failed: it is
+    /// stored as Fail with the reason, and the study goes on.
     fn run(
         &self,
         ctx: &TrialContext<'_>,

@@ -16,15 +16,21 @@ pub type Params = BTreeMap<String, ParamValue>;
 /// "This parameter exists only when `parent` takes one of `values`."
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
+    /// The name of the earlier parameter the condition looks at.
     pub parent: String,
+    /// The values of `parent` under which the parameter exists (compared with
+    /// [`ParamValue::same_as`]); never empty.
     pub values: Vec<ParamValue>,
 }
 
 /// One searchable parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamDef {
+    /// The name, as the study file writes it (letters, digits, `_`, `-` and `.`).
     pub name: String,
+    /// The domain the parameter's values come from.
     pub distribution: Distribution,
+    /// When the parameter exists; `None` means always.
     pub condition: Option<Condition>,
     /// Explicit points for the grid sampler (overrides the distribution's own list).
     pub grid: Option<Vec<ParamValue>>,
@@ -52,10 +58,12 @@ impl ParamDef {
 /// validates names, domains and conditions.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchSpace {
+    /// The parameters in the order the study file declares them; names are unique.
     pub params: Vec<ParamDef>,
 }
 
 impl SearchSpace {
+    /// The parameter of this name, if any.
     pub fn get(&self, name: &str) -> Option<&ParamDef> {
         self.params.iter().find(|p| p.name == name)
     }

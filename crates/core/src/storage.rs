@@ -21,9 +21,13 @@ use crate::trial::{AttrValue, FrozenTrial, MetricPoint, TrialId, TrialState};
 /// What `create_study` needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewStudy {
+    /// The study's name; unique in the storage.
     pub name: String,
+    /// Whether the objective is minimized or maximized.
     pub direction: Direction,
+    /// The objective's metric name (Optuna's `metric_names`), when known.
     pub metric: Option<String>,
+    /// The study file as written, so a resume can compare against it.
     pub spec_text: Option<String>,
     /// Trials queued with the study, in one transaction (the grid's points).
     pub queued: Vec<NewTrial>,
@@ -32,7 +36,9 @@ pub struct NewStudy {
 /// A trial to insert: Waiting (queued) or Running (claimed by its creator).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewTrial {
+    /// The parameter values with the distributions they come from.
     pub params: Vec<(String, ParamValue, Distribution)>,
+    /// System attributes set on the trial (such as `attr::GRID_POINT`).
     pub system_attrs: Vec<(String, AttrValue)>,
 }
 
@@ -90,8 +96,12 @@ pub trait Storage: Send + Sync {
         metrics: &[(String, f64)],
     ) -> Result<()>;
 
+    /// Sets a user attribute of a Running trial, replacing any value under `key`.
+    /// Called when a trial ends, to keep its best step's metrics and final measurements.
     fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
 
+    /// Sets a system attribute of a Running trial (keys in `trial::attr`), replacing
+    /// any value under `key`.
     fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
 
     /// Ends a Running trial with its state and value (the value only for Complete;
@@ -104,6 +114,7 @@ pub trait Storage: Send + Sync {
     /// The study's trials in order of number, optionally only those in `states`.
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
 
+    /// The trial with this id; [`Error::UnknownTrial`] when there is none.
     fn trial(&self, trial: TrialId) -> Result<FrozenTrial>;
 
     /// Every metric point of a trial, by step then name.

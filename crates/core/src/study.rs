@@ -11,7 +11,9 @@ pub struct StudyId(pub i64);
 /// Whether the objective is minimized or maximized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Lower values are better.
     Minimize,
+    /// Higher values are better.
     Maximize,
 }
 
@@ -40,6 +42,7 @@ impl Direction {
         }
     }
 
+    /// Optuna's spelling, as stored in `study_directions.direction`.
     pub fn as_optuna_str(self) -> &'static str {
         match self {
             Direction::Minimize => "MINIMIZE",
@@ -47,6 +50,7 @@ impl Direction {
         }
     }
 
+    /// Parses Optuna's spelling; `None` for anything else (such as `NOT_SET`).
     pub fn from_optuna_str(it: &str) -> Option<Direction> {
         match it {
             "MINIMIZE" => Some(Direction::Minimize),
@@ -68,8 +72,11 @@ impl fmt::Display for Direction {
 /// A study as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Study {
+    /// The storage's identifier of the study.
     pub id: StudyId,
+    /// The study's name; unique in the storage.
     pub name: String,
+    /// Whether the objective is minimized or maximized.
     pub direction: Direction,
     /// The objective's metric name (Optuna's `metric_names`), when known.
     pub metric: Option<String>,
@@ -80,13 +87,22 @@ pub struct Study {
 /// What `hpo ls` shows about a study.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudySummary {
+    /// The study.
     pub study: Study,
+    /// Its trials in every state.
     pub n_trials: usize,
+    /// Its Complete trials.
     pub n_complete: usize,
+    /// Its Pruned trials.
     pub n_pruned: usize,
+    /// Its Fail trials.
     pub n_fail: usize,
+    /// Its Running trials.
     pub n_running: usize,
+    /// Its Waiting (queued) trials.
     pub n_waiting: usize,
+    /// The best value among its Complete trials, if any has one.
     pub best_value: Option<f64>,
+    /// When one of its trials last started or finished, if any did.
     pub last_activity: Option<Timestamp>,
 }

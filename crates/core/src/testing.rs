@@ -69,6 +69,8 @@ fn run_one(storage: &dyn Storage, study: StudyId, value: f64) -> crate::trial::F
     storage.trial(trial.id).unwrap()
 }
 
+/// A created study is found by name with its direction and metric; creating a second
+/// study of the same name fails with [`Error::StudyExists`].
 pub fn study_create_find_and_duplicate(storage: &dyn Storage) {
     let id = study(storage, "a");
     let found = storage.find_study("a").unwrap().expect("found");
@@ -86,6 +88,8 @@ pub fn study_create_find_and_duplicate(storage: &dyn Storage) {
     assert!(matches!(dup, Err(Error::StudyExists(name)) if name == "a"));
 }
 
+/// Trials are numbered 0, 1, 2, ... per study, start Running with a start time, and
+/// have ids unique across studies.
 pub fn trial_numbers_are_sequential(storage: &dyn Storage) {
     let a = study(storage, "a");
     let b = study(storage, "b");
@@ -101,6 +105,8 @@ pub fn trial_numbers_are_sequential(storage: &dyn Storage) {
     }
 }
 
+/// Parameters of every distribution kind (log, stepped, int, categorical of mixed
+/// types) read back with the values and distributions set.
 pub fn params_round_trip(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
@@ -154,6 +160,8 @@ pub fn params_round_trip(storage: &dyn Storage) {
     assert_eq!(read.params.len(), params.len());
 }
 
+/// Reported steps read back as intermediate values and metric curves (by step, then
+/// name); reporting a step again replaces it, and NaN survives.
 pub fn reports_and_curves_round_trip(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
@@ -175,6 +183,8 @@ pub fn reports_and_curves_round_trip(storage: &dyn Storage) {
     assert!(curves[5].value.is_nan());
 }
 
+/// Finishing, reporting, setting parameters or attributes on a Complete trial fails
+/// with [`Error::TrialFinished`] and changes nothing.
 pub fn finished_trials_are_immutable(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = run_one(storage, s, 1.0);
@@ -191,6 +201,8 @@ pub fn finished_trials_are_immutable(storage: &dyn Storage) {
     assert_eq!(storage.trial(trial.id).unwrap(), trial, "nothing changed");
 }
 
+/// Finite and infinite objective values read back unchanged; a Pruned trial keeps
+/// no value.
 pub fn values_round_trip_including_infinities(storage: &dyn Storage) {
     let s = study(storage, "a");
     for value in [0.125, -3.5, f64::INFINITY, f64::NEG_INFINITY] {
@@ -204,6 +216,7 @@ pub fn values_round_trip_including_infinities(storage: &dyn Storage) {
     assert_eq!((read.state, read.value), (TrialState::Pruned, None));
 }
 
+/// `create_running_trial` returns `None` once as many trials as the budget exist.
 pub fn budget_limits_creation(storage: &dyn Storage) {
     let s = study(storage, "a");
     for _ in 0..3 {
@@ -214,6 +227,8 @@ pub fn budget_limits_creation(storage: &dyn Storage) {
     assert_eq!(storage.trials(s, None).unwrap().len(), 4);
 }
 
+/// A Fail marked interrupted gives its place in the budget back; any other Fail keeps
+/// it, and its `fail_reason` reads back.
 pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
     let s = study(storage, "a");
     let first = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
@@ -230,6 +245,9 @@ pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
     assert_eq!(storage.trial(second.id).unwrap().fail_reason(), Some("nan loss"));
 }
 
+/// Trials queued with a study wait without a start time and are claimed lowest number
+/// first, within the budget, with the claimer's system attributes; `enqueue_trial`
+/// queues another with the next number.
 pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
     let queued: Vec<NewTrial> = (0..3)
         .map(|idx| NewTrial {
@@ -275,6 +293,8 @@ pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
     assert_eq!((read.number, read.state), (3, TrialState::Waiting));
 }
 
+/// User and system attributes of every kind read back, and setting a key again
+/// replaces its value.
 pub fn attrs_round_trip(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
@@ -297,6 +317,8 @@ pub fn attrs_round_trip(storage: &dyn Storage) {
     }
 }
 
+/// `list_studies` orders studies by name, counts their trials by state, and gives
+/// the best value of the Complete ones.
 pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     let s = study(storage, "b-study");
     study(storage, "a-study");
@@ -321,6 +343,8 @@ pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     assert_eq!(list[0].best_value, None);
 }
 
+/// `trials` returns a study's trials in order of number, only those in the given
+/// states when asked.
 pub fn state_filter(storage: &dyn Storage) {
     let s = study(storage, "a");
     run_one(storage, s, 1.0);
@@ -337,6 +361,8 @@ pub fn state_filter(storage: &dyn Storage) {
     assert!(storage.trials(s, Some(&[TrialState::Pruned])).unwrap().is_empty());
 }
 
+/// A trial's start counts as its first heartbeat, a later heartbeat is no earlier,
+/// and a finished trial takes none.
 pub fn heartbeats(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
@@ -348,6 +374,8 @@ pub fn heartbeats(storage: &dyn Storage) {
     assert!(matches!(storage.record_heartbeat(trial.id), Err(Error::TrialFinished { .. })));
 }
 
+/// Four threads creating trials against a budget of 40 create exactly 40, numbered
+/// 0 to 39.
 pub fn concurrent_creation_respects_budget(storage: &dyn Storage) {
     let s = study(storage, "a");
     std::thread::scope(|scope| {

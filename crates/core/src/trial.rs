@@ -18,6 +18,7 @@ pub struct TrialId(pub i64);
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// Seconds from `earlier` to `self` (negative when `earlier` is in fact later).
     pub fn seconds_since(self, earlier: Timestamp) -> f64 {
         (self.0 - earlier.0) as f64 / 1e6
     }
@@ -26,15 +27,20 @@ impl Timestamp {
 /// Where a trial is in its life. Finished trials (`Complete`, `Pruned`, `Fail`) are immutable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TrialState {
+    /// Claimed by a worker and being run.
     Running,
+    /// Finished with an objective value (early-stopped trials included).
     Complete,
+    /// Stopped by the pruner; keeps no value.
     Pruned,
+    /// Failed (an error, a NaN loss, an interrupted run); keeps no value.
     Fail,
     /// Queued (a grid point, or an enqueued configuration) and not yet claimed by a worker.
     Waiting,
 }
 
 impl TrialState {
+    /// Every state.
     pub const ALL: [TrialState; 5] = [
         TrialState::Running,
         TrialState::Complete,
@@ -43,6 +49,7 @@ impl TrialState {
         TrialState::Waiting,
     ];
 
+    /// Whether the trial has ended (Complete, Pruned or Fail) and so is immutable.
     pub fn is_finished(self) -> bool {
         matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Fail)
     }
@@ -58,6 +65,7 @@ impl TrialState {
         }
     }
 
+    /// Parses Optuna's spelling; `None` for an unknown one.
     pub fn from_optuna_str(it: &str) -> Option<TrialState> {
         TrialState::ALL.into_iter().find(|state| state.as_optuna_str() == it)
     }
@@ -78,13 +86,18 @@ impl fmt::Display for TrialState {
 /// A JSON-like attribute value (Optuna's user and system attributes hold JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
+    /// JSON `null`.
     Null,
+    /// A JSON boolean.
     Bool(bool),
+    /// A JSON number; NaN and the infinities too, written bare as Python's json does.
     Number(f64),
+    /// A JSON string. hpo-store also reads JSON lists and objects as their JSON text.
     Str(String),
 }
 
 impl AttrValue {
+    /// The number, for a `Number`.
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             AttrValue::Number(it) => Some(it),
@@ -92,6 +105,7 @@ impl AttrValue {
         }
     }
 
+    /// The string, for a `Str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             AttrValue::Str(it) => Some(it),
@@ -129,19 +143,28 @@ pub mod attr {
 /// A trial as read from the store: an immutable snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrozenTrial {
+    /// The storage's identifier of the trial.
     pub id: TrialId,
     /// 0, 1, 2, ... within the study, in order of creation.
     pub number: u64,
+    /// Where the trial is in its life.
     pub state: TrialState,
+    /// The parameter values by name (external representation); empty until sampled.
     pub params: Params,
+    /// The distribution of each parameter in `params`, by the same names.
     pub distributions: BTreeMap<String, Distribution>,
     /// The objective value (the study metric at the trial's best step).
     pub value: Option<f64>,
     /// The study metric at each reported step (Optuna's intermediate values).
     pub intermediate_values: BTreeMap<u64, f64>,
+    /// User attributes; hpo keeps `best_step`, the best step's metrics and the final
+    /// measurements here.
     pub user_attrs: BTreeMap<String, AttrValue>,
+    /// System attributes; hpo's keys are in [`attr`].
     pub system_attrs: BTreeMap<String, AttrValue>,
+    /// When the trial started running; `None` while it is Waiting.
     pub datetime_start: Option<Timestamp>,
+    /// When the trial finished; `None` until then.
     pub datetime_complete: Option<Timestamp>,
 }
 
@@ -176,6 +199,7 @@ impl FrozenTrial {
                 && self.system_attrs.contains_key(attr::INTERRUPTED))
     }
 
+    /// Why the trial failed, when its `fail_reason` system attribute says.
     pub fn fail_reason(&self) -> Option<&str> {
         self.system_attrs.get(attr::FAIL_REASON).and_then(AttrValue::as_str)
     }
@@ -184,8 +208,11 @@ impl FrozenTrial {
 /// One point of a named metric's curve (`val_loss` at epoch 3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPoint {
+    /// The step (epoch) the value was measured at.
     pub step: u64,
+    /// The metric's name.
     pub name: String,
+    /// The value; NaN when the objective reported NaN.
     pub value: f64,
 }
 

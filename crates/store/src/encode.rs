@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::Error;
 
+/// Optuna's JSON for a distribution (`{"name": "FloatDistribution", "attributes":
+/// {...}}`), as stored in `trial_params.distribution_json`.
 pub fn distribution_json(distribution: &Distribution) -> String {
     let it = match distribution {
         Distribution::Float { low, high, log, step } => json!({
@@ -104,6 +106,8 @@ pub fn parse_distribution_json(text: &str) -> Result<Distribution, Error> {
     })
 }
 
+/// An attribute value as JSON; NaN and the infinities are written bare, as Python's
+/// json writes them.
 pub fn attr_json(value: &AttrValue) -> String {
     match value {
         AttrValue::Null => "null".to_owned(),
@@ -123,6 +127,8 @@ pub fn attr_json(value: &AttrValue) -> String {
     }
 }
 
+/// Reads what `attr_json` (or Optuna) wrote. Never fails: JSON lists and objects, and
+/// text that is not JSON, come back as strings.
 pub fn parse_attr_json(text: &str) -> AttrValue {
     match text {
         "NaN" => return AttrValue::Number(f64::NAN),
@@ -141,10 +147,13 @@ pub fn parse_attr_json(text: &str) -> AttrValue {
     }
 }
 
+/// The `study:metric_names` study system attribute for one metric: a JSON list of
+/// its name.
 pub fn metric_names_json(metric: &str) -> String {
     json!([metric]).to_string()
 }
 
+/// The first name in a `study:metric_names` JSON list, if there is one.
 pub fn first_metric_name(json: &str) -> Option<String> {
     serde_json::from_str::<Value>(json).ok()?.get(0)?.as_str().map(str::to_owned)
 }
@@ -162,6 +171,8 @@ pub fn encode_value(value: f64) -> (Option<f64>, &'static str) {
     }
 }
 
+/// The value `encode_value` stored; [`Error::Corrupt`] for an unknown `value_type`,
+/// or FINITE without a value.
 pub fn decode_value(value: Option<f64>, kind: &str) -> Result<f64, Error> {
     match (kind, value) {
         ("FINITE", Some(it)) => Ok(it),

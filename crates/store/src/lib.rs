@@ -12,6 +12,8 @@
 //! file. Start reading at [`SqliteStorage::open`]; the value encodings Optuna uses
 //! are in [`encode`].
 
+#![deny(missing_docs)]
+
 pub mod encode;
 mod migrations;
 
@@ -31,16 +33,32 @@ pub use migrations::MIGRATIONS;
 /// hpo-store's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// SQLite itself failed (IO, locking, a constraint).
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// Optuna wrote the database at another schema revision; Optuna must upgrade it
+    /// before hpo can use it.
     #[error(
         "this database has Optuna schema revision `{found}`, but hpo reads `{expected}` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
     )]
-    UnsupportedOptunaSchema { found: String, expected: &'static str },
+    UnsupportedOptunaSchema {
+        /// The alembic revision the database has.
+        found: String,
+        /// The revision hpo reads, [`OPTUNA_ALEMBIC_REVISION`].
+        expected: &'static str,
+    },
+    /// A newer hpo applied migrations this one does not know.
     #[error(
         "this database was written by a newer hpo (migration {found}; this hpo knows up to {known}); upgrade hpo"
     )]
-    NewerSchema { found: i64, known: i64 },
+    NewerSchema {
+        /// The highest migration version applied to the database.
+        found: i64,
+        /// The highest migration version this hpo knows.
+        known: i64,
+    },
+    /// A stored value hpo cannot decode (a trial state, a distribution, a value type);
+    /// says which.
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
 }

@@ -47,20 +47,32 @@ pub trait Host: Sync {
 pub enum Event<'a> {
     /// A Running trial of a dead process was marked Fail.
     Recovered {
+        /// The trial, as stored after it was marked Fail.
         trial: &'a FrozenTrial,
     },
+    /// A trial was claimed or created, with its parameters, and is about to run.
     Started {
+        /// The trial.
         trial: &'a FrozenTrial,
+        /// The budget the run goes to, if any.
         budget: Option<usize>,
+        /// Trials that count toward the budget, this one included.
         n_counted: usize,
     },
+    /// A trial reported a step and it was recorded.
     Step {
+        /// The trial's number.
         number: u64,
+        /// The step (epoch) reported.
         step: u64,
+        /// The study metric's value at that step (may be NaN).
         value: f64,
     },
+    /// A trial ended (Complete, Pruned or Fail) and its outcome was recorded.
     Finished {
+        /// The trial, as stored after it ended.
         trial: &'a FrozenTrial,
+        /// The study's best Complete trial so far, if any.
         best: Option<&'a FrozenTrial>,
     },
 }
@@ -68,25 +80,34 @@ pub enum Event<'a> {
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
+    /// The budget is met (or every grid point is taken): no trial is left to run.
     BudgetMet,
+    /// The timeout passed; the trial running then was finished, no new one started.
     TimedOut,
+    /// The host reported an interruption (Ctrl-C); a trial it cut short is stored as an
+    /// interrupted Fail, which does not count toward the budget.
     Interrupted,
 }
 
 /// What `run_study` returns.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// The study that ran.
     pub study: Study,
+    /// Why the run ended.
     pub end: RunEnd,
     /// Trials this run finished.
     pub n_finished: usize,
+    /// The study's best Complete trial over every run so far, if any.
     pub best: Option<FrozenTrial>,
 }
 
 /// Overrides from the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct RunConfig {
+    /// The budget, replacing the study file's `trials`.
     pub trials: Option<usize>,
+    /// The time after which no new trial starts, replacing the study file's `timeout`.
     pub timeout: Option<Duration>,
 }
 

@@ -28,11 +28,15 @@ pub const MAX_GRID_POINTS: usize = 1_000_000;
 /// A study file error: where it is and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The study file's path, as given to [`StudySpec::parse`].
     pub path: String,
+    /// The line of the offending text, counting from 1.
     pub line: usize,
+    /// The column of the offending text, in characters, counting from 1.
     pub column: usize,
     /// The field, as `[section].key` (`[space].lr`), or the section alone.
     pub field: String,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
@@ -66,15 +70,20 @@ impl SamplerSpec {
 /// How unpromising trials are stopped early. Only `none` exists so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrunerSpec {
+    /// No pruning: a trial ends by itself or by early stopping.
     None,
 }
 
 /// Stop a trial when `monitor` has not improved by `min_delta` for `patience` steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EarlyStoppingSpec {
+    /// The metric watched; the study metric unless the file names another.
     pub monitor: String,
+    /// Whether `monitor` improves by going down or up.
     pub direction: Direction,
+    /// Steps in a row without improvement before the trial stops; at least 1.
     pub patience: u32,
+    /// The least change that counts as an improvement; zero or more.
     pub min_delta: f64,
 }
 
@@ -82,7 +91,10 @@ pub struct EarlyStoppingSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectiveSpec {
     /// A benchmark function with a known optimum (reports the metric `value`).
-    Function { function: BenchmarkFunction },
+    Function {
+        /// The function.
+        function: BenchmarkFunction,
+    },
     /// A candle training; hpo-train checks `model`, `dataset` and the parameter names.
     Candle(CandleSpec),
 }
@@ -90,9 +102,14 @@ pub enum ObjectiveSpec {
 /// `[objective] kind = "candle"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandleSpec {
+    /// The model's name (`mlp`, ...).
     pub model: String,
+    /// The dataset's name (`digits`, ...).
     pub dataset: String,
+    /// The most epochs a trial trains, 1 to 100000.
     pub max_epochs: u32,
+    /// Where to train: `auto` (the default), `cpu`, `cuda` or `cuda:N`. The only
+    /// setting that may change when a study is resumed.
     pub device: String,
     /// Hyperparameters fixed for every trial (`[objective.fixed]`).
     pub fixed: Params,
@@ -101,17 +118,28 @@ pub struct CandleSpec {
 /// A validated study file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudySpec {
+    /// The study's name in the store: 1 to 512 characters, without `/` or `\`.
     pub name: String,
+    /// The metric the study optimizes, as the objective reports it.
     pub metric: String,
+    /// Whether `metric` is minimized or maximized.
     pub direction: Direction,
+    /// The study seed (0 unless the file sets one); every trial's proposals and its
+    /// own randomness derive from it and the trial number.
     pub seed: u64,
     /// The budget: trials that count toward it (see `FrozenTrial::counts_toward_budget`).
     pub trials: Option<usize>,
+    /// The time after which no new trial starts, if the file sets one.
     pub timeout: Option<Duration>,
+    /// How trials are proposed (random unless the file says otherwise).
     pub sampler: SamplerSpec,
+    /// How unpromising trials are stopped.
     pub pruner: PrunerSpec,
+    /// Early stopping of each trial, when the file has `[early_stopping]`.
     pub early_stopping: Option<EarlyStoppingSpec>,
+    /// What each trial runs.
     pub objective: ObjectiveSpec,
+    /// The search space; never empty.
     pub space: SearchSpace,
     /// The file as written; stored with the study so a resume can diff against it.
     pub text: String,
@@ -146,7 +174,8 @@ impl StudySpec {
         }
     }
 
-    /// The budget the study runs to: `trials`, or for a grid without one, its size.
+    /// The budget the file sets (`trials`); `None` when it sets none, in which case a
+    /// grid runs all its points and a random search runs until its timeout.
     pub fn budget(&self) -> Option<usize> {
         self.trials
     }
@@ -1001,7 +1030,8 @@ fn scalar(value: &toml::Value) -> Option<ParamValue> {
     }
 }
 
-/// "90s", "30m", "2h", "1h30m", "45" (seconds).
+/// Parses a study file duration: `90s`, `30m`, `2h`, `1d`, combinations such as
+/// `1h30m`, or bare seconds (`45`). `None` when the text is none of these.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
