@@ -195,7 +195,8 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read study file {}", path.display()))?;
     let spec = StudySpec::parse(&text, &path.display().to_string())?;
-    let objective = hpo_train::build_objective(&spec)?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let objective = hpo_train::build_objective(&spec, base_dir)?;
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -1,94 +1,145 @@
-//! The hyperparameters of a candle objective: names, types, defaults, ranges.
+//! The hyperparameters of the candle objectives: names, types, defaults, ranges.
 //!
-//! A study searches some of them (`[space]`), fixes others (`[objective.fixed]`),
-//! and leaves the rest at their defaults. A name the model doesn't have is an
-//! error at load time, not a silently ignored typo.
+//! Every knob can be searched (`[space]`), fixed (`[objective.fixed]`) or left at
+//! its default. A name the model doesn't have, or a value outside a knob's range, is
+//! an error located in the study file at load time, not a silently ignored typo.
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::space::Params;
-use hpo_core::spec::{CandleSpec, StudySpec};
+use hpo_core::spec::{CandleSpec, SpecError, StudySpec};
 
-/// One hyperparameter of the MLP objective.
-struct Knob {
-    name: &'static str,
-    kind: Kind,
-    help: &'static str,
+/// One hyperparameter.
+pub struct Knob {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
 }
 
+/// A knob's type, range and default.
 #[derive(Clone, Copy)]
-enum Kind {
-    /// A float in [min, max].
+pub enum Kind {
     Float { min: f64, max: f64, default: f64 },
-    /// An int in [min, max].
     Int { min: i64, max: i64, default: i64 },
-    /// One of the listed strings.
+    Bool { default: bool },
     Choice { choices: &'static [&'static str], default: &'static str },
 }
 
-const MLP: &[Knob] = &[
-    Knob {
-        name: "lr",
-        kind: Kind::Float { min: 1e-7, max: 10.0, default: 1e-3 },
-        help: "AdamW learning rate",
-    },
-    Knob {
-        name: "weight_decay",
-        kind: Kind::Float { min: 0.0, max: 10.0, default: 0.0 },
-        help: "AdamW decoupled weight decay",
-    },
-    Knob {
-        name: "dropout",
-        kind: Kind::Float { min: 0.0, max: 0.95, default: 0.0 },
-        help: "dropout after each hidden layer",
-    },
-    Knob {
-        name: "hidden",
-        kind: Kind::Int { min: 1, max: 65_536, default: 128 },
-        help: "width of each hidden layer",
-    },
-    Knob {
-        name: "depth",
-        kind: Kind::Int { min: 0, max: 16, default: 2 },
-        help: "number of hidden layers",
-    },
-    Knob {
-        name: "batch_size",
-        kind: Kind::Int { min: 1, max: 65_536, default: 64 },
-        help: "minibatch size",
-    },
-    Knob {
-        name: "activation",
-        kind: Kind::Choice { choices: &["relu", "tanh", "gelu", "silu"], default: "relu" },
-        help: "hidden activation",
-    },
-];
-
-/// The resolved hyperparameters of one MLP trial.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MlpHyper {
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub dropout: f64,
-    pub hidden: usize,
-    pub depth: usize,
-    pub batch_size: usize,
-    pub activation: String,
+const fn float(name: &'static str, min: f64, max: f64, default: f64, help: &'static str) -> Knob {
+    Knob { name, kind: Kind::Float { min, max, default }, help }
+}
+const fn int(name: &'static str, min: i64, max: i64, default: i64, help: &'static str) -> Knob {
+    Knob { name, kind: Kind::Int { min, max, default }, help }
+}
+const fn choice(
+    name: &'static str,
+    choices: &'static [&'static str],
+    default: &'static str,
+    help: &'static str,
+) -> Knob {
+    Knob { name, kind: Kind::Choice { choices, default }, help }
+}
+const fn boolean(name: &'static str, default: bool, help: &'static str) -> Knob {
+    Knob { name, kind: Kind::Bool { default }, help }
 }
 
-/// The names a model accepts, for error messages and docs.
-pub fn known_names() -> Vec<&'static str> {
-    MLP.iter().map(|k| k.name).collect()
+/// Optimization and regularization knobs every model has.
+pub const TRAINING: &[Knob] = &[
+    float("lr", 1e-7, 10.0, 1e-3, "peak learning rate"),
+    choice("optimizer", &["adamw", "sgd"], "adamw", "optimizer"),
+    float("momentum", 0.0, 0.999, 0.9, "SGD momentum"),
+    boolean("nesterov", false, "SGD with Nesterov momentum"),
+    float(
+        "weight_decay",
+        0.0,
+        10.0,
+        0.0,
+        "decoupled weight decay (AdamW / SGDW) on weights, not biases or norms",
+    ),
+    float("l2", 0.0, 10.0, 0.0, "coupled L2 penalty l2/2 * sum(w^2) added to the loss, on weights"),
+    float("label_smoothing", 0.0, 0.5, 0.0, "label smoothing of the cross-entropy"),
+    float("grad_clip", 0.0, 1e6, 0.0, "clip the global gradient norm to this (0 = off)"),
+    choice(
+        "schedule",
+        &["constant", "cosine", "step"],
+        "constant",
+        "learning-rate schedule over max_epochs",
+    ),
+    float("warmup_epochs", 0.0, 1e4, 0.0, "linear warmup from 0 to lr over this many epochs"),
+    int("step_size", 1, 100_000, 10, "step schedule: epochs between decays"),
+    float("step_gamma", 0.0, 1.0, 0.1, "step schedule: factor of each decay"),
+    float("dropout", 0.0, 0.95, 0.0, "dropout rate"),
+    float(
+        "train_fraction",
+        0.001,
+        1.0,
+        1.0,
+        "fraction of the training split used (to study overfitting on less data)",
+    ),
+];
+
+/// Knobs of the classification models.
+pub const CLASSIFICATION: &[Knob] = &[
+    int("batch_size", 1, 65_536, 64, "minibatch size"),
+    choice("activation", &["relu", "tanh", "gelu", "silu"], "relu", "hidden activation"),
+    choice(
+        "augment",
+        &["none", "shift", "flip", "shift_flip"],
+        "none",
+        "image augmentation: random shifts and/or horizontal flips",
+    ),
+];
+
+pub const MLP: &[Knob] = &[
+    int("hidden", 1, 65_536, 128, "width of each hidden layer"),
+    int("depth", 0, 16, 2, "number of hidden layers"),
+    choice("norm", &["none", "batch", "layer"], "none", "normalization after each hidden layer"),
+];
+
+pub const CNN: &[Knob] = &[
+    int("blocks", 1, 4, 2, "conv blocks (3x3 conv, activation, 2x2 max pool)"),
+    int("channels", 1, 1024, 16, "channels of the first block, doubling per block"),
+    int("hidden", 1, 65_536, 128, "width of the dense head"),
+    boolean("batch_norm", false, "batch norm after each conv"),
+];
+
+pub const TRANSFORMER: &[Knob] = &[
+    int("batch_size", 1, 65_536, 32, "sequences per batch"),
+    int("context", 2, 4096, 64, "context length in characters"),
+    int("d_model", 8, 8192, 128, "model width"),
+    int("heads", 1, 64, 4, "attention heads (must divide d_model)"),
+    int("layers", 1, 48, 2, "transformer blocks"),
+    boolean("tie_weights", true, "tie the output head to the token embedding"),
+    int("steps_per_epoch", 1, 1_000_000, 200, "optimizer steps per epoch"),
+    int("eval_batches", 1, 100_000, 16, "batches of fixed windows measured per split each epoch"),
+];
+
+/// The knob tables of a model, or `None` for an unknown model.
+pub fn knobs(model: &str) -> Option<Vec<&'static Knob>> {
+    let specific: &[Knob] = match model {
+        "mlp" => MLP,
+        "cnn" => CNN,
+        "transformer" => TRANSFORMER,
+        _ => return None,
+    };
+    let shared: &[Knob] = if model == "transformer" { &[] } else { CLASSIFICATION };
+    Some(specific.iter().chain(shared).chain(TRAINING).collect())
 }
 
 /// Checks every searched and fixed name and domain against the model. Returns the
-/// error of the first offender, located in the study file.
-pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), hpo_core::spec::SpecError> {
-    let find = |name: &str| MLP.iter().find(|k| k.name == name);
+/// first offender's error, located in the study file.
+pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
+    let Some(knobs) = knobs(&candle.model) else {
+        return Err(spec.error_at(
+            "objective.model",
+            format!("unknown model `{}`; available: mlp, cnn, transformer", candle.model),
+        ));
+    };
+    let find = |name: &str| knobs.iter().find(|k| k.name == name).copied();
     let unknown = |name: &str| {
         format!(
             "the {} model has no hyperparameter `{name}`; it has: {}",
             candle.model,
-            MLP.iter().map(|k| format!("{} ({})", k.name, k.help)).collect::<Vec<_>>().join(", ")
+            knobs.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
         )
     };
     for param in &spec.space.params {
@@ -133,6 +184,10 @@ fn check_value(knob: &Knob, value: &ParamValue) -> Result<(), String> {
                 knob.name, knob.help
             )),
         },
+        Kind::Bool { .. } => match value {
+            ParamValue::Bool(_) => Ok(()),
+            _ => Err(format!("`{}` ({}) is true or false, got {value}", knob.name, knob.help)),
+        },
         Kind::Choice { choices, .. } => match value.as_str() {
             Some(v) if choices.contains(&v) => Ok(()),
             _ => Err(format!(
@@ -145,26 +200,45 @@ fn check_value(knob: &Knob, value: &ParamValue) -> Result<(), String> {
     }
 }
 
-/// Resolves a trial's hyperparameters: searched, then fixed, then defaults.
-/// `check` has validated names and domains.
-pub fn resolve(params: &Params, fixed: &Params) -> MlpHyper {
-    let get = |name: &str| -> ParamValue {
-        let knob = MLP.iter().find(|k| k.name == name).expect("a known knob");
-        params.get(name).or_else(|| fixed.get(name)).cloned().unwrap_or(match knob.kind {
-            Kind::Float { default, .. } => ParamValue::Float(default),
-            Kind::Int { default, .. } => ParamValue::Int(default),
-            Kind::Choice { default, .. } => ParamValue::Str(default.to_owned()),
-        })
-    };
-    let float = |name: &str| get(name).as_f64().unwrap_or(0.0);
-    let int = |name: &str| get(name).as_i64().unwrap_or(1).max(0) as usize;
-    MlpHyper {
-        lr: float("lr"),
-        weight_decay: float("weight_decay"),
-        dropout: float("dropout"),
-        hidden: int("hidden").max(1),
-        depth: int("depth"),
-        batch_size: int("batch_size").max(1),
-        activation: get("activation").as_str().unwrap_or("relu").to_owned(),
+/// A trial's resolved hyperparameters: searched, then fixed, then defaults.
+pub struct Resolved<'a> {
+    params: &'a Params,
+    fixed: &'a Params,
+}
+
+impl<'a> Resolved<'a> {
+    pub fn new(params: &'a Params, fixed: &'a Params) -> Resolved<'a> {
+        Resolved { params, fixed }
+    }
+
+    fn value(&self, name: &str) -> ParamValue {
+        if let Some(it) = self.params.get(name).or_else(|| self.fixed.get(name)) {
+            return it.clone();
+        }
+        let all = [MLP, CNN, TRANSFORMER, CLASSIFICATION, TRAINING];
+        let knob = all.iter().flat_map(|t| t.iter()).find(|k| k.name == name);
+        match knob.map(|k| k.kind) {
+            Some(Kind::Float { default, .. }) => ParamValue::Float(default),
+            Some(Kind::Int { default, .. }) => ParamValue::Int(default),
+            Some(Kind::Bool { default }) => ParamValue::Bool(default),
+            Some(Kind::Choice { default, .. }) => ParamValue::Str(default.to_owned()),
+            None => ParamValue::Null,
+        }
+    }
+
+    pub fn float(&self, name: &str) -> f64 {
+        self.value(name).as_f64().unwrap_or(0.0)
+    }
+
+    pub fn usize(&self, name: &str) -> usize {
+        self.value(name).as_i64().unwrap_or(0).max(0) as usize
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        self.value(name).as_bool().unwrap_or(false)
+    }
+
+    pub fn string(&self, name: &str) -> String {
+        self.value(name).as_str().unwrap_or_default().to_owned()
     }
 }

@@ -3,19 +3,24 @@
 //! [`build_objective`] turns a study file's `[objective]` into an
 //! [`hpo_core::objective::Objective`]: a benchmark function (from hpo-core), or a
 //! candle training on a real dataset ([`trainer::CandleObjective`]). Datasets are
-//! verified and split in [`data`]; models live in [`mlp`]; the hyperparameters a
-//! model accepts, with their defaults, in [`hyper`].
+//! found, verified and split in [`data`]; models (MLP, CNN, transformer LM) live in
+//! [`model`]; the hyperparameters each model accepts, with defaults and ranges, in
+//! [`hyper`]; optimizers, schedules and clipping in [`optim`].
 //!
 //! Training runs on the calling thread (a plain thread, never an async runtime) and
 //! reports after every epoch; it stops when the study loop says so.
 
+pub mod augment;
 pub mod data;
 pub mod hyper;
-pub mod mlp;
+pub mod model;
+pub mod optim;
 pub mod trainer;
 
+use std::path::Path;
+
 use hpo_core::objective::{FunctionObjective, Objective};
-use hpo_core::spec::{ObjectiveSpec, SpecError, StudySpec};
+use hpo_core::spec::{DatasetSpec, ObjectiveSpec, SpecError, StudySpec};
 
 /// hpo-train's errors.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,16 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("unknown dataset `{name}`; available: {known}")]
     UnknownDataset { name: String, known: String },
+    #[error(
+        "dataset `{name}` is not installed (looked in {looked_in}); install it with `sudo apt-get install {package}`, or put {files} in $HPO_DATA_DIR/{folder}"
+    )]
+    MissingDataset {
+        name: String,
+        looked_in: String,
+        package: String,
+        folder: String,
+        files: String,
+    },
     #[error("{what} is corrupt: its SHA-256 is {found}, expected {expected}; reinstall it")]
     Checksum { what: String, expected: String, found: String },
     #[error("cannot read {what}: {message}")]
@@ -34,43 +49,53 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
-/// The models this version trains.
-pub const MODELS: [&str; 1] = ["mlp"];
+/// The models this version trains, and the kind of data each needs.
+pub const MODELS: [&str; 3] = ["mlp", "cnn", "transformer"];
 
 /// Builds the objective a study file describes, loading and verifying its dataset.
+/// Relative dataset paths are resolved against `base_dir` (the study file's folder).
 /// Errors about the file (an unknown model, dataset or hyperparameter) point at it.
-pub fn build_objective(spec: &StudySpec) -> Result<Box<dyn Objective>, Error> {
-    match &spec.objective {
-        ObjectiveSpec::Function { function } => Ok(Box::new(FunctionObjective(*function))),
-        ObjectiveSpec::Candle(candle) => {
-            if !MODELS.contains(&candle.model.as_str()) {
-                return Err(spec
-                    .error_at(
-                        "objective.model",
-                        format!(
-                            "unknown model `{}`; available: {}",
-                            candle.model,
-                            MODELS.join(", ")
-                        ),
-                    )
-                    .into());
-            }
-            if !data::DATASETS.contains(&candle.dataset.as_str()) {
+pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Objective>, Error> {
+    let candle = match &spec.objective {
+        ObjectiveSpec::Function { function } => return Ok(Box::new(FunctionObjective(*function))),
+        ObjectiveSpec::Candle(candle) => candle,
+    };
+    hyper::check(spec, candle)?;
+    let source = match &candle.dataset {
+        DatasetSpec::Named(name) => {
+            if !data::DATASETS.contains(&name.as_str()) {
                 return Err(spec
                     .error_at(
                         "objective.dataset",
                         format!(
-                            "unknown dataset `{}`; available: {}",
-                            candle.dataset,
+                            "unknown dataset `{name}`; available: {}",
                             data::DATASETS.join(", ")
                         ),
                     )
                     .into());
             }
-            hyper::check(spec, candle)?;
-            let device = trainer::select_device(&candle.device)?;
-            let dataset = data::load(&candle.dataset)?;
-            Ok(Box::new(trainer::CandleObjective::new(candle.clone(), dataset, device)?))
+            data::Source::Named(name.clone())
         }
+        DatasetSpec::Csv { path, target } => {
+            data::Source::Csv { path: base_dir.join(path), target: target.clone() }
+        }
+        DatasetSpec::Text { path } => data::Source::Text { path: base_dir.join(path) },
+    };
+    let wants_text = candle.model == "transformer";
+    let is_text = matches!(&source, data::Source::Text { .. })
+        || matches!(&source, data::Source::Named(name) if name == "jargon");
+    if wants_text != is_text {
+        let message = if wants_text {
+            "the transformer is a language model: it needs a text dataset (`\"jargon\"` or `{ text = \"path\" }`)".to_owned()
+        } else {
+            format!(
+                "the {} model classifies: it needs a classification dataset, not text; use the transformer for text",
+                candle.model
+            )
+        };
+        return Err(spec.error_at("objective.model", message).into());
     }
+    let device = trainer::select_device(&candle.device)?;
+    let dataset = data::load(&source)?;
+    Ok(Box::new(trainer::CandleObjective::new(candle.clone(), dataset, device)?))
 }

@@ -99,13 +99,33 @@ pub enum ObjectiveSpec {
     Candle(CandleSpec),
 }
 
+/// `[objective] dataset`: a name, or a table naming a user's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetSpec {
+    /// A dataset hpo knows (`digits`, `fashion-mnist`, ...); hpo-train checks the name.
+    Named(String),
+    /// `{ csv = "path", target = "column" }`: a CSV with a header; the path is as
+    /// written (relative paths are relative to the study file).
+    Csv {
+        /// The file, as written.
+        path: String,
+        /// The label column.
+        target: String,
+    },
+    /// `{ text = "path" }`: a text file for a character-level language model.
+    Text {
+        /// The file, as written.
+        path: String,
+    },
+}
+
 /// `[objective] kind = "candle"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandleSpec {
     /// The model's name (`mlp`, ...).
     pub model: String,
-    /// The dataset's name (`digits`, ...).
-    pub dataset: String,
+    /// Where the data comes from.
+    pub dataset: DatasetSpec,
     /// The most epochs a trial trains, 1 to 100000.
     pub max_epochs: u32,
     /// Where to train: `auto` (the default), `cpu`, `cuda` or `cuda:N`. The only
@@ -336,7 +356,7 @@ struct RawObjective {
     kind: Spanned<RawObjectiveKind>,
     function: Option<Spanned<String>>,
     model: Option<Spanned<String>>,
-    dataset: Option<Spanned<String>>,
+    dataset: Option<Spanned<toml::Value>>,
     max_epochs: Option<Spanned<i64>>,
     device: Option<Spanned<String>>,
     fixed: Option<Spanned<toml::Table>>,
@@ -648,9 +668,22 @@ fn validate_objective(
                 })
             };
             let model = required("model", raw.model, "\"mlp\"")?;
-            let dataset = required("dataset", raw.dataset, "\"digits\"")?;
+            let Some(dataset) = raw.dataset else {
+                return Err(ctx.error(
+                    raw.kind.span(),
+                    "[objective].dataset",
+                    "a candle objective needs `dataset = \"digits\"` (or `{ csv = \"path\", target = \"column\" }`, `{ text = \"path\" }`)",
+                ));
+            };
             locate("objective.model", model.span());
             locate("objective.dataset", dataset.span());
+            let dataset = validate_dataset(dataset.get_ref()).ok_or_else(|| {
+                ctx.error(
+                    dataset.span(),
+                    "[objective].dataset",
+                    "write a dataset name (`\"digits\"`), `{ csv = \"path\", target = \"column\" }` or `{ text = \"path\" }`",
+                )
+            })?;
             let max_epochs = match raw.max_epochs {
                 None => {
                     return Err(ctx.error(
@@ -709,12 +742,27 @@ fn validate_objective(
             }
             Ok(ObjectiveSpec::Candle(CandleSpec {
                 model: model.into_inner(),
-                dataset: dataset.into_inner(),
+                dataset,
                 max_epochs,
                 device,
                 fixed,
             }))
         }
+    }
+}
+
+fn validate_dataset(value: &toml::Value) -> Option<DatasetSpec> {
+    match value {
+        toml::Value::String(name) => Some(DatasetSpec::Named(name.clone())),
+        toml::Value::Table(table) => {
+            let get = |key: &str| table.get(key).and_then(toml::Value::as_str).map(str::to_owned);
+            match (get("csv"), get("target"), get("text"), table.len()) {
+                (Some(path), Some(target), None, 2) => Some(DatasetSpec::Csv { path, target }),
+                (None, None, Some(path), 1) => Some(DatasetSpec::Text { path }),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

@@ -86,10 +86,8 @@ fn valid_file_parses_into_typed_values() {
         Some(Condition { parent: "optimizer".into(), values: vec![ParamValue::Str("sgd".into())] })
     );
     let ObjectiveSpec::Candle(candle) = &spec.objective else { panic!("candle objective") };
-    assert_eq!(
-        (candle.model.as_str(), candle.dataset.as_str(), candle.max_epochs),
-        ("mlp", "digits", 30)
-    );
+    assert_eq!((candle.model.as_str(), candle.max_epochs), ("mlp", 30));
+    assert_eq!(candle.dataset, DatasetSpec::Named("digits".into()));
     assert_eq!(candle.fixed.get("activation"), Some(&ParamValue::Str("relu".into())));
     assert_eq!(spec.text, VALID);
     let located = spec.error_at("space.hidden", "nope");
@@ -518,4 +516,29 @@ fn durations() {
     for bad in ["", "m", "30 minutes", "1.5h", "0s", "10x"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn datasets_are_names_or_file_tables() {
+    let parse = |dataset: &str| {
+        let text = replace("dataset = \"digits\"", &format!("dataset = {dataset}"));
+        StudySpec::parse(&text, "d.toml").map(|spec| match spec.objective {
+            ObjectiveSpec::Candle(candle) => candle.dataset,
+            ObjectiveSpec::Function { .. } => unreachable!(),
+        })
+    };
+    assert_eq!(
+        parse(r#"{ csv = "data/iris.csv", target = "species" }"#).unwrap(),
+        DatasetSpec::Csv { path: "data/iris.csv".into(), target: "species".into() }
+    );
+    assert_eq!(
+        parse(r#"{ text = "book.txt" }"#).unwrap(),
+        DatasetSpec::Text { path: "book.txt".into() }
+    );
+    check_err(
+        &replace("dataset = \"digits\"", "dataset = { csv = \"x.csv\" }"),
+        expect![[
+            r#"studies/bad.toml:24:11: [objective].dataset: write a dataset name (`"digits"`), `{ csv = "path", target = "column" }` or `{ text = "path" }`"#
+        ]],
+    );
 }

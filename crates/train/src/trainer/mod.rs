@@ -1,29 +1,37 @@
 //! The epoch loop of a candle training, as an Objective.
 //!
-//! Each epoch: shuffle, train on minibatches (dropout on), then measure honestly in
-//! evaluation mode (dropout off) on the whole training set and the validation set,
-//! and report `train_loss`, `train_accuracy`, `val_loss`, `val_accuracy`,
-//! `generalization_gap` (val_loss - train_loss), `epoch_seconds` and
-//! `samples_per_second`. The weights of the best epoch (by the study metric) are
-//! kept; at the end they are measured on the test set (`test_loss`,
-//! `test_accuracy`), which never feeds selection. A non-finite loss fails the trial.
+//! Each epoch: train on minibatches (dropout and augmentation on, the learning rate
+//! following its schedule), then measure honestly in evaluation mode: the whole
+//! training split (classification) or fixed windows of it (language model), and the
+//! validation split. Reported per epoch: `train_loss`, `train_accuracy`, `val_loss`,
+//! `val_accuracy`, `generalization_gap` (val_loss - train_loss), `lr`,
+//! `epoch_seconds`, and `samples_per_second` (classification) or
+//! `tokens_per_second`, `val_bits_per_char` and `val_perplexity` (language model).
+//! The best epoch's state (by the study metric) is kept and measured on the test
+//! split at the end (`test_loss`, `test_accuracy`, ...), which never feeds
+//! selection. A non-finite loss fails the trial with the reason.
 
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use hpo_core::objective::{ObjectiveOutput, Reporter, TrialContext, TrialFailure};
 use hpo_core::spec::CandleSpec;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
-use crate::data::{Dataset, Split};
-use crate::mlp::{Mlp, MlpConfig};
-use crate::{Error, hyper};
+use crate::Error;
+use crate::augment::Augment;
+use crate::data::{Classification, Dataset, Split, Text};
+use crate::hyper::Resolved;
+use crate::model::cnn::{Cnn, CnnConfig};
+use crate::model::mlp::{Mlp, MlpConfig, Norm};
+use crate::model::transformer::{Transformer, TransformerConfig, lm_accuracy, lm_loss};
+use crate::model::{self, Mode, Model, Param, ParamKind};
+use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
 
 /// Evaluation runs in chunks of this many rows to bound memory.
-const EVAL_CHUNK: usize = 4096;
+const EVAL_CHUNK: usize = 2048;
 
 /// Picks the device a study file asks for.
 pub fn select_device(name: &str) -> Result<Device, Error> {
@@ -56,24 +64,37 @@ struct DeviceSplit {
 }
 
 impl DeviceSplit {
-    fn new(split: &Split, n_features: usize, device: &Device) -> candle_core::Result<DeviceSplit> {
+    fn new(
+        split: &Split,
+        data: &Classification,
+        device: &Device,
+    ) -> candle_core::Result<DeviceSplit> {
+        let features =
+            Tensor::from_slice(&split.features, (split.n_rows(), data.n_features), device)?;
+        let features = match data.image {
+            Some(shape) => {
+                features.reshape((split.n_rows(), shape.channels, shape.size, shape.size))?
+            }
+            None => features,
+        };
         Ok(DeviceSplit {
-            features: Tensor::from_slice(&split.features, (split.n_rows(), n_features), device)?,
+            features,
             labels: Tensor::from_slice(&split.labels, split.n_rows(), device)?,
             n_rows: split.n_rows(),
         })
     }
 }
 
+enum Data {
+    Classification { meta: Classification, train: DeviceSplit, val: DeviceSplit, test: DeviceSplit },
+    Text(Text),
+}
+
 /// A candle training on a dataset loaded once and shared by all trials.
 pub struct CandleObjective {
     spec: CandleSpec,
     device: Device,
-    n_features: usize,
-    n_classes: usize,
-    train: DeviceSplit,
-    val: DeviceSplit,
-    test: DeviceSplit,
+    data: Data,
 }
 
 impl CandleObjective {
@@ -82,14 +103,69 @@ impl CandleObjective {
         dataset: Dataset,
         device: Device,
     ) -> Result<CandleObjective, Error> {
-        Ok(CandleObjective {
-            train: DeviceSplit::new(&dataset.train, dataset.n_features, &device)?,
-            val: DeviceSplit::new(&dataset.val, dataset.n_features, &device)?,
-            test: DeviceSplit::new(&dataset.test, dataset.n_features, &device)?,
-            n_features: dataset.n_features,
-            n_classes: dataset.n_classes,
-            spec,
-            device,
+        let data = match dataset {
+            Dataset::Classification(meta) => Data::Classification {
+                train: DeviceSplit::new(&meta.train, &meta, &device)?,
+                val: DeviceSplit::new(&meta.val, &meta, &device)?,
+                test: DeviceSplit::new(&meta.test, &meta, &device)?,
+                meta,
+            },
+            Dataset::Text(text) => Data::Text(text),
+        };
+        Ok(CandleObjective { spec, device, data })
+    }
+
+    fn build_model(
+        &self,
+        h: &Resolved<'_>,
+        rng: &mut StdRng,
+    ) -> candle_core::Result<Box<dyn Model>> {
+        let device = &self.device;
+        Ok(match (&self.data, self.spec.model.as_str()) {
+            (Data::Classification { meta, .. }, "cnn") => {
+                let Some(image) = meta.image else {
+                    candle_core::bail!(
+                        "the cnn model needs an image dataset; `{}` is a table",
+                        meta.name
+                    )
+                };
+                let config = CnnConfig {
+                    in_channels: image.channels,
+                    size: image.size,
+                    n_out: meta.n_classes,
+                    blocks: h.usize("blocks"),
+                    channels: h.usize("channels"),
+                    hidden: h.usize("hidden"),
+                    activation: h.string("activation"),
+                    dropout: h.float("dropout"),
+                    batch_norm: h.bool("batch_norm"),
+                };
+                Box::new(Cnn::new(&config, rng, device)?)
+            }
+            (Data::Classification { meta, .. }, _) => {
+                let config = MlpConfig {
+                    n_in: meta.n_features,
+                    n_out: meta.n_classes,
+                    hidden: h.usize("hidden"),
+                    depth: h.usize("depth"),
+                    activation: h.string("activation"),
+                    dropout: h.float("dropout"),
+                    norm: Norm::from_name(&h.string("norm")),
+                };
+                Box::new(Mlp::new(&config, rng, device)?)
+            }
+            (Data::Text(text), _) => {
+                let config = TransformerConfig {
+                    vocab: text.vocab.len(),
+                    context: h.usize("context"),
+                    d_model: h.usize("d_model"),
+                    heads: h.usize("heads"),
+                    layers: h.usize("layers"),
+                    dropout: h.float("dropout"),
+                    tie_weights: h.bool("tie_weights"),
+                };
+                Box::new(Transformer::new(&config, rng, device)?)
+            }
         })
     }
 
@@ -97,79 +173,111 @@ impl CandleObjective {
         &self,
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
-    ) -> Result<Result<ObjectiveOutput, TrialFailure>, candle_core::Error> {
-        let hyper = hyper::resolve(ctx.params, &self.spec.fixed);
+    ) -> candle_core::Result<Result<ObjectiveOutput, TrialFailure>> {
+        let h = Resolved::new(ctx.params, &self.spec.fixed);
         let mut rng = StdRng::seed_from_u64(ctx.seed);
-        let config = MlpConfig {
-            n_in: self.n_features,
-            n_out: self.n_classes,
-            hidden: hyper.hidden,
-            depth: hyper.depth,
-            activation: hyper.activation.clone(),
-            dropout: hyper.dropout,
+        let model = match self.build_model(&h, &mut rng) {
+            Ok(model) => model,
+            // A configuration that can't be built (heads not dividing d_model, ...)
+            // fails its trial; the study goes on.
+            Err(err) => {
+                return Ok(Err(TrialFailure::new(format!(
+                    "cannot build the model: {}",
+                    first_line(&err)
+                ))));
+            }
         };
-        let model = Mlp::new(&config, &mut rng, &self.device)?;
-        let mut optimizer = AdamW::new(
-            model.vars().to_vec(),
-            ParamsAdamW {
-                lr: hyper.lr,
-                weight_decay: hyper.weight_decay,
-                ..ParamsAdamW::default()
+        let params = model.params();
+        let mut optimizer = Optimizer::new(
+            &params,
+            &OptimizerConfig {
+                name: h.string("optimizer"),
+                lr: h.float("lr"),
+                momentum: h.float("momentum"),
+                nesterov: h.bool("nesterov"),
+                weight_decay: h.float("weight_decay"),
             },
         )?;
-        let mut order: Vec<u32> = (0..self.train.n_rows as u32).collect();
+        let schedule = Schedule {
+            kind: h.string("schedule"),
+            lr: h.float("lr"),
+            warmup_epochs: h.float("warmup_epochs"),
+            max_epochs: f64::from(self.spec.max_epochs),
+            step_size: h.usize("step_size") as f64,
+            step_gamma: h.float("step_gamma"),
+        };
+        let loss_config =
+            LossConfig { label_smoothing: h.float("label_smoothing"), l2: h.float("l2") };
+        let grad_clip = h.float("grad_clip");
+        let mut plan = Plan::new(&self.data, &h);
+
         let mut best: Option<(f64, Vec<Tensor>)> = None;
         let mut ended_by = None;
         let mut epochs = 0;
         for epoch in 1..=self.spec.max_epochs {
             let started = Instant::now();
-            order.shuffle(&mut rng);
-            for batch in order.chunks(hyper.batch_size) {
+            let batches = plan.epoch_batches(&mut rng);
+            let n_batches = batches.len();
+            let mut seen = 0usize;
+            for (idx, batch) in batches.iter().enumerate() {
                 if reporter.interrupted() {
                     return Ok(Err(TrialFailure::new("interrupted")));
                 }
-                let idx = Tensor::from_slice(batch, batch.len(), &self.device)?;
-                let xs = self.train.features.index_select(&idx, 0)?;
-                let ys = self.train.labels.index_select(&idx, 0)?;
-                let logits = model.forward(&xs, Some(&mut rng))?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-                optimizer.backward_step(&loss)?;
-                let loss = loss.to_scalar::<f32>()?;
-                if !loss.is_finite() {
+                optimizer
+                    .set_lr(schedule.lr_at(f64::from(epoch - 1) + idx as f64 / n_batches as f64));
+                let (xs, ys) = self.batch(&plan, batch, &mut rng)?;
+                seen += batch.len();
+                let logits = model.forward(&xs, &mut Mode::Train(&mut rng))?;
+                let loss = training_loss(&logits, &ys, &params, &loss_config)?;
+                let value = loss.to_scalar::<f32>()?;
+                if !value.is_finite() {
                     return Ok(Err(TrialFailure::new(format!(
-                        "training loss became {loss} in epoch {epoch}; the learning rate ({}) may be too high",
-                        hyper.lr
+                        "training loss became {value} in epoch {epoch}; the learning rate ({}) may be too high",
+                        h.float("lr")
                     ))));
                 }
+                let mut grads = loss.backward()?;
+                if grad_clip > 0.0 {
+                    clip_grad_norm(&mut grads, &params, grad_clip)?;
+                }
+                optimizer.step(&grads)?;
             }
-            let train_seconds = started.elapsed().as_secs_f64();
-            let (train_loss, train_accuracy) = self.evaluate(&model, &self.train)?;
-            let (val_loss, val_accuracy) = self.evaluate(&model, &self.val)?;
+            let train_seconds = started.elapsed().as_secs_f64().max(1e-9);
+            let (train_loss, train_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Train)?;
+            let (val_loss, val_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Val)?;
             if !val_loss.is_finite() || !train_loss.is_finite() {
                 return Ok(Err(TrialFailure::new(format!(
                     "loss became non-finite in epoch {epoch} (train {train_loss}, val {val_loss})"
                 ))));
             }
-            let epoch_seconds = started.elapsed().as_secs_f64();
-            let metrics = vec![
+            let mut metrics = vec![
                 ("train_loss".to_owned(), train_loss),
                 ("train_accuracy".to_owned(), train_accuracy),
                 ("val_loss".to_owned(), val_loss),
                 ("val_accuracy".to_owned(), val_accuracy),
                 ("generalization_gap".to_owned(), val_loss - train_loss),
-                ("epoch_seconds".to_owned(), epoch_seconds),
-                (
-                    "samples_per_second".to_owned(),
-                    self.train.n_rows as f64 / train_seconds.max(1e-9),
-                ),
+                ("lr".to_owned(), schedule.lr_at(f64::from(epoch) - 1e-9)),
+                ("epoch_seconds".to_owned(), started.elapsed().as_secs_f64()),
             ];
+            match &plan {
+                Plan::Classification { .. } => {
+                    metrics.push(("samples_per_second".to_owned(), seen as f64 / train_seconds));
+                }
+                Plan::Text { context, .. } => {
+                    metrics.push((
+                        "tokens_per_second".to_owned(),
+                        (seen * context) as f64 / train_seconds,
+                    ));
+                    metrics
+                        .push(("val_bits_per_char".to_owned(), val_loss / std::f64::consts::LN_2));
+                    metrics.push(("val_perplexity".to_owned(), val_loss.exp()));
+                }
+            }
             epochs = epoch;
             if let Some((_, value)) = metrics.iter().find(|(name, _)| name == ctx.metric)
                 && best.as_ref().is_none_or(|(b, _)| ctx.direction.is_better(*value, *b))
             {
-                let snapshot =
-                    model.vars().iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
-                best = Some((*value, snapshot));
+                best = Some((*value, model::snapshot(model.as_ref())?));
             }
             if reporter.report(u64::from(epoch), &metrics).is_break() {
                 break;
@@ -179,40 +287,267 @@ impl CandleObjective {
             }
         }
         if let Some((_, snapshot)) = &best {
-            for (var, saved) in model.vars().iter().zip(snapshot) {
-                var.set(saved)?;
-            }
+            model::restore(model.as_ref(), snapshot)?;
         }
-        let (test_loss, test_accuracy) = self.evaluate(&model, &self.test)?;
-        Ok(Ok(ObjectiveOutput {
-            final_metrics: vec![
-                ("test_loss".to_owned(), test_loss),
-                ("test_accuracy".to_owned(), test_accuracy),
-                ("epochs_trained".to_owned(), f64::from(epochs)),
-            ],
-            ended_by,
-        }))
+        let (test_loss, test_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Test)?;
+        let mut final_metrics = vec![
+            ("test_loss".to_owned(), test_loss),
+            ("test_accuracy".to_owned(), test_accuracy),
+            ("epochs_trained".to_owned(), f64::from(epochs)),
+            (
+                "parameters".to_owned(),
+                params.iter().map(|p| p.var.elem_count()).sum::<usize>() as f64,
+            ),
+        ];
+        if let Plan::Text { .. } = plan {
+            final_metrics
+                .push(("test_bits_per_char".to_owned(), test_loss / std::f64::consts::LN_2));
+        }
+        Ok(Ok(ObjectiveOutput { final_metrics, ended_by }))
     }
 
-    /// Mean cross-entropy and accuracy in evaluation mode (no dropout).
-    fn evaluate(&self, model: &Mlp, split: &DeviceSplit) -> candle_core::Result<(f64, f64)> {
+    /// The device tensors of one batch (augmented on the CPU when asked).
+    fn batch(
+        &self,
+        plan: &Plan,
+        batch: &[u32],
+        rng: &mut StdRng,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        match (&self.data, plan) {
+            (Data::Classification { meta, train, .. }, Plan::Classification { augment, .. }) => {
+                match (meta.image, augment.is_none()) {
+                    (Some(shape), false) => {
+                        let n = meta.n_features;
+                        let mut features = Vec::with_capacity(batch.len() * n);
+                        let mut labels = Vec::with_capacity(batch.len());
+                        for &row in batch {
+                            let row = row as usize;
+                            let start = features.len();
+                            features
+                                .extend_from_slice(&meta.train.features[row * n..(row + 1) * n]);
+                            augment.apply(&mut features[start..], shape, rng);
+                            labels.push(meta.train.labels[row]);
+                        }
+                        let xs = Tensor::from_vec(
+                            features,
+                            (batch.len(), shape.channels, shape.size, shape.size),
+                            &self.device,
+                        )?;
+                        Ok((xs, Tensor::from_vec(labels, batch.len(), &self.device)?))
+                    }
+                    _ => {
+                        let idx = Tensor::from_slice(batch, batch.len(), &self.device)?;
+                        Ok((
+                            train.features.index_select(&idx, 0)?,
+                            train.labels.index_select(&idx, 0)?,
+                        ))
+                    }
+                }
+            }
+            (Data::Text(text), Plan::Text { context, .. }) => {
+                windows(&text.train, batch, *context, &self.device)
+            }
+            _ => candle_core::bail!("the plan does not match the data"),
+        }
+    }
+
+    /// Mean cross-entropy (no smoothing) and accuracy in evaluation mode.
+    fn evaluate(
+        &self,
+        model: &dyn Model,
+        plan: &Plan,
+        part: Part,
+    ) -> candle_core::Result<(f64, f64)> {
         let mut loss_sum = 0.0;
         let mut correct = 0.0;
-        let mut start = 0;
-        while start < split.n_rows {
-            let len = EVAL_CHUNK.min(split.n_rows - start);
-            let xs = split.features.narrow(0, start, len)?;
-            let ys = split.labels.narrow(0, start, len)?;
-            let logits = model.forward(&xs, None)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()? as f64;
-            loss_sum += loss * len as f64;
-            let predicted = logits.argmax(D::Minus1)?;
-            correct +=
-                predicted.eq(&ys)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
-            start += len;
+        let mut count = 0.0;
+        match (&self.data, plan) {
+            (
+                Data::Classification { train, val, test, .. },
+                Plan::Classification { n_train, .. },
+            ) => {
+                let (split, n_rows) = match part {
+                    Part::Train => (train, *n_train),
+                    Part::Val => (val, val.n_rows),
+                    Part::Test => (test, test.n_rows),
+                };
+                let mut start = 0;
+                while start < n_rows {
+                    let len = EVAL_CHUNK.min(n_rows - start);
+                    let xs = split.features.narrow(0, start, len)?;
+                    let ys = split.labels.narrow(0, start, len)?;
+                    let logits = model.forward(&xs, &mut Mode::Eval)?;
+                    loss_sum += candle_nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()?
+                        as f64
+                        * len as f64;
+                    correct += logits
+                        .argmax(D::Minus1)?
+                        .eq(&ys)?
+                        .to_dtype(DType::F32)?
+                        .sum_all()?
+                        .to_scalar::<f32>()? as f64;
+                    count += len as f64;
+                    start += len;
+                }
+            }
+            (
+                Data::Text(text),
+                Plan::Text { context, batch_size, eval_batches, train_tokens, .. },
+            ) => {
+                let tokens: &[u32] = match part {
+                    Part::Train => &text.train[..*train_tokens],
+                    Part::Val => &text.val,
+                    Part::Test => &text.test,
+                };
+                let starts = fixed_windows(tokens.len(), *context, batch_size * eval_batches);
+                for chunk in starts.chunks(*batch_size) {
+                    let (xs, ys) = windows(tokens, chunk, *context, &self.device)?;
+                    let logits = model.forward(&xs, &mut Mode::Eval)?;
+                    let n = ys.elem_count() as f64;
+                    loss_sum += lm_loss(&logits, &ys)?.to_scalar::<f32>()? as f64 * n;
+                    correct += lm_accuracy(&logits, &ys)? * n;
+                    count += n;
+                }
+            }
+            _ => candle_core::bail!("the plan does not match the data"),
         }
-        Ok((loss_sum / split.n_rows as f64, correct / split.n_rows as f64))
+        Ok((loss_sum / count.max(1.0), correct / count.max(1.0)))
     }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Train,
+    Val,
+    Test,
+}
+
+/// How a trial walks its data: which training rows or tokens, in what batches.
+enum Plan {
+    Classification {
+        n_train: usize,
+        batch_size: usize,
+        augment: Augment,
+    },
+    Text {
+        train_tokens: usize,
+        context: usize,
+        batch_size: usize,
+        steps: usize,
+        eval_batches: usize,
+    },
+}
+
+impl Plan {
+    fn new(data: &Data, h: &Resolved<'_>) -> Plan {
+        let fraction = h.float("train_fraction").clamp(0.0, 1.0);
+        match data {
+            Data::Classification { train, .. } => Plan::Classification {
+                // The split is already shuffled by the data seed: its head is a fixed random subset.
+                n_train: ((train.n_rows as f64 * fraction).round() as usize).clamp(1, train.n_rows),
+                batch_size: h.usize("batch_size").max(1),
+                augment: Augment::from_name(&h.string("augment")),
+            },
+            Data::Text(text) => {
+                let context = h.usize("context").max(2);
+                Plan::Text {
+                    train_tokens: ((text.train.len() as f64 * fraction) as usize)
+                        .clamp(context + 2, text.train.len()),
+                    context,
+                    batch_size: h.usize("batch_size").max(1),
+                    steps: h.usize("steps_per_epoch").max(1),
+                    eval_batches: h.usize("eval_batches").max(1),
+                }
+            }
+        }
+    }
+
+    /// The batches of one epoch: shuffled row indices, or random window starts.
+    fn epoch_batches(&mut self, rng: &mut StdRng) -> Vec<Vec<u32>> {
+        match self {
+            Plan::Classification { n_train, batch_size, .. } => {
+                let mut order: Vec<u32> = (0..*n_train as u32).collect();
+                order.shuffle(rng);
+                order.chunks(*batch_size).map(<[u32]>::to_vec).collect()
+            }
+            Plan::Text { train_tokens, context, batch_size, steps, .. } => (0..*steps)
+                .map(|_| {
+                    (0..*batch_size)
+                        .map(|_| rng.random_range(0..(*train_tokens - *context - 1) as u32))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Inputs `[b, context]` and next-token targets from window starts.
+fn windows(
+    tokens: &[u32],
+    starts: &[u32],
+    context: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let mut xs = Vec::with_capacity(starts.len() * context);
+    let mut ys = Vec::with_capacity(starts.len() * context);
+    for &start in starts {
+        let start = start as usize;
+        xs.extend_from_slice(&tokens[start..start + context]);
+        ys.extend_from_slice(&tokens[start + 1..start + context + 1]);
+    }
+    Ok((
+        Tensor::from_vec(xs, (starts.len(), context), device)?,
+        Tensor::from_vec(ys, (starts.len(), context), device)?,
+    ))
+}
+
+/// `n` evenly spaced, non-overlapping window starts (fewer if the text is short).
+fn fixed_windows(len: usize, context: usize, n: usize) -> Vec<u32> {
+    let available = (len.saturating_sub(1)) / context;
+    let n = n.min(available).max(1);
+    let stride = (available / n).max(1) * context;
+    (0..n).map(|i| (i * stride) as u32).filter(|s| (*s as usize) + context < len).collect()
+}
+
+struct LossConfig {
+    label_smoothing: f64,
+    l2: f64,
+}
+
+/// Cross-entropy (with label smoothing) plus the coupled L2 penalty on weights.
+fn training_loss(
+    logits: &Tensor,
+    targets: &Tensor,
+    params: &[Param],
+    config: &LossConfig,
+) -> candle_core::Result<Tensor> {
+    let (logits, targets) = match logits.rank() {
+        3 => {
+            let (b, t, v) = logits.dims3()?;
+            (logits.reshape((b * t, v))?, targets.reshape(b * t)?)
+        }
+        _ => (logits.clone(), targets.clone()),
+    };
+    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let nll = log_probs.gather(&targets.unsqueeze(1)?, 1)?.neg()?.mean_all()?;
+    let mut loss = if config.label_smoothing > 0.0 {
+        let uniform = log_probs.mean(D::Minus1)?.neg()?.mean_all()?;
+        ((nll * (1.0 - config.label_smoothing))? + (uniform * config.label_smoothing)?)?
+    } else {
+        nll
+    };
+    if config.l2 > 0.0 {
+        for param in params.iter().filter(|p| p.kind == ParamKind::Weight) {
+            loss = (loss + (param.var.as_tensor().sqr()?.sum_all()? * (config.l2 / 2.0))?)?;
+        }
+    }
+    Ok(loss)
+}
+
+/// candle appends a backtrace to its errors when RUST_BACKTRACE is set; a trial's
+/// fail reason keeps the message only.
+fn first_line(err: &candle_core::Error) -> String {
+    err.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
 impl hpo_core::objective::Objective for CandleObjective {
@@ -221,8 +556,9 @@ impl hpo_core::objective::Objective for CandleObjective {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure> {
-        self.train(ctx, reporter)
-            .unwrap_or_else(|err| Err(TrialFailure::new(format!("candle error: {err}"))))
+        self.train(ctx, reporter).unwrap_or_else(|err| {
+            Err(TrialFailure::new(format!("candle error: {}", first_line(&err))))
+        })
     }
 }
 

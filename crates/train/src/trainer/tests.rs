@@ -3,9 +3,11 @@ use std::ops::ControlFlow;
 use hpo_core::distribution::ParamValue;
 use hpo_core::objective::{Objective, Stop};
 use hpo_core::space::Params;
+use hpo_core::spec::DatasetSpec;
 use hpo_core::study::Direction;
 
 use super::*;
+use crate::data::{Source, load};
 
 struct Collect {
     steps: Vec<(u64, Vec<(String, f64)>)>,
@@ -26,15 +28,19 @@ impl Reporter for Collect {
     }
 }
 
-fn objective(max_epochs: u32) -> CandleObjective {
+fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
     let spec = CandleSpec {
-        model: "mlp".into(),
-        dataset: "digits".into(),
+        model: model.into(),
+        dataset: DatasetSpec::Named(String::new()),
         max_epochs,
         device: "cpu".into(),
         fixed: Params::new(),
     };
-    CandleObjective::new(spec, crate::data::load_digits().unwrap(), Device::Cpu).unwrap()
+    CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
+}
+
+fn digits() -> Source {
+    Source::Named("digits".into())
 }
 
 fn run(
@@ -42,7 +48,7 @@ fn run(
     params: &Params,
     seed: u64,
     stop_after: Option<u64>,
-) -> (Collect, ObjectiveOutput) {
+) -> (Collect, Result<ObjectiveOutput, TrialFailure>) {
     let ctx = TrialContext {
         number: 0,
         params,
@@ -51,25 +57,30 @@ fn run(
         direction: Direction::Maximize,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after };
-    let output = objective.run(&ctx, &mut collect).unwrap();
+    let output = objective.run(&ctx, &mut collect);
     (collect, output)
 }
 
 fn metric(step: &[(String, f64)], name: &str) -> f64 {
-    step.iter().find(|(n, _)| n == name).unwrap().1
+    step.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}")).1
+}
+
+fn params(items: &[(&str, ParamValue)]) -> Params {
+    items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 #[test]
 fn an_mlp_learns_digits_and_reports_honest_metrics() {
-    let objective = objective(8);
-    let params = Params::from([
-        ("lr".into(), ParamValue::Float(3e-3)),
-        ("hidden".into(), ParamValue::Int(64)),
+    let objective = objective("mlp", digits(), 8);
+    let p = params(&[
+        ("lr", ParamValue::Float(3e-3)),
+        ("hidden", ParamValue::Int(64)),
+        ("dropout", ParamValue::Float(0.2)),
     ]);
-    let (collect, output) = run(&objective, &params, 1, None);
+    let (collect, output) = run(&objective, &p, 1, None);
+    let output = output.unwrap();
     assert_eq!(collect.steps.len(), 8);
-    let first = &collect.steps[0].1;
-    let last = &collect.steps[7].1;
+    let (first, last) = (&collect.steps[0].1, &collect.steps[7].1);
     assert!(metric(last, "train_loss") < metric(first, "train_loss"));
     assert!(metric(last, "val_accuracy") > 0.93, "{}", metric(last, "val_accuracy"));
     let gap = metric(last, "val_loss") - metric(last, "train_loss");
@@ -80,78 +91,222 @@ fn an_mlp_learns_digits_and_reports_honest_metrics() {
 }
 
 #[test]
-fn the_same_seed_gives_the_same_curve_on_cpu() {
-    let objective = objective(2);
-    let params = Params::from([("dropout".into(), ParamValue::Float(0.3))]);
-    let a = run(&objective, &params, 5, None).0.steps;
-    let b = run(&objective, &params, 5, None).0.steps;
-    let c = run(&objective, &params, 6, None).0.steps;
-    let losses = |steps: &[(u64, Vec<(String, f64)>)]| {
-        steps.iter().map(|(_, m)| metric(m, "val_loss")).collect::<Vec<_>>()
+fn a_cnn_with_batch_norm_and_augmentation_learns_digits() {
+    let objective = objective("cnn", digits(), 6);
+    let p = params(&[
+        ("lr", ParamValue::Float(3e-3)),
+        ("channels", ParamValue::Int(8)),
+        ("batch_norm", ParamValue::Bool(true)),
+        ("augment", ParamValue::Str("shift".into())),
+    ]);
+    let (collect, output) = run(&objective, &p, 2, None);
+    output.unwrap();
+    let last = &collect.steps.last().unwrap().1;
+    assert!(metric(last, "val_accuracy") > 0.85, "{}", metric(last, "val_accuracy"));
+}
+
+#[test]
+fn the_transformer_learns_text_and_reports_bits_per_char() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.txt");
+    std::fs::write(&path, "abcabcabd ".repeat(400)).unwrap();
+    let objective = objective("transformer", Source::Text { path }, 3);
+    let p = params(&[
+        ("context", ParamValue::Int(16)),
+        ("d_model", ParamValue::Int(32)),
+        ("heads", ParamValue::Int(2)),
+        ("layers", ParamValue::Int(1)),
+        ("steps_per_epoch", ParamValue::Int(40)),
+        ("lr", ParamValue::Float(3e-3)),
+    ]);
+    let ctx = TrialContext {
+        number: 0,
+        params: &p,
+        seed: 3,
+        metric: "val_loss",
+        direction: Direction::Minimize,
     };
-    assert_eq!(losses(&a), losses(&b));
-    assert_ne!(losses(&a), losses(&c));
+    let mut collect = Collect { steps: Vec::new(), stop_after: None };
+    objective.run(&ctx, &mut collect).unwrap();
+    let (first, last) = (&collect.steps[0].1, &collect.steps[2].1);
+    assert!(metric(last, "val_loss") < metric(first, "val_loss"));
+    // A periodic text is nearly deterministic: far under log2(5) bits per char.
+    assert!(metric(last, "val_bits_per_char") < 1.0, "{}", metric(last, "val_bits_per_char"));
+    assert!((metric(last, "val_perplexity") - metric(last, "val_loss").exp()).abs() < 1e-9);
+    assert!(metric(last, "tokens_per_second") > 0.0);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_curve_on_cpu() {
+    let objective = objective("mlp", digits(), 2);
+    let p = params(&[
+        ("dropout", ParamValue::Float(0.3)),
+        ("augment", ParamValue::Str("shift".into())),
+    ]);
+    let losses = |seed| {
+        run(&objective, &p, seed, None)
+            .0
+            .steps
+            .iter()
+            .map(|(_, m)| metric(m, "val_loss"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(5), losses(5));
+    assert_ne!(losses(5), losses(6));
 }
 
 #[test]
 fn a_break_stops_training_at_that_epoch() {
-    let (collect, output) = run(&objective(10), &Params::new(), 1, Some(2));
+    let (collect, output) = run(&objective("mlp", digits(), 10), &Params::new(), 1, Some(2));
+    let output = output.unwrap();
     assert_eq!(collect.steps.len(), 2);
     assert_eq!(output.ended_by, None);
     assert_eq!(output.final_metrics.iter().find(|(n, _)| n == "epochs_trained").unwrap().1, 2.0);
 }
 
 #[test]
-fn a_diverging_learning_rate_fails_the_trial() {
-    let objective = objective(3);
-    let params = Params::from([
-        ("lr".into(), ParamValue::Float(10.0)),
-        ("depth".into(), ParamValue::Int(4)),
+fn a_diverging_learning_rate_fails_the_trial_with_the_reason() {
+    let objective = objective("mlp", digits(), 3);
+    let p = params(&[
+        ("lr", ParamValue::Float(10.0)),
+        ("optimizer", ParamValue::Str("sgd".into())),
+        ("depth", ParamValue::Int(4)),
+        ("hidden", ParamValue::Int(512)),
     ]);
-    let ctx = TrialContext {
-        number: 0,
-        params: &params,
-        seed: 1,
-        metric: "val_accuracy",
-        direction: Direction::Maximize,
-    };
-    let mut collect = Collect { steps: Vec::new(), stop_after: None };
-    match objective.run(&ctx, &mut collect) {
-        Err(failure) => assert!(
-            failure.reason.contains("non-finite") || failure.reason.contains("became"),
-            "{}",
-            failure.reason
-        ),
-        Ok(_) => {
-            // Some seeds survive lr = 10 without overflowing; then the model must at least be bad.
-            let last = &collect.steps.last().unwrap().1;
-            assert!(metric(last, "val_accuracy") < 0.5);
-        }
-    }
+    let (_, output) = run(&objective, &p, 1, None);
+    let failure = output.unwrap_err();
+    assert!(failure.reason.contains("became"), "{}", failure.reason);
 }
 
 #[test]
-fn every_parameter_receives_a_gradient() {
+fn an_unbuildable_configuration_fails_only_its_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.txt");
+    std::fs::write(&path, "some text ".repeat(200)).unwrap();
+    let objective = objective("transformer", Source::Text { path }, 1);
+    let p = params(&[("d_model", ParamValue::Int(30)), ("heads", ParamValue::Int(4))]);
+    let ctx = TrialContext {
+        number: 0,
+        params: &p,
+        seed: 1,
+        metric: "val_loss",
+        direction: Direction::Minimize,
+    };
+    let mut collect = Collect { steps: Vec::new(), stop_after: None };
+    let failure = objective.run(&ctx, &mut collect).unwrap_err();
+    assert_eq!(
+        failure.reason,
+        "cannot build the model: d_model (30) must be a multiple of heads (4)"
+    );
+}
+
+#[test]
+fn label_smoothing_and_l2_raise_the_training_loss() {
+    let device = Device::Cpu;
+    let logits = Tensor::new(&[[8.0f32, 0.0, 0.0], [0.0, 8.0, 0.0]], &device).unwrap();
+    let targets = Tensor::new(&[0u32, 1], &device).unwrap();
+    let w = candle_core::Var::new(&[1.0f32, 2.0], &device).unwrap();
+    let params = vec![Param { var: w, kind: ParamKind::Weight }];
+    let loss = |label_smoothing, l2| {
+        training_loss(&logits, &targets, &params, &LossConfig { label_smoothing, l2 })
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let plain = loss(0.0, 0.0);
+    // Reference: torch.nn.functional.cross_entropy(logits, targets) = 0.000671.
+    assert!((plain - 0.000671).abs() < 1e-5, "{plain}");
+    assert!(loss(0.1, 0.0) > plain + 0.1);
+    // l2/2 * (1 + 4) = 0.25 for l2 = 0.1.
+    assert!((loss(0.0, 0.1) - plain - 0.25).abs() < 1e-5);
+}
+
+/// Every parameter of every model receives a non-zero gradient (fused candle ops
+/// without a backward pass would leave some at zero or missing).
+#[test]
+fn every_parameter_of_every_model_receives_a_gradient() {
     let device = Device::Cpu;
     let mut rng = StdRng::seed_from_u64(0);
-    let config = MlpConfig {
-        n_in: 64,
-        n_out: 10,
-        hidden: 16,
-        depth: 2,
-        activation: "gelu".into(),
-        dropout: 0.1,
-    };
-    let model = Mlp::new(&config, &mut rng, &device).unwrap();
-    let xs = Tensor::ones((4, 64), DType::F32, &device).unwrap();
-    let ys = Tensor::from_slice(&[0u32, 1, 2, 3], 4, &device).unwrap();
-    let loss =
-        candle_nn::loss::cross_entropy(&model.forward(&xs, Some(&mut rng)).unwrap(), &ys).unwrap();
-    let grads = loss.backward().unwrap();
-    assert_eq!(model.vars().len(), 6);
-    for var in model.vars() {
-        let grad = grads.get(var.as_tensor()).expect("a gradient for every parameter");
-        let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(norm > 0.0, "zero gradient for a {:?} parameter", var.shape());
+    let mut models: Vec<(String, Box<dyn Model>, Tensor, Tensor)> = Vec::new();
+    let image = Tensor::rand(0f32, 1f32, (4, 1, 8, 8), &device).unwrap();
+    let labels = Tensor::new(&[0u32, 1, 2, 3], &device).unwrap();
+    for norm in [Norm::None, Norm::Batch, Norm::Layer] {
+        let config = MlpConfig {
+            n_in: 64,
+            n_out: 10,
+            hidden: 16,
+            depth: 2,
+            activation: "gelu".into(),
+            dropout: 0.1,
+            norm,
+        };
+        models.push((
+            format!("mlp {norm:?}"),
+            Box::new(Mlp::new(&config, &mut rng, &device).unwrap()),
+            image.clone(),
+            labels.clone(),
+        ));
+    }
+    for batch_norm in [false, true] {
+        let config = CnnConfig {
+            in_channels: 1,
+            size: 8,
+            n_out: 10,
+            blocks: 2,
+            channels: 4,
+            hidden: 16,
+            activation: "relu".into(),
+            dropout: 0.1,
+            batch_norm,
+        };
+        models.push((
+            format!("cnn bn={batch_norm}"),
+            Box::new(Cnn::new(&config, &mut rng, &device).unwrap()),
+            image.clone(),
+            labels.clone(),
+        ));
+    }
+    for tie_weights in [true, false] {
+        let config = TransformerConfig {
+            vocab: 11,
+            context: 8,
+            d_model: 16,
+            heads: 2,
+            layers: 2,
+            dropout: 0.1,
+            tie_weights,
+        };
+        let tokens =
+            Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3, 2, 1]], &device).unwrap();
+        let targets =
+            Tensor::new(&[[2u32, 3, 4, 5, 6, 7, 8, 9], [7, 6, 5, 4, 3, 2, 1, 0]], &device).unwrap();
+        models.push((
+            format!("transformer tied={tie_weights}"),
+            Box::new(Transformer::new(&config, &mut rng, &device).unwrap()),
+            tokens,
+            targets,
+        ));
+    }
+    for (name, model, xs, ys) in models {
+        let logits = model.forward(&xs, &mut Mode::Train(&mut rng)).unwrap();
+        let loss = training_loss(
+            &logits,
+            &ys,
+            &model.params(),
+            &LossConfig { label_smoothing: 0.0, l2: 0.0 },
+        )
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        for (idx, param) in model.params().iter().enumerate() {
+            let grad = grads
+                .get(param.var.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no gradient for parameter {idx}"));
+            let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(
+                norm > 0.0,
+                "{name}: zero gradient for parameter {idx} {:?}",
+                param.var.shape()
+            );
+        }
     }
 }

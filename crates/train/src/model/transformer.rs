@@ -1,0 +1,168 @@
+//! A GPT-style character-level language model: token and position embeddings,
+//! `layers` pre-norm blocks (causal multi-head self-attention, then a 4x MLP, each
+//! in a residual branch with dropout), a final layer norm, and a linear head whose
+//! weights may be tied to the token embedding.
+
+use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use rand::rngs::StdRng;
+
+use crate::model::layers::{self, LayerNorm, Linear};
+use crate::model::{Mode, Model, Param, ParamKind};
+
+/// The shape of a transformer LM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerConfig {
+    pub vocab: usize,
+    pub context: usize,
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub dropout: f64,
+    pub tie_weights: bool,
+}
+
+struct Block {
+    ln1: LayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    ln2: LayerNorm,
+    fc: Linear,
+    out: Linear,
+}
+
+pub struct Transformer {
+    config: TransformerConfig,
+    token: Var,
+    position: Var,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Option<Linear>,
+    mask: Tensor,
+}
+
+impl Transformer {
+    pub fn new(
+        config: &TransformerConfig,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<Transformer> {
+        let d = config.d_model;
+        if config.heads == 0 || !d.is_multiple_of(config.heads) {
+            candle_core::bail!("d_model ({d}) must be a multiple of heads ({})", config.heads);
+        }
+        let token = layers::normal(rng, &[config.vocab, d], 0.02, device)?;
+        let position = layers::normal(rng, &[config.context, d], 0.02, device)?;
+        let mut blocks = Vec::new();
+        for _ in 0..config.layers {
+            blocks.push(Block {
+                ln1: LayerNorm::new(d, device)?,
+                qkv: Linear::new(rng, d, 3 * d, true, device)?,
+                proj: Linear::new(rng, d, d, true, device)?,
+                ln2: LayerNorm::new(d, device)?,
+                fc: Linear::new(rng, d, 4 * d, true, device)?,
+                out: Linear::new(rng, 4 * d, d, true, device)?,
+            });
+        }
+        let head = if config.tie_weights {
+            None
+        } else {
+            Some(Linear::new(rng, d, config.vocab, false, device)?)
+        };
+        // Additive causal mask: 0 on and below the diagonal, a large negative above
+        // (not -inf, which would turn into NaN gradients).
+        let t = config.context;
+        let mask: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { -1e9 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, (t, t), device)?;
+        Ok(Transformer {
+            config: config.clone(),
+            token,
+            position,
+            blocks,
+            ln_f: LayerNorm::new(d, device)?,
+            head,
+            mask,
+        })
+    }
+
+    fn attention(&self, block: &Block, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let (b, t, d) = xs.dims3()?;
+        let h = self.config.heads;
+        let dh = d / h;
+        let qkv = block.qkv.forward(xs)?.reshape((b, t, 3, h, dh))?;
+        let q = qkv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
+        let k = qkv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
+        let v = qkv.narrow(2, 2, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
+        let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
+        let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
+        let scores = scores.broadcast_add(&mask)?;
+        let weights = layers::softmax_last(&scores)?;
+        let weights = layers::dropout(&weights, self.config.dropout, mode)?;
+        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        block.proj.forward(&out)
+    }
+}
+
+impl Model for Transformer {
+    /// `xs`: token ids `[batch, t]` (u32), t <= context. Returns logits `[batch, t, vocab]`.
+    fn forward(&self, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let (b, t) = xs.dims2()?;
+        let d = self.config.d_model;
+        let tokens =
+            self.token.as_tensor().index_select(&xs.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let positions = self.position.as_tensor().narrow(0, 0, t)?;
+        let mut x = tokens.broadcast_add(&positions)?;
+        x = layers::dropout(&x, self.config.dropout, mode)?;
+        for block in &self.blocks {
+            let attn = self.attention(block, &block.ln1.forward(&x)?, mode)?;
+            x = (x + layers::dropout(&attn, self.config.dropout, mode)?)?;
+            let hidden = block.fc.forward(&block.ln2.forward(&x)?)?.gelu_erf()?;
+            let mlp = block.out.forward(&hidden)?;
+            x = (x + layers::dropout(&mlp, self.config.dropout, mode)?)?;
+        }
+        let x = self.ln_f.forward(&x)?;
+        match &self.head {
+            Some(head) => head.forward(&x),
+            None => {
+                x.reshape((b * t, d))?.matmul(&self.token.as_tensor().t()?)?.reshape((b, t, ()))
+            }
+        }
+    }
+
+    fn params(&self) -> Vec<Param> {
+        let mut out = vec![
+            Param { var: self.token.clone(), kind: ParamKind::Weight },
+            Param { var: self.position.clone(), kind: ParamKind::Weight },
+        ];
+        for block in &self.blocks {
+            out.extend(block.ln1.params());
+            out.extend(block.qkv.params());
+            out.extend(block.proj.params());
+            out.extend(block.ln2.params());
+            out.extend(block.fc.params());
+            out.extend(block.out.params());
+        }
+        out.extend(self.ln_f.params());
+        if let Some(head) = &self.head {
+            out.extend(head.params());
+        }
+        out
+    }
+
+    fn state(&self) -> Vec<Var> {
+        self.params().into_iter().map(|p| p.var).collect()
+    }
+}
+
+/// Mean cross-entropy of next-token logits `[b, t, v]` against targets `[b, t]`.
+pub fn lm_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (b, t, v) = logits.dims3()?;
+    candle_nn::loss::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)
+}
+
+/// Next-token accuracy, as a fraction.
+pub fn lm_accuracy(logits: &Tensor, targets: &Tensor) -> Result<f64> {
+    let predicted = logits.argmax(D::Minus1)?;
+    let correct =
+        predicted.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
+    Ok(correct / targets.elem_count() as f64)
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs all of hpo's tests on a fresh machine, installing what they need first:
+# - Python 3 with venv (the Optuna interop tests make a venv with Optuna 5.0.0
+#   under target/, from PyPI, on first use);
+# - the Fashion-MNIST and Jargon File datasets, from Debian's packages
+#   dataset-fashion-mnist and jargon-text, unless $HPO_DATA_DIR already has them.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+packages=()
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
+have() { [ -n "${HPO_DATA_DIR:-}" ] && [ -e "$HPO_DATA_DIR/$1" ]; }
+if ! have fashion-mnist/train-images-idx3-ubyte.gz && [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  packages+=(dataset-fashion-mnist)
+fi
+if ! have jargon-file/jargon.txt.gz && [ ! -e /usr/share/doc/jargon-text/jargon.txt.gz ]; then
+  packages+=(jargon-text)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  as_root apt-get update -q
+  # jargon-text installs under /usr/share/doc, which minimal images exclude from
+  # dpkg; include its folder explicitly.
+  as_root apt-get install -y -q -o Dpkg::Options::=--path-include=/usr/share/doc/jargon-text/* "${packages[@]}"
+fi
+
+cargo test --workspace "$@"
