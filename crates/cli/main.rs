@@ -88,6 +88,25 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000])]
         trials: Vec<usize>,
     },
+    /// Training throughput of the MLP, CNN and transformer workloads (compare with
+    /// scripts/bench_torch.py).
+    Train {
+        /// Where to train: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Workloads: digits-mlp, fashion-cnn, jargon-transformer (default: all).
+        #[arg(long, value_delimiter = ',')]
+        workload: Vec<String>,
+        /// Batch size (default: each workload's own).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Timed steps after 3 warm-up steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// One JSON object per workload instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -167,6 +186,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench { which: BenchCommand::Overhead { trials } } => {
             print(bench::overhead(&trials)?)
+        }
+        Command::Bench { which: BenchCommand::Train { device, workload, batch, steps, json } } => {
+            print(bench::train(&device, &workload, batch, steps, json)?)
         }
     }
 }

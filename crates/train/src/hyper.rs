@@ -202,21 +202,23 @@ fn check_value(knob: &Knob, value: &ParamValue) -> Result<(), String> {
 
 /// A trial's resolved hyperparameters: searched, then fixed, then defaults.
 pub struct Resolved<'a> {
+    knobs: Vec<&'static Knob>,
     params: &'a Params,
     fixed: &'a Params,
 }
 
 impl<'a> Resolved<'a> {
-    pub fn new(params: &'a Params, fixed: &'a Params) -> Resolved<'a> {
-        Resolved { params, fixed }
+    /// The hyperparameters of `model` (checked by `check`) for one trial.
+    pub fn new(model: &str, params: &'a Params, fixed: &'a Params) -> Resolved<'a> {
+        Resolved { knobs: knobs(model).unwrap_or_default(), params, fixed }
     }
 
     fn value(&self, name: &str) -> ParamValue {
         if let Some(it) = self.params.get(name).or_else(|| self.fixed.get(name)) {
             return it.clone();
         }
-        let all = [MLP, CNN, TRANSFORMER, CLASSIFICATION, TRAINING];
-        let knob = all.iter().flat_map(|t| t.iter()).find(|k| k.name == name);
+        // The model's own tables first: `batch_size` defaults differ between models.
+        let knob = self.knobs.iter().find(|k| k.name == name);
         match knob.map(|k| k.kind) {
             Some(Kind::Float { default, .. }) => ParamValue::Float(default),
             Some(Kind::Int { default, .. }) => ParamValue::Int(default),
@@ -240,5 +242,22 @@ impl<'a> Resolved<'a> {
 
     pub fn string(&self, name: &str) -> String {
         self.value(name).as_str().unwrap_or_default().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_models_own_tables() {
+        let empty = Params::new();
+        assert_eq!(Resolved::new("mlp", &empty, &empty).usize("batch_size"), 64);
+        assert_eq!(Resolved::new("cnn", &empty, &empty).usize("batch_size"), 64);
+        assert_eq!(Resolved::new("transformer", &empty, &empty).usize("batch_size"), 32);
+        let fixed = Params::from([("batch_size".to_owned(), ParamValue::Int(16))]);
+        let searched = Params::from([("batch_size".to_owned(), ParamValue::Int(8))]);
+        assert_eq!(Resolved::new("mlp", &empty, &fixed).usize("batch_size"), 16);
+        assert_eq!(Resolved::new("mlp", &searched, &fixed).usize("batch_size"), 8, "searched wins");
     }
 }

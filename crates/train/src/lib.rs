@@ -11,6 +11,7 @@
 //! reports after every epoch; it stops when the study loop says so.
 
 pub mod augment;
+pub mod bench;
 pub mod data;
 pub mod hyper;
 pub mod model;

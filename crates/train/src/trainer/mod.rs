@@ -174,7 +174,7 @@ impl CandleObjective {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> candle_core::Result<Result<ObjectiveOutput, TrialFailure>> {
-        let h = Resolved::new(ctx.params, &self.spec.fixed);
+        let h = Resolved::new(&self.spec.model, ctx.params, &self.spec.fixed);
         let mut rng = StdRng::seed_from_u64(ctx.seed);
         let model = match self.build_model(&h, &mut rng) {
             Ok(model) => model,
@@ -210,6 +210,14 @@ impl CandleObjective {
             LossConfig { label_smoothing: h.float("label_smoothing"), l2: h.float("l2") };
         let grad_clip = h.float("grad_clip");
         let mut plan = Plan::new(&self.data, &h);
+        if let (Data::Text(text), Plan::Text { context, .. }) = (&self.data, &plan) {
+            let shortest = text.val.len().min(text.test.len());
+            if shortest <= context + 1 {
+                return Ok(Err(TrialFailure::new(format!(
+                    "context ({context}) is longer than the validation or test split ({shortest} characters); use a smaller context or a longer text"
+                ))));
+            }
+        }
 
         let mut best: Option<(f64, Vec<Tensor>)> = None;
         let mut ended_by = None;

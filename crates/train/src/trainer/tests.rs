@@ -76,6 +76,7 @@ fn an_mlp_learns_digits_and_reports_honest_metrics() {
         ("lr", ParamValue::Float(3e-3)),
         ("hidden", ParamValue::Int(64)),
         ("dropout", ParamValue::Float(0.2)),
+        ("batch_size", ParamValue::Int(32)),
     ]);
     let (collect, output) = run(&objective, &p, 1, None);
     let output = output.unwrap();
@@ -98,6 +99,7 @@ fn a_cnn_with_batch_norm_and_augmentation_learns_digits() {
         ("channels", ParamValue::Int(8)),
         ("batch_norm", ParamValue::Bool(true)),
         ("augment", ParamValue::Str("shift".into())),
+        ("batch_size", ParamValue::Int(32)),
     ]);
     let (collect, output) = run(&objective, &p, 2, None);
     output.unwrap();
