@@ -102,7 +102,13 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
 }
 
 /// `hpo bench train`: one row (or JSON line) per workload.
-pub fn train(device: &str, workloads: &[String], batch: Option<usize>, steps: usize, json: bool) -> Result<String> {
+pub fn train(
+    device: &str,
+    workloads: &[String],
+    batch: Option<usize>,
+    steps: usize,
+    json: bool,
+) -> Result<String> {
     use hpo_train::bench::{Workload, train_throughput};
     let selected: Vec<Workload> = if workloads.is_empty() {
         Workload::ALL.to_vec()
@@ -121,7 +127,12 @@ pub fn train(device: &str, workloads: &[String], batch: Option<usize>, steps: us
     let mut rows = Vec::new();
     let mut lines = Vec::new();
     for workload in selected {
-        let it = train_throughput(workload, &device_handle, batch.unwrap_or(workload.default_batch()), steps)?;
+        let it = train_throughput(
+            workload,
+            &device_handle,
+            batch.unwrap_or(workload.default_batch()),
+            steps,
+        )?;
         lines.push(
             serde_json::json!({
                 "impl": "hpo-candle",
@@ -147,5 +158,8 @@ pub fn train(device: &str, workloads: &[String], batch: Option<usize>, steps: us
     if json {
         return Ok(lines.join("\n"));
     }
-    Ok(crate::format::table(&["WORKLOAD", "DEVICE", "BATCH", "STEPS", "SECONDS", "THROUGHPUT"], &rows))
+    Ok(crate::format::table(
+        &["WORKLOAD", "DEVICE", "BATCH", "STEPS", "SECONDS", "THROUGHPUT"],
+        &rows,
+    ))
 }

@@ -31,7 +31,7 @@ use crate::model::{self, Mode, Model, Param, ParamKind};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
 
 /// Evaluation runs in chunks of this many rows to bound memory.
-const EVAL_CHUNK: usize = 2048;
+const EVAL_CHUNK: usize = 512;
 
 /// Picks the device a study file asks for.
 pub fn select_device(name: &str) -> Result<Device, Error> {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the CUDA binary (see ../shared CUDA notes or docs/benchmarks.md: CUDA 13.0
+# toolkit from PyPI wheels, compute capability 9.0) and gathers what
+# scripts/gpu-bench.sh needs into target/gpu-carry (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CUDA_HOME:=$HOME/.local/cuda13}"
+export CUDA_HOME PATH=$CUDA_HOME/bin:$PATH NVCC=$CUDA_HOME/bin/nvcc CUDA_COMPUTE_CAP=90 CUDARC_CUDA_VERSION=13000
+CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda
+carry=target/gpu-carry
+rm -rf "$carry" && mkdir -p "$carry/data/fashion-mnist" "$carry/data/jargon-file"
+strip -o "$carry/hpo" target/cuda/release/hpo && xz -T2 -6 "$carry/hpo"
+find_data() { for d in "${HPO_DATA_DIR:-/nonexistent}/$1" "$2"; do [ -e "$d/$3" ] && { echo "$d/$3"; return; }; done; echo "missing $3" >&2; exit 1; }
+for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
+  cp "$(find_data fashion-mnist /usr/share/datasets/fashion-mnist $f)" "$carry/data/fashion-mnist/"
+done
+cp "$(find_data jargon-file /usr/share/doc/jargon-text jargon.txt.gz)" "$carry/data/jargon-file/"
+du -sh "$carry"
