@@ -171,27 +171,19 @@ fn reading_commands_explain_what_is_missing() {
     assert_eq!(usage.status.code(), Some(2));
 }
 
+/// A grid over the `mixed` function: x0 in [-0.5, 0.5] by `step`, c in {a, b}, k in {1, 3, 5}.
+fn mixed_grid(name: &str, step: f64) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\n[sampler]\nkind = \"grid\"\n\
+         [objective]\nkind = \"function\"\nfunction = \"mixed\"\n[space]\n\
+         x0 = {{ float = [-0.5, 0.5], step = {step} }}\nc = {{ choice = [\"a\", \"b\"] }}\nk = {{ int = [1, 5], step = 2 }}\n"
+    )
+}
+
 #[test]
 fn a_grid_runs_every_point_exactly_once() {
     let dir = Dir::new();
-    dir.write(
-        "grid.toml",
-        r#"
-[study]
-name = "grid"
-metric = "value"
-direction = "minimize"
-[sampler]
-kind = "grid"
-[objective]
-kind = "function"
-function = "mixed"
-[space]
-x0 = { float = [-0.5, 0.5], step = 0.25 }
-c = { choice = ["a", "b"] }
-k = { int = [1, 5], step = 2 }
-"#,
-    );
+    dir.write("grid.toml", &mixed_grid("grid", 0.25));
     let out = dir.ok(&["run", "grid.toml"]);
     assert!(out.contains("budget met; 30 trial(s) finished"), "{out}");
     let export = dir.export("grid", "db/hpo.sqlite");
@@ -235,24 +227,7 @@ fn every_schema_fixture_opens_and_resumes() {
 #[test]
 fn two_processes_share_a_grid_without_running_a_point_twice() {
     let dir = Dir::new();
-    dir.write(
-        "grid.toml",
-        r#"
-[study]
-name = "shared-grid"
-metric = "value"
-direction = "minimize"
-[sampler]
-kind = "grid"
-[objective]
-kind = "function"
-function = "mixed"
-[space]
-x0 = { float = [-0.5, 0.5], step = 0.01 }
-c = { choice = ["a", "b"] }
-k = { int = [1, 5], step = 2 }
-"#,
-    );
+    dir.write("grid.toml", &mixed_grid("shared-grid", 0.01));
     let children: Vec<_> = (0..2)
         .map(|_| dir.hpo(&["run", "grid.toml", "--db", "shared.sqlite"]).output_async())
         .collect();
