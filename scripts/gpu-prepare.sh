@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds the CUDA binary (see ../shared CUDA notes or docs/benchmarks.md: CUDA 13.0
-# toolkit from PyPI wheels, compute capability 9.0) and gathers what
-# scripts/gpu-bench.sh needs into target/gpu-carry (ignored by git).
+# Builds the CUDA binary and gathers what scripts/gpu-bench.sh needs into
+# target/gpu-carry (ignored by git). Needs a CUDA 13.0 toolkit in $CUDA_HOME (default
+# ~/.local/cuda13): nvcc 13.0.x (PTX from a newer nvcc may not load on a 13.0
+# driver), cudart, cublas, curand and nvrtc, and a libcuda.so to link against (the
+# driver's, or a stub on a machine without a GPU; the binary then needs the real
+# libcuda.so.1 at run time, even on CPU, so ship the plain build for CPU use).
+# Targets compute capability 9.0 (H100/H200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CUDA_HOME:=$HOME/.local/cuda13}"
