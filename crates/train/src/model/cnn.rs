@@ -74,7 +74,7 @@ impl Model for Cnn {
                 xs = bn.forward(&xs, mode)?;
             }
             xs = layers::activate(&xs, &self.activation)?;
-            xs = xs.max_pool2d(2)?;
+            xs = layers::max_pool_2x2(&xs)?;
         }
         let xs = xs.flatten_from(1)?;
         let xs = layers::activate(&self.dense.forward(&xs)?, &self.activation)?;

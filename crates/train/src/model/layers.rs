@@ -236,6 +236,20 @@ impl Module for LayerNorm {
     }
 }
 
+/// 2x2 max pooling (stride 2, odd edges dropped) as a reshape and two max
+/// reductions: its backward pass is a mask, much cheaper on CPU than the backward
+/// of candle's `max_pool2d`.
+pub fn max_pool_2x2(xs: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = xs.dims4()?;
+    let (oh, ow) = (h / 2, w / 2);
+    let xs = if h % 2 == 1 || w % 2 == 1 {
+        xs.narrow(2, 0, oh * 2)?.narrow(3, 0, ow * 2)?.contiguous()?
+    } else {
+        xs.clone()
+    };
+    xs.reshape((b, c, oh, 2, ow, 2))?.max(5)?.max(3)
+}
+
 /// An activation by name: relu, tanh, gelu, silu.
 pub fn activate(xs: &Tensor, name: &str) -> Result<Tensor> {
     match name {
@@ -268,6 +282,26 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn reshape_max_pool_matches_candles_max_pool2d() {
+        let device = Device::Cpu;
+        for (h, w) in [(8, 8), (7, 9)] {
+            let xs = Tensor::rand(-1f32, 1f32, (2, 3, h, w), &device).unwrap();
+            let ours = max_pool_2x2(&xs).unwrap();
+            let reference = xs.max_pool2d(2).unwrap();
+            assert_eq!(ours.dims(), reference.dims());
+            let diff = (ours - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(diff, 0.0);
+        }
+    }
 
     #[test]
     fn unfold_convolution_matches_candles_conv2d() {
