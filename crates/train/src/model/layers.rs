@@ -6,7 +6,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::model::{Mode, Param, ParamKind};
+use crate::model::{Mode, Param};
 
 /// A variable of `shape` drawn uniformly from ±`bound`.
 pub fn uniform(rng: &mut StdRng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
@@ -57,8 +57,8 @@ impl Linear {
     }
 
     pub fn params(&self) -> Vec<Param> {
-        let mut out = vec![Param { var: self.weight.clone(), kind: ParamKind::Weight }];
-        out.extend(self.bias.iter().map(|b| Param { var: b.clone(), kind: ParamKind::Other }));
+        let mut out = vec![Param::weight(&self.weight)];
+        out.extend(self.bias.iter().map(Param::other));
         out
     }
 }
@@ -103,10 +103,7 @@ impl Conv2d {
     }
 
     pub fn params(&self) -> Vec<Param> {
-        vec![
-            Param { var: self.weight.clone(), kind: ParamKind::Weight },
-            Param { var: self.bias.clone(), kind: ParamKind::Other },
-        ]
+        vec![Param::weight(&self.weight), Param::other(&self.bias)]
     }
 }
 
@@ -161,10 +158,7 @@ impl BatchNorm {
     }
 
     pub fn params(&self) -> Vec<Param> {
-        vec![
-            Param { var: self.gamma.clone(), kind: ParamKind::Other },
-            Param { var: self.beta.clone(), kind: ParamKind::Other },
-        ]
+        vec![Param::other(&self.gamma), Param::other(&self.beta)]
     }
 
     pub fn state(&self) -> Vec<Var> {
@@ -223,10 +217,7 @@ impl LayerNorm {
     }
 
     pub fn params(&self) -> Vec<Param> {
-        vec![
-            Param { var: self.gamma.clone(), kind: ParamKind::Other },
-            Param { var: self.beta.clone(), kind: ParamKind::Other },
-        ]
+        vec![Param::other(&self.gamma), Param::other(&self.beta)]
     }
 }
 

@@ -53,6 +53,18 @@ pub struct Param {
     pub kind: ParamKind,
 }
 
+impl Param {
+    /// A matrix or kernel: decayed and penalized.
+    pub fn weight(var: &Var) -> Param {
+        Param { var: var.clone(), kind: ParamKind::Weight }
+    }
+
+    /// A bias or norm parameter: left alone by weight decay and L2.
+    pub fn other(var: &Var) -> Param {
+        Param { var: var.clone(), kind: ParamKind::Other }
+    }
+}
+
 /// A trainable network.
 pub trait Model: Send {
     /// Outputs (logits) for a batch. Classification: `[batch, classes]`; the language

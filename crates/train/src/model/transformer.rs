@@ -7,7 +7,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, LayerNorm, Linear};
-use crate::model::{Mode, Model, Param, ParamKind};
+use crate::model::{Mode, Model, Param};
 
 /// The shape of a transformer LM.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,10 +129,7 @@ impl Model for Transformer {
     }
 
     fn params(&self) -> Vec<Param> {
-        let mut out = vec![
-            Param { var: self.token.clone(), kind: ParamKind::Weight },
-            Param { var: self.position.clone(), kind: ParamKind::Weight },
-        ];
+        let mut out = vec![Param::weight(&self.token), Param::weight(&self.position)];
         for block in &self.blocks {
             out.extend(block.ln1.params());
             out.extend(block.qkv.params());
