@@ -21,6 +21,12 @@ use hpo_core::run::{RunConfig, RunEnd};
 use hpo_core::spec::{StudySpec, parse_duration};
 use hpo_store::SqliteStorage;
 
+/// mimalloc keeps freed blocks for reuse: with glibc's allocator every large tensor of a
+/// training step was a fresh mmap whose pages faulted in and were zeroed again, which
+/// cost up to 40% of a CPU step (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hyperparameter search and experiment tracking.
 #[derive(Parser)]
 #[command(name = "hpo", version, about, long_about = None)]

@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, BatchNorm, Conv2d, Linear};
-use crate::model::{Mode, Model, Param};
+use crate::model::{Mode, Model, Param, fused};
 
 /// The shape of a CNN.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +40,11 @@ impl Cnn {
         for idx in 0..config.blocks {
             let channels_out = config.channels << idx;
             let conv = Conv2d::new(rng, channels_in, channels_out, 3, 1, device)?;
-            let bn =
-                if config.batch_norm { Some(BatchNorm::new(channels_out, device)?) } else { None };
+            let bn = if config.batch_norm {
+                Some(BatchNorm::new(channels_out, 0, device)?)
+            } else {
+                None
+            };
             blocks.push((conv, bn));
             channels_in = channels_out;
             size /= 2;
@@ -67,16 +70,17 @@ impl Cnn {
 
 impl Model for Cnn {
     fn forward(&self, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let mut xs = xs.clone();
+        // Channels first, `[c, b, h, w]`, through the conv blocks (see Conv2d).
+        let mut xs = xs.transpose(0, 1)?;
         for (conv, bn) in &self.blocks {
-            xs = conv.forward(&xs)?;
+            xs = conv.forward_channels_first(&xs)?;
             if let Some(bn) = bn {
                 xs = bn.forward(&xs, mode)?;
             }
             xs = layers::activate(&xs, &self.activation)?;
-            xs = layers::max_pool_2x2(&xs)?;
+            xs = fused::max_pool_2x2(&xs)?;
         }
-        let xs = xs.flatten_from(1)?;
+        let xs = xs.transpose(0, 1)?.flatten_from(1)?;
         let xs = layers::activate(&self.dense.forward(&xs)?, &self.activation)?;
         let xs = layers::dropout(&xs, self.dropout, mode)?;
         self.head.forward(&xs)

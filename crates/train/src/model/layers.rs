@@ -2,11 +2,11 @@
 //! CPU, so weights are drawn from the trial's RNG (PyTorch's default schemes) and
 //! dropout masks too; that is what makes a CPU trial reproducible from its seed.
 
-use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::model::{Mode, Param};
+use crate::model::{Mode, Param, fused};
 
 /// A variable of `shape` drawn uniformly from ±`bound`.
 pub fn uniform(rng: &mut StdRng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
@@ -107,51 +107,47 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    /// Convolution as unfold + matmul: the input's shifted windows are stacked into
-    /// `[b, c*k*k, h*w]` and multiplied by the `[out, c*k*k]` kernel. Its backward
-    /// pass is matmuls and slices, far faster on CPU than candle's direct
-    /// `conv_transpose2d` backward.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = xs.dims4()?;
-        let (out, _, k, _) = self.weight.as_tensor().dims4()?;
+impl Conv2d {
+    /// Convolution of a channel-first batch `[c, b, h, w]` into `[out, b, oh, ow]`,
+    /// as im2col and one matrix product: the `[out, c*k*k]` kernel times the
+    /// `[c*k*k, b*oh*ow]` columns of the whole batch. Keeping the channels first
+    /// between blocks makes the product's output the next block's input with no
+    /// transpose, and its backward pass is two matrix products and col2im.
+    pub fn forward_channels_first(&self, xs: &Tensor) -> Result<Tensor> {
+        let (_, b, h, w) = xs.dims4()?;
+        let (out, c, k, _) = self.weight.as_tensor().dims4()?;
         let p = self.padding;
         let (oh, ow) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
-        let padded =
-            if p > 0 { xs.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { xs.clone() };
-        let mut windows = Vec::with_capacity(k * k);
-        for dy in 0..k {
-            for dx in 0..k {
-                windows.push(padded.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
-            }
-        }
-        // [b, c, k*k, oh, ow] -> [b, c*k*k, oh*ow], matching the kernel's [out, c, k, k] order.
-        let columns = Tensor::stack(&windows, 2)?.reshape((b, c * k * k, oh * ow))?;
+        let columns = fused::im2col(xs, k, p)?;
         let kernel = self.weight.as_tensor().reshape((out, c * k * k))?;
-        let ys = kernel.broadcast_matmul(&columns)?.reshape((b, out, oh, ow))?;
-        ys.broadcast_add(&self.bias.as_tensor().reshape((1, (), 1, 1))?)
+        let ys =
+            kernel.matmul(&columns)?.broadcast_add(&self.bias.as_tensor().reshape((out, 1))?)?;
+        ys.reshape((out, b, oh, ow))
     }
 }
 
-/// Batch normalization over dim 1 (features of `[b, f]`, channels of `[b, c, h, w]`),
-/// with running statistics for evaluation. Built from plain ops, so it has a
-/// backward pass.
+/// Batch normalization over one dim (features of `[b, f]`, channels of a
+/// channel-first `[c, b, h, w]`), with running statistics for evaluation. Built
+/// from plain ops, so it has a backward pass.
 pub struct BatchNorm {
     gamma: Var,
     beta: Var,
     running_mean: Var,
     running_var: Var,
+    channel_dim: usize,
     momentum: f64,
     eps: f64,
 }
 
 impl BatchNorm {
-    pub fn new(features: usize, device: &Device) -> Result<BatchNorm> {
+    /// Normalizes each of `features` entries along `channel_dim` over all other dims.
+    pub fn new(features: usize, channel_dim: usize, device: &Device) -> Result<BatchNorm> {
         Ok(BatchNorm {
             gamma: constant(1.0, &[features], device)?,
             beta: constant(0.0, &[features], device)?,
             running_mean: constant(0.0, &[features], device)?,
             running_var: constant(1.0, &[features], device)?,
+            channel_dim,
             momentum: 0.1,
             eps: 1e-5,
         })
@@ -171,11 +167,12 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, xs: &Tensor, mode: &Mode<'_>) -> Result<Tensor> {
+        let channel = self.channel_dim;
         let shape: Vec<usize> =
-            xs.dims().iter().enumerate().map(|(i, d)| if i == 1 { *d } else { 1 }).collect();
-        let reduce: Vec<usize> = (0..xs.rank()).filter(|d| *d != 1).collect();
+            xs.dims().iter().enumerate().map(|(i, d)| if i == channel { *d } else { 1 }).collect();
+        let reduce: Vec<usize> = (0..xs.rank()).filter(|d| *d != channel).collect();
         let (mean, var) = if mode.is_train() {
-            let n = xs.elem_count() / xs.dim(1)?;
+            let n = xs.elem_count() / xs.dim(channel)?;
             let mean = xs.mean_keepdim(reduce.as_slice())?;
             let centered = xs.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim(reduce.as_slice())?;
@@ -201,8 +198,8 @@ impl BatchNorm {
     }
 }
 
-/// Layer normalization over the last dim, with `candle_nn::ops::layer_norm_slow`
-/// (the fused `LayerNorm` has no backward pass).
+/// Layer normalization over the last dim, with [`fused::layer_norm`] (candle's fused
+/// `LayerNorm` has no backward pass).
 pub struct LayerNorm {
     gamma: Var,
     beta: Var,
@@ -223,22 +220,8 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(xs, self.gamma.as_tensor(), self.beta.as_tensor(), 1e-5)
+        fused::layer_norm(xs, self.gamma.as_tensor(), self.beta.as_tensor(), 1e-5)
     }
-}
-
-/// 2x2 max pooling (stride 2, odd edges dropped) as a reshape and two max
-/// reductions: its backward pass is a mask, much cheaper on CPU than the backward
-/// of candle's `max_pool2d`.
-pub fn max_pool_2x2(xs: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = xs.dims4()?;
-    let (oh, ow) = (h / 2, w / 2);
-    let xs = if h % 2 == 1 || w % 2 == 1 {
-        xs.narrow(2, 0, oh * 2)?.narrow(3, 0, ow * 2)?.contiguous()?
-    } else {
-        xs.clone()
-    };
-    xs.reshape((b, c, oh, 2, ow, 2))?.max(5)?.max(3)
 }
 
 /// An activation by name: relu, tanh, gelu, silu.
@@ -263,11 +246,6 @@ pub fn dropout(xs: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?)
 }
 
-/// Softmax over the last dim from plain ops (`softmax_last_dim` has no backward).
-pub fn softmax_last(xs: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(xs, D::Minus1)
-}
-
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -275,32 +253,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reshape_max_pool_matches_candles_max_pool2d() {
-        let device = Device::Cpu;
-        for (h, w) in [(8, 8), (7, 9)] {
-            let xs = Tensor::rand(-1f32, 1f32, (2, 3, h, w), &device).unwrap();
-            let ours = max_pool_2x2(&xs).unwrap();
-            let reference = xs.max_pool2d(2).unwrap();
-            assert_eq!(ours.dims(), reference.dims());
-            let diff = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert_eq!(diff, 0.0);
-        }
-    }
-
-    #[test]
-    fn unfold_convolution_matches_candles_conv2d() {
+    fn channel_first_convolution_matches_candles_conv2d() {
         let device = Device::Cpu;
         let mut rng = StdRng::seed_from_u64(1);
         let conv = Conv2d::new(&mut rng, 3, 5, 3, 1, &device).unwrap();
         let xs = Tensor::rand(-1f32, 1f32, (2, 3, 7, 7), &device).unwrap();
-        let ours = conv.forward(&xs).unwrap();
+        let ours = conv
+            .forward_channels_first(&xs.transpose(0, 1).unwrap())
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap();
         let reference = xs
             .conv2d(conv.weight.as_tensor(), 1, 1, 1, 1)
             .unwrap()

@@ -57,7 +57,7 @@ impl Mlp {
             let linear = Linear::new(rng, fan_in, config.hidden, true, device)?;
             let norm = match config.norm {
                 Norm::None => None,
-                Norm::Batch => Some(NormLayer::Batch(BatchNorm::new(config.hidden, device)?)),
+                Norm::Batch => Some(NormLayer::Batch(BatchNorm::new(config.hidden, 1, device)?)),
                 Norm::Layer => Some(NormLayer::Layer(LayerNorm::new(config.hidden, device)?)),
             };
             hidden.push((linear, norm));

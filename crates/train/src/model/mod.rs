@@ -5,11 +5,13 @@
 //! example): a forward pass in training or evaluation mode, its trainable
 //! parameters (tagged, so weight decay and the L2 penalty skip biases and norms),
 //! and its whole state (parameters plus running statistics) for best-epoch
-//! snapshots. Layers use only candle ops that have a backward pass:
+//! snapshots. Layers use only ops that have a backward pass: candle's
 //! `candle_nn::LayerNorm`, `RmsNorm` and `ops::softmax_last_dim` are fused ops
-//! without one and would silently stop gradients, so they are not used.
+//! without one and would silently stop gradients, so they are not used; [`fused`]
+//! has our own fused CPU ops, each with a backward pass.
 
 pub mod cnn;
+pub mod fused;
 pub mod layers;
 pub mod mlp;
 pub mod transformer;

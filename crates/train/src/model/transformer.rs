@@ -7,7 +7,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, LayerNorm, Linear};
-use crate::model::{Mode, Model, Param};
+use crate::model::{Mode, Model, Param, fused};
 
 /// The shape of a transformer LM.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,6 @@ pub struct Transformer {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     head: Option<Linear>,
-    mask: Tensor,
 }
 
 impl Transformer {
@@ -68,11 +67,6 @@ impl Transformer {
         } else {
             Some(Linear::new(rng, d, config.vocab, false, device)?)
         };
-        // Additive causal mask: 0 on and below the diagonal, a large negative above
-        // (not -inf, which would turn into NaN gradients).
-        let t = config.context;
-        let mask: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { -1e9 } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (t, t), device)?;
         Ok(Transformer {
             config: config.clone(),
             token,
@@ -80,7 +74,6 @@ impl Transformer {
             blocks,
             ln_f: LayerNorm::new(d, device)?,
             head,
-            mask,
         })
     }
 
@@ -92,10 +85,7 @@ impl Transformer {
         let q = qkv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
         let k = qkv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
         let v = qkv.narrow(2, 2, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
-        let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
-        let scores = scores.broadcast_add(&mask)?;
-        let weights = layers::softmax_last(&scores)?;
+        let weights = fused::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (dh as f64).sqrt())?;
         let weights = layers::dropout(&weights, self.config.dropout, mode)?;
         let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         block.proj.forward(&out)
