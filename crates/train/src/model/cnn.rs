@@ -77,8 +77,13 @@ impl Model for Cnn {
             if let Some(bn) = bn {
                 xs = bn.forward(&xs, mode)?;
             }
-            xs = layers::activate(&xs, &self.activation)?;
-            xs = fused::max_pool_2x2(&xs)?;
+            // Max pooling commutes with a non-decreasing activation (relu, tanh), so
+            // those run on the pooled map, a quarter of the size.
+            if layers::is_monotone(&self.activation) {
+                xs = layers::activate(&fused::max_pool_2x2(&xs)?, &self.activation)?;
+            } else {
+                xs = fused::max_pool_2x2(&layers::activate(&xs, &self.activation)?)?;
+            }
         }
         let xs = xs.transpose(0, 1)?.flatten_from(1)?;
         let xs = layers::activate(&self.dense.forward(&xs)?, &self.activation)?;

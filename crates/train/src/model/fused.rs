@@ -1,6 +1,7 @@
 //! Fused CPU kernels with their own backward passes, for the ops whose composite
 //! form dominated a CPU training step (docs/benchmarks.md): im2col for
-//! convolutions, 2x2 max pooling, causal softmax and layer normalization.
+//! convolutions, 2x2 max pooling, causal softmax, layer normalization, bias
+//! addition (whose composite backward is candle's slow strided sum) and GELU.
 //!
 //! Each op is a candle custom op whose forward is one pass of plain loops over
 //! contiguous `f32` data (rows spread over cores with rayon) and whose `bwd` calls
@@ -63,10 +64,26 @@ impl Window {
 
 /// im2col: `[c, b, h, w]` -> `[c*k*k, b*oh*ow]`, row `(ci*k + dy)*k + dx` holding
 /// every output position's input pixel at that kernel offset (0 in the padding).
-struct Im2Col {
-    k: usize,
-    p: usize,
+fn im2col_cpu(x: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow, row) = (g.k, g.oh(), g.ow(), g.row_len());
+    let mut cols = vec![0f32; g.c * k * k * row];
+    cols.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
+        let (ci, dy, dx) = (r / (k * k), (r / k) % k, r % k);
+        let (lo, hi) = g.columns(dx);
+        for bi in 0..g.b {
+            for oy in 0..oh {
+                let Some(y) = g.input_row(oy, dy) else { continue };
+                let src = &x[((ci * g.b + bi) * g.h + y) * g.w..][..g.w];
+                let dst = &mut out[(bi * oh + oy) * ow..][..ow];
+                dst[lo..hi].copy_from_slice(&src[lo + dx - g.p..hi + dx - g.p]);
+            }
+        }
+    });
+    cols
 }
+
+/// [`im2col_cpu`] as a gradient-free op.
+struct Im2Col(Window);
 
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
@@ -74,30 +91,82 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (c, b, h, w) = layout.shape().dims4()?;
-        let g = Window { c, b, h, w, k: self.k, p: self.p };
-        let x = data(storage, layout)?;
-        let (k, oh, ow, row) = (g.k, g.oh(), g.ow(), g.row_len());
-        let mut cols = vec![0f32; c * k * k * row];
-        cols.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
-            let (ci, dy, dx) = (r / (k * k), (r / k) % k, r % k);
-            let (lo, hi) = g.columns(dx);
-            for bi in 0..b {
-                for oy in 0..oh {
-                    let Some(y) = g.input_row(oy, dy) else { continue };
-                    let src = &x[((ci * b + bi) * h + y) * w..][..w];
-                    let dst = &mut out[(bi * oh + oy) * ow..][..ow];
-                    dst[lo..hi].copy_from_slice(&src[lo + dx - g.p..hi + dx - g.p]);
-                }
-            }
-        });
-        Ok((CpuStorage::F32(cols), Shape::from((c * k * k, row))))
+        let g = self.0;
+        let cols = im2col_cpu(data(storage, layout)?, g);
+        Ok((CpuStorage::F32(cols), Shape::from((g.c * g.k * g.k, g.row_len()))))
+    }
+}
+
+/// A stride-1 convolution with zero padding of a channel-first `[c, b, h, w]`
+/// batch: (input, weight `[out, c, k, k]`, bias `[out]`) -> `[out, b, oh, ow]`,
+/// computed as im2col and one matrix product of the `[out, c*k*k]` kernel with the
+/// `[c*k*k, b*oh*ow]` columns. One op, so the large column matrix and its
+/// gradient never enter candle's gradient store.
+struct Conv2dOp {
+    p: usize,
+}
+
+impl Conv2dOp {
+    fn window(&self, xs: &[usize], weight: &[usize]) -> Result<Window> {
+        let (&[c, b, h, w], &[_, wc, k, k2]) = (xs, weight) else {
+            candle_core::bail!("conv2d: input {xs:?} and weight {weight:?} must be 4-d");
+        };
+        if wc != c || k != k2 || h + 2 * self.p < k || w + 2 * self.p < k {
+            candle_core::bail!("conv2d: input {xs:?} does not fit weight {weight:?}");
+        }
+        Ok(Window { c, b, h, w, k, p: self.p })
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "conv2d-channels-first"
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (c, b, h, w) = arg.dims4()?;
-        let op = Col2Im(Window { c, b, h, w, k: self.k, p: self.p });
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.window(l1.shape().dims(), l2.shape().dims())?;
+        let (weight, bias) = (data(s2, l2)?, data(s3, l3)?);
+        let (out, ckk, n) = (bias.len(), g.c * g.k * g.k, g.row_len());
+        let cpu = candle_core::Device::Cpu;
+        let cols = Tensor::from_vec(im2col_cpu(data(s1, l1)?, g), (ckk, n), &cpu)?;
+        let kernel = Tensor::from_slice(weight, (out, ckk), &cpu)?;
+        let mut ys = kernel.matmul(&cols)?.flatten_all()?.to_vec1::<f32>()?;
+        ys.par_chunks_mut(n).zip(bias.par_iter()).for_each(|(row, b)| {
+            row.iter_mut().for_each(|y| *y += b);
+        });
+        Ok((CpuStorage::F32(ys), Shape::from((out, g.b, g.oh(), g.ow()))))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.window(xs.dims(), weight.dims())?;
+        let (out, ckk) = (weight.dim(0)?, g.c * g.k * g.k);
+        let grad = grad.reshape((out, g.row_len()))?;
+        let cols = xs.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
+        let dweight = grad.matmul(&cols.t()?)?.reshape(weight.shape())?;
+        let dbias = grad.sum(1)?;
+        // The first layer's input is data: no gradient to compute.
+        let dxs = if xs.track_op() {
+            let dcols = weight.reshape((out, ckk))?.t()?.matmul(&grad)?;
+            Some(dcols.apply_op1_no_bwd(&Col2Im(g))?)
+        } else {
+            None
+        };
+        Ok((dxs, Some(dweight), Some(dbias)))
     }
 }
 
@@ -138,18 +207,31 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// The im2col matrix `[c*k*k, b*oh*ow]` of a `[c, b, h, w]` input for a stride-1
-/// `k`x`k` convolution with zero padding `p`.
-pub fn im2col(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
+/// Convolution of a channel-first batch `[c, b, h, w]` with `weight`
+/// `[out, c, k, k]` and `bias` `[out]` (stride 1, zero padding `p`) into
+/// `[out, b, oh, ow]`. Keeping channels first between layers makes the product
+/// of the kernel and the im2col columns the next layer's input with no transpose.
+pub fn conv2d_channels_first(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    p: usize,
+) -> Result<Tensor> {
     if xs.device().is_cpu() {
-        return xs.contiguous()?.apply_op1(Im2Col { k, p });
+        return xs.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            Conv2dOp { p },
+        );
     }
-    im2col_composite(xs, k, p)
+    conv2d_composite(xs, weight, bias, p)
 }
 
-/// [`im2col`] from plain ops: stacked shifted windows of the padded input.
-fn im2col_composite(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
+/// [`conv2d_channels_first`] from plain ops: stacked shifted windows of the padded
+/// input (im2col), a matrix product and a broadcast bias.
+fn conv2d_composite(xs: &Tensor, weight: &Tensor, bias: &Tensor, p: usize) -> Result<Tensor> {
     let (c, b, h, w) = xs.dims4()?;
+    let k = weight.dim(3)?;
     let g = Window { c, b, h, w, k, p };
     let padded =
         if p > 0 { xs.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { xs.clone() };
@@ -159,7 +241,10 @@ fn im2col_composite(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
             windows.push(padded.narrow(2, dy, g.oh())?.narrow(3, dx, g.ow())?);
         }
     }
-    Tensor::stack(&windows, 1)?.reshape((c * k * k, g.row_len()))
+    let columns = Tensor::stack(&windows, 1)?.reshape((c * k * k, g.row_len()))?;
+    let out = weight.dim(0)?;
+    let ys = weight.reshape((out, c * k * k))?.matmul(&columns)?;
+    ys.broadcast_add(&bias.reshape((out, 1))?)?.reshape((out, b, g.oh(), g.ow()))
 }
 
 /// 2x2 max pooling with stride 2 over the last two dims of a contiguous tensor
@@ -167,19 +252,9 @@ fn im2col_composite(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
 /// maximum of its window, as PyTorch does.
 struct MaxPool2;
 
-/// Calls `f(window values' flat indices in the input, output index)` for every window.
-fn for_each_window(dims: &[usize], mut f: impl FnMut([usize; 4], usize)) {
-    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    let planes: usize = dims[..dims.len() - 2].iter().product();
-    let (oh, ow) = (h / 2, w / 2);
-    for plane in 0..planes {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let top = plane * h * w + 2 * oy * w + 2 * ox;
-                f([top, top + 1, top + w, top + w + 1], (plane * oh + oy) * ow + ox);
-            }
-        }
-    }
+/// The height and width of the last two dims.
+fn plane_dims(dims: &[usize]) -> (usize, usize) {
+    (dims[dims.len() - 2], dims[dims.len() - 1])
 }
 
 fn pooled_shape(dims: &[usize]) -> Vec<usize> {
@@ -190,15 +265,24 @@ fn pooled_shape(dims: &[usize]) -> Vec<usize> {
     out
 }
 
-/// The index (of four) holding a window's first maximum.
-fn argmax4(x: &[f32], window: [usize; 4]) -> usize {
-    let mut best = window[0];
-    for &i in &window[1..] {
-        if x[i] > x[best] {
-            best = i;
+/// Calls `f(offset of the window's first maximum in the plane, output index)` for
+/// every 2x2 window of one `h`x`w` plane.
+fn for_each_window_max(plane: &[f32], h: usize, w: usize, mut f: impl FnMut(usize, usize)) {
+    let (oh, ow) = (h / 2, w / 2);
+    for oy in 0..oh {
+        let (top, bottom) = (&plane[2 * oy * w..][..w], &plane[(2 * oy + 1) * w..][..w]);
+        for ox in 0..ow {
+            let x = 2 * ox;
+            // First maximum in row-major window order, as PyTorch.
+            let mut best = (top[x], 2 * oy * w + x);
+            for (v, at) in [(top[x + 1], x + 1), (bottom[x], w + x), (bottom[x + 1], w + x + 1)] {
+                if v > best.0 {
+                    best = (v, 2 * oy * w + at);
+                }
+            }
+            f(best.1, oy * ow + ox);
         }
     }
-    best
 }
 
 impl CustomOp1 for MaxPool2 {
@@ -208,10 +292,14 @@ impl CustomOp1 for MaxPool2 {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(storage, layout)?;
-        let dims = layout.shape().dims();
-        let out_dims = pooled_shape(dims);
+        let (h, w) = plane_dims(layout.shape().dims());
+        let out_dims = pooled_shape(layout.shape().dims());
         let mut out = vec![0f32; out_dims.iter().product()];
-        for_each_window(dims, |window, o| out[o] = x[argmax4(x, window)]);
+        out.par_chunks_mut(((h / 2) * (w / 2)).max(1)).zip(x.par_chunks(h * w)).for_each(
+            |(out, plane)| {
+                for_each_window_max(plane, h, w, |at, o| out[o] = plane[at]);
+            },
+        );
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 
@@ -236,8 +324,13 @@ impl CustomOp2 for MaxPool2Backward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, grad) = (data(s1, l1)?, data(s2, l2)?);
+        let (h, w) = plane_dims(l1.shape().dims());
         let mut dx = vec![0f32; x.len()];
-        for_each_window(l1.shape().dims(), |window, o| dx[argmax4(x, window)] += grad[o]);
+        dx.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w).zip(grad.par_chunks(((h / 2) * (w / 2)).max(1))))
+            .for_each(|(dx, (plane, grad))| {
+                for_each_window_max(plane, h, w, |at, o| dx[at] += grad[o])
+            });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -501,6 +594,277 @@ pub fn layer_norm(xs: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Resul
 /// [`layer_norm`] from plain ops.
 fn layer_norm_composite(xs: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
     candle_nn::ops::layer_norm_slow(xs, gamma, beta, eps as f32)
+}
+
+/// `xs + bias`, `bias` broadcast over the leading dims of `xs` (its shape is the
+/// trailing dims of `xs`).
+struct AddTrailing;
+
+impl CustomOp2 for AddTrailing {
+    fn name(&self) -> &'static str {
+        "add-trailing"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, bias) = (data(s1, l1)?, data(s2, l2)?);
+        let mut out = x.to_vec();
+        out.par_chunks_mut(bias.len()).for_each(|row| {
+            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _xs: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let sums = grad.contiguous()?.apply_op1_no_bwd(&SumRows { n: bias.elem_count() })?;
+        Ok((Some(grad.clone()), Some(sums.reshape(bias.shape())?)))
+    }
+}
+
+/// The sum of the rows of length `n` of a contiguous tensor: `[n]`.
+struct SumRows {
+    n: usize,
+}
+
+impl CustomOp1 for SumRows {
+    fn name(&self) -> &'static str {
+        "sum-rows"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(storage, layout)?;
+        let n = self.n;
+        // Blocks of rows summed in parallel, then the partial sums added.
+        let rows_per_block = (x.len() / n).div_ceil(16).max(1);
+        let sums = x
+            .par_chunks(rows_per_block * n)
+            .map(|block| {
+                let mut acc = vec![0f32; n];
+                for row in block.chunks(n) {
+                    acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+                acc
+            })
+            .reduce(
+                || vec![0f32; n],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        Ok((CpuStorage::F32(sums), Shape::from(n)))
+    }
+}
+
+/// `xs + bias` with `bias` broadcast over the leading dims of `xs` (a linear
+/// layer's bias, or position embeddings added to every sequence of a batch).
+pub fn add_trailing(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (rank, bias_rank) = (xs.rank(), bias.rank());
+    if bias_rank > rank || xs.dims()[rank - bias_rank..] != *bias.dims() {
+        candle_core::bail!(
+            "add_trailing: bias {:?} is not the tail of {:?}",
+            bias.shape(),
+            xs.shape()
+        );
+    }
+    if xs.device().is_cpu() {
+        return xs.contiguous()?.apply_op2(&bias.contiguous()?, AddTrailing);
+    }
+    xs.broadcast_add(bias)
+}
+
+/// `xs + bias[i]` on every entry of row `i` of `xs` (a convolution's per-channel
+/// bias on its `[out, positions]` output).
+struct AddPerRow;
+
+impl CustomOp2 for AddPerRow {
+    fn name(&self) -> &'static str {
+        "add-per-row"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, bias) = (data(s1, l1)?, data(s2, l2)?);
+        let mut out = x.to_vec();
+        out.par_chunks_mut(x.len() / bias.len()).zip(bias.par_iter()).for_each(|(row, b)| {
+            row.iter_mut().for_each(|o| *o += b);
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _xs: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let rows = grad.reshape((bias.elem_count(), ()))?.sum(1)?;
+        Ok((Some(grad.clone()), Some(rows.reshape(bias.shape())?)))
+    }
+}
+
+/// `xs + bias` with `bias` (`[n]`) added along the first dim of `xs` (`[n, ...]`).
+pub fn add_per_row(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let n = bias.elem_count();
+    if xs.dim(0)? != n {
+        candle_core::bail!(
+            "add_per_row: bias {:?} does not match rows of {:?}",
+            bias.shape(),
+            xs.shape()
+        );
+    }
+    if xs.device().is_cpu() {
+        return xs.contiguous()?.apply_op2(&bias.contiguous()?, AddPerRow);
+    }
+    let mut shape = vec![1; xs.rank()];
+    shape[0] = n;
+    xs.broadcast_add(&bias.reshape(shape)?)
+}
+
+/// `max(x, 0)`, whose backward is one masked copy instead of candle's compare,
+/// cast and multiply.
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(storage, layout)?;
+        let y = x.par_iter().with_min_len(4096).map(|v| v.max(0.0)).collect();
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &ReluBackward)?))
+    }
+}
+
+/// ReLU's backward: (y, dy) -> dy where y > 0, else 0.
+struct ReluBackward;
+
+impl CustomOp2 for ReluBackward {
+    fn name(&self) -> &'static str {
+        "relu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, dy) = (data(s1, l1)?, data(s2, l2)?);
+        let dx = y
+            .par_iter()
+            .zip(dy.par_iter())
+            .with_min_len(4096)
+            .map(|(y, dy)| if *y > 0.0 { *dy } else { 0.0 })
+            .collect();
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// ReLU.
+pub fn relu(xs: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        return xs.contiguous()?.apply_op1(Relu);
+    }
+    xs.relu()
+}
+
+/// erf by Abramowitz and Stegun's formula 7.1.26 (absolute error 1.5e-7 in exact
+/// arithmetic, under 1e-6 in f32; tested against libm): branch-free, so the loops
+/// vectorize, unlike libm's `erff`, which took 7% of a transformer step.
+fn erf_f32(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    (1.0 - poly * (-z * z).exp()).copysign(x)
+}
+
+/// GELU with the exact erf form, `x * (1 + erf(x / sqrt 2)) / 2`.
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(storage, layout)?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| {
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?))
+    }
+}
+
+/// GELU's backward: (x, dy) -> dy * (Φ(x) + x φ(x)).
+struct GeluBackward;
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "gelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (data(s1, l1)?, data(s2, l2)?);
+        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(
+            |(dx, (x, dy))| {
+                for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
+                    let cdf = 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+                    let pdf = inv_sqrt_2pi * (-0.5 * x * x).exp();
+                    *dx = dy * (cdf + x * pdf);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// GELU, exact (erf) form.
+pub fn gelu(xs: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        return xs.contiguous()?.apply_op1(Gelu);
+    }
+    xs.gelu_erf()
 }
 
 #[cfg(test)]

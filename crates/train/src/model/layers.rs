@@ -72,7 +72,7 @@ impl Module for Linear {
             _ => xs.matmul(&w.t()?)?,
         };
         match &self.bias {
-            Some(bias) => ys.broadcast_add(bias.as_tensor()),
+            Some(bias) => fused::add_trailing(&ys, bias.as_tensor()),
             None => Ok(ys),
         }
     }
@@ -108,21 +108,15 @@ impl Conv2d {
 }
 
 impl Conv2d {
-    /// Convolution of a channel-first batch `[c, b, h, w]` into `[out, b, oh, ow]`,
-    /// as im2col and one matrix product: the `[out, c*k*k]` kernel times the
-    /// `[c*k*k, b*oh*ow]` columns of the whole batch. Keeping the channels first
-    /// between blocks makes the product's output the next block's input with no
-    /// transpose, and its backward pass is two matrix products and col2im.
+    /// Convolution of a channel-first batch `[c, b, h, w]` into `[out, b, oh, ow]`
+    /// (see [`fused::conv2d_channels_first`]).
     pub fn forward_channels_first(&self, xs: &Tensor) -> Result<Tensor> {
-        let (_, b, h, w) = xs.dims4()?;
-        let (out, c, k, _) = self.weight.as_tensor().dims4()?;
-        let p = self.padding;
-        let (oh, ow) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
-        let columns = fused::im2col(xs, k, p)?;
-        let kernel = self.weight.as_tensor().reshape((out, c * k * k))?;
-        let ys =
-            kernel.matmul(&columns)?.broadcast_add(&self.bias.as_tensor().reshape((out, 1))?)?;
-        ys.reshape((out, b, oh, ow))
+        fused::conv2d_channels_first(
+            xs,
+            self.weight.as_tensor(),
+            self.bias.as_tensor(),
+            self.padding,
+        )
     }
 }
 
@@ -228,10 +222,15 @@ impl Module for LayerNorm {
 pub fn activate(xs: &Tensor, name: &str) -> Result<Tensor> {
     match name {
         "tanh" => xs.tanh(),
-        "gelu" => xs.gelu_erf(),
+        "gelu" => fused::gelu(xs),
         "silu" => candle_nn::ops::silu(xs),
-        _ => xs.relu(),
+        _ => fused::relu(xs),
     }
+}
+
+/// Whether the activation `name` is non-decreasing (so it commutes with max pooling).
+pub fn is_monotone(name: &str) -> bool {
+    matches!(name, "relu" | "tanh")
 }
 
 /// Inverted dropout with a mask from the trial's RNG; the identity in evaluation.

@@ -100,12 +100,12 @@ impl Model for Transformer {
         let tokens =
             self.token.as_tensor().index_select(&xs.flatten_all()?, 0)?.reshape((b, t, d))?;
         let positions = self.position.as_tensor().narrow(0, 0, t)?;
-        let mut x = tokens.broadcast_add(&positions)?;
+        let mut x = fused::add_trailing(&tokens, &positions)?;
         x = layers::dropout(&x, self.config.dropout, mode)?;
         for block in &self.blocks {
             let attn = self.attention(block, &block.ln1.forward(&x)?, mode)?;
             x = (x + layers::dropout(&attn, self.config.dropout, mode)?)?;
-            let hidden = block.fc.forward(&block.ln2.forward(&x)?)?.gelu_erf()?;
+            let hidden = fused::gelu(&block.fc.forward(&block.ln2.forward(&x)?)?)?;
             let mlp = block.out.forward(&hidden)?;
             x = (x + layers::dropout(&mlp, self.config.dropout, mode)?)?;
         }

@@ -53,11 +53,28 @@ fn assert_same(
 }
 
 #[test]
-fn im2col_matches_stacked_windows_with_and_without_padding() {
-    for (shape, k, p) in [([3, 2, 7, 7], 3, 1), ([2, 3, 6, 5], 3, 0), ([1, 2, 4, 4], 5, 2)] {
-        let x = random(&shape, 1);
-        assert_same(&[x], |t| im2col(&t[0], k, p), |t| im2col_composite(&t[0], k, p));
+fn convolution_matches_stacked_windows_with_and_without_padding() {
+    for (shape, out, k, p) in
+        [([3, 2, 7, 7], 4, 3, 1), ([2, 3, 6, 5], 2, 3, 0), ([1, 2, 4, 4], 3, 5, 2)]
+    {
+        let inputs = [random(&shape, 1), random(&[out, shape[0], k, k], 2), random(&[out], 3)];
+        assert_same(
+            &inputs,
+            |t| conv2d_channels_first(&t[0], &t[1], &t[2], p),
+            |t| conv2d_composite(&t[0], &t[1], &t[2], p),
+        );
     }
+}
+
+#[test]
+fn convolution_of_data_computes_no_input_gradient() {
+    let xs = random(&[1, 2, 5, 5], 4);
+    let weight = Var::from_tensor(&random(&[3, 1, 3, 3], 5)).unwrap();
+    let bias = Var::from_tensor(&random(&[3], 6)).unwrap();
+    let ys = conv2d_channels_first(&xs, weight.as_tensor(), bias.as_tensor(), 1).unwrap();
+    let grads = ys.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&xs).is_none());
+    assert!(grads.get(weight.as_tensor()).is_some());
 }
 
 #[test]
@@ -107,4 +124,49 @@ fn layer_norm_matches_candles_layer_norm_slow() {
         |t| layer_norm(&t[0], &t[1], &t[2], 1e-5),
         |t| layer_norm_composite(&t[0], &t[1], &t[2], 1e-5),
     );
+}
+
+#[test]
+fn add_trailing_matches_broadcast_add() {
+    for (xs, bias) in [(vec![6, 5], vec![5]), (vec![2, 3, 4], vec![3, 4]), (vec![2, 3, 4], vec![4])]
+    {
+        let inputs = [random(&xs, 8), random(&bias, 9)];
+        assert_same(&inputs, |t| add_trailing(&t[0], &t[1]), |t| t[0].broadcast_add(&t[1]));
+    }
+}
+
+#[test]
+fn add_trailing_refuses_a_bias_that_is_not_the_tail() {
+    let err = add_trailing(&random(&[2, 3], 1), &random(&[2], 2)).unwrap_err();
+    assert!(err.to_string().contains("is not the tail"), "{err}");
+}
+
+#[test]
+fn gelu_matches_candles_gelu_erf() {
+    let xs = (random(&[3, 50], 10) * 4.0).unwrap();
+    assert_same(&[xs], |t| gelu(&t[0]), |t| t[0].gelu_erf());
+}
+
+#[test]
+fn erf_approximation_is_within_1e_6_of_libms() {
+    for i in -4000..=4000 {
+        let x = i as f32 / 1000.0;
+        let (ours, libm) = (erf_f32(x), candle_core::cpu::erf::erf_f32(x));
+        assert!((ours - libm).abs() < 1e-6, "erf({x}): {ours} vs {libm}");
+    }
+}
+
+#[test]
+fn add_per_row_matches_broadcast_add() {
+    let inputs = [random(&[4, 2, 3, 3], 11), random(&[4], 12)];
+    assert_same(
+        &inputs,
+        |t| add_per_row(&t[0], &t[1]),
+        |t| t[0].broadcast_add(&t[1].reshape((4, 1, 1, 1))?),
+    );
+}
+
+#[test]
+fn relu_matches_candles_relu() {
+    assert_same(&[random(&[7, 300], 13)], |t| relu(&t[0]), |t| t[0].relu());
 }
