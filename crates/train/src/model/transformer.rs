@@ -80,13 +80,15 @@ impl Transformer {
     fn attention(&self, block: &Block, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
         let h = self.config.heads;
-        let dh = d / h;
-        let qkv = block.qkv.forward(xs)?.reshape((b, t, 3, h, dh))?;
-        let q = qkv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-        let k = qkv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-        let v = qkv.narrow(2, 2, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-        let weights = fused::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (dh as f64).sqrt())?;
-        let weights = layers::dropout(&weights, self.config.dropout, mode)?;
+        let qkv = block.qkv.forward(xs)?;
+        let dropout = self.config.dropout;
+        if dropout <= 0.0 || !mode.is_train() {
+            return block.proj.forward(&fused::causal_attention(&qkv, h)?);
+        }
+        // Dropout on the attention weights needs them as a tensor of their own.
+        let [q, k, v] = fused::split_heads(&qkv, h)?;
+        let weights = fused::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / ((d / h) as f64).sqrt())?;
+        let weights = layers::dropout(&weights, dropout, mode)?;
         let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         block.proj.forward(&out)
     }

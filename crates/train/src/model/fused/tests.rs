@@ -170,3 +170,25 @@ fn add_per_row_matches_broadcast_add() {
 fn relu_matches_candles_relu() {
     assert_same(&[random(&[7, 300], 13)], |t| relu(&t[0]), |t| t[0].relu());
 }
+
+#[test]
+fn exp_approximation_is_within_2e_7_relative_of_std() {
+    for i in -8700..=8800 {
+        let x = i as f32 / 100.0;
+        let (ours, reference) = (exp_f32(x), (x as f64).exp());
+        let relative = ((ours as f64 - reference) / reference).abs();
+        assert!(relative < 2e-7, "exp({x}): {ours} vs {reference} ({relative:e})");
+    }
+}
+
+#[test]
+fn causal_attention_matches_its_composite_form() {
+    let qkv = random(&[2, 5, 3 * 8], 14);
+    assert_same(&[qkv], |t| causal_attention(&t[0], 2), |t| causal_attention_composite(&t[0], 2));
+}
+
+#[test]
+fn causal_attention_refuses_a_width_that_heads_do_not_divide() {
+    let err = causal_attention(&random(&[1, 2, 12], 1), 3).unwrap_err();
+    assert!(err.to_string().contains("heads (3)"), "{err}");
+}
