@@ -47,7 +47,7 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
     let hpo_core::spec::ObjectiveSpec::Function { function } = spec.objective else {
         bail!("function objective")
     };
-    let sampler = sampler::from_spec(spec.sampler);
+    let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let mut rows = Vec::new();
     for &n in sizes {
         let dir = tempfile::tempdir()?;

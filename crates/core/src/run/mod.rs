@@ -126,7 +126,7 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
                 system_attrs: vec![(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))],
             })
             .collect(),
-        SamplerSpec::Random => Vec::new(),
+        SamplerSpec::Random | SamplerSpec::Tpe(_) => Vec::new(),
     };
     let new = NewStudy {
         name: spec.name.clone(),
@@ -160,7 +160,7 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
             stored.direction, stored.metric, spec.direction, spec.metric
         )));
     }
-    if stored.sampler != spec.sampler {
+    if stored.sampler.name() != spec.sampler.name() {
         return Err(incompatible(format!(
             "uses the {} sampler and this file the {} sampler; give it a new `[study] name`",
             stored.sampler.name(),
@@ -325,10 +325,10 @@ pub fn run_study(
 ) -> Result<RunSummary> {
     let study = open_study(storage, spec)?;
     recover_orphans(storage, study.id, host)?;
-    let sampler = sampler::from_spec(spec.sampler);
+    let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
-        SamplerSpec::Random => None,
+        SamplerSpec::Random | SamplerSpec::Tpe(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
     let owner = host.owner();

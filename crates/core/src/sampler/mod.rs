@@ -6,20 +6,23 @@
 //! continues exactly. The RNG of trial number k comes from [`trial_rng`]`(seed, k)`,
 //! so trial k's parameters depend only on the study seed, k and the history.
 //!
-//! Start with [`Sampler`]; [`random`] and [`grid`] are the implementations.
+//! Start with [`Sampler`]; [`random`], [`grid`] and [`tpe`] are the implementations.
 
 pub mod grid;
 pub mod random;
+pub mod tpe;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::space::{Params, SearchSpace};
 use crate::spec::SamplerSpec;
+use crate::study::Direction;
 use crate::trial::FrozenTrial;
 
 pub use grid::GridSampler;
 pub use random::RandomSampler;
+pub use tpe::{TpeConfig, TpeSampler};
 
 /// Proposes parameters for a new trial.
 pub trait Sampler: Send + Sync {
@@ -37,11 +40,12 @@ pub trait Sampler: Send + Sync {
     }
 }
 
-/// The sampler a study file asks for.
-pub fn from_spec(spec: SamplerSpec) -> Box<dyn Sampler> {
+/// The sampler a study file asks for, for a study optimized in `direction`.
+pub fn from_spec(spec: SamplerSpec, direction: Direction) -> Box<dyn Sampler> {
     match spec {
         SamplerSpec::Grid => Box::new(GridSampler),
         SamplerSpec::Random => Box::new(RandomSampler),
+        SamplerSpec::Tpe(config) => Box::new(TpeSampler { config, direction }),
     }
 }
 

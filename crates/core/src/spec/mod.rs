@@ -19,6 +19,7 @@ use serde_spanned::Spanned;
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
+use crate::sampler::tpe::TpeConfig;
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
 use crate::study::Direction;
 
@@ -49,12 +50,14 @@ impl fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 /// How trials are proposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerSpec {
     /// Every combination once, in the order documented in `sampler::grid`.
     Grid,
     /// Independent draws: uniform, log-uniform for `log` params.
     Random,
+    /// The Tree-structured Parzen Estimator (see `sampler::tpe`).
+    Tpe(TpeConfig),
 }
 
 impl SamplerSpec {
@@ -63,6 +66,7 @@ impl SamplerSpec {
         match self {
             SamplerSpec::Grid => "grid",
             SamplerSpec::Random => "random",
+            SamplerSpec::Tpe(_) => "tpe",
         }
     }
 }
@@ -319,14 +323,20 @@ impl From<RawDirection> for Direction {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSampler {
-    kind: RawSamplerKind,
+    kind: Spanned<RawSamplerKind>,
+    startup_trials: Option<Spanned<i64>>,
+    candidates: Option<Spanned<i64>>,
+    multivariate: Option<bool>,
+    constant_liar: Option<bool>,
+    prior_weight: Option<Spanned<f64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
 enum RawSamplerKind {
     Grid,
     Random,
+    Tpe,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +417,68 @@ impl<'de> Deserialize<'de> for RawSpace {
     }
 }
 
+/// The `[sampler]` table: its kind, and the settings that kind takes.
+fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError> {
+    let kind = *raw.kind.get_ref();
+    let count = |value: Option<Spanned<i64>>, key: &str, default: usize, min: i64| match value {
+        None => Ok(default),
+        Some(it) if *it.get_ref() < min => Err(ctx.error(
+            it.span(),
+            format!("[sampler].{key}"),
+            format!("`{key}` must be at least {min}, got {}", it.get_ref()),
+        )),
+        Some(it) => Ok(*it.get_ref() as usize),
+    };
+    if kind != RawSamplerKind::Tpe {
+        let tpe_only = [
+            ("startup_trials", raw.startup_trials.as_ref().map(Spanned::span)),
+            ("candidates", raw.candidates.as_ref().map(Spanned::span)),
+            ("prior_weight", raw.prior_weight.as_ref().map(Spanned::span)),
+            ("multivariate", raw.multivariate.map(|_| raw.kind.span())),
+            ("constant_liar", raw.constant_liar.map(|_| raw.kind.span())),
+        ];
+        if let Some((key, Some(span))) = tpe_only.into_iter().find(|(_, span)| span.is_some()) {
+            return Err(ctx.error(
+                span,
+                format!("[sampler].{key}"),
+                format!(
+                    "`{key}` is a setting of the tpe sampler; remove it or set `kind = \"tpe\"`"
+                ),
+            ));
+        }
+    }
+    Ok(match kind {
+        RawSamplerKind::Grid => SamplerSpec::Grid,
+        RawSamplerKind::Random => SamplerSpec::Random,
+        RawSamplerKind::Tpe => {
+            let defaults = TpeConfig::default();
+            let prior_weight = match raw.prior_weight {
+                Some(it) if !(*it.get_ref() > 0.0 && it.get_ref().is_finite()) => {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[sampler].prior_weight",
+                        format!("`prior_weight` must be a positive number, got {}", it.get_ref()),
+                    ));
+                }
+                Some(it) => *it.get_ref(),
+                None => defaults.prior_weight,
+            };
+            SamplerSpec::Tpe(TpeConfig {
+                startup_trials: count(
+                    raw.startup_trials,
+                    "startup_trials",
+                    defaults.startup_trials,
+                    0,
+                )?,
+                candidates: count(raw.candidates, "candidates", defaults.candidates, 1)?,
+                multivariate: raw.multivariate.unwrap_or(defaults.multivariate),
+                constant_liar: raw.constant_liar.unwrap_or(defaults.constant_liar),
+                prior_weight,
+            })
+        }
+    })
+}
+
 fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let mut locations = BTreeMap::new();
     let mut locate = |key: &str, span: Range<usize>| {
@@ -460,9 +532,9 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         None => None,
     };
 
-    let sampler = match raw.sampler.map(|it| it.kind) {
-        None | Some(RawSamplerKind::Random) => SamplerSpec::Random,
-        Some(RawSamplerKind::Grid) => SamplerSpec::Grid,
+    let sampler = match raw.sampler {
+        None => SamplerSpec::Random,
+        Some(raw) => sampler_spec(ctx, raw)?,
     };
     let pruner = match raw.pruner.map(|it| it.kind) {
         None | Some(RawPrunerKind::None) => PrunerSpec::None,

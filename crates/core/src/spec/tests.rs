@@ -190,7 +190,38 @@ fn unknown_sampler() {
     check_err(
         &replace("kind = \"random\"", "kind = \"bayes\""),
         expect![[
-            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected `grid` or `random`"#
+            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`"#
+        ]],
+    );
+}
+
+#[test]
+fn tpe_settings_parse_with_defaults_for_the_rest() {
+    let text =
+        replace("kind = \"random\"", "kind = \"tpe\"\nstartup_trials = 5\nmultivariate = false");
+    let spec = StudySpec::parse(&text, "studies/ok.toml").unwrap();
+    let SamplerSpec::Tpe(config) = spec.sampler else { panic!("{:?}", spec.sampler) };
+    assert_eq!(config.startup_trials, 5);
+    assert!(!config.multivariate);
+    assert_eq!(config.candidates, crate::sampler::TpeConfig::default().candidates);
+}
+
+#[test]
+fn tpe_setting_on_the_random_sampler() {
+    check_err(
+        &replace("kind = \"random\"", "kind = \"random\"\nstartup_trials = 5"),
+        expect![[
+            r#"studies/bad.toml:12:18: [sampler].startup_trials: `startup_trials` is a setting of the tpe sampler; remove it or set `kind = "tpe"`"#
+        ]],
+    );
+}
+
+#[test]
+fn zero_tpe_candidates() {
+    check_err(
+        &replace("kind = \"random\"", "kind = \"tpe\"\ncandidates = 0"),
+        expect![[
+            r#"studies/bad.toml:12:14: [sampler].candidates: `candidates` must be at least 1, got 0"#
         ]],
     );
 }

@@ -1,0 +1,576 @@
+//! The Tree-structured Parzen Estimator (Bergstra et al. 2011), with the components
+//! Watanabe (2023, "Tree-structured Parzen estimator: understanding its algorithm
+//! components and their roles for better empirical performance") found to matter.
+//!
+//! After `startup_trials` random trials, the finished trials are ranked (complete
+//! ones by value, then pruned ones by how far they got and their last reported
+//! value) and split: the best `gamma(n) = min(ceil(0.1 n), 25)` are "good", the rest
+//! "bad". Each side becomes a Parzen estimator, a weighted mixture with one kernel
+//! per trial plus a wide prior kernel (weight `prior_weight`); older trials weigh
+//! less once there are more than 25. `candidates` points are drawn from the good
+//! estimator l(x), and the one maximizing l(x) / g(x) (the bad estimator) is chosen.
+//!
+//! Kernels: numeric parameters live in a transformed space (log params in log
+//! space) and get a normal kernel truncated to the domain; ints and stepped floats
+//! are discrete, their likelihood the probability mass of their step's interval.
+//! Categoricals get a kernel that puts `1` on the trial's choice plus
+//! `prior_weight / choices` on every choice, normalized. Bandwidths: with
+//! `multivariate = true` (the default), one joint kernel per trial over all the
+//! parameters that exist together, Scott-like width `0.2 n^(-1/(d+4))` of the
+//! range; with `multivariate = false`, every parameter on its own, width the larger
+//! distance to its sorted neighbours. Both are clipped to [range / min(100, n + 1),
+//! range].
+//!
+//! Conditional parameters: parameters with the same condition form a group, and a
+//! group is fitted only on the trials where it exists, after the groups it depends
+//! on were chosen (Optuna's `group = True`).
+//!
+//! Parallel workers: with `constant_liar = true` (the default), trials still
+//! running count as bad observations, so the density of bad points rises where
+//! other workers are already looking and proposals spread out.
+
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use crate::distribution::{Distribution, ParamValue, round_to_step};
+use crate::sampler::Sampler;
+use crate::sampler::random::sample_one;
+use crate::space::{Condition, ParamDef, Params, SearchSpace};
+use crate::study::Direction;
+use crate::trial::{FrozenTrial, TrialState};
+
+/// Settings of the TPE sampler (`[sampler] kind = "tpe"` and these keys).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TpeConfig {
+    /// Random trials before the estimators take over (default 10).
+    pub startup_trials: usize,
+    /// Points drawn from the good estimator per proposal (default 24).
+    pub candidates: usize,
+    /// One joint kernel over the parameters that exist together (default true),
+    /// or every parameter on its own.
+    pub multivariate: bool,
+    /// Count running trials as bad observations (default true).
+    pub constant_liar: bool,
+    /// The weight of the prior kernel against one trial's (default 1.0).
+    pub prior_weight: f64,
+}
+
+impl Default for TpeConfig {
+    fn default() -> TpeConfig {
+        TpeConfig {
+            startup_trials: 10,
+            candidates: 24,
+            multivariate: true,
+            constant_liar: true,
+            prior_weight: 1.0,
+        }
+    }
+}
+
+/// The TPE sampler for a study with `direction`.
+#[derive(Debug, Clone)]
+pub struct TpeSampler {
+    /// Its settings.
+    pub config: TpeConfig,
+    /// Whether lower or higher values are better.
+    pub direction: Direction,
+}
+
+impl Sampler for TpeSampler {
+    fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params {
+        let ranked = rank(history, self.direction);
+        let n_complete = history
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(f64::is_finite))
+            .count();
+        if n_complete < self.config.startup_trials.max(1) {
+            return space.assign(|param| sample_one(&param.distribution, rng));
+        }
+        let running: Vec<&FrozenTrial> = if self.config.constant_liar {
+            history.iter().filter(|t| t.state == TrialState::Running).collect()
+        } else {
+            Vec::new()
+        };
+        let mut chosen = Params::new();
+        for group in groups(space) {
+            if !group[0].is_active(&chosen) {
+                continue;
+            }
+            let values = if self.config.multivariate {
+                self.sample_group(&group, &ranked, &running, rng)
+            } else {
+                group
+                    .iter()
+                    .flat_map(|param| self.sample_group(&[*param], &ranked, &running, rng))
+                    .collect()
+            };
+            chosen.extend(values);
+        }
+        chosen
+    }
+}
+
+impl TpeSampler {
+    /// Values for the parameters of one group, from the trials where they all exist.
+    fn sample_group(
+        &self,
+        group: &[&ParamDef],
+        ranked: &[&FrozenTrial],
+        running: &[&FrozenTrial],
+        rng: &mut StdRng,
+    ) -> Vec<(String, ParamValue)> {
+        let dims: Vec<Dim> = group.iter().map(|p| Dim::of(&p.distribution)).collect();
+        let observe = |trials: &[&FrozenTrial]| -> Vec<(u64, Vec<f64>)> {
+            trials
+                .iter()
+                .filter_map(|t| {
+                    let point = group
+                        .iter()
+                        .zip(&dims)
+                        .map(|(p, dim)| dim.encode(&p.distribution, t.params.get(&p.name)?))
+                        .collect::<Option<Vec<f64>>>()?;
+                    Some((t.number, point))
+                })
+                .collect()
+        };
+        let observed = observe(ranked);
+        if observed.is_empty() {
+            return group
+                .iter()
+                .map(|p| (p.name.clone(), sample_one(&p.distribution, rng)))
+                .collect();
+        }
+        let n_good = gamma(observed.len());
+        let (good, bad) = observed.split_at(n_good);
+        let mut bad = bad.to_vec();
+        bad.extend(observe(running));
+        let prior_weight = self.config.prior_weight;
+        let multivariate = group.len() > 1;
+        let good = Parzen::fit(&dims, good, prior_weight, multivariate);
+        let bad = Parzen::fit(&dims, &bad, prior_weight, multivariate);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for _ in 0..self.config.candidates.max(1) {
+            let x = good.sample(&dims, rng);
+            let score = good.log_density(&dims, &x) - bad.log_density(&dims, &x);
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, x));
+            }
+        }
+        let (_, x) = best.expect("at least one candidate");
+        group
+            .iter()
+            .zip(&dims)
+            .zip(&x)
+            .map(|((p, dim), v)| (p.name.clone(), dim.decode(&p.distribution, *v)))
+            .collect()
+    }
+}
+
+/// The finished trials, best first: complete ones with a finite value by value,
+/// then pruned ones (further first, then by their last value), then complete ones
+/// whose value is not finite. Failed, waiting and running trials are left out.
+fn rank(history: &[FrozenTrial], direction: Direction) -> Vec<&FrozenTrial> {
+    let loss = |v: f64| if direction == Direction::Maximize { -v } else { v };
+    let key = |t: &FrozenTrial| -> (u8, f64, f64) {
+        match (t.state, t.value) {
+            (TrialState::Complete, Some(v)) if v.is_finite() => (0, loss(v), 0.0),
+            (TrialState::Pruned, _) => match t.intermediate_values.iter().next_back() {
+                Some((step, v)) if v.is_finite() => (1, -(*step as f64), loss(*v)),
+                _ => (2, 0.0, 0.0),
+            },
+            _ => (2, 0.0, 0.0),
+        }
+    };
+    let mut out: Vec<(u8, f64, f64, &FrozenTrial)> = history
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        .map(|t| {
+            let (a, b, c) = key(t);
+            (a, b, c, t)
+        })
+        .collect();
+    out.sort_by(|x, y| {
+        (x.0, x.1, x.2, x.3.number)
+            .partial_cmp(&(y.0, y.1, y.2, y.3.number))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    out.into_iter().map(|(_, _, _, t)| t).collect()
+}
+
+/// How many of `n` ranked trials are "good": `min(ceil(0.1 n), 25)`, at least 1.
+pub fn gamma(n: usize) -> usize {
+    n.div_ceil(10).clamp(1, 25)
+}
+
+/// Weights of `n` observations in order of trial number: equal up to 25, then a
+/// ramp from `1/n` for the oldest up to 1 for the newest 25 (Optuna's default).
+pub fn age_weights(n: usize) -> Vec<f64> {
+    if n < 25 {
+        return vec![1.0; n];
+    }
+    let ramp = n - 25;
+    let mut out: Vec<f64> = (0..ramp)
+        .map(|i| {
+            if ramp == 1 {
+                1.0 / n as f64
+            } else {
+                1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / (ramp - 1) as f64
+            }
+        })
+        .collect();
+    out.extend(std::iter::repeat_n(1.0, 25));
+    out
+}
+
+/// The parameters in groups that exist together (the same condition), in the order
+/// their first member is declared; a group's condition only looks at earlier groups.
+fn groups(space: &SearchSpace) -> Vec<Vec<&ParamDef>> {
+    let mut out: Vec<(Option<&Condition>, Vec<&ParamDef>)> = Vec::new();
+    for param in &space.params {
+        match out.iter_mut().find(|(cond, _)| *cond == param.condition.as_ref()) {
+            Some((_, members)) => members.push(param),
+            None => out.push((param.condition.as_ref(), vec![param])),
+        }
+    }
+    out.into_iter().map(|(_, members)| members).collect()
+}
+
+/// One parameter in the estimator's space.
+#[derive(Debug, Clone, Copy)]
+enum Dim {
+    /// A number in transformed space, kernels truncated to `[low, high]`; `step`
+    /// makes it discrete (likelihood = mass of the step's interval).
+    Numeric { low: f64, high: f64, step: Option<f64> },
+    /// One of `n` choices, by index.
+    Categorical { n: usize },
+}
+
+impl Dim {
+    fn of(distribution: &Distribution) -> Dim {
+        match *distribution {
+            Distribution::Float { low, high, log: true, .. } => {
+                Dim::Numeric { low: low.ln(), high: high.ln(), step: None }
+            }
+            Distribution::Float { low, high, step: Some(step), .. } => {
+                Dim::Numeric { low: low - step / 2.0, high: high + step / 2.0, step: Some(step) }
+            }
+            Distribution::Float { low, high, .. } => Dim::Numeric { low, high, step: None },
+            Distribution::Int { low, high, log: true, .. } => Dim::Numeric {
+                low: (low as f64 - 0.5).max(0.5).ln(),
+                high: (high as f64 + 0.5).ln(),
+                step: None,
+            },
+            Distribution::Int { low, high, step, .. } => {
+                let half = step as f64 / 2.0;
+                Dim::Numeric {
+                    low: low as f64 - half,
+                    high: high as f64 + half,
+                    step: Some(step as f64),
+                }
+            }
+            Distribution::Categorical { ref choices } => Dim::Categorical { n: choices.len() },
+        }
+    }
+
+    /// A trial's value in this space, or `None` when it is outside the domain.
+    fn encode(&self, distribution: &Distribution, value: &ParamValue) -> Option<f64> {
+        let internal = distribution.to_internal(value)?;
+        Some(match distribution {
+            Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => {
+                internal.ln()
+            }
+            _ => internal,
+        })
+    }
+
+    /// The parameter value of a point in this space: exp for log params, rounded to
+    /// the grid for discrete ones, clamped to the domain.
+    fn decode(&self, distribution: &Distribution, x: f64) -> ParamValue {
+        match *distribution {
+            Distribution::Float { low, high, log: true, .. } => {
+                ParamValue::Float(x.exp().clamp(low, high))
+            }
+            Distribution::Float { low, high, step: Some(step), .. } => {
+                let k = ((x - low) / step).round();
+                ParamValue::Float(round_to_step(low + k * step, step).clamp(low, high))
+            }
+            Distribution::Float { low, high, .. } => ParamValue::Float(x.clamp(low, high)),
+            Distribution::Int { low, high, log: true, .. } => {
+                ParamValue::Int((x.exp().round() as i64).clamp(low, high))
+            }
+            Distribution::Int { low, high, step, .. } => {
+                let k = ((x - low as f64) / step as f64).round() as i64;
+                ParamValue::Int((low + k * step).clamp(low, high))
+            }
+            Distribution::Categorical { ref choices } => {
+                choices[(x as usize).min(choices.len() - 1)].clone()
+            }
+        }
+    }
+}
+
+/// One kernel of one component on one dimension.
+#[derive(Debug, Clone)]
+enum Kernel {
+    /// A normal kernel (truncated by the dimension's bounds).
+    Normal { mu: f64, sigma: f64 },
+    /// Log-probabilities of each choice.
+    Choice { log_p: Vec<f64> },
+}
+
+/// A weighted mixture of product kernels.
+#[derive(Debug, Clone)]
+struct Parzen {
+    /// Log mixture weights, normalized.
+    log_weights: Vec<f64>,
+    /// `components[j][d]`: component j's kernel on dimension d.
+    components: Vec<Vec<Kernel>>,
+}
+
+impl Parzen {
+    /// The estimator of `observations` (trial number, point), plus the prior.
+    fn fit(
+        dims: &[Dim],
+        observations: &[(u64, Vec<f64>)],
+        prior_weight: f64,
+        multivariate: bool,
+    ) -> Parzen {
+        let mut by_age: Vec<usize> = (0..observations.len()).collect();
+        by_age.sort_by_key(|i| observations[*i].0);
+        let ages = age_weights(observations.len());
+        let mut weights = vec![0.0; observations.len()];
+        for (rank, i) in by_age.iter().enumerate() {
+            weights[*i] = ages[rank];
+        }
+        weights.push(prior_weight.max(1e-12));
+        let total: f64 = weights.iter().sum();
+        let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
+
+        let n = observations.len();
+        let mut components: Vec<Vec<Kernel>> = vec![Vec::with_capacity(dims.len()); n + 1];
+        for (d, dim) in dims.iter().enumerate() {
+            let mus: Vec<f64> = observations.iter().map(|(_, x)| x[d]).collect();
+            match *dim {
+                Dim::Numeric { low, high, .. } => {
+                    let range = high - low;
+                    let sigmas = if multivariate {
+                        let s = 0.2 * (n.max(1) as f64).powf(-1.0 / (dims.len() as f64 + 4.0));
+                        vec![s * range; n]
+                    } else {
+                        neighbour_sigmas(&mus, low, high)
+                    };
+                    let min_sigma = range / (n as f64 + 1.0).min(100.0);
+                    for (j, (mu, sigma)) in mus.iter().zip(sigmas).enumerate() {
+                        let sigma = sigma.clamp(min_sigma, range);
+                        components[j].push(Kernel::Normal { mu: *mu, sigma });
+                    }
+                    components[n].push(Kernel::Normal { mu: (low + high) / 2.0, sigma: range });
+                }
+                Dim::Categorical { n: k } => {
+                    let base = prior_weight / k as f64;
+                    for (j, mu) in mus.iter().enumerate() {
+                        let log_p = (0..k)
+                            .map(|c| {
+                                let hit = if c == *mu as usize { 1.0 } else { 0.0 };
+                                ((base + hit) / (1.0 + prior_weight)).ln()
+                            })
+                            .collect();
+                        components[j].push(Kernel::Choice { log_p });
+                    }
+                    components[n].push(Kernel::Choice { log_p: vec![-(k as f64).ln(); k] });
+                }
+            }
+        }
+        Parzen { log_weights, components }
+    }
+
+    /// A draw: a component by weight, then each dimension from its kernel.
+    fn sample(&self, dims: &[Dim], rng: &mut StdRng) -> Vec<f64> {
+        let u: f64 = rng.random();
+        let mut acc = 0.0;
+        let mut j = self.log_weights.len() - 1;
+        for (i, lw) in self.log_weights.iter().enumerate() {
+            acc += lw.exp();
+            if u < acc {
+                j = i;
+                break;
+            }
+        }
+        dims.iter()
+            .zip(&self.components[j])
+            .map(|(dim, kernel)| match (dim, kernel) {
+                (Dim::Numeric { low, high, .. }, Kernel::Normal { mu, sigma }) => {
+                    truncated_normal(*mu, *sigma, *low, *high, rng)
+                }
+                (Dim::Categorical { .. }, Kernel::Choice { log_p }) => {
+                    let u: f64 = rng.random();
+                    let mut acc = 0.0;
+                    let mut pick = log_p.len() - 1;
+                    for (c, lp) in log_p.iter().enumerate() {
+                        acc += lp.exp();
+                        if u < acc {
+                            pick = c;
+                            break;
+                        }
+                    }
+                    pick as f64
+                }
+                _ => unreachable!("kernels are built per dimension kind"),
+            })
+            .collect()
+    }
+
+    /// log of the mixture's density (or mass, on discrete dimensions) at `x`.
+    fn log_density(&self, dims: &[Dim], x: &[f64]) -> f64 {
+        let terms: Vec<f64> = self
+            .components
+            .iter()
+            .zip(&self.log_weights)
+            .map(|(kernels, lw)| {
+                lw + dims
+                    .iter()
+                    .zip(kernels)
+                    .zip(x)
+                    .map(|((dim, kernel), x)| kernel_log_density(dim, kernel, *x))
+                    .sum::<f64>()
+            })
+            .collect();
+        log_sum_exp(&terms)
+    }
+}
+
+/// Bandwidths from the distances to the sorted neighbours (the domain's ends stand
+/// in as the outer neighbours only when there is one observation).
+fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
+    let n = mus.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| mus[*a].total_cmp(&mus[*b]));
+    let sorted: Vec<f64> = order.iter().map(|i| mus[*i]).collect();
+    let mut out = vec![0.0; n];
+    for (rank, i) in order.iter().enumerate() {
+        let left = if rank > 0 { sorted[rank] - sorted[rank - 1] } else { sorted[rank] - low };
+        let right =
+            if rank + 1 < n { sorted[rank + 1] - sorted[rank] } else { high - sorted[rank] };
+        out[*i] = match (rank > 0, rank + 1 < n) {
+            (true, true) => left.max(right),
+            (false, true) => right,
+            (true, false) => left,
+            (false, false) => left.max(right),
+        };
+    }
+    out
+}
+
+fn kernel_log_density(dim: &Dim, kernel: &Kernel, x: f64) -> f64 {
+    match (dim, kernel) {
+        (Dim::Numeric { low, high, step }, Kernel::Normal { mu, sigma }) => {
+            let log_z = log_mass(*mu, *sigma, *low, *high);
+            match step {
+                Some(step) => log_mass(*mu, *sigma, x - step / 2.0, x + step / 2.0) - log_z,
+                None => {
+                    let z = (x - mu) / sigma;
+                    -0.5 * z * z - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln() - log_z
+                }
+            }
+        }
+        (Dim::Categorical { .. }, Kernel::Choice { log_p }) => {
+            log_p.get(x as usize).copied().unwrap_or(f64::NEG_INFINITY)
+        }
+        _ => unreachable!("kernels are built per dimension kind"),
+    }
+}
+
+/// log P(a <= X <= b) for X ~ N(mu, sigma²), accurate in both tails.
+fn log_mass(mu: f64, sigma: f64, a: f64, b: f64) -> f64 {
+    let (za, zb) = ((a - mu) / sigma, (b - mu) / sigma);
+    // In the upper tail, use the mirrored lower-tail probabilities.
+    let mass =
+        if za > 0.0 { normal_cdf(-za) - normal_cdf(-zb) } else { normal_cdf(zb) - normal_cdf(za) };
+    mass.max(1e-300).ln()
+}
+
+/// The standard normal CDF.
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// The standard normal quantile (Acklam's rational approximation, then one Halley
+/// step against `normal_cdf`; relative error near machine precision).
+fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    let x = if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    };
+    let e = normal_cdf(x) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+/// A draw from N(mu, sigma²) truncated to [low, high], by inverting the CDF (in the
+/// mirrored lower tail when the interval lies above the mean, for precision).
+fn truncated_normal(mu: f64, sigma: f64, low: f64, high: f64, rng: &mut StdRng) -> f64 {
+    let (za, zb) = ((low - mu) / sigma, (high - mu) / sigma);
+    let u: f64 = rng.random();
+    let z = if za > 0.0 {
+        let (pa, pb) = (normal_cdf(-zb), normal_cdf(-za));
+        -normal_quantile(pa + u * (pb - pa))
+    } else {
+        let (pa, pb) = (normal_cdf(za), normal_cdf(zb));
+        normal_quantile(pa + u * (pb - pa))
+    };
+    (mu + sigma * z).clamp(low, high)
+}
+
+fn log_sum_exp(xs: &[f64]) -> f64 {
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+}
+
+#[cfg(test)]
+mod tests;

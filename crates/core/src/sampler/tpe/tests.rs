@@ -1,0 +1,349 @@
+//! TPE: its building blocks against their definitions, its behaviour on every kind
+//! of parameter, and that it beats random search where it should.
+
+use rand::SeedableRng;
+
+use super::*;
+use crate::distribution::Distribution;
+use crate::functions::BenchmarkFunction;
+use crate::sampler::{RandomSampler, trial_rng};
+use crate::space::Condition;
+use crate::trial::{TrialId, TrialState};
+
+fn float(name: &str, low: f64, high: f64, log: bool) -> ParamDef {
+    ParamDef {
+        name: name.into(),
+        distribution: Distribution::Float { low, high, log, step: None },
+        condition: None,
+        grid: None,
+    }
+}
+
+fn space_of(params: Vec<ParamDef>) -> SearchSpace {
+    SearchSpace { params }
+}
+
+fn trial(number: u64, state: TrialState, params: Params, value: Option<f64>) -> FrozenTrial {
+    let mut t = FrozenTrial::new(TrialId(number as i64 + 1), number, state);
+    t.params = params;
+    t.value = value;
+    t
+}
+
+fn tpe(direction: Direction) -> TpeSampler {
+    TpeSampler { config: TpeConfig::default(), direction }
+}
+
+/// Runs `sampler` for `n` trials of `f` (minimized) and returns the best value.
+fn optimize(
+    sampler: &dyn Sampler,
+    space: &SearchSpace,
+    f: impl Fn(&Params) -> f64,
+    n: u64,
+    seed: u64,
+) -> f64 {
+    let mut history = Vec::new();
+    let mut best = f64::INFINITY;
+    for number in 0..n {
+        let params = sampler.sample(space, &history, &mut trial_rng(seed, number));
+        let value = f(&params);
+        best = best.min(value);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    best
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+#[test]
+fn gamma_takes_a_tenth_rounded_up_between_1_and_25() {
+    let cases: Vec<(usize, usize)> =
+        [0, 1, 10, 11, 100, 249, 250, 1000].iter().map(|n| (*n, gamma(*n))).collect();
+    assert_eq!(
+        cases,
+        [(0, 1), (1, 1), (10, 1), (11, 2), (100, 10), (249, 25), (250, 25), (1000, 25)]
+    );
+}
+
+#[test]
+fn age_weights_are_flat_below_25_then_ramp_up_to_the_newest_25() {
+    assert_eq!(age_weights(3), [1.0, 1.0, 1.0]);
+    let w = age_weights(30);
+    assert_eq!(w.len(), 30);
+    assert!((w[0] - 1.0 / 30.0).abs() < 1e-12);
+    assert!(w.windows(2).all(|p| p[0] <= p[1]), "{w:?}");
+    assert!(w[5..].iter().all(|x| *x == 1.0), "{w:?}");
+}
+
+#[test]
+fn normal_quantile_inverts_the_cdf_in_the_middle_and_the_lower_tail() {
+    // Upper-tail probabilities round to 1 in f64; callers mirror into the lower tail.
+    for z in [-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0] {
+        let p = normal_cdf(z);
+        let back = normal_quantile(p);
+        assert!((back - z).abs() < 1e-6 * z.abs().max(1.0), "z {z}: {back}");
+    }
+}
+
+#[test]
+fn truncated_normal_draws_stay_in_bounds_even_far_in_a_tail() {
+    let mut rng = StdRng::seed_from_u64(1);
+    for (mu, sigma, low, high) in
+        [(0.0, 1.0, -1.0, 1.0), (0.0, 0.1, 5.0, 6.0), (0.0, 0.1, -6.0, -5.0)]
+    {
+        for _ in 0..200 {
+            let x = truncated_normal(mu, sigma, low, high, &mut rng);
+            assert!((low..=high).contains(&x), "{x} outside [{low}, {high}]");
+        }
+    }
+    // Far above the mean, the draws crowd the near end, as the density says.
+    let draws: Vec<f64> =
+        (0..200).map(|_| truncated_normal(0.0, 0.1, 5.0, 6.0, &mut rng)).collect();
+    assert!(median(draws) < 5.05);
+}
+
+#[test]
+fn log_mass_matches_the_cdf_difference_and_survives_the_tails() {
+    let direct = (normal_cdf(1.0) - normal_cdf(-0.5)).ln();
+    assert!((log_mass(0.0, 1.0, -0.5, 1.0) - direct).abs() < 1e-12);
+    assert!(log_mass(0.0, 1.0, 30.0, 31.0).is_finite());
+}
+
+#[test]
+fn before_startup_trials_it_draws_exactly_what_random_search_draws() {
+    let space = space_of(vec![float("x", 0.0, 1.0, false), float("y", 1e-4, 1.0, true)]);
+    let history: Vec<FrozenTrial> = (0..5)
+        .map(|n| {
+            let params = Params::from([
+                ("x".into(), ParamValue::Float(0.5)),
+                ("y".into(), ParamValue::Float(0.1)),
+            ]);
+            trial(n, TrialState::Complete, params, Some(n as f64))
+        })
+        .collect();
+    let ours = tpe(Direction::Minimize).sample(&space, &history, &mut trial_rng(7, 5));
+    let random = RandomSampler.sample(&space, &history, &mut trial_rng(7, 5));
+    assert_eq!(ours, random);
+}
+
+#[test]
+fn every_kind_of_parameter_gets_a_value_in_its_domain() {
+    let params = vec![
+        float("f", -1.0, 1.0, false),
+        float("lf", 1e-5, 1e-1, true),
+        ParamDef {
+            name: "sf".into(),
+            distribution: Distribution::Float { low: 0.0, high: 1.0, log: false, step: Some(0.25) },
+            condition: None,
+            grid: None,
+        },
+        ParamDef {
+            name: "i".into(),
+            distribution: Distribution::Int { low: -3, high: 9, log: false, step: 3 },
+            condition: None,
+            grid: None,
+        },
+        ParamDef {
+            name: "li".into(),
+            distribution: Distribution::Int { low: 1, high: 1024, log: true, step: 1 },
+            condition: None,
+            grid: None,
+        },
+        ParamDef {
+            name: "c".into(),
+            distribution: Distribution::Categorical {
+                choices: vec![
+                    ParamValue::Str("a".into()),
+                    ParamValue::Int(2),
+                    ParamValue::Bool(true),
+                ],
+            },
+            condition: None,
+            grid: None,
+        },
+    ];
+    let space = space_of(params);
+    for multivariate in [true, false] {
+        let sampler = TpeSampler {
+            config: TpeConfig { multivariate, ..TpeConfig::default() },
+            direction: Direction::Minimize,
+        };
+        let mut history = Vec::new();
+        for number in 0..40 {
+            let params = sampler.sample(&space, &history, &mut trial_rng(3, number));
+            for def in &space.params {
+                let value = &params[&def.name];
+                assert!(
+                    def.distribution.to_internal(value).is_some(),
+                    "{}: {value:?} is outside {}",
+                    def.name,
+                    def.distribution.describe()
+                );
+            }
+            let value = params["f"].as_f64().unwrap().powi(2) + params["i"].as_f64().unwrap();
+            history.push(trial(number, TrialState::Complete, params, Some(value)));
+        }
+    }
+}
+
+#[test]
+fn the_same_rng_gives_the_same_proposal() {
+    let space = space_of(vec![float("x0", -5.0, 10.0, false), float("x1", 0.0, 15.0, false)]);
+    let mut history = Vec::new();
+    for number in 0..20 {
+        let params = RandomSampler.sample(&space, &history, &mut trial_rng(1, number));
+        let value = BenchmarkFunction::Branin.evaluate(&params);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    let a = tpe(Direction::Minimize).sample(&space, &history, &mut trial_rng(1, 20));
+    let b = tpe(Direction::Minimize).sample(&space, &history, &mut trial_rng(1, 20));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn non_finite_values_failed_and_pruned_trials_do_not_break_it() {
+    let space = space_of(vec![float("x", 0.0, 1.0, false)]);
+    let mut history = Vec::new();
+    for number in 0..30u64 {
+        let params = Params::from([("x".into(), ParamValue::Float(number as f64 / 30.0))]);
+        let (state, value) = match number % 5 {
+            0 => (TrialState::Complete, Some(f64::NAN)),
+            1 => (TrialState::Fail, None),
+            2 => (TrialState::Pruned, None),
+            _ => (TrialState::Complete, Some(number as f64)),
+        };
+        let mut t = trial(number, state, params, value);
+        if state == TrialState::Pruned {
+            t.intermediate_values.insert(3, number as f64);
+        }
+        history.push(t);
+    }
+    let params = tpe(Direction::Minimize).sample(&space, &history, &mut trial_rng(0, 30));
+    let x = params["x"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&x));
+}
+
+#[test]
+fn maximizing_moves_proposals_toward_high_values() {
+    // value = x on [0, 1]: the good trials are near 1 when maximizing, near 0 when minimizing.
+    let space = space_of(vec![float("x", 0.0, 1.0, false)]);
+    let history: Vec<FrozenTrial> = (0..40u64)
+        .map(|n| {
+            let x = (n as f64 * 0.618_033_988_7).fract();
+            trial(
+                n,
+                TrialState::Complete,
+                Params::from([("x".into(), ParamValue::Float(x))]),
+                Some(x),
+            )
+        })
+        .collect();
+    let proposals = |direction| -> f64 {
+        median(
+            (0..15u64)
+                .map(|k| {
+                    let params = tpe(direction).sample(&space, &history, &mut trial_rng(k, 40));
+                    params["x"].as_f64().unwrap()
+                })
+                .collect(),
+        )
+    };
+    assert!(proposals(Direction::Maximize) > 0.8);
+    assert!(proposals(Direction::Minimize) < 0.2);
+}
+
+#[test]
+fn a_running_trial_at_the_proposal_pushes_the_next_proposal_away() {
+    let space = space_of(vec![float("x0", -5.0, 10.0, false), float("x1", 0.0, 15.0, false)]);
+    let mut history = Vec::new();
+    for number in 0..30 {
+        let params = RandomSampler.sample(&space, &history, &mut trial_rng(2, number));
+        let value = BenchmarkFunction::Branin.evaluate(&params);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    let sampler = tpe(Direction::Minimize);
+    let first = sampler.sample(&space, &history, &mut trial_rng(2, 30));
+    let mut with_running = history.clone();
+    with_running.push(trial(30, TrialState::Running, first.clone(), None));
+    let second = sampler.sample(&space, &with_running, &mut trial_rng(2, 30));
+    assert_ne!(first, second);
+    let liar_off = TpeSampler {
+        config: TpeConfig { constant_liar: false, ..TpeConfig::default() },
+        direction: Direction::Minimize,
+    };
+    let ignored = liar_off.sample(&space, &with_running, &mut trial_rng(2, 30));
+    assert_eq!(first, ignored, "without the liar, running trials are ignored");
+}
+
+#[test]
+fn a_conditional_group_learns_only_from_trials_where_it_exists() {
+    // `lr_sgd` exists only for sgd; its good values are near 0.9 in those trials.
+    let opt = ParamDef {
+        name: "opt".into(),
+        distribution: Distribution::Categorical {
+            choices: vec![ParamValue::Str("sgd".into()), ParamValue::Str("adam".into())],
+        },
+        condition: None,
+        grid: None,
+    };
+    let mut lr = float("lr_sgd", 0.0, 1.0, false);
+    lr.condition =
+        Some(Condition { parent: "opt".into(), values: vec![ParamValue::Str("sgd".into())] });
+    let space = space_of(vec![opt, lr]);
+    let mut history = Vec::new();
+    for number in 0..60u64 {
+        let mut params = Params::new();
+        let value = if number % 2 == 0 {
+            let x = (number as f64 * 0.618_033_988_7).fract();
+            params.insert("opt".into(), ParamValue::Str("sgd".into()));
+            params.insert("lr_sgd".into(), ParamValue::Float(x));
+            (x - 0.9).abs()
+        } else {
+            params.insert("opt".into(), ParamValue::Str("adam".into()));
+            1.0
+        };
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    let sampler = tpe(Direction::Minimize);
+    let mut lrs = Vec::new();
+    for k in 0..20u64 {
+        let params = sampler.sample(&space, &history, &mut trial_rng(k, 60));
+        match params["opt"].as_str().unwrap() {
+            "sgd" => lrs.push(params["lr_sgd"].as_f64().unwrap()),
+            _ => assert!(!params.contains_key("lr_sgd"), "{params:?}"),
+        }
+    }
+    assert!(lrs.len() >= 15, "sgd is the better branch: {lrs:?}");
+    assert!((median(lrs) - 0.9).abs() < 0.1);
+}
+
+/// TPE against random search, 20 seeds of 60 trials: TPE's median best value must
+/// be clearly lower (the benchmark in `hpo bench samplers` uses 100 trials).
+fn beats_random(function: BenchmarkFunction, space: SearchSpace) {
+    let f = |p: &Params| function.evaluate(p) - function.optimum();
+    let regrets = |sampler: &dyn Sampler| -> f64 {
+        median((0..20).map(|seed| optimize(sampler, &space, f, 60, seed)).collect())
+    };
+    let random = regrets(&RandomSampler);
+    let ours = regrets(&tpe(Direction::Minimize));
+    assert!(ours < 0.5 * random, "{}: tpe {ours} vs random {random}", function.name());
+}
+
+#[test]
+fn tpe_beats_random_search_on_branin() {
+    beats_random(
+        BenchmarkFunction::Branin,
+        space_of(vec![float("x0", -5.0, 10.0, false), float("x1", 0.0, 15.0, false)]),
+    );
+}
+
+#[test]
+fn tpe_beats_random_search_on_hartmann6() {
+    beats_random(
+        BenchmarkFunction::Hartmann6,
+        space_of((0..6).map(|i| float(&format!("x{i}"), 0.0, 1.0, false)).collect()),
+    );
+}
