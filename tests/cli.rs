@@ -190,7 +190,7 @@ fn a_grid_runs_every_point_exactly_once() {
     let points: std::collections::BTreeSet<String> =
         trials(&export).iter().map(|t| t["params"].to_string()).collect();
     assert_eq!(points.len(), 30);
-    assert!(out.contains("best: trial 10 value=0.0025"), "{out}");
+    assert!(out.contains("best: trial 25 value=0.25"), "{out}");
 }
 
 #[test]

@@ -163,3 +163,114 @@ pub fn train(
         &rows,
     ))
 }
+
+/// `hpo bench samplers`: regret tables (see `hpo_core::sampler::benchmark`).
+pub fn samplers(
+    names: &[String],
+    functions: &[String],
+    seeds: u64,
+    trials: usize,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<String> {
+    use hpo_core::sampler::benchmark::{self, CHECKPOINTS};
+    use hpo_core::spec::SamplerSpec;
+    if seeds == 0 || trials < CHECKPOINTS[0] {
+        bail!("--seeds must be at least 1 and --trials at least {}", CHECKPOINTS[0]);
+    }
+    let mut specs = Vec::new();
+    for name in names {
+        let spec = match name.as_str() {
+            "random" => SamplerSpec::Random,
+            "tpe" => SamplerSpec::Tpe(sampler::TpeConfig::default()),
+            "tpe-univariate" => SamplerSpec::Tpe(sampler::TpeConfig {
+                multivariate: false,
+                ..sampler::TpeConfig::default()
+            }),
+            other => {
+                bail!("--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-univariate")
+            }
+        };
+        specs.push((name.clone(), spec));
+    }
+    let all = benchmark::problems();
+    let problems: Vec<_> = if functions.is_empty() {
+        all
+    } else {
+        let mut chosen = Vec::new();
+        for name in functions {
+            let Some(problem) = all.iter().find(|p| p.name == name) else {
+                let valid: Vec<&str> = all.iter().map(|p| p.name).collect();
+                bail!("--functions: unknown function `{name}`; valid: {}", valid.join(", "));
+            };
+            chosen.push(problem.clone());
+        }
+        chosen
+    };
+    let threads =
+        jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cells = benchmark::run_all(&problems, &specs, seeds, trials, threads);
+    let checkpoints: Vec<usize> = CHECKPOINTS.iter().copied().filter(|c| *c <= trials).collect();
+    let mut lines = Vec::new();
+    let mut rows = Vec::new();
+    for cell in &cells {
+        let ms = cell.runs.iter().map(|r| r.sampler_seconds).sum::<f64>() * 1e3
+            / (cell.runs.len() * trials) as f64;
+        let stats: Vec<(f64, f64, f64)> = (0..checkpoints.len())
+            .map(|i| {
+                let values: Vec<f64> = cell.runs.iter().map(|r| r.regret[i]).collect();
+                benchmark::quartiles(&values)
+            })
+            .collect();
+        if json {
+            let regret: serde_json::Map<String, serde_json::Value> = checkpoints
+                .iter()
+                .zip(&stats)
+                .map(|(c, (m, q1, q3))| {
+                    (c.to_string(), serde_json::json!({"median": m, "q1": q1, "q3": q3}))
+                })
+                .collect();
+            lines.push(
+                serde_json::json!({
+                    "function": cell.problem, "sampler": cell.sampler, "seeds": seeds,
+                    "trials": trials, "regret": regret, "sampler_ms_per_trial": ms,
+                })
+                .to_string(),
+            );
+        } else {
+            let mut row = vec![cell.problem.to_string(), cell.sampler.clone()];
+            for (i, (m, q1, q3)) in stats.iter().enumerate() {
+                row.push(if i + 1 == stats.len() {
+                    format!(
+                        "{} [{}, {}]",
+                        crate::format::short(*m),
+                        crate::format::short(*q1),
+                        crate::format::short(*q3)
+                    )
+                } else {
+                    crate::format::short(*m)
+                });
+            }
+            row.push(format!("{ms:.3}"));
+            rows.push(row);
+        }
+    }
+    if json {
+        return Ok(lines.join("\n"));
+    }
+    let mut header = vec!["FUNCTION".to_string(), "SAMPLER".to_string()];
+    for (i, c) in checkpoints.iter().enumerate() {
+        header.push(if i + 1 == checkpoints.len() {
+            format!("REGRET@{c} median [Q1, Q3]")
+        } else {
+            format!("@{c}")
+        });
+    }
+    header.push("MS/TRIAL".into());
+    let mut out = format!(
+        "simple regret (best found - optimum), median over {seeds} seeds of {trials} trials; MS/TRIAL = time in the sampler per proposal\n"
+    );
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    out.push_str(&crate::format::table(&header, &rows));
+    Ok(out)
+}

@@ -113,6 +113,28 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Simple regret of samplers on the benchmark functions (median and quartiles
+    /// over seeds) and the time they spend per proposal.
+    Samplers {
+        /// Samplers to compare: random, tpe.
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["random".to_string(), "tpe".to_string()])]
+        samplers: Vec<String>,
+        /// Problems: branin, hartmann6, rosenbrock-5d, ackley-5d, levy-5d, mixed (default: all).
+        #[arg(long, value_delimiter = ',')]
+        functions: Vec<String>,
+        /// Seeds per (function, sampler).
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Trials per run.
+        #[arg(long, default_value_t = 100)]
+        trials: usize,
+        /// Threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// One JSON object per (function, sampler) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -196,6 +218,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { which: BenchCommand::Train { device, workload, batch, steps, json } } => {
             print(bench::train(&device, &workload, batch, steps, json)?)
         }
+        Command::Bench {
+            which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json },
+        } => print(bench::samplers(&samplers, &functions, seeds, trials, jobs, json)?),
     }
 }
 

@@ -24,9 +24,10 @@ pub enum BenchmarkFunction {
     Ackley,
     /// Any dimension >= 1; usual domain [-10, 10]^d; minimum 0 at (1, ..., 1).
     Levy,
-    /// Mixed: `sum_i (x_i - s_c)^2 + 0.1 (k - 3)^2 + b_c` with (s, b) = (0.2, 0.5) for
-    /// c = "a", (-0.3, 0) for "b", (0.7, 1) for "c". Minimum 0 at c = "b", every
-    /// x_i = -0.3, k = 3 (the domain must contain them).
+    /// Mixed, as the sampler benchmark defines it: with `z = x - m_c`,
+    /// `sum_i z_i^2 + 0.5 z_0 z_1 + off_c + 0.5 (k - 3)^2`, (m, off) = (1, 0) for
+    /// c = "a", (-2, 0.5) for "b", (3, 1) for "c". Usual domain x in [-5, 5]^4, k in
+    /// [-5, 10]; minimum 0 at c = "a", every x_i = 1, k = 3.
     Mixed,
 }
 
@@ -216,12 +217,14 @@ pub fn levy(x: &[f64]) -> f64 {
 /// The `mixed` function of continuous `x`, categorical `c` and integer-valued `k`
 /// (see [`BenchmarkFunction::Mixed`]); a `c` other than "a" or "b" counts as "c".
 pub fn mixed(x: &[f64], c: &str, k: f64) -> f64 {
-    let (shift, base) = match c {
-        "a" => (0.2, 0.5),
-        "b" => (-0.3, 0.0),
-        _ => (0.7, 1.0),
+    let (m, off) = match c {
+        "a" => (1.0, 0.0),
+        "b" => (-2.0, 0.5),
+        _ => (3.0, 1.0),
     };
-    x.iter().map(|v| (v - shift).powi(2)).sum::<f64>() + 0.1 * (k - 3.0).powi(2) + base
+    let z: Vec<f64> = x.iter().map(|v| v - m).collect();
+    let cross = if z.len() >= 2 { 0.5 * z[0] * z[1] } else { 0.0 };
+    z.iter().map(|v| v * v).sum::<f64>() + cross + off + 0.5 * (k - 3.0).powi(2)
 }
 
 #[cfg(test)]
@@ -239,7 +242,7 @@ mod tests {
         assert_eq!(rosenbrock(&[1.0, 1.0, 1.0]), 0.0);
         assert!(ackley(&[0.0; 5]).abs() < 1e-12);
         assert!(levy(&[1.0; 5]).abs() < 1e-12);
-        assert_eq!(mixed(&[-0.3, -0.3], "b", 3.0), 0.0);
+        assert_eq!(mixed(&[1.0; 4], "a", 3.0), 0.0);
     }
 
     #[test]
@@ -249,6 +252,7 @@ mod tests {
         assert!((rosenbrock(&[0.0, 0.0]) - 1.0).abs() < 1e-12);
         assert!(ackley(&[1.0, 1.0]) > 3.0);
         assert!(levy(&[0.0, 0.0]) > 0.0);
-        assert!((mixed(&[0.2], "a", 3.0) - 0.5).abs() < 1e-12);
+        // z = (1, 1, 1, 1) for "b" at x = -1: 4 + 0.5 + 0.5 + 0.5 * 4.
+        assert!((mixed(&[-1.0; 4], "b", 1.0) - 7.0).abs() < 1e-12);
     }
 }

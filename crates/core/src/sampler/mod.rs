@@ -8,6 +8,7 @@
 //!
 //! Start with [`Sampler`]; [`random`], [`grid`] and [`tpe`] are the implementations.
 
+pub mod benchmark;
 pub mod grid;
 pub mod random;
 pub mod tpe;

@@ -14,12 +14,12 @@
 //! space) and get a normal kernel truncated to the domain; ints and stepped floats
 //! are discrete, their likelihood the probability mass of their step's interval.
 //! Categoricals get a kernel that puts `1` on the trial's choice plus
-//! `prior_weight / choices` on every choice, normalized. Bandwidths: with
-//! `multivariate = true` (the default), one joint kernel per trial over all the
-//! parameters that exist together, Scott-like width `0.2 n^(-1/(d+4))` of the
-//! range; with `multivariate = false`, every parameter on its own, width the larger
-//! distance to its sorted neighbours. Both are clipped to [range / min(100, n + 1),
-//! range].
+//! `prior_weight / kernels` on every choice, normalized. A numeric kernel's width
+//! is the larger distance to its sorted neighbours (the domain's ends for a single
+//! trial), clipped to [range / min(100, kernels + 1), range]. With `multivariate =
+//! true` (the default, as in Optuna 5) a trial's kernels on the parameters that
+//! exist together form one joint kernel (the same mixture component for all of
+//! them); with `multivariate = false` every parameter has its own mixture.
 //!
 //! Conditional parameters: parameters with the same condition form a group, and a
 //! group is fitted only on the trials where it exists, after the groups it depends
@@ -145,9 +145,8 @@ impl TpeSampler {
         let mut bad = bad.to_vec();
         bad.extend(observe(running));
         let prior_weight = self.config.prior_weight;
-        let multivariate = group.len() > 1;
-        let good = Parzen::fit(&dims, good, prior_weight, multivariate);
-        let bad = Parzen::fit(&dims, &bad, prior_weight, multivariate);
+        let good = Parzen::fit(&dims, good, prior_weight);
+        let bad = Parzen::fit(&dims, &bad, prior_weight);
         let mut best: Option<(f64, Vec<f64>)> = None;
         for _ in 0..self.config.candidates.max(1) {
             let x = good.sample(&dims, rng);
@@ -329,12 +328,7 @@ struct Parzen {
 
 impl Parzen {
     /// The estimator of `observations` (trial number, point), plus the prior.
-    fn fit(
-        dims: &[Dim],
-        observations: &[(u64, Vec<f64>)],
-        prior_weight: f64,
-        multivariate: bool,
-    ) -> Parzen {
+    fn fit(dims: &[Dim], observations: &[(u64, Vec<f64>)], prior_weight: f64) -> Parzen {
         let mut by_age: Vec<usize> = (0..observations.len()).collect();
         by_age.sort_by_key(|i| observations[*i].0);
         let ages = age_weights(observations.len());
@@ -353,26 +347,25 @@ impl Parzen {
             match *dim {
                 Dim::Numeric { low, high, .. } => {
                     let range = high - low;
-                    let sigmas = if multivariate {
-                        let s = 0.2 * (n.max(1) as f64).powf(-1.0 / (dims.len() as f64 + 4.0));
-                        vec![s * range; n]
-                    } else {
-                        neighbour_sigmas(&mus, low, high)
-                    };
-                    let min_sigma = range / (n as f64 + 1.0).min(100.0);
-                    for (j, (mu, sigma)) in mus.iter().zip(sigmas).enumerate() {
+                    // The "magic clip": no kernel narrower than the range over the
+                    // number of kernels + 1 (at most 100).
+                    let min_sigma = range / (n as f64 + 2.0).min(100.0);
+                    for (j, (mu, sigma)) in
+                        mus.iter().zip(neighbour_sigmas(&mus, low, high)).enumerate()
+                    {
                         let sigma = sigma.clamp(min_sigma, range);
                         components[j].push(Kernel::Normal { mu: *mu, sigma });
                     }
                     components[n].push(Kernel::Normal { mu: (low + high) / 2.0, sigma: range });
                 }
                 Dim::Categorical { n: k } => {
-                    let base = prior_weight / k as f64;
+                    // Every choice gets the prior's share, prior_weight / kernels.
+                    let base = prior_weight / (n as f64 + 1.0);
                     for (j, mu) in mus.iter().enumerate() {
                         let log_p = (0..k)
                             .map(|c| {
                                 let hit = if c == *mu as usize { 1.0 } else { 0.0 };
-                                ((base + hit) / (1.0 + prior_weight)).ln()
+                                ((base + hit) / (k as f64 * base + 1.0)).ln()
                             })
                             .collect();
                         components[j].push(Kernel::Choice { log_p });
@@ -399,8 +392,16 @@ impl Parzen {
         dims.iter()
             .zip(&self.components[j])
             .map(|(dim, kernel)| match (dim, kernel) {
-                (Dim::Numeric { low, high, .. }, Kernel::Normal { mu, sigma }) => {
-                    truncated_normal(*mu, *sigma, *low, *high, rng)
+                (Dim::Numeric { low, high, step }, Kernel::Normal { mu, sigma }) => {
+                    let x = truncated_normal(*mu, *sigma, *low, *high, rng);
+                    match step {
+                        // Onto the grid, so the likelihoods are those of a real value.
+                        Some(step) => {
+                            let (first, last) = (low + step / 2.0, high - step / 2.0);
+                            (first + ((x - first) / step).round() * step).clamp(first, last)
+                        }
+                        None => x,
+                    }
                 }
                 (Dim::Categorical { .. }, Kernel::Choice { log_p }) => {
                     let u: f64 = rng.random();
