@@ -164,20 +164,9 @@ pub fn train(
     ))
 }
 
-/// `hpo bench samplers`: regret tables (see `hpo_core::sampler::benchmark`).
-pub fn samplers(
-    names: &[String],
-    functions: &[String],
-    seeds: u64,
-    trials: usize,
-    jobs: Option<usize>,
-    json: bool,
-) -> Result<String> {
-    use hpo_core::sampler::benchmark::{self, CHECKPOINTS};
+/// The samplers `--samplers` names.
+fn sampler_specs(names: &[String]) -> Result<Vec<(String, hpo_core::spec::SamplerSpec)>> {
     use hpo_core::spec::SamplerSpec;
-    if seeds == 0 || trials < CHECKPOINTS[0] {
-        bail!("--seeds must be at least 1 and --trials at least {}", CHECKPOINTS[0]);
-    }
     let mut specs = Vec::new();
     for name in names {
         let spec = match name.as_str() {
@@ -193,6 +182,55 @@ pub fn samplers(
         };
         specs.push((name.clone(), spec));
     }
+    Ok(specs)
+}
+
+/// `hpo bench samplers --cost 1000x10,...`: one proposal's cost per sampler and size.
+pub fn sampler_cost(names: &[String], sizes: &[String]) -> Result<String> {
+    let mut parsed = Vec::new();
+    for size in sizes {
+        let parts: Option<(usize, usize)> = size
+            .split_once('x')
+            .and_then(|(t, p)| Some((t.trim().parse().ok()?, p.trim().parse().ok()?)));
+        match parts {
+            Some((t, p)) if t >= 1 && p >= 1 => parsed.push((t, p)),
+            _ => bail!("--cost: `{size}` is not TRIALSxPARAMS, e.g. 1000x10"),
+        }
+    }
+    let mut rows = Vec::new();
+    for (name, spec) in sampler_specs(names)? {
+        let sampler = sampler::from_spec(spec, hpo_core::study::Direction::Minimize);
+        for (trials, params) in &parsed {
+            let ms =
+                hpo_core::sampler::benchmark::proposal_cost(sampler.as_ref(), *trials, *params);
+            rows.push(vec![
+                name.clone(),
+                trials.to_string(),
+                params.to_string(),
+                format!("{ms:.3}"),
+            ]);
+        }
+    }
+    let mut out =
+        "one proposal after TRIALS finished trials of PARAMS floats, median of 21\n".to_string();
+    out.push_str(&crate::format::table(&["SAMPLER", "TRIALS", "PARAMS", "MS/PROPOSAL"], &rows));
+    Ok(out)
+}
+
+/// `hpo bench samplers`: regret tables (see `hpo_core::sampler::benchmark`).
+pub fn samplers(
+    names: &[String],
+    functions: &[String],
+    seeds: u64,
+    trials: usize,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<String> {
+    use hpo_core::sampler::benchmark::{self, CHECKPOINTS};
+    if seeds == 0 || trials < CHECKPOINTS[0] {
+        bail!("--seeds must be at least 1 and --trials at least {}", CHECKPOINTS[0]);
+    }
+    let specs = sampler_specs(names)?;
     let all = benchmark::problems();
     let problems: Vec<_> = if functions.is_empty() {
         all

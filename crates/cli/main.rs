@@ -134,6 +134,10 @@ enum BenchCommand {
         /// One JSON object per (function, sampler) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Instead of regret, the cost of one proposal at these history sizes,
+        /// written TRIALSxPARAMS (e.g. 1000x10,300x6).
+        #[arg(long, value_delimiter = ',')]
+        cost: Vec<String>,
     },
 }
 
@@ -219,8 +223,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(bench::train(&device, &workload, batch, steps, json)?)
         }
         Command::Bench {
-            which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json },
-        } => print(bench::samplers(&samplers, &functions, seeds, trials, jobs, json)?),
+            which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json, cost },
+        } => {
+            if cost.is_empty() {
+                print(bench::samplers(&samplers, &functions, seeds, trials, jobs, json)?)
+            } else {
+                print(bench::sampler_cost(&samplers, &cost)?)
+            }
+        }
     }
 }
 

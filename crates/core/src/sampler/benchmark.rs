@@ -177,6 +177,35 @@ pub fn run_all(
     cells
 }
 
+/// Milliseconds per proposal of `sampler` on a study of `trials` finished trials over
+/// `params` float parameters in [0, 1] (values: a shifted sphere), median over 21
+/// proposals. This is the cost at that history size, not an average over a run.
+pub fn proposal_cost(sampler: &dyn Sampler, trials: usize, params: usize) -> f64 {
+    let space = box_space(params, 0.0, 1.0);
+    let mut rng = trial_rng(0, u64::MAX);
+    let history: Vec<FrozenTrial> = (0..trials as u64)
+        .map(|number| {
+            let values = crate::sampler::RandomSampler.sample(&space, &[], &mut rng);
+            let value =
+                values.values().filter_map(ParamValue::as_f64).map(|v| (v - 0.3).powi(2)).sum();
+            let mut trial =
+                FrozenTrial::new(TrialId(number as i64 + 1), number, TrialState::Complete);
+            trial.params = values;
+            trial.value = Some(value);
+            trial
+        })
+        .collect();
+    let mut times: Vec<f64> = (0..21)
+        .map(|k| {
+            let started = Instant::now();
+            sampler.sample(&space, &history, &mut trial_rng(1, trials as u64 + k));
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// The median and the first and third quartiles (linear interpolation).
 pub fn quartiles(values: &[f64]) -> (f64, f64, f64) {
     let mut sorted = values.to_vec();

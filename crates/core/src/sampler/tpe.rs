@@ -120,15 +120,27 @@ impl TpeSampler {
         rng: &mut StdRng,
     ) -> Vec<(String, ParamValue)> {
         let dims: Vec<Dim> = group.iter().map(|p| Dim::of(&p.distribution)).collect();
+        // The group's parameters in name order, to read a trial's (name-ordered)
+        // parameters in one merged pass instead of a map lookup each.
+        let mut by_name: Vec<usize> = (0..group.len()).collect();
+        by_name.sort_unstable_by(|a, b| group[*a].name.cmp(&group[*b].name));
         let observe = |trials: &[&FrozenTrial]| -> Vec<(u64, Vec<f64>)> {
             trials
                 .iter()
                 .filter_map(|t| {
-                    let point = group
-                        .iter()
-                        .zip(&dims)
-                        .map(|(p, dim)| dim.encode(&p.distribution, t.params.get(&p.name)?))
-                        .collect::<Option<Vec<f64>>>()?;
+                    let mut point = vec![0.0; group.len()];
+                    let mut params = t.params.iter();
+                    for &i in &by_name {
+                        let value = loop {
+                            let (name, value) = params.next()?;
+                            match name.as_str().cmp(group[i].name.as_str()) {
+                                std::cmp::Ordering::Less => continue,
+                                std::cmp::Ordering::Equal => break value,
+                                std::cmp::Ordering::Greater => return None,
+                            }
+                        };
+                        point[i] = dims[i].encode(&group[i].distribution, value)?;
+                    }
                     Some((t.number, point))
                 })
                 .collect()
@@ -188,7 +200,7 @@ fn rank(history: &[FrozenTrial], direction: Direction) -> Vec<&FrozenTrial> {
             (a, b, c, t)
         })
         .collect();
-    out.sort_by(|x, y| {
+    out.sort_unstable_by(|x, y| {
         (x.0, x.1, x.2, x.3.number)
             .partial_cmp(&(y.0, y.1, y.2, y.3.number))
             .unwrap_or(std::cmp::Ordering::Equal)
@@ -308,29 +320,105 @@ impl Dim {
     }
 }
 
-/// One kernel of one component on one dimension.
+/// The kernels of every mixture component on one dimension, stored as columns
+/// (component j at index j; the prior is the last) so a density evaluation is a
+/// tight loop over contiguous numbers.
 #[derive(Debug, Clone)]
-enum Kernel {
-    /// A normal kernel (truncated by the dimension's bounds).
-    Normal { mu: f64, sigma: f64 },
-    /// Log-probabilities of each choice.
-    Choice { log_p: Vec<f64> },
+enum Column {
+    /// Normal kernels truncated by the dimension's bounds. Precomputed at fit time:
+    /// `log_z`, the log of each kernel's mass inside the bounds, and `log_norm` =
+    /// -ln(sigma sqrt(2 pi)) - log_z, the log density's constant.
+    Normal { mu: Vec<f64>, sigma: Vec<f64>, log_z: Vec<f64>, log_norm: Vec<f64> },
+    /// Log-probabilities of each choice, `log_p[j * choices + c]`.
+    Choice { choices: usize, log_p: Vec<f64> },
+}
+
+impl Column {
+    fn normal(mus: &[f64], sigmas: &[f64], low: f64, high: f64) -> Column {
+        let log_z: Vec<f64> =
+            mus.iter().zip(sigmas).map(|(mu, sigma)| log_mass(*mu, *sigma, low, high)).collect();
+        let log_norm =
+            sigmas.iter().zip(&log_z).map(|(sigma, lz)| -sigma.ln() - LOG_SQRT_2PI - lz).collect();
+        Column::Normal { mu: mus.to_vec(), sigma: sigmas.to_vec(), log_z, log_norm }
+    }
+
+    /// Adds each component's log kernel density (or mass) at `x` to `acc`.
+    fn add_log_density(&self, dim: &Dim, x: f64, acc: &mut [f64]) {
+        match (self, dim) {
+            (Column::Normal { mu, log_norm, sigma, .. }, Dim::Numeric { step: None, .. }) => {
+                for ((a, mu), (sigma, norm)) in
+                    acc.iter_mut().zip(mu).zip(sigma.iter().zip(log_norm))
+                {
+                    let z = (x - mu) / sigma;
+                    *a += norm - 0.5 * z * z;
+                }
+            }
+            (Column::Normal { mu, sigma, log_z, .. }, Dim::Numeric { step: Some(step), .. }) => {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += log_mass(mu[j], sigma[j], x - step / 2.0, x + step / 2.0) - log_z[j];
+                }
+            }
+            (Column::Choice { choices, log_p }, _) => {
+                let c = x as usize;
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += log_p.get(j * choices + c).copied().unwrap_or(f64::NEG_INFINITY);
+                }
+            }
+            _ => unreachable!("columns are built per dimension kind"),
+        }
+    }
+
+    /// A draw from component `j`'s kernel.
+    fn sample(&self, dim: &Dim, j: usize, rng: &mut StdRng) -> f64 {
+        match (self, dim) {
+            (Column::Normal { mu, sigma, .. }, Dim::Numeric { low, high, step }) => {
+                let x = truncated_normal(mu[j], sigma[j], *low, *high, rng);
+                match step {
+                    // Onto the grid, so the likelihoods are those of a real value.
+                    Some(step) => {
+                        let (first, last) = (low + step / 2.0, high - step / 2.0);
+                        (first + ((x - first) / step).round() * step).clamp(first, last)
+                    }
+                    None => x,
+                }
+            }
+            (Column::Choice { choices, log_p }, _) => {
+                let probs = log_p[j * choices..(j + 1) * choices].iter().map(|lp| lp.exp());
+                pick(probs, rng) as f64
+            }
+            _ => unreachable!("columns are built per dimension kind"),
+        }
+    }
+}
+
+/// An index drawn with the given probabilities (the last one absorbs rounding).
+fn pick(probs: impl ExactSizeIterator<Item = f64>, rng: &mut StdRng) -> usize {
+    let n = probs.len();
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for (i, p) in probs.enumerate() {
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    n - 1
 }
 
 /// A weighted mixture of product kernels.
 #[derive(Debug, Clone)]
 struct Parzen {
-    /// Log mixture weights, normalized.
+    /// Log mixture weights, normalized; the prior's is the last.
     log_weights: Vec<f64>,
-    /// `components[j][d]`: component j's kernel on dimension d.
-    components: Vec<Vec<Kernel>>,
+    /// One column of kernels per dimension.
+    columns: Vec<Column>,
 }
 
 impl Parzen {
     /// The estimator of `observations` (trial number, point), plus the prior.
     fn fit(dims: &[Dim], observations: &[(u64, Vec<f64>)], prior_weight: f64) -> Parzen {
         let mut by_age: Vec<usize> = (0..observations.len()).collect();
-        by_age.sort_by_key(|i| observations[*i].0);
+        by_age.sort_unstable_by_key(|i| observations[*i].0);
         let ages = age_weights(observations.len());
         let mut weights = vec![0.0; observations.len()];
         for (rank, i) in by_age.iter().enumerate() {
@@ -341,102 +429,64 @@ impl Parzen {
         let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
 
         let n = observations.len();
-        let mut components: Vec<Vec<Kernel>> = vec![Vec::with_capacity(dims.len()); n + 1];
-        for (d, dim) in dims.iter().enumerate() {
-            let mus: Vec<f64> = observations.iter().map(|(_, x)| x[d]).collect();
-            match *dim {
-                Dim::Numeric { low, high, .. } => {
-                    let range = high - low;
-                    // The "magic clip": no kernel narrower than the range over the
-                    // number of kernels + 1 (at most 100).
-                    let min_sigma = range / (n as f64 + 2.0).min(100.0);
-                    for (j, (mu, sigma)) in
-                        mus.iter().zip(neighbour_sigmas(&mus, low, high)).enumerate()
-                    {
-                        let sigma = sigma.clamp(min_sigma, range);
-                        components[j].push(Kernel::Normal { mu: *mu, sigma });
-                    }
-                    components[n].push(Kernel::Normal { mu: (low + high) / 2.0, sigma: range });
-                }
-                Dim::Categorical { n: k } => {
-                    // Every choice gets the prior's share, prior_weight / kernels.
-                    let base = prior_weight / (n as f64 + 1.0);
-                    for (j, mu) in mus.iter().enumerate() {
-                        let log_p = (0..k)
-                            .map(|c| {
-                                let hit = if c == *mu as usize { 1.0 } else { 0.0 };
-                                ((base + hit) / (k as f64 * base + 1.0)).ln()
-                            })
+        let columns = dims
+            .iter()
+            .enumerate()
+            .map(|(d, dim)| {
+                let mut mus: Vec<f64> = observations.iter().map(|(_, x)| x[d]).collect();
+                match *dim {
+                    Dim::Numeric { low, high, .. } => {
+                        let range = high - low;
+                        // The "magic clip": no kernel narrower than the range over the
+                        // number of kernels + 1 (at most 100).
+                        let min_sigma = range / (n as f64 + 2.0).min(100.0);
+                        let mut sigmas: Vec<f64> = neighbour_sigmas(&mus, low, high)
+                            .into_iter()
+                            .map(|s| s.clamp(min_sigma, range))
                             .collect();
-                        components[j].push(Kernel::Choice { log_p });
+                        mus.push((low + high) / 2.0);
+                        sigmas.push(range);
+                        Column::normal(&mus, &sigmas, low, high)
                     }
-                    components[n].push(Kernel::Choice { log_p: vec![-(k as f64).ln(); k] });
+                    Dim::Categorical { n: k } => {
+                        // Every choice gets the prior's share, prior_weight / kernels.
+                        let base = prior_weight / (n as f64 + 1.0);
+                        let mut log_p = Vec::with_capacity((n + 1) * k);
+                        for mu in &mus {
+                            for c in 0..k {
+                                let hit = if c == *mu as usize { 1.0 } else { 0.0 };
+                                log_p.push(((base + hit) / (k as f64 * base + 1.0)).ln());
+                            }
+                        }
+                        log_p.extend(std::iter::repeat_n(-(k as f64).ln(), k));
+                        Column::Choice { choices: k, log_p }
+                    }
                 }
-            }
-        }
-        Parzen { log_weights, components }
+            })
+            .collect();
+        Parzen { log_weights, columns }
     }
 
     /// A draw: a component by weight, then each dimension from its kernel.
     fn sample(&self, dims: &[Dim], rng: &mut StdRng) -> Vec<f64> {
-        let u: f64 = rng.random();
-        let mut acc = 0.0;
-        let mut j = self.log_weights.len() - 1;
-        for (i, lw) in self.log_weights.iter().enumerate() {
-            acc += lw.exp();
-            if u < acc {
-                j = i;
-                break;
-            }
-        }
-        dims.iter()
-            .zip(&self.components[j])
-            .map(|(dim, kernel)| match (dim, kernel) {
-                (Dim::Numeric { low, high, step }, Kernel::Normal { mu, sigma }) => {
-                    let x = truncated_normal(*mu, *sigma, *low, *high, rng);
-                    match step {
-                        // Onto the grid, so the likelihoods are those of a real value.
-                        Some(step) => {
-                            let (first, last) = (low + step / 2.0, high - step / 2.0);
-                            (first + ((x - first) / step).round() * step).clamp(first, last)
-                        }
-                        None => x,
-                    }
-                }
-                (Dim::Categorical { .. }, Kernel::Choice { log_p }) => {
-                    let u: f64 = rng.random();
-                    let mut acc = 0.0;
-                    let mut pick = log_p.len() - 1;
-                    for (c, lp) in log_p.iter().enumerate() {
-                        acc += lp.exp();
-                        if u < acc {
-                            pick = c;
-                            break;
-                        }
-                    }
-                    pick as f64
-                }
-                _ => unreachable!("kernels are built per dimension kind"),
-            })
-            .collect()
+        let j = pick(self.log_weights.iter().map(|lw| lw.exp()), rng);
+        dims.iter().zip(&self.columns).map(|(dim, column)| column.sample(dim, j, rng)).collect()
     }
 
     /// log of the mixture's density (or mass, on discrete dimensions) at `x`.
     fn log_density(&self, dims: &[Dim], x: &[f64]) -> f64 {
-        let terms: Vec<f64> = self
-            .components
-            .iter()
-            .zip(&self.log_weights)
-            .map(|(kernels, lw)| {
-                lw + dims
-                    .iter()
-                    .zip(kernels)
-                    .zip(x)
-                    .map(|((dim, kernel), x)| kernel_log_density(dim, kernel, *x))
-                    .sum::<f64>()
-            })
-            .collect();
-        log_sum_exp(&terms)
+        let mut acc = self.log_weights.clone();
+        for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
+            column.add_log_density(dim, *x, &mut acc);
+        }
+        let max = acc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !max.is_finite() {
+            return max;
+        }
+        // Terms more than e^-40 below the largest change nothing; skipping them also
+        // avoids exp's slow underflow path.
+        let sum: f64 = acc.iter().map(|a| a - max).filter(|d| *d > -40.0).map(f64::exp).sum();
+        max + sum.ln()
     }
 }
 
@@ -448,7 +498,7 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
         return Vec::new();
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|a, b| mus[*a].total_cmp(&mus[*b]));
+    order.sort_unstable_by(|a, b| mus[*a].total_cmp(&mus[*b]));
     let sorted: Vec<f64> = order.iter().map(|i| mus[*i]).collect();
     let mut out = vec![0.0; n];
     for (rank, i) in order.iter().enumerate() {
@@ -465,28 +515,15 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     out
 }
 
-fn kernel_log_density(dim: &Dim, kernel: &Kernel, x: f64) -> f64 {
-    match (dim, kernel) {
-        (Dim::Numeric { low, high, step }, Kernel::Normal { mu, sigma }) => {
-            let log_z = log_mass(*mu, *sigma, *low, *high);
-            match step {
-                Some(step) => log_mass(*mu, *sigma, x - step / 2.0, x + step / 2.0) - log_z,
-                None => {
-                    let z = (x - mu) / sigma;
-                    -0.5 * z * z - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln() - log_z
-                }
-            }
-        }
-        (Dim::Categorical { .. }, Kernel::Choice { log_p }) => {
-            log_p.get(x as usize).copied().unwrap_or(f64::NEG_INFINITY)
-        }
-        _ => unreachable!("kernels are built per dimension kind"),
-    }
-}
+/// ln(sqrt(2 pi)).
+const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// log P(a <= X <= b) for X ~ N(mu, sigma²), accurate in both tails.
 fn log_mass(mu: f64, sigma: f64, a: f64, b: f64) -> f64 {
     let (za, zb) = ((a - mu) / sigma, (b - mu) / sigma);
+    if za < -9.0 && zb > 9.0 {
+        return 0.0; // Both tails below 1e-19: the mass is 1 to f64 precision.
+    }
     // In the upper tail, use the mirrored lower-tail probabilities.
     let mass =
         if za > 0.0 { normal_cdf(-za) - normal_cdf(-zb) } else { normal_cdf(zb) - normal_cdf(za) };
@@ -563,14 +600,6 @@ fn truncated_normal(mu: f64, sigma: f64, low: f64, high: f64, rng: &mut StdRng) 
         normal_quantile(pa + u * (pb - pa))
     };
     (mu + sigma * z).clamp(low, high)
-}
-
-fn log_sum_exp(xs: &[f64]) -> f64 {
-    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !max.is_finite() {
-        return max;
-    }
-    max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
 #[cfg(test)]
