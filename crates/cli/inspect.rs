@@ -322,7 +322,7 @@ fn attr_value_json(v: &AttrValue) -> Value {
     }
 }
 
-fn param_json(v: &hpo_core::distribution::ParamValue) -> Value {
+pub fn param_json(v: &hpo_core::distribution::ParamValue) -> Value {
     use hpo_core::distribution::ParamValue as P;
     match v {
         P::Null => Value::Null,

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 error, 2 bad usage (clap), 130 interrupted (Ctrl-C).
 
 mod bench;
+mod external;
 mod format;
 mod host;
 mod inspect;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use hpo_core::run::external::Outcome;
 use hpo_core::run::{RunConfig, RunEnd};
 use hpo_core::spec::{StudySpec, parse_duration};
 use hpo_store::SqliteStorage;
@@ -76,6 +78,52 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Start a trial of an external study (`[objective] kind = "external"`): prints
+    /// `{"trial": N, "params": {...}}` (the study is created on first use).
+    Ask {
+        /// The study file.
+        study: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Finish a trial that `hpo ask` handed out, with its value or a state.
+    Tell {
+        /// The study file.
+        study: PathBuf,
+        /// The trial's number, as `hpo ask` printed it.
+        #[arg(long)]
+        trial: u64,
+        /// The objective's value (for a complete trial).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            conflicts_with = "state",
+            required_unless_present = "state"
+        )]
+        value: Option<f64>,
+        /// End the trial as failed or pruned instead.
+        #[arg(long, value_enum)]
+        state: Option<TellState>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Record a curve point of a running external trial; prints
+    /// `{"trial": N, "step": S, "prune": true|false}`.
+    ReportStep {
+        /// The study file.
+        study: PathBuf,
+        /// The trial's number.
+        #[arg(long)]
+        trial: u64,
+        /// The step (epoch, iteration).
+        #[arg(long)]
+        step: u64,
+        /// The study metric's value at that step.
+        #[arg(long, allow_negative_numbers = true)]
+        value: f64,
         #[command(flatten)]
         db: DbArg,
     },
@@ -146,6 +194,12 @@ struct DbArg {
     /// The SQLite database.
     #[arg(long, env = "HPO_DB", default_value = "db/hpo.sqlite")]
     db: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TellState {
+    Fail,
+    Pruned,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +275,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench { which: BenchCommand::Train { device, workload, batch, steps, json } } => {
             print(bench::train(&device, &workload, batch, steps, json)?)
+        }
+        Command::Ask { study, db } => print(external::ask(&study, &db.db)?),
+        Command::Tell { study, trial, value, state, db } => {
+            let outcome = match (value, state) {
+                (Some(value), _) => Outcome::Complete(value),
+                (None, Some(TellState::Pruned)) => Outcome::Pruned,
+                (None, _) => Outcome::Fail,
+            };
+            print(external::tell(&study, &db.db, trial, outcome)?)
+        }
+        Command::ReportStep { study, trial, step, value, db } => {
+            print(external::report_step(&study, &db.db, trial, step, value)?)
         }
         Command::Bench {
             which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json, cost },

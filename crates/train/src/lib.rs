@@ -28,6 +28,10 @@ use hpo_core::spec::{DatasetSpec, ObjectiveSpec, SpecError, StudySpec};
 pub enum Error {
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(
+        "this study's objective is `external`: a program outside hpo runs it; get a trial with `hpo ask STUDY.toml` and finish it with `hpo tell STUDY.toml --trial N --value V`"
+    )]
+    External,
     #[error("unknown dataset `{name}`; available: {known}")]
     UnknownDataset { name: String, known: String },
     #[error(
@@ -60,6 +64,7 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
     let candle = match &spec.objective {
         ObjectiveSpec::Function { function } => return Ok(Box::new(FunctionObjective(*function))),
         ObjectiveSpec::Candle(candle) => candle,
+        ObjectiveSpec::External => return Err(Error::External),
     };
     hyper::check(spec, candle)?;
     let source = match &candle.dataset {

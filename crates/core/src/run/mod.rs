@@ -11,6 +11,8 @@
 //! except queued ones and those failed by an interruption; see
 //! `FrozenTrial::counts_toward_budget`). Running a study file again resumes it.
 
+pub mod external;
+
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;

@@ -101,6 +101,8 @@ pub enum ObjectiveSpec {
     },
     /// A candle training; hpo-train checks `model`, `dataset` and the parameter names.
     Candle(CandleSpec),
+    /// Driven from outside: `hpo ask` hands out trials and `hpo tell` finishes them.
+    External,
 }
 
 /// `[objective] dataset`: a name, or a table naming a user's file.
@@ -377,6 +379,7 @@ struct RawObjective {
 enum RawObjectiveKind {
     Function,
     Candle,
+    External,
 }
 
 #[derive(Deserialize)]
@@ -679,6 +682,7 @@ fn validate_objective(
     let kind_name = match kind {
         RawObjectiveKind::Function => "function",
         RawObjectiveKind::Candle => "candle",
+        RawObjectiveKind::External => "external",
     };
     let not_for_kind = |field: &str, span: Range<usize>| {
         ctx.error(
@@ -688,6 +692,21 @@ fn validate_objective(
         )
     };
     match kind {
+        RawObjectiveKind::External => {
+            for (field, span) in [
+                ("function", raw.function.as_ref().map(Spanned::span)),
+                ("model", raw.model.as_ref().map(Spanned::span)),
+                ("dataset", raw.dataset.as_ref().map(Spanned::span)),
+                ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span)),
+                ("device", raw.device.as_ref().map(Spanned::span)),
+                ("fixed", raw.fixed.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(not_for_kind(field, span));
+                }
+            }
+            Ok(ObjectiveSpec::External)
+        }
         RawObjectiveKind::Function => {
             for (field, span) in [
                 ("model", raw.model.as_ref().map(Spanned::span)),

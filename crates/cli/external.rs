@@ -1,0 +1,72 @@
+//! `hpo ask`, `hpo tell` and `hpo report-step`: a program outside hpo drives a
+//! study (`[objective] kind = "external"`) through the store; each command prints
+//! one JSON line for scripts to read.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use hpo_core::run::external::{self, Outcome};
+use hpo_core::spec::StudySpec;
+use hpo_store::SqliteStorage;
+use serde_json::json;
+
+/// The study file, parsed.
+fn read_spec(path: &Path) -> Result<StudySpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read study file {}", path.display()))?;
+    Ok(StudySpec::parse(&text, &path.display().to_string())?)
+}
+
+/// The database, created with its folder for `ask` (the first call creates the
+/// study), required to exist otherwise.
+fn open(db: &Path, create: bool) -> Result<SqliteStorage> {
+    if create {
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    } else if !db.exists() {
+        bail!(
+            "no database at {}; `hpo ask STUDY.toml` creates it, or point --db (or HPO_DB) at one",
+            db.display()
+        );
+    }
+    SqliteStorage::open(db).with_context(|| format!("cannot open database {}", db.display()))
+}
+
+/// `{"trial": N, "params": {...}}` of a new Running trial.
+pub fn ask(study: &Path, db: &Path) -> Result<String> {
+    let spec = read_spec(study)?;
+    let storage = open(db, true)?;
+    let Some(trial) = external::ask_external(&storage, &spec)? else {
+        bail!(
+            "study `{}` has met its budget of {} trials; raise `[study] trials` to ask for more",
+            spec.name,
+            spec.trials.map_or_else(|| "all".to_owned(), |n| n.to_string())
+        );
+    };
+    let params: serde_json::Map<String, serde_json::Value> =
+        trial.params.iter().map(|(k, v)| (k.clone(), crate::inspect::param_json(v))).collect();
+    Ok(json!({"trial": trial.number, "params": params}).to_string())
+}
+
+/// `{"trial": N, "state": "...", "value": V}` of the finished trial.
+pub fn tell(study: &Path, db: &Path, number: u64, outcome: Outcome) -> Result<String> {
+    let spec = read_spec(study)?;
+    let storage = open(db, false)?;
+    let trial = external::tell(&storage, &spec, number, outcome)?;
+    Ok(json!({
+        "trial": trial.number,
+        "state": trial.state.to_string(),
+        "value": trial.value,
+    })
+    .to_string())
+}
+
+/// `{"trial": N, "step": S, "prune": bool}`.
+pub fn report_step(study: &Path, db: &Path, number: u64, step: u64, value: f64) -> Result<String> {
+    let spec = read_spec(study)?;
+    let storage = open(db, false)?;
+    let prune = external::report_step(&storage, &spec, number, step, value)?;
+    Ok(json!({"trial": number, "step": step, "prune": prune}).to_string())
+}
