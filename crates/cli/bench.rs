@@ -176,8 +176,11 @@ fn sampler_specs(names: &[String]) -> Result<Vec<(String, hpo_core::spec::Sample
                 multivariate: false,
                 ..sampler::TpeConfig::default()
             }),
+            "gp" => SamplerSpec::Gp(sampler::GpConfig::default()),
             other => {
-                bail!("--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-univariate")
+                bail!(
+                    "--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-univariate, gp"
+                )
             }
         };
         specs.push((name.clone(), spec));

@@ -128,7 +128,7 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
                 system_attrs: vec![(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))],
             })
             .collect(),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) => Vec::new(),
+        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => Vec::new(),
     };
     let new = NewStudy {
         name: spec.name.clone(),
@@ -330,7 +330,7 @@ pub fn run_study(
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) => None,
+        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
     let owner = host.owner();

@@ -6,9 +6,11 @@
 //! continues exactly. The RNG of trial number k comes from [`trial_rng`]`(seed, k)`,
 //! so trial k's parameters depend only on the study seed, k and the history.
 //!
-//! Start with [`Sampler`]; [`random`], [`grid`] and [`tpe`] are the implementations.
+//! Start with [`Sampler`]; [`random`], [`grid`], [`tpe`] and [`gp`] are the
+//! implementations, [`benchmark`] measures them.
 
 pub mod benchmark;
+pub mod gp;
 pub mod grid;
 pub mod random;
 pub mod tpe;
@@ -21,6 +23,7 @@ use crate::spec::SamplerSpec;
 use crate::study::Direction;
 use crate::trial::FrozenTrial;
 
+pub use gp::{GpConfig, GpSampler};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use tpe::{TpeConfig, TpeSampler};
@@ -47,6 +50,7 @@ pub fn from_spec(spec: SamplerSpec, direction: Direction) -> Box<dyn Sampler> {
         SamplerSpec::Grid => Box::new(GridSampler),
         SamplerSpec::Random => Box::new(RandomSampler),
         SamplerSpec::Tpe(config) => Box::new(TpeSampler { config, direction }),
+        SamplerSpec::Gp(config) => Box::new(GpSampler { config, direction }),
     }
 }
 

@@ -19,6 +19,7 @@ use serde_spanned::Spanned;
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
+use crate::sampler::gp::GpConfig;
 use crate::sampler::tpe::TpeConfig;
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
 use crate::study::Direction;
@@ -58,6 +59,8 @@ pub enum SamplerSpec {
     Random,
     /// The Tree-structured Parzen Estimator (see `sampler::tpe`).
     Tpe(TpeConfig),
+    /// Gaussian-process Bayesian optimization (see `sampler::gp`).
+    Gp(GpConfig),
 }
 
 impl SamplerSpec {
@@ -67,6 +70,7 @@ impl SamplerSpec {
             SamplerSpec::Grid => "grid",
             SamplerSpec::Random => "random",
             SamplerSpec::Tpe(_) => "tpe",
+            SamplerSpec::Gp(_) => "gp",
         }
     }
 }
@@ -331,6 +335,7 @@ struct RawSampler {
     multivariate: Option<bool>,
     constant_liar: Option<bool>,
     prior_weight: Option<Spanned<f64>>,
+    restarts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -339,6 +344,18 @@ enum RawSamplerKind {
     Grid,
     Random,
     Tpe,
+    Gp,
+}
+
+impl RawSamplerKind {
+    fn name(self) -> &'static str {
+        match self {
+            RawSamplerKind::Grid => "grid",
+            RawSamplerKind::Random => "random",
+            RawSamplerKind::Tpe => "tpe",
+            RawSamplerKind::Gp => "gp",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -432,20 +449,29 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
         )),
         Some(it) => Ok(*it.get_ref() as usize),
     };
-    if kind != RawSamplerKind::Tpe {
-        let tpe_only = [
-            ("startup_trials", raw.startup_trials.as_ref().map(Spanned::span)),
-            ("candidates", raw.candidates.as_ref().map(Spanned::span)),
-            ("prior_weight", raw.prior_weight.as_ref().map(Spanned::span)),
-            ("multivariate", raw.multivariate.map(|_| raw.kind.span())),
-            ("constant_liar", raw.constant_liar.map(|_| raw.kind.span())),
-        ];
-        if let Some((key, Some(span))) = tpe_only.into_iter().find(|(_, span)| span.is_some()) {
+    // Each setting and the samplers that take it.
+    use RawSamplerKind::{Gp, Tpe};
+    let settings = [
+        ("startup_trials", raw.startup_trials.as_ref().map(Spanned::span), &[Tpe, Gp][..]),
+        ("candidates", raw.candidates.as_ref().map(Spanned::span), &[Tpe, Gp][..]),
+        ("restarts", raw.restarts.as_ref().map(Spanned::span), &[Gp][..]),
+        ("prior_weight", raw.prior_weight.as_ref().map(Spanned::span), &[Tpe][..]),
+        ("multivariate", raw.multivariate.map(|_| raw.kind.span()), &[Tpe][..]),
+        ("constant_liar", raw.constant_liar.map(|_| raw.kind.span()), &[Tpe][..]),
+    ];
+    for (key, span, kinds) in settings {
+        if let Some(span) = span
+            && !kinds.contains(&kind)
+        {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             return Err(ctx.error(
                 span,
                 format!("[sampler].{key}"),
                 format!(
-                    "`{key}` is a setting of the tpe sampler; remove it or set `kind = \"tpe\"`"
+                    "`{key}` is a setting of the {} sampler{}; remove it or set `kind = \"{}\"`",
+                    names.join(" and "),
+                    if names.len() > 1 { "s" } else { "" },
+                    names[0]
                 ),
             ));
         }
@@ -477,6 +503,19 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
                 multivariate: raw.multivariate.unwrap_or(defaults.multivariate),
                 constant_liar: raw.constant_liar.unwrap_or(defaults.constant_liar),
                 prior_weight,
+            })
+        }
+        RawSamplerKind::Gp => {
+            let defaults = GpConfig::default();
+            SamplerSpec::Gp(GpConfig {
+                startup_trials: count(
+                    raw.startup_trials,
+                    "startup_trials",
+                    defaults.startup_trials,
+                    0,
+                )?,
+                candidates: count(raw.candidates, "candidates", defaults.candidates, 1)?,
+                restarts: count(raw.restarts, "restarts", defaults.restarts, 1)?,
             })
         }
     })

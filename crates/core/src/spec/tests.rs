@@ -190,7 +190,7 @@ fn unknown_sampler() {
     check_err(
         &replace("kind = \"random\"", "kind = \"bayes\""),
         expect![[
-            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`"#
+            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`, `gp`"#
         ]],
     );
 }
@@ -211,7 +211,21 @@ fn tpe_setting_on_the_random_sampler() {
     check_err(
         &replace("kind = \"random\"", "kind = \"random\"\nstartup_trials = 5"),
         expect![[
-            r#"studies/bad.toml:12:18: [sampler].startup_trials: `startup_trials` is a setting of the tpe sampler; remove it or set `kind = "tpe"`"#
+            r#"studies/bad.toml:12:18: [sampler].startup_trials: `startup_trials` is a setting of the tpe and gp samplers; remove it or set `kind = "tpe"`"#
+        ]],
+    );
+}
+
+#[test]
+fn gp_settings_parse_and_tpe_ones_are_refused_for_it() {
+    let text = replace("kind = \"random\"", "kind = \"gp\"\nrestarts = 2");
+    let spec = StudySpec::parse(&text, "studies/ok.toml").unwrap();
+    let SamplerSpec::Gp(config) = spec.sampler else { panic!("{:?}", spec.sampler) };
+    assert_eq!(config.restarts, 2);
+    check_err(
+        &replace("kind = \"random\"", "kind = \"gp\"\nprior_weight = 2.0"),
+        expect![[
+            r#"studies/bad.toml:12:16: [sampler].prior_weight: `prior_weight` is a setting of the tpe sampler; remove it or set `kind = "tpe"`"#
         ]],
     );
 }

@@ -1,0 +1,490 @@
+//! GP sampler: its numerical pieces against their definitions, its behaviour on
+//! every kind of parameter, and that it beats random search where it should.
+
+use rand::SeedableRng;
+
+use super::*;
+use crate::functions::BenchmarkFunction;
+use crate::sampler::{RandomSampler, trial_rng};
+use crate::space::Condition;
+use crate::trial::TrialId;
+
+fn param(name: &str, distribution: Distribution) -> ParamDef {
+    ParamDef { name: name.into(), distribution, condition: None, grid: None }
+}
+
+fn float(name: &str, low: f64, high: f64) -> ParamDef {
+    param(name, Distribution::Float { low, high, log: false, step: None })
+}
+
+fn trial(number: u64, state: TrialState, params: Params, value: Option<f64>) -> FrozenTrial {
+    let mut t = FrozenTrial::new(TrialId(number as i64 + 1), number, state);
+    t.params = params;
+    t.value = value;
+    t
+}
+
+fn gp(direction: Direction) -> GpSampler {
+    GpSampler { config: GpConfig::default(), direction }
+}
+
+/// `n` complete trials of `f` at random points.
+fn random_history(space: &SearchSpace, f: impl Fn(&Params) -> f64, n: u64) -> Vec<FrozenTrial> {
+    (0..n)
+        .map(|number| {
+            let params = RandomSampler.sample(space, &[], &mut trial_rng(99, number));
+            let value = f(&params);
+            trial(number, TrialState::Complete, params, Some(value))
+        })
+        .collect()
+}
+
+fn x0(params: &Params) -> f64 {
+    params["x0"].as_f64().unwrap()
+}
+
+/// Runs `sampler` for `n` trials of `f` (minimized) and returns the best value.
+fn optimize(
+    sampler: &dyn Sampler,
+    space: &SearchSpace,
+    f: impl Fn(&Params) -> f64,
+    n: u64,
+    seed: u64,
+) -> f64 {
+    let mut history = Vec::new();
+    let mut best = f64::INFINITY;
+    for number in 0..n {
+        let params = sampler.sample(space, &history, &mut trial_rng(seed, number));
+        let value = f(&params);
+        best = best.min(value);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    best
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn std_normal_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z / SQRT_2)
+}
+
+#[test]
+fn log_h_matches_the_closed_form_and_stays_finite_in_the_far_tail() {
+    for z in [-5.0f64, -2.0, -1.0, -0.999, -0.3, 0.0, 0.7, 3.0, 10.0] {
+        let pdf = (-0.5 * z * z).exp() / (2.0 * PI).sqrt();
+        let h: f64 = pdf + z * std_normal_cdf(z);
+        let (value, slope) = log_h(z);
+        assert!(
+            (value - h.ln()).abs() < 1e-9 * h.ln().abs().max(1.0),
+            "z={z}: {value} vs {}",
+            h.ln()
+        );
+        assert!((slope - std_normal_cdf(z) / h).abs() < 1e-7 * slope.max(1.0), "z={z}: {slope}");
+    }
+    // Around the switch to the asymptotic series, both sides agree.
+    let (below, _) = log_h(-30.0 - 1e-9);
+    let (above, _) = log_h(-30.0 + 1e-9);
+    assert!((below - above).abs() < 1e-7, "{below} vs {above}");
+    // Far in the tail: finite, decreasing, close to -z^2/2 - ln(2 pi)/2 - 2 ln|z|.
+    let mut last = f64::INFINITY;
+    for z in [-40.0, -1e3, -1e6, -1e9] {
+        let (value, slope) = log_h(z);
+        let approx = -0.5 * z * z - 0.5 * (2.0 * PI).ln() - 2.0 * (-z).ln();
+        assert!(value.is_finite() && slope.is_finite() && value < last, "z={z}");
+        assert!((value - approx).abs() < 1e-2 * approx.abs(), "z={z}: {value} vs {approx}");
+        last = value;
+    }
+    // The derivative matches finite differences on both branches.
+    for z in [-35.0, -12.0, -1.5, 0.5] {
+        let eps = 1e-5;
+        let numeric = (log_h(z + eps).0 - log_h(z - eps).0) / (2.0 * eps);
+        assert!((numeric - log_h(z).1).abs() < 1e-5 * numeric.abs().max(1.0), "z={z}");
+    }
+}
+
+#[test]
+fn the_branch_free_exp_matches_std_within_a_few_ulps() {
+    let mut x = 0.0;
+    while x > -708.0 {
+        let (ours, std) = (exp_neg(x), x.exp());
+        assert!((ours - std).abs() <= 4.0 * f64::EPSILON * std, "exp({x}): {ours} vs {std}");
+        x -= 0.0137;
+    }
+    assert_eq!(exp_neg(0.0), 1.0);
+    assert!(exp_neg(-1e6) < 1e-300 && exp_neg(-1e6) >= 0.0);
+}
+
+#[test]
+fn the_fit_objectives_gradient_matches_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let dims = 3;
+    let n = 12;
+    let x: Vec<f64> = (0..n * dims).map(|_| rng.random::<f64>()).collect();
+    let y: Vec<f64> = (0..n).map(|i| (x[i * dims] * 6.0).sin() + x[i * dims + 1]).collect();
+    let data = FitData::new(&x, y, dims);
+    let raw = vec![0.3, -0.5, 1.2, 0.2, (0.05f64).ln()];
+    let (_, grad) = data.objective(&raw).unwrap();
+    for t in 0..raw.len() {
+        let eps = 1e-6;
+        let mut up = raw.clone();
+        up[t] += eps;
+        let mut down = raw.clone();
+        down[t] -= eps;
+        let numeric =
+            (data.objective(&up).unwrap().0 - data.objective(&down).unwrap().0) / (2.0 * eps);
+        assert!(
+            (numeric - grad[t]).abs() < 1e-4 * numeric.abs().max(1.0),
+            "{t}: {numeric} vs {}",
+            grad[t]
+        );
+    }
+}
+
+#[test]
+fn the_posterior_interpolates_and_its_gradients_match_finite_differences() {
+    let dims = 2;
+    let x = vec![0.1, 0.2, 0.8, 0.5, 0.4, 0.9, 0.6, 0.1];
+    let y = vec![1.0, -0.5, 0.3, -1.2];
+    let kernel = Kernel { inv_sq_lengthscales: vec![3.0, 1.5], scale: 1.3, noise: 1e-6 };
+    let posterior = Posterior::new(x.clone(), &y, dims, kernel).unwrap();
+    let (means, vars) = posterior.mean_var(&x);
+    for i in 0..y.len() {
+        assert!((means[i] - y[i]).abs() < 1e-4, "{i}: {} vs {}", means[i], y[i]);
+        assert!(vars[i] < 1e-4);
+    }
+    let p = [0.3, 0.55];
+    let (mean, var, dmean, dvar) = posterior.mean_var_grad(&p, &[0, 1]);
+    let (batch_means, batch_vars) = posterior.mean_var(&p);
+    assert!((mean - batch_means[0]).abs() < 1e-12 && (var - batch_vars[0]).abs() < 1e-12);
+    for dim in 0..2 {
+        let eps = 1e-6;
+        let mut up = p;
+        up[dim] += eps;
+        let mut down = p;
+        down[dim] -= eps;
+        let (mu, vu) = posterior.mean_var(&up);
+        let (md, vd) = posterior.mean_var(&down);
+        assert!(((mu[0] - md[0]) / (2.0 * eps) - dmean[dim]).abs() < 1e-5);
+        assert!(((vu[0] - vd[0]) / (2.0 * eps) - dvar[dim]).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn encoding_round_trips_every_grid_value() {
+    let params = [
+        param("s", Distribution::Float { low: 0.0, high: 0.5, log: false, step: Some(0.1) }),
+        param("i", Distribution::Int { low: -3, high: 9, log: false, step: 3 }),
+        param("l", Distribution::Int { low: 1, high: 64, log: true, step: 1 }),
+    ];
+    let refs: Vec<&ParamDef> = params.iter().collect();
+    let encoding = Encoding::new(&refs);
+    for (coord, p) in encoding.coords.iter().zip(&params) {
+        for value in p.distribution.enumerate().unwrap() {
+            let mut x = vec![0.0; encoding.dims];
+            coord.encode(&value, &mut x).unwrap();
+            assert!((0.0..=1.0).contains(&x[coord.dim]));
+            assert!(coord.decode(&x).same_as(&value), "{} {value}", p.name);
+        }
+        // The ends of [0, 1] decode to the bounds.
+        let grid = p.distribution.enumerate().unwrap();
+        let mut x = vec![0.0; encoding.dims];
+        assert!(coord.decode(&x).same_as(&grid[0]));
+        x[coord.dim] = 1.0;
+        assert!(coord.decode(&x).same_as(grid.last().unwrap()));
+    }
+}
+
+#[test]
+fn before_startup_trials_it_draws_exactly_what_random_search_draws() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0), float("x1", -1.0, 1.0)] };
+    let history = random_history(&space, x0, 9);
+    for number in 0..5 {
+        let ours = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(7, number));
+        let theirs = RandomSampler.sample(&space, &[], &mut trial_rng(7, number));
+        assert_eq!(ours, theirs);
+        let empty = gp(Direction::Minimize).sample(&space, &[], &mut trial_rng(7, number));
+        assert_eq!(empty, theirs);
+    }
+}
+
+#[test]
+fn every_kind_of_parameter_gets_a_value_in_its_domain() {
+    let space = SearchSpace {
+        params: vec![
+            float("x0", -2.0, 3.0),
+            param("lr", Distribution::Float { low: 1e-5, high: 1e-1, log: true, step: None }),
+            param("drop", Distribution::Float { low: 0.0, high: 0.5, log: false, step: Some(0.1) }),
+            param("n", Distribution::Int { low: 1, high: 9, log: false, step: 2 }),
+            param("h", Distribution::Int { low: 8, high: 512, log: true, step: 1 }),
+            param(
+                "act",
+                Distribution::Categorical {
+                    choices: vec![
+                        ParamValue::Str("relu".into()),
+                        ParamValue::Bool(true),
+                        ParamValue::Int(3),
+                        ParamValue::Null,
+                    ],
+                },
+            ),
+        ],
+    };
+    let f = |p: &Params| {
+        let lr = p["lr"].as_f64().unwrap().log10() + 3.0;
+        let act = if p["act"] == ParamValue::Int(3) { 0.0 } else { 1.0 };
+        x0(p).powi(2) + lr * lr + p["drop"].as_f64().unwrap() + p["n"].as_f64().unwrap() * 0.1
+            - (p["h"].as_f64().unwrap()).ln() * 0.2
+            + act
+    };
+    let mut history = random_history(&space, f, 12);
+    for number in 12..16 {
+        let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(3, number));
+        for param in &space.params {
+            let value = &params[&param.name];
+            assert!(
+                param.distribution.to_internal(value).is_some(),
+                "{} = {value} outside {:?}",
+                param.name,
+                param.distribution
+            );
+        }
+        let value = f(&params);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+}
+
+#[test]
+fn the_same_rng_gives_the_same_proposal() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0), float("x1", 0.0, 1.0)] };
+    let history = random_history(&space, |p| (x0(p) - 0.3).powi(2), 12);
+    let a = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(1, 12));
+    let b = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(1, 12));
+    let c = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(2, 12));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn non_finite_values_failed_and_pruned_trials_do_not_break_it() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0), float("x1", 0.0, 1.0)] };
+    let mut history = random_history(&space, x0, 14);
+    history[2].value = Some(f64::NAN);
+    history[5].value = Some(f64::INFINITY);
+    history[6].value = Some(f64::NEG_INFINITY);
+    history[7].state = TrialState::Fail;
+    history[7].value = None;
+    history[8].state = TrialState::Pruned;
+    // 9 usable trials: still random search.
+    let before = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(4, 14));
+    assert_eq!(before, RandomSampler.sample(&space, &[], &mut trial_rng(4, 14)));
+    // One more and the GP takes over, ignoring the others.
+    history.extend(random_history(&space, x0, 16).into_iter().skip(14).map(|mut t| {
+        t.number += 100;
+        t
+    }));
+    let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(4, 16));
+    assert!((0.0..=1.0).contains(&x0(&params)));
+    // Every value the same: the standardization must not divide by zero.
+    for t in &mut history {
+        t.value = Some(1.0);
+    }
+    let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(4, 17));
+    assert!((0.0..=1.0).contains(&x0(&params)));
+}
+
+#[test]
+fn small_discrete_spaces_are_searched_through_their_choices_and_grid_steps() {
+    let choices: Vec<ParamValue> = ["a", "b", "c"].map(|c| ParamValue::Str(c.into())).to_vec();
+    let space = SearchSpace {
+        params: vec![
+            param("c", Distribution::Categorical { choices }),
+            param("k", Distribution::Int { low: 0, high: 8, log: false, step: 1 }),
+        ],
+    };
+    let f = |p: &Params| {
+        let k = p["k"].as_f64().unwrap();
+        (k - 6.0).powi(2) + if p["c"].as_str() == Some("b") { 0.0 } else { 5.0 }
+    };
+    let mut history = random_history(&space, f, 10);
+    let mut found = false;
+    for number in 10..18 {
+        let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(9, number));
+        let value = f(&params);
+        found |= value == 0.0;
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    assert!(found, "never proposed c = b, k = 6");
+}
+
+#[test]
+fn one_observation_is_enough_when_startup_is_zero_and_huge_values_fall_back() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0)] };
+    let sampler = GpSampler {
+        config: GpConfig { startup_trials: 0, ..GpConfig::default() },
+        direction: Direction::Minimize,
+    };
+    let empty = sampler.sample(&space, &[], &mut trial_rng(1, 0));
+    assert_eq!(empty, RandomSampler.sample(&space, &[], &mut trial_rng(1, 0)));
+    let mut history = random_history(&space, x0, 1);
+    let params = sampler.sample(&space, &history, &mut trial_rng(1, 1));
+    assert!((0.0..=1.0).contains(&x0(&params)));
+    // Values whose variance overflows: random search instead of NaNs.
+    history = random_history(&space, |p| f64::MAX * (x0(p) - 0.5).signum(), 4);
+    let params = sampler.sample(&space, &history, &mut trial_rng(1, 5));
+    assert_eq!(params, RandomSampler.sample(&space, &[], &mut trial_rng(1, 5)));
+}
+
+#[test]
+fn maximizing_moves_proposals_toward_high_values() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0)] };
+    let f = |p: &Params| -(x0(p) - 0.8).powi(2);
+    let mut history = random_history(&space, f, 10);
+    for number in 10..16 {
+        let params = gp(Direction::Maximize).sample(&space, &history, &mut trial_rng(8, number));
+        let value = f(&params);
+        history.push(trial(number, TrialState::Complete, params, Some(value)));
+    }
+    let best = history[10..]
+        .iter()
+        .map(|t| x0(&t.params))
+        .fold(f64::NAN, |b, x| if b.is_nan() || (x - 0.8).abs() < (b - 0.8).abs() { x } else { b });
+    assert!((best - 0.8).abs() < 0.05, "closest proposal {best}");
+}
+
+#[test]
+fn a_running_trial_at_the_proposal_pushes_the_next_proposal_away() {
+    let space = SearchSpace { params: vec![float("x0", 0.0, 1.0), float("x1", 0.0, 1.0)] };
+    let f = |p: &Params| (x0(p) - 0.3).powi(2) + (p["x1"].as_f64().unwrap() - 0.6).powi(2);
+    let mut history = random_history(&space, f, 12);
+    let first = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(6, 13));
+    history.push(trial(12, TrialState::Running, first.clone(), None));
+    let second = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(6, 13));
+    let dist = (x0(&first) - x0(&second))
+        .hypot(first["x1"].as_f64().unwrap() - second["x1"].as_f64().unwrap());
+    assert!(dist > 1e-3, "{first:?} then {second:?}");
+}
+
+#[test]
+fn conditional_parameters_are_drawn_only_when_active() {
+    let mut momentum = float("momentum", 0.8, 0.99);
+    momentum.condition =
+        Some(Condition { parent: "opt".into(), values: vec![ParamValue::Str("sgd".into())] });
+    let space = SearchSpace {
+        params: vec![
+            param(
+                "opt",
+                Distribution::Categorical {
+                    choices: vec![ParamValue::Str("adam".into()), ParamValue::Str("sgd".into())],
+                },
+            ),
+            float("x0", 0.0, 1.0),
+            momentum,
+        ],
+    };
+    let f = |p: &Params| x0(p) + p.get("momentum").and_then(ParamValue::as_f64).unwrap_or(0.5);
+    let history = random_history(&space, f, 12);
+    for number in 12..15 {
+        let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(2, number));
+        let sgd = params["opt"] == ParamValue::Str("sgd".into());
+        assert_eq!(params.contains_key("momentum"), sgd);
+        if sgd {
+            assert!((0.8..=0.99).contains(&params["momentum"].as_f64().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn gp_beats_random_search_on_branin() {
+    let function = BenchmarkFunction::Branin;
+    let space = SearchSpace { params: vec![float("x0", -5.0, 10.0), float("x1", 0.0, 15.0)] };
+    let f = |p: &Params| function.evaluate(p);
+    let seeds = 0..5;
+    let sampler = GpSampler {
+        config: GpConfig { startup_trials: 10, candidates: 256, restarts: 1 },
+        direction: Direction::Minimize,
+    };
+    let space = &space;
+    let regret = |sampler: &dyn Sampler| {
+        let runs: Vec<f64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = seeds
+                .clone()
+                .map(|seed| scope.spawn(move || optimize(sampler, space, f, 30, seed)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        median(runs.into_iter().map(|best| best - function.optimum()).collect())
+    };
+    let ours = regret(&sampler);
+    let random = regret(&RandomSampler);
+    // Typically about 0.001 against 0.9.
+    assert!(ours < random / 10.0 && ours < 0.05, "GP median regret {ours} vs random {random}");
+}
+
+/// Time per suggestion at 300 and 100 complete trials of 6 parameters. Run with
+/// `cargo test --release -p hpo-core gp_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+#[allow(clippy::print_stderr)]
+fn gp_speed() {
+    let space = SearchSpace { params: (0..6).map(|i| float(&format!("x{i}"), 0.0, 1.0)).collect() };
+    let f = |p: &Params| BenchmarkFunction::Hartmann6.evaluate(p);
+    for n in [100, 300] {
+        let history = random_history(&space, f, n);
+        let sampler = gp(Direction::Minimize);
+        let reps = 10;
+        let start = std::time::Instant::now();
+        for number in 0..reps {
+            std::hint::black_box(sampler.sample(&space, &history, &mut trial_rng(1, number)));
+        }
+        let per = start.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("{n} trials x 6 params: {:.1} ms per suggestion", per * 1e3);
+    }
+}
+
+/// Median simple regret of GP and random search on the benchmark functions. Run
+/// with `cargo test --release -p hpo-core gp_quality -- --ignored --nocapture`.
+#[test]
+#[ignore]
+#[allow(clippy::print_stderr)]
+fn gp_quality() {
+    let cases = [
+        (BenchmarkFunction::Branin, vec![float("x0", -5.0, 10.0), float("x1", 0.0, 15.0)], 30),
+        (
+            BenchmarkFunction::Hartmann6,
+            (0..6).map(|i| float(&format!("x{i}"), 0.0, 1.0)).collect(),
+            60,
+        ),
+        (
+            BenchmarkFunction::Ackley,
+            (0..5).map(|i| float(&format!("x{i}"), -32.768, 32.768)).collect(),
+            100,
+        ),
+        (
+            BenchmarkFunction::Rosenbrock,
+            (0..4).map(|i| float(&format!("x{i}"), -5.0, 10.0)).collect(),
+            60,
+        ),
+    ];
+    for (function, params, trials) in cases {
+        let space = SearchSpace { params };
+        let f = |p: &Params| function.evaluate(p);
+        let regret = |sampler: &dyn Sampler| {
+            median(
+                (0..7)
+                    .map(|seed| optimize(sampler, &space, f, trials, seed) - function.optimum())
+                    .collect(),
+            )
+        };
+        let start = std::time::Instant::now();
+        let ours = regret(&gp(Direction::Minimize));
+        let elapsed = start.elapsed();
+        let random = regret(&RandomSampler);
+        eprintln!(
+            "{}: {trials} trials, median regret GP {ours:.4} random {random:.4} ({elapsed:?})",
+            function.name()
+        );
+    }
+}
