@@ -69,4 +69,6 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

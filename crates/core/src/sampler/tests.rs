@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::distribution::{Distribution, ParamValue};
+use crate::sampler::test_support::assert_in_domain;
 use crate::spec::StudySpec;
 
 fn space(text: &str) -> SearchSpace {
@@ -27,15 +28,7 @@ act = { choice = ["relu", "tanh", true, 3] }
     let mut log_low_half = 0;
     for number in 0..2000 {
         let params = RandomSampler.sample(&space, &[], &mut trial_rng(1, number));
-        for param in &space.params {
-            let value = &params[&param.name];
-            assert!(
-                param.distribution.to_internal(value).is_some(),
-                "{} = {value} outside {:?}",
-                param.name,
-                param.distribution
-            );
-        }
+        assert_in_domain(&space, &params);
         seen_k.insert(params["k"].as_i64().unwrap());
         seen_act.insert(params["act"].to_string());
         // Log-uniform: half the draws fall below the geometric mean (~3.2e-3).

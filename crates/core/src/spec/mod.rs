@@ -723,41 +723,30 @@ fn validate_objective(
         RawObjectiveKind::Candle => "candle",
         RawObjectiveKind::External => "external",
     };
-    let not_for_kind = |field: &str, span: Range<usize>| {
-        ctx.error(
-            span,
-            format!("[objective].{field}"),
-            format!("`{field}` does not apply to objective kind `{kind_name}`; remove it"),
-        )
-    };
-    match kind {
-        RawObjectiveKind::External => {
-            for (field, span) in [
-                ("function", raw.function.as_ref().map(Spanned::span)),
-                ("model", raw.model.as_ref().map(Spanned::span)),
-                ("dataset", raw.dataset.as_ref().map(Spanned::span)),
-                ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span)),
-                ("device", raw.device.as_ref().map(Spanned::span)),
-                ("fixed", raw.fixed.as_ref().map(Spanned::span)),
-            ] {
-                if let Some(span) = span {
-                    return Err(not_for_kind(field, span));
-                }
-            }
-            Ok(ObjectiveSpec::External)
+    // Each field and the kinds that take it; any other kind refuses it.
+    use RawObjectiveKind::{Candle, Function};
+    let fields = [
+        ("function", raw.function.as_ref().map(Spanned::span), &[Function][..]),
+        ("model", raw.model.as_ref().map(Spanned::span), &[Candle][..]),
+        ("dataset", raw.dataset.as_ref().map(Spanned::span), &[Candle][..]),
+        ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle][..]),
+        ("device", raw.device.as_ref().map(Spanned::span), &[Candle][..]),
+        ("fixed", raw.fixed.as_ref().map(Spanned::span), &[Candle][..]),
+    ];
+    for (field, span, kinds) in fields {
+        if let Some(span) = span
+            && !kinds.contains(&kind)
+        {
+            return Err(ctx.error(
+                span,
+                format!("[objective].{field}"),
+                format!("`{field}` does not apply to objective kind `{kind_name}`; remove it"),
+            ));
         }
+    }
+    match kind {
+        RawObjectiveKind::External => Ok(ObjectiveSpec::External),
         RawObjectiveKind::Function => {
-            for (field, span) in [
-                ("model", raw.model.as_ref().map(Spanned::span)),
-                ("dataset", raw.dataset.as_ref().map(Spanned::span)),
-                ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span)),
-                ("device", raw.device.as_ref().map(Spanned::span)),
-                ("fixed", raw.fixed.as_ref().map(Spanned::span)),
-            ] {
-                if let Some(span) = span {
-                    return Err(not_for_kind(field, span));
-                }
-            }
             let Some(name) = raw.function else {
                 return Err(ctx.error(
                     raw.kind.span(),
@@ -785,9 +774,6 @@ fn validate_objective(
             Ok(ObjectiveSpec::Function { function })
         }
         RawObjectiveKind::Candle => {
-            if let Some(it) = &raw.function {
-                return Err(not_for_kind("function", it.span()));
-            }
             let required = |field: &str, it: Option<Spanned<String>>, example: &str| {
                 it.ok_or_else(|| {
                     ctx.error(

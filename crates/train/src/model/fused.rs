@@ -824,60 +824,6 @@ pub fn add_per_row(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
     xs.broadcast_add(&bias.reshape(shape)?)
 }
 
-/// `max(x, 0)`, whose backward is one masked copy instead of candle's compare,
-/// cast and multiply.
-struct Relu;
-
-impl CustomOp1 for Relu {
-    fn name(&self) -> &'static str {
-        "relu"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = data(storage, layout)?;
-        let y = x.par_iter().with_min_len(4096).map(|v| v.max(0.0)).collect();
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &ReluBackward)?))
-    }
-}
-
-/// ReLU's backward: (y, dy) -> dy where y > 0, else 0.
-struct ReluBackward;
-
-impl CustomOp2 for ReluBackward {
-    fn name(&self) -> &'static str {
-        "relu-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (y, dy) = (data(s1, l1)?, data(s2, l2)?);
-        let dx = y
-            .par_iter()
-            .zip(dy.par_iter())
-            .with_min_len(4096)
-            .map(|(y, dy)| if *y > 0.0 { *dy } else { 0.0 })
-            .collect();
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
-}
-
-/// ReLU.
-pub fn relu(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() {
-        return xs.contiguous()?.apply_op1(Relu);
-    }
-    xs.relu()
-}
-
 /// e^x by range reduction to `r` in [-ln2/2, ln2/2] and a degree-7 polynomial
 /// (Cephes' `expf` coefficients; relative error under 2e-7, tested), for `x` in
 /// [-87, 88] (clamped). Branch-free, so loops over it vectorize, unlike libm's.
@@ -906,36 +852,47 @@ fn erf_f32(x: f32) -> f32 {
     (1.0 - poly * exp_f32(-z * z)).copysign(x)
 }
 
-/// GELU with the exact erf form, `x * (1 + erf(x / sqrt 2)) / 2`.
-struct Gelu;
+/// An elementwise activation and its derivative, for [`Pointwise`]. Static
+/// functions, so the loops over them inline and vectorize.
+trait Activation: Send + Sync + 'static {
+    const NAME: &'static str;
+    fn f(x: f32) -> f32;
+    fn df(x: f32) -> f32;
+}
 
-impl CustomOp1 for Gelu {
+/// An elementwise activation as one op forward and one op backward (candle's
+/// composite forms allocate several tensors each).
+struct Pointwise<A>(std::marker::PhantomData<A>);
+
+/// Elements per parallel chunk of a pointwise loop.
+const POINTWISE_CHUNK: usize = 4096;
+
+impl<A: Activation> CustomOp1 for Pointwise<A> {
     fn name(&self) -> &'static str {
-        "gelu"
+        A::NAME
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(storage, layout)?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| {
-            for (y, x) in y.iter_mut().zip(x) {
-                *y = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-            }
+        y.par_chunks_mut(POINTWISE_CHUNK).zip(x.par_chunks(POINTWISE_CHUNK)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, x)| *y = A::f(*x));
         });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?))
+        let op = PointwiseGrad::<A>(std::marker::PhantomData);
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
 }
 
-/// GELU's backward: (x, dy) -> dy * (Φ(x) + x φ(x)).
-struct GeluBackward;
+/// [`Pointwise`]'s backward: (x, dy) -> dy * df(x).
+struct PointwiseGrad<A>(std::marker::PhantomData<A>);
 
-impl CustomOp2 for GeluBackward {
+impl<A: Activation> CustomOp2 for PointwiseGrad<A> {
     fn name(&self) -> &'static str {
-        "gelu-backward"
+        A::NAME
     }
 
     fn cpu_fwd(
@@ -946,25 +903,66 @@ impl CustomOp2 for GeluBackward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, dy) = (data(s1, l1)?, data(s2, l2)?);
-        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
         let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(
-            |(dx, (x, dy))| {
+        dx.par_chunks_mut(POINTWISE_CHUNK)
+            .zip(x.par_chunks(POINTWISE_CHUNK).zip(dy.par_chunks(POINTWISE_CHUNK)))
+            .for_each(|(dx, (x, dy))| {
                 for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
-                    let cdf = 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-                    let pdf = inv_sqrt_2pi * exp_f32(-0.5 * x * x);
-                    *dx = dy * (cdf + x * pdf);
+                    *dx = dy * A::df(*x);
                 }
-            },
-        );
+            });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
+}
+
+fn pointwise<A: Activation>(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1(Pointwise::<A>(std::marker::PhantomData))
+}
+
+struct ReluActivation;
+
+impl Activation for ReluActivation {
+    const NAME: &'static str = "relu";
+
+    fn f(x: f32) -> f32 {
+        x.max(0.0)
+    }
+
+    fn df(x: f32) -> f32 {
+        if x > 0.0 { 1.0 } else { 0.0 }
+    }
+}
+
+/// GELU, exact form: `x Φ(x) = x (1 + erf(x / sqrt 2)) / 2`, derivative
+/// `Φ(x) + x φ(x)`.
+struct GeluActivation;
+
+impl Activation for GeluActivation {
+    const NAME: &'static str = "gelu";
+
+    fn f(x: f32) -> f32 {
+        0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+    }
+
+    fn df(x: f32) -> f32 {
+        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+        0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+            + x * inv_sqrt_2pi * exp_f32(-0.5 * x * x)
+    }
+}
+
+/// ReLU.
+pub fn relu(xs: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        return pointwise::<ReluActivation>(xs);
+    }
+    xs.relu()
 }
 
 /// GELU, exact (erf) form.
 pub fn gelu(xs: &Tensor) -> Result<Tensor> {
     if xs.device().is_cpu() {
-        return xs.contiguous()?.apply_op1(Gelu);
+        return pointwise::<GeluActivation>(xs);
     }
     xs.gelu_erf()
 }

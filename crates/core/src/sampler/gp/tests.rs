@@ -5,23 +5,12 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::functions::BenchmarkFunction;
+use crate::sampler::test_support::{assert_in_domain, median, optimize, param, trial};
 use crate::sampler::{RandomSampler, trial_rng};
 use crate::space::Condition;
-use crate::trial::TrialId;
-
-fn param(name: &str, distribution: Distribution) -> ParamDef {
-    ParamDef { name: name.into(), distribution, condition: None, grid: None }
-}
 
 fn float(name: &str, low: f64, high: f64) -> ParamDef {
-    param(name, Distribution::Float { low, high, log: false, step: None })
-}
-
-fn trial(number: u64, state: TrialState, params: Params, value: Option<f64>) -> FrozenTrial {
-    let mut t = FrozenTrial::new(TrialId(number as i64 + 1), number, state);
-    t.params = params;
-    t.value = value;
-    t
+    crate::sampler::test_support::float(name, low, high, false)
 }
 
 fn gp(direction: Direction) -> GpSampler {
@@ -41,30 +30,6 @@ fn random_history(space: &SearchSpace, f: impl Fn(&Params) -> f64, n: u64) -> Ve
 
 fn x0(params: &Params) -> f64 {
     params["x0"].as_f64().unwrap()
-}
-
-/// Runs `sampler` for `n` trials of `f` (minimized) and returns the best value.
-fn optimize(
-    sampler: &dyn Sampler,
-    space: &SearchSpace,
-    f: impl Fn(&Params) -> f64,
-    n: u64,
-    seed: u64,
-) -> f64 {
-    let mut history = Vec::new();
-    let mut best = f64::INFINITY;
-    for number in 0..n {
-        let params = sampler.sample(space, &history, &mut trial_rng(seed, number));
-        let value = f(&params);
-        best = best.min(value);
-        history.push(trial(number, TrialState::Complete, params, Some(value)));
-    }
-    best
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn std_normal_cdf(z: f64) -> f64 {
@@ -242,15 +207,7 @@ fn every_kind_of_parameter_gets_a_value_in_its_domain() {
     let mut history = random_history(&space, f, 12);
     for number in 12..16 {
         let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(3, number));
-        for param in &space.params {
-            let value = &params[&param.name];
-            assert!(
-                param.distribution.to_internal(value).is_some(),
-                "{} = {value} outside {:?}",
-                param.name,
-                param.distribution
-            );
-        }
+        assert_in_domain(&space, &params);
         let value = f(&params);
         history.push(trial(number, TrialState::Complete, params, Some(value)));
     }

@@ -6,56 +6,17 @@ use rand::SeedableRng;
 use super::*;
 use crate::distribution::Distribution;
 use crate::functions::BenchmarkFunction;
+use crate::sampler::test_support::{assert_in_domain, float, median, optimize, trial};
 use crate::sampler::{RandomSampler, trial_rng};
 use crate::space::Condition;
-use crate::trial::{TrialId, TrialState};
-
-fn float(name: &str, low: f64, high: f64, log: bool) -> ParamDef {
-    ParamDef {
-        name: name.into(),
-        distribution: Distribution::Float { low, high, log, step: None },
-        condition: None,
-        grid: None,
-    }
-}
+use crate::trial::TrialState;
 
 fn space_of(params: Vec<ParamDef>) -> SearchSpace {
     SearchSpace { params }
 }
 
-fn trial(number: u64, state: TrialState, params: Params, value: Option<f64>) -> FrozenTrial {
-    let mut t = FrozenTrial::new(TrialId(number as i64 + 1), number, state);
-    t.params = params;
-    t.value = value;
-    t
-}
-
 fn tpe(direction: Direction) -> TpeSampler {
     TpeSampler { config: TpeConfig::default(), direction }
-}
-
-/// Runs `sampler` for `n` trials of `f` (minimized) and returns the best value.
-fn optimize(
-    sampler: &dyn Sampler,
-    space: &SearchSpace,
-    f: impl Fn(&Params) -> f64,
-    n: u64,
-    seed: u64,
-) -> f64 {
-    let mut history = Vec::new();
-    let mut best = f64::INFINITY;
-    for number in 0..n {
-        let params = sampler.sample(space, &history, &mut trial_rng(seed, number));
-        let value = f(&params);
-        best = best.min(value);
-        history.push(trial(number, TrialState::Complete, params, Some(value)));
-    }
-    best
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 #[test]
@@ -174,15 +135,7 @@ fn every_kind_of_parameter_gets_a_value_in_its_domain() {
         let mut history = Vec::new();
         for number in 0..40 {
             let params = sampler.sample(&space, &history, &mut trial_rng(3, number));
-            for def in &space.params {
-                let value = &params[&def.name];
-                assert!(
-                    def.distribution.to_internal(value).is_some(),
-                    "{}: {value:?} is outside {}",
-                    def.name,
-                    def.distribution.describe()
-                );
-            }
+            assert_in_domain(&space, &params);
             let value = params["f"].as_f64().unwrap().powi(2) + params["i"].as_f64().unwrap();
             history.push(trial(number, TrialState::Complete, params, Some(value)));
         }
