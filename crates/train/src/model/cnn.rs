@@ -73,6 +73,10 @@ impl Model for Cnn {
         // Channels first, `[c, b, h, w]`, through the conv blocks (see Conv2d).
         let mut xs = xs.transpose(0, 1)?;
         for (conv, bn) in &self.blocks {
+            if bn.is_none() && layers::is_monotone(&self.activation) {
+                xs = conv.forward_pool_activate(&xs, &self.activation)?;
+                continue;
+            }
             xs = conv.forward_channels_first(&xs)?;
             if let Some(bn) = bn {
                 xs = bn.forward(&xs, mode)?;

@@ -102,8 +102,34 @@ impl CustomOp1 for Im2Col {
 /// computed as im2col and one matrix product of the `[out, c*k*k]` kernel with the
 /// `[c*k*k, b*oh*ow]` columns. One op, so the large column matrix and its
 /// gradient never enter candle's gradient store.
+///
+/// With a [`PoolActivation`] epilogue the op also max-pools 2x2 and applies a
+/// non-decreasing activation, returning `[out, b, oh/2, ow/2]`: the full-size
+/// convolution output then stays inside the op (kept for the backward pass)
+/// instead of passing through two more graph nodes.
 struct Conv2dOp {
     p: usize,
+    epilogue: Option<PoolActivation>,
+    /// The convolution output, kept by the forward pass for the epilogue's backward.
+    saved: std::sync::Mutex<Vec<f32>>,
+}
+
+/// A non-decreasing activation after 2x2 max pooling: `f` and its derivative.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolActivation {
+    f: fn(f32) -> f32,
+    df: fn(f32) -> f32,
+}
+
+impl PoolActivation {
+    /// The epilogue for a non-decreasing activation (`relu`, `tanh`), if it is one.
+    pub fn for_activation(name: &str) -> Option<PoolActivation> {
+        match name {
+            "relu" => Some(PoolActivation { f: ReluActivation::f, df: ReluActivation::df }),
+            "tanh" => Some(PoolActivation { f: f32::tanh, df: |x| 1.0 - x.tanh().powi(2) }),
+            _ => None,
+        }
+    }
 }
 
 impl Conv2dOp {
@@ -142,7 +168,18 @@ impl CustomOp3 for Conv2dOp {
         ys.par_chunks_mut(n).zip(bias.par_iter()).for_each(|(row, b)| {
             row.iter_mut().for_each(|y| *y += b);
         });
-        Ok((CpuStorage::F32(ys), Shape::from((out, g.b, g.oh(), g.ow()))))
+        let Some(epilogue) = self.epilogue else {
+            return Ok((CpuStorage::F32(ys), Shape::from((out, g.b, g.oh(), g.ow()))));
+        };
+        let (oh, ow) = (g.oh(), g.ow());
+        let mut pooled = vec![0f32; out * g.b * (oh / 2) * (ow / 2)];
+        pooled.par_chunks_mut(((oh / 2) * (ow / 2)).max(1)).zip(ys.par_chunks(oh * ow)).for_each(
+            |(pooled, plane)| {
+                for_each_window_max(plane, oh, ow, |at, o| pooled[o] = (epilogue.f)(plane[at]))
+            },
+        );
+        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = ys;
+        Ok((CpuStorage::F32(pooled), Shape::from((out, g.b, oh / 2, ow / 2))))
     }
 
     fn bwd(
@@ -155,7 +192,29 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.window(xs.dims(), weight.dims())?;
         let (out, ckk) = (weight.dim(0)?, g.c * g.k * g.k);
-        let grad = grad.reshape((out, g.row_len()))?;
+        let grad = match self.epilogue {
+            None => grad.reshape((out, g.row_len()))?,
+            // Back through the activation and the pooling to the convolution output.
+            Some(epilogue) => {
+                let conv =
+                    std::mem::take(&mut *self.saved.lock().unwrap_or_else(|e| e.into_inner()));
+                let dpooled = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+                let (oh, ow) = (g.oh(), g.ow());
+                let mut dconv = vec![0f32; conv.len()];
+                dconv
+                    .par_chunks_mut(oh * ow)
+                    .zip(
+                        conv.par_chunks(oh * ow)
+                            .zip(dpooled.par_chunks(((oh / 2) * (ow / 2)).max(1))),
+                    )
+                    .for_each(|(dconv, (plane, dpooled))| {
+                        for_each_window_max(plane, oh, ow, |at, o| {
+                            dconv[at] += dpooled[o] * (epilogue.df)(plane[at]);
+                        })
+                    });
+                Tensor::from_vec(dconv, (out, g.row_len()), xs.device())?
+            }
+        };
         let cols = xs.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
         let dweight = grad.matmul(&cols.t()?)?.reshape(weight.shape())?;
         let dbias = grad.sum(1)?;
@@ -218,13 +277,34 @@ pub fn conv2d_channels_first(
     p: usize,
 ) -> Result<Tensor> {
     if xs.device().is_cpu() {
-        return xs.contiguous()?.apply_op3(
-            &weight.contiguous()?,
-            &bias.contiguous()?,
-            Conv2dOp { p },
-        );
+        let op = Conv2dOp { p, epilogue: None, saved: Default::default() };
+        return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
     }
     conv2d_composite(xs, weight, bias, p)
+}
+
+/// [`conv2d_channels_first`], then 2x2 max pooling, then the non-decreasing
+/// activation `activation`, as one op on CPU (see [`Conv2dOp`]); the three
+/// separate ops elsewhere.
+pub fn conv_pool_activate(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    p: usize,
+    activation: &str,
+) -> Result<Tensor> {
+    let Some(epilogue) = PoolActivation::for_activation(activation) else {
+        candle_core::bail!("conv_pool_activate: `{activation}` is not a non-decreasing activation");
+    };
+    if xs.device().is_cpu() {
+        let op = Conv2dOp { p, epilogue: Some(epilogue), saved: Default::default() };
+        return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
+    }
+    let ys = max_pool_2x2(&conv2d_composite(xs, weight, bias, p)?)?;
+    match activation {
+        "tanh" => ys.tanh(),
+        _ => ys.relu(),
+    }
 }
 
 /// [`conv2d_channels_first`] from plain ops: stacked shifted windows of the padded

@@ -108,6 +108,18 @@ impl Conv2d {
 }
 
 impl Conv2d {
+    /// This convolution, 2x2 max pooling and a non-decreasing activation in one
+    /// (see [`fused::conv_pool_activate`]).
+    pub fn forward_pool_activate(&self, xs: &Tensor, activation: &str) -> Result<Tensor> {
+        fused::conv_pool_activate(
+            xs,
+            self.weight.as_tensor(),
+            self.bias.as_tensor(),
+            self.padding,
+            activation,
+        )
+    }
+
     /// Convolution of a channel-first batch `[c, b, h, w]` into `[out, b, oh, ow]`
     /// (see [`fused::conv2d_channels_first`]).
     pub fn forward_channels_first(&self, xs: &Tensor) -> Result<Tensor> {

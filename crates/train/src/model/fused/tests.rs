@@ -192,3 +192,22 @@ fn causal_attention_refuses_a_width_that_heads_do_not_divide() {
     let err = causal_attention(&random(&[1, 2, 12], 1), 3).unwrap_err();
     assert!(err.to_string().contains("heads (3)"), "{err}");
 }
+
+#[test]
+fn fused_convolution_pooling_and_activation_match_the_three_ops() {
+    for activation in ["relu", "tanh"] {
+        for (shape, out, k, p) in [([3, 2, 8, 8], 4, 3, 1), ([2, 3, 7, 9], 2, 3, 1)] {
+            let inputs =
+                [random(&shape, 21), random(&[out, shape[0], k, k], 22), random(&[out], 23)];
+            assert_same(
+                &inputs,
+                |t| conv_pool_activate(&t[0], &t[1], &t[2], p, activation),
+                |t| {
+                    let pooled =
+                        max_pool_2x2_composite(&conv2d_composite(&t[0], &t[1], &t[2], p)?)?;
+                    if activation == "tanh" { pooled.tanh() } else { pooled.relu() }
+                },
+            );
+        }
+    }
+}
