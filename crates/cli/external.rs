@@ -63,10 +63,13 @@ pub fn tell(study: &Path, db: &Path, number: u64, outcome: Outcome) -> Result<St
     .to_string())
 }
 
-/// `{"trial": N, "step": S, "prune": bool}`.
+/// `{"trial": N, "step": S, "prune": bool}`, plus `"reason"` when pruning.
 pub fn report_step(study: &Path, db: &Path, number: u64, step: u64, value: f64) -> Result<String> {
     let spec = read_spec(study)?;
     let storage = open(db, false)?;
-    let prune = external::report_step(&storage, &spec, number, step, value)?;
-    Ok(json!({"trial": number, "step": step, "prune": prune}).to_string())
+    Ok(match external::report_step(&storage, &spec, number, step, value)? {
+        None => json!({"trial": number, "step": step, "prune": false}),
+        Some(reason) => json!({"trial": number, "step": step, "prune": true, "reason": reason}),
+    }
+    .to_string())
 }

@@ -175,6 +175,26 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
             ));
         }
     }
+    let pruned: Vec<&FrozenTrial> =
+        trials.iter().filter(|t| t.state == TrialState::Pruned).collect();
+    if !pruned.is_empty() {
+        out.push_str(&format!("\n\npruned ({}):", pruned.len()));
+        for t in pruned.iter().take(10) {
+            let reason = t.system_attrs.get(attr::PRUNE_REASON).and_then(AttrValue::as_str);
+            out.push_str(&format!(
+                "\n  trial {} at step {}: {}",
+                t.number,
+                t.intermediate_values.keys().next_back().map_or("-".into(), u64::to_string),
+                reason.unwrap_or("no reason recorded")
+            ));
+        }
+        if pruned.len() > 10 {
+            out.push_str(&format!(
+                "\n  ... and {} more (hpo show STUDY --trial N)",
+                pruned.len() - 10
+            ));
+        }
+    }
     Ok(out)
 }
 

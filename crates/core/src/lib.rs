@@ -18,6 +18,7 @@ pub mod error;
 pub mod functions;
 pub mod memory;
 pub mod objective;
+pub mod pruner;
 pub mod run;
 pub mod sampler;
 pub mod space;

@@ -138,6 +138,8 @@ pub mod attr {
     pub const GRID_POINT: &str = "hpo:grid_point";
     /// What ended a trial: `completed`, `early_stopping`, `max_epochs`, ...
     pub const ENDED_BY: &str = "ended_by";
+    /// Why the pruner stopped a trial (rung, threshold, percentile and values).
+    pub const PRUNE_REASON: &str = "prune_reason";
 }
 
 /// A trial as read from the store: an immutable snapshot.

@@ -11,9 +11,9 @@
 
 use crate::Result;
 use crate::error::Error;
-use crate::run::{ask, open_study};
+use crate::run::{ask, open_study, should_prune};
 use crate::sampler::{self, Sampler};
-use crate::spec::{ObjectiveSpec, PrunerSpec, SamplerSpec, StudySpec};
+use crate::spec::{ObjectiveSpec, SamplerSpec, StudySpec};
 use crate::storage::Storage;
 use crate::study::Study;
 use crate::trial::{FrozenTrial, TrialState};
@@ -104,15 +104,16 @@ pub fn tell(
     storage.trial(trial.id)
 }
 
-/// Records the objective's value at `step` for Running trial `number` and says
-/// whether the trial should stop (the study's pruner; with `none`, never).
+/// Records the objective's value at `step` for Running trial `number` and asks
+/// the study's pruner: `Some(reason)` when the trial should stop (the reason is
+/// also stored on the trial; the caller then tells it `Outcome::Pruned`).
 pub fn report_step(
     storage: &dyn Storage,
     spec: &StudySpec,
     number: u64,
     step: u64,
     value: f64,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let study = external_study(storage, spec)?;
     let trial = running_trial(storage, &study, number)?;
     if !value.is_finite() {
@@ -124,10 +125,11 @@ pub fn report_step(
         });
     }
     storage.report(trial.id, step, value, &[(spec.metric.clone(), value)])?;
-    Ok(match spec.pruner {
-        PrunerSpec::None => false,
-    })
+    let mut curve = trial.intermediate_values.clone();
+    curve.insert(step, value);
+    should_prune(storage, study.id, spec, &trial, &curve, step)
 }
 
+#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 
 pub mod external;
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
@@ -375,6 +376,39 @@ pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<Frozen
     best.cloned()
 }
 
+/// Asks the study's pruner about `trial`, whose curve so far is `curve` (ending at
+/// `step`), against the study's other trials as the store has them; records the
+/// reason on the trial when it says prune.
+pub fn should_prune(
+    storage: &dyn Storage,
+    study: StudyId,
+    spec: &StudySpec,
+    trial: &FrozenTrial,
+    curve: &BTreeMap<u64, f64>,
+    step: u64,
+) -> Result<Option<String>> {
+    if !spec.pruner.is_active() {
+        return Ok(None);
+    }
+    let others = if spec.pruner.needs_others(step) {
+        let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
+        let mut all = storage.trials(study, Some(&states))?;
+        all.retain(|t| t.id != trial.id);
+        all
+    } else {
+        Vec::new()
+    };
+    let decision = spec.pruner.decide(spec.direction, trial.number, curve, step, &others);
+    if let Some(reason) = &decision {
+        storage.set_trial_system_attr(
+            trial.id,
+            attr::PRUNE_REASON,
+            &AttrValue::Str(reason.clone()),
+        )?;
+    }
+    Ok(decision)
+}
+
 /// Runs one claimed trial to its end and records the outcome. Returns whether the
 /// run was interrupted.
 fn run_trial(
@@ -388,7 +422,10 @@ fn run_trial(
     let mut reporter = TrialReporter {
         storage,
         host,
+        study,
+        spec,
         trial,
+        curve: BTreeMap::new(),
         metric: &spec.metric,
         direction: spec.direction,
         early_stopping: spec
@@ -478,7 +515,11 @@ type BestStep = (u64, f64, Vec<(String, f64)>);
 struct TrialReporter<'a> {
     storage: &'a dyn Storage,
     host: &'a dyn Host,
+    study: StudyId,
+    spec: &'a StudySpec,
     trial: &'a FrozenTrial,
+    /// The study metric's values by step, for the pruner.
+    curve: BTreeMap<u64, f64>,
     metric: &'a str,
     direction: Direction,
     early_stopping: Option<(String, EarlyStopping)>,
@@ -535,7 +576,15 @@ impl Reporter for TrialReporter<'_> {
                 return self.halt(Stop::EarlyStopped);
             }
         }
-        ControlFlow::Continue(())
+        self.curve.insert(step, value);
+        match should_prune(self.storage, self.study, self.spec, self.trial, &self.curve, step) {
+            Ok(None) => ControlFlow::Continue(()),
+            Ok(Some(_)) => self.halt(Stop::Pruned),
+            Err(err) => {
+                self.storage_error = Some(err);
+                self.halt(Stop::Aborted)
+            }
+        }
     }
 
     fn interrupted(&self) -> bool {

@@ -330,3 +330,88 @@ fn an_unreported_early_stopping_monitor_fails_the_trial_with_the_names_it_report
         )
     );
 }
+
+/// Reports `curves[trial number]` (the last one for later trials).
+struct Curves(Vec<Vec<f64>>);
+
+impl Objective for Curves {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let curve = &self.0[(ctx.number as usize).min(self.0.len() - 1)];
+        Curve(curve.clone()).run(ctx, reporter)
+    }
+}
+
+#[test]
+fn the_pruner_stops_a_worse_trial_keeps_its_curve_and_records_why() {
+    let storage = InMemoryStorage::default();
+    let mut spec = spec("random", "trials = 4", BRANIN);
+    spec.pruner = crate::pruner::Pruner {
+        kind: crate::pruner::PrunerKind::Percentile {
+            percentile: 50.0,
+            startup_trials: 2,
+            warmup_steps: 2,
+            interval: 1,
+        },
+        patience: None,
+    };
+    let good = vec![3.0, 2.0, 1.0, 0.5];
+    let bad = vec![9.0, 9.0, 9.0, 9.0];
+    let host = TestHost::new();
+    let objective = Curves(vec![good.clone(), good.clone(), bad, good]);
+    let summary = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    let states: Vec<TrialState> = trials.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        [TrialState::Complete, TrialState::Complete, TrialState::Pruned, TrialState::Complete]
+    );
+    let pruned = &trials[2];
+    assert_eq!(pruned.intermediate_values.len(), 2, "pruned at the first step after warm-up");
+    assert_eq!(pruned.system_attrs.get(attr::ENDED_BY), Some(&AttrValue::Str("pruner".into())));
+    let reason = pruned.system_attrs.get(attr::PRUNE_REASON).and_then(AttrValue::as_str).unwrap();
+    assert!(reason.contains("50th percentile 2 of 2 complete trials"), "{reason}");
+}
+
+#[test]
+fn early_stopping_and_pruning_together_say_which_ended_each_trial() {
+    let storage = InMemoryStorage::default();
+    let mut spec = spec("random", "trials = 3", BRANIN);
+    spec.early_stopping = Some(crate::spec::EarlyStoppingSpec {
+        monitor: "value".into(),
+        direction: Direction::Minimize,
+        patience: 1,
+        min_delta: 0.0,
+    });
+    spec.pruner = crate::pruner::Pruner {
+        kind: crate::pruner::PrunerKind::Threshold {
+            lower: None,
+            upper: Some(5.0),
+            warmup_steps: 0,
+        },
+        patience: None,
+    };
+    let host = TestHost::new();
+    let objective = Curves(vec![vec![3.0, 2.0, 2.5, 1.0], vec![7.0, 1.0], vec![4.0, 3.0]]);
+    let summary = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    let ended: Vec<(TrialState, String)> = storage
+        .trials(summary.study.id, None)
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let by = t.system_attrs.get(attr::ENDED_BY).and_then(AttrValue::as_str).unwrap();
+            (t.state, by.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            (TrialState::Complete, "early_stopping".to_owned()),
+            (TrialState::Pruned, "pruner".to_owned()),
+            (TrialState::Complete, "max_epochs".to_owned()),
+        ]
+    );
+}

@@ -19,6 +19,7 @@ use serde_spanned::Spanned;
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
+use crate::pruner::{Pruner, PrunerKind};
 use crate::sampler::gp::GpConfig;
 use crate::sampler::tpe::TpeConfig;
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
@@ -73,13 +74,6 @@ impl SamplerSpec {
             SamplerSpec::Gp(_) => "gp",
         }
     }
-}
-
-/// How unpromising trials are stopped early. Only `none` exists so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrunerSpec {
-    /// No pruning: a trial ends by itself or by early stopping.
-    None,
 }
 
 /// Stop a trial when `monitor` has not improved by `min_delta` for `patience` steps.
@@ -164,7 +158,7 @@ pub struct StudySpec {
     /// How trials are proposed (random unless the file says otherwise).
     pub sampler: SamplerSpec,
     /// How unpromising trials are stopped.
-    pub pruner: PrunerSpec,
+    pub pruner: Pruner,
     /// Early stopping of each trial, when the file has `[early_stopping]`.
     pub early_stopping: Option<EarlyStoppingSpec>,
     /// What each trial runs.
@@ -361,13 +355,43 @@ impl RawSamplerKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPruner {
-    kind: RawPrunerKind,
+    kind: Spanned<RawPrunerKind>,
+    percentile: Option<Spanned<f64>>,
+    startup_trials: Option<Spanned<i64>>,
+    warmup_steps: Option<Spanned<i64>>,
+    interval: Option<Spanned<i64>>,
+    min_resource: Option<Spanned<i64>>,
+    max_resource: Option<Spanned<i64>>,
+    reduction_factor: Option<Spanned<i64>>,
+    min_early_stopping_rate: Option<Spanned<i64>>,
+    lower: Option<Spanned<f64>>,
+    upper: Option<Spanned<f64>>,
+    patience: Option<Spanned<i64>>,
+    min_delta: Option<Spanned<f64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
 enum RawPrunerKind {
     None,
+    Median,
+    Percentile,
+    Asha,
+    Hyperband,
+    Threshold,
+}
+
+impl RawPrunerKind {
+    fn name(self) -> &'static str {
+        match self {
+            RawPrunerKind::None => "none",
+            RawPrunerKind::Median => "median",
+            RawPrunerKind::Percentile => "percentile",
+            RawPrunerKind::Asha => "asha",
+            RawPrunerKind::Hyperband => "hyperband",
+            RawPrunerKind::Threshold => "threshold",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -521,6 +545,172 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
     })
 }
 
+/// The `[pruner]` table: its kind, and the settings that kind takes.
+fn pruner_spec(
+    ctx: &Ctx<'_>,
+    raw: RawPruner,
+    objective: &ObjectiveSpec,
+) -> Result<Pruner, SpecError> {
+    use RawPrunerKind::{Asha, Hyperband, Median, Percentile, Threshold};
+    let kind = *raw.kind.get_ref();
+    let span = |it: &Option<Spanned<i64>>| it.as_ref().map(Spanned::span);
+    let fspan = |it: &Option<Spanned<f64>>| it.as_ref().map(Spanned::span);
+    let settings = [
+        ("percentile", fspan(&raw.percentile), &[Percentile][..]),
+        ("startup_trials", span(&raw.startup_trials), &[Median, Percentile][..]),
+        ("warmup_steps", span(&raw.warmup_steps), &[Median, Percentile, Threshold][..]),
+        ("interval", span(&raw.interval), &[Median, Percentile][..]),
+        ("min_resource", span(&raw.min_resource), &[Asha, Hyperband][..]),
+        ("max_resource", span(&raw.max_resource), &[Hyperband][..]),
+        ("reduction_factor", span(&raw.reduction_factor), &[Asha, Hyperband][..]),
+        ("min_early_stopping_rate", span(&raw.min_early_stopping_rate), &[Asha][..]),
+        ("lower", fspan(&raw.lower), &[Threshold][..]),
+        ("upper", fspan(&raw.upper), &[Threshold][..]),
+    ];
+    for (key, at, kinds) in settings {
+        if let Some(at) = at
+            && !kinds.contains(&kind)
+        {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            return Err(ctx.error(
+                at,
+                format!("[pruner].{key}"),
+                format!(
+                    "`{key}` is a setting of the {} pruner{}; remove it or set `kind = \"{}\"`",
+                    names.join(" and "),
+                    if names.len() > 1 { "s" } else { "" },
+                    names[0]
+                ),
+            ));
+        }
+    }
+    let int = |value: &Option<Spanned<i64>>, key: &str, default: i64, min: i64| match value {
+        None => Ok(default),
+        Some(it) if *it.get_ref() < min => Err(ctx.error(
+            it.span(),
+            format!("[pruner].{key}"),
+            format!("`{key}` must be at least {min}, got {}", it.get_ref()),
+        )),
+        Some(it) => Ok(*it.get_ref()),
+    };
+    let warmup_steps = int(&raw.warmup_steps, "warmup_steps", 0, 0)? as u64;
+    let percentile_kind = |percentile: f64| -> Result<PrunerKind, SpecError> {
+        Ok(PrunerKind::Percentile {
+            percentile,
+            startup_trials: int(&raw.startup_trials, "startup_trials", 5, 0)? as usize,
+            warmup_steps,
+            interval: int(&raw.interval, "interval", 1, 1)? as u64,
+        })
+    };
+    let min_resource = int(&raw.min_resource, "min_resource", 1, 1)? as u64;
+    let reduction_factor = int(&raw.reduction_factor, "reduction_factor", 3, 2)? as u64;
+    let kind = match kind {
+        RawPrunerKind::None => PrunerKind::None,
+        Median => percentile_kind(50.0)?,
+        Percentile => {
+            let Some(it) = &raw.percentile else {
+                return Err(ctx.error(
+                    raw.kind.span(),
+                    "[pruner].percentile",
+                    "the percentile pruner needs `percentile = P` with 0 < P < 100 (50 is `median`)",
+                ));
+            };
+            let p = *it.get_ref();
+            if !(p > 0.0 && p < 100.0) {
+                return Err(ctx.error(
+                    it.span(),
+                    "[pruner].percentile",
+                    format!("`percentile` must be between 0 and 100 (exclusive), got {p}"),
+                ));
+            }
+            percentile_kind(p)?
+        }
+        Asha => PrunerKind::Asha {
+            min_resource,
+            reduction_factor,
+            min_early_stopping_rate: int(
+                &raw.min_early_stopping_rate,
+                "min_early_stopping_rate",
+                0,
+                0,
+            )? as u32,
+        },
+        Hyperband => {
+            let default_max = match objective {
+                ObjectiveSpec::Candle(candle) => Some(candle.max_epochs as i64),
+                _ => None,
+            };
+            let max_resource = match (&raw.max_resource, default_max) {
+                (Some(_), _) => int(&raw.max_resource, "max_resource", 0, min_resource as i64)?,
+                (None, Some(max)) => max,
+                (None, None) => {
+                    return Err(ctx.error(
+                        raw.kind.span(),
+                        "[pruner].max_resource",
+                        "the hyperband pruner needs `max_resource` (the most steps a trial reports) unless the objective has `max_epochs`",
+                    ));
+                }
+            };
+            PrunerKind::Hyperband {
+                min_resource,
+                max_resource: max_resource as u64,
+                reduction_factor,
+            }
+        }
+        Threshold => {
+            let (lower, upper) = (
+                raw.lower.as_ref().map(|it| *it.get_ref()),
+                raw.upper.as_ref().map(|it| *it.get_ref()),
+            );
+            if lower.is_none() && upper.is_none() {
+                return Err(ctx.error(
+                    raw.kind.span(),
+                    "[pruner]",
+                    "the threshold pruner needs `lower = ...`, `upper = ...` or both",
+                ));
+            }
+            if let (Some(l), Some(u), Some(at)) = (lower, upper, &raw.upper)
+                && l >= u
+            {
+                return Err(ctx.error(
+                    at.span(),
+                    "[pruner].upper",
+                    format!("`upper` ({u}) must be greater than `lower` ({l})"),
+                ));
+            }
+            PrunerKind::Threshold { lower, upper, warmup_steps }
+        }
+    };
+    let patience = match &raw.patience {
+        None => {
+            if let Some(it) = &raw.min_delta {
+                return Err(ctx.error(
+                    it.span(),
+                    "[pruner].min_delta",
+                    "`min_delta` goes with `patience = N`; add it or remove `min_delta`",
+                ));
+            }
+            None
+        }
+        Some(_) => {
+            let patience = int(&raw.patience, "patience", 1, 1)? as u64;
+            let min_delta = match &raw.min_delta {
+                Some(it) if it.get_ref().is_nan() || *it.get_ref() < 0.0 => {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[pruner].min_delta",
+                        format!("`min_delta` must be 0 or more, got {}", it.get_ref()),
+                    ));
+                }
+                Some(it) => *it.get_ref(),
+                None => 0.0,
+            };
+            Some((patience, min_delta))
+        }
+    };
+    Ok(Pruner { kind, patience })
+}
+
 fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let mut locations = BTreeMap::new();
     let mut locate = |key: &str, span: Range<usize>| {
@@ -578,10 +768,6 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         None => SamplerSpec::Random,
         Some(raw) => sampler_spec(ctx, raw)?,
     };
-    let pruner = match raw.pruner.map(|it| it.kind) {
-        None | Some(RawPrunerKind::None) => PrunerSpec::None,
-    };
-
     let space_span = raw.space.span();
     let space = validate_space(ctx, raw.space.into_inner(), &mut locate)?;
     if space.params.is_empty() {
@@ -627,6 +813,10 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let objective_span = raw.objective.span();
     let objective =
         validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
+    let pruner = match raw.pruner {
+        None => Pruner::NONE,
+        Some(raw) => pruner_spec(ctx, raw, &objective)?,
+    };
     if let ObjectiveSpec::Function { .. } = objective
         && metric != "value"
     {

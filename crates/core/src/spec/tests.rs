@@ -241,11 +241,69 @@ fn zero_tpe_candidates() {
 }
 
 #[test]
+fn pruner_settings_parse_with_optunas_defaults_and_max_epochs_for_hyperband() {
+    use crate::pruner::PrunerKind;
+    let parse = |table: &str| {
+        StudySpec::parse(&replace("kind = \"none\"", table), "studies/ok.toml").unwrap().pruner
+    };
+    assert_eq!(
+        parse("kind = \"median\"\nwarmup_steps = 5").kind,
+        PrunerKind::Percentile {
+            percentile: 50.0,
+            startup_trials: 5,
+            warmup_steps: 5,
+            interval: 1
+        }
+    );
+    assert_eq!(
+        parse("kind = \"asha\"\nreduction_factor = 4").kind,
+        PrunerKind::Asha { min_resource: 1, reduction_factor: 4, min_early_stopping_rate: 0 }
+    );
+    // The valid file's max_epochs (30) is hyperband's default max_resource.
+    assert_eq!(
+        parse("kind = \"hyperband\"").kind,
+        PrunerKind::Hyperband { min_resource: 1, max_resource: 30, reduction_factor: 3 }
+    );
+    let patient = parse("kind = \"none\"\npatience = 3\nmin_delta = 0.01");
+    assert_eq!(patient.patience, Some((3, 0.01)));
+}
+
+#[test]
+fn pruner_setting_of_another_kind() {
+    check_err(
+        &replace("kind = \"none\"", "kind = \"median\"\nreduction_factor = 2"),
+        expect![[
+            r#"studies/bad.toml:15:20: [pruner].reduction_factor: `reduction_factor` is a setting of the asha and hyperband pruners; remove it or set `kind = "asha"`"#
+        ]],
+    );
+}
+
+#[test]
+fn threshold_pruner_without_bounds() {
+    check_err(
+        &replace("kind = \"none\"", "kind = \"threshold\""),
+        expect![[
+            r#"studies/bad.toml:14:8: [pruner]: the threshold pruner needs `lower = ...`, `upper = ...` or both"#
+        ]],
+    );
+}
+
+#[test]
+fn percentile_out_of_range() {
+    check_err(
+        &replace("kind = \"none\"", "kind = \"percentile\"\npercentile = 100"),
+        expect![[
+            r#"studies/bad.toml:15:14: [pruner].percentile: `percentile` must be between 0 and 100 (exclusive), got 100"#
+        ]],
+    );
+}
+
+#[test]
 fn unknown_pruner() {
     check_err(
         &replace("kind = \"none\"", "kind = \"sometimes\""),
         expect![[
-            r#"studies/bad.toml:14:8: [pruner].kind: unknown variant `sometimes`, expected `none`"#
+            r#"studies/bad.toml:14:8: [pruner].kind: unknown variant `sometimes`, expected one of `none`, `median`, `percentile`, `asha`, `hyperband`, `threshold`"#
         ]],
     );
 }

@@ -36,7 +36,7 @@ fn asked_trials_are_running_with_in_domain_params_and_told_ones_finish() {
     assert_eq!(trial.state, TrialState::Running);
     let x = trial.params["x"].as_f64().unwrap();
     assert!((-2.0..=2.0).contains(&x));
-    assert!(!report_step(&storage, &spec, 0, 1, 0.5).unwrap(), "no pruner: never prune");
+    assert!(report_step(&storage, &spec, 0, 1, 0.5).unwrap().is_none(), "no pruner: never prune");
     let done = tell(&storage, &spec, 0, Outcome::Complete(x * x)).unwrap();
     assert_eq!(done.state, TrialState::Complete);
     assert_eq!(done.value, Some(x * x));
@@ -108,4 +108,21 @@ fn concurrent_asks_get_different_proposals() {
     let a = ask_external(&storage, &spec).unwrap().unwrap();
     let b = ask_external(&storage, &spec).unwrap().unwrap();
     assert_ne!(a.params, b.params);
+}
+
+#[test]
+fn report_step_asks_the_studys_pruner_and_records_why() {
+    let storage = InMemoryStorage::default();
+    let text =
+        STUDY.replace("[objective]", "[pruner]\nkind = \"threshold\"\nupper = 10.0\n\n[objective]");
+    let spec = StudySpec::parse(&text, "studies/ext.toml").unwrap();
+    ask_external(&storage, &spec).unwrap();
+    assert!(report_step(&storage, &spec, 0, 1, 5.0).unwrap().is_none());
+    let reason = report_step(&storage, &spec, 0, 2, 50.0).unwrap().unwrap();
+    assert!(reason.contains("above the threshold 10"), "{reason}");
+    let trial = tell(&storage, &spec, 0, Outcome::Pruned).unwrap();
+    assert_eq!(
+        trial.system_attrs.get(crate::trial::attr::PRUNE_REASON).and_then(|a| a.as_str()),
+        Some(reason.as_str())
+    );
 }

@@ -1,0 +1,240 @@
+//! Table tests: curve sets in, decisions (with reasons) out.
+
+use super::*;
+use crate::trial::TrialId;
+
+fn curve(points: &[(u64, f64)]) -> BTreeMap<u64, f64> {
+    points.iter().copied().collect()
+}
+
+fn other(number: u64, state: TrialState, points: &[(u64, f64)]) -> FrozenTrial {
+    let mut t = FrozenTrial::new(TrialId(number as i64 + 1), number, state);
+    t.intermediate_values = curve(points);
+    t
+}
+
+fn median(startup_trials: usize, warmup_steps: u64) -> Pruner {
+    Pruner {
+        kind: PrunerKind::Percentile {
+            percentile: 50.0,
+            startup_trials,
+            warmup_steps,
+            interval: 1,
+        },
+        patience: None,
+    }
+}
+
+/// Three complete trials with values 1, 2, 3 at steps 1..=3.
+fn finished() -> Vec<FrozenTrial> {
+    (0..3u64)
+        .map(|n| {
+            let v = n as f64 + 1.0;
+            other(n, TrialState::Complete, &[(1, v), (2, v), (3, v)])
+        })
+        .collect()
+}
+
+#[test]
+fn median_prunes_a_trial_worse_than_the_median_and_keeps_ties_and_better_ones() {
+    let p = median(1, 0);
+    let min = Direction::Minimize;
+    let cases = [
+        (curve(&[(1, 2.5)]), true),  // worse than the median 2
+        (curve(&[(1, 2.0)]), false), // a tie is not worse
+        (curve(&[(1, 1.5)]), false),
+        // The best value so far counts, not the last one.
+        (curve(&[(1, 1.0), (2, 9.0)]), false),
+    ];
+    for (c, prune) in cases {
+        let step = *c.keys().last().unwrap();
+        let decision = p.decide(min, 9, &c, step, &finished());
+        assert_eq!(decision.is_some(), prune, "{c:?}: {decision:?}");
+    }
+    let reason = p.decide(min, 9, &curve(&[(1, 2.5)]), 1, &finished()).unwrap();
+    assert!(reason.contains("50th percentile 2 of 3 complete trials"), "{reason}");
+}
+
+#[test]
+fn median_maximizing_mirrors_the_comparison() {
+    let p = median(1, 0);
+    let max = Direction::Maximize;
+    assert!(p.decide(max, 9, &curve(&[(1, 1.5)]), 1, &finished()).is_some());
+    assert!(p.decide(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).is_none());
+}
+
+#[test]
+fn median_waits_for_startup_trials_warmup_and_interval() {
+    let bad = curve(&[(1, 9.0), (2, 9.0), (3, 9.0)]);
+    let min = Direction::Minimize;
+    assert!(median(4, 0).decide(min, 9, &bad, 1, &finished()).is_none(), "3 < 4 complete trials");
+    assert!(median(1, 2).decide(min, 9, &bad, 1, &finished()).is_none(), "warm-up");
+    assert!(median(1, 2).decide(min, 9, &bad, 2, &finished()).is_some());
+    let every_other = Pruner {
+        kind: PrunerKind::Percentile {
+            percentile: 50.0,
+            startup_trials: 1,
+            warmup_steps: 1,
+            interval: 2,
+        },
+        patience: None,
+    };
+    assert!(every_other.decide(min, 9, &bad, 2, &finished()).is_none(), "off-interval");
+    assert!(every_other.decide(min, 9, &bad, 3, &finished()).is_some());
+}
+
+#[test]
+fn median_ignores_running_pruned_and_trials_missing_the_step() {
+    let mut others = finished();
+    others.push(other(3, TrialState::Running, &[(1, 0.0)]));
+    others.push(other(4, TrialState::Pruned, &[(1, 0.0)]));
+    others.push(other(5, TrialState::Complete, &[(2, 0.0)])); // no step 1
+    let reason = median(1, 0).decide(Direction::Minimize, 9, &curve(&[(1, 2.5)]), 1, &others);
+    assert!(reason.unwrap().contains("of 3 complete trials"));
+    // No complete trial has the step: nothing to compare with.
+    assert!(
+        median(1, 0).decide(Direction::Minimize, 9, &curve(&[(7, 99.0)]), 7, &others).is_none()
+    );
+}
+
+#[test]
+fn a_nan_value_is_pruned_by_median_and_threshold() {
+    let nan = curve(&[(1, f64::NAN)]);
+    assert!(median(1, 0).decide(Direction::Minimize, 9, &nan, 1, &finished()).is_some());
+    let t = Pruner {
+        kind: PrunerKind::Threshold { lower: None, upper: Some(10.0), warmup_steps: 5 },
+        patience: None,
+    };
+    let reason = t.decide(Direction::Minimize, 9, &nan, 1, &[]).unwrap();
+    assert!(reason.contains("not finite"), "non-finite ignores the warm-up: {reason}");
+}
+
+#[test]
+fn percentile_25_prunes_more_than_the_median() {
+    let p25 = Pruner {
+        kind: PrunerKind::Percentile {
+            percentile: 25.0,
+            startup_trials: 1,
+            warmup_steps: 0,
+            interval: 1,
+        },
+        patience: None,
+    };
+    let c = curve(&[(1, 1.8)]);
+    assert!(p25.decide(Direction::Minimize, 9, &c, 1, &finished()).is_some(), "q25 = 1.5");
+    assert!(median(1, 0).decide(Direction::Minimize, 9, &c, 1, &finished()).is_none());
+}
+
+#[test]
+fn threshold_prunes_outside_the_bounds_after_warmup() {
+    let t = Pruner {
+        kind: PrunerKind::Threshold { lower: Some(0.0), upper: Some(10.0), warmup_steps: 2 },
+        patience: None,
+    };
+    let d = |step: u64, v: f64| t.decide(Direction::Minimize, 0, &curve(&[(step, v)]), step, &[]);
+    assert!(d(1, 50.0).is_none(), "warm-up");
+    assert!(d(2, 50.0).unwrap().contains("above the threshold 10"));
+    assert!(d(2, -1.0).unwrap().contains("below the threshold 0"));
+    assert!(d(2, 5.0).is_none());
+}
+
+fn asha() -> Pruner {
+    Pruner {
+        kind: PrunerKind::Asha { min_resource: 1, reduction_factor: 3, min_early_stopping_rate: 0 },
+        patience: None,
+    }
+}
+
+/// Six trials that reached step 3 with values 1..=6 at steps 1 and 3.
+fn rung_peers() -> Vec<FrozenTrial> {
+    (0..6u64)
+        .map(|n| {
+            let v = n as f64 + 1.0;
+            other(n, TrialState::Complete, &[(1, v), (2, v), (3, v)])
+        })
+        .collect()
+}
+
+#[test]
+fn asha_promotes_the_top_third_at_each_rung() {
+    let min = Direction::Minimize;
+    // Rung 0 is step 1: 7 competitors (6 peers + this one) keep the best 7 / 3 = 2.
+    assert!(asha().decide(min, 9, &curve(&[(1, 1.5)]), 1, &rung_peers()).is_none());
+    let reason = asha().decide(min, 9, &curve(&[(1, 2.5)]), 1, &rung_peers()).unwrap();
+    assert!(reason.contains("rung 0 (step 1)") && reason.contains("best 2 of 7"), "{reason}");
+    // Step 2 is between rungs: no decision.
+    assert!(asha().decide(min, 9, &curve(&[(1, 1.0), (2, 99.0)]), 2, &rung_peers()).is_none());
+    // Rung 1 is step 3.
+    let c = curve(&[(1, 1.0), (2, 1.0), (3, 4.0)]);
+    assert!(asha().decide(min, 9, &c, 3, &rung_peers()).unwrap().contains("rung 1 (step 3)"));
+}
+
+#[test]
+fn asha_maximizing_keeps_the_highest() {
+    let max = Direction::Maximize;
+    assert!(asha().decide(max, 9, &curve(&[(1, 6.5)]), 1, &rung_peers()).is_none());
+    assert!(asha().decide(max, 9, &curve(&[(1, 4.5)]), 1, &rung_peers()).is_some());
+}
+
+#[test]
+fn asha_lets_the_first_trials_through_and_ties_with_the_cutoff_continue() {
+    let min = Direction::Minimize;
+    // Alone at a rung: the best (only) value continues.
+    assert!(asha().decide(min, 0, &curve(&[(1, 5.0)]), 1, &[]).is_none());
+    // With peers [1, 2], keep = max(3 / 3, 1) = 1; a tie with the best continues.
+    let peers: Vec<FrozenTrial> = rung_peers().into_iter().take(2).collect();
+    assert!(asha().decide(min, 9, &curve(&[(1, 1.0)]), 1, &peers).is_none());
+    assert!(asha().decide(min, 9, &curve(&[(1, 1.5)]), 1, &peers).is_some());
+}
+
+#[test]
+fn asha_judges_a_trial_that_skipped_the_rung_step_at_its_next_report() {
+    // Reports at steps 2 and 4 only: step 4 is the first report past rung 1 (step 3),
+    // and its value at the rung is the one reported at step 2.
+    let c = curve(&[(2, 1.0), (4, 5.0)]);
+    let reason = asha().decide(Direction::Minimize, 9, &c, 4, &rung_peers());
+    assert!(reason.is_none(), "value 1.0 at rung 1 is the best: {reason:?}");
+    // A trial that never reaches a rung is never judged there.
+    assert!(asha().decide(Direction::Minimize, 9, &curve(&[(0, 9.0)]), 0, &rung_peers()).is_none());
+}
+
+#[test]
+fn hyperband_brackets_are_by_trial_number_and_compete_within_themselves() {
+    assert_eq!(hyperband_brackets(1, 27, 3), 4);
+    assert_eq!(hyperband_brackets(1, 26, 3), 3);
+    assert_eq!(hyperband_brackets(5, 4, 3), 1);
+    let hb = Pruner {
+        kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
+        patience: None,
+    };
+    // 3 brackets. Trial 9 is in bracket 0 (rungs at 1, 3, 9) and competes only with
+    // trials 0 and 3 (numbers = 0 mod 3).
+    let peers = rung_peers(); // numbers 0..6: bracket 0 holds trials 0 (value 1) and 3 (value 4)
+    let reason = hb.decide(Direction::Minimize, 9, &curve(&[(1, 2.0)]), 1, &peers).unwrap();
+    assert!(
+        reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("best 1 of 3"),
+        "{reason}"
+    );
+    // Trial 10 is in bracket 1, whose first rung is step 3: step 1 is no rung there.
+    assert!(hb.decide(Direction::Minimize, 10, &curve(&[(1, 99.0)]), 1, &peers).is_none());
+}
+
+#[test]
+fn patience_only_prunes_a_stalled_trial_and_only_when_the_rule_agrees() {
+    let patient_none = Pruner { kind: PrunerKind::None, patience: Some((2, 0.0)) };
+    let min = Direction::Minimize;
+    let improving = curve(&[(1, 5.0), (2, 4.0), (3, 3.0)]);
+    let stalled = curve(&[(1, 3.0), (2, 4.0), (3, 3.5)]);
+    assert!(patient_none.decide(min, 9, &improving, 3, &[]).is_none());
+    let reason = patient_none.decide(min, 9, &stalled, 3, &[]).unwrap();
+    assert!(reason.contains("no improvement beyond 3 in the last 2 steps"), "{reason}");
+    // Too short to tell.
+    assert!(patient_none.decide(min, 9, &curve(&[(1, 3.0), (2, 4.0)]), 2, &[]).is_none());
+    // Wrapping the median: stalled but better than the median -> continue.
+    let patient_median = Pruner { patience: Some((2, 0.0)), ..median(1, 0) };
+    let good_but_stalled = curve(&[(1, 1.0), (2, 1.2), (3, 1.1)]);
+    assert!(patient_median.decide(min, 9, &good_but_stalled, 3, &finished()).is_none());
+    let bad_and_stalled = curve(&[(1, 2.5), (2, 2.6), (3, 2.7)]);
+    let reason = patient_median.decide(min, 9, &bad_and_stalled, 3, &finished()).unwrap();
+    assert!(reason.contains("percentile") && reason.contains("no improvement"), "{reason}");
+}
