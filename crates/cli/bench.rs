@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use hpo_core::run::{ask, open_study};
 use hpo_core::sampler;
 use hpo_core::spec::StudySpec;
@@ -313,5 +313,153 @@ pub fn samplers(
     );
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     out.push_str(&crate::format::table(&header, &rows));
+    Ok(out)
+}
+
+/// A host for benchmark runs: no output, never interrupted, no other workers.
+struct QuietHost(Instant);
+
+impl hpo_core::run::Host for QuietHost {
+    fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+    fn interrupted(&self) -> bool {
+        false
+    }
+    fn owner(&self) -> String {
+        "bench".into()
+    }
+    fn is_orphaned(
+        &self,
+        _: &hpo_core::trial::FrozenTrial,
+        _: Option<hpo_core::trial::Timestamp>,
+    ) -> bool {
+        false
+    }
+    fn event(&self, _: hpo_core::run::Event<'_>) {}
+}
+
+/// The pruners `hpo bench pruning` compares, as `[pruner]` tables: none, median,
+/// asha and hyperband, each with its defaults unless the study file's own
+/// `[pruner]` is of that kind (then its settings are used).
+fn pruning_variants(text: &str) -> Vec<(&'static str, String)> {
+    let own = pruner_section(text);
+    let defaults = [
+        ("none", "[pruner]\nkind = \"none\"\n"),
+        ("median", "[pruner]\nkind = \"median\"\nwarmup_steps = 5\n"),
+        ("asha", "[pruner]\nkind = \"asha\"\n"),
+        ("hyperband", "[pruner]\nkind = \"hyperband\"\n"),
+    ];
+    defaults
+        .into_iter()
+        .map(|(name, table)| {
+            let is_own = own.lines().any(|l| l.replace(' ', "") == format!("kind=\"{name}\""));
+            (name, if is_own { own.clone() } else { table.to_owned() })
+        })
+        .collect()
+}
+
+/// The `[pruner]` table of a study file (empty when it has none).
+fn pruner_section(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == "[pruner]";
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The study file with another seed and `[pruner]` table, so the study stored
+/// with each run says what ran.
+fn variant_text(text: &str, seed: u64, pruner: &str) -> String {
+    let own = pruner_section(text);
+    let mut out = String::new();
+    for line in text.replacen(&own, "", 1).lines() {
+        if line.trim_start().starts_with("seed") && line.contains('=') {
+            out.push_str(&format!("seed = {seed}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    out.push_str(pruner);
+    out
+}
+
+/// `hpo bench pruning`: each study file with each pruner and `seeds` study seeds;
+/// per (study, pruner) the medians over seeds of epochs trained, wall time, the
+/// best trial's value and its test metric.
+pub fn pruning(studies: &[std::path::PathBuf], seeds: u64, pruners: &[String]) -> Result<String> {
+    use hpo_core::spec::ObjectiveSpec;
+    let mut rows = Vec::new();
+    for path in studies {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read study file {}", path.display()))?;
+        let spec = StudySpec::parse(&text, &path.display().to_string())?;
+        let ObjectiveSpec::Candle(_) = &spec.objective else {
+            bail!("{}: the pruning benchmark trains models; use a candle study", path.display());
+        };
+        let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let objective = hpo_train::build_objective(&spec, base_dir)?;
+        let test_metric = spec.metric.replacen("val_", "test_", 1);
+        for (name, pruner) in pruning_variants(&text) {
+            if !pruners.is_empty() && !pruners.iter().any(|p| p == name) {
+                continue;
+            }
+            let (mut epochs, mut seconds, mut best, mut test, mut pruned) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for seed in 0..seeds {
+                let variant = variant_text(&text, seed, &pruner);
+                let spec = StudySpec::parse(
+                    &variant,
+                    &format!("{} ({name}, seed {seed})", path.display()),
+                )?;
+                let dir = tempfile::tempdir()?;
+                let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
+                let host = QuietHost(Instant::now());
+                let config = hpo_core::run::RunConfig { trials: None, timeout: None };
+                let summary =
+                    hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)?;
+                seconds.push(host.0.elapsed().as_secs_f64());
+                let trials = storage.trials(summary.study.id, None)?;
+                epochs
+                    .push(trials.iter().map(|t| t.intermediate_values.len()).sum::<usize>() as f64);
+                pruned.push(trials.iter().filter(|t| t.state == TrialState::Pruned).count() as f64);
+                let winner = summary.best.context("no trial completed")?;
+                best.push(winner.value.unwrap_or(f64::NAN));
+                test.push(
+                    winner
+                        .user_attrs
+                        .get(&test_metric)
+                        .and_then(|a| a.as_f64())
+                        .unwrap_or(f64::NAN),
+                );
+            }
+            let med = |xs: &[f64]| hpo_core::sampler::benchmark::quartiles(xs).0;
+            rows.push(vec![
+                spec.name.clone(),
+                name.to_string(),
+                format!("{:.0}", med(&epochs)),
+                format!("{:.0}", med(&pruned)),
+                format!("{:.1}", med(&seconds)),
+                format!("{:.4}", med(&best)),
+                format!("{:.4}", med(&test)),
+            ]);
+        }
+    }
+    let mut out = format!(
+        "medians over {seeds} study seeds; EPOCHS = epochs trained by all trials; BEST = the study metric of the best trial, TEST = its test metric\n"
+    );
+    out.push_str(&crate::format::table(
+        &["STUDY", "PRUNER", "EPOCHS", "PRUNED", "SECONDS", "BEST", "TEST"],
+        &rows,
+    ));
     Ok(out)
 }

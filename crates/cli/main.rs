@@ -161,6 +161,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Epochs, wall time and best value of study files run with no pruner, median,
+    /// asha and hyperband, over several study seeds.
+    Pruning {
+        /// Study files (candle objectives).
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["studies/digits-mlp-pruning.toml".to_string()])]
+        studies: Vec<String>,
+        /// Study seeds per (study, pruner).
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Only these pruners: none, median, asha, hyperband (default: all).
+        #[arg(long, value_delimiter = ',')]
+        pruners: Vec<String>,
+    },
     /// Simple regret of samplers on the benchmark functions (median and quartiles
     /// over seeds) and the time they spend per proposal.
     Samplers {
@@ -287,6 +300,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::ReportStep { study, trial, step, value, db } => {
             print(external::report_step(&study, &db.db, trial, step, value)?)
+        }
+        Command::Bench { which: BenchCommand::Pruning { studies, seeds, pruners } } => {
+            let paths: Vec<PathBuf> = studies.iter().map(PathBuf::from).collect();
+            print(bench::pruning(&paths, seeds, &pruners)?)
         }
         Command::Bench {
             which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json, cost },
