@@ -17,8 +17,11 @@
 //!   best `1 / reduction_factor` of the values every trial had at that rung (always
 //!   at least the best one). No trial waits for another.
 //! - `hyperband` (Li et al. 2018): `n` ASHA brackets with early-stopping rates
-//!   `0..n`, where `n = floor(log_rf(max_resource / min_resource)) + 1`; a trial's
-//!   bracket is its number modulo `n`, and it competes only with its bracket.
+//!   `0..n`, where `n = floor(log_rf(max_resource / min_resource)) + 1`. Bracket
+//!   `b` gets a share of trials proportional to `ceil(n rf^(n-1-b) / (n-b))` (as
+//!   Optuna allocates them, so the most aggressive bracket gets the most trials);
+//!   a trial's bracket is a hash of its number mapped onto those shares, the same
+//!   in every process, and it competes only with its bracket.
 //! - `threshold`: prune a value below `lower`, above `upper`, or not finite.
 //! - `patience` (on any kind): prune only when the trial's last `patience` steps
 //!   brought no improvement of at least `min_delta` over its best before them, and
@@ -157,9 +160,12 @@ impl Pruner {
             }
             PrunerKind::Hyperband { min_resource, max_resource, reduction_factor } => {
                 let n = hyperband_brackets(min_resource, max_resource, reduction_factor);
-                let bracket = number % n;
+                let bracket = hyperband_bracket(number, n, reduction_factor);
                 let rungs = Rungs { min_resource, reduction_factor, rate: bracket as u32 };
-                let peers = others.iter().filter(|t| t.number % n == bracket).collect();
+                let peers = others
+                    .iter()
+                    .filter(|t| hyperband_bracket(t.number, n, reduction_factor) == bracket)
+                    .collect();
                 rungs
                     .decide(direction, curve, step, peers)
                     .map(|r| format!("bracket {bracket}: {r}"))
@@ -193,6 +199,24 @@ fn show(v: f64) -> String {
     } else {
         format!("{v:.3e}")
     }
+}
+
+/// The Hyperband bracket of trial `number` among `n` brackets: a hash of the
+/// number mapped onto the brackets' shares, `ceil(n rf^(n-1-b) / (n-b))` for
+/// bracket `b`.
+pub fn hyperband_bracket(number: u64, n: u64, reduction_factor: u64) -> u64 {
+    let rf = reduction_factor.max(2);
+    let shares: Vec<u64> =
+        (0..n).map(|b| (n * rf.saturating_pow((n - 1 - b) as u32)).div_ceil(n - b)).collect();
+    let total: u64 = shares.iter().sum();
+    let mut k = crate::sampler::splitmix64(number) % total.max(1);
+    for (b, share) in shares.iter().enumerate() {
+        if k < *share {
+            return b as u64;
+        }
+        k -= share;
+    }
+    n - 1
 }
 
 /// `a` is worse than `b` in `direction` (NaN is worse than anything).

@@ -199,24 +199,43 @@ fn asha_judges_a_trial_that_skipped_the_rung_step_at_its_next_report() {
 }
 
 #[test]
-fn hyperband_brackets_are_by_trial_number_and_compete_within_themselves() {
+fn hyperband_shares_trials_like_optuna_and_compete_within_brackets() {
     assert_eq!(hyperband_brackets(1, 27, 3), 4);
     assert_eq!(hyperband_brackets(1, 26, 3), 3);
     assert_eq!(hyperband_brackets(5, 4, 3), 1);
+    // 4 brackets at rf 3 get shares 27, 12, 6 and 4 of 49.
+    let mut counts = [0u64; 4];
+    for number in 0..49_000 {
+        counts[hyperband_bracket(number, 4, 3) as usize] += 1;
+    }
+    for (count, share) in counts.iter().zip([27.0, 12.0, 6.0, 4.0]) {
+        let expected = 49_000.0 * share / 49.0;
+        assert!((*count as f64 - expected).abs() < 0.05 * expected, "{counts:?}");
+    }
     let hb = Pruner {
         kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
         patience: None,
     };
-    // 3 brackets. Trial 9 is in bracket 0 (rungs at 1, 3, 9) and competes only with
-    // trials 0 and 3 (numbers = 0 mod 3).
-    let peers = rung_peers(); // numbers 0..6: bracket 0 holds trials 0 (value 1) and 3 (value 4)
-    let reason = hb.decide(Direction::Minimize, 9, &curve(&[(1, 2.0)]), 1, &peers).unwrap();
+    // 3 brackets (rungs from step 1, 3 and 9). Find a trial in bracket 0 and peers of
+    // it, then a trial in another bracket.
+    let bracket = |n: u64| hyperband_bracket(n, 3, 3);
+    let first = (100..).find(|n| bracket(*n) == 0).unwrap();
+    let peers: Vec<FrozenTrial> = (0..100)
+        .filter(|n| bracket(*n) == 0)
+        .take(2)
+        .enumerate()
+        .map(|(i, n)| other(n, TrialState::Complete, &[(1, i as f64 + 1.0)]))
+        .chain((0..100).filter(|n| bracket(*n) != 0).take(3).map(|n| {
+            other(n, TrialState::Complete, &[(1, 0.0)]) // better, but other brackets
+        }))
+        .collect();
+    let reason = hb.decide(Direction::Minimize, first, &curve(&[(1, 2.0)]), 1, &peers).unwrap();
     assert!(
         reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("best 1 of 3"),
         "{reason}"
     );
-    // Trial 10 is in bracket 1, whose first rung is step 3: step 1 is no rung there.
-    assert!(hb.decide(Direction::Minimize, 10, &curve(&[(1, 99.0)]), 1, &peers).is_none());
+    let elsewhere = (100..).find(|n| bracket(*n) == 2).unwrap();
+    assert!(hb.decide(Direction::Minimize, elsewhere, &curve(&[(1, 99.0)]), 1, &peers).is_none());
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub fn trial_rng(seed: u64, number: u64) -> StdRng {
 }
 
 /// SplitMix64's finalizer: spreads nearby seeds (0, 1, 2...) into unrelated streams.
-fn splitmix64(mut z: u64) -> u64 {
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
