@@ -205,6 +205,10 @@ impl StudySpec {
     }
 }
 
+/// A table setting: its key, where the file wrote it (if it did), and the kinds
+/// that take it.
+type Setting<'a, K> = (&'a str, Option<Range<usize>>, &'a [K]);
+
 struct Ctx<'a> {
     text: &'a str,
     path: &'a str,
@@ -232,6 +236,74 @@ impl Ctx<'_> {
             field: field.into(),
             message: message.into(),
         }
+    }
+
+    /// An integer setting of `[section]`: `default` when absent, an error naming the
+    /// key when below `min`.
+    fn at_least(
+        &self,
+        section: &str,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: i64,
+        min: i64,
+    ) -> Result<i64, SpecError> {
+        match value {
+            None => Ok(default),
+            Some(it) if *it.get_ref() < min => Err(self.error(
+                it.span(),
+                format!("[{section}].{key}"),
+                format!("`{key}` must be at least {min}, got {}", it.get_ref()),
+            )),
+            Some(it) => Ok(*it.get_ref()),
+        }
+    }
+
+    /// A float setting of `[section]` that must be 0 or more: 0 when absent.
+    fn non_negative(
+        &self,
+        section: &str,
+        value: &Option<Spanned<f64>>,
+        key: &str,
+    ) -> Result<f64, SpecError> {
+        match value {
+            Some(it) if it.get_ref().is_nan() || *it.get_ref() < 0.0 => Err(self.error(
+                it.span(),
+                format!("[{section}].{key}"),
+                format!("`{key}` must be zero or positive, got {}", it.get_ref()),
+            )),
+            Some(it) => Ok(*it.get_ref()),
+            None => Ok(0.0),
+        }
+    }
+
+    /// Refuses a setting written for a kind that does not take it: `settings` lists
+    /// each key, where it was written (if it was) and the kinds that take it.
+    fn settings_of_kind<K: Copy + PartialEq>(
+        &self,
+        section: &str,
+        kind: K,
+        name: fn(K) -> &'static str,
+        settings: &[Setting<'_, K>],
+    ) -> Result<(), SpecError> {
+        for (key, span, kinds) in settings {
+            if let Some(span) = span
+                && !kinds.contains(&kind)
+            {
+                let names: Vec<&str> = kinds.iter().map(|k| name(*k)).collect();
+                return Err(self.error(
+                    span.clone(),
+                    format!("[{section}].{key}"),
+                    format!(
+                        "`{key}` is a setting of the {} {section}{}; remove it or set `kind = \"{}\"`",
+                        names.join(" and "),
+                        if names.len() > 1 { "s" } else { "" },
+                        names[0]
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// serde's and toml's errors carry a span and a message; we name the section
@@ -464,14 +536,8 @@ impl<'de> Deserialize<'de> for RawSpace {
 /// The `[sampler]` table: its kind, and the settings that kind takes.
 fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError> {
     let kind = *raw.kind.get_ref();
-    let count = |value: Option<Spanned<i64>>, key: &str, default: usize, min: i64| match value {
-        None => Ok(default),
-        Some(it) if *it.get_ref() < min => Err(ctx.error(
-            it.span(),
-            format!("[sampler].{key}"),
-            format!("`{key}` must be at least {min}, got {}", it.get_ref()),
-        )),
-        Some(it) => Ok(*it.get_ref() as usize),
+    let count = |value: Option<Spanned<i64>>, key: &str, default: usize, min: i64| {
+        ctx.at_least("sampler", &value, key, default as i64, min).map(|it| it as usize)
     };
     // Each setting and the samplers that take it.
     use RawSamplerKind::{Gp, Tpe};
@@ -483,23 +549,7 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
         ("multivariate", raw.multivariate.map(|_| raw.kind.span()), &[Tpe][..]),
         ("constant_liar", raw.constant_liar.map(|_| raw.kind.span()), &[Tpe][..]),
     ];
-    for (key, span, kinds) in settings {
-        if let Some(span) = span
-            && !kinds.contains(&kind)
-        {
-            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-            return Err(ctx.error(
-                span,
-                format!("[sampler].{key}"),
-                format!(
-                    "`{key}` is a setting of the {} sampler{}; remove it or set `kind = \"{}\"`",
-                    names.join(" and "),
-                    if names.len() > 1 { "s" } else { "" },
-                    names[0]
-                ),
-            ));
-        }
-    }
+    ctx.settings_of_kind("sampler", kind, RawSamplerKind::name, &settings)?;
     Ok(match kind {
         RawSamplerKind::Grid => SamplerSpec::Grid,
         RawSamplerKind::Random => SamplerSpec::Random,
@@ -567,31 +617,9 @@ fn pruner_spec(
         ("lower", fspan(&raw.lower), &[Threshold][..]),
         ("upper", fspan(&raw.upper), &[Threshold][..]),
     ];
-    for (key, at, kinds) in settings {
-        if let Some(at) = at
-            && !kinds.contains(&kind)
-        {
-            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-            return Err(ctx.error(
-                at,
-                format!("[pruner].{key}"),
-                format!(
-                    "`{key}` is a setting of the {} pruner{}; remove it or set `kind = \"{}\"`",
-                    names.join(" and "),
-                    if names.len() > 1 { "s" } else { "" },
-                    names[0]
-                ),
-            ));
-        }
-    }
-    let int = |value: &Option<Spanned<i64>>, key: &str, default: i64, min: i64| match value {
-        None => Ok(default),
-        Some(it) if *it.get_ref() < min => Err(ctx.error(
-            it.span(),
-            format!("[pruner].{key}"),
-            format!("`{key}` must be at least {min}, got {}", it.get_ref()),
-        )),
-        Some(it) => Ok(*it.get_ref()),
+    ctx.settings_of_kind("pruner", kind, RawPrunerKind::name, &settings)?;
+    let int = |value: &Option<Spanned<i64>>, key: &str, default: i64, min: i64| {
+        ctx.at_least("pruner", value, key, default, min)
     };
     let warmup_steps = int(&raw.warmup_steps, "warmup_steps", 0, 0)? as u64;
     let percentile_kind = |percentile: f64| -> Result<PrunerKind, SpecError> {
@@ -694,17 +722,7 @@ fn pruner_spec(
         }
         Some(_) => {
             let patience = int(&raw.patience, "patience", 1, 1)? as u64;
-            let min_delta = match &raw.min_delta {
-                Some(it) if it.get_ref().is_nan() || *it.get_ref() < 0.0 => {
-                    return Err(ctx.error(
-                        it.span(),
-                        "[pruner].min_delta",
-                        format!("`min_delta` must be 0 or more, got {}", it.get_ref()),
-                    ));
-                }
-                Some(it) => *it.get_ref(),
-                None => 0.0,
-            };
+            let min_delta = ctx.non_negative("pruner", &raw.min_delta, "min_delta")?;
             Some((patience, min_delta))
         }
     };
@@ -886,17 +904,7 @@ fn validate_early_stopping(
             format!("patience is the number of steps without improvement before stopping; it must be at least 1, got {patience}"),
         ));
     }
-    let min_delta = match raw.min_delta {
-        Some(it) if it.get_ref().is_nan() || *it.get_ref() < 0.0 => {
-            return Err(ctx.error(
-                it.span(),
-                "[early_stopping].min_delta",
-                format!("min_delta must be zero or positive, got {}", it.get_ref()),
-            ));
-        }
-        Some(it) => *it.get_ref(),
-        None => 0.0,
-    };
+    let min_delta = ctx.non_negative("early_stopping", &raw.min_delta, "min_delta")?;
     Ok(EarlyStoppingSpec { monitor, direction, patience: patience as u32, min_delta })
 }
 
