@@ -307,3 +307,44 @@ fn a_script_drives_an_external_study_with_ask_report_step_and_tell() {
     assert_eq!(all.len(), 3);
     assert!(all.iter().all(|t| t["state"] == "COMPLETE" && t["intermediate_values"]["1"] == -0.5));
 }
+
+#[test]
+fn confirm_trains_the_best_configurations_again_outside_the_budget() {
+    let dir = Dir::new();
+    dir.write(
+        "study.toml",
+        "[study]\nname = \"conf\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = 6\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
+         [space]\nx0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n",
+    );
+    dir.ok(&["run", "study.toml"]);
+    let out = dir.ok(&["confirm", "study.toml", "--top", "2", "--seeds", "2"]);
+    assert!(out.contains("study `conf`: confirmed; 4 confirm run(s) finished"), "{out}");
+    assert!(out.contains("CONFIRM RUNS") && out.contains("MEAN  STD"), "{out}");
+
+    let export = dir.export("conf", "db/hpo.sqlite");
+    let all = trials(&export);
+    assert_eq!(all.len(), 10);
+    let mut originals: Vec<&Value> = all[..6].iter().collect();
+    originals.sort_by(|a, b| a["value"].as_f64().partial_cmp(&b["value"].as_f64()).unwrap());
+    // The original's number, stored as a JSON number (as Optuna writes floats).
+    let confirm_of = |t: &Value| t["system_attrs"]["hpo:confirm_of"].as_f64().unwrap() as u64;
+    let best = originals[0]["number"].as_u64().unwrap();
+    let second = originals[1]["number"].as_u64().unwrap();
+    let linked: Vec<u64> = all[6..].iter().map(confirm_of).collect();
+    assert_eq!(linked, [best, best, second, second]);
+    for trial in &all[6..] {
+        assert_eq!(trial["state"], "COMPLETE");
+        assert_eq!(trial["params"], all[confirm_of(trial) as usize]["params"]);
+    }
+    assert!(all[..6].iter().all(|t| t["system_attrs"].get("hpo:confirm_of").is_none()));
+
+    // The budget of 6 was met by the real trials alone: nothing more runs, and a
+    // larger budget adds exactly the difference.
+    assert!(dir.ok(&["run", "study.toml"]).contains("0 trial(s) finished"));
+    assert!(dir.ok(&["run", "study.toml", "--trials", "7"]).contains("1 trial(s) finished"));
+    // Confirming again adds nothing: the runs are in the store.
+    let again = dir.ok(&["confirm", "study.toml", "--top", "2", "--seeds", "2"]);
+    assert!(again.contains("0 confirm run(s) finished"), "{again}");
+    assert_eq!(trials(&dir.export("conf", "db/hpo.sqlite")).len(), 11);
+}

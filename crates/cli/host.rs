@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
 use hpo_core::run::{Event, Host};
 use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,7 +32,27 @@ enum Progress {
 }
 
 impl CliHost {
-    pub fn new(interrupted: Arc<AtomicBool>, metric: &str) -> CliHost {
+    /// A host whose interruption flag Ctrl-C sets (a second Ctrl-C exits at once),
+    /// showing `metric` in its progress.
+    pub fn with_ctrl_c(metric: &str) -> Result<CliHost> {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupted);
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: leave now. The running trial stays Running and the
+                // next `hpo run` or `hpo confirm` marks it failed.
+                std::process::exit(130);
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("interrupting: ending the running trial (Ctrl-C again to quit at once)");
+            }
+        })
+        .context("cannot install the Ctrl-C handler")?;
+        Ok(CliHost::new(interrupted, metric))
+    }
+
+    fn new(interrupted: Arc<AtomicBool>, metric: &str) -> CliHost {
         let progress = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -132,6 +153,9 @@ impl Host for CliHost {
             }
             Event::Finished { trial, best } => {
                 let mut text = format!("trial {:>3} {:<8}", trial.number, trial.state.to_string());
+                if let Some(original) = trial.confirm_of() {
+                    text.push_str(&format!(" (confirms trial {original})"));
+                }
                 match trial.state {
                     TrialState::Complete => {
                         text.push_str(&format!(

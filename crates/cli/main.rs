@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 error, 2 bad usage (clap), 130 interrupted (Ctrl-C).
 
 mod bench;
+mod confirm;
 mod external;
 mod format;
 mod host;
@@ -13,13 +14,12 @@ mod inspect;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use hpo_core::objective::Objective;
 use hpo_core::run::external::Outcome;
-use hpo_core::run::{RunConfig, RunEnd};
+use hpo_core::run::{ConfirmConfig, RunConfig, RunEnd};
 use hpo_core::spec::{StudySpec, parse_duration};
 use hpo_store::SqliteStorage;
 
@@ -51,6 +51,20 @@ enum Command {
         /// Stop starting new trials after this long ("90s", "30m", "2h").
         #[arg(long, value_parser = parse_timeout)]
         timeout: Option<std::time::Duration>,
+    },
+    /// Train the best trials' configurations again with new seeds (outside the
+    /// budget) and print each one's values, mean and standard deviation.
+    Confirm {
+        /// The study file the study was run from.
+        study: PathBuf,
+        /// How many of the best complete trials to confirm.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        top: usize,
+        /// How many confirm runs each of them gets (runs from earlier calls count).
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        seeds: usize,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// List the studies in a database.
     Ls {
@@ -221,6 +235,13 @@ enum ExportFormat {
     Json,
 }
 
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 90s, 30m, 2h or 1h30m"))
@@ -256,6 +277,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { study, db, trials, timeout } => {
             run_study(&study, &db.db, RunConfig { trials, timeout })
+        }
+        Command::Confirm { study, top, seeds, db } => {
+            confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
         }
         Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
         Command::Show { study, trial, db } => {
@@ -337,34 +361,25 @@ fn open_existing(path: &Path) -> Result<SqliteStorage> {
     })
 }
 
-fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
+/// Reads a study file and builds its objective (dataset paths resolve against the
+/// file's folder).
+fn study_and_objective(path: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read study file {}", path.display()))?;
     let spec = StudySpec::parse(&text, &path.display().to_string())?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let objective = hpo_train::build_objective(&spec, base_dir)?;
+    Ok((spec, objective))
+}
+
+fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
+    let (spec, objective) = study_and_objective(path)?;
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let storage = SqliteStorage::open(db)
         .with_context(|| format!("cannot open database {}", db.display()))?;
-
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now. The running trial stays Running and the
-            // next `hpo run` marks it failed.
-            std::process::exit(130);
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("interrupting: ending the running trial (Ctrl-C again to quit at once)");
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
-
-    let host = host::CliHost::new(interrupted, &spec.metric);
+    let host = host::CliHost::with_ctrl_c(&spec.metric)?;
     let summary = hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config);
     host.finish();
     let summary = summary?;

@@ -11,6 +11,8 @@
 //! Finished trials are immutable: methods that change a trial fail with
 //! [`Error::TrialFinished`] once it is Complete, Pruned or Fail.
 
+use std::collections::BTreeMap;
+
 use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
 #[allow(unused_imports)]
@@ -119,6 +121,22 @@ pub trait Storage: Send + Sync {
 
     /// Every metric point of a trial, by step then name.
     fn metric_curves(&self, trial: TrialId) -> Result<Vec<MetricPoint>>;
+
+    /// Every metric point of every trial of a study, each trial's by step then name
+    /// (what `metric_curves` returns for it). Trials with no point are left out.
+    /// Called by reports and exports that read a whole study's curves; the default
+    /// calls `metric_curves` per trial, and a storage where that is one round trip
+    /// per trial reads them all at once instead.
+    fn study_metric_curves(&self, study: StudyId) -> Result<BTreeMap<TrialId, Vec<MetricPoint>>> {
+        let mut out = BTreeMap::new();
+        for trial in self.trials(study, None)? {
+            let curves = self.metric_curves(trial.id)?;
+            if !curves.is_empty() {
+                out.insert(trial.id, curves);
+            }
+        }
+        Ok(out)
+    }
 
     /// The last heartbeat of a Running trial (its start when it never beat).
     fn last_heartbeat(&self, trial: TrialId) -> Result<Option<crate::trial::Timestamp>>;

@@ -21,10 +21,12 @@ macro_rules! storage_conformance_tests {
             trial_numbers_are_sequential,
             params_round_trip,
             reports_and_curves_round_trip,
+            study_curves_agree_with_trial_curves,
             finished_trials_are_immutable,
             values_round_trip_including_infinities,
             budget_limits_creation,
             interrupted_failures_do_not_count,
+            confirm_runs_do_not_count,
             queued_trials_are_claimed_in_order,
             attrs_round_trip,
             list_studies_counts_and_best,
@@ -183,6 +185,53 @@ pub fn reports_and_curves_round_trip(storage: &dyn Storage) {
     assert!(curves[5].value.is_nan());
 }
 
+/// `study_metric_curves` gives every trial of the study that reported a point
+/// exactly what `metric_curves` gives it, leaves out trials without points and
+/// trials of other studies, and is empty for a study without curves.
+pub fn study_curves_agree_with_trial_curves(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let other = study(storage, "b");
+    let empty = study(storage, "c");
+    for (idx, study) in [s, other, s, s, other, s].into_iter().enumerate() {
+        let trial = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
+        // Trial 2 of study a reports nothing; the others 1 to 3 steps of 2 metrics
+        // (names reported out of order, a NaN among them).
+        let n_steps = if idx == 2 { 0 } else { idx % 3 + 1 };
+        for step in (1..=n_steps as u64).rev() {
+            let value = if idx == 3 && step == 2 { f64::NAN } else { idx as f64 + step as f64 };
+            let metrics = [("val_loss".to_owned(), value), ("acc".to_owned(), -value)];
+            storage.report(trial.id, step, value, &metrics).unwrap();
+        }
+        if idx % 2 == 0 {
+            storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+        }
+    }
+    for study in [s, other] {
+        let all = storage.study_metric_curves(study).unwrap();
+        let trials = storage.trials(study, None).unwrap();
+        let with_points: Vec<_> = trials
+            .iter()
+            .filter(|t| !storage.metric_curves(t.id).unwrap().is_empty())
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), with_points);
+        for trial in &trials {
+            let expected = storage.metric_curves(trial.id).unwrap();
+            let got = all.get(&trial.id).cloned().unwrap_or_default();
+            // NaN != NaN, so compare through the bits.
+            let key = |points: &[MetricPoint]| {
+                points
+                    .iter()
+                    .map(|p| (p.step, p.name.clone(), p.value.to_bits()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(key(&got), key(&expected), "trial {}", trial.number);
+        }
+    }
+    assert_eq!(storage.study_metric_curves(s).unwrap().len(), 3);
+    assert!(storage.study_metric_curves(empty).unwrap().is_empty());
+}
+
 /// Finishing, reporting, setting parameters or attributes on a Complete trial fails
 /// with [`Error::TrialFinished`] and changes nothing.
 pub fn finished_trials_are_immutable(storage: &dyn Storage) {
@@ -243,6 +292,31 @@ pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_some());
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
     assert_eq!(storage.trial(second.id).unwrap().fail_reason(), Some("nan loss"));
+}
+
+/// A confirm run (`attr::CONFIRM_OF`) takes no place in the budget, whatever its
+/// state, and reads back which trial it confirms.
+pub fn confirm_runs_do_not_count(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    for _ in 0..2 {
+        let trial = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
+        storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+    }
+    assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
+    let confirm = [(attr::CONFIRM_OF.to_owned(), AttrValue::Number(1.0))];
+    let complete = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
+    storage.finish_trial(complete.id, TrialState::Complete, Some(2.0)).unwrap();
+    let failed = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
+    storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
+    storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
+    let read = storage.trial(complete.id).unwrap();
+    assert_eq!(read.confirm_of(), Some(1));
+    assert!(!read.counts_toward_budget());
+    // Five trials exist, two of them count: a budget of 3 lets exactly one more in.
+    assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
+    assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_some());
+    assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_none());
+    assert_eq!(storage.trials(s, None).unwrap().len(), 6);
 }
 
 /// Trials queued with a study wait without a start time and are claimed lowest number

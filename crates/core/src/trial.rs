@@ -140,6 +140,10 @@ pub mod attr {
     pub const ENDED_BY: &str = "ended_by";
     /// Why the pruner stopped a trial (rung, threshold, percentile and values).
     pub const PRUNE_REASON: &str = "prune_reason";
+    /// Set on a confirm run (`hpo confirm`): the number of the original trial whose
+    /// configuration it trains again with a new seed, as a number. Confirm runs do
+    /// not count toward the study's budget and are never pruned.
+    pub const CONFIRM_OF: &str = "hpo:confirm_of";
 }
 
 /// A trial as read from the store: an immutable snapshot.
@@ -194,11 +198,20 @@ impl FrozenTrial {
     }
 
     /// Whether this trial counts toward the study's budget: every trial does except
-    /// queued ones and those that failed because their run was interrupted.
+    /// queued ones, confirm runs (`attr::CONFIRM_OF`), and those that failed because
+    /// their run was interrupted.
     pub fn counts_toward_budget(&self) -> bool {
         self.state != TrialState::Waiting
+            && !self.system_attrs.contains_key(attr::CONFIRM_OF)
             && !(self.state == TrialState::Fail
                 && self.system_attrs.contains_key(attr::INTERRUPTED))
+    }
+
+    /// The number of the original trial this one re-trains with a new seed, when it is
+    /// a confirm run (`attr::CONFIRM_OF`).
+    pub fn confirm_of(&self) -> Option<u64> {
+        let number = self.system_attrs.get(attr::CONFIRM_OF).and_then(AttrValue::as_f64)?;
+        (number >= 0.0 && number.fract() == 0.0).then_some(number as u64)
     }
 
     /// Why the trial failed, when its `fail_reason` system attribute says.

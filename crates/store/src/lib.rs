@@ -17,7 +17,7 @@
 pub mod encode;
 mod migrations;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -200,13 +200,23 @@ fn budget_spent(tx: &Transaction<'_>, study: StudyId, budget: Option<usize>) -> 
             "SELECT COUNT(*) FROM trials
              WHERE study_id = ?1 AND state != 'WAITING'
                AND NOT (state = 'FAIL' AND trial_id IN (
-                   SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2))",
-            params![study.0, attr::INTERRUPTED],
+                   SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2))
+               AND trial_id NOT IN (
+                   SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?3)",
+            params![study.0, attr::INTERRUPTED, attr::CONFIRM_OF],
             |row| row.get(0),
         )
         .map_err(store_err)?;
     Ok(counted as usize >= budget)
 }
+
+/// Every metric point of a study's trials in one pass: its trials by id (from
+/// `ix_trials_study_id`), each trial's points in primary-key order (trial_id, step,
+/// name), so SQLite sorts nothing (a test checks the plan).
+const STUDY_METRIC_CURVES: &str = "SELECT m.trial_id, m.step, m.name, m.value
+     FROM trials t JOIN hpo_trial_metrics m ON m.trial_id = t.trial_id
+     WHERE t.study_id = ?1
+     ORDER BY t.trial_id, m.step, m.name";
 
 fn insert_trial(
     tx: &Transaction<'_>,
@@ -745,6 +755,34 @@ impl Storage for SqliteStorage {
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(store_err)?;
             Ok(rows)
+        })
+    }
+
+    fn study_metric_curves(
+        &self,
+        study: StudyId,
+    ) -> CoreResult<BTreeMap<TrialId, Vec<MetricPoint>>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let mut stmt = tx.prepare_cached(STUDY_METRIC_CURVES).map_err(store_err)?;
+            let mut rows = stmt.query([study.0]).map_err(store_err)?;
+            let mut out: BTreeMap<TrialId, Vec<MetricPoint>> = BTreeMap::new();
+            while let Some(row) = rows.next().map_err(store_err)? {
+                let trial = TrialId(row.get(0).map_err(store_err)?);
+                let point = MetricPoint {
+                    step: row.get::<_, i64>(1).map_err(store_err)? as u64,
+                    name: row.get(2).map_err(store_err)?,
+                    value: row.get::<_, Option<f64>>(3).map_err(store_err)?.unwrap_or(f64::NAN),
+                };
+                // Rows come trial by trial, so a trial's points go to the last entry.
+                match out.last_entry() {
+                    Some(mut last) if *last.key() == trial => last.get_mut().push(point),
+                    _ => {
+                        out.insert(trial, vec![point]);
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -111,3 +111,19 @@ fn two_connections_share_a_study_without_duplicate_numbers() {
     let numbers: Vec<u64> = db.trials(study, None).unwrap().iter().map(|t| t.number).collect();
     assert_eq!(numbers, (0..30).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_studys_curves_are_read_in_one_pass_without_a_sort() {
+    let db = temp_db();
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {STUDY_METRIC_CURVES}")).unwrap();
+    let plan: Vec<String> =
+        stmt.query_map([1], |row| row.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        plan,
+        [
+            "SEARCH t USING COVERING INDEX ix_trials_study_id (study_id=?)",
+            "SEARCH m USING PRIMARY KEY (trial_id=?)"
+        ]
+    );
+}

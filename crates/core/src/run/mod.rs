@@ -8,10 +8,16 @@
 //! storage.
 //!
 //! Budget: a study runs until `trials` trials count toward the budget (every trial
-//! except queued ones and those failed by an interruption; see
+//! except queued ones, confirm runs and those failed by an interruption; see
 //! `FrozenTrial::counts_toward_budget`). Running a study file again resumes it.
+//!
+//! `confirm.rs` trains a finished study's best configurations again with new seeds
+//! (`hpo confirm`), through the same `run_trial`, outside the budget.
 
+mod confirm;
 pub mod external;
+
+pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm};
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -57,9 +63,11 @@ pub enum Event<'a> {
     Started {
         /// The trial.
         trial: &'a FrozenTrial,
-        /// The budget the run goes to, if any.
+        /// The budget the run goes to, if any (for [`confirm`], the confirm runs it
+        /// wants in all).
         budget: Option<usize>,
-        /// Trials that count toward the budget, this one included.
+        /// Trials that count toward the budget, this one included (for [`confirm`],
+        /// its confirm runs done or running, this one included).
         n_counted: usize,
     },
     /// A trial reported a step and it was recorded.
@@ -215,6 +223,17 @@ pub fn with_distributions(
         .collect()
 }
 
+/// A stored trial's parameter values with their distributions, to set them on another.
+fn params_of(trial: &FrozenTrial) -> Vec<(String, ParamValue, Distribution)> {
+    trial
+        .params
+        .iter()
+        .filter_map(|(name, value)| {
+            trial.distributions.get(name).map(|d| (name.clone(), value.clone(), d.clone()))
+        })
+        .collect()
+}
+
 /// Marks the study's abandoned Running trials Fail (interrupted) and queues their
 /// grid points again. Returns the trials it recovered.
 pub fn recover_orphans(
@@ -256,15 +275,10 @@ fn fail_interrupted(
     )?;
     storage.finish_trial(trial.id, TrialState::Fail, None)?;
     if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
-        let params = trial
-            .params
-            .iter()
-            .filter_map(|(name, value)| {
-                trial.distributions.get(name).map(|d| (name.clone(), value.clone(), d.clone()))
-            })
-            .collect();
-        let new =
-            NewTrial { params, system_attrs: vec![(attr::GRID_POINT.to_owned(), point.clone())] };
+        let new = NewTrial {
+            params: params_of(trial),
+            system_attrs: vec![(attr::GRID_POINT.to_owned(), point.clone())],
+        };
         storage.enqueue_trial(study, &new)?;
     }
     Ok(())
@@ -378,7 +392,8 @@ pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<Frozen
 
 /// Asks the study's pruner about `trial`, whose curve so far is `curve` (ending at
 /// `step`), against the study's other trials as the store has them; records the
-/// reason on the trial when it says prune.
+/// reason on the trial when it says prune. Confirm runs (`attr::CONFIRM_OF`) are
+/// never pruned: they exist to measure a configuration's whole training.
 pub fn should_prune(
     storage: &dyn Storage,
     study: StudyId,
@@ -387,7 +402,7 @@ pub fn should_prune(
     curve: &BTreeMap<u64, f64>,
     step: u64,
 ) -> Result<Option<String>> {
-    if !spec.pruner.is_active() {
+    if !spec.pruner.is_active() || trial.confirm_of().is_some() {
         return Ok(None);
     }
     let others = if spec.pruner.needs_others(step) {
@@ -411,7 +426,7 @@ pub fn should_prune(
 
 /// Runs one claimed trial to its end and records the outcome. Returns whether the
 /// run was interrupted.
-fn run_trial(
+pub(crate) fn run_trial(
     storage: &dyn Storage,
     study: StudyId,
     spec: &StudySpec,

@@ -415,3 +415,181 @@ fn early_stopping_and_pruning_together_say_which_ended_each_trial() {
         ]
     );
 }
+
+/// x0 + x1 plus noise from the training seed: a training whose value depends on its
+/// seed, reported over two steps.
+struct SeedNoise;
+
+impl Objective for SeedNoise {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let x: f64 = ctx.params.values().filter_map(ParamValue::as_f64).sum();
+        let noise = (ctx.seed % 1000) as f64 / 1000.0;
+        Curve(vec![x + 1.0 + noise, x + noise]).run(ctx, reporter)
+    }
+}
+
+fn confirm_config(top: usize, seeds: usize) -> ConfirmConfig {
+    ConfirmConfig { top, seeds }
+}
+
+#[test]
+fn confirm_trains_the_top_configurations_again_outside_the_budget() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 6", BRANIN);
+    let host = TestHost::new();
+    let first = RunConfig { trials: Some(4), timeout: None };
+    let summary = run_study(&storage, &spec, &SeedNoise, &host, first).unwrap();
+    let mut ranked = storage.trials(summary.study.id, None).unwrap();
+    ranked.sort_by(|a, b| a.value.partial_cmp(&b.value).unwrap());
+
+    let confirmed = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
+    assert_eq!((confirmed.n_finished, confirmed.interrupted), (4, false));
+    let originals: Vec<u64> = confirmed.trials.iter().map(|c| c.original.number).collect();
+    assert_eq!(originals, [ranked[0].number, ranked[1].number], "best first");
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.len(), 8);
+    for (idx, trial) in trials[4..].iter().enumerate() {
+        let original = &trials[originals[idx / 2] as usize];
+        assert_eq!((trial.number, trial.confirm_of()), (4 + idx as u64, Some(original.number)));
+        assert_eq!(
+            (&trial.params, &trial.distributions),
+            (&original.params, &original.distributions)
+        );
+        assert_eq!(trial.state, TrialState::Complete);
+        assert_ne!(trial.value, original.value, "a new trial number trains with a new seed");
+        assert!(!trial.counts_toward_budget());
+        assert_eq!(trial.user_attrs.get("best_step"), Some(&AttrValue::Number(2.0)));
+        assert_eq!(trial.system_attrs.get(attr::OWNER), Some(&AttrValue::Str("test:1".into())));
+    }
+    let best = &confirmed.trials[0];
+    assert_eq!(best.values(), [trials[4].value.unwrap(), trials[5].value.unwrap()]);
+    let mean = best.mean().unwrap();
+    assert_eq!(mean, (best.values()[0] + best.values()[1]) / 2.0);
+    assert!((best.std().unwrap() - (best.values()[0] - mean).abs() * 2f64.sqrt()).abs() < 1e-12);
+    let log = host.log.lock().unwrap().clone();
+    assert!(log.contains(&"started 4".to_owned()) && log.contains(&"finished 7 complete".into()));
+
+    // The budget of 6 still gets 6 real trials: the confirm runs took none of it.
+    let resumed = run_study(&storage, &spec, &SeedNoise, &host, NO_OVERRIDES).unwrap();
+    assert_eq!(resumed.n_finished, 2);
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.iter().filter(|t| t.counts_toward_budget()).count(), 6);
+    assert_eq!(trials.iter().filter(|t| t.confirm_of().is_some()).count(), 4);
+}
+
+#[test]
+fn confirm_again_adds_only_what_is_missing() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 3", BRANIN);
+    let host = TestHost::new();
+    let study = run_study(&storage, &spec, &SeedNoise, &host, NO_OVERRIDES).unwrap().study;
+    confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
+    let again = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
+    assert_eq!(again.n_finished, 0);
+    assert!(again.trials.iter().all(|c| c.confirms.len() == 2));
+    assert_eq!(storage.trials(study.id, None).unwrap().len(), 7);
+    let more = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(3, 3)).unwrap();
+    assert_eq!(more.n_finished, 2 + 3, "one more for each of two, three for the third");
+    assert!(more.trials.iter().all(|c| c.confirms.len() == 3));
+}
+
+#[test]
+fn confirm_runs_are_never_ranked_among_the_originals() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 3", BRANIN);
+    let host = TestHost::new();
+    // Trials 0 to 2 are originals; every later trial (a confirm run) beats them all.
+    let objective = Curves(vec![vec![5.0], vec![3.0], vec![4.0], vec![0.1]]);
+    let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
+    confirm(&storage, &spec, &objective, &host, confirm_config(2, 1)).unwrap();
+    let summary = confirm(&storage, &spec, &objective, &host, confirm_config(2, 2)).unwrap();
+    let originals: Vec<u64> = summary.trials.iter().map(|c| c.original.number).collect();
+    assert_eq!(originals, [1, 2]);
+    let confirm_of: Vec<Option<u64>> =
+        storage.trials(study.id, None).unwrap().iter().map(|t| t.confirm_of()).collect();
+    assert_eq!(confirm_of, [None, None, None, Some(1), Some(2), Some(1), Some(2)]);
+}
+
+#[test]
+fn a_failed_confirm_run_is_run_again_by_the_next_confirm() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 2", BRANIN);
+    let host = TestHost::new();
+    // Trial 2, the first confirm run, fails with a NaN loss.
+    let objective = Curves(vec![vec![2.0], vec![1.0], vec![f64::NAN], vec![1.5]]);
+    let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
+    let first = confirm(&storage, &spec, &objective, &host, confirm_config(1, 2)).unwrap();
+    assert_eq!(first.n_finished, 2);
+    assert_eq!(first.trials[0].confirms.len(), 1);
+    let second = confirm(&storage, &spec, &objective, &host, confirm_config(1, 2)).unwrap();
+    assert_eq!(second.n_finished, 1);
+    assert_eq!(second.trials[0].values(), [1.5, 1.5]);
+    let states: Vec<TrialState> =
+        storage.trials(study.id, None).unwrap().iter().map(|t| t.state).collect();
+    assert_eq!(states[2..], [TrialState::Fail, TrialState::Complete, TrialState::Complete]);
+}
+
+#[test]
+fn the_pruner_lets_confirm_runs_finish_and_early_stopping_still_applies() {
+    let storage = InMemoryStorage::default();
+    let mut spec = spec("random", "trials = 1", BRANIN);
+    spec.pruner = crate::pruner::Pruner {
+        kind: crate::pruner::PrunerKind::Threshold {
+            lower: None,
+            upper: Some(5.0),
+            warmup_steps: 0,
+        },
+        patience: None,
+    };
+    spec.early_stopping = Some(crate::spec::EarlyStoppingSpec {
+        monitor: "value".into(),
+        direction: Direction::Minimize,
+        patience: 1,
+        min_delta: 0.0,
+    });
+    let host = TestHost::new();
+    // The confirm run starts above the threshold, then stops improving.
+    let objective = Curves(vec![vec![3.0, 2.0], vec![7.0, 1.0, 1.5, 0.5]]);
+    let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
+    confirm(&storage, &spec, &objective, &host, confirm_config(1, 1)).unwrap();
+    let trial = storage.trials(study.id, None).unwrap().remove(1);
+    assert_eq!((trial.state, trial.value), (TrialState::Complete, Some(1.0)));
+    assert_eq!(trial.system_attrs.get(attr::PRUNE_REASON), None);
+    assert_eq!(
+        trial.system_attrs.get(attr::ENDED_BY),
+        Some(&AttrValue::Str("early_stopping".into()))
+    );
+}
+
+#[test]
+fn an_interrupted_confirm_stops_and_the_next_one_finishes_it() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 2", BRANIN);
+    let study =
+        run_study(&storage, &spec, &SeedNoise, &TestHost::new(), NO_OVERRIDES).unwrap().study;
+    let mut host = TestHost::new();
+    host.interrupt_at_step = Some(3);
+    let cut = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
+    assert_eq!((cut.n_finished, cut.interrupted), (2, true));
+    let trials = storage.trials(study.id, None).unwrap();
+    assert_eq!(trials.len(), 4);
+    assert_eq!(trials[3].fail_reason(), Some("interrupted (Ctrl-C)"));
+    let rest =
+        confirm(&storage, &spec, &SeedNoise, &TestHost::new(), confirm_config(2, 2)).unwrap();
+    assert_eq!((rest.n_finished, rest.interrupted), (3, false));
+    assert!(rest.trials.iter().all(|c| c.confirms.len() == 2));
+}
+
+#[test]
+fn confirm_refuses_a_study_that_does_not_exist() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 2", BRANIN);
+    let err =
+        confirm(&storage, &spec, &SeedNoise, &TestHost::new(), confirm_config(1, 1)).unwrap_err();
+    assert!(matches!(err, Error::StudyNotFound(ref name) if name == "t"), "{err}");
+    assert!(storage.find_study("t").unwrap().is_none(), "nothing was created");
+}

@@ -1,0 +1,76 @@
+//! `hpo confirm`: train a study's best configurations again with new seeds
+//! (hpo-core's `run::confirm`) and print, per original trial, its value beside the
+//! confirm runs' values, their mean and standard deviation.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use hpo_core::run::{ConfirmConfig, ConfirmSummary};
+
+use crate::{format, host, open_existing, print, study_and_objective};
+
+/// Runs the confirm runs `config` asks for; exits 130 when Ctrl-C cut them short.
+pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
+    let (spec, objective) = study_and_objective(path)?;
+    let storage = open_existing(db)?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric)?;
+    let summary = hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config);
+    host.finish();
+    let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
+    print(summary_text(&summary, &spec.metric, config, db))?;
+    Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+fn summary_text(
+    summary: &ConfirmSummary,
+    metric: &str,
+    config: ConfirmConfig,
+    db: &Path,
+) -> String {
+    let name = &summary.study.name;
+    let mut text = format!(
+        "study `{name}`: {}; {} confirm run(s) finished in this run; database {}",
+        if summary.interrupted { "interrupted" } else { "confirmed" },
+        summary.n_finished,
+        db.display()
+    );
+    if summary.trials.is_empty() {
+        text.push_str("\nno complete trial to confirm; run the study first (hpo run)");
+        return text;
+    }
+    let rows: Vec<Vec<String>> = summary
+        .trials
+        .iter()
+        .enumerate()
+        .map(|(idx, confirmed)| {
+            let values = confirmed.values();
+            vec![
+                (idx + 1).to_string(),
+                confirmed.original.number.to_string(),
+                confirmed.original.value.map_or("-".into(), format::value),
+                if values.is_empty() {
+                    "-".into()
+                } else {
+                    values.iter().map(|v| format::value(*v)).collect::<Vec<_>>().join(" ")
+                },
+                confirmed.mean().map_or("-".into(), format::value),
+                confirmed.std().map_or("-".into(), format::value),
+            ]
+        })
+        .collect();
+    let metric = metric.to_uppercase();
+    text.push_str(&format!(
+        "\n\ntop {} trial(s), {} confirm run(s) each (new seeds; outside the budget):\n",
+        summary.trials.len(),
+        config.seeds
+    ));
+    text.push_str(&format::table(
+        &["RANK", "TRIAL", &metric, "CONFIRM RUNS", "MEAN", "STD"],
+        &rows,
+    ));
+    if summary.trials.iter().any(|c| c.confirms.len() < config.seeds) {
+        text.push_str("\n\nsome trials have fewer confirm runs than asked (failed or interrupted); run `hpo confirm` again to add them");
+    }
+    text
+}

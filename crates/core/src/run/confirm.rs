@@ -1,0 +1,198 @@
+//! `hpo confirm`: train a study's best configurations again, with new seeds.
+//!
+//! A study's best trial won a selection among many noisy trainings, so its value is
+//! optimistic (the winner's curse). Training its configuration again with other seeds
+//! tells how much of that value was the configuration and how much the seed. Each
+//! confirm run is an ordinary trial of the study, run by the same `run_trial` as
+//! `run_study`'s (curves, best step, early stopping, Ctrl-C), that carries
+//! `attr::CONFIRM_OF` = the original's number. So it does not count toward the
+//! budget, the pruner never stops it (`should_prune`), and its own trial number gives
+//! it a new training seed (training seeds are a function of study seed and number).
+//!
+//! The store says what is done, so `confirm` resumes: an original's Complete confirm
+//! runs (and those another worker is still running) count toward `seeds`; failed
+//! ones are run again. Start reading at [`confirm`].
+
+use crate::Result;
+use crate::error::Error;
+use crate::objective::Objective;
+use crate::run::{Event, Host, best_trial, open_study, params_of, recover_orphans, run_trial};
+use crate::spec::StudySpec;
+use crate::storage::Storage;
+use crate::study::{Direction, Study, StudyId};
+use crate::trial::{AttrValue, FrozenTrial, TrialState, attr};
+
+/// Which trials `confirm` trains again, and how often.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfirmConfig {
+    /// How many of the study's best Complete trials to confirm.
+    pub top: usize,
+    /// How many confirm runs each of them should have.
+    pub seeds: usize,
+}
+
+/// An original trial and its confirm runs.
+#[derive(Debug, Clone)]
+pub struct ConfirmedTrial {
+    /// The trial whose configuration was trained again.
+    pub original: FrozenTrial,
+    /// Its Complete confirm runs, in order of number (fewer than `seeds` when some
+    /// failed or the run was interrupted).
+    pub confirms: Vec<FrozenTrial>,
+}
+
+impl ConfirmedTrial {
+    /// The confirm runs' values.
+    pub fn values(&self) -> Vec<f64> {
+        self.confirms.iter().filter_map(|t| t.value).collect()
+    }
+
+    /// The mean of the confirm runs' values (the original's is left out: it was
+    /// selected for being good); `None` without any.
+    pub fn mean(&self) -> Option<f64> {
+        let values = self.values();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    }
+
+    /// The sample standard deviation of the confirm runs' values; `None` with fewer
+    /// than two.
+    pub fn std(&self) -> Option<f64> {
+        let values = self.values();
+        if values.len() < 2 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        Some((squares / (values.len() - 1) as f64).sqrt())
+    }
+}
+
+/// What `confirm` returns.
+#[derive(Debug, Clone)]
+pub struct ConfirmSummary {
+    /// The study.
+    pub study: Study,
+    /// Confirm runs this call finished (0 when every original had its `seeds`).
+    pub n_finished: usize,
+    /// Whether the host reported an interruption (Ctrl-C) before every run was done.
+    pub interrupted: bool,
+    /// The originals, best first, each with its Complete confirm runs.
+    pub trials: Vec<ConfirmedTrial>,
+}
+
+/// Trains the configurations of the study's `top` best Complete trials again until
+/// each has `seeds` confirm runs (see the module docs). The study must exist and be
+/// compatible with `spec`, as for a resume.
+pub fn confirm(
+    storage: &dyn Storage,
+    spec: &StudySpec,
+    objective: &dyn Objective,
+    host: &dyn Host,
+    config: ConfirmConfig,
+) -> Result<ConfirmSummary> {
+    // Confirming creates no study: one that does not exist has nothing to confirm.
+    if storage.find_study(&spec.name)?.is_none() {
+        return Err(Error::StudyNotFound(spec.name.clone()));
+    }
+    let study = open_study(storage, spec)?;
+    recover_orphans(storage, study.id, host)?;
+    let trials = storage.trials(study.id, None)?;
+    let originals = top_trials(&trials, spec.direction, config.top);
+    let n_confirms = |number: u64| {
+        trials
+            .iter()
+            .filter(|t| t.confirm_of() == Some(number))
+            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Running))
+            .count()
+            .min(config.seeds)
+    };
+    let wanted = originals.len() * config.seeds;
+    let mut n_counted: usize = originals.iter().map(|t| n_confirms(t.number)).sum();
+    let owner = host.owner();
+    let mut n_finished = 0;
+    let mut interrupted = false;
+    'originals: for original in &originals {
+        for _ in n_confirms(original.number)..config.seeds {
+            if host.interrupted() {
+                interrupted = true;
+                break 'originals;
+            }
+            let Some(trial) = start_confirm_run(storage, study.id, original, &owner)? else {
+                // Storages create a trial whenever no budget is given.
+                tracing::error!("the storage refused to create a trial without a budget");
+                break 'originals;
+            };
+            n_counted += 1;
+            host.event(Event::Started { trial: &trial, budget: Some(wanted), n_counted });
+            let cut_short = run_trial(storage, study.id, spec, objective, host, &trial)?;
+            n_finished += 1;
+            let finished = storage.trial(trial.id)?;
+            let best = best_trial(
+                &storage.trials(study.id, Some(&[TrialState::Complete]))?,
+                spec.direction,
+            );
+            host.event(Event::Finished { trial: &finished, best: best.as_ref() });
+            if cut_short {
+                interrupted = true;
+                break 'originals;
+            }
+        }
+    }
+    let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
+    let trials = originals
+        .into_iter()
+        .map(|original| {
+            let confirms = complete
+                .iter()
+                .filter(|t| t.confirm_of() == Some(original.number))
+                .cloned()
+                .collect();
+            ConfirmedTrial { original, confirms }
+        })
+        .collect();
+    Ok(ConfirmSummary { study, n_finished, interrupted, trials })
+}
+
+/// The `top` best Complete trials that are not confirm runs, best first (the lower
+/// number first among ties); trials without a value, or a NaN one, are not ranked.
+fn top_trials(trials: &[FrozenTrial], direction: Direction, top: usize) -> Vec<FrozenTrial> {
+    let mut ranked: Vec<(f64, &FrozenTrial)> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.confirm_of().is_none())
+        .filter_map(|t| Some((t.value.filter(|v| !v.is_nan())?, t)))
+        .collect();
+    ranked.sort_by(|(a, ta), (b, tb)| {
+        if direction.is_better(*a, *b) {
+            std::cmp::Ordering::Less
+        } else if direction.is_better(*b, *a) {
+            std::cmp::Ordering::Greater
+        } else {
+            ta.number.cmp(&tb.number)
+        }
+    });
+    ranked.into_iter().take(top).map(|(_, t)| t.clone()).collect()
+}
+
+/// Creates a Running trial marked as a confirm run of `original`, with its parameters.
+/// `None` only if the storage breaks its contract (no budget is given).
+fn start_confirm_run(
+    storage: &dyn Storage,
+    study: StudyId,
+    original: &FrozenTrial,
+    owner: &str,
+) -> Result<Option<FrozenTrial>> {
+    let attrs = [
+        (attr::CONFIRM_OF.to_owned(), AttrValue::Number(original.number as f64)),
+        (attr::OWNER.to_owned(), AttrValue::Str(owner.to_owned())),
+    ];
+    let Some(mut trial) = storage.create_running_trial(study, None, &attrs)? else {
+        return Ok(None);
+    };
+    let params = params_of(original);
+    storage.set_trial_params(trial.id, &params)?;
+    for (name, value, distribution) in params {
+        trial.params.insert(name.clone(), value);
+        trial.distributions.insert(name, distribution);
+    }
+    Ok(Some(trial))
+}
