@@ -4,4 +4,5 @@
 mod cli;
 mod crash;
 mod optuna;
+mod report;
 mod util;

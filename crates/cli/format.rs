@@ -3,39 +3,15 @@
 use hpo_core::space::Params;
 use hpo_core::trial::Timestamp;
 
-/// A metric value: 4 significant decimals for ordinary magnitudes.
-pub fn value(it: f64) -> String {
-    if it.is_nan() || it.is_infinite() {
-        return it.to_string();
-    }
-    let abs = it.abs();
-    if it.fract() == 0.0 && abs < 1e9 {
-        return format!("{it:.0}");
-    }
-    if abs != 0.0 && !(1e-3..1e5).contains(&abs) { format!("{it:.4e}") } else { format!("{it:.4}") }
-}
+pub use hpo_core::display::{short, value};
 
 /// `lr=0.0031 hidden=64 act="relu"`.
 pub fn params(params: &Params) -> String {
     params
         .iter()
-        .map(|(name, v)| match v.as_f64() {
-            Some(f) if matches!(v, hpo_core::distribution::ParamValue::Float(_)) => {
-                format!("{name}={}", short(f))
-            }
-            _ => format!("{name}={v}"),
-        })
+        .map(|(name, v)| format!("{name}={}", hpo_core::display::param(v)))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A parameter value with 4 significant digits.
-pub fn short(it: f64) -> String {
-    if it == 0.0 || it.is_nan() || it.is_infinite() {
-        return it.to_string();
-    }
-    let digits = (4 - 1 - it.abs().log10().floor() as i32).max(0) as usize;
-    if it.abs() < 1e-3 { format!("{it:.3e}") } else { format!("{it:.digits$}") }
 }
 
 /// `2026-11-28 03:40:12` (UTC).

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::format;
 
-fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
+/// The study of this name, or an error listing the studies there are.
+pub fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
     match storage.find_study(name)? {
         Some(study) => Ok(study),
         None => {

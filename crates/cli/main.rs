@@ -10,6 +10,7 @@ mod external;
 mod format;
 mod host;
 mod inspect;
+mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,32 @@ enum Command {
         /// How many confirm runs each of them gets (runs from earlier calls count).
         #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         seeds: usize,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write a study's HTML report with its charts (SVG and PNG) into
+    /// reports/<study>/ (or --out).
+    Report {
+        /// The study's name (or its study file); NAME@YYYY-MM-DD for its state then.
+        study: String,
+        /// The folder to write (default: reports/<study>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compare with another study, or with this study at an earlier date
+        /// (`@2026-11-27`, `NAME@2026-11-27T18:00`, UTC).
+        #[arg(long)]
+        compare: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Compare study B with study A as text (best value, configuration, gap, moved
+    /// parameters); exits 1 when B's best is worse than A's beyond the seed noise
+    /// that `hpo confirm` measured.
+    Diff {
+        /// The baseline: a study name, NAME@DATE, or a study file.
+        a: String,
+        /// The study compared with it (`@DATE` means A's study at that date).
+        b: String,
         #[command(flatten)]
         db: DbArg,
     },
@@ -155,6 +182,13 @@ enum BenchCommand {
         /// Study sizes to measure.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000])]
         trials: Vec<usize>,
+    },
+    /// Time to render the report of a synthetic study of N trials written through
+    /// the store.
+    Report {
+        /// Trials in the synthetic study.
+        #[arg(long, default_value_t = 10_000)]
+        trials: usize,
     },
     /// Training throughput of the MLP, CNN and transformer workloads (compare with
     /// scripts/bench_torch.py).
@@ -281,6 +315,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Confirm { study, top, seeds, db } => {
             confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
         }
+        Command::Report { study, out, compare, db } => {
+            print(report::report(&open_existing(&db.db)?, &study, compare.as_deref(), out)?)
+        }
+        Command::Diff { a, b, db } => {
+            let (text, worse) = report::diff(&open_existing(&db.db)?, &a, &b)?;
+            print(text)?;
+            Ok(if worse { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
         Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
         Command::Show { study, trial, db } => {
             print(inspect::show(&open_existing(&db.db)?, &study, trial)?)

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod display;
 pub mod distribution;
 pub mod early_stopping;
 pub mod error;
