@@ -124,6 +124,7 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
     let mut complete: Vec<&FrozenTrial> = trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(|v| !v.is_nan()))
+        .filter(|t| t.confirm_of().is_none())
         .collect();
     complete.sort_by(|a, b| {
         let (a, b) = (a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN));

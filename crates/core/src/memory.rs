@@ -118,7 +118,7 @@ impl Storage for InMemoryStorage {
                 let count = |st: TrialState| trials.iter().filter(|t| t.state == st).count();
                 let best_value = trials
                     .iter()
-                    .filter(|t| t.state == TrialState::Complete)
+                    .filter(|t| t.state == TrialState::Complete && t.confirm_of().is_none())
                     .filter_map(|t| t.value)
                     .fold(None, |best: Option<f64>, v| match best {
                         Some(b) if !study.direction.is_better(v, b) => Some(b),

@@ -392,7 +392,7 @@ pub fn attrs_round_trip(storage: &dyn Storage) {
 }
 
 /// `list_studies` orders studies by name, counts their trials by state, and gives
-/// the best value of the Complete ones.
+/// the best value of the Complete ones that are not confirm runs.
 pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     let s = study(storage, "b-study");
     study(storage, "a-study");
@@ -402,6 +402,10 @@ pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     let failed = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
     storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    // A lucky confirm run is not the study's best: it repeats a configuration.
+    let confirm = [(attr::CONFIRM_OF.to_owned(), AttrValue::Number(1.0))];
+    let lucky = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
+    storage.finish_trial(lucky.id, TrialState::Complete, Some(-9.0)).unwrap();
     let list = storage.list_studies().unwrap();
     assert_eq!(
         list.iter().map(|it| it.study.name.as_str()).collect::<Vec<_>>(),
@@ -410,7 +414,7 @@ pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     let b = &list[1];
     assert_eq!(
         (b.n_trials, b.n_complete, b.n_fail, b.n_running, b.n_pruned, b.n_waiting),
-        (5, 3, 1, 1, 0, 0)
+        (6, 4, 1, 1, 0, 0)
     );
     assert_eq!(b.best_value, Some(-2.0));
     assert_eq!(list[0].n_trials, 0);

@@ -624,6 +624,7 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
         .configure_mesh()
         .disable_y_mesh()
         .x_desc("seconds since the first trial started")
+        .x_label_formatter(&|v| tick(*v))
         .y_labels(2 * n + 1)
         .y_label_formatter(&y_format)
         .label_style((FONT, 13))
@@ -667,7 +668,7 @@ fn draw_confirm<DB: DrawingBackend>(
     let n = data.groups.len().max(1);
     let values = data.groups.iter().flat_map(|g| {
         let (m, h) = (g.ci.mean, if g.ci.half_width.is_finite() { g.ci.half_width } else { 0.0 });
-        g.values.iter().copied().chain([m - h, m + h])
+        g.values.iter().copied().chain(g.original_value).chain([m - h, m + h])
     });
     let mut chart = ChartBuilder::on(root)
         .caption("Seeds and noise: mean and 95% confidence interval per configuration", (FONT, 18))
@@ -690,12 +691,16 @@ fn draw_confirm<DB: DrawingBackend>(
     for (idx, group) in data.groups.iter().enumerate() {
         let x = idx as f64;
         chart.draw_series(group.values.iter().enumerate().map(|(k, v)| {
-            Circle::new(
-                (x - 0.15 + 0.3 * k as f64 / group.values.len().max(1) as f64, *v),
-                3,
-                COMPLETE.mix(0.6).filled(),
-            )
+            let offset = 0.3 * k as f64 / group.values.len().max(1) as f64;
+            Circle::new((x - 0.15 + offset, *v), 3, COMPLETE.mix(0.7).filled())
         }))?;
+        if let Some(original) = group.original_value {
+            chart.draw_series(std::iter::once(Cross::new(
+                (x - 0.25, original),
+                5,
+                PRUNED.stroke_width(2),
+            )))?;
+        }
         let (mean, half) = (group.ci.mean, group.ci.half_width);
         if half.is_finite() {
             chart.draw_series(std::iter::once(PathElement::new(

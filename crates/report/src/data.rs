@@ -772,7 +772,9 @@ pub struct ConfirmGroup {
     pub original: u64,
     /// Its parameters.
     pub params: Vec<(String, String)>,
-    /// The original's value, then each Complete confirm run's.
+    /// The original trial's value: selected for being good, so left out of the mean.
+    pub original_value: Option<f64>,
+    /// Each Complete confirm run's value (new seeds).
     pub values: Vec<f64>,
     /// Mean and 95% confidence interval of `values`.
     pub ci: MeanCi,
@@ -822,10 +824,11 @@ pub fn confirm_groups(record: &StudyRecord) -> Option<Confirmation> {
         .into_iter()
         .filter_map(|(original, confirm_values)| {
             let trial = record.trials.iter().find(|t| t.number == original)?;
-            let values: Vec<f64> = trial.value.into_iter().chain(confirm_values).collect();
+            let values = confirm_values;
             Some(ConfirmGroup {
                 original,
                 params: params_text(trial),
+                original_value: trial.value,
                 ci: stats::mean_ci95(&values)?,
                 values,
             })
@@ -868,7 +871,7 @@ pub fn recommend(
         Some((confirmation, best)) => {
             let trial = ranked.iter().find(|t| t.number == best.original)?;
             reasons.push(format!(
-                "best mean {metric} over seeds: {} ± {} (95% CI, {} runs)",
+                "best mean {metric} over new seeds: {} ± {} (95% CI, {} confirm runs)",
                 display::value(best.ci.mean),
                 display::value(best.ci.half_width),
                 best.ci.n

@@ -165,7 +165,7 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
         chart(
             &mut out,
             "confirm",
-            "Each dot is one run (the original and its confirm runs); the red bar is the 95% confidence interval of the mean.",
+            "Each dot is one confirm run with a new seed, the cross the original trial (chosen for being best, so biased and left out of the mean); the red bar is the 95% confidence interval of the mean.",
         );
     }
     comparison(&mut out, sections);
@@ -336,15 +336,16 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
     };
     let _ = writeln!(
         out,
-        "<table><tr><th>trial</th><th>runs</th><th>mean {}</th><th>95% CI</th><th>std</th><th>values</th><th>parameters</th></tr>",
+        "<table><tr><th>trial</th><th>its value</th><th>confirm runs</th><th>mean {}</th><th>95% CI</th><th>std</th><th>values</th><th>parameters</th></tr>",
         escape(&record.metric)
     );
     for group in &confirmation.groups {
         let values: Vec<String> = group.values.iter().map(|v| display::value(*v)).collect();
         let _ = writeln!(
             out,
-            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\"><b>{}</b></td><td class=\"num\">± {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\"><b>{}</b></td><td class=\"num\">± {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
             group.original,
+            group.original_value.map_or("-".to_owned(), display::value),
             group.ci.n,
             display::value(group.ci.mean),
             display::value(group.ci.half_width),
@@ -353,7 +354,10 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
             params_list(&group.params)
         );
     }
-    let _ = writeln!(out, "</table>");
+    let _ = writeln!(
+        out,
+        "</table><p class=\"muted\">Means and intervals are over the confirm runs only: the original trial was selected for its good value (the winner's curse), so its value overstates what the configuration does on another seed.</p>"
+    );
     let verdict = match (&confirmation.best_vs_runner_up, confirmation.distinguishable()) {
         (Some(welch), Some(true)) => format!(
             "The best configuration is distinguishable from the runner-up (Welch's t-test, p = {:.3}, difference {}).",

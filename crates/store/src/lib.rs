@@ -523,9 +523,10 @@ impl Storage for SqliteStorage {
                     .query_row(
                         &format!(
                             "SELECT {aggregate}(v.value) FROM trial_values v JOIN trials t ON t.trial_id = v.trial_id
-                             WHERE t.study_id = ?1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'"
+                             WHERE t.study_id = ?1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'
+                               AND t.trial_id NOT IN (SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2)"
                         ),
-                        [id],
+                        params![id, attr::CONFIRM_OF],
                         |row| row.get::<_, Option<f64>>(0),
                     )
                     .map_err(store_err)?;

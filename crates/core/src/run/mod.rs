@@ -378,10 +378,15 @@ pub fn run_study(
     Ok(RunSummary { study, end, n_finished, best })
 }
 
-/// The Complete trial with the best value (the lowest number among ties).
+/// The Complete search trial (not a confirm run) with the best value (the lowest
+/// number among ties).
 pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<FrozenTrial> {
     let mut best: Option<&FrozenTrial> = None;
-    for trial in trials.iter().filter(|t| t.state == TrialState::Complete) {
+    // Confirm runs repeat a configuration with another seed: they measure noise and
+    // are not candidates of the search.
+    for trial in
+        trials.iter().filter(|t| t.state == TrialState::Complete && t.confirm_of().is_none())
+    {
         let Some(value) = trial.value.filter(|v| !v.is_nan()) else { continue };
         if best.and_then(|b| b.value).is_none_or(|b| direction.is_better(value, b)) {
             best = Some(trial);

@@ -102,8 +102,8 @@ fn timeline_confirm_heat_map_and_parallel_render() {
     }
     let confirm = Figure::Confirm(sections.confirmation.as_ref().unwrap()).svg("confirm").unwrap();
     assert!(confirm.contains("trial 1") && confirm.contains("trial 5"));
-    // The original and its confirm runs: 3 values for trial 1, 2 for trial 5.
-    assert_eq!(count(&confirm, "<circle"), 5);
+    // One dot per confirm run: 2 for trial 1, 1 for trial 5 (originals are crosses).
+    assert_eq!(count(&confirm, "<circle"), 3);
 }
 
 #[test]
