@@ -89,6 +89,12 @@ pub trait Objective: Send + Sync {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure>;
+
+    /// Where trials run (`cpu`, `cuda:0`), recorded on each trial (`attr::DEVICE`)
+    /// for the report's timeline; `None` for objectives that run no model.
+    fn device(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A benchmark function as an objective: one step, the metric `value`.

@@ -138,6 +138,8 @@ pub mod attr {
     pub const GRID_POINT: &str = "hpo:grid_point";
     /// What ended a trial: `completed`, `early_stopping`, `max_epochs`, ...
     pub const ENDED_BY: &str = "ended_by";
+    /// The device the trial trained on (`cpu`, `cuda:0`), when the objective says.
+    pub const DEVICE: &str = "hpo:device";
     /// Why the pruner stopped a trial (rung, threshold, percentile and values).
     pub const PRUNE_REASON: &str = "prune_reason";
     /// Set on a confirm run (`hpo confirm`): the number of the original trial whose

@@ -759,8 +759,8 @@ fn worker_label(trial: &FrozenTrial) -> String {
         (Some(other), None) if !other.is_empty() => other.to_owned(),
         _ => "unknown worker".to_owned(),
     };
-    if let Some(device) = trial.user_attrs.get("device").and_then(AttrValue::as_str) {
-        label.push_str(&format!(" ({device})"));
+    if let Some(device) = trial.system_attrs.get(attr::DEVICE).and_then(AttrValue::as_str) {
+        label.push_str(&format!(" on {device}"));
     }
     label
 }

@@ -329,7 +329,7 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
     let Some(confirmation) = &sections.confirmation else {
         let _ = writeln!(
             out,
-            "<p class=\"warn\">No confirm runs: the values above come from one seed each. Run <code>hpo confirm {} --top 3 --seeds 3</code> to retrain the best configurations with new seeds and see whether the best is distinguishable from the runner-up.</p>",
+            "<p class=\"warn\">No confirm runs: the values above come from one seed each. Run <code>hpo confirm STUDY.toml --top 3 --seeds 3</code> (the study file of <code>{}</code>) to retrain the best configurations with new seeds and see whether the best is distinguishable from the runner-up.</p>",
             escape(&record.name)
         );
         return;

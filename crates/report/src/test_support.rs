@@ -53,6 +53,7 @@ pub fn trial(number: u64, state: TrialState, dropout: f64, value: f64) -> Frozen
         t.system_attrs.insert(attr::ENDED_BY.into(), AttrValue::Str("early_stopping".into()));
     }
     t.system_attrs.insert(attr::OWNER.into(), AttrValue::Str(format!("box:{}:7", 40 + number % 2)));
+    t.system_attrs.insert(attr::DEVICE.into(), AttrValue::Str("cpu".into()));
     t.datetime_start = Some(Timestamp(number as i64 * 2_000_000));
     t.datetime_complete = Some(Timestamp(number as i64 * 2_000_000 + 1_500_000));
     t

@@ -439,6 +439,9 @@ pub(crate) fn run_trial(
     host: &dyn Host,
     trial: &FrozenTrial,
 ) -> Result<bool> {
+    if let Some(device) = objective.device() {
+        storage.set_trial_system_attr(trial.id, attr::DEVICE, &AttrValue::Str(device))?;
+    }
     let mut reporter = TrialReporter {
         storage,
         host,

@@ -140,7 +140,7 @@ fn parallel_coordinates_put_the_best_last_with_positions_in_unit_range() {
 #[test]
 fn timeline_groups_trials_by_worker() {
     let timeline = timeline(&toy());
-    check(&timeline.workers, expect![[r#"["box pid 40", "box pid 41"]"#]]);
+    check(&timeline.workers, expect![[r#"["box pid 40 on cpu", "box pid 41 on cpu"]"#]]);
     check(
         timeline
             .bars

@@ -568,6 +568,14 @@ impl hpo_core::objective::Objective for CandleObjective {
             Err(TrialFailure::new(format!("candle error: {}", first_line(&err))))
         })
     }
+
+    fn device(&self) -> Option<String> {
+        Some(match self.device.location() {
+            candle_core::DeviceLocation::Cpu => "cpu".to_owned(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        })
+    }
 }
 
 #[cfg(test)]
