@@ -4,5 +4,6 @@
 mod cli;
 mod crash;
 mod optuna;
+mod parallel;
 mod report;
 mod util;

@@ -44,7 +44,7 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
         bail!("--trials: each size must be at least 10");
     }
     let spec = StudySpec::parse(STUDY, "<bench overhead>")?;
-    let hpo_core::spec::ObjectiveSpec::Function { function } = spec.objective else {
+    let hpo_core::spec::ObjectiveSpec::Function { function, .. } = spec.objective else {
         bail!("function objective")
     };
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
@@ -424,7 +424,8 @@ pub fn pruning(studies: &[std::path::PathBuf], seeds: u64, pruners: &[String]) -
                 let dir = tempfile::tempdir()?;
                 let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
                 let host = QuietHost(Instant::now());
-                let config = hpo_core::run::RunConfig { trials: None, timeout: None };
+                let config =
+                    hpo_core::run::RunConfig { trials: None, timeout: None, workers: None };
                 let summary =
                     hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)?;
                 seconds.push(host.0.elapsed().as_secs_f64());

@@ -15,7 +15,9 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     let (spec, objective) = study_and_objective(path)?;
     let storage = open_existing(db)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
-    let summary = hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config);
+    let summary = host.with_heartbeats(&storage, || {
+        hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config)
+    });
     host.finish();
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
     print(summary_text(&summary, &spec.metric, config, db))?;

@@ -1,6 +1,7 @@
 //! The study loop's window on this process: clock, Ctrl-C, process liveness and
 //! progress output (a bar on a terminal, plain lines otherwise).
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,14 +10,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use hpo_core::run::{Event, Host};
-use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
+use hpo_core::storage::Storage;
+use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialId, TrialState, attr};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::format;
 
 /// A Running trial of another machine whose heartbeat is older than this is
-/// considered abandoned. Epochs beat; one epoch must not take this long.
-const HEARTBEAT_GRACE: Duration = Duration::from_secs(600);
+/// considered abandoned (on this machine a dead owner process is seen at once).
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(60);
+/// How often the trials this process runs renew their heartbeat (besides each
+/// reported epoch).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct CliHost {
     started: Instant,
@@ -24,6 +29,8 @@ pub struct CliHost {
     owner: String,
     metric: String,
     progress: Mutex<Progress>,
+    /// The trials this process's workers are running, whose heartbeats it renews.
+    running: Mutex<BTreeSet<TrialId>>,
 }
 
 enum Progress {
@@ -73,7 +80,43 @@ impl CliHost {
                 .unwrap_or_else(|| format!("{}:{}:0", hostname(), std::process::id())),
             metric: metric.to_owned(),
             progress: Mutex::new(progress),
+            running: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Runs `work` while a thread renews, every few seconds, the heartbeat of each
+    /// trial this process is running, so other workers never take a live trial for a
+    /// dead one, however long its epochs.
+    pub fn with_heartbeats<T>(&self, storage: &dyn Storage, work: impl FnOnce() -> T) -> T {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut last = Instant::now();
+                while !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed() < HEARTBEAT_INTERVAL {
+                        continue;
+                    }
+                    last = Instant::now();
+                    let running: Vec<TrialId> = self
+                        .running
+                        .lock()
+                        .unwrap_or_else(|it| it.into_inner())
+                        .iter()
+                        .copied()
+                        .collect();
+                    for trial in running {
+                        // A trial that just finished refuses the beat: nothing to do.
+                        if let Err(err) = storage.record_heartbeat(trial) {
+                            tracing::debug!("heartbeat of {trial:?} not recorded: {err}");
+                        }
+                    }
+                }
+            });
+            let out = work();
+            done.store(true, Ordering::SeqCst);
+            out
+        })
     }
 
     pub fn finish(&self) {
@@ -121,14 +164,26 @@ impl Host for CliHost {
     }
 
     fn event(&self, event: Event<'_>) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|it| it.into_inner());
+            match &event {
+                Event::Started { trial, .. } => {
+                    running.insert(trial.id);
+                }
+                Event::Finished { trial, .. } => {
+                    running.remove(&trial.id);
+                }
+                _ => {}
+            }
+        }
         match event {
-            Event::Recovered { trial } => self.line(format!(
+            Event::Recovered { trial, queued_again } => self.line(format!(
                 "trial {} was left running by a worker that stopped; marked failed{}",
                 trial.number,
-                if trial.system_attrs.contains_key(attr::GRID_POINT) {
-                    " and its grid point queued again"
-                } else {
-                    ""
+                match (queued_again, trial.system_attrs.contains_key(attr::GRID_POINT)) {
+                    (true, true) => " and its grid point queued again",
+                    (true, false) => " and queued again with the same parameters (max_retries)",
+                    (false, _) => "",
                 }
             )),
             Event::Started { trial, budget, n_counted } => {

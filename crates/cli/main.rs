@@ -40,7 +40,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a study file until its budget is met (resumes a study that exists).
+    /// Run a study file until its budget is met (resumes a study that exists). Any
+    /// number of `hpo run` / `hpo worker` processes may share one study and database:
+    /// they cooperate on its budget.
+    #[command(visible_alias = "worker")]
     Run {
         /// The study file, e.g. studies/quickstart.toml.
         study: PathBuf,
@@ -52,6 +55,9 @@ enum Command {
         /// Stop starting new trials after this long ("90s", "30m", "2h").
         #[arg(long, value_parser = parse_timeout)]
         timeout: Option<std::time::Duration>,
+        /// Trials to run at once in this process (threads), replacing `[study] workers`.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        workers: Option<u64>,
     },
     /// Train the best trials' configurations again with new seeds (outside the
     /// budget) and print each one's values, mean and standard deviation.
@@ -90,6 +96,12 @@ enum Command {
         a: String,
         /// The study compared with it (`@DATE` means A's study at that date).
         b: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Check a database: SQLite's integrity check, foreign keys, and unique trial
+    /// numbers. Prints `ok` or the problems (exit 1).
+    Check {
         #[command(flatten)]
         db: DbArg,
     },
@@ -309,8 +321,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { study, db, trials, timeout } => {
-            run_study(&study, &db.db, RunConfig { trials, timeout })
+        Command::Run { study, db, trials, timeout, workers } => {
+            let workers = workers.map(|n| n as usize);
+            run_study(&study, &db.db, RunConfig { trials, timeout, workers })
         }
         Command::Confirm { study, top, seeds, db } => {
             confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
@@ -324,6 +337,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if worse { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
+        Command::Check { db } => {
+            let problems = open_existing(&db.db)?.check()?;
+            if problems.is_empty() {
+                print(format!("{}: ok", db.db.display()))
+            } else {
+                print(problems.join("\n"))?;
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
         Command::Show { study, trial, db } => {
             print(inspect::show(&open_existing(&db.db)?, &study, trial)?)
@@ -423,7 +445,9 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
     let storage = SqliteStorage::open(db)
         .with_context(|| format!("cannot open database {}", db.display()))?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
-    let summary = hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config);
+    let summary = host.with_heartbeats(&storage, || {
+        hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)
+    });
     host.finish();
     let summary = summary?;
     let end = match summary.end {

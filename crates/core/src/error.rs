@@ -16,6 +16,9 @@ pub enum Error {
     /// No study has the name a user gave; holds the name.
     #[error("no study named `{0}`; `hpo ls` lists the studies in this database")]
     StudyNotFound(String),
+    /// A worker thread of `run_study` died (a bug: trials' panics are caught).
+    #[error("{0}")]
+    Worker(String),
     /// No study has this id.
     #[error("study {0:?} does not exist")]
     UnknownStudy(StudyId),

@@ -97,9 +97,17 @@ pub trait Objective: Send + Sync {
     }
 }
 
-/// A benchmark function as an objective: one step, the metric `value`.
+/// A benchmark function as an objective, reporting the metric `value`: with one step
+/// just the function's value; with more, a synthetic curve that improves toward it
+/// and reaches it at the last step (so pruners and curves can be exercised without
+/// training anything).
 #[derive(Debug, Clone, Copy)]
-pub struct FunctionObjective(pub BenchmarkFunction);
+pub struct FunctionObjective {
+    /// The function.
+    pub function: BenchmarkFunction,
+    /// Steps reported, at least 1.
+    pub steps: u64,
+}
 
 impl Objective for FunctionObjective {
     fn run(
@@ -107,11 +115,25 @@ impl Objective for FunctionObjective {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure> {
-        let value = self.0.evaluate(ctx.params);
+        let value = self.function.evaluate(ctx.params);
         if !value.is_finite() {
-            return Err(TrialFailure::new(format!("{} returned {value}", self.0.name())));
+            return Err(TrialFailure::new(format!("{} returned {value}", self.function.name())));
         }
-        let _ = reporter.report(0, &[("value".to_owned(), value)]);
+        if self.steps <= 1 {
+            let _ = reporter.report(0, &[("value".to_owned(), value)]);
+            return Ok(ObjectiveOutput::default());
+        }
+        let worse = match ctx.direction {
+            crate::study::Direction::Minimize => 1.0,
+            crate::study::Direction::Maximize => -1.0,
+        };
+        for step in 1..=self.steps {
+            let remaining = (self.steps - step) as f64 / self.steps as f64;
+            let at_step = value + worse * remaining * (1.0 + value.abs());
+            if reporter.report(step, &[("value".to_owned(), at_step)]).is_break() {
+                break;
+            }
+        }
         Ok(ObjectiveOutput::default())
     }
 }

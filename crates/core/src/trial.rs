@@ -138,6 +138,8 @@ pub mod attr {
     pub const GRID_POINT: &str = "hpo:grid_point";
     /// What ended a trial: `completed`, `early_stopping`, `max_epochs`, ...
     pub const ENDED_BY: &str = "ended_by";
+    /// On a retry of an interrupted trial: the number of the first attempt.
+    pub const RETRY_OF: &str = "hpo:retry_of";
     /// The device the trial trained on (`cpu`, `cuda:0`), when the objective says.
     pub const DEVICE: &str = "hpo:device";
     /// Why the pruner stopped a trial (rung, threshold, percentile and values).
@@ -213,6 +215,12 @@ impl FrozenTrial {
     /// a confirm run (`attr::CONFIRM_OF`).
     pub fn confirm_of(&self) -> Option<u64> {
         let number = self.system_attrs.get(attr::CONFIRM_OF).and_then(AttrValue::as_f64)?;
+        (number >= 0.0 && number.fract() == 0.0).then_some(number as u64)
+    }
+
+    /// The first attempt's number, when this trial retries an interrupted one.
+    pub fn retry_of(&self) -> Option<u64> {
+        let number = self.system_attrs.get(attr::RETRY_OF).and_then(AttrValue::as_f64)?;
         (number >= 0.0 && number.fract() == 0.0).then_some(number as u64)
     }
 

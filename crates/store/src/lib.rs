@@ -136,6 +136,36 @@ impl SqliteStorage {
         migrations::apply(conn)
     }
 
+    /// Checks the file and hpo's own invariants: SQLite's `integrity_check` and
+    /// `foreign_key_check`, and that no study has two trials with one number.
+    /// Returns the problems found; empty when the database is sound.
+    pub fn check(&self) -> Result<Vec<String>, Error> {
+        let conn = self.lock();
+        let mut problems: Vec<String> = Vec::new();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
+            let row = row?;
+            if row != "ok" {
+                problems.push(format!("integrity: {row}"));
+            }
+        }
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
+            problems.push(format!("a row of `{}` points at a missing row", row?));
+        }
+        let mut stmt = conn.prepare(
+            "SELECT s.study_name, t.number, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id
+             GROUP BY t.study_id, t.number HAVING COUNT(*) > 1",
+        )?;
+        for row in stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })? {
+            let (study, number, n) = row?;
+            problems.push(format!("study `{study}` has {n} trials numbered {number}"));
+        }
+        Ok(problems)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock rolls its transaction back on drop, so
         // the connection is still consistent.

@@ -62,7 +62,9 @@ pub const MODELS: [&str; 3] = ["mlp", "cnn", "transformer"];
 /// Errors about the file (an unknown model, dataset or hyperparameter) point at it.
 pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Objective>, Error> {
     let candle = match &spec.objective {
-        ObjectiveSpec::Function { function } => return Ok(Box::new(FunctionObjective(*function))),
+        ObjectiveSpec::Function { function, steps } => {
+            return Ok(Box::new(FunctionObjective { function: *function, steps: *steps }));
+        }
         ObjectiveSpec::Candle(candle) => candle,
         ObjectiveSpec::External => return Err(Error::External),
     };

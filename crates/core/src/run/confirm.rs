@@ -95,7 +95,7 @@ pub fn confirm(
         return Err(Error::StudyNotFound(spec.name.clone()));
     }
     let study = open_study(storage, spec)?;
-    recover_orphans(storage, study.id, host)?;
+    recover_orphans(storage, study.id, host, 0)?;
     let trials = storage.trials(study.id, None)?;
     let originals = top_trials(&trials, spec.direction, config.top);
     let n_confirms = |number: u64| {

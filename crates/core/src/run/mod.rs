@@ -22,6 +22,7 @@ pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::Result;
@@ -58,6 +59,9 @@ pub enum Event<'a> {
     Recovered {
         /// The trial, as stored after it was marked Fail.
         trial: &'a FrozenTrial,
+        /// Whether it was queued to run again (its grid point, or a retry with the
+        /// same parameters under `max_retries`).
+        queued_again: bool,
     },
     /// A trial was claimed or created, with its parameters, and is about to run.
     Started {
@@ -120,6 +124,8 @@ pub struct RunConfig {
     pub trials: Option<usize>,
     /// The time after which no new trial starts, replacing the study file's `timeout`.
     pub timeout: Option<Duration>,
+    /// Trials run at once (threads), replacing the study file's `workers`.
+    pub workers: Option<usize>,
 }
 
 /// Gets the study of a spec, creating it (with its grid queued) or checking that the
@@ -235,11 +241,13 @@ fn params_of(trial: &FrozenTrial) -> Vec<(String, ParamValue, Distribution)> {
 }
 
 /// Marks the study's abandoned Running trials Fail (interrupted) and queues their
-/// grid points again. Returns the trials it recovered.
+/// grid points again, or, up to `max_retries` times per trial, its parameters as a
+/// retry. Returns the trials it recovered.
 pub fn recover_orphans(
     storage: &dyn Storage,
     study: StudyId,
     host: &dyn Host,
+    max_retries: usize,
 ) -> Result<Vec<FrozenTrial>> {
     let mut recovered = Vec::new();
     for trial in storage.trials(study, Some(&[TrialState::Running]))? {
@@ -248,25 +256,31 @@ pub fn recover_orphans(
             continue;
         }
         let reason = "the worker running this trial stopped (killed or crashed)";
-        match fail_interrupted(storage, study, &trial, reason) {
-            Ok(()) => {}
+        let queued_again = match fail_interrupted(storage, study, &trial, reason, max_retries) {
+            Ok(queued_again) => queued_again,
             // Another process recovered it first.
             Err(Error::TrialFinished { .. }) => continue,
             Err(err) => return Err(err),
-        }
+        };
         let trial = storage.trial(trial.id)?;
-        host.event(Event::Recovered { trial: &trial });
+        host.event(Event::Recovered { trial: &trial, queued_again });
         recovered.push(trial);
     }
     Ok(recovered)
 }
 
+/// Fails a trial whose run was cut short (it gives its budget slot back) and queues
+/// it again: a grid point always, other trials with the same parameters while the
+/// trial's retries (`attr::RETRY_OF` links them to the first attempt) are fewer than
+/// `max_retries`. Only the caller that finishes the trial queues it, so two workers
+/// recovering the same trial queue it once. Returns whether it was queued.
 fn fail_interrupted(
     storage: &dyn Storage,
     study: StudyId,
     trial: &FrozenTrial,
     reason: &str,
-) -> Result<()> {
+    max_retries: usize,
+) -> Result<bool> {
     storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
     storage.set_trial_system_attr(
         trial.id,
@@ -280,8 +294,23 @@ fn fail_interrupted(
             system_attrs: vec![(attr::GRID_POINT.to_owned(), point.clone())],
         };
         storage.enqueue_trial(study, &new)?;
+        return Ok(true);
     }
-    Ok(())
+    if max_retries == 0 || trial.params.is_empty() || trial.confirm_of().is_some() {
+        return Ok(false);
+    }
+    let first = trial.retry_of().unwrap_or(trial.number);
+    let n_retries =
+        storage.trials(study, None)?.iter().filter(|t| t.retry_of() == Some(first)).count();
+    if n_retries >= max_retries {
+        return Ok(false);
+    }
+    let new = NewTrial {
+        params: params_of(trial),
+        system_attrs: vec![(attr::RETRY_OF.to_owned(), AttrValue::Number(first as f64))],
+    };
+    storage.enqueue_trial(study, &new)?;
+    Ok(true)
 }
 
 /// Claims a queued trial or creates one and samples its parameters. `None` when the
@@ -341,41 +370,115 @@ pub fn run_study(
     config: RunConfig,
 ) -> Result<RunSummary> {
     let study = open_study(storage, spec)?;
-    recover_orphans(storage, study.id, host)?;
+    recover_orphans(storage, study.id, host, spec.max_retries)?;
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
         SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
-    let owner = host.owner();
-    let mut n_finished = 0;
-    let end = loop {
-        if host.interrupted() {
-            break RunEnd::Interrupted;
-        }
-        if timeout.is_some_and(|t| host.elapsed() >= t) {
-            break RunEnd::TimedOut;
-        }
-        let Some(trial) = ask(storage, study.id, spec, sampler.as_ref(), budget, &owner)? else {
-            break RunEnd::BudgetMet;
-        };
-        let n_counted =
-            storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
-        host.event(Event::Started { trial: &trial, budget, n_counted });
-        let interrupted = run_trial(storage, study.id, spec, objective, host, &trial)?;
-        n_finished += 1;
-        let finished = storage.trial(trial.id)?;
-        let best =
-            best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
-        host.event(Event::Finished { trial: &finished, best: best.as_ref() });
-        if interrupted {
-            break RunEnd::Interrupted;
-        }
+    let n_workers = config.workers.unwrap_or(spec.workers).max(1);
+    let worker = Worker {
+        storage,
+        study: &study,
+        spec,
+        objective,
+        host,
+        sampler: sampler.as_ref(),
+        budget,
+        timeout,
+        owner: host.owner(),
+        stop: AtomicBool::new(false),
     };
+    let results: Vec<Result<(usize, RunEnd)>> = if n_workers == 1 {
+        vec![worker.run()]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n_workers).map(|_| scope.spawn(|| worker.run())).collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|panic| {
+                        Err(Error::Worker(format!(
+                            "a worker thread panicked: {}",
+                            panic_message(&panic)
+                        )))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut n_finished = 0;
+    let mut end = RunEnd::BudgetMet;
+    for result in results {
+        let (n, worker_end) = result?;
+        n_finished += n;
+        end = match (end, worker_end) {
+            (RunEnd::Interrupted, _) | (_, RunEnd::Interrupted) => RunEnd::Interrupted,
+            (RunEnd::TimedOut, _) | (_, RunEnd::TimedOut) => RunEnd::TimedOut,
+            _ => RunEnd::BudgetMet,
+        };
+    }
     let best =
         best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
     Ok(RunSummary { study, end, n_finished, best })
+}
+
+/// One of the threads of `run_study`: asks, runs and tells trials until the budget,
+/// the timeout, an interruption or another worker's error stops it.
+struct Worker<'a> {
+    storage: &'a dyn Storage,
+    study: &'a Study,
+    spec: &'a StudySpec,
+    objective: &'a dyn Objective,
+    host: &'a dyn Host,
+    sampler: &'a dyn Sampler,
+    budget: Option<usize>,
+    timeout: Option<Duration>,
+    owner: String,
+    /// Set by a worker that failed or was interrupted, so the others stop after
+    /// their current trial.
+    stop: AtomicBool,
+}
+
+impl Worker<'_> {
+    /// Runs trials; returns how many it finished and why it stopped.
+    fn run(&self) -> Result<(usize, RunEnd)> {
+        let outcome = self.run_trials();
+        if !matches!(outcome, Ok((_, RunEnd::BudgetMet | RunEnd::TimedOut))) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    fn run_trials(&self) -> Result<(usize, RunEnd)> {
+        let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
+        let mut n_finished = 0;
+        loop {
+            if host.interrupted() || self.stop.load(Ordering::SeqCst) {
+                return Ok((n_finished, RunEnd::Interrupted));
+            }
+            if self.timeout.is_some_and(|t| host.elapsed() >= t) {
+                return Ok((n_finished, RunEnd::TimedOut));
+            }
+            let Some(trial) = ask(storage, study.id, spec, self.sampler, self.budget, &self.owner)?
+            else {
+                return Ok((n_finished, RunEnd::BudgetMet));
+            };
+            let n_counted =
+                storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
+            host.event(Event::Started { trial: &trial, budget: self.budget, n_counted });
+            let interrupted = run_trial(storage, study.id, spec, self.objective, host, &trial)?;
+            n_finished += 1;
+            let finished = storage.trial(trial.id)?;
+            let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
+            let best = best_trial(&complete, spec.direction);
+            host.event(Event::Finished { trial: &finished, best: best.as_ref() });
+            if interrupted {
+                return Ok((n_finished, RunEnd::Interrupted));
+            }
+        }
+    }
 }
 
 /// The Complete search trial (not a confirm run) with the best value (the lowest
@@ -478,7 +581,7 @@ pub(crate) fn run_trial(
     // An objective that notices the interruption between batches returns an error
     // without reporting; either way the trial was cut short, not failed.
     if stop == Some(Stop::Interrupted) || (host.interrupted() && result.is_err()) {
-        fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)")?;
+        fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)", spec.max_retries)?;
         return Ok(true);
     }
     let fail = |reason: String| -> Result<bool> {

@@ -47,7 +47,9 @@ impl Host for TestHost {
     }
     fn event(&self, event: Event<'_>) {
         let line = match event {
-            Event::Recovered { trial } => format!("recovered {}", trial.number),
+            Event::Recovered { trial, queued_again } => {
+                format!("recovered {}{}", trial.number, if queued_again { " (queued)" } else { "" })
+            }
             Event::Started { trial, .. } => format!("started {}", trial.number),
             Event::Step { number, step, .. } => {
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
@@ -72,11 +74,11 @@ fn spec(sampler: &str, trials: &str, space: &str) -> StudySpec {
 const BRANIN: &str = "x0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n";
 
 fn objective(spec: &StudySpec) -> FunctionObjective {
-    let ObjectiveSpec::Function { function } = spec.objective else { panic!() };
-    FunctionObjective(function)
+    let ObjectiveSpec::Function { function, steps } = spec.objective else { panic!() };
+    FunctionObjective { function, steps }
 }
 
-const NO_OVERRIDES: RunConfig = RunConfig { trials: None, timeout: None };
+const NO_OVERRIDES: RunConfig = RunConfig { trials: None, timeout: None, workers: None };
 
 #[test]
 fn random_study_meets_its_budget_and_resumes() {
@@ -99,7 +101,7 @@ fn random_study_meets_its_budget_and_resumes() {
         &spec,
         &objective(&spec),
         &host,
-        RunConfig { trials: Some(15), timeout: None },
+        RunConfig { trials: Some(15), timeout: None, workers: None },
     )
     .unwrap();
     assert_eq!(more.n_finished, 3);
@@ -161,7 +163,7 @@ fn orphaned_trials_fail_and_grid_points_are_queued_again() {
     let complete = storage.trials(summary.study.id, Some(&[TrialState::Complete])).unwrap();
     assert_eq!(complete.len(), 4, "all four points ran, the orphan's point again");
     assert!(complete.iter().any(|t| t.params == orphan.params));
-    assert_eq!(host.log.lock().unwrap()[0], "recovered 0");
+    assert_eq!(host.log.lock().unwrap()[0], "recovered 0 (queued)");
 }
 
 #[test]
@@ -441,7 +443,7 @@ fn confirm_trains_the_top_configurations_again_outside_the_budget() {
     let storage = InMemoryStorage::default();
     let spec = spec("random", "trials = 6", BRANIN);
     let host = TestHost::new();
-    let first = RunConfig { trials: Some(4), timeout: None };
+    let first = RunConfig { trials: Some(4), timeout: None, workers: None };
     let summary = run_study(&storage, &spec, &SeedNoise, &host, first).unwrap();
     let mut ranked = storage.trials(summary.study.id, None).unwrap();
     ranked.sort_by(|a, b| a.value.partial_cmp(&b.value).unwrap());
@@ -592,4 +594,100 @@ fn confirm_refuses_a_study_that_does_not_exist() {
         confirm(&storage, &spec, &SeedNoise, &TestHost::new(), confirm_config(1, 1)).unwrap_err();
     assert!(matches!(err, Error::StudyNotFound(ref name) if name == "t"), "{err}");
     assert!(storage.find_study("t").unwrap().is_none(), "nothing was created");
+}
+
+/// Sleeps a little per trial and records how many trials ran at once.
+struct Concurrent {
+    running: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Objective for Concurrent {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        let value = ctx.params["x0"].as_f64().unwrap_or(0.0);
+        for step in 1..=3 {
+            let _ = reporter.report(step, &[("value".into(), value)]);
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(ObjectiveOutput::default())
+    }
+}
+
+#[test]
+fn workers_run_trials_at_once_and_meet_the_budget_exactly() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 12\nworkers = 3", BRANIN);
+    assert_eq!(spec.workers, 3);
+    let objective = Concurrent { running: AtomicUsize::new(0), most: AtomicUsize::new(0) };
+    let summary = run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap();
+    assert_eq!(summary.n_finished, 12);
+    assert_eq!(summary.end, RunEnd::BudgetMet);
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.len(), 12, "no worker overshoots the budget");
+    let numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..12).collect::<Vec<_>>());
+    assert!(
+        trials.iter().all(|t| t.state == TrialState::Complete && t.intermediate_values.len() == 3)
+    );
+    assert!(objective.most.load(Ordering::SeqCst) > 1, "trials overlapped in time");
+    // `--workers` overrides the file.
+    let config = RunConfig { trials: Some(14), timeout: None, workers: Some(2) };
+    let again = run_study(&storage, &spec, &objective, &TestHost::new(), config).unwrap();
+    assert_eq!(again.n_finished, 2);
+}
+
+#[test]
+fn an_orphan_is_retried_with_its_parameters_up_to_max_retries() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 3\nmax_retries = 1", BRANIN);
+    let study = open_study(&storage, &spec).unwrap();
+    let dead = "dead:9";
+    let orphan = ask(&storage, study.id, &spec, &crate::sampler::random::RandomSampler, None, dead)
+        .unwrap()
+        .unwrap();
+    let mut host = TestHost::new();
+    host.dead_owners.push(dead.into());
+    run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    let trials = storage.trials(study.id, None).unwrap();
+    assert_eq!(trials[0].state, TrialState::Fail);
+    let retry = &trials[1];
+    assert_eq!(retry.retry_of(), Some(orphan.number));
+    assert_eq!(retry.params, orphan.params, "a retry runs the same parameters");
+    assert_eq!(retry.state, TrialState::Complete);
+    assert_eq!(trials.iter().filter(|t| t.counts_toward_budget()).count(), 3);
+    assert_eq!(host.log.lock().unwrap()[0], "recovered 0 (queued)");
+
+    // The retry dies too: with max_retries = 1 it is not queued a second time.
+    let spec = self::spec("random", "trials = 4\nmax_retries = 1", BRANIN);
+    let again = storage.enqueue_trial(
+        study.id,
+        &NewTrial {
+            params: params_of(&trials[0]),
+            system_attrs: vec![(attr::RETRY_OF.to_owned(), AttrValue::Number(0.0))],
+        },
+    );
+    let again = again.unwrap();
+    let claimed = storage
+        .claim_waiting_trial(
+            study.id,
+            None,
+            &[(attr::OWNER.to_owned(), AttrValue::Str(dead.into()))],
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, again);
+    let host = {
+        let mut host = TestHost::new();
+        host.dead_owners.push(dead.into());
+        host
+    };
+    run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    assert_eq!(host.log.lock().unwrap()[0], format!("recovered {}", claimed.number));
 }

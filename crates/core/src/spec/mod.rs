@@ -96,6 +96,9 @@ pub enum ObjectiveSpec {
     Function {
         /// The function.
         function: BenchmarkFunction,
+        /// Steps of a synthetic learning curve reported before the value
+        /// (`max_epochs`; 1 unless set), for exercising pruners and curves cheaply.
+        steps: u64,
     },
     /// A candle training; hpo-train checks `model`, `dataset` and the parameter names.
     Candle(CandleSpec),
@@ -155,6 +158,11 @@ pub struct StudySpec {
     pub trials: Option<usize>,
     /// The time after which no new trial starts, if the file sets one.
     pub timeout: Option<Duration>,
+    /// Trials run at once by one `hpo run` (threads of one process); 1 unless set.
+    pub workers: usize,
+    /// How many times a trial whose run was interrupted (its worker died or was
+    /// stopped) is run again with the same parameters; 0 unless set.
+    pub max_retries: usize,
     /// How trials are proposed (random unless the file says otherwise).
     pub sampler: SamplerSpec,
     /// How unpromising trials are stopped.
@@ -374,6 +382,8 @@ struct RawStudy {
     seed: Option<u64>,
     trials: Option<Spanned<i64>>,
     timeout: Option<Spanned<String>>,
+    workers: Option<Spanned<i64>>,
+    max_retries: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -782,6 +792,9 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         None => None,
     };
 
+    let workers = ctx.at_least("study", &study.workers, "workers", 1, 1)? as usize;
+    let max_retries = ctx.at_least("study", &study.max_retries, "max_retries", 0, 0)? as usize;
+
     let sampler = match raw.sampler {
         None => SamplerSpec::Random,
         Some(raw) => sampler_spec(ctx, raw)?,
@@ -863,6 +876,8 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         seed: study.seed.unwrap_or(0),
         trials,
         timeout,
+        workers,
+        max_retries,
         sampler,
         pruner,
         early_stopping,
@@ -927,7 +942,7 @@ fn validate_objective(
         ("function", raw.function.as_ref().map(Spanned::span), &[Function][..]),
         ("model", raw.model.as_ref().map(Spanned::span), &[Candle][..]),
         ("dataset", raw.dataset.as_ref().map(Spanned::span), &[Candle][..]),
-        ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle][..]),
+        ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle, Function][..]),
         ("device", raw.device.as_ref().map(Spanned::span), &[Candle][..]),
         ("fixed", raw.fixed.as_ref().map(Spanned::span), &[Candle][..]),
     ];
@@ -969,7 +984,8 @@ fn validate_objective(
             function
                 .check_space(space)
                 .map_err(|msg| ctx.error(name.span(), "[objective].function", msg))?;
-            Ok(ObjectiveSpec::Function { function })
+            let steps = ctx.at_least("objective", &raw.max_epochs, "max_epochs", 1, 1)? as u64;
+            Ok(ObjectiveSpec::Function { function, steps })
         }
         RawObjectiveKind::Candle => {
             let required = |field: &str, it: Option<Spanned<String>>, example: &str| {

@@ -139,9 +139,9 @@ fn unknown_section() {
 fn unknown_field_in_study() {
     check_err(
         &replace("trials = 20", "trails = 20"),
-        expect![[
-            r#"studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`"#
-        ]],
+        expect![
+            "studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`, `workers`, `max_retries`"
+        ],
     );
 }
 

@@ -1,0 +1,121 @@
+//! Many workers on one SQLite file: threads and processes cooperate on one budget,
+//! and killing workers at random loses nothing.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Dir, trials};
+
+/// A random study of a fast function objective reporting a 10-step curve.
+fn study(name: &str, budget: usize) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 9\ntrials = {budget}\nworkers = 2\nmax_retries = 1\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\nmax_epochs = 10\n\
+         [space]\nx0 = {{ float = [-5, 10] }}\nx1 = {{ float = [0, 15] }}\n"
+    )
+}
+
+fn worker(dir: &Dir) -> Child {
+    dir.hpo(&["worker", "study.toml", "--db", "shared.sqlite"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The invariants every parallel run must keep: exactly `budget` trials that count,
+/// all Complete with the whole curve, numbers unique and dense, the file sound.
+fn check_invariants(dir: &Dir, name: &str, budget: usize) -> Vec<Value> {
+    let export = dir.export(name, "shared.sqlite");
+    let all = trials(&export).clone();
+    let numbers: Vec<u64> = all.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    let unique: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(unique.len(), numbers.len(), "duplicate trial numbers");
+    assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>(), "numbers are dense");
+    let complete: Vec<&Value> = all.iter().filter(|t| t["state"] == "COMPLETE").collect();
+    assert_eq!(complete.len(), budget, "exactly the budget completes");
+    for trial in &complete {
+        let curve = trial["intermediate_values"].as_object().unwrap();
+        assert_eq!(curve.len(), 10, "trial {} has its whole curve", trial["number"]);
+    }
+    for trial in all.iter().filter(|t| t["state"] != "COMPLETE") {
+        if trial["state"] == "WAITING" {
+            // A retry queued just after other workers filled the budget: never run.
+            assert!(trial["system_attrs"].get("hpo:retry_of").is_some(), "{trial}");
+            continue;
+        }
+        assert_eq!(trial["state"], "FAIL", "{trial}");
+        assert_eq!(trial["system_attrs"]["hpo:interrupted"], true, "only interrupted trials fail");
+    }
+    let check = dir.ok(&["check", "--db", "shared.sqlite"]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+    all
+}
+
+#[test]
+fn four_processes_of_two_threads_share_a_400_trial_budget() {
+    let dir = Dir::new();
+    dir.write("study.toml", &study("stress", 400));
+    let mut children: Vec<Child> = (0..4).map(|_| worker(&dir)).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    let all = check_invariants(&dir, "stress", 400);
+    assert_eq!(all.len(), 400, "no process died, so no trial failed");
+    // Every process took part.
+    let owners: BTreeSet<&str> =
+        all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
+    assert_eq!(owners.len(), 4, "{owners:?}");
+}
+
+#[test]
+fn killing_workers_at_random_loses_no_trial() {
+    let dir = Dir::new();
+    dir.write("study.toml", &study("chaos", 300));
+    let mut children: Vec<Child> = (0..3).map(|_| worker(&dir)).collect();
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut seed = 12345u64;
+    // Kill one worker every 0.5 s and start a fresh one, for a while.
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(500));
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let victim = (seed >> 33) as usize % children.len();
+        if children[victim].try_wait().unwrap().is_none() {
+            children[victim].kill().unwrap();
+            children[victim].wait().unwrap();
+            kills += 1;
+        }
+        children[victim] = worker(&dir);
+    }
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    // A last worker recovers the trials the killed ones left running, if any.
+    dir.ok(&["worker", "study.toml", "--db", "shared.sqlite"]);
+    let all = check_invariants(&dir, "chaos", 300);
+    assert!(kills >= 5, "killed {kills} workers");
+    let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
+    // Interrupted trials were retried with their parameters (max_retries = 1).
+    for trial in &failed {
+        let reason = trial["system_attrs"]["fail_reason"].as_str().unwrap();
+        assert!(reason.contains("stopped (killed or crashed)"), "{reason}");
+        // Killed before its parameters were set, a trial has nothing to retry.
+        let has_params = trial["params"].as_object().is_some_and(|p| !p.is_empty());
+        if trial["system_attrs"].get("hpo:retry_of").is_none() && has_params {
+            let number = trial["number"].as_f64().unwrap();
+            let retry = all
+                .iter()
+                .find(|t| t["system_attrs"]["hpo:retry_of"].as_f64() == Some(number))
+                .unwrap_or_else(|| panic!("trial {number} was not retried: {trial}"));
+            assert_eq!(retry["params"], trial["params"], "a retry runs the same parameters");
+        }
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("chaos: {kills} workers killed, {} trials failed and were retried", failed.len());
+    }
+}
