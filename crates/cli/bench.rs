@@ -465,6 +465,88 @@ pub fn pruning(studies: &[std::path::PathBuf], seeds: u64, pruners: &[String]) -
     Ok(out)
 }
 
+/// `hpo bench overhead --workers P,...`: for each study size N and process count P,
+/// P processes (`hpo bench overhead-worker`) share one fresh SQLite study and run
+/// ask + 10 reported steps + tell until N trials are complete. Printed: wall time per
+/// trial (all processes together), and the check that exactly N trials completed.
+pub fn overhead_processes(sizes: &[usize], workers: &[usize]) -> Result<String> {
+    if sizes.iter().any(|n| *n < 10) || workers.contains(&0) {
+        bail!("--trials: each size must be at least 10; --workers: at least 1");
+    }
+    let exe = std::env::current_exe().context("cannot find the hpo binary to start workers")?;
+    let spec = StudySpec::parse(STUDY, "<bench overhead>")?;
+    let mut rows = Vec::new();
+    for &n in sizes {
+        for &p in workers {
+            let dir = tempfile::tempdir()?;
+            let db = dir.path().join("bench.sqlite");
+            open_study(&SqliteStorage::open(&db)?, &spec)?;
+            let started = Instant::now();
+            let children: Vec<std::process::Child> = (0..p)
+                .map(|_| {
+                    std::process::Command::new(&exe)
+                        .args(["bench", "overhead-worker", "--trials", &n.to_string(), "--db"])
+                        .arg(&db)
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .context("cannot start a worker process")
+                })
+                .collect::<Result<_>>()?;
+            for mut child in children {
+                if !child.wait()?.success() {
+                    bail!("a worker process failed");
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let storage = SqliteStorage::open(&db)?;
+            let study = storage.find_study(&spec.name)?.context("the study")?;
+            let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
+            let whole = complete.iter().all(|t| t.intermediate_values.len() == 10);
+            if complete.len() != n || !whole {
+                bail!(
+                    "{} trials complete (expected {n}); all curves whole: {whole}",
+                    complete.len()
+                );
+            }
+            rows.push(vec![
+                n.to_string(),
+                p.to_string(),
+                format!("{:.3}", seconds * 1e3 / n as f64),
+                format!("{:.0}", n as f64 / seconds),
+                format!("{seconds:.1}"),
+            ]);
+        }
+    }
+    Ok(format!(
+        "ask + 10 reported steps + tell per trial, P processes sharing one SQLite study (WAL), random sampler\n{}",
+        crate::format::table(&["TRIALS", "PROCESSES", "MS/TRIAL", "TRIALS/S", "WALL S"], &rows)
+    ))
+}
+
+/// One worker process of `overhead_processes`: runs trials until the budget is met;
+/// prints how many it ran.
+pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
+    let spec = StudySpec::parse(STUDY, "<bench overhead>")?;
+    let hpo_core::spec::ObjectiveSpec::Function { function, .. } = spec.objective else {
+        bail!("function objective")
+    };
+    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let storage = SqliteStorage::open(db)?;
+    let study = open_study(&storage, &spec)?;
+    let owner = format!("bench:{}:0", std::process::id());
+    let mut ran = 0;
+    while let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner)? {
+        let value = function.evaluate(&trial.params);
+        for step in 1..=10u64 {
+            let at_step = value + (10 - step) as f64;
+            storage.report(trial.id, step, at_step, &[("value".to_owned(), at_step)])?;
+        }
+        storage.finish_trial(trial.id, TrialState::Complete, Some(value))?;
+        ran += 1;
+    }
+    Ok(ran.to_string())
+}
+
 const REPORT_STUDY: &str = r#"
 [study]
 name = "report-bench"

@@ -194,6 +194,18 @@ enum BenchCommand {
         /// Study sizes to measure.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000])]
         trials: Vec<usize>,
+        /// Measure ask + 10 reported steps + tell with this many processes sharing
+        /// the study (a list: 1,2,4), instead of ask + tell in this process.
+        #[arg(long, value_delimiter = ',')]
+        workers: Vec<usize>,
+    },
+    /// One process of `bench overhead --workers` (started by it).
+    #[command(hide = true)]
+    OverheadWorker {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        trials: usize,
     },
     /// Time to render the report of a synthetic study of N trials written through
     /// the store.
@@ -372,8 +384,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => print(text),
             }
         }
-        Command::Bench { which: BenchCommand::Overhead { trials } } => {
-            print(bench::overhead(&trials)?)
+        Command::Bench { which: BenchCommand::Overhead { trials, workers } } => {
+            if workers.is_empty() {
+                print(bench::overhead(&trials)?)
+            } else {
+                print(bench::overhead_processes(&trials, &workers)?)
+            }
+        }
+        Command::Bench { which: BenchCommand::OverheadWorker { db, trials } } => {
+            print(bench::overhead_worker(&db, trials)?)
         }
         Command::Bench { which: BenchCommand::Train { device, workload, batch, steps, json } } => {
             print(bench::train(&device, &workload, batch, steps, json)?)

@@ -127,3 +127,21 @@ fn a_studys_curves_are_read_in_one_pass_without_a_sort() {
         ]
     );
 }
+
+#[test]
+fn the_budget_is_counted_through_indexes_without_scanning_the_trials() {
+    let db = temp_db();
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {BUDGET_COUNTED}")).unwrap();
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params![1, "a", "b"], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Every trials lookup is bounded by a state or a number, or driven from the
+    // attribute-key index; none walks all of a study's trials.
+    for line in &plan {
+        assert!(!line.starts_with("SCAN") || line == "SCAN CONSTANT ROW", "{plan:#?}");
+        assert!(!line.ends_with("ix_hpo_trials_study_state (study_id=?)"), "{plan:#?}");
+    }
+}
