@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hpo_core::run::{ConfirmConfig, ConfirmSummary};
 
-use crate::{format, host, open_existing, print, study_and_objective};
+use crate::{format, host, open_existing_writable, print, study_and_objective};
 
 /// Runs the confirm runs `config` asks for; exits 130 when Ctrl-C cut them short.
 pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
     let (spec, objective) = study_and_objective(path)?;
-    let storage = open_existing(db)?;
+    let storage = open_existing_writable(db)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
     let summary = host.with_heartbeats(&storage, || {
         hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config)

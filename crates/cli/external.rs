@@ -31,7 +31,7 @@ fn open(db: &Path, create: bool) -> Result<SqliteStorage> {
             db.display()
         );
     }
-    SqliteStorage::open(db).with_context(|| format!("cannot open database {}", db.display()))
+    SqliteStorage::open(db).map_err(|err| crate::explain_open_error(db, err))
 }
 
 /// `{"trial": N, "params": {...}}` of a new Running trial.

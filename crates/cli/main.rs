@@ -326,6 +326,14 @@ fn main() -> ExitCode {
             {
                 eprintln!("error: {err:#}");
             }
+            // A study file with errors is bad input, like a bad flag: exit 2.
+            if err.chain().any(|cause| {
+                cause.downcast_ref::<hpo_core::spec::SpecError>().is_some()
+                    || matches!(cause.downcast_ref(), Some(hpo_train::Error::Spec(_)))
+                    || matches!(cause.downcast_ref(), Some(hpo_core::Error::Spec(_)))
+            }) {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }
@@ -432,17 +440,68 @@ fn print(text: String) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a database that must exist (read commands never create one).
+/// Opens a database that must exist (read commands never create one). A read-only
+/// file (or folder) is read without writing.
 fn open_existing(path: &Path) -> Result<SqliteStorage> {
+    must_exist(path)?;
+    match SqliteStorage::open(path) {
+        Ok(storage) => Ok(storage),
+        Err(err) if err.is_read_only() => {
+            SqliteStorage::open_read_only(path).map_err(|err| explain_open_error(path, err))
+        }
+        Err(err) => Err(explain_open_error(path, err)),
+    }
+}
+
+/// Opens a database that must exist, for a command that writes into it.
+fn open_existing_writable(path: &Path) -> Result<SqliteStorage> {
+    must_exist(path)?;
+    SqliteStorage::open(path).map_err(|err| explain_open_error(path, err))
+}
+
+fn must_exist(path: &Path) -> Result<()> {
     if !path.exists() {
         bail!(
             "no database at {}; run a study first (`hpo run STUDY.toml`), or point --db (or HPO_DB) at one",
             path.display()
         );
     }
-    SqliteStorage::open(path).with_context(|| {
-        format!("cannot open database {} (an SQLite file written by hpo or Optuna)", path.display())
-    })
+    Ok(())
+}
+
+/// Adds what to do to an error that stopped a run: a failed write (full disk, size
+/// limit) leaves the database consistent, and the next run resumes.
+pub fn explain_run_error(db: &Path, err: hpo_core::Error) -> anyhow::Error {
+    let write_failed = match &err {
+        hpo_core::Error::Storage(inner) => {
+            inner.downcast_ref::<hpo_store::Error>().is_some_and(hpo_store::Error::is_write_failure)
+        }
+        _ => false,
+    };
+    if write_failed {
+        anyhow::Error::new(err).context(format!(
+            "cannot write to the database {} (is the disk full?); what it holds is intact: free space, then run the same command to resume (the trial cut short is marked failed and run again)",
+            db.display()
+        ))
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// Says what is wrong with a database file and what to do, in the user's words.
+pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
+    let path = path.display();
+    if err.is_not_a_database() {
+        anyhow::anyhow!(
+            "{path} is not an SQLite database (hpo and Optuna write SQLite); point --db (or HPO_DB) at a study database, or at a new path to create one; the file was not changed"
+        )
+    } else if err.is_read_only() {
+        anyhow::anyhow!(
+            "database {path} is read-only, and this command records trials in it; make the file and its folder writable, or copy it and point --db at the copy"
+        )
+    } else {
+        anyhow::Error::new(err).context(format!("cannot open database {path}"))
+    }
 }
 
 /// Reads a study file and builds its objective (dataset paths resolve against the
@@ -461,14 +520,13 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let storage = SqliteStorage::open(db)
-        .with_context(|| format!("cannot open database {}", db.display()))?;
+    let storage = SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
     let summary = host.with_heartbeats(&storage, || {
         hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
-    let summary = summary?;
+    let summary = summary.map_err(|err| explain_run_error(db, err))?;
     let end = match summary.end {
         RunEnd::BudgetMet => "budget met",
         RunEnd::TimedOut => "timeout reached",

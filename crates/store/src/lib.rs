@@ -57,10 +57,42 @@ pub enum Error {
         /// The highest migration version this hpo knows.
         known: i64,
     },
+    /// A read-only database lacks migrations this hpo needs, and cannot be given them.
+    #[error(
+        "this read-only database has hpo migrations up to {found} of {known}; open it once writable (any hpo command that writes) to bring it up to date"
+    )]
+    OlderSchemaReadOnly {
+        /// The highest migration version applied to the database.
+        found: i64,
+        /// The highest migration version this hpo knows.
+        known: i64,
+    },
     /// A stored value hpo cannot decode (a trial state, a distribution, a value type);
     /// says which.
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
+}
+
+impl Error {
+    /// Whether SQLite refused to write because the file, its folder or the mount is
+    /// read-only.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Error::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly))
+    }
+
+    /// Whether a write failed in the file system: a full disk, a file-size limit, an
+    /// I/O error. SQLite rolled the transaction back; what was stored is intact.
+    pub fn is_write_failure(&self) -> bool {
+        matches!(self, Error::Sqlite(err) if matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        ))
+    }
+
+    /// Whether the file is not an SQLite database at all.
+    pub fn is_not_a_database(&self) -> bool {
+        matches!(self, Error::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase))
+    }
 }
 
 /// How long a call waits for another process's write to finish.
@@ -100,6 +132,32 @@ impl SqliteStorage {
     pub fn open(path: &Path) -> Result<SqliteStorage, Error> {
         let conn = Connection::open(path)?;
         Self::from_connection(conn)
+    }
+
+    /// Opens an existing database without writing to it (for reading commands on a
+    /// read-only file or folder). Checks that the schema is current; when SQLite
+    /// cannot share the WAL index of a read-only folder, reads the file as immutable.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStorage, Error> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let probe = |conn: &Connection| -> Result<(), Error> {
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        };
+        let conn = Connection::open_with_flags(path, flags)?;
+        let conn = match probe(&conn) {
+            Ok(()) => conn,
+            Err(err) if err.is_not_a_database() => return Err(err),
+            Err(_) => {
+                let uri = format!("file:{}?immutable=1", path.display());
+                let conn = Connection::open_with_flags(uri, flags)?;
+                probe(&conn)?;
+                conn
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrations::check_read_only(&conn)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
     }
 
     /// A private in-memory database, for tests.

@@ -1,0 +1,189 @@
+//! Bad input and faults: each gets a clear error, and nothing stored is lost.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{Dir, text, trials};
+
+fn branin(trials: usize) -> String {
+    format!(
+        "[study]\nname = \"faults\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 1\ntrials = {trials}\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\nmax_epochs = 5\n\
+         [space]\nx0 = {{ float = [-5, 10] }}\nx1 = {{ float = [0, 15] }}\n"
+    )
+}
+
+fn bytes(dir: &Dir, name: &str) -> Vec<u8> {
+    std::fs::read(dir.path().join(name)).unwrap()
+}
+
+#[test]
+fn a_study_file_with_errors_exits_2_with_line_and_column() {
+    let dir = Dir::new();
+    dir.write("bad.toml", &branin(3).replace("trials = 3", "trails = 3"));
+    let out = dir.hpo(&["run", "bad.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:6:1: [study].trails: unknown field `trails`"), "{err}");
+    // Errors found by the training crate (an unknown dataset) are study-file errors too.
+    dir.write(
+        "data.toml",
+        "[study]\nname = \"d\"\nmetric = \"val_loss\"\ndirection = \"minimize\"\ntrials = 1\n\
+         [objective]\nkind = \"candle\"\nmodel = \"mlp\"\ndataset = \"mnist\"\nmax_epochs = 1\n\
+         [space]\nlr = { float = [1e-3, 1e-2] }\n",
+    );
+    let out = dir.hpo(&["run", "data.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("data.toml:9:11: [objective].dataset: unknown dataset"));
+    assert!(!dir.path().join("db").exists(), "nothing is created for a bad study file");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(2));
+    dir.write("notes.sqlite", "these are my notes, not a database\n");
+    for args in [
+        &["run", "study.toml", "--db", "notes.sqlite"][..],
+        &["ls", "--db", "notes.sqlite"],
+        &["report", "faults", "--db", "notes.sqlite"],
+    ] {
+        let err = dir.err(args);
+        assert!(err.contains("notes.sqlite is not an SQLite database"), "{args:?}: {err}");
+    }
+    assert_eq!(bytes(&dir, "notes.sqlite"), b"these are my notes, not a database\n");
+}
+
+#[test]
+fn a_database_from_a_newer_hpo_is_refused_and_left_untouched() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(2));
+    dir.ok(&["run", "study.toml", "--db", "new.sqlite"]);
+    // Pretend a later hpo applied a migration this one does not know.
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO hpo_schema_migrations (version, name) VALUES (999, 'future')\"); c.commit(); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()",
+            "new.sqlite",
+        ])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = bytes(&dir, "new.sqlite");
+    for args in [&["run", "study.toml", "--db", "new.sqlite"][..], &["ls", "--db", "new.sqlite"]] {
+        let err = dir.err(args);
+        assert!(err.contains("written by a newer hpo (migration 999"), "{args:?}: {err}");
+        assert!(err.contains("upgrade hpo"), "{err}");
+    }
+    assert_eq!(bytes(&dir, "new.sqlite"), before, "the file is untouched");
+}
+
+/// `hpo ARGS` as a user who cannot write the database: as root (who can write
+/// anything) through setpriv as `nobody`, else as ourselves with the file read-only.
+fn as_reader(dir: &Dir, args: &[&str]) -> std::process::Output {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if text(&uid.stdout).trim() == "0" {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_hpo"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("HPO_DB");
+        cmd.output().unwrap()
+    } else {
+        dir.hpo(args).output().unwrap()
+    }
+}
+
+#[test]
+fn a_read_only_database_is_read_and_refuses_writes_clearly() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(3));
+    dir.ok(&["run", "study.toml", "--db", "ro.sqlite"]);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(dir.path().join("ro.sqlite"), std::fs::Permissions::from_mode(0o444))
+        .unwrap();
+    let before = bytes(&dir, "ro.sqlite");
+
+    let listed = as_reader(&dir, &["ls", "--db", "ro.sqlite"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains("faults"), "{}", text(&listed.stdout));
+    let shown = as_reader(&dir, &["show", "faults", "--db", "ro.sqlite"]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+
+    let run = as_reader(&dir, &["run", "study.toml", "--db", "ro.sqlite", "--trials", "5"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(err.contains("database ro.sqlite is read-only"), "{err}");
+    assert!(err.contains("make the file and its folder writable"), "{err}");
+    assert_eq!(bytes(&dir, "ro.sqlite"), before);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_the_database_consistent_and_resumable() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(400));
+    dir.ok(&["run", "study.toml", "--trials", "2"]);
+    // A file-size limit makes writes past 300 kB fail as on a full disk (SIGXFSZ is
+    // ignored so the write returns an error instead of killing the process).
+    let hpo = env!("CARGO_BIN_EXE_hpo");
+    let out = Command::new("bash")
+        .args(["-c", &format!("trap '' XFSZ; ulimit -f 300; exec {hpo} run study.toml")])
+        .current_dir(dir.path())
+        .env_remove("HPO_DB")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot write to the database db/hpo.sqlite (is the disk full?)"),
+        "{err}"
+    );
+    assert!(err.contains("run the same command to resume"), "{err}");
+
+    let check = dir.ok(&["check"]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+    let before = trials(&dir.export("faults", "db/hpo.sqlite")).len();
+    assert!(before > 2, "the run stored trials before the disk filled: {before}");
+    // Space again: the same command finishes the budget, the cut-short trial failed.
+    dir.ok(&["run", "study.toml"]);
+    let export = dir.export("faults", "db/hpo.sqlite");
+    let all = trials(&export);
+    assert_eq!(all.iter().filter(|t| t["state"] == "COMPLETE").count(), 400);
+    assert!(all.iter().all(|t| t["state"] != "RUNNING"));
+}
+
+#[test]
+fn sigterm_fails_the_running_trial_as_interrupted_and_exits_130() {
+    let dir = Dir::new();
+    dir.write("study.toml", &crate::util::digits_study("term", 8, 30));
+    let mut child = dir
+        .hpo(&["run", "study.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a trial is running (the database exists and has a trial).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let listed = dir.hpo(&["ls"]).output().unwrap();
+        if text(&listed.stdout).contains("term") && text(&listed.stdout).contains("  1  ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no trial started");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let export = dir.export("term", "db/hpo.sqlite");
+    let all = trials(&export);
+    assert!(all.iter().all(|t| t["state"] != "RUNNING"), "{all:?}");
+    let failed: Vec<_> = all.iter().filter(|t| t["state"] == "FAIL").collect();
+    assert_eq!(failed.len(), 1, "{all:?}");
+    assert_eq!(failed[0]["system_attrs"]["hpo:interrupted"], true);
+}
