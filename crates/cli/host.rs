@@ -186,6 +186,9 @@ impl Host for CliHost {
                     (false, _) => "",
                 }
             )),
+            Event::DeviceShrunk { device, remaining } => self.line(format!(
+                "{device} ran out of memory: {remaining} trial(s) at once there from now on (the trial is queued again)"
+            )),
             Event::Started { trial, budget, n_counted } => {
                 if let Progress::Bar(bar) =
                     &*self.progress.lock().unwrap_or_else(|it| it.into_inner())

@@ -27,6 +27,9 @@ pub struct TrialContext<'a> {
     pub metric: &'a str,
     /// Whether `metric` is minimized or maximized.
     pub direction: Direction,
+    /// The device this trial must train on (`cuda:1`), when the study shares its
+    /// trials among devices (`devices`, `trials_per_device`); else the objective's own.
+    pub device: Option<&'a str>,
 }
 
 /// Why the study loop told an objective to stop.
@@ -69,12 +72,19 @@ pub struct ObjectiveOutput {
 pub struct TrialFailure {
     /// Why the trial failed; stored as its `fail_reason` system attribute.
     pub reason: String,
+    /// The device ran out of memory: the trial may fit with fewer trials sharing it.
+    pub out_of_memory: bool,
 }
 
 impl TrialFailure {
     /// A failure for this reason.
     pub fn new(reason: impl Into<String>) -> TrialFailure {
-        TrialFailure { reason: reason.into() }
+        TrialFailure { reason: reason.into(), out_of_memory: false }
+    }
+
+    /// A failure because the device's memory ran out.
+    pub fn out_of_memory(reason: impl Into<String>) -> TrialFailure {
+        TrialFailure { reason: reason.into(), out_of_memory: true }
     }
 }
 
@@ -90,10 +100,11 @@ pub trait Objective: Send + Sync {
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure>;
 
-    /// Where trials run (`cpu`, `cuda:0`), recorded on each trial (`attr::DEVICE`)
-    /// for the report's timeline; `None` for objectives that run no model.
-    fn device(&self) -> Option<String> {
-        None
+    /// Where a trial runs (`cpu`, `cuda:0`) when its worker holds the device named
+    /// `requested` (as the study file names it, e.g. `auto`), or the objective's own;
+    /// recorded on each trial (`attr::DEVICE`). `None` for objectives that run no model.
+    fn device(&self, requested: Option<&str>) -> Option<String> {
+        requested.map(str::to_owned)
     }
 }
 

@@ -103,7 +103,18 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
         };
         return Err(spec.error_at("objective.model", message).into());
     }
-    let device = trainer::select_device(&candle.device)?;
+    let names = if candle.devices.is_empty() {
+        vec![candle.device.clone()]
+    } else {
+        candle.devices.clone()
+    };
+    let mut devices = Vec::new();
+    for name in names {
+        if !devices.iter().any(|(it, _): &(String, _)| *it == name) {
+            let device = trainer::select_device(&name)?;
+            devices.push((name, device));
+        }
+    }
     let dataset = data::load(&source)?;
-    Ok(Box::new(trainer::CandleObjective::new(candle.clone(), dataset, device)?))
+    Ok(Box::new(trainer::CandleObjective::on_devices(candle.clone(), dataset, devices)?))
 }

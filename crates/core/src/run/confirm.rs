@@ -16,7 +16,9 @@
 use crate::Result;
 use crate::error::Error;
 use crate::objective::Objective;
-use crate::run::{Event, Host, best_trial, open_study, params_of, recover_orphans, run_trial};
+use crate::run::{
+    Event, Host, Placement, TrialEnd, best_trial, open_study, params_of, recover_orphans, run_trial,
+};
 use crate::spec::StudySpec;
 use crate::storage::Storage;
 use crate::study::{Direction, Study, StudyId};
@@ -124,7 +126,9 @@ pub fn confirm(
             };
             n_counted += 1;
             host.event(Event::Started { trial: &trial, budget: Some(wanted), n_counted });
-            let cut_short = run_trial(storage, study.id, spec, objective, host, &trial)?;
+            let end =
+                run_trial(storage, study.id, spec, objective, host, &trial, Placement::ALONE)?;
+            let cut_short = end == TrialEnd::Interrupted;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
             let best = best_trial(

@@ -63,6 +63,13 @@ pub enum Event<'a> {
         /// same parameters under `max_retries`).
         queued_again: bool,
     },
+    /// A worker left its device after a trial ran out of memory there.
+    DeviceShrunk {
+        /// The device.
+        device: &'a str,
+        /// Workers still running trials on it.
+        remaining: usize,
+    },
     /// A trial was claimed or created, with its parameters, and is about to run.
     Started {
         /// The trial.
@@ -208,9 +215,12 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
 
 fn without_device(objective: &ObjectiveSpec) -> ObjectiveSpec {
     match objective {
-        ObjectiveSpec::Candle(candle) => {
-            ObjectiveSpec::Candle(CandleSpec { device: String::new(), ..candle.clone() })
-        }
+        ObjectiveSpec::Candle(candle) => ObjectiveSpec::Candle(CandleSpec {
+            device: String::new(),
+            devices: Vec::new(),
+            trials_per_device: 1,
+            ..candle.clone()
+        }),
         other => other.clone(),
     }
 }
@@ -377,7 +387,19 @@ pub fn run_study(
         SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
-    let n_workers = config.workers.unwrap_or(spec.workers).max(1);
+    let mut slots = spec.worker_slots();
+    if let Some(n) = config.workers {
+        if slots.iter().any(Option::is_some) {
+            return Err(Error::Worker(
+                "--workers does not apply to a study with `devices` or `trials_per_device`: its workers are one per device slot".to_owned(),
+            ));
+        }
+        slots = vec![None; n.max(1)];
+    }
+    let mut device_load: BTreeMap<String, usize> = BTreeMap::new();
+    for device in slots.iter().flatten() {
+        *device_load.entry(device.clone()).or_default() += 1;
+    }
     let worker = Worker {
         storage,
         study: &study,
@@ -389,12 +411,15 @@ pub fn run_study(
         timeout,
         owner: host.owner(),
         stop: AtomicBool::new(false),
+        device_load: std::sync::Mutex::new(device_load),
     };
-    let results: Vec<Result<(usize, RunEnd)>> = if n_workers == 1 {
-        vec![worker.run()]
+    let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
+        vec![worker.run(slots[0].as_deref())]
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..n_workers).map(|_| scope.spawn(|| worker.run())).collect();
+            let worker = &worker;
+            let handles: Vec<_> =
+                slots.iter().map(|slot| scope.spawn(move || worker.run(slot.as_deref()))).collect();
             handles
                 .into_iter()
                 .map(|handle| {
@@ -439,19 +464,23 @@ struct Worker<'a> {
     /// Set by a worker that failed or was interrupted, so the others stop after
     /// their current trial.
     stop: AtomicBool,
+    /// Workers still running per device: one that ran out of memory leaves, so the
+    /// device has fewer trials at once, unless it is the last one there.
+    device_load: std::sync::Mutex<BTreeMap<String, usize>>,
 }
 
 impl Worker<'_> {
-    /// Runs trials; returns how many it finished and why it stopped.
-    fn run(&self) -> Result<(usize, RunEnd)> {
-        let outcome = self.run_trials();
+    /// Runs trials on `device` (when the study shares devices); returns how many it
+    /// finished and why it stopped.
+    fn run(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
+        let outcome = self.run_trials(device);
         if !matches!(outcome, Ok((_, RunEnd::BudgetMet | RunEnd::TimedOut))) {
             self.stop.store(true, Ordering::SeqCst);
         }
         outcome
     }
 
-    fn run_trials(&self) -> Result<(usize, RunEnd)> {
+    fn run_trials(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
         let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
         let mut n_finished = 0;
         loop {
@@ -468,14 +497,29 @@ impl Worker<'_> {
             let n_counted =
                 storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
             host.event(Event::Started { trial: &trial, budget: self.budget, n_counted });
-            let interrupted = run_trial(storage, study.id, spec, self.objective, host, &trial)?;
+            let load = |change: isize| {
+                let mut loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
+                let load = device.and_then(|d| loads.get_mut(d));
+                load.map_or(1, |n| {
+                    *n = n.saturating_add_signed(change);
+                    *n
+                })
+            };
+            let placement = Placement { device, may_shrink: load(0) > 1 };
+            let end = run_trial(storage, study.id, spec, self.objective, host, &trial, placement)?;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
             let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
             let best = best_trial(&complete, spec.direction);
             host.event(Event::Finished { trial: &finished, best: best.as_ref() });
-            if interrupted {
-                return Ok((n_finished, RunEnd::Interrupted));
+            match end {
+                TrialEnd::Finished => {}
+                TrialEnd::Interrupted => return Ok((n_finished, RunEnd::Interrupted)),
+                TrialEnd::OutOfMemory => {
+                    let remaining = load(-1);
+                    host.event(Event::DeviceShrunk { device: device.unwrap_or("?"), remaining });
+                    return Ok((n_finished, RunEnd::BudgetMet));
+                }
             }
         }
     }
@@ -532,8 +576,34 @@ pub fn should_prune(
     Ok(decision)
 }
 
-/// Runs one claimed trial to its end and records the outcome. Returns whether the
-/// run was interrupted.
+/// Where a worker runs a trial.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement<'a> {
+    /// The worker's device, when the study shares devices among workers.
+    pub device: Option<&'a str>,
+    /// Whether other workers share the device, so a trial that runs out of memory is
+    /// queued again for fewer trials at once instead of failing.
+    pub may_shrink: bool,
+}
+
+impl Placement<'_> {
+    /// The objective's own device, alone.
+    pub const ALONE: Placement<'static> = Placement { device: None, may_shrink: false };
+}
+
+/// How a trial run ended, for the worker that ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrialEnd {
+    /// Complete, Pruned or Fail: recorded.
+    Finished,
+    /// Cut short by Ctrl-C or SIGTERM: failed as interrupted.
+    Interrupted,
+    /// The shared device ran out of memory: failed as interrupted and queued again;
+    /// the worker should leave the device to fewer trials.
+    OutOfMemory,
+}
+
+/// Runs one claimed trial to its end and records the outcome.
 pub(crate) fn run_trial(
     storage: &dyn Storage,
     study: StudyId,
@@ -541,8 +611,9 @@ pub(crate) fn run_trial(
     objective: &dyn Objective,
     host: &dyn Host,
     trial: &FrozenTrial,
-) -> Result<bool> {
-    if let Some(device) = objective.device() {
+    placement: Placement<'_>,
+) -> Result<TrialEnd> {
+    if let Some(device) = objective.device(placement.device) {
         storage.set_trial_system_attr(trial.id, attr::DEVICE, &AttrValue::Str(device))?;
     }
     let mut reporter = TrialReporter {
@@ -569,6 +640,7 @@ pub(crate) fn run_trial(
         seed: sampler::trial_rng(spec.seed ^ 0x5eed, trial.number).next_u64_value(),
         metric: &spec.metric,
         direction: spec.direction,
+        device: placement.device,
     };
     let result = catch_unwind(AssertUnwindSafe(|| objective.run(&ctx, &mut reporter)))
         .unwrap_or_else(|panic| {
@@ -582,15 +654,25 @@ pub(crate) fn run_trial(
     // without reporting; either way the trial was cut short, not failed.
     if stop == Some(Stop::Interrupted) || (host.interrupted() && result.is_err()) {
         fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)", spec.max_retries)?;
-        return Ok(true);
+        return Ok(TrialEnd::Interrupted);
     }
-    let fail = |reason: String| -> Result<bool> {
+    let fail = |reason: String| -> Result<TrialEnd> {
         storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason))?;
         storage.finish_trial(trial.id, TrialState::Fail, None)?;
-        Ok(false)
+        Ok(TrialEnd::Finished)
     };
     let output: ObjectiveOutput = match result {
         Ok(output) => output,
+        Err(failure) if failure.out_of_memory && placement.may_shrink => {
+            let reason = format!(
+                "{} (out of memory on {} shared with other trials): queued again for fewer trials at once",
+                failure.reason,
+                placement.device.unwrap_or("its device")
+            );
+            // Always queued again, whatever max_retries: the trial did nothing wrong.
+            fail_interrupted(storage, study, trial, &reason, usize::MAX)?;
+            return Ok(TrialEnd::OutOfMemory);
+        }
         Err(failure) => return fail(failure.reason),
     };
     if let Some(message) = reporter.missing_metric.take() {
@@ -614,7 +696,7 @@ pub(crate) fn run_trial(
     storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &AttrValue::Str(ended_by))?;
     let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
     storage.finish_trial(trial.id, state, Some(best_value))?;
-    Ok(false)
+    Ok(TrialEnd::Finished)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

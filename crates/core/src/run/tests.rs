@@ -51,6 +51,7 @@ impl Host for TestHost {
                 format!("recovered {}{}", trial.number, if queued_again { " (queued)" } else { "" })
             }
             Event::Started { trial, .. } => format!("started {}", trial.number),
+            Event::DeviceShrunk { device, remaining } => format!("shrunk {device} to {remaining}"),
             Event::Step { number, step, .. } => {
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.interrupt_at_step == Some(n) {
@@ -690,4 +691,66 @@ fn an_orphan_is_retried_with_its_parameters_up_to_max_retries() {
     };
     run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
     assert_eq!(host.log.lock().unwrap()[0], format!("recovered {}", claimed.number));
+}
+
+/// Trains nothing: records the device of each trial, and runs out of memory when
+/// two trials share `cuda:0`.
+struct SharedGpu {
+    on_gpu0: AtomicUsize,
+    devices: Mutex<Vec<String>>,
+}
+
+impl Objective for SharedGpu {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let device = ctx.device.unwrap_or("none").to_owned();
+        self.devices.lock().unwrap().push(device.clone());
+        let gpu0 = device == "cuda:0";
+        let sharing = gpu0 && self.on_gpu0.fetch_add(1, Ordering::SeqCst) > 0;
+        std::thread::sleep(Duration::from_millis(30));
+        if gpu0 {
+            self.on_gpu0.fetch_sub(1, Ordering::SeqCst);
+        }
+        if sharing {
+            return Err(TrialFailure::out_of_memory("CUDA_ERROR_OUT_OF_MEMORY"));
+        }
+        let _ = reporter.report(1, &[("value".into(), 1.0)]);
+        Ok(ObjectiveOutput::default())
+    }
+}
+
+#[test]
+fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
+    let text = "[study]\nname = \"g\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 3\ntrials = 12\n\
+                [objective]\nkind = \"candle\"\nmodel = \"mlp\"\ndataset = \"digits\"\nmax_epochs = 1\n\
+                devices = [\"cuda:0\", \"cuda:1\"]\ntrials_per_device = 2\n[space]\nlr = { float = [0.001, 0.1] }\n";
+    let spec = StudySpec::parse(text, "g.toml").unwrap();
+    let storage = InMemoryStorage::default();
+    let objective = SharedGpu { on_gpu0: AtomicUsize::new(0), devices: Mutex::new(Vec::new()) };
+    let host = TestHost::new();
+    let summary = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    let complete: Vec<&FrozenTrial> =
+        trials.iter().filter(|t| t.state == TrialState::Complete).collect();
+    assert_eq!(complete.len(), 12, "the budget is met despite the out-of-memory trials");
+    let devices = objective.devices.lock().unwrap().clone();
+    assert!(devices.iter().any(|d| d == "cuda:0") && devices.iter().any(|d| d == "cuda:1"));
+    // Each trial records its device.
+    assert!(complete.iter().all(|t| t.system_attrs.contains_key(attr::DEVICE)));
+    // Trials that ran out of memory were failed as interrupted and run again.
+    let oom: Vec<&FrozenTrial> = trials.iter().filter(|t| t.state == TrialState::Fail).collect();
+    assert!(!oom.is_empty(), "two trials shared cuda:0 at first");
+    for trial in &oom {
+        assert!(trial.system_attrs.contains_key(attr::INTERRUPTED));
+        assert!(trial.fail_reason().unwrap().contains("queued again for fewer trials"));
+        assert!(
+            trials.iter().any(|t| t.retry_of() == Some(trial.number) && t.params == trial.params)
+        );
+    }
+    let log = host.log.lock().unwrap();
+    assert!(log.iter().any(|line| line == "shrunk cuda:0 to 1"), "{log:?}");
+    assert!(!log.iter().any(|line| line.starts_with("shrunk cuda:1")), "{log:?}");
 }

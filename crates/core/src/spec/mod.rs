@@ -138,8 +138,33 @@ pub struct CandleSpec {
     /// Where to train: `auto` (the default), `cpu`, `cuda` or `cuda:N`. The only
     /// setting that may change when a study is resumed.
     pub device: String,
+    /// Several devices to share the trials among (`devices = ["cuda:0", "cuda:1"]`);
+    /// empty unless set (then `device` is the one). May change on resume.
+    pub devices: Vec<String>,
+    /// Trials run at once on each device (`trials_per_device`), 1 unless set. May
+    /// change on resume.
+    pub trials_per_device: usize,
     /// Hyperparameters fixed for every trial (`[objective.fixed]`).
     pub fixed: Params,
+}
+
+impl StudySpec {
+    /// The workers a run starts, each with the device it trains on: one per
+    /// (device, slot) when the objective sets `devices` or `trials_per_device`
+    /// (devices interleaved, so the first workers spread across them), else
+    /// `workers` workers with no device of their own.
+    pub fn worker_slots(&self) -> Vec<Option<String>> {
+        match &self.objective {
+            ObjectiveSpec::Candle(c) if !c.devices.is_empty() || c.trials_per_device > 1 => {
+                let devices =
+                    if c.devices.is_empty() { vec![c.device.clone()] } else { c.devices.clone() };
+                (0..c.trials_per_device)
+                    .flat_map(|_| devices.iter().map(|d| Some(d.clone())))
+                    .collect()
+            }
+            _ => vec![None; self.workers],
+        }
+    }
 }
 
 /// A validated study file.
@@ -494,6 +519,8 @@ struct RawObjective {
     dataset: Option<Spanned<toml::Value>>,
     max_epochs: Option<Spanned<i64>>,
     device: Option<Spanned<String>>,
+    devices: Option<Spanned<Vec<Spanned<String>>>>,
+    trials_per_device: Option<Spanned<i64>>,
     fixed: Option<Spanned<toml::Table>>,
 }
 
@@ -844,6 +871,15 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let objective_span = raw.objective.span();
     let objective =
         validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
+    if let (Some(it), ObjectiveSpec::Candle(candle)) = (&study.workers, &objective)
+        && (!candle.devices.is_empty() || candle.trials_per_device > 1)
+    {
+        return Err(ctx.error(
+            it.span(),
+            "[study].workers",
+            "with `devices` or `trials_per_device` the workers are one per device slot; remove `workers`",
+        ));
+    }
     let pruner = match raw.pruner {
         None => Pruner::NONE,
         Some(raw) => pruner_spec(ctx, raw, &objective)?,
@@ -944,6 +980,8 @@ fn validate_objective(
         ("dataset", raw.dataset.as_ref().map(Spanned::span), &[Candle][..]),
         ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle, Function][..]),
         ("device", raw.device.as_ref().map(Spanned::span), &[Candle][..]),
+        ("devices", raw.devices.as_ref().map(Spanned::span), &[Candle][..]),
+        ("trials_per_device", raw.trials_per_device.as_ref().map(Spanned::span), &[Candle][..]),
         ("fixed", raw.fixed.as_ref().map(Spanned::span), &[Candle][..]),
     ];
     for (field, span, kinds) in fields {
@@ -1031,23 +1069,57 @@ fn validate_objective(
                 }
                 Some(it) => *it.get_ref() as u32,
             };
+            let check_device = |it: &Spanned<String>, field: &str| {
+                let value = it.get_ref().as_str();
+                let valid = matches!(value, "auto" | "cpu" | "cuda")
+                    || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+                if valid {
+                    Ok(value.to_owned())
+                } else {
+                    Err(ctx.error(
+                        it.span(),
+                        format!("[objective].{field}"),
+                        format!("unknown device `{value}`; valid: \"auto\", \"cpu\", \"cuda\", \"cuda:N\""),
+                    ))
+                }
+            };
+            let device_span = raw.device.as_ref().map(Spanned::span);
             let device = match raw.device {
                 Some(it) => {
-                    let value = it.get_ref().as_str();
-                    let valid = matches!(value, "auto" | "cpu" | "cuda")
-                        || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-                    if !valid {
-                        return Err(ctx.error(
-                            it.span(),
-                            "[objective].device",
-                            format!("unknown device `{value}`; valid: \"auto\", \"cpu\", \"cuda\", \"cuda:N\""),
-                        ));
-                    }
                     locate("objective.device", it.span());
-                    value.to_owned()
+                    check_device(&it, "device")?
                 }
                 None => "auto".to_owned(),
             };
+            let devices = match raw.devices {
+                Some(list) if list.get_ref().is_empty() => {
+                    return Err(ctx.error(
+                        list.span(),
+                        "[objective].devices",
+                        "`devices` lists at least one device, e.g. [\"cuda:0\", \"cuda:1\"]",
+                    ));
+                }
+                Some(list) => {
+                    locate("objective.devices", list.span());
+                    list.into_inner()
+                        .iter()
+                        .map(|it| check_device(it, "devices"))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                None => Vec::new(),
+            };
+            if let Some(span) = device_span
+                && !devices.is_empty()
+            {
+                return Err(ctx.error(
+                    span,
+                    "[objective].device",
+                    "set `device` or `devices`, not both",
+                ));
+            }
+            let trials_per_device =
+                ctx.at_least("objective", &raw.trials_per_device, "trials_per_device", 1, 1)?
+                    as usize;
             let mut fixed = Params::new();
             if let Some(table) = raw.fixed {
                 let span = table.span();
@@ -1075,6 +1147,8 @@ fn validate_objective(
                 dataset,
                 max_epochs,
                 device,
+                devices,
+                trials_per_device,
                 fixed,
             }))
         }

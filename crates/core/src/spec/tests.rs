@@ -645,3 +645,52 @@ fn datasets_are_names_or_file_tables() {
         ]],
     );
 }
+
+#[test]
+fn devices_and_trials_per_device_make_one_worker_per_slot() {
+    let text =
+        replace("device = \"cpu\"", "devices = [\"cuda:0\", \"cuda:1\"]\ntrials_per_device = 2");
+    let spec = StudySpec::parse(&text, "studies/ok.toml").unwrap();
+    let slots: Vec<String> = spec.worker_slots().into_iter().map(|s| s.unwrap()).collect();
+    assert_eq!(slots, ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]);
+    let one = replace("device = \"cpu\"", "device = \"cuda\"\ntrials_per_device = 3");
+    let spec = StudySpec::parse(&one, "studies/ok.toml").unwrap();
+    assert_eq!(spec.worker_slots(), vec![Some("cuda".to_owned()); 3]);
+    let plain = StudySpec::parse(&replace("trials = 20", "trials = 20\nworkers = 2"), "s.toml");
+    assert_eq!(plain.unwrap().worker_slots(), vec![None, None]);
+}
+
+#[test]
+fn device_and_devices_together() {
+    check_err(
+        &replace("device = \"cpu\"", "device = \"cpu\"\ndevices = [\"cuda:0\"]"),
+        expect!["studies/bad.toml:26:10: [objective].device: set `device` or `devices`, not both"],
+    );
+}
+
+#[test]
+fn empty_or_unknown_devices() {
+    check_err(
+        &replace("device = \"cpu\"", "devices = []"),
+        expect![[
+            r#"studies/bad.toml:26:11: [objective].devices: `devices` lists at least one device, e.g. ["cuda:0", "cuda:1"]"#
+        ]],
+    );
+    check_err(
+        &replace("device = \"cpu\"", "devices = [\"cuda:0\", \"gpu1\"]"),
+        expect![[
+            r#"studies/bad.toml:26:22: [objective].devices: unknown device `gpu1`; valid: "auto", "cpu", "cuda", "cuda:N""#
+        ]],
+    );
+}
+
+#[test]
+fn workers_with_device_slots() {
+    check_err(
+        &replace("trials = 20", "trials = 20\nworkers = 2")
+            .replace("device = \"cpu\"", "trials_per_device = 2"),
+        expect![
+            "studies/bad.toml:8:11: [study].workers: with `devices` or `trials_per_device` the workers are one per device slot; remove `workers`"
+        ],
+    );
+}

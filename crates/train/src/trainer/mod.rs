@@ -90,19 +90,69 @@ enum Data {
     Text(Text),
 }
 
-/// A candle training on a dataset loaded once and shared by all trials.
+/// A candle training as an objective: the dataset loaded once, and put on each device
+/// the study trains on; a trial trains on the device its worker holds.
 pub struct CandleObjective {
-    spec: CandleSpec,
-    device: Device,
-    data: Data,
+    trainers: Vec<(String, Trainer)>,
 }
 
 impl CandleObjective {
+    /// Trains every trial on `device`.
     pub fn new(
         spec: CandleSpec,
         dataset: Dataset,
         device: Device,
     ) -> Result<CandleObjective, Error> {
+        let name = device_name(&device);
+        CandleObjective::on_devices(spec, dataset, vec![(name, device)])
+    }
+
+    /// Trains each trial on the device named by its worker (`TrialContext::device`,
+    /// one of `devices` by the name the study file gives it), or on the first.
+    pub fn on_devices(
+        spec: CandleSpec,
+        dataset: Dataset,
+        devices: Vec<(String, Device)>,
+    ) -> Result<CandleObjective, Error> {
+        let trainers = devices
+            .into_iter()
+            .map(|(name, device)| Ok((name, Trainer::new(spec.clone(), dataset.clone(), device)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        if trainers.is_empty() {
+            return Err(Error::Device("no device to train on".to_owned()));
+        }
+        Ok(CandleObjective { trainers })
+    }
+}
+
+impl CandleObjective {
+    /// The trainer of the device a worker holds, or the first.
+    fn trainer(&self, requested: Option<&str>) -> &Trainer {
+        requested
+            .and_then(|name| self.trainers.iter().find(|(it, _)| it == name))
+            .map_or(&self.trainers[0].1, |(_, trainer)| trainer)
+    }
+}
+
+/// `cpu`, `cuda:0`: how trials record the device they trained on.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".to_owned(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// A candle training on one device, with the dataset loaded there once and shared
+/// by all its trials.
+struct Trainer {
+    spec: CandleSpec,
+    device: Device,
+    data: Data,
+}
+
+impl Trainer {
+    fn new(spec: CandleSpec, dataset: Dataset, device: Device) -> Result<Trainer, Error> {
         let data = match dataset {
             Dataset::Classification(meta) => Data::Classification {
                 train: DeviceSplit::new(&meta.train, &meta, &device)?,
@@ -112,7 +162,7 @@ impl CandleObjective {
             },
             Dataset::Text(text) => Data::Text(text),
         };
-        Ok(CandleObjective { spec, device, data })
+        Ok(Trainer { spec, device, data })
     }
 
     fn build_model(
@@ -564,17 +614,22 @@ impl hpo_core::objective::Objective for CandleObjective {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure> {
-        self.train(ctx, reporter).unwrap_or_else(|err| {
-            Err(TrialFailure::new(format!("candle error: {}", first_line(&err))))
+        self.trainer(ctx.device).train(ctx, reporter).unwrap_or_else(|err| {
+            let reason = format!("candle error: {}", first_line(&err));
+            // CUDA reports CUDA_ERROR_OUT_OF_MEMORY; the trial may fit with fewer
+            // trials sharing the device.
+            if reason.to_ascii_lowercase().contains("out of memory")
+                || reason.contains("OUT_OF_MEMORY")
+            {
+                Err(TrialFailure::out_of_memory(reason))
+            } else {
+                Err(TrialFailure::new(reason))
+            }
         })
     }
 
-    fn device(&self) -> Option<String> {
-        Some(match self.device.location() {
-            candle_core::DeviceLocation::Cpu => "cpu".to_owned(),
-            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-        })
+    fn device(&self, requested: Option<&str>) -> Option<String> {
+        Some(device_name(&self.trainer(requested).device))
     }
 }
 

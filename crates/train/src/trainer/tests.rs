@@ -34,6 +34,8 @@ fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
         dataset: DatasetSpec::Named(String::new()),
         max_epochs,
         device: "cpu".into(),
+        devices: Vec::new(),
+        trials_per_device: 1,
         fixed: Params::new(),
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
@@ -55,6 +57,7 @@ fn run(
         seed,
         metric: "val_accuracy",
         direction: Direction::Maximize,
+        device: None,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after };
     let output = objective.run(&ctx, &mut collect);
@@ -127,6 +130,7 @@ fn the_transformer_learns_text_and_reports_bits_per_char() {
         seed: 3,
         metric: "val_loss",
         direction: Direction::Minimize,
+        device: None,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     objective.run(&ctx, &mut collect).unwrap();
@@ -193,6 +197,7 @@ fn an_unbuildable_configuration_fails_only_its_trial() {
         seed: 1,
         metric: "val_loss",
         direction: Direction::Minimize,
+        device: None,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     let failure = objective.run(&ctx, &mut collect).unwrap_err();
