@@ -140,6 +140,9 @@ pub mod attr {
     pub const ENDED_BY: &str = "ended_by";
     /// On a retry of an interrupted trial: the number of the first attempt.
     pub const RETRY_OF: &str = "hpo:retry_of";
+    /// Set on a trial queued again after running out of device memory: running out
+    /// again while alone on the device is then a real failure.
+    pub const AFTER_OUT_OF_MEMORY: &str = "hpo:after_out_of_memory";
     /// The device the trial trained on (`cpu`, `cuda:0`), when the objective says.
     pub const DEVICE: &str = "hpo:device";
     /// Why the pruner stopped a trial (rung, threshold, percentile and values).

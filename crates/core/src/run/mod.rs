@@ -323,6 +323,29 @@ fn fail_interrupted(
     Ok(true)
 }
 
+/// Fails a trial that ran out of memory as interrupted and queues it again, marked
+/// `attr::AFTER_OUT_OF_MEMORY` so that running out alone once more is a real failure.
+fn requeue_out_of_memory(
+    storage: &dyn Storage,
+    study: StudyId,
+    trial: &FrozenTrial,
+    reason: &str,
+) -> Result<()> {
+    storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
+    storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason.into()))?;
+    storage.finish_trial(trial.id, TrialState::Fail, None)?;
+    let first = trial.retry_of().unwrap_or(trial.number);
+    let mut system_attrs = vec![
+        (attr::RETRY_OF.to_owned(), AttrValue::Number(first as f64)),
+        (attr::AFTER_OUT_OF_MEMORY.to_owned(), AttrValue::Bool(true)),
+    ];
+    if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
+        system_attrs.push((attr::GRID_POINT.to_owned(), point.clone()));
+    }
+    storage.enqueue_trial(study, &NewTrial { params: params_of(trial), system_attrs })?;
+    Ok(())
+}
+
 /// Claims a queued trial or creates one and samples its parameters. `None` when the
 /// budget is met (or, for a grid, every point is taken).
 pub fn ask(
@@ -497,15 +520,19 @@ impl Worker<'_> {
             let n_counted =
                 storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
             host.event(Event::Started { trial: &trial, budget: self.budget, n_counted });
-            let load = |change: isize| {
+            // Leaves the device to the other workers there, if there are any: decided
+            // under the lock, so the last worker on a device never leaves it.
+            let try_leave = || {
                 let mut loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
-                let load = device.and_then(|d| loads.get_mut(d));
-                load.map_or(1, |n| {
-                    *n = n.saturating_add_signed(change);
-                    *n
-                })
+                match device.and_then(|d| loads.get_mut(d)) {
+                    Some(n) if *n > 1 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                }
             };
-            let placement = Placement { device, may_shrink: load(0) > 1 };
+            let placement = Placement { device, try_leave: &try_leave };
             let end = run_trial(storage, study.id, spec, self.objective, host, &trial, placement)?;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
@@ -516,7 +543,9 @@ impl Worker<'_> {
                 TrialEnd::Finished => {}
                 TrialEnd::Interrupted => return Ok((n_finished, RunEnd::Interrupted)),
                 TrialEnd::OutOfMemory => {
-                    let remaining = load(-1);
+                    let loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
+                    let remaining = device.and_then(|d| loads.get(d).copied()).unwrap_or(0);
+                    drop(loads);
                     host.event(Event::DeviceShrunk { device: device.unwrap_or("?"), remaining });
                     return Ok((n_finished, RunEnd::BudgetMet));
                 }
@@ -577,18 +606,23 @@ pub fn should_prune(
 }
 
 /// Where a worker runs a trial.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct Placement<'a> {
     /// The worker's device, when the study shares devices among workers.
     pub device: Option<&'a str>,
-    /// Whether other workers share the device, so a trial that runs out of memory is
-    /// queued again for fewer trials at once instead of failing.
-    pub may_shrink: bool,
+    /// Called when the trial ran out of memory: true when the worker leaves the
+    /// device to the others sharing it (the trial is then queued again for fewer
+    /// trials at once instead of failing); false when it is alone there.
+    pub try_leave: &'a dyn Fn() -> bool,
+}
+
+fn never() -> bool {
+    false
 }
 
 impl Placement<'_> {
     /// The objective's own device, alone.
-    pub const ALONE: Placement<'static> = Placement { device: None, may_shrink: false };
+    pub const ALONE: Placement<'static> = Placement { device: None, try_leave: &never };
 }
 
 /// How a trial run ended, for the worker that ran it.
@@ -663,15 +697,28 @@ pub(crate) fn run_trial(
     };
     let output: ObjectiveOutput = match result {
         Ok(output) => output,
-        Err(failure) if failure.out_of_memory && placement.may_shrink => {
-            let reason = format!(
-                "{} (out of memory on {} shared with other trials): queued again for fewer trials at once",
-                failure.reason,
-                placement.device.unwrap_or("its device")
-            );
-            // Always queued again, whatever max_retries: the trial did nothing wrong.
-            fail_interrupted(storage, study, trial, &reason, usize::MAX)?;
-            return Ok(TrialEnd::OutOfMemory);
+        // Out of memory on a shared device: the worker leaves it to the others and
+        // the trial runs again (whatever max_retries: it did nothing wrong). Alone
+        // there, the trial runs again once, alone; out of memory again is a failure.
+        Err(failure) if failure.out_of_memory && placement.device.is_some() => {
+            let device = placement.device.unwrap_or("its device");
+            if (placement.try_leave)() {
+                let reason = format!(
+                    "{} (out of memory on {device} shared with other trials): queued again for fewer trials at once",
+                    failure.reason
+                );
+                requeue_out_of_memory(storage, study, trial, &reason)?;
+                return Ok(TrialEnd::OutOfMemory);
+            }
+            if !trial.system_attrs.contains_key(attr::AFTER_OUT_OF_MEMORY) {
+                let reason = format!(
+                    "{} (out of memory on {device}, maybe while other trials still held memory there): queued again",
+                    failure.reason
+                );
+                requeue_out_of_memory(storage, study, trial, &reason)?;
+                return Ok(TrialEnd::Finished);
+            }
+            return fail(format!("{} (out of memory on {device}, running alone)", failure.reason));
         }
         Err(failure) => return fail(failure.reason),
     };

