@@ -617,7 +617,8 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(170)
-        .build_cartesian_2d(0.0..end * 1.02, -0.5..n as f64 - 0.5)?;
+        // Room on the right for the legend.
+        .build_cartesian_2d(0.0..end * 1.2, -0.5..n as f64 - 0.5)?;
     let y_axis = ParamAxis::Categories(data.workers.clone());
     let y_format = |v: &f64| param_tick(&y_axis, *v);
     chart
@@ -654,7 +655,7 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))

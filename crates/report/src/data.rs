@@ -705,8 +705,8 @@ pub struct TimelineBar {
 /// When each trial ran, and on which worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
-    /// Workers (`host pid N`, with the device when the trial recorded one), in order
-    /// of first appearance.
+    /// Rows: workers (`host pid N on cuda:0`), one lane each (`... #2`) for trials of
+    /// one worker that overlapped in time, in order of first appearance.
     pub workers: Vec<String>,
     /// One bar per started trial.
     pub bars: Vec<TimelineBar>,
@@ -725,23 +725,44 @@ pub fn timeline(record: &StudyRecord) -> Timeline {
         .filter_map(|t| t.datetime_complete.or(t.datetime_start))
         .max()
         .unwrap_or(origin);
+    // Trials of one process on one device that overlap in time (workers = N,
+    // trials_per_device = K) go on lanes of their own, so concurrency shows.
+    let mut started = started;
+    started.sort_by_key(|t| (t.datetime_start, t.number));
     let mut workers: Vec<String> = Vec::new();
+    let mut lane_ends: Vec<f64> = Vec::new();
     let bars = started
         .iter()
         .filter_map(|t| {
+            let start = t.datetime_start?.seconds_since(origin);
+            let end = t.datetime_complete.unwrap_or(last).seconds_since(origin);
             let label = worker_label(t);
-            let worker = match workers.iter().position(|w| *w == label) {
+            let free = (0..workers.len()).find(|&idx| {
+                (workers[idx] == label || workers[idx].starts_with(&format!("{label} #")))
+                    && lane_ends[idx] <= start
+            });
+            let worker = match free {
                 Some(idx) => idx,
                 None => {
-                    workers.push(label);
+                    let n_lanes = workers
+                        .iter()
+                        .filter(|w| **w == label || w.starts_with(&format!("{label} #")))
+                        .count();
+                    workers.push(if n_lanes == 0 {
+                        label
+                    } else {
+                        format!("{label} #{}", n_lanes + 1)
+                    });
+                    lane_ends.push(f64::NEG_INFINITY);
                     workers.len() - 1
                 }
             };
+            lane_ends[worker] = end;
             Some(TimelineBar {
                 number: t.number,
                 worker,
-                start: t.datetime_start?.seconds_since(origin),
-                end: t.datetime_complete.unwrap_or(last).seconds_since(origin),
+                start,
+                end,
                 state: t.state,
                 confirm: t.confirm_of().is_some(),
             })

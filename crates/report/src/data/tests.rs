@@ -214,3 +214,17 @@ fn comparison_finds_moved_parameters_and_judges_against_noise() {
     b.trials.extend([confirm_run(6, 3, 0.4), confirm_run(7, 3, 1.0)]);
     assert_eq!(compare(&a, &b).verdict, Verdict::WorseWithinNoise);
 }
+
+#[test]
+fn overlapping_trials_of_one_worker_get_lanes() {
+    let mut trials = toy().trials;
+    // Trial 2 starts while trial 0 (same worker, pid 40) still runs.
+    trials[2].datetime_start = Some(hpo_core::trial::Timestamp(1_000_000));
+    let timeline = timeline(&record(trials));
+    check(
+        &timeline.workers,
+        expect![[r#"["box pid 40 on cpu", "box pid 40 on cpu #2", "box pid 41 on cpu"]"#]],
+    );
+    let lane = |number: u64| timeline.bars.iter().find(|b| b.number == number).unwrap().worker;
+    assert_eq!((lane(0), lane(2), lane(4)), (0, 1, 0), "a free lane is reused");
+}
