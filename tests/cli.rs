@@ -151,11 +151,11 @@ fn a_changed_search_space_is_refused_with_the_change() {
 fn bad_study_files_are_refused_with_file_line_and_fix() {
     let dir = Dir::new();
     dir.write("typo.toml", &digits_study("s", 1, 1).replace("max_epochs", "max_epoch"));
-    let err = dir.err(&["run", "typo.toml"]);
+    let err = dir.bad_input(&["run", "typo.toml"]);
     assert!(err.starts_with("error: typo.toml:20:1: [objective].max_epoch: unknown field `max_epoch`, expected one of"), "{err}");
 
     dir.write("knob.toml", &digits_study("s", 1, 1).replace("hidden =", "width ="));
-    let err = dir.err(&["run", "knob.toml"]);
+    let err = dir.bad_input(&["run", "knob.toml"]);
     assert!(
         err.contains(
             "knob.toml:25:1: [space].width: the mlp model has no hyperparameter `width`; it has: hidden, depth, norm"
@@ -164,7 +164,7 @@ fn bad_study_files_are_refused_with_file_line_and_fix() {
     );
 
     dir.write("dataset.toml", &digits_study("s", 1, 1).replace("\"digits\"", "\"mnist\""));
-    let err = dir.err(&["run", "dataset.toml"]);
+    let err = dir.bad_input(&["run", "dataset.toml"]);
     assert!(
         err.contains(
             "dataset.toml:19:11: [objective].dataset: unknown dataset `mnist`; available: digits"

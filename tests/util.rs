@@ -49,6 +49,15 @@ impl Dir {
         text(&out.stderr)
     }
 
+    /// Runs `hpo ARGS...` on a study file with errors: asserts exit code 2, returns
+    /// stderr.
+    #[track_caller]
+    pub fn bad_input(&self, args: &[&str]) -> String {
+        let out: Output = self.hpo(args).output().expect("run hpo");
+        assert_eq!(out.status.code(), Some(2), "hpo {args:?} should refuse: {}", text(&out.stderr));
+        text(&out.stderr)
+    }
+
     /// The study as `hpo export --format json` gives it.
     #[track_caller]
     pub fn export(&self, study: &str, db: &str) -> Value {

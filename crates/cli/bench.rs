@@ -534,8 +534,18 @@ pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
     let storage = SqliteStorage::open(db)?;
     let study = open_study(&storage, &spec)?;
     let owner = format!("bench:{}:0", std::process::id());
+    let host = QuietHost(Instant::now());
     let mut ran = 0;
-    while let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner)? {
+    let mut last_look: Option<Instant> = None;
+    loop {
+        // As a real worker does every few seconds: look for dead workers' trials.
+        if last_look.is_none_or(|at| at.elapsed().as_secs() >= 2) {
+            hpo_core::run::recover_orphans(&storage, study.id, &host, 0)?;
+            last_look = Some(Instant::now());
+        }
+        let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner)? else {
+            break;
+        };
         let value = function.evaluate(&trial.params);
         for step in 1..=10u64 {
             let at_step = value + (10 - step) as f64;

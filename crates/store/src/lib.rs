@@ -822,11 +822,17 @@ impl Storage for SqliteStorage {
     ) -> CoreResult<Vec<FrozenTrial>> {
         self.read(|tx| {
             study_exists(tx, study)?;
-            let trials = load_trials(tx, "t.study_id = ?1", &[&study.0])?;
-            Ok(match states {
-                None => trials,
-                Some(states) => trials.into_iter().filter(|t| states.contains(&t.state)).collect(),
-            })
+            // The states go into the query (through ix_hpo_trials_study_state), so
+            // asking for the few Running trials of a large study reads only those.
+            let filter = match states {
+                None => "t.study_id = ?1".to_owned(),
+                Some(states) => {
+                    let list: Vec<String> =
+                        states.iter().map(|s| format!("'{}'", s.as_optuna_str())).collect();
+                    format!("t.study_id = ?1 AND t.state IN ({})", list.join(", "))
+                }
+            };
+            load_trials(tx, &filter, &[&study.0])
         })
     }
 

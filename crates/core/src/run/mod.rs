@@ -403,7 +403,6 @@ pub fn run_study(
     config: RunConfig,
 ) -> Result<RunSummary> {
     let study = open_study(storage, spec)?;
-    recover_orphans(storage, study.id, host, spec.max_retries)?;
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
@@ -435,6 +434,7 @@ pub fn run_study(
         owner: host.owner(),
         stop: AtomicBool::new(false),
         device_load: std::sync::Mutex::new(device_load),
+        last_recovery: std::sync::Mutex::new(None),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
@@ -490,7 +490,12 @@ struct Worker<'a> {
     /// Workers still running per device: one that ran out of memory leaves, so the
     /// device has fewer trials at once, unless it is the last one there.
     device_load: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// When (by `Host::elapsed`) a worker last looked for dead workers' trials.
+    last_recovery: std::sync::Mutex<Option<Duration>>,
 }
+
+/// How often running workers look for trials that dead workers left Running.
+const ORPHAN_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Worker<'_> {
     /// Runs trials on `device` (when the study shares devices); returns how many it
@@ -503,6 +508,18 @@ impl Worker<'_> {
         outcome
     }
 
+    /// Whether to look for dead workers' trials now: the first time, then once
+    /// `ORPHAN_CHECK_INTERVAL` has passed since the last look (by any thread).
+    fn recovery_due(&self) -> bool {
+        let now = self.host.elapsed();
+        let mut last = self.last_recovery.lock().unwrap_or_else(|it| it.into_inner());
+        let due = last.is_none_or(|at| now.saturating_sub(at) >= ORPHAN_CHECK_INTERVAL);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
     fn run_trials(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
         let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
         let mut n_finished = 0;
@@ -512,6 +529,12 @@ impl Worker<'_> {
             }
             if self.timeout.is_some_and(|t| host.elapsed() >= t) {
                 return Ok((n_finished, RunEnd::TimedOut));
+            }
+            // Whichever worker sees a dead worker's trial first fails (and maybe
+            // queues) it: checked before a worker's first trial, then at most every
+            // few seconds, not only when a run starts.
+            if self.recovery_due() {
+                recover_orphans(storage, study.id, host, spec.max_retries)?;
             }
             let Some(trial) = ask(storage, study.id, spec, self.sampler, self.budget, &self.owner)?
             else {

@@ -13,6 +13,9 @@ struct TestHost {
     interrupted: AtomicBool,
     dead_owners: Vec<String>,
     log: Mutex<Vec<String>>,
+    /// Seconds the clock moves at each trial's start (0: time stands still).
+    seconds_per_trial: u64,
+    now: std::sync::atomic::AtomicU64,
 }
 
 impl TestHost {
@@ -24,13 +27,15 @@ impl TestHost {
             interrupted: AtomicBool::new(false),
             dead_owners: Vec::new(),
             log: Mutex::new(Vec::new()),
+            seconds_per_trial: 0,
+            now: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
 impl Host for TestHost {
     fn elapsed(&self) -> Duration {
-        Duration::ZERO
+        Duration::from_secs(self.now.load(Ordering::SeqCst))
     }
     fn interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
@@ -50,7 +55,10 @@ impl Host for TestHost {
             Event::Recovered { trial, queued_again } => {
                 format!("recovered {}{}", trial.number, if queued_again { " (queued)" } else { "" })
             }
-            Event::Started { trial, .. } => format!("started {}", trial.number),
+            Event::Started { trial, .. } => {
+                self.now.fetch_add(self.seconds_per_trial, Ordering::SeqCst);
+                format!("started {}", trial.number)
+            }
             Event::DeviceShrunk { device, remaining } => format!("shrunk {device} to {remaining}"),
             Event::Step { number, step, .. } => {
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
@@ -761,4 +769,46 @@ fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
     let log = host.log.lock().unwrap();
     assert!(log.iter().any(|line| line == "shrunk cuda:0 to 1"), "{log:?}");
     assert!(!log.iter().any(|line| line.starts_with("shrunk cuda:1")), "{log:?}");
+}
+
+/// Plays another process that dies: during trial 1 it leaves a Running trial of a
+/// dead owner in the store.
+struct LeavesAnOrphan<'a> {
+    storage: &'a InMemoryStorage,
+    study: StudyId,
+}
+
+impl Objective for LeavesAnOrphan<'_> {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        if ctx.number == 1 {
+            let dead = [(attr::OWNER.to_owned(), AttrValue::Str("dead:9".into()))];
+            self.storage.create_running_trial(self.study, None, &dead).unwrap();
+        }
+        let _ = reporter.report(1, &[("value".into(), 1.0)]);
+        Ok(ObjectiveOutput::default())
+    }
+}
+
+#[test]
+fn a_running_worker_recovers_a_trial_another_worker_left_behind() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 4", BRANIN);
+    let study = open_study(&storage, &spec).unwrap();
+    let mut host = TestHost::new();
+    host.dead_owners.push("dead:9".into());
+    host.seconds_per_trial = 5;
+    let objective = LeavesAnOrphan { storage: &storage, study: study.id };
+    run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    let trials = storage.trials(study.id, None).unwrap();
+    let orphan = trials.iter().find(|t| t.number == 2).unwrap();
+    assert_eq!(orphan.state, TrialState::Fail);
+    assert!(orphan.system_attrs.contains_key(attr::INTERRUPTED));
+    let log = host.log.lock().unwrap();
+    let recovered = log.iter().position(|l| l == "recovered 2").expect("recovered mid-run");
+    assert!(recovered > log.iter().position(|l| l == "finished 1 complete").unwrap());
+    assert_eq!(trials.iter().filter(|t| t.state == TrialState::Complete).count(), 4);
 }
