@@ -8,12 +8,7 @@
 # batches that fill the GPU; then a fashion-mnist CNN study on the GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-carry=target/gpu-carry
-python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('$carry/hpo.xz'),open('/tmp/hpo','wb'))"
-chmod +x /tmp/hpo
-NV=$(python3 -c 'import nvidia,os;print(os.path.join(list(nvidia.__path__)[0],"cu13","lib"))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$NV:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
-export HPO_DATA_DIR=$PWD/$carry/data
+source scripts/gpu-env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 echo "== throughput: hpo (candle CUDA) vs PyTorch (eager CUDA), fp32, same card"

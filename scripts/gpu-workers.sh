@@ -11,12 +11,7 @@
 #     queued again, and the device goes on with one trial at a time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-carry=target/gpu-carry
-python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('$carry/hpo.xz'),open('/tmp/hpo','wb'))"
-chmod +x /tmp/hpo
-NV=$(python3 -c 'import nvidia,os;print(os.path.join(list(nvidia.__path__)[0],"cu13","lib"))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$NV:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
-export HPO_DATA_DIR=$PWD/$carry/data
+source scripts/gpu-env.sh
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader

@@ -46,47 +46,30 @@ impl StudyRef {
 }
 
 /// `2026-11-27`, `2026-11-27T18:00` or `2026-11-27T18:00:00` (UTC) as the end of that
-/// day or minute.
+/// day, minute or second.
 fn parse_date(text: &str) -> Result<Timestamp> {
     let bad =
         || anyhow::anyhow!("`{text}` is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)");
+    let numbers = |part: &str, sep: char| -> Result<Vec<i64>> {
+        part.split(sep).map(|p| p.parse::<i64>().map_err(|_| bad())).collect()
+    };
     let (day, time) = match text.split_once(['T', ' ']) {
         Some((day, time)) => (day, Some(time)),
         None => (text, None),
     };
-    let parts: Vec<i64> =
-        day.split('-').map(|p| p.parse::<i64>().map_err(|_| bad())).collect::<Result<_>>()?;
-    let [year, month, dayn] = parts[..] else { return Err(bad()) };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&dayn) {
-        return Err(bad());
+    match numbers(day, '-')?[..] {
+        [_, month, dayn] if (1..=12).contains(&month) && (1..=31).contains(&dayn) => {}
+        _ => return Err(bad()),
     }
-    let days = days_from_civil(year, month, dayn);
-    let seconds = match time {
-        None => 86_399,
-        Some(time) => {
-            let hms: Vec<i64> = time
-                .split(':')
-                .map(|p| p.parse::<i64>().map_err(|_| bad()))
-                .collect::<Result<_>>()?;
-            match hms[..] {
-                [h, m] if h < 24 && m < 60 => h * 3600 + m * 60 + 59,
-                [h, m, s] if h < 24 && m < 60 && s < 60 => h * 3600 + m * 60 + s,
-                _ => return Err(bad()),
-            }
-        }
+    let time = match time {
+        None => "23:59:59".to_owned(),
+        Some(time) => match numbers(time, ':')?[..] {
+            [h, m] if h < 24 && m < 60 => format!("{time}:59"),
+            [h, m, s] if h < 24 && m < 60 && s < 60 => time.to_owned(),
+            _ => return Err(bad()),
+        },
     };
-    Ok(Timestamp((days * 86_400 + seconds) * 1_000_000 + 999_999))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    hpo_store::encode::parse_datetime(&format!("{day} {time}.999999")).ok_or_else(bad)
 }
 
 /// Reads a study from the store: trials (those finished by `until`, if given), the
@@ -211,8 +194,6 @@ mod tests {
 
     #[test]
     fn dates_are_end_of_day_or_minute_utc() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         let day = parse_date("2026-11-27").unwrap();
         assert_eq!(hpo_store::encode::datetime(day)[..19].to_owned(), "2026-11-27 23:59:59");
         let minute = parse_date("2026-11-27T08:30").unwrap();

@@ -12,6 +12,7 @@ use std::sync::Once;
 use hpo_core::display;
 use hpo_core::trial::TrialState;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -192,8 +193,58 @@ pub fn tick(v: f64) -> String {
     format!("{mantissa}{exponent}")
 }
 
-fn caption_style() -> TextStyle<'static> {
-    (FONT, 22).into_font().into()
+/// The legend of a chart's labelled series, in its upper right corner.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Drawn<DB> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+}
+
+/// The axes of a chart over a count (trial number, epoch) against a metric.
+struct CountAxes<'m> {
+    x_desc: &'static str,
+    metric: &'m str,
+    /// Whether the y values are log10 of the metric.
+    log: bool,
+}
+
+/// A chart with whole-number x (trials, epochs) and the metric on y, its mesh drawn.
+fn count_chart<'a, DB: DrawingBackend + 'a>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    title_size: u32,
+    x_range: std::ops::Range<f64>,
+    y_range: std::ops::Range<f64>,
+    axes: &CountAxes<'_>,
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    DrawingAreaErrorKind<DB::ErrorType>,
+> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, title_size))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_range, y_range)?;
+    let y_format = |v: &f64| tick_text(axes.log, *v);
+    let y_desc =
+        if axes.log { format!("{} (log scale)", axes.metric) } else { axes.metric.to_owned() };
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(&y_format)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+    Ok(chart)
 }
 
 fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &History) -> Drawn<DB> {
@@ -201,22 +252,10 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Histor
     let log = wants_log(&values);
     let y = y_of(log);
     let max_number = data.points.iter().map(|p| p.number).max().unwrap_or(1) as f64;
-    let mut chart = ChartBuilder::on(root)
-        .caption("Optimization history", caption_style())
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(-0.5..max_number + 0.5, padded(values.iter().map(|&v| y(v))))?;
-    let y_format = |v: &f64| tick_text(log, *v);
-    chart
-        .configure_mesh()
-        .x_desc("trial number")
-        .y_desc(if log { format!("{} (log scale)", data.metric) } else { data.metric.clone() })
-        .y_label_formatter(&y_format)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .draw()?;
+    let x_range = -0.5..max_number + 0.5;
+    let y_range = padded(values.iter().map(|&v| y(v)));
+    let axes = CountAxes { x_desc: "trial number", metric: &data.metric, log };
+    let mut chart = count_chart(root, "Optimization history", 22, x_range, y_range, &axes)?;
     chart
         .draw_series(
             data.points
@@ -251,13 +290,7 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Histor
         .draw_series(LineSeries::new(steps, BEST.stroke_width(2)))?
         .label("best so far")
         .legend(|(x, y)| PathElement::new(vec![(x - 10, y), (x + 10, y)], BEST.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
+    draw_legend(&mut chart)
 }
 
 fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &CurveFigure) -> Drawn<DB> {
@@ -269,22 +302,10 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &CurveFi
         "Learning curves: {} (solid = validation, dashed = training, dot = best epoch)",
         data.metric
     );
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..max_epoch as f64 + 0.5, padded(values.iter().map(|&v| y(v))))?;
-    let y_format = |v: &f64| tick_text(log, *v);
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(if log { format!("{} (log scale)", data.metric) } else { data.metric.clone() })
-        .y_label_formatter(&y_format)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .draw()?;
+    let x_range = 0.0..max_epoch as f64 + 0.5;
+    let y_range = padded(values.iter().map(|&v| y(v)));
+    let axes = CountAxes { x_desc: "epoch", metric: &data.metric, log };
+    let mut chart = count_chart(root, &title, 18, x_range, y_range, &axes)?;
     for line in &data.lines {
         let color = PALETTE[(line.rank - 1) % PALETTE.len()];
         let points = line.points.iter().map(|&(s, v)| (s as f64, y(v)));
@@ -306,13 +327,7 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &CurveFi
             )))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
+    draw_legend(&mut chart)
 }
 
 /// The x coordinate of a parameter value on a chart (log10 on log axes).
@@ -653,13 +668,7 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
+    draw_legend(&mut chart)
 }
 
 fn draw_confirm<DB: DrawingBackend>(
