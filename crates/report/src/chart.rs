@@ -56,6 +56,9 @@ pub struct DrawError {
 /// Picks the timeline bars of one kind (complete, pruned, ...).
 type BarFilter = fn(&crate::data::TimelineBar) -> bool;
 
+/// A chart with f64 coordinates on both axes.
+type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 const FONT: &str = "sans-serif";
@@ -194,9 +197,7 @@ pub fn tick(v: f64) -> String {
 }
 
 /// The legend of a chart's labelled series, in its upper right corner.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-) -> Drawn<DB> {
+fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart2d<'a, DB>) -> Drawn<DB> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -222,10 +223,7 @@ fn count_chart<'a, DB: DrawingBackend + 'a>(
     x_range: std::ops::Range<f64>,
     y_range: std::ops::Range<f64>,
     axes: &CountAxes<'_>,
-) -> Result<
-    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    DrawingAreaErrorKind<DB::ErrorType>,
-> {
+) -> Result<Chart2d<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, title_size))
         .margin(12)
