@@ -266,7 +266,13 @@ pub fn recover_orphans(
             continue;
         }
         let reason = "the worker running this trial stopped (killed or crashed)";
-        let queued_again = match fail_interrupted(storage, study, &trial, reason, max_retries) {
+        let queued_again = match fail_interrupted(
+            storage,
+            study,
+            &trial,
+            reason,
+            Requeue::UpToRetries(max_retries),
+        ) {
             Ok(queued_again) => queued_again,
             // Another process recovered it first.
             Err(Error::TrialFinished { .. }) => continue,
@@ -279,17 +285,27 @@ pub fn recover_orphans(
     Ok(recovered)
 }
 
+/// What to queue after a trial's run was cut short.
+#[derive(Debug, Clone, Copy)]
+enum Requeue {
+    /// Its grid point always; other trials with the same parameters while their
+    /// retries are fewer than this (`max_retries`).
+    UpToRetries(usize),
+    /// The same parameters, always, marked `attr::AFTER_OUT_OF_MEMORY`: the trial
+    /// ran out of device memory while sharing it, through no fault of its own.
+    AfterOutOfMemory,
+}
+
 /// Fails a trial whose run was cut short (it gives its budget slot back) and queues
-/// it again: a grid point always, other trials with the same parameters while the
-/// trial's retries (`attr::RETRY_OF` links them to the first attempt) are fewer than
-/// `max_retries`. Only the caller that finishes the trial queues it, so two workers
-/// recovering the same trial queue it once. Returns whether it was queued.
+/// it again as `requeue` says; `attr::RETRY_OF` links a retry to the first attempt.
+/// Only the caller that finishes the trial queues it, so two workers recovering the
+/// same trial queue it once. Returns whether it was queued.
 fn fail_interrupted(
     storage: &dyn Storage,
     study: StudyId,
     trial: &FrozenTrial,
     reason: &str,
-    max_retries: usize,
+    requeue: Requeue,
 ) -> Result<bool> {
     storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
     storage.set_trial_system_attr(
@@ -298,52 +314,32 @@ fn fail_interrupted(
         &AttrValue::Str(reason.to_owned()),
     )?;
     storage.finish_trial(trial.id, TrialState::Fail, None)?;
-    if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
-        let new = NewTrial {
-            params: params_of(trial),
-            system_attrs: vec![(attr::GRID_POINT.to_owned(), point.clone())],
-        };
-        storage.enqueue_trial(study, &new)?;
-        return Ok(true);
-    }
-    if max_retries == 0 || trial.params.is_empty() || trial.confirm_of().is_some() {
-        return Ok(false);
-    }
+    let grid_point = trial
+        .system_attrs
+        .get(attr::GRID_POINT)
+        .map(|point| (attr::GRID_POINT.to_owned(), point.clone()));
     let first = trial.retry_of().unwrap_or(trial.number);
-    let n_retries =
-        storage.trials(study, None)?.iter().filter(|t| t.retry_of() == Some(first)).count();
-    if n_retries >= max_retries {
-        return Ok(false);
-    }
-    let new = NewTrial {
-        params: params_of(trial),
-        system_attrs: vec![(attr::RETRY_OF.to_owned(), AttrValue::Number(first as f64))],
+    let retry_of = (attr::RETRY_OF.to_owned(), AttrValue::Number(first as f64));
+    let system_attrs = match requeue {
+        Requeue::AfterOutOfMemory => {
+            let after = (attr::AFTER_OUT_OF_MEMORY.to_owned(), AttrValue::Bool(true));
+            [retry_of, after].into_iter().chain(grid_point).collect()
+        }
+        Requeue::UpToRetries(_) if grid_point.is_some() => grid_point.into_iter().collect(),
+        Requeue::UpToRetries(max_retries) => {
+            if max_retries == 0 || trial.params.is_empty() || trial.confirm_of().is_some() {
+                return Ok(false);
+            }
+            let n_retries =
+                storage.trials(study, None)?.iter().filter(|t| t.retry_of() == Some(first)).count();
+            if n_retries >= max_retries {
+                return Ok(false);
+            }
+            vec![retry_of]
+        }
     };
-    storage.enqueue_trial(study, &new)?;
-    Ok(true)
-}
-
-/// Fails a trial that ran out of memory as interrupted and queues it again, marked
-/// `attr::AFTER_OUT_OF_MEMORY` so that running out alone once more is a real failure.
-fn requeue_out_of_memory(
-    storage: &dyn Storage,
-    study: StudyId,
-    trial: &FrozenTrial,
-    reason: &str,
-) -> Result<()> {
-    storage.set_trial_system_attr(trial.id, attr::INTERRUPTED, &AttrValue::Bool(true))?;
-    storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason.into()))?;
-    storage.finish_trial(trial.id, TrialState::Fail, None)?;
-    let first = trial.retry_of().unwrap_or(trial.number);
-    let mut system_attrs = vec![
-        (attr::RETRY_OF.to_owned(), AttrValue::Number(first as f64)),
-        (attr::AFTER_OUT_OF_MEMORY.to_owned(), AttrValue::Bool(true)),
-    ];
-    if let Some(point) = trial.system_attrs.get(attr::GRID_POINT) {
-        system_attrs.push((attr::GRID_POINT.to_owned(), point.clone()));
-    }
     storage.enqueue_trial(study, &NewTrial { params: params_of(trial), system_attrs })?;
-    Ok(())
+    Ok(true)
 }
 
 /// Claims a queued trial or creates one and samples its parameters. `None` when the
@@ -710,7 +706,8 @@ pub(crate) fn run_trial(
     // An objective that notices the interruption between batches returns an error
     // without reporting; either way the trial was cut short, not failed.
     if stop == Some(Stop::Interrupted) || (host.interrupted() && result.is_err()) {
-        fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)", spec.max_retries)?;
+        let requeue = Requeue::UpToRetries(spec.max_retries);
+        fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)", requeue)?;
         return Ok(TrialEnd::Interrupted);
     }
     let fail = |reason: String| -> Result<TrialEnd> {
@@ -730,7 +727,7 @@ pub(crate) fn run_trial(
                     "{} (out of memory on {device} shared with other trials): queued again for fewer trials at once",
                     failure.reason
                 );
-                requeue_out_of_memory(storage, study, trial, &reason)?;
+                fail_interrupted(storage, study, trial, &reason, Requeue::AfterOutOfMemory)?;
                 return Ok(TrialEnd::OutOfMemory);
             }
             if !trial.system_attrs.contains_key(attr::AFTER_OUT_OF_MEMORY) {
@@ -738,7 +735,7 @@ pub(crate) fn run_trial(
                     "{} (out of memory on {device}, maybe while other trials still held memory there): queued again",
                     failure.reason
                 );
-                requeue_out_of_memory(storage, study, trial, &reason)?;
+                fail_interrupted(storage, study, trial, &reason, Requeue::AfterOutOfMemory)?;
                 return Ok(TrialEnd::Finished);
             }
             return fail(format!("{} (out of memory on {device}, running alone)", failure.reason));
