@@ -75,7 +75,6 @@ fn timeline_confirm_heat_map_and_parallel_render() {
     trials.extend([confirm_run(6, 1, 0.52), confirm_run(7, 1, 0.48), confirm_run(8, 5, 0.6)]);
     let record = record(trials);
     let sections = sections(&record, Some(&toy()));
-    let names: Vec<&str> = Vec::new();
     let figures = sections.figures();
     let stems: Vec<&str> = figures.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
@@ -91,7 +90,6 @@ fn timeline_confirm_heat_map_and_parallel_render() {
             "confirm"
         ]
     );
-    assert!(names.is_empty());
     for (name, figure) in &figures {
         let svg = figure.svg(name).unwrap();
         assert!(svg.len() > 1000, "{name} is nearly empty");
