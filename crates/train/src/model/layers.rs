@@ -65,16 +65,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let w = self.weight.as_tensor();
-        // Batched inputs ([b, t, in]) multiply by a broadcast weight.
-        let ys = match xs.dims() {
-            [b, t, _] => xs.reshape((b * t, ()))?.matmul(&w.t()?)?.reshape((*b, *t, ()))?,
-            _ => xs.matmul(&w.t()?)?,
-        };
-        match &self.bias {
-            Some(bias) => fused::add_trailing(&ys, bias.as_tensor()),
-            None => Ok(ys),
-        }
+        fused::linear(xs, self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor))
     }
 }
 

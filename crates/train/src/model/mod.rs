@@ -12,6 +12,7 @@
 
 pub mod cnn;
 pub mod fused;
+pub mod gemm;
 pub mod layers;
 pub mod mlp;
 pub mod transformer;

@@ -4,8 +4,10 @@
 //! weights may be tied to the token embedding.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use rand::Rng;
 use rand::rngs::StdRng;
 
+use crate::model::fused::AttentionDropout;
 use crate::model::layers::{self, LayerNorm, Linear};
 use crate::model::{Mode, Model, Param, fused};
 
@@ -78,19 +80,16 @@ impl Transformer {
     }
 
     fn attention(&self, block: &Block, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let (b, t, d) = xs.dims3()?;
-        let h = self.config.heads;
         let qkv = block.qkv.forward(xs)?;
-        let dropout = self.config.dropout;
-        if dropout <= 0.0 || !mode.is_train() {
-            return block.proj.forward(&fused::causal_attention(&qkv, h)?);
-        }
-        // Dropout on the attention weights needs them as a tensor of their own.
-        let [q, k, v] = fused::split_heads(&qkv, h)?;
-        let weights = fused::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / ((d / h) as f64).sqrt())?;
-        let weights = layers::dropout(&weights, dropout, mode)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        block.proj.forward(&out)
+        let p = self.config.dropout;
+        let dropout = match mode.rng() {
+            Some(rng) if p > 0.0 => Some(AttentionDropout { p: p as f32, seed: rng.random() }),
+            _ => None,
+        };
+        let attended = fused::causal_attention(&qkv, self.config.heads, dropout, |weights| {
+            layers::dropout(weights, p, mode)
+        })?;
+        block.proj.forward(&attended)
     }
 }
 
@@ -114,9 +113,7 @@ impl Model for Transformer {
         let x = self.ln_f.forward(&x)?;
         match &self.head {
             Some(head) => head.forward(&x),
-            None => {
-                x.reshape((b * t, d))?.matmul(&self.token.as_tensor().t()?)?.reshape((b, t, ()))
-            }
+            None => fused::linear(&x, self.token.as_tensor(), None),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::attention::causal_attention_composite;
+use super::conv::conv2d_composite;
 use super::*;
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
@@ -181,16 +183,80 @@ fn exp_approximation_is_within_2e_7_relative_of_std() {
     }
 }
 
+/// No dropout for the composite form.
+fn no_drop(_: &Tensor) -> Result<Tensor> {
+    unreachable!("no dropout")
+}
+
 #[test]
 fn causal_attention_matches_its_composite_form() {
-    let qkv = random(&[2, 5, 3 * 8], 14);
-    assert_same(&[qkv], |t| causal_attention(&t[0], 2), |t| causal_attention_composite(&t[0], 2));
+    // Odd sizes: 7 positions, 3 heads of 5.
+    for (shape, heads) in [([2, 5, 3 * 8], 2), ([3, 7, 3 * 15], 3), ([1, 1, 3 * 4], 1)] {
+        let qkv = random(&shape, 14);
+        assert_same(
+            &[qkv],
+            |t| causal_attention(&t[0], heads, None, no_drop),
+            |t| causal_attention_composite(&t[0], heads, None::<fn(&Tensor) -> Result<Tensor>>),
+        );
+    }
+}
+
+#[test]
+fn causal_attention_with_dropout_matches_the_composite_form_with_the_same_mask() {
+    let (b, t, heads) = (2, 6, 2);
+    let dropout = AttentionDropout { p: 0.3, seed: 7 };
+    let mask = attention::dropout_mask(&dropout, b, heads, t);
+    let qkv = random(&[b, t, 3 * 8], 15);
+    assert_same(
+        &[qkv],
+        |x| causal_attention(&x[0], heads, Some(dropout), no_drop),
+        |x| causal_attention_composite(&x[0], heads, Some(|w: &Tensor| w.mul(&mask))),
+    );
+}
+
+#[test]
+fn attention_dropout_drops_about_p_of_the_weights_and_depends_on_the_seed() {
+    let dropout = AttentionDropout { p: 0.25, seed: 3 };
+    let mask = attention::dropout_mask(&dropout, 4, 2, 64).flatten_all().unwrap();
+    let values = mask.to_vec1::<f32>().unwrap();
+    let dropped = values.iter().filter(|v| **v == 0.0).count() as f64 / values.len() as f64;
+    assert!((dropped - 0.25).abs() < 0.01, "dropped {dropped}");
+    assert!(values.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+    let other = attention::dropout_mask(&AttentionDropout { p: 0.25, seed: 4 }, 4, 2, 64);
+    assert!(max_diff(&mask, &other.flatten_all().unwrap()) > 0.0);
 }
 
 #[test]
 fn causal_attention_refuses_a_width_that_heads_do_not_divide() {
-    let err = causal_attention(&random(&[1, 2, 12], 1), 3).unwrap_err();
+    let err = causal_attention(&random(&[1, 2, 12], 1), 3, None, no_drop).unwrap_err();
     assert!(err.to_string().contains("heads (3)"), "{err}");
+}
+
+#[test]
+fn linear_matches_matmul_and_bias_for_batched_and_flat_inputs() {
+    for shape in [vec![5, 7], vec![2, 3, 7], vec![1, 7]] {
+        let inputs = [random(&shape, 31), random(&[4, 7], 32), random(&[4], 33)];
+        assert_same(
+            &inputs,
+            |t| linear(&t[0], &t[1], Some(&t[2])),
+            |t| linear::linear_composite(&t[0], &t[1], Some(&t[2])),
+        );
+        assert_same(
+            &inputs[..2],
+            |t| linear(&t[0], &t[1], None),
+            |t| linear::linear_composite(&t[0], &t[1], None),
+        );
+    }
+}
+
+#[test]
+fn linear_of_data_computes_no_input_gradient() {
+    let xs = random(&[3, 5], 34);
+    let weight = Var::from_tensor(&random(&[2, 5], 35)).unwrap();
+    let ys = linear(&xs, weight.as_tensor(), None).unwrap();
+    let grads = ys.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&xs).is_none());
+    assert!(grads.get(weight.as_tensor()).is_some());
 }
 
 #[test]

@@ -1,0 +1,328 @@
+//! Stride-1 convolutions with zero padding over channel-first batches
+//! (`[c, b, h, w]`), as im2col and one matrix product straight into the output,
+//! optionally followed in the same op by 2x2 max pooling and a non-decreasing
+//! activation. The forward pass keeps the column matrix (and, with the epilogue,
+//! the full-size convolution output) for the backward pass, which computes the
+//! weight, bias and input gradients from plain slices: none of the large
+//! intermediates ever becomes a candle tensor.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{Activation, ReluActivation, data, for_each_window_max, max_pool_2x2};
+use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
+
+/// Geometry of a stride-1 `k`x`k` convolution with zero padding `p` over an input
+/// laid out channel-first across the batch, `[c, b, h, w]`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    c: usize,
+    b: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    p: usize,
+}
+
+impl Window {
+    fn oh(&self) -> usize {
+        self.h + 2 * self.p + 1 - self.k
+    }
+
+    fn ow(&self) -> usize {
+        self.w + 2 * self.p + 1 - self.k
+    }
+
+    /// Columns per im2col row: every output position of every image.
+    fn row_len(&self) -> usize {
+        self.b * self.oh() * self.ow()
+    }
+
+    /// For kernel column `dx`: the output columns `lo..hi` that read an input pixel
+    /// (the others read padding), and the input column of `lo` is `lo + dx - p`.
+    fn columns(&self, dx: usize) -> (usize, usize) {
+        let lo = self.p.saturating_sub(dx);
+        let hi = (self.w + self.p).saturating_sub(dx).min(self.ow());
+        (lo, hi.max(lo))
+    }
+
+    /// The input row read by output row `oy` at kernel row `dy`, if not padding.
+    fn input_row(&self, oy: usize, dy: usize) -> Option<usize> {
+        let y = oy + dy;
+        (y >= self.p && y < self.h + self.p).then(|| y - self.p)
+    }
+}
+
+/// im2col: `[c, b, h, w]` -> `[c*k*k, b*oh*ow]`, row `(ci*k + dy)*k + dx` holding
+/// every output position's input pixel at that kernel offset (0 in the padding).
+fn im2col_cpu(x: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow, row) = (g.k, g.oh(), g.ow(), g.row_len());
+    let mut cols = vec![0f32; g.c * k * k * row];
+    cols.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
+        let (ci, dy, dx) = (r / (k * k), (r / k) % k, r % k);
+        let (lo, hi) = g.columns(dx);
+        for bi in 0..g.b {
+            for oy in 0..oh {
+                let Some(y) = g.input_row(oy, dy) else { continue };
+                let src = &x[((ci * g.b + bi) * g.h + y) * g.w..][..g.w];
+                let dst = &mut out[(bi * oh + oy) * ow..][..ow];
+                dst[lo..hi].copy_from_slice(&src[lo + dx - g.p..hi + dx - g.p]);
+            }
+        }
+    });
+    cols
+}
+
+/// A stride-1 convolution with zero padding of a channel-first `[c, b, h, w]`
+/// batch: (input, weight `[out, c, k, k]`, bias `[out]`) -> `[out, b, oh, ow]`,
+/// computed as im2col and one matrix product of the `[out, c*k*k]` kernel with the
+/// `[c*k*k, b*oh*ow]` columns. One op, so the large column matrix and its
+/// gradient never enter candle's gradient store.
+///
+/// With a [`PoolActivation`] epilogue the op also max-pools 2x2 and applies a
+/// non-decreasing activation, returning `[out, b, oh/2, ow/2]`: the full-size
+/// convolution output then stays inside the op (kept for the backward pass)
+/// instead of passing through two more graph nodes.
+struct Conv2dOp {
+    p: usize,
+    epilogue: Option<PoolActivation>,
+    /// What the forward pass keeps for the backward pass.
+    saved: Mutex<Saved>,
+}
+
+/// The column matrix, and with an epilogue the full-size convolution output.
+#[derive(Default)]
+struct Saved {
+    columns: Vec<f32>,
+    conv: Vec<f32>,
+}
+
+/// A non-decreasing activation after 2x2 max pooling: `f` and its derivative.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolActivation {
+    f: fn(f32) -> f32,
+    df: fn(f32) -> f32,
+}
+
+impl PoolActivation {
+    /// The epilogue for a non-decreasing activation (`relu`, `tanh`), if it is one.
+    pub fn for_activation(name: &str) -> Option<PoolActivation> {
+        match name {
+            "relu" => Some(PoolActivation { f: ReluActivation::f, df: ReluActivation::df }),
+            "tanh" => Some(PoolActivation { f: f32::tanh, df: |x| 1.0 - x.tanh().powi(2) }),
+            _ => None,
+        }
+    }
+}
+
+impl Conv2dOp {
+    fn window(&self, xs: &[usize], weight: &[usize]) -> Result<Window> {
+        let (&[c, b, h, w], &[_, wc, k, k2]) = (xs, weight) else {
+            candle_core::bail!("conv2d: input {xs:?} and weight {weight:?} must be 4-d");
+        };
+        if wc != c || k != k2 || h + 2 * self.p < k || w + 2 * self.p < k {
+            candle_core::bail!("conv2d: input {xs:?} does not fit weight {weight:?}");
+        }
+        Ok(Window { c, b, h, w, k, p: self.p })
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "conv2d-channels-first"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.window(l1.shape().dims(), l2.shape().dims())?;
+        let (weight, bias) = (data(s2, l2)?, data(s3, l3)?);
+        let (out, ckk, n) = (bias.len(), g.c * g.k * g.k, g.row_len());
+        let columns = im2col_cpu(data(s1, l1)?, g);
+        // The bias first, then the product accumulated onto it.
+        let mut ys = vec![0f32; out * n];
+        ys.par_chunks_mut(n).zip(bias.par_iter()).for_each(|(row, b)| row.fill(*b));
+        let kernel = MatRef::row_major(weight, out, ckk);
+        let cols = MatRef::row_major(&columns, ckk, n);
+        matmul(MatMut::row_major(&mut ys, out, n), kernel, cols, true, Threads::All);
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        saved.columns = columns;
+        let Some(epilogue) = self.epilogue else {
+            return Ok((CpuStorage::F32(ys), Shape::from((out, g.b, g.oh(), g.ow()))));
+        };
+        let (oh, ow) = (g.oh(), g.ow());
+        let mut pooled = vec![0f32; out * g.b * (oh / 2) * (ow / 2)];
+        pooled.par_chunks_mut(((oh / 2) * (ow / 2)).max(1)).zip(ys.par_chunks(oh * ow)).for_each(
+            |(pooled, plane)| {
+                for_each_window_max(plane, oh, ow, |at, o| pooled[o] = (epilogue.f)(plane[at]))
+            },
+        );
+        saved.conv = ys;
+        Ok((CpuStorage::F32(pooled), Shape::from((out, g.b, oh / 2, ow / 2))))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.window(xs.dims(), weight.dims())?;
+        let (out, ckk, n) = (weight.dim(0)?, g.c * g.k * g.k, g.row_len());
+        let saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|e| e.into_inner()));
+        let dys = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let dconv = match self.epilogue {
+            None => dys,
+            // Back through the activation and the pooling to the convolution output.
+            Some(epilogue) => {
+                let (oh, ow) = (g.oh(), g.ow());
+                let mut dconv = vec![0f32; saved.conv.len()];
+                dconv
+                    .par_chunks_mut(oh * ow)
+                    .zip(
+                        saved
+                            .conv
+                            .par_chunks(oh * ow)
+                            .zip(dys.par_chunks(((oh / 2) * (ow / 2)).max(1))),
+                    )
+                    .for_each(|(dconv, (plane, dpooled))| {
+                        for_each_window_max(plane, oh, ow, |at, o| {
+                            dconv[at] += dpooled[o] * (epilogue.df)(plane[at]);
+                        })
+                    });
+                dconv
+            }
+        };
+        let columns = if saved.columns.len() == ckk * n {
+            saved.columns
+        } else {
+            im2col_cpu(&xs.contiguous()?.flatten_all()?.to_vec1::<f32>()?, g)
+        };
+        let dconv_m = MatRef::row_major(&dconv, out, n);
+        let mut dweight = vec![0f32; out * ckk];
+        let cols_t = MatRef::row_major(&columns, ckk, n).t();
+        matmul(MatMut::row_major(&mut dweight, out, ckk), dconv_m, cols_t, false, Threads::All);
+        let dbias: Vec<f32> = dconv.par_chunks(n).map(|row| row.iter().sum()).collect();
+        // The first layer's input is data: no gradient to compute.
+        let dxs = if xs.track_op() {
+            let weight = weight.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let mut dcols = columns;
+            let kernel_t = MatRef::row_major(&weight, out, ckk).t();
+            matmul(MatMut::row_major(&mut dcols, ckk, n), kernel_t, dconv_m, false, Threads::All);
+            let dx = col2im_cpu(&dcols, g);
+            Some(Tensor::from_vec(dx, (g.c, g.b, g.h, g.w), xs.device())?)
+        } else {
+            None
+        };
+        let device = xs.device();
+        Ok((
+            dxs,
+            Some(Tensor::from_vec(dweight, weight.shape(), device)?),
+            Some(Tensor::from_vec(dbias, out, device)?),
+        ))
+    }
+}
+
+/// col2im, im2col's adjoint: sums each column back onto the pixel it was read
+/// from, `[c*k*k, b*oh*ow]` -> `[c, b, h, w]`.
+fn col2im_cpu(cols: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow, row) = (g.k, g.oh(), g.ow(), g.row_len());
+    let plane = g.b * g.h * g.w;
+    let mut dx_all = vec![0f32; g.c * plane];
+    dx_all.par_chunks_mut(plane).enumerate().for_each(|(ci, dst_plane)| {
+        for dy in 0..k {
+            for dx in 0..k {
+                let src = &cols[((ci * k + dy) * k + dx) * row..][..row];
+                let (lo, hi) = g.columns(dx);
+                for bi in 0..g.b {
+                    for oy in 0..oh {
+                        let Some(y) = g.input_row(oy, dy) else { continue };
+                        let dst = &mut dst_plane[(bi * g.h + y) * g.w..][..g.w];
+                        let src = &src[(bi * oh + oy) * ow..][..ow];
+                        let shifted = &mut dst[lo + dx - g.p..hi + dx - g.p];
+                        for (d, s) in shifted.iter_mut().zip(&src[lo..hi]) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    dx_all
+}
+
+/// Convolution of a channel-first batch `[c, b, h, w]` with `weight`
+/// `[out, c, k, k]` and `bias` `[out]` (stride 1, zero padding `p`) into
+/// `[out, b, oh, ow]`. Keeping channels first between layers makes the product
+/// of the kernel and the im2col columns the next layer's input with no transpose.
+pub fn conv2d_channels_first(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    p: usize,
+) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        let op = Conv2dOp { p, epilogue: None, saved: Mutex::default() };
+        return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
+    }
+    conv2d_composite(xs, weight, bias, p)
+}
+
+/// [`conv2d_channels_first`], then 2x2 max pooling, then the non-decreasing
+/// activation `activation`, as one op on CPU (see [`Conv2dOp`]); the three
+/// separate ops elsewhere.
+pub fn conv_pool_activate(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    p: usize,
+    activation: &str,
+) -> Result<Tensor> {
+    let Some(epilogue) = PoolActivation::for_activation(activation) else {
+        candle_core::bail!("conv_pool_activate: `{activation}` is not a non-decreasing activation");
+    };
+    if xs.device().is_cpu() {
+        let op = Conv2dOp { p, epilogue: Some(epilogue), saved: Mutex::default() };
+        return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
+    }
+    let ys = max_pool_2x2(&conv2d_composite(xs, weight, bias, p)?)?;
+    match activation {
+        "tanh" => ys.tanh(),
+        _ => ys.relu(),
+    }
+}
+
+/// [`conv2d_channels_first`] from plain ops: stacked shifted windows of the padded
+/// input (im2col), a matrix product and a broadcast bias.
+pub(super) fn conv2d_composite(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    p: usize,
+) -> Result<Tensor> {
+    let (c, b, h, w) = xs.dims4()?;
+    let k = weight.dim(3)?;
+    let g = Window { c, b, h, w, k, p };
+    let padded =
+        if p > 0 { xs.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { xs.clone() };
+    let mut windows = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            windows.push(padded.narrow(2, dy, g.oh())?.narrow(3, dx, g.ow())?);
+        }
+    }
+    let columns = Tensor::stack(&windows, 1)?.reshape((c * k * k, g.row_len()))?;
+    let out = weight.dim(0)?;
+    let ys = weight.reshape((out, c * k * k))?.matmul(&columns)?;
+    ys.broadcast_add(&bias.reshape((out, 1))?)?.reshape((out, b, g.oh(), g.ow()))
+}
