@@ -44,22 +44,28 @@ fn pooled_shape(dims: &[usize]) -> Vec<usize> {
 
 /// Calls `f(offset of the window's first maximum in the plane, output index)` for
 /// every 2x2 window of one `h`x`w` plane.
+#[inline(always)]
 fn for_each_window_max(plane: &[f32], h: usize, w: usize, mut f: impl FnMut(usize, usize)) {
     let (oh, ow) = (h / 2, w / 2);
     for oy in 0..oh {
         let (top, bottom) = (&plane[2 * oy * w..][..w], &plane[(2 * oy + 1) * w..][..w]);
         for ox in 0..ow {
             let x = 2 * ox;
-            // First maximum in row-major window order, as PyTorch.
-            let mut best = (top[x], 2 * oy * w + x);
-            for (v, at) in [(top[x + 1], x + 1), (bottom[x], w + x), (bottom[x + 1], w + x + 1)] {
-                if v > best.0 {
-                    best = (v, 2 * oy * w + at);
-                }
-            }
-            f(best.1, oy * ow + ox);
+            f(2 * oy * w + window_argmax(top, bottom, x, w), oy * ow + ox);
         }
     }
+}
+
+/// The offset (from the start of `top`) of the first maximum, in row-major window
+/// order as PyTorch, of the 2x2 window at column `x` of rows `top` and `bottom`
+/// (`w` apart). Pairwise selections instead of a running maximum, so the
+/// compiler can use conditional moves rather than unpredictable branches.
+#[inline(always)]
+fn window_argmax(top: &[f32], bottom: &[f32], x: usize, w: usize) -> usize {
+    let (a, b, c, d) = (top[x], top[x + 1], bottom[x], bottom[x + 1]);
+    let (upper, upper_at) = if b > a { (b, 1) } else { (a, 0) };
+    let (lower, lower_at) = if d > c { (d, w + 1) } else { (c, w) };
+    x + if lower > upper { lower_at } else { upper_at }
 }
 
 impl CustomOp1 for MaxPool2 {

@@ -99,20 +99,36 @@ struct Saved {
     conv: Vec<f32>,
 }
 
-/// A non-decreasing activation after 2x2 max pooling: `f` and its derivative.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolActivation {
-    f: fn(f32) -> f32,
-    df: fn(f32) -> f32,
+/// A non-decreasing activation after 2x2 max pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolActivation {
+    Relu,
+    Tanh,
 }
 
 impl PoolActivation {
     /// The epilogue for a non-decreasing activation (`relu`, `tanh`), if it is one.
     pub fn for_activation(name: &str) -> Option<PoolActivation> {
         match name {
-            "relu" => Some(PoolActivation { f: ReluActivation::f, df: ReluActivation::df }),
-            "tanh" => Some(PoolActivation { f: f32::tanh, df: |x| 1.0 - x.tanh().powi(2) }),
+            "relu" => Some(PoolActivation::Relu),
+            "tanh" => Some(PoolActivation::Tanh),
             _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn f(self, x: f32) -> f32 {
+        match self {
+            PoolActivation::Relu => ReluActivation::f(x),
+            PoolActivation::Tanh => x.tanh(),
+        }
+    }
+
+    #[inline(always)]
+    fn df(self, x: f32) -> f32 {
+        match self {
+            PoolActivation::Relu => ReluActivation::df(x),
+            PoolActivation::Tanh => 1.0 - x.tanh().powi(2),
         }
     }
 }
@@ -162,7 +178,7 @@ impl CustomOp3 for Conv2dOp {
         let mut pooled = vec![0f32; out * g.b * (oh / 2) * (ow / 2)];
         pooled.par_chunks_mut(((oh / 2) * (ow / 2)).max(1)).zip(ys.par_chunks(oh * ow)).for_each(
             |(pooled, plane)| {
-                for_each_window_max(plane, oh, ow, |at, o| pooled[o] = (epilogue.f)(plane[at]))
+                for_each_window_max(plane, oh, ow, |at, o| pooled[o] = epilogue.f(plane[at]))
             },
         );
         saved.conv = ys;
@@ -197,7 +213,7 @@ impl CustomOp3 for Conv2dOp {
                     )
                     .for_each(|(dconv, (plane, dpooled))| {
                         for_each_window_max(plane, oh, ow, |at, o| {
-                            dconv[at] += dpooled[o] * (epilogue.df)(plane[at]);
+                            dconv[at] += dpooled[o] * epilogue.df(plane[at]);
                         })
                     });
                 dconv
