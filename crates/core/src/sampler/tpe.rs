@@ -491,7 +491,13 @@ impl Parzen {
 }
 
 /// Bandwidths from the distances to the sorted neighbours (the domain's ends stand
-/// in as the outer neighbours only when there is one observation).
+/// in as the outer neighbours only when there is one observation). A value observed
+/// more than once gets 0 (the minimum width, after clipping) for every one of its
+/// observations: its neighbour at distance 0 is itself. Optuna gives the first and
+/// last of a run of ties (in its sort's arbitrary order) the distance to the next
+/// distinct value instead, so which trials get wide kernels depends on the sort
+/// algorithm; on integer parameters, where ties are the rule, the even rule here
+/// also proposes better points (docs/benchmarks.md).
 fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     let n = mus.len();
     if n == 0 {
@@ -502,6 +508,11 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     let sorted: Vec<f64> = order.iter().map(|i| mus[*i]).collect();
     let mut out = vec![0.0; n];
     for (rank, i) in order.iter().enumerate() {
+        let tied = (rank > 0 && sorted[rank - 1] == sorted[rank])
+            || (rank + 1 < n && sorted[rank + 1] == sorted[rank]);
+        if tied {
+            continue;
+        }
         let left = if rank > 0 { sorted[rank] - sorted[rank - 1] } else { sorted[rank] - low };
         let right =
             if rank + 1 < n { sorted[rank + 1] - sorted[rank] } else { high - sorted[rank] };

@@ -325,3 +325,14 @@ fn parzen_log_density_matches_optunas_estimator() {
         assert!((got - want).abs() < 1e-6, "{x:?}: {got} vs optuna {want}");
     }
 }
+
+#[test]
+fn tied_observations_all_get_the_narrowest_kernel_whatever_their_order() {
+    // 3 is observed three times: each of its kernels gets width 0 (clipped later to
+    // the minimum), not the distance to 1 or 6; 1 and 6 get their neighbours' gaps.
+    let sigmas = neighbour_sigmas(&[3.0, 1.0, 3.0, 6.0, 3.0], 0.0, 10.0);
+    assert_eq!(sigmas, [0.0, 2.0, 0.0, 3.0, 0.0]);
+    // The same multiset in another order gives each value the same width.
+    let shuffled = neighbour_sigmas(&[6.0, 3.0, 3.0, 1.0, 3.0], 0.0, 10.0);
+    assert_eq!(shuffled, [3.0, 0.0, 0.0, 2.0, 0.0]);
+}
