@@ -16,7 +16,8 @@
 //! Categoricals get a kernel that puts `1` on the trial's choice plus
 //! `prior_weight / kernels` on every choice, normalized. A numeric kernel's width
 //! is the larger distance to its sorted neighbours (the domain's ends for a single
-//! trial), clipped to [range / min(100, kernels + 1), range]. With `multivariate =
+//! trial; 0 for a value observed more than once), clipped to
+//! [range / min(100, kernels + 1), range]. With `multivariate =
 //! true` (the default, as in Optuna 5) a trial's kernels on the parameters that
 //! exist together form one joint kernel (the same mixture component for all of
 //! them); with `multivariate = false` every parameter has its own mixture.
