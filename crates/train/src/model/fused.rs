@@ -8,9 +8,10 @@
 //! Each op is a candle custom op whose forward is one pass of plain loops and
 //! matrix products ([`crate::model::gemm`]) over contiguous `f32` data (rows
 //! spread over cores with rayon) and whose `bwd` calls a second, gradient-free op
-//! or computes its gradients from plain slices. They run on CPU only; the public functions pick the
-//! composite form (plain candle ops, which have CUDA kernels) on any other device,
-//! and tests check that both forms agree in value and gradient.
+//! or computes its gradients from plain slices. They run on CPU only; the public
+//! functions pick the composite form (plain candle ops, which have CUDA kernels)
+//! on any other device, and tests check that both forms agree in value and
+//! gradient.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -179,8 +180,7 @@ fn causal_softmax_row(row: &mut [f32], seen: usize, scale: f32) {
 /// One row of softmax's backward, in place: the gradient `dy` of the weights `y`
 /// becomes the scores' gradient `scale * y * (dy - sum(y * dy))`.
 fn softmax_backward_row(dy: &mut [f32], y: &[f32], scale: f32) {
-    let products: Vec<f32> = y.iter().zip(dy.iter()).map(|(a, b)| a * b).collect();
-    let dot = lanes_fold(&products, 0.0, |a, b| a + b);
+    let dot = lanes_dot(y, dy);
     for (dy, y) in dy.iter_mut().zip(y) {
         *dy = scale * y * (*dy - dot);
     }
@@ -200,6 +200,19 @@ fn lanes_fold(values: &[f32], init: f32, combine: impl Fn(f32, f32) -> f32) -> f
     }
     let lanes = lanes.into_iter().reduce(&combine).expect("LANES > 0");
     chunks.remainder().iter().fold(lanes, |acc, v| combine(acc, *v))
+}
+
+/// `sum(a * b)` in [`LANES`] running sums (see [`lanes_fold`]).
+fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for lane in 0..LANES {
+            lanes[lane] += a[lane] * b[lane];
+        }
+    }
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Running values kept side by side by [`lanes_fold`]: one AVX register of `f32`.
@@ -705,7 +718,7 @@ mod attention;
 mod conv;
 mod linear;
 
-pub use attention::{AttentionDropout, causal_attention, split_heads};
+pub use attention::{AttentionDropout, causal_attention};
 pub use conv::{PoolActivation, conv_pool_activate, conv2d_channels_first};
 pub use linear::linear;
 

@@ -86,9 +86,7 @@ impl Transformer {
             Some(rng) if p > 0.0 => Some(AttentionDropout { p: p as f32, seed: rng.random() }),
             _ => None,
         };
-        let attended = fused::causal_attention(&qkv, self.config.heads, dropout, |weights| {
-            layers::dropout(weights, p, mode)
-        })?;
+        let attended = fused::causal_attention(&qkv, self.config.heads, dropout)?;
         block.proj.forward(&attended)
     }
 }

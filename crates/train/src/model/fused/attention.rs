@@ -202,7 +202,7 @@ impl candle_core::CustomOp2 for CausalAttentionBackward {
 }
 
 /// Queries, keys and values `[b, heads, t, dh]` of a `[b, t, 3*d]` projection.
-pub fn split_heads(qkv: &Tensor, heads: usize) -> Result<[Tensor; 3]> {
+fn split_heads(qkv: &Tensor, heads: usize) -> Result<[Tensor; 3]> {
     let (b, t, d3) = qkv.dims3()?;
     let dh = d3 / 3 / heads;
     let qkv = qkv.reshape((b, t, 3, heads, dh))?;
@@ -213,13 +213,12 @@ pub fn split_heads(qkv: &Tensor, heads: usize) -> Result<[Tensor; 3]> {
 /// Causal multi-head self-attention of a `[b, t, 3*d]` query-key-value
 /// projection: each head's queries attend to the keys at and before their
 /// position; returns the heads' outputs side by side, `[b, t, d]`. With
-/// `dropout`, attention weights are dropped by [`AttentionDropout`]'s mask (on
-/// CPU) or by `drop` (elsewhere: a function of the weights tensor).
+/// `dropout`, attention weights are dropped by [`AttentionDropout`]'s mask, the
+/// same on every device for the same seed.
 pub fn causal_attention(
     qkv: &Tensor,
     heads: usize,
     dropout: Option<AttentionDropout>,
-    drop: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let (_, _, d3) = qkv.dims3()?;
     if heads == 0 || d3 % (3 * heads) != 0 {
@@ -233,33 +232,38 @@ pub fn causal_attention(
     if qkv.device().is_cpu() {
         return qkv.contiguous()?.apply_op1(CausalAttention { heads, dropout });
     }
-    causal_attention_composite(qkv, heads, if dropout.is_some() { Some(drop) } else { None })
+    causal_attention_composite(qkv, heads, dropout)
 }
 
-/// [`causal_attention`] from candle ops and [`causal_softmax`], with `drop`
-/// applied to the weights.
+/// [`causal_attention`] from candle ops and [`causal_softmax`], the weights
+/// multiplied by the dropout mask as a tensor (built on the CPU, then moved).
 pub(super) fn causal_attention_composite(
     qkv: &Tensor,
     heads: usize,
-    drop: Option<impl FnOnce(&Tensor) -> Result<Tensor>>,
+    dropout: Option<AttentionDropout>,
 ) -> Result<Tensor> {
     let (b, t, d3) = qkv.dims3()?;
     let [q, k, v] = split_heads(qkv, heads)?;
     let scale = 1.0 / ((d3 / 3 / heads) as f64).sqrt();
     let mut weights = causal_softmax(&q.matmul(&k.t()?)?, scale)?;
-    if let Some(drop) = drop {
-        weights = drop(&weights)?;
+    if let Some(dropout) = &dropout {
+        let mask = dropout_mask(dropout, b, heads, t)?.to_device(qkv.device())?;
+        weights = weights.mul(&mask)?;
     }
     weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d3 / 3))
 }
 
-/// The dropout mask [`CausalAttention`] applies on CPU, as a `[b, heads, t, t]`
-/// tensor of 0 and 1 / (1 - p), for tests that compare with the composite form.
-#[cfg(test)]
-pub(super) fn dropout_mask(dropout: &AttentionDropout, b: usize, heads: usize, t: usize) -> Tensor {
+/// The dropout mask [`CausalAttention`] applies, as a `[b, heads, t, t]` CPU
+/// tensor of 0 and 1 / (1 - p).
+pub(super) fn dropout_mask(
+    dropout: &AttentionDropout,
+    b: usize,
+    heads: usize,
+    t: usize,
+) -> Result<Tensor> {
     let mut mask = vec![1f32; b * heads * t * t];
     for (row, values) in mask.chunks_mut(t).enumerate() {
         dropout.apply(values, row);
     }
-    Tensor::from_vec(mask, (b, heads, t, t), &candle_core::Device::Cpu).unwrap()
+    Tensor::from_vec(mask, (b, heads, t, t), &candle_core::Device::Cpu)
 }

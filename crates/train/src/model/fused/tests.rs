@@ -183,11 +183,6 @@ fn exp_approximation_is_within_2e_7_relative_of_std() {
     }
 }
 
-/// No dropout for the composite form.
-fn no_drop(_: &Tensor) -> Result<Tensor> {
-    unreachable!("no dropout")
-}
-
 #[test]
 fn causal_attention_matches_its_composite_form() {
     // Odd sizes: 7 positions, 3 heads of 5.
@@ -195,8 +190,8 @@ fn causal_attention_matches_its_composite_form() {
         let qkv = random(&shape, 14);
         assert_same(
             &[qkv],
-            |t| causal_attention(&t[0], heads, None, no_drop),
-            |t| causal_attention_composite(&t[0], heads, None::<fn(&Tensor) -> Result<Tensor>>),
+            |t| causal_attention(&t[0], heads, None),
+            |t| causal_attention_composite(&t[0], heads, None),
         );
     }
 }
@@ -205,30 +200,34 @@ fn causal_attention_matches_its_composite_form() {
 fn causal_attention_with_dropout_matches_the_composite_form_with_the_same_mask() {
     let (b, t, heads) = (2, 6, 2);
     let dropout = AttentionDropout { p: 0.3, seed: 7 };
-    let mask = attention::dropout_mask(&dropout, b, heads, t);
     let qkv = random(&[b, t, 3 * 8], 15);
     assert_same(
         &[qkv],
-        |x| causal_attention(&x[0], heads, Some(dropout), no_drop),
-        |x| causal_attention_composite(&x[0], heads, Some(|w: &Tensor| w.mul(&mask))),
+        |x| causal_attention(&x[0], heads, Some(dropout)),
+        |x| causal_attention_composite(&x[0], heads, Some(dropout)),
     );
+    // And the mask did drop something: without it the output differs.
+    let qkv = random(&[b, t, 3 * 8], 15);
+    let dropped = causal_attention(&qkv, heads, Some(dropout)).unwrap();
+    let kept = causal_attention(&qkv, heads, None).unwrap();
+    assert!(max_diff(&dropped, &kept) > 1e-3);
 }
 
 #[test]
 fn attention_dropout_drops_about_p_of_the_weights_and_depends_on_the_seed() {
     let dropout = AttentionDropout { p: 0.25, seed: 3 };
-    let mask = attention::dropout_mask(&dropout, 4, 2, 64).flatten_all().unwrap();
+    let mask = attention::dropout_mask(&dropout, 4, 2, 64).unwrap().flatten_all().unwrap();
     let values = mask.to_vec1::<f32>().unwrap();
     let dropped = values.iter().filter(|v| **v == 0.0).count() as f64 / values.len() as f64;
     assert!((dropped - 0.25).abs() < 0.01, "dropped {dropped}");
     assert!(values.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
-    let other = attention::dropout_mask(&AttentionDropout { p: 0.25, seed: 4 }, 4, 2, 64);
+    let other = attention::dropout_mask(&AttentionDropout { p: 0.25, seed: 4 }, 4, 2, 64).unwrap();
     assert!(max_diff(&mask, &other.flatten_all().unwrap()) > 0.0);
 }
 
 #[test]
 fn causal_attention_refuses_a_width_that_heads_do_not_divide() {
-    let err = causal_attention(&random(&[1, 2, 12], 1), 3, None, no_drop).unwrap_err();
+    let err = causal_attention(&random(&[1, 2, 12], 1), 3, None).unwrap_err();
     assert!(err.to_string().contains("heads (3)"), "{err}");
 }
 
