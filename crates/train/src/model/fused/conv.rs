@@ -161,14 +161,8 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.window(l1.shape().dims(), l2.shape().dims())?;
         let (weight, bias) = (data(s2, l2)?, data(s3, l3)?);
-        let (out, ckk, n) = (bias.len(), g.c * g.k * g.k, g.row_len());
-        let columns = im2col_cpu(data(s1, l1)?, g);
-        // The bias first, then the product accumulated onto it.
-        let mut ys = vec![0f32; out * n];
-        ys.par_chunks_mut(n).zip(bias.par_iter()).for_each(|(row, b)| row.fill(*b));
-        let kernel = MatRef::row_major(weight, out, ckk);
-        let cols = MatRef::row_major(&columns, ckk, n);
-        matmul(MatMut::row_major(&mut ys, out, n), kernel, cols, true, Threads::All);
+        let out = bias.len();
+        let Saved { columns, conv: ys } = convolve(data(s1, l1)?, weight, bias, g);
         let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
         saved.columns = columns;
         let Some(epilogue) = self.epilogue else {
@@ -189,13 +183,21 @@ impl CustomOp3 for Conv2dOp {
         &self,
         xs: &Tensor,
         weight: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.window(xs.dims(), weight.dims())?;
         let (out, ckk, n) = (weight.dim(0)?, g.c * g.k * g.k, g.row_len());
-        let saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|e| e.into_inner()));
+        // What the forward pass kept (taken: the columns become the input gradient's
+        // buffer), or, on a second backward pass over the same graph, recomputed.
+        let taken = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|e| e.into_inner()));
+        let saved = if taken.columns.len() == ckk * n {
+            taken
+        } else {
+            let flat = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
+            convolve(&flat(xs)?, &flat(weight)?, &flat(bias)?, g)
+        };
         let dys = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let dconv = match self.epilogue {
             None => dys,
@@ -219,11 +221,7 @@ impl CustomOp3 for Conv2dOp {
                 dconv
             }
         };
-        let columns = if saved.columns.len() == ckk * n {
-            saved.columns
-        } else {
-            im2col_cpu(&xs.contiguous()?.flatten_all()?.to_vec1::<f32>()?, g)
-        };
+        let columns = saved.columns;
         let dconv_m = MatRef::row_major(&dconv, out, n);
         let mut dweight = vec![0f32; out * ckk];
         let cols_t = MatRef::row_major(&columns, ckk, n).t();
@@ -247,6 +245,19 @@ impl CustomOp3 for Conv2dOp {
             Some(Tensor::from_vec(dbias, out, device)?),
         ))
     }
+}
+
+/// The columns of `x` and the convolution `weight * columns + bias`, `[out, b*oh*ow]`.
+fn convolve(x: &[f32], weight: &[f32], bias: &[f32], g: Window) -> Saved {
+    let (out, ckk, n) = (bias.len(), g.c * g.k * g.k, g.row_len());
+    let columns = im2col_cpu(x, g);
+    // The bias first, then the product accumulated onto it.
+    let mut conv = vec![0f32; out * n];
+    conv.par_chunks_mut(n).zip(bias.par_iter()).for_each(|(row, b)| row.fill(*b));
+    let kernel = MatRef::row_major(weight, out, ckk);
+    let cols = MatRef::row_major(&columns, ckk, n);
+    matmul(MatMut::row_major(&mut conv, out, n), kernel, cols, true, Threads::All);
+    Saved { columns, conv }
 }
 
 /// col2im, im2col's adjoint: sums each column back onto the pixel it was read
