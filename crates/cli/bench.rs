@@ -172,6 +172,7 @@ fn sampler_specs(names: &[String]) -> Result<Vec<(String, hpo_core::spec::Sample
         let spec = match name.as_str() {
             "random" => SamplerSpec::Random,
             "tpe" => SamplerSpec::Tpe(sampler::TpeConfig::default()),
+            "tpe-optuna" => SamplerSpec::Tpe(sampler::TpeConfig::optuna()),
             "tpe-univariate" => SamplerSpec::Tpe(sampler::TpeConfig {
                 multivariate: false,
                 ..sampler::TpeConfig::default()
@@ -179,7 +180,7 @@ fn sampler_specs(names: &[String]) -> Result<Vec<(String, hpo_core::spec::Sample
             "gp" => SamplerSpec::Gp(sampler::GpConfig::default()),
             other => {
                 bail!(
-                    "--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-univariate, gp"
+                    "--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-optuna, tpe-univariate, gp"
                 )
             }
         };
@@ -225,6 +226,7 @@ pub fn samplers(
     names: &[String],
     functions: &[String],
     seeds: u64,
+    first_seed: u64,
     trials: usize,
     jobs: Option<usize>,
     json: bool,
@@ -250,7 +252,8 @@ pub fn samplers(
     };
     let threads =
         jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cells = benchmark::run_all(&problems, &specs, seeds, trials, threads);
+    let cells =
+        benchmark::run_all(&problems, &specs, first_seed..first_seed + seeds, trials, threads);
     let checkpoints: Vec<usize> = CHECKPOINTS.iter().copied().filter(|c| *c <= trials).collect();
     let mut lines = Vec::new();
     let mut rows = Vec::new();
@@ -273,7 +276,7 @@ pub fn samplers(
                 .collect();
             lines.push(
                 serde_json::json!({
-                    "function": cell.problem, "sampler": cell.sampler, "seeds": seeds,
+                    "function": cell.problem, "sampler": cell.sampler, "seeds": seeds, "first_seed": first_seed,
                     "trials": trials, "regret": regret, "sampler_ms_per_trial": ms,
                 })
                 .to_string(),
@@ -309,7 +312,7 @@ pub fn samplers(
     }
     header.push("MS/TRIAL".into());
     let mut out = format!(
-        "simple regret (best found - optimum), median over {seeds} seeds of {trials} trials; MS/TRIAL = time in the sampler per proposal\n"
+        "simple regret (best found - optimum), median over {seeds} seeds (from {first_seed}) of {trials} trials; MS/TRIAL = time in the sampler per proposal\n"
     );
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     out.push_str(&crate::format::table(&header, &rows));

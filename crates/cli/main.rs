@@ -277,7 +277,7 @@ enum BenchCommand {
     /// Simple regret of samplers on the benchmark functions (median and quartiles
     /// over seeds) and the time they spend per proposal.
     Samplers {
-        /// Samplers to compare: random, tpe, tpe-univariate, gp.
+        /// Samplers to compare: random, tpe, tpe-optuna (Optuna 5's TPE settings), tpe-univariate, gp.
         #[arg(long, value_delimiter = ',', default_values_t = vec!["random".to_string(), "tpe".to_string()])]
         samplers: Vec<String>,
         /// Problems: branin, hartmann6, rosenbrock-5d, ackley-5d, levy-5d, mixed (default: all).
@@ -286,6 +286,9 @@ enum BenchCommand {
         /// Seeds per (function, sampler).
         #[arg(long, default_value_t = 20)]
         seeds: u64,
+        /// The first seed: runs use seeds first-seed .. first-seed + seeds.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
         /// Trials per run.
         #[arg(long, default_value_t = 100)]
         trials: usize,
@@ -458,10 +461,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(bench::pruning(&paths, seeds, &pruners)?)
         }
         Command::Bench {
-            which: BenchCommand::Samplers { samplers, functions, seeds, trials, jobs, json, cost },
+            which:
+                BenchCommand::Samplers {
+                    samplers,
+                    functions,
+                    seeds,
+                    first_seed,
+                    trials,
+                    jobs,
+                    json,
+                    cost,
+                },
         } => {
             if cost.is_empty() {
-                print(bench::samplers(&samplers, &functions, seeds, trials, jobs, json)?)
+                print(bench::samplers(
+                    &samplers, &functions, seeds, first_seed, trials, jobs, json,
+                )?)
             } else {
                 print(bench::sampler_cost(&samplers, &cost)?)
             }

@@ -137,17 +137,18 @@ pub struct Cell {
     pub runs: Vec<Run>,
 }
 
-/// Runs every (problem, sampler, seed) with seeds `0..seeds` on `threads` threads.
+/// Runs every (problem, sampler, seed) with the given seeds on `threads` threads.
 pub fn run_all(
     problems: &[Problem],
     samplers: &[(String, SamplerSpec)],
-    seeds: u64,
+    seeds: std::ops::Range<u64>,
     trials: usize,
     threads: usize,
 ) -> Vec<Cell> {
     let jobs: Vec<(usize, usize, u64)> = (0..problems.len())
         .flat_map(|p| {
-            (0..samplers.len()).flat_map(move |s| (0..seeds).map(move |seed| (p, s, seed)))
+            let seeds = seeds.clone();
+            (0..samplers.len()).flat_map(move |s| seeds.clone().map(move |seed| (p, s, seed)))
         })
         .collect();
     let results: Mutex<Vec<Option<Run>>> = Mutex::new(vec![None; jobs.len()]);
@@ -170,7 +171,7 @@ pub fn run_all(
     for problem in problems {
         for (name, _) in samplers {
             let runs =
-                (0..seeds).map(|_| results.next().flatten().expect("every job ran")).collect();
+                seeds.clone().map(|_| results.next().flatten().expect("every job ran")).collect();
             cells.push(Cell { problem: problem.name, sampler: name.clone(), runs });
         }
     }
@@ -242,8 +243,8 @@ mod tests {
     fn runs_are_reproducible_and_regret_never_rises() {
         let problems = problems();
         let samplers = [("random".to_string(), SamplerSpec::Random)];
-        let a = run_all(&problems[..2], &samplers, 3, 50, 2);
-        let b = run_all(&problems[..2], &samplers, 3, 50, 1);
+        let a = run_all(&problems[..2], &samplers, 0..3, 50, 2);
+        let b = run_all(&problems[..2], &samplers, 0..3, 50, 1);
         for (a, b) in a.iter().zip(&b) {
             for (ra, rb) in a.runs.iter().zip(&b.runs) {
                 assert_eq!(ra.regret, rb.regret);

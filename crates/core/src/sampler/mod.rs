@@ -26,7 +26,7 @@ use crate::trial::FrozenTrial;
 pub use gp::{GpConfig, GpSampler};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
-pub use tpe::{TpeConfig, TpeSampler};
+pub use tpe::{GoodWeights, TpeConfig, TpeSampler};
 
 /// Proposes parameters for a new trial.
 pub trait Sampler: Send + Sync {

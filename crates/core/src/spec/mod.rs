@@ -21,7 +21,7 @@ use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
 use crate::pruner::{Pruner, PrunerKind};
 use crate::sampler::gp::GpConfig;
-use crate::sampler::tpe::TpeConfig;
+use crate::sampler::tpe::{GoodWeights, TpeConfig};
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
 use crate::study::Direction;
 
@@ -436,7 +436,16 @@ struct RawSampler {
     multivariate: Option<bool>,
     constant_liar: Option<bool>,
     prior_weight: Option<Spanned<f64>>,
+    gamma: Option<Spanned<f64>>,
+    good_weights: Option<Spanned<RawGoodWeights>>,
     restarts: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum RawGoodWeights {
+    Improvement,
+    Uniform,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -583,6 +592,8 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
         ("candidates", raw.candidates.as_ref().map(Spanned::span), &[Tpe, Gp][..]),
         ("restarts", raw.restarts.as_ref().map(Spanned::span), &[Gp][..]),
         ("prior_weight", raw.prior_weight.as_ref().map(Spanned::span), &[Tpe][..]),
+        ("gamma", raw.gamma.as_ref().map(Spanned::span), &[Tpe][..]),
+        ("good_weights", raw.good_weights.as_ref().map(Spanned::span), &[Tpe][..]),
         ("multivariate", raw.multivariate.map(|_| raw.kind.span()), &[Tpe][..]),
         ("constant_liar", raw.constant_liar.map(|_| raw.kind.span()), &[Tpe][..]),
     ];
@@ -603,6 +614,25 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
                 Some(it) => *it.get_ref(),
                 None => defaults.prior_weight,
             };
+            let gamma = match raw.gamma {
+                Some(it) if !(*it.get_ref() > 0.0 && *it.get_ref() <= 1.0) => {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[sampler].gamma",
+                        format!(
+                            "`gamma` is the fraction of trials that are good and must be in (0, 1], got {}",
+                            it.get_ref()
+                        ),
+                    ));
+                }
+                Some(it) => *it.get_ref(),
+                None => defaults.gamma,
+            };
+            let good_weights = match raw.good_weights.map(|it| *it.get_ref()) {
+                Some(RawGoodWeights::Improvement) => GoodWeights::Improvement,
+                Some(RawGoodWeights::Uniform) => GoodWeights::Uniform,
+                None => defaults.good_weights,
+            };
             SamplerSpec::Tpe(TpeConfig {
                 startup_trials: count(
                     raw.startup_trials,
@@ -614,6 +644,8 @@ fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError
                 multivariate: raw.multivariate.unwrap_or(defaults.multivariate),
                 constant_liar: raw.constant_liar.unwrap_or(defaults.constant_liar),
                 prior_weight,
+                gamma,
+                good_weights,
             })
         }
         RawSamplerKind::Gp => {

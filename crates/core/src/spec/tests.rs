@@ -231,6 +231,36 @@ fn gp_settings_parse_and_tpe_ones_are_refused_for_it() {
 }
 
 #[test]
+fn tpe_gamma_and_good_weights_parse() {
+    let text =
+        replace("kind = \"random\"", "kind = \"tpe\"\ngamma = 0.1\ngood_weights = \"uniform\"");
+    let spec = StudySpec::parse(&text, "studies/ok.toml").unwrap();
+    let SamplerSpec::Tpe(config) = spec.sampler else { panic!("{:?}", spec.sampler) };
+    assert_eq!(config.gamma, 0.1);
+    assert_eq!(config.good_weights, crate::sampler::GoodWeights::Uniform);
+}
+
+#[test]
+fn tpe_gamma_outside_0_1() {
+    check_err(
+        &replace("kind = \"random\"", "kind = \"tpe\"\ngamma = 1.5"),
+        expect![[
+            r#"studies/bad.toml:12:9: [sampler].gamma: `gamma` is the fraction of trials that are good and must be in (0, 1], got 1.5"#
+        ]],
+    );
+}
+
+#[test]
+fn tpe_good_weights_unknown() {
+    check_err(
+        &replace("kind = \"random\"", "kind = \"tpe\"\ngood_weights = \"ei\""),
+        expect![[
+            r#"studies/bad.toml:12:16: [sampler].good_weights: unknown variant `ei`, expected `improvement` or `uniform`"#
+        ]],
+    );
+}
+
+#[test]
 fn zero_tpe_candidates() {
     check_err(
         &replace("kind = \"random\"", "kind = \"tpe\"\ncandidates = 0"),

@@ -20,12 +20,67 @@ fn tpe(direction: Direction) -> TpeSampler {
 }
 
 #[test]
-fn gamma_takes_a_tenth_rounded_up_between_1_and_25() {
-    let cases: Vec<(usize, usize)> =
-        [0, 1, 10, 11, 100, 249, 250, 1000].iter().map(|n| (*n, gamma(*n))).collect();
+fn gamma_takes_its_fraction_rounded_up_between_1_and_25() {
+    let cases = |fraction: f64| -> Vec<(usize, usize)> {
+        [0, 1, 10, 11, 100, 249, 250, 1000].iter().map(|n| (*n, gamma(*n, fraction))).collect()
+    };
     assert_eq!(
-        cases,
+        cases(0.1),
         [(0, 1), (1, 1), (10, 1), (11, 2), (100, 10), (249, 25), (250, 25), (1000, 25)]
+    );
+    assert_eq!(
+        cases(0.2),
+        [(0, 1), (1, 1), (10, 2), (11, 3), (100, 20), (249, 25), (250, 25), (1000, 25)]
+    );
+}
+
+fn observation(number: u64, loss: Option<f64>) -> Observation {
+    Observation { number, loss, point: vec![0.0] }
+}
+
+#[test]
+fn improvement_weights_are_the_gaps_to_the_best_bad_loss() {
+    let good = [observation(4, Some(1.0)), observation(2, Some(2.5)), observation(7, Some(5.0))];
+    let best_bad = observation(1, Some(5.0));
+    // 5 - 1, 5 - 2.5, and a tie with the threshold at the floor.
+    assert_eq!(improvement_weights(&good, Some(&best_bad)), Some(vec![4.0, 2.5, 1e-12]));
+    // No bad trial, a bad trial without a value, or a good one without: uniform.
+    assert_eq!(improvement_weights(&good, None), None);
+    assert_eq!(improvement_weights(&good, Some(&observation(1, None))), None);
+    let pruned_good = [observation(4, Some(1.0)), observation(5, None)];
+    assert_eq!(improvement_weights(&pruned_good, Some(&best_bad)), None);
+}
+
+#[test]
+fn improvement_weights_pull_proposals_toward_the_best_trials() {
+    // value = |x - 0.8| on [0, 1] from 40 spread-out trials: the good ones surround
+    // 0.8, and weighting them by improvement puts more mass on the closest.
+    let space = space_of(vec![float("x", 0.0, 1.0, false)]);
+    let history: Vec<FrozenTrial> = (0..40u64)
+        .map(|n| {
+            let x = (n as f64 * 0.618_033_988_7).fract();
+            let params = Params::from([("x".into(), ParamValue::Float(x))]);
+            trial(n, TrialState::Complete, params, Some((x - 0.8).abs()))
+        })
+        .collect();
+    let distance = |good_weights| -> f64 {
+        let sampler = TpeSampler {
+            config: TpeConfig { good_weights, ..TpeConfig::default() },
+            direction: Direction::Minimize,
+        };
+        median(
+            (0..41u64)
+                .map(|k| {
+                    let params = sampler.sample(&space, &history, &mut trial_rng(k, 40));
+                    (params["x"].as_f64().unwrap() - 0.8).abs()
+                })
+                .collect(),
+        )
+    };
+    let (weighted, uniform) = (distance(GoodWeights::Improvement), distance(GoodWeights::Uniform));
+    assert!(
+        weighted < 0.7 * uniform,
+        "median distance from 0.8: improvement {weighted}, uniform {uniform}"
     );
 }
 
@@ -311,13 +366,13 @@ fn parzen_log_density_matches_optunas_estimator() {
         Dim::Categorical { n: 3 },
         Dim::of(&Distribution::Int { low: -5, high: 10, log: false, step: 1 }),
     ];
-    let obs: Vec<(u64, Vec<f64>)> =
+    let obs: Vec<Observation> =
         [[0.5, 0.0, 3.0], [-2.0, 1.0, -4.0], [3.0, 0.0, 8.0], [1.2, 2.0, 2.0], [4.4, 0.0, 9.0]]
             .iter()
             .enumerate()
-            .map(|(i, x)| (i as u64, x.to_vec()))
+            .map(|(i, x)| Observation { number: i as u64, loss: None, point: x.to_vec() })
             .collect();
-    let parzen = Parzen::fit(&dims, &obs, 1.0);
+    let parzen = Parzen::fit(&dims, &obs, &age_weights_of(&obs), 1.0);
     let points = [[0.0, 0.0, 3.0], [1.0, 2.0, 7.0], [-4.9, 1.0, -5.0]];
     let reference = [-5.71936852, -5.94094995, -6.41695666];
     for (x, want) in points.iter().zip(reference) {
