@@ -134,6 +134,8 @@ impl Optimizer {
         };
         let groups =
             [(group(ParamKind::Weight), config.weight_decay), (group(ParamKind::Other), 0.0)];
+        let adamw =
+            |weight_decay| ParamsAdamW { lr: config.lr, weight_decay, ..ParamsAdamW::default() };
         Ok(match config.name.as_str() {
             "sgd" => Optimizer::Sgd(
                 groups
@@ -150,23 +152,13 @@ impl Optimizer {
             _ if params.iter().all(|p| p.var.device().is_cpu()) => Optimizer::CpuAdamW(
                 groups
                     .into_iter()
-                    .map(|(vars, weight_decay)| {
-                        CpuAdamW::new(
-                            vars,
-                            ParamsAdamW { lr: config.lr, weight_decay, ..ParamsAdamW::default() },
-                        )
-                    })
+                    .map(|(vars, weight_decay)| CpuAdamW::new(vars, adamw(weight_decay)))
                     .collect(),
             ),
             _ => Optimizer::AdamW(
                 groups
                     .into_iter()
-                    .map(|(vars, weight_decay)| {
-                        AdamW::new(
-                            vars,
-                            ParamsAdamW { lr: config.lr, weight_decay, ..ParamsAdamW::default() },
-                        )
-                    })
+                    .map(|(vars, weight_decay)| AdamW::new(vars, adamw(weight_decay)))
                     .collect::<Result<_>>()?,
             ),
         })

@@ -1006,12 +1006,12 @@ fn propose(
 ) -> Option<Vec<f64>> {
     let dims = encoding.dims;
     let n = data.y.len();
-    let (mean, var) = mean_var(&data.y);
+    let (mean, var) = sample_mean_var(&data.y);
     if !(mean.is_finite() && var.is_finite()) {
         return None; // values near f64::MAX: leave it to random search
     }
     let warped = warp_outputs(&data.y);
-    let (mean, var) = mean_var(&warped);
+    let (mean, var) = sample_mean_var(&warped);
     let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
     let y: Vec<f64> = warped.iter().map(|v| (v - mean) / std).collect();
 
@@ -1074,7 +1074,7 @@ fn propose(
 }
 
 /// The mean and (population) variance of `values`.
-fn mean_var(values: &[f64]) -> (f64, f64) {
+fn sample_mean_var(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     (mean, values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n)
@@ -1100,8 +1100,8 @@ pub fn warp_outputs(y: &[f64]) -> Vec<f64> {
     }
     let logs: Vec<f64> = y.iter().map(|v| (v - min + gap).ln()).collect();
     let profile = |var: f64, jacobian: f64| -0.5 * n as f64 * var.ln() + jacobian;
-    let identity = profile(mean_var(y).1, 0.0);
-    let log = profile(mean_var(&logs).1, -logs.iter().sum::<f64>());
+    let identity = profile(sample_mean_var(y).1, 0.0);
+    let log = profile(sample_mean_var(&logs).1, -logs.iter().sum::<f64>());
     if log > identity { logs } else { y.to_vec() }
 }
 

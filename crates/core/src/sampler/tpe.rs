@@ -10,7 +10,7 @@
 //! 25 trials, then older ones less; the prior weighs `prior_weight`. In the good
 //! estimator (with `good_weights = Improvement`, the default) a trial weighs by how
 //! much it improves on the best bad value, `threshold - loss`, and the prior by
-//! `prior_weight` times the mean of those weights, so the best trials pull hardest (Watanabe 2023, sec. 3.3,
+//! `prior_weight` times the mean of those weights, so the best trials pull hardest (Watanabe 2023,
 //! "EI" weighting). `candidates` points are drawn from the good estimator l(x), and
 //! the one maximizing l(x) / g(x) (the bad estimator) is chosen.
 //!
