@@ -127,15 +127,25 @@ pub fn max_pool_2x2(xs: &Tensor) -> Result<Tensor> {
     max_pool_2x2_composite(xs)
 }
 
-/// [`max_pool_2x2`] from plain ops: a reshape into windows and two max reductions.
+/// [`max_pool_2x2`] from plain ops: a reshape into windows, then the elementwise
+/// maximum of each window's four corners. (Not candle's `max` reduction over the
+/// window dims: on CUDA it gives each 2-element window a block of 2 threads, and that
+/// pooling took most of a fashion-mnist CNN step on an H200. Not candle's
+/// `max_pool2d` either: its backward scales the gradient by 1/4.)
 fn max_pool_2x2_composite(xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims();
     let n = dims.len();
     let (h, w) = (dims[n - 2], dims[n - 1]);
-    let xs = xs.narrow(n - 2, 0, h / 2 * 2)?.narrow(n - 1, 0, w / 2 * 2)?.contiguous()?;
+    let xs = xs.narrow(n - 2, 0, h / 2 * 2)?.narrow(n - 1, 0, w / 2 * 2)?;
     let mut split = dims[..n - 2].to_vec();
     split.extend([h / 2, 2, w / 2, 2]);
-    xs.reshape(split)?.max(n + 1)?.max(n - 1)
+    let windows = xs.reshape(split)?;
+    let corner = |i: usize, j: usize| windows.narrow(n - 1, i, 1)?.narrow(n + 1, j, 1);
+    let top = corner(0, 0)?.maximum(&corner(0, 1)?)?;
+    let bottom = corner(1, 0)?.maximum(&corner(1, 1)?)?;
+    let mut out = dims[..n - 2].to_vec();
+    out.extend([h / 2, w / 2]);
+    top.maximum(&bottom)?.reshape(out)
 }
 
 /// Softmax over the last dim of `scale * scores`, each `[.., t, t]` row `i` seeing
