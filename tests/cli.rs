@@ -348,3 +348,47 @@ fn confirm_trains_the_best_configurations_again_outside_the_budget() {
     assert!(again.contains("0 confirm run(s) finished"), "{again}");
     assert_eq!(trials(&dir.export("conf", "db/hpo.sqlite")).len(), 11);
 }
+
+#[test]
+fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
+    let dir = Dir::new();
+    dir.write("tiny.toml", &digits_study("tiny", 3, 2));
+    let bench = |seeds: &str| {
+        dir.ok(&[
+            "bench",
+            "pruning",
+            "--studies",
+            "tiny.toml",
+            "--pruners",
+            "none,asha",
+            "--seeds",
+            seeds,
+            "--jobs",
+            "2",
+            "--runs",
+            "runs.jsonl",
+        ])
+    };
+    let out = bench("1");
+    assert!(out.contains("medians over 1 study seeds (from 0), 2 run(s) at once"), "{out}");
+    let first = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+    let runs: Vec<Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 2, "{first}");
+    for run in &runs {
+        assert_eq!(run["study"], "tiny");
+        assert_eq!(run["seed"], 0);
+        // 3 trials of at most 2 epochs each.
+        let epochs = run["epochs"].as_f64().unwrap();
+        assert!((1.0..=6.0).contains(&epochs), "{run}");
+    }
+    // Two seeds: seed 0's runs are read back, not run again; seed 1's are added.
+    bench("2");
+    let second = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+    assert!(second.starts_with(&first), "{second}");
+    assert_eq!(second.lines().count(), 4, "{second}");
+    assert_eq!(second.lines().filter(|l| l.contains("\"seed\":1")).count(), 2, "{second}");
+
+    dir.write("runs.jsonl", "{\"study\": \"tiny\"\n");
+    let err = dir.err(&["bench", "pruning", "--studies", "tiny.toml", "--runs", "runs.jsonl"]);
+    assert!(err.contains("runs.jsonl line 1: not a pruning-benchmark run"), "{err}");
+}

@@ -396,76 +396,218 @@ fn variant_text(text: &str, seed: u64, pruner: &str) -> String {
     out
 }
 
-/// `hpo bench pruning`: each study file with each pruner and `seeds` study seeds;
-/// per (study, pruner) the medians over seeds of epochs trained, wall time, the
-/// best trial's value and its test metric.
-pub fn pruning(studies: &[std::path::PathBuf], seeds: u64, pruners: &[String]) -> Result<String> {
+/// What `hpo bench pruning` runs: which studies, pruners and seeds, how many runs at
+/// once, and where finished runs are recorded.
+pub struct PruningBench {
+    /// Study files (candle objectives).
+    pub studies: Vec<std::path::PathBuf>,
+    /// Study seeds per (study, pruner).
+    pub seeds: std::ops::Range<u64>,
+    /// Only these pruners (all when empty).
+    pub pruners: Vec<String>,
+    /// Runs at once, sharing each study's objective (and so its devices).
+    pub jobs: usize,
+    /// A JSON-lines file of finished runs: runs already in it are not run again, and
+    /// each new run is appended as it finishes, so a cut-short benchmark resumes.
+    pub runs: Option<std::path::PathBuf>,
+}
+
+/// One (study, pruner, seed) run of the pruning benchmark, as `--runs` records it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct PruningRun {
+    study: String,
+    pruner: String,
+    seed: u64,
+    epochs: f64,
+    pruned: f64,
+    seconds: f64,
+    best: f64,
+    test: f64,
+}
+
+/// `hpo bench pruning`: each study file with each pruner and each study seed; per
+/// (study, pruner) the medians over seeds of epochs trained, wall time, the best
+/// trial's value and its test metric.
+pub fn pruning(bench: &PruningBench) -> Result<String> {
     use hpo_core::spec::ObjectiveSpec;
-    let mut rows = Vec::new();
-    for path in studies {
+    if bench.seeds.is_empty() || bench.jobs == 0 {
+        bail!("--seeds and --jobs must be at least 1");
+    }
+    let mut done: Vec<PruningRun> = match &bench.runs {
+        Some(path) if path.exists() => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).with_context(|| {
+                    format!(
+                        "{} line {}: not a pruning-benchmark run; delete the line or pass another --runs file",
+                        path.display(),
+                        i + 1
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+        _ => Vec::new(),
+    };
+    let mut studies = Vec::new();
+    for path in &bench.studies {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read study file {}", path.display()))?;
         let spec = StudySpec::parse(&text, &path.display().to_string())?;
         let ObjectiveSpec::Candle(_) = &spec.objective else {
             bail!("{}: the pruning benchmark trains models; use a candle study", path.display());
         };
-        let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let objective = hpo_train::build_objective(&spec, base_dir)?;
-        let test_metric = spec.metric.replacen("val_", "test_", 1);
-        for (name, pruner) in pruning_variants(&text) {
-            if !pruners.is_empty() && !pruners.iter().any(|p| p == name) {
-                continue;
+        let variants: Vec<_> = pruning_variants(&text)
+            .into_iter()
+            .filter(|(name, _)| bench.pruners.is_empty() || bench.pruners.iter().any(|p| p == name))
+            .collect();
+        studies.push((path, text, spec, variants));
+    }
+    // Every run still to do, in table order.
+    let mut todo = Vec::new();
+    for (s, (_, _, spec, variants)) in studies.iter().enumerate() {
+        for (name, table) in variants {
+            for seed in bench.seeds.clone() {
+                let recorded = done
+                    .iter()
+                    .any(|r| r.study == spec.name && r.pruner == *name && r.seed == seed);
+                if !recorded {
+                    todo.push((s, *name, table.clone(), seed));
+                }
             }
-            let (mut epochs, mut seconds, mut best, mut test, mut pruned) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for seed in 0..seeds {
-                let variant = variant_text(&text, seed, &pruner);
-                let spec = StudySpec::parse(
-                    &variant,
-                    &format!("{} ({name}, seed {seed})", path.display()),
-                )?;
-                let dir = tempfile::tempdir()?;
-                let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
-                let host = QuietHost(Instant::now());
-                let config =
-                    hpo_core::run::RunConfig { trials: None, timeout: None, workers: None };
-                let summary =
-                    hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)?;
-                seconds.push(host.0.elapsed().as_secs_f64());
-                let trials = storage.trials(summary.study.id, None)?;
-                epochs
-                    .push(trials.iter().map(|t| t.intermediate_values.len()).sum::<usize>() as f64);
-                pruned.push(trials.iter().filter(|t| t.state == TrialState::Pruned).count() as f64);
-                let winner = summary.best.context("no trial completed")?;
-                best.push(winner.value.unwrap_or(f64::NAN));
-                test.push(
-                    winner
-                        .user_attrs
-                        .get(&test_metric)
-                        .and_then(|a| a.as_f64())
-                        .unwrap_or(f64::NAN),
-                );
-            }
-            let med = |xs: &[f64]| hpo_core::sampler::benchmark::quartiles(xs).0;
+        }
+    }
+    let objectives = studies
+        .iter()
+        .map(|(path, _, spec, _)| {
+            let needed = todo.iter().any(|(s, ..)| bench.studies[*s] == **path);
+            let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
+            Ok(if needed { Some(hpo_train::build_objective(spec, base_dir)?) } else { None })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let queue = std::sync::Mutex::new(todo.into_iter());
+    let finished = std::sync::Mutex::new(Vec::new());
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..bench.jobs {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some((s, name, table, seed)) = next else { break };
+                    if failure.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let (path, text, spec, _) = &studies[s];
+                    let objective =
+                        objectives[s].as_ref().expect("built for every study with runs");
+                    match pruning_run(path, text, spec, objective.as_ref(), name, &table, seed) {
+                        Ok(run) => {
+                            // Progress, while a long benchmark runs.
+                            #[allow(clippy::print_stderr)]
+                            {
+                                eprintln!(
+                                    "{} {name} seed {seed}: {:.0} epochs, {:.1} s, best {:.4}",
+                                    run.study, run.epochs, run.seconds, run.best
+                                );
+                            }
+                            let record = bench.runs.as_ref().map(|file| append_run(file, &run));
+                            finished.lock().unwrap().push(run);
+                            if let Some(Err(err)) = record {
+                                *failure.lock().unwrap() = Some(err);
+                            }
+                        }
+                        Err(err) => *failure.lock().unwrap() = Some(err),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(err) = failure.into_inner().unwrap() {
+        return Err(err);
+    }
+    done.extend(finished.into_inner().unwrap());
+    let mut rows = Vec::new();
+    for (_, _, spec, variants) in &studies {
+        for (name, _) in variants {
+            let runs: Vec<&PruningRun> = done
+                .iter()
+                .filter(|r| {
+                    r.study == spec.name && r.pruner == *name && bench.seeds.contains(&r.seed)
+                })
+                .collect();
+            let med = |f: fn(&PruningRun) -> f64| {
+                let xs: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+                hpo_core::sampler::benchmark::quartiles(&xs).0
+            };
             rows.push(vec![
                 spec.name.clone(),
                 name.to_string(),
-                format!("{:.0}", med(&epochs)),
-                format!("{:.0}", med(&pruned)),
-                format!("{:.1}", med(&seconds)),
-                format!("{:.4}", med(&best)),
-                format!("{:.4}", med(&test)),
+                format!("{:.0}", med(|r| r.epochs)),
+                format!("{:.0}", med(|r| r.pruned)),
+                format!("{:.1}", med(|r| r.seconds)),
+                format!("{:.4}", med(|r| r.best)),
+                format!("{:.4}", med(|r| r.test)),
             ]);
         }
     }
+    let (first, n) = (bench.seeds.start, bench.seeds.end - bench.seeds.start);
     let mut out = format!(
-        "medians over {seeds} study seeds; EPOCHS = epochs trained by all trials; BEST = the study metric of the best trial, TEST = its test metric\n"
+        "medians over {n} study seeds (from {first}), {} run(s) at once; EPOCHS = epochs trained by all trials; BEST = the study metric of the best trial, TEST = its test metric\n",
+        bench.jobs
     );
     out.push_str(&crate::format::table(
         &["STUDY", "PRUNER", "EPOCHS", "PRUNED", "SECONDS", "BEST", "TEST"],
         &rows,
     ));
     Ok(out)
+}
+
+/// One study run of the pruning benchmark, on a fresh temporary database.
+fn pruning_run(
+    path: &std::path::Path,
+    text: &str,
+    spec: &StudySpec,
+    objective: &dyn hpo_core::objective::Objective,
+    name: &str,
+    table: &str,
+    seed: u64,
+) -> Result<PruningRun> {
+    let variant = variant_text(text, seed, table);
+    let run_spec =
+        StudySpec::parse(&variant, &format!("{} ({name}, seed {seed})", path.display()))?;
+    let dir = tempfile::tempdir()?;
+    let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
+    let host = QuietHost(Instant::now());
+    let config = hpo_core::run::RunConfig { trials: None, timeout: None, workers: None };
+    let summary = hpo_core::run::run_study(&storage, &run_spec, objective, &host, config)?;
+    let seconds = host.0.elapsed().as_secs_f64();
+    let trials = storage.trials(summary.study.id, None)?;
+    let winner = summary.best.context("no trial completed")?;
+    let test_metric = spec.metric.replacen("val_", "test_", 1);
+    Ok(PruningRun {
+        study: spec.name.clone(),
+        pruner: name.to_owned(),
+        seed,
+        epochs: trials.iter().map(|t| t.intermediate_values.len()).sum::<usize>() as f64,
+        pruned: trials.iter().filter(|t| t.state == TrialState::Pruned).count() as f64,
+        seconds,
+        best: winner.value.unwrap_or(f64::NAN),
+        test: winner.user_attrs.get(&test_metric).and_then(|a| a.as_f64()).unwrap_or(f64::NAN),
+    })
+}
+
+/// Appends one finished run to the `--runs` file.
+fn append_run(path: &std::path::Path, run: &PruningRun) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot append to {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(run)?)?;
+    Ok(())
 }
 
 /// `hpo bench overhead --workers P,...`: for each study size N and process count P,

@@ -270,9 +270,20 @@ enum BenchCommand {
         /// Study seeds per (study, pruner).
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// The first study seed (seeds run from here).
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
         /// Only these pruners: none, median, asha, hyperband (default: all).
         #[arg(long, value_delimiter = ',')]
         pruners: Vec<String>,
+        /// Runs at once (each with the study file's own workers and devices). On a
+        /// GPU several runs share the card; their wall times then include that.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Record each finished run in this JSON-lines file, and skip the runs it
+        /// already holds: a benchmark cut short resumes where it stopped.
+        #[arg(long)]
+        runs: Option<PathBuf>,
     },
     /// Simple regret of samplers on the benchmark functions (median and quartiles
     /// over seeds) and the time they spend per proposal.
@@ -456,10 +467,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::ReportStep { study, trial, step, value, db } => {
             print(external::report_step(&study, &db.db, trial, step, value)?)
         }
-        Command::Bench { which: BenchCommand::Pruning { studies, seeds, pruners } } => {
-            let paths: Vec<PathBuf> = studies.iter().map(PathBuf::from).collect();
-            print(bench::pruning(&paths, seeds, &pruners)?)
-        }
+        Command::Bench {
+            which: BenchCommand::Pruning { studies, seeds, first_seed, pruners, jobs, runs },
+        } => print(bench::pruning(&bench::PruningBench {
+            studies: studies.iter().map(PathBuf::from).collect(),
+            seeds: first_seed..first_seed + seeds,
+            pruners,
+            jobs,
+            runs,
+        })?),
         Command::Bench {
             which:
                 BenchCommand::Samplers {
