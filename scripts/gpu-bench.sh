@@ -9,7 +9,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 echo "== throughput: hpo (candle CUDA) vs PyTorch (eager CUDA), fp32, same card"
 for batch in default large; do

@@ -10,18 +10,20 @@
 # JOBS runs at once (default 1). Finished runs are appended to $OUT/runs.jsonl as
 # they end; RUNS=previous/runs.jsonl starts from a previous call's file and skips
 # what it holds, so the benchmark can be spread over several calls (about 45 min
-# of 4 H200s in all). BENCH_SECONDS bounds the call (default 540).
+# of 4 H200s in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
+# the call (default 540).
+#
+# Measured in session 6 (4 H200s, one process, one trial per GPU): not one asha run
+# of 30 trials finished in 150 s, though one trial alone takes 2.3 s per epoch. Trials
+# in one process slow each other down on one GPU (docs/benchmarks.md); whether they
+# also do across GPUs is the next thing to measure (PROFILE=1 on a machine of one
+# GPU against the same with several), before spending a session's GPU time here.
 #
 # PROFILE=1 first measures trial-epochs per second with K = 1, 2, 4, 8 trials at once
 # on one GPU each (one K per GPU, at the same time; 3-epoch trials of a fixed CNN).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
-n_gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
-devices=$(python3 -c "print(', '.join(f'\"cuda:{i}\"' for i in range($n_gpus)))")
 
 if [ "${PROFILE:-0}" = 1 ]; then
   echo "== trial-epochs per second against trials at once on one GPU"
@@ -49,6 +51,6 @@ sed -e "s/^device = .*/devices = [$devices]\ntrials_per_device = ${TPD:-1}/" \
 [ -n "${RUNS:-}" ] && cp "$RUNS" "$out/runs.jsonl"
 start=$(date +%s)
 timeout "${BENCH_SECONDS:-540}" /tmp/hpo bench pruning --studies studies/fashion-cnn-gpus.toml \
-  --seeds 5 --jobs "${JOBS:-1}" --runs "$out/runs.jsonl" 2>&1
+  --seeds 5 --jobs "${JOBS:-1}" --runs "$out/runs.jsonl" ${PRUNERS:+--pruners "$PRUNERS"} 2>&1
 echo "bench wall seconds: $(( $(date +%s) - start ))"
 rm -f studies/fashion-cnn-gpus.toml

@@ -12,11 +12,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
-n_gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
-devices=$(python3 -c "print(', '.join(f'\"cuda:{i}\"' for i in range($n_gpus)))")
 
 echo "== 1. fashion-mnist CNN, 16 trials over $n_gpus GPU(s), 2 trials per GPU"
 sed -e "s/^device = .*/devices = [$devices]\ntrials_per_device = 2/" \

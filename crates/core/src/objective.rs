@@ -30,6 +30,9 @@ pub struct TrialContext<'a> {
     /// The device this trial must train on (`cuda:1`), when the study shares its
     /// trials among devices (`devices`, `trials_per_device`); else the objective's own.
     pub device: Option<&'a str>,
+    /// How many trials this process runs at once (its workers), so that an objective
+    /// on the CPU can divide the cores among them.
+    pub workers: usize,
 }
 
 /// Why the study loop told an objective to stop.
@@ -45,8 +48,9 @@ pub enum Stop {
     Aborted,
 }
 
-/// Receives the metrics of each step.
-pub trait Reporter {
+/// Receives the metrics of each step. `Send`, so an objective may train on a
+/// thread pool of its own.
+pub trait Reporter: Send {
     /// Records `metrics` at `step` (steps increase; epochs count from 1). Returns
     /// `Break` when the objective must stop.
     fn report(&mut self, step: u64, metrics: &[(String, f64)]) -> ControlFlow<Stop>;

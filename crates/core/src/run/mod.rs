@@ -431,6 +431,7 @@ pub fn run_study(
         stop: AtomicBool::new(false),
         device_load: std::sync::Mutex::new(device_load),
         last_recovery: std::sync::Mutex::new(None),
+        workers: slots.len(),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
@@ -488,6 +489,8 @@ struct Worker<'a> {
     device_load: std::sync::Mutex<BTreeMap<String, usize>>,
     /// When (by `Host::elapsed`) a worker last looked for dead workers' trials.
     last_recovery: std::sync::Mutex<Option<Duration>>,
+    /// Workers of this run (trials at once in this process).
+    workers: usize,
 }
 
 /// How often running workers look for trials that dead workers left Running.
@@ -551,7 +554,7 @@ impl Worker<'_> {
                     _ => false,
                 }
             };
-            let placement = Placement { device, try_leave: &try_leave };
+            let placement = Placement { device, workers: self.workers, try_leave: &try_leave };
             let end = run_trial(storage, study.id, spec, self.objective, host, &trial, placement)?;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
@@ -629,6 +632,8 @@ pub fn should_prune(
 pub(crate) struct Placement<'a> {
     /// The worker's device, when the study shares devices among workers.
     pub device: Option<&'a str>,
+    /// The workers of this run (trials at once in this process).
+    pub workers: usize,
     /// Called when the trial ran out of memory: true when the worker leaves the
     /// device to the others sharing it (the trial is then queued again for fewer
     /// trials at once instead of failing); false when it is alone there.
@@ -641,7 +646,7 @@ fn never() -> bool {
 
 impl Placement<'_> {
     /// The objective's own device, alone.
-    pub const ALONE: Placement<'static> = Placement { device: None, try_leave: &never };
+    pub const ALONE: Placement<'static> = Placement { device: None, workers: 1, try_leave: &never };
 }
 
 /// How a trial run ended, for the worker that ran it.
@@ -694,6 +699,7 @@ pub(crate) fn run_trial(
         metric: &spec.metric,
         direction: spec.direction,
         device: placement.device,
+        workers: placement.workers,
     };
     let result = catch_unwind(AssertUnwindSafe(|| objective.run(&ctx, &mut reporter)))
         .unwrap_or_else(|panic| {

@@ -134,6 +134,17 @@ impl CandleObjective {
     }
 }
 
+/// When `workers` trials train at once on the CPU: a thread pool with this trial's
+/// share of the cores, so that trials run side by side instead of all fighting over
+/// every core for each small operation. `None` for a trial alone or on a GPU.
+fn cpu_share(device: &Device, workers: usize) -> Option<rayon::ThreadPool> {
+    let cores = rayon::current_num_threads();
+    if !device.is_cpu() || workers <= 1 {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new().num_threads((cores / workers).max(1)).build().ok()
+}
+
 /// `cpu`, `cuda:0`: how trials record the device they trained on.
 fn device_name(device: &Device) -> String {
     match device.location() {
@@ -614,7 +625,13 @@ impl hpo_core::objective::Objective for CandleObjective {
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure> {
-        self.trainer(ctx.device).train(ctx, reporter).unwrap_or_else(|err| {
+        let trainer = self.trainer(ctx.device);
+        let mut train = || trainer.train(ctx, reporter);
+        let trained = match cpu_share(&trainer.device, ctx.workers) {
+            Some(pool) => pool.install(train),
+            None => train(),
+        };
+        trained.unwrap_or_else(|err| {
             let reason = format!("candle error: {}", first_line(&err));
             // CUDA reports CUDA_ERROR_OUT_OF_MEMORY; the trial may fit with fewer
             // trials sharing the device.

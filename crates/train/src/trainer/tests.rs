@@ -58,6 +58,7 @@ fn run(
         metric: "val_accuracy",
         direction: Direction::Maximize,
         device: None,
+        workers: 1,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after };
     let output = objective.run(&ctx, &mut collect);
@@ -131,6 +132,7 @@ fn the_transformer_learns_text_and_reports_bits_per_char() {
         metric: "val_loss",
         direction: Direction::Minimize,
         device: None,
+        workers: 1,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     objective.run(&ctx, &mut collect).unwrap();
@@ -159,6 +161,32 @@ fn the_same_seed_gives_the_same_curve_on_cpu() {
     };
     assert_eq!(losses(5), losses(5));
     assert_ne!(losses(5), losses(6));
+}
+
+#[test]
+fn a_trial_given_a_share_of_the_cores_learns_the_same_curve() {
+    // With 2 workers a CPU trial trains on a pool of half the cores: the numbers
+    // must not depend on how many threads computed them.
+    let objective = objective("mlp", digits(), 2);
+    let p = params(&[("hidden", ParamValue::Int(96)), ("dropout", ParamValue::Float(0.2))]);
+    let curve = |workers| {
+        let ctx = TrialContext {
+            number: 0,
+            params: &p,
+            seed: 5,
+            metric: "val_accuracy",
+            direction: Direction::Maximize,
+            device: None,
+            workers,
+        };
+        let mut collect = Collect { steps: Vec::new(), stop_after: None };
+        objective.run(&ctx, &mut collect).unwrap();
+        collect.steps.iter().map(|(_, m)| metric(m, "val_loss")).collect::<Vec<_>>()
+    };
+    let alone = curve(1);
+    assert_eq!(alone.len(), 2);
+    assert_eq!(alone, curve(2));
+    assert_eq!(alone, curve(4));
 }
 
 #[test]
@@ -198,6 +226,7 @@ fn an_unbuildable_configuration_fails_only_its_trial() {
         metric: "val_loss",
         direction: Direction::Minimize,
         device: None,
+        workers: 1,
     };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     let failure = objective.run(&ctx, &mut collect).unwrap_err();
