@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::{causal_softmax, causal_softmax_row, data, softmax_backward_row};
 use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
+use crate::model::layers::{drop_threshold, is_dropped};
 
 /// Dropout on the attention weights: each weight is zeroed with probability `p`
 /// (the rest scaled by 1 / (1 - p)), by a hash of `seed` and its position, so the
@@ -29,22 +30,12 @@ impl AttentionDropout {
     /// by its mask.
     fn apply(&self, weights: &mut [f32], row: usize) {
         let keep = 1.0 / (1.0 - self.p);
-        // Keep when the hash's top 24 bits are at least p * 2^24.
-        let threshold = (self.p as f64 * (1u64 << 24) as f64) as u64;
+        let threshold = drop_threshold(f64::from(self.p));
         let base = (row * weights.len()) as u64;
         for (j, w) in weights.iter_mut().enumerate() {
-            let bits = splitmix64(self.seed ^ (base + j as u64)) >> 40;
-            *w = if bits < threshold { 0.0 } else { *w * keep };
+            *w = if is_dropped(self.seed, base + j as u64, threshold) { 0.0 } else { *w * keep };
         }
     }
-}
-
-/// SplitMix64's output function: a well-mixed 64-bit hash of a counter.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The op: `heads` heads over a `[b, t, 3*d]` projection.
