@@ -387,8 +387,13 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
     assert!(second.starts_with(&first), "{second}");
     assert_eq!(second.lines().count(), 4, "{second}");
     assert_eq!(second.lines().filter(|l| l.contains("\"seed\":1")).count(), 2, "{second}");
+    // A changed study file runs again: its old runs do not stand in for it.
+    dir.write("tiny.toml", &digits_study("tiny", 3, 1));
+    bench("1");
+    let third = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+    assert_eq!(third.lines().count(), 6, "{third}");
 
-    dir.write("runs.jsonl", "{\"study\": \"tiny\"\n");
+    dir.write("runs.jsonl", "\n{\"study\": \"tiny\"\n");
     let err = dir.err(&["bench", "pruning", "--studies", "tiny.toml", "--runs", "runs.jsonl"]);
-    assert!(err.contains("runs.jsonl line 1: not a pruning-benchmark run"), "{err}");
+    assert!(err.contains("runs.jsonl line 2: not a pruning-benchmark run"), "{err}");
 }

@@ -418,6 +418,9 @@ struct PruningRun {
     study: String,
     pruner: String,
     seed: u64,
+    /// [`fingerprint`] of the study file as it ran.
+    #[serde(default)]
+    fingerprint: String,
     epochs: f64,
     pruned: f64,
     seconds: f64,
@@ -437,8 +440,8 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
         Some(path) if path.exists() => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .lines()
-            .filter(|l| !l.trim().is_empty())
             .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, line)| {
                 serde_json::from_str(line).with_context(|| {
                     format!(
@@ -465,15 +468,14 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
             .collect();
         studies.push((path, text, spec, variants));
     }
-    // Every run still to do, in table order.
+    // Every run still to do, in table order: a recorded run counts only when it ran
+    // the same study file with the same pruner settings.
     let mut todo = Vec::new();
-    for (s, (_, _, spec, variants)) in studies.iter().enumerate() {
+    for (s, (_, text, _, variants)) in studies.iter().enumerate() {
         for (name, table) in variants {
             for seed in bench.seeds.clone() {
-                let recorded = done
-                    .iter()
-                    .any(|r| r.study == spec.name && r.pruner == *name && r.seed == seed);
-                if !recorded {
+                let print = fingerprint(&variant_text(text, seed, table));
+                if !done.iter().any(|r| r.fingerprint == print) {
                     todo.push((s, *name, table.clone(), seed));
                 }
             }
@@ -481,8 +483,9 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
     }
     let objectives = studies
         .iter()
-        .map(|(path, _, spec, _)| {
-            let needed = todo.iter().any(|(s, ..)| bench.studies[*s] == **path);
+        .enumerate()
+        .map(|(s, (path, _, spec, _))| {
+            let needed = todo.iter().any(|(t, ..)| *t == s);
             let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
             Ok(if needed { Some(hpo_train::build_objective(spec, base_dir)?) } else { None })
         })
@@ -529,14 +532,15 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
     }
     done.extend(finished.into_inner().unwrap());
     let mut rows = Vec::new();
-    for (_, _, spec, variants) in &studies {
-        for (name, _) in variants {
-            let runs: Vec<&PruningRun> = done
-                .iter()
-                .filter(|r| {
-                    r.study == spec.name && r.pruner == *name && bench.seeds.contains(&r.seed)
-                })
+    for (_, text, spec, variants) in &studies {
+        for (name, table) in variants {
+            let prints: Vec<String> = bench
+                .seeds
+                .clone()
+                .map(|seed| fingerprint(&variant_text(text, seed, table)))
                 .collect();
+            let runs: Vec<&PruningRun> =
+                done.iter().filter(|r| prints.contains(&r.fingerprint)).collect();
             let med = |f: fn(&PruningRun) -> f64| {
                 let xs: Vec<f64> = runs.iter().map(|r| f(r)).collect();
                 hpo_core::sampler::benchmark::quartiles(&xs).0
@@ -590,12 +594,21 @@ fn pruning_run(
         study: spec.name.clone(),
         pruner: name.to_owned(),
         seed,
+        fingerprint: fingerprint(&variant),
         epochs: trials.iter().map(|t| t.intermediate_values.len()).sum::<usize>() as f64,
         pruned: trials.iter().filter(|t| t.state == TrialState::Pruned).count() as f64,
         seconds,
         best: winner.value.unwrap_or(f64::NAN),
         test: winner.user_attrs.get(&test_metric).and_then(|a| a.as_f64()).unwrap_or(f64::NAN),
     })
+}
+
+/// A SHA-256 (hex) of a study file as one benchmark run runs it (its seed and
+/// `[pruner]` set), so that a `--runs` file never stands in for runs of a study
+/// file or pruner settings that have changed since.
+fn fingerprint(variant: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(variant.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Appends one finished run to the `--runs` file.

@@ -281,7 +281,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
         /// Record each finished run in this JSON-lines file, and skip the runs it
-        /// already holds: a benchmark cut short resumes where it stopped.
+        /// already holds of the same study file and pruner settings: a benchmark
+        /// cut short resumes where it stopped.
         #[arg(long)]
         runs: Option<PathBuf>,
     },
