@@ -20,7 +20,9 @@
 # GPU against the same with several), before spending a session's GPU time here.
 #
 # PROFILE=1 first measures trial-epochs per second with K = 1, 2, 4, 8 trials at once
-# on one GPU each (one K per GPU, at the same time; 3-epoch trials of a fixed CNN).
+# on one GPU each (one K per GPU, at the same time; 3-epoch trials of a fixed CNN);
+# on a machine of one GPU one K after another, K from PROFILE_KS. PROFILE_ONLY=1
+# stops after that.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -35,14 +37,23 @@ if [ "${PROFILE:-0}" = 1 ]; then
     /tmp/hpo export fashion-cnn --db "$2" --format csv --curves | awk -F, -v what="$3" -v k="$4" '
       $3 == "epoch_seconds" && $2 > 1 { s += $4; n++ }
       END { printf "%s: epochs 2-3 take %.2f s each; %.2f trial-epochs/s\n", what, s / n, k * n / s }'; }
-  ks=(1 2 4 8)
-  for i in $(seq 0 $((n_gpus - 1))); do
-    [ "$i" -lt "${#ks[@]}" ] || break
-    k=${ks[$i]}
-    mk "$i" "$k" "/tmp/k$k.toml"
-    go "/tmp/k$k.toml" "/tmp/k$k.db" "$k trial(s) at once on cuda:$i" "$k" &
-  done
-  wait
+  ks=(${PROFILE_KS:-1 2 4 8})
+  if [ "$n_gpus" = 1 ]; then
+    # One GPU: one K after another.
+    for k in "${ks[@]}"; do
+      mk 0 "$k" "/tmp/k$k.toml"
+      go "/tmp/k$k.toml" "/tmp/k$k.db" "$k trial(s) at once on cuda:0" "$k"
+    done
+  else
+    for i in $(seq 0 $((n_gpus - 1))); do
+      [ "$i" -lt "${#ks[@]}" ] || break
+      k=${ks[$i]}
+      mk "$i" "$k" "/tmp/k$k.toml"
+      go "/tmp/k$k.toml" "/tmp/k$k.db" "$k trial(s) at once on cuda:$i" "$k" &
+    done
+    wait
+  fi
+  [ "${PROFILE_ONLY:-0}" = 1 ] && exit 0
 fi
 
 echo "== hpo bench pruning, fashion-mnist CNN, $n_gpus GPU(s), ${TPD:-1} trial(s) per GPU per run, ${JOBS:-1} run(s) at once"

@@ -17,7 +17,7 @@ use crate::data::{Dataset, Source, load};
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::mlp::{Mlp, MlpConfig, Norm};
 use crate::model::transformer::{Transformer, TransformerConfig, lm_loss};
-use crate::model::{Mode, Model};
+use crate::model::{Mode, Model, fused};
 use crate::optim::{Optimizer, OptimizerConfig};
 
 /// One benchmark workload.
@@ -180,7 +180,7 @@ pub fn train_throughput(
         let loss = if logits.rank() == 3 {
             lm_loss(&logits, ys)?
         } else {
-            candle_nn::loss::cross_entropy(&logits, ys)?
+            fused::cross_entropy(&logits, ys, 0.0)?
         };
         optimizer.step(&loss.backward()?)?;
         Ok(())

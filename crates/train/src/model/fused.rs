@@ -13,8 +13,21 @@
 //! on any other device, and tests check that both forms agree in value and
 //! gradient.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Layout, Result, Shape, Tensor};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Device, Layout, Result, Shape, Tensor,
+};
 use rayon::prelude::*;
+
+use crate::model::layers::is_dropped;
+
+/// Whether the fused ops run their own kernels on `device`: on the CPU, and on
+/// CUDA GPUs in a build with the `cuda` feature (kernels in `kernels/fused.cu`).
+/// Elsewhere the composite forms run.
+fn has_kernels(device: &Device) -> bool {
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
+}
 
 /// The `f32` data of a contiguous input.
 fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -74,6 +87,11 @@ impl CustomOp1 for MaxPool2 {
         "max-pool-2x2"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::max_pool(s, l)?, Shape::from(pooled_shape(l.shape().dims()))))
+    }
+
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(storage, layout)?;
         let (h, w) = plane_dims(layout.shape().dims());
@@ -100,6 +118,17 @@ impl CustomOp2 for MaxPool2Backward {
         "max-pool-2x2-backward"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::max_pool_backward((s1, l1), (s2, l2))?, l1.shape().clone()))
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -121,7 +150,7 @@ impl CustomOp2 for MaxPool2Backward {
 
 /// 2x2 max pooling (stride 2, odd edges dropped) over the last two dims.
 pub fn max_pool_2x2(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return xs.contiguous()?.apply_op1(MaxPool2);
     }
     max_pool_2x2_composite(xs)
@@ -157,6 +186,11 @@ struct CausalSoftmax {
 impl CustomOp1 for CausalSoftmax {
     fn name(&self) -> &'static str {
         "causal-softmax"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::softmax(s, l, self.scale, true)?, l.shape().clone()))
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -238,6 +272,17 @@ impl CustomOp2 for SoftmaxBackward {
         "softmax-backward"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::softmax_backward(s1, l1, s2, l2, self.scale)?, l1.shape().clone()))
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -258,7 +303,7 @@ impl CustomOp2 for SoftmaxBackward {
 /// Causal self-attention weights: softmax over the last dim of `scale * scores`
 /// (`[.., t, t]`), row `i` attending to positions `0..=i` only.
 pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
-    if scores.device().is_cpu() {
+    if has_kernels(scores.device()) {
         return scores.contiguous()?.apply_op1(CausalSoftmax { scale: scale as f32 });
     }
     causal_softmax_composite(scores, scale)
@@ -289,6 +334,20 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
 impl CustomOp3 for LayerNormOp {
     fn name(&self) -> &'static str {
         "layer-norm"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let y = cuda::layer_norm((s1, l1), (s2, l2), (s3, l3), self.eps)?;
+        Ok((y, l1.shape().clone()))
     }
 
     fn cpu_fwd(
@@ -338,6 +397,20 @@ impl CustomOp3 for LayerNormInputGrad {
         "layer-norm-input-grad"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dx = cuda::layer_norm_input_grad((s1, l1), (s2, l2), (s3, l3), self.eps)?;
+        Ok((dx, l1.shape().clone()))
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -381,6 +454,17 @@ impl CustomOp2 for LayerNormParamGrad {
         "layer-norm-param-grad"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        cuda::layer_norm_param_grad((s1, l1), (s2, l2), self.eps)
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -418,7 +502,7 @@ impl CustomOp2 for LayerNormParamGrad {
 /// Layer normalization over the last dim with scale `gamma` and shift `beta`
 /// (candle's fused `LayerNorm` has no backward pass; this one does).
 pub fn layer_norm(xs: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return xs.contiguous()?.apply_op3(gamma, beta, LayerNormOp { eps: eps as f32 });
     }
     layer_norm_composite(xs, gamma, beta, eps)
@@ -436,6 +520,17 @@ struct AddTrailing;
 impl CustomOp2 for AddTrailing {
     fn name(&self) -> &'static str {
         "add-trailing"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::add_trailing((s1, l1), (s2, l2))?, l1.shape().clone()))
     }
 
     fn cpu_fwd(
@@ -475,6 +570,11 @@ impl CustomOp1 for SumRows {
         "sum-rows"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::sum_rows(s, l, self.n)?, Shape::from(self.n)))
+    }
+
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(storage, layout)?;
         let n = self.n;
@@ -511,7 +611,7 @@ pub fn add_trailing(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
             xs.shape()
         );
     }
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return xs.contiguous()?.apply_op2(&bias.contiguous()?, AddTrailing);
     }
     xs.broadcast_add(bias)
@@ -625,6 +725,11 @@ impl<A: Activation> CustomOp1 for Pointwise<A> {
         A::NAME
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::activation(s, l, A::NAME)?, l.shape().clone()))
+    }
+
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(storage, layout)?;
         let mut y = vec![0f32; x.len()];
@@ -646,6 +751,17 @@ struct PointwiseGrad<A>(std::marker::PhantomData<A>);
 impl<A: Activation> CustomOp2 for PointwiseGrad<A> {
     fn name(&self) -> &'static str {
         A::NAME
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::activation_backward((s1, l1), (s2, l2), A::NAME)?, l1.shape().clone()))
     }
 
     fn cpu_fwd(
@@ -710,7 +826,7 @@ impl Activation for GeluActivation {
 
 /// ReLU.
 pub fn relu(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return pointwise::<ReluActivation>(xs);
     }
     xs.relu()
@@ -718,15 +834,79 @@ pub fn relu(xs: &Tensor) -> Result<Tensor> {
 
 /// GELU, exact (erf) form.
 pub fn gelu(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return pointwise::<GeluActivation>(xs);
     }
     xs.gelu_erf()
 }
 
+/// `xs` times a dropout mask: element `i` (flat index) is 0 where
+/// [`is_dropped`]`(seed, i, threshold)`, else multiplied by `scale`. Its backward
+/// applies the same mask to the gradient.
+#[derive(Clone, Copy)]
+struct DropoutMask {
+    seed: u64,
+    threshold: u64,
+    scale: f32,
+}
+
+impl CustomOp1 for DropoutMask {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(storage, layout)?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(POINTWISE_CHUNK).zip(x.par_chunks(POINTWISE_CHUNK)).enumerate().for_each(
+            |(chunk, (y, x))| {
+                let base = (chunk * POINTWISE_CHUNK) as u64;
+                for (i, (y, x)) in y.iter_mut().zip(x).enumerate() {
+                    let dropped = is_dropped(self.seed, base + i as u64, self.threshold);
+                    *y = if dropped { 0.0 } else { x * self.scale };
+                }
+            },
+        );
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let y = cuda::dropout(s, l, self.seed, self.threshold, self.scale)?;
+        Ok((y, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
+
+/// `xs` with dropout: each element zeroed where [`is_dropped`]`(seed, flat index,
+/// threshold)`, the rest scaled by `scale`. The mask is computed where the data
+/// is (a CUDA kernel on the GPU), never built on the host and copied.
+pub fn dropout(xs: &Tensor, seed: u64, threshold: u64, scale: f32) -> Result<Tensor> {
+    if has_kernels(xs.device()) {
+        return xs.contiguous()?.apply_op1(DropoutMask { seed, threshold, scale });
+    }
+    dropout_composite(xs, seed, threshold, scale)
+}
+
+/// [`dropout`] as a mask tensor built on the host and multiplied in.
+fn dropout_composite(xs: &Tensor, seed: u64, threshold: u64, scale: f32) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..xs.elem_count() as u64)
+        .map(|i| if is_dropped(seed, i, threshold) { 0.0 } else { scale })
+        .collect();
+    xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?)
+}
+
 mod attention;
 mod conv;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod linear;
+mod loss;
+
+pub use loss::{cross_entropy, embedding};
 
 pub use attention::{AttentionDropout, causal_attention};
 pub use conv::{PoolActivation, conv_pool_activate, conv2d_channels_first};

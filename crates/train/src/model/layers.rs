@@ -244,11 +244,7 @@ pub fn dropout(xs: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
         return Ok(xs.clone());
     }
     let scale = (1.0 / (1.0 - p)) as f32;
-    let (seed, threshold) = (rng.random::<u64>(), drop_threshold(p));
-    let mask: Vec<f32> = (0..xs.elem_count() as u64)
-        .map(|i| if is_dropped(seed, i, threshold) { 0.0 } else { scale })
-        .collect();
-    xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?)
+    fused::dropout(xs, rng.random::<u64>(), drop_threshold(p), scale)
 }
 
 /// The [`is_dropped`] threshold of dropout probability `p`: `p * 2^24`.

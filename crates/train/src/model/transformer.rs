@@ -94,10 +94,8 @@ impl Transformer {
 impl Model for Transformer {
     /// `xs`: token ids `[batch, t]` (u32), t <= context. Returns logits `[batch, t, vocab]`.
     fn forward(&self, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let (b, t) = xs.dims2()?;
-        let d = self.config.d_model;
-        let tokens =
-            self.token.as_tensor().index_select(&xs.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let t = xs.dim(1)?;
+        let tokens = fused::embedding(self.token.as_tensor(), xs)?;
         let positions = self.position.as_tensor().narrow(0, 0, t)?;
         let mut x = fused::add_trailing(&tokens, &positions)?;
         x = layers::dropout(&x, self.config.dropout, mode)?;
@@ -140,7 +138,7 @@ impl Model for Transformer {
 /// Mean cross-entropy of next-token logits `[b, t, v]` against targets `[b, t]`.
 pub fn lm_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
-    candle_nn::loss::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)
+    fused::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?, 0.0)
 }
 
 /// Next-token accuracy, as a fraction.

@@ -27,7 +27,7 @@ use crate::hyper::Resolved;
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::mlp::{Mlp, MlpConfig, Norm};
 use crate::model::transformer::{Transformer, TransformerConfig, lm_accuracy, lm_loss};
-use crate::model::{self, Mode, Model, Param, ParamKind};
+use crate::model::{self, Mode, Model, Param, ParamKind, fused};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
 
 /// Evaluation runs in chunks of this many rows to bound memory.
@@ -283,6 +283,7 @@ impl Trainer {
         let mut best: Option<(f64, Vec<Tensor>)> = None;
         let mut ended_by = None;
         let mut epochs = 0;
+        let mut pending_loss: Option<Tensor> = None;
         for epoch in 1..=self.spec.max_epochs {
             let started = Instant::now();
             let batches = plan.epoch_batches(&mut rng);
@@ -298,18 +299,25 @@ impl Trainer {
                 seen += batch.len();
                 let logits = model.forward(&xs, &mut Mode::Train(&mut rng))?;
                 let loss = training_loss(&logits, &ys, &params, &loss_config)?;
-                let value = loss.to_scalar::<f32>()?;
-                if !value.is_finite() {
-                    return Ok(Err(TrialFailure::new(format!(
-                        "training loss became {value} in epoch {epoch}; the learning rate ({}) may be too high",
-                        h.float("lr")
-                    ))));
+                // The previous step's loss is read now, after this step's forward
+                // pass was queued: reading a GPU value waits for the device, and
+                // waiting for this step's would leave the device idle while the
+                // host queues the backward pass.
+                if let Some(previous) = pending_loss.replace(loss.detach())
+                    && let Some(failure) = diverged(&previous, epoch, h.float("lr"))?
+                {
+                    return Ok(Err(failure));
                 }
                 let mut grads = loss.backward()?;
                 if grad_clip > 0.0 {
                     clip_grad_norm(&mut grads, &params, grad_clip)?;
                 }
                 optimizer.step(&grads)?;
+            }
+            if let Some(last) = pending_loss.take()
+                && let Some(failure) = diverged(&last, epoch, h.float("lr"))?
+            {
+                return Ok(Err(failure));
             }
             let train_seconds = started.elapsed().as_secs_f64().max(1e-9);
             let (train_loss, train_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Train)?;
@@ -446,8 +454,7 @@ impl Trainer {
                     let xs = split.features.narrow(0, start, len)?;
                     let ys = split.labels.narrow(0, start, len)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?;
-                    loss_sum += candle_nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()?
-                        as f64
+                    loss_sum += fused::cross_entropy(&logits, &ys, 0.0)?.to_scalar::<f32>()? as f64
                         * len as f64;
                     correct += logits
                         .argmax(D::Minus1)?
@@ -578,6 +585,16 @@ fn fixed_windows(len: usize, context: usize, n: usize) -> Vec<u32> {
     (0..n).map(|i| (i * stride) as u32).filter(|s| (*s as usize) + context < len).collect()
 }
 
+/// A trial's failure when a training loss is not finite.
+fn diverged(loss: &Tensor, epoch: u32, lr: f64) -> candle_core::Result<Option<TrialFailure>> {
+    let value = loss.to_scalar::<f32>()?;
+    Ok((!value.is_finite()).then(|| {
+        TrialFailure::new(format!(
+            "training loss became {value} in epoch {epoch}; the learning rate ({lr}) may be too high"
+        ))
+    }))
+}
+
 struct LossConfig {
     label_smoothing: f64,
     l2: f64,
@@ -597,14 +614,7 @@ fn training_loss(
         }
         _ => (logits.clone(), targets.clone()),
     };
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let nll = log_probs.gather(&targets.unsqueeze(1)?, 1)?.neg()?.mean_all()?;
-    let mut loss = if config.label_smoothing > 0.0 {
-        let uniform = log_probs.mean(D::Minus1)?.neg()?.mean_all()?;
-        ((nll * (1.0 - config.label_smoothing))? + (uniform * config.label_smoothing)?)?
-    } else {
-        nll
-    };
+    let mut loss = fused::cross_entropy(&logits, &targets, config.label_smoothing)?;
     if config.l2 > 0.0 {
         for param in params.iter().filter(|p| p.kind == ParamKind::Weight) {
             loss = (loss + (param.var.as_tensor().sqr()?.sum_all()? * (config.l2 / 2.0))?)?;

@@ -261,7 +261,19 @@ fn label_smoothing_and_l2_raise_the_training_loss() {
 /// without a backward pass would leave some at zero or missing).
 #[test]
 fn every_parameter_of_every_model_receives_a_gradient() {
-    let device = Device::Cpu;
+    assert_every_parameter_receives_a_gradient(&Device::Cpu);
+}
+
+/// The same on a CUDA GPU, where the fused ops run their CUDA kernels.
+#[cfg(feature = "cuda")]
+#[test]
+fn every_parameter_of_every_model_receives_a_gradient_on_the_gpu() {
+    let device = Device::new_cuda(0).expect("a CUDA GPU (this test is built with `cuda` only)");
+    assert_every_parameter_receives_a_gradient(&device);
+}
+
+fn assert_every_parameter_receives_a_gradient(device: &Device) {
+    let device = device.clone();
     let mut rng = StdRng::seed_from_u64(0);
     let mut models: Vec<(String, Box<dyn Model>, Tensor, Tensor)> = Vec::new();
     let image = Tensor::rand(0f32, 1f32, (4, 1, 8, 8), &device).unwrap();
@@ -329,7 +341,7 @@ fn every_parameter_of_every_model_receives_a_gradient() {
             &logits,
             &ys,
             &model.params(),
-            &LossConfig { label_smoothing: 0.0, l2: 0.0 },
+            &LossConfig { label_smoothing: 0.1, l2: 0.0 },
         )
         .unwrap();
         let grads = loss.backward().unwrap();

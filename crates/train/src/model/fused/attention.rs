@@ -226,8 +226,8 @@ pub fn causal_attention(
     causal_attention_composite(qkv, heads, dropout)
 }
 
-/// [`causal_attention`] from candle ops and [`causal_softmax`], the weights
-/// multiplied by the dropout mask as a tensor (built on the CPU, then moved).
+/// [`causal_attention`] from candle ops, [`causal_softmax`] and [`super::dropout`]
+/// (the same mask: [`AttentionDropout::apply`] numbers the weights flat).
 pub(super) fn causal_attention_composite(
     qkv: &Tensor,
     heads: usize,
@@ -238,14 +238,15 @@ pub(super) fn causal_attention_composite(
     let scale = 1.0 / ((d3 / 3 / heads) as f64).sqrt();
     let mut weights = causal_softmax(&q.matmul(&k.t()?)?, scale)?;
     if let Some(dropout) = &dropout {
-        let mask = dropout_mask(dropout, b, heads, t)?.to_device(qkv.device())?;
-        weights = weights.mul(&mask)?;
+        let threshold = drop_threshold(f64::from(dropout.p));
+        weights = super::dropout(&weights, dropout.seed, threshold, 1.0 / (1.0 - dropout.p))?;
     }
     weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d3 / 3))
 }
 
 /// The dropout mask [`CausalAttention`] applies, as a `[b, heads, t, t]` CPU
 /// tensor of 0 and 1 / (1 - p).
+#[cfg(test)]
 pub(super) fn dropout_mask(
     dropout: &AttentionDropout,
     b: usize,

@@ -4,6 +4,7 @@ use candle_core::{DType, Device, Tensor, Var};
 
 use super::attention::causal_attention_composite;
 use super::conv::conv2d_composite;
+use super::loss::{cross_entropy_composite, embedding_composite};
 use super::*;
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
@@ -33,7 +34,7 @@ fn value_and_grads(
     let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
     let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let out = f(&tensors).unwrap();
-    let weights = random(out.dims(), 99);
+    let weights = random(out.dims(), 99).to_device(out.device()).unwrap();
     let grads = (&out * &weights).unwrap().sum_all().unwrap().backward().unwrap();
     let grads = vars.iter().map(|v| grads.get(v).expect("a gradient").clone()).collect();
     (out, grads)
@@ -299,3 +300,66 @@ fn a_second_backward_pass_over_a_convolution_gives_the_same_gradients() {
         }
     }
 }
+
+/// Class ids `0..classes` in a fixed pseudo-random order, every class present
+/// more than once when `n` allows.
+fn class_ids(shape: &[usize], classes: usize, seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let values = random(&[n], seed).to_vec1::<f32>().unwrap();
+    let ids: Vec<u32> = values
+        .iter()
+        .map(|v| (((v + 1.0) / 2.0 * classes as f32) as u32).min(classes as u32 - 1))
+        .collect();
+    Tensor::from_vec(ids, shape, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn cross_entropy_matches_log_softmax_and_gather_with_and_without_smoothing() {
+    for (rows, classes, smoothing) in [(1, 2, 0.0), (7, 10, 0.1), (33, 65, 0.0), (5, 101, 0.3)] {
+        let logits = (random(&[rows, classes], 7) * 4.0).unwrap();
+        let targets = class_ids(&[rows], classes, 8);
+        assert_same(
+            &[logits],
+            |t| cross_entropy(&t[0], &targets, smoothing),
+            |t| cross_entropy_composite(&t[0], &targets, smoothing),
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_names_a_target_beyond_the_classes() {
+    let logits = random(&[2, 3], 1);
+    let targets = Tensor::new(&[0u32, 3], &Device::Cpu).unwrap();
+    let err = cross_entropy(&logits, &targets, 0.0).unwrap_err().to_string();
+    assert!(err.contains("target 3 is not below the 3 classes"), "{err}");
+}
+
+#[test]
+fn embedding_matches_index_select_with_repeated_ids() {
+    for (vocab, d, shape) in [(3, 1, vec![5]), (11, 17, vec![4, 6]), (65, 32, vec![2, 128])] {
+        let table = random(&[vocab, d], 3);
+        let ids = class_ids(&shape, vocab, 4);
+        assert_same(&[table], |t| embedding(&t[0], &ids), |t| embedding_composite(&t[0], &ids));
+    }
+}
+
+#[test]
+fn embedding_names_an_id_beyond_the_vocabulary() {
+    let ids = Tensor::new(&[1u32, 4], &Device::Cpu).unwrap();
+    let err = embedding(&random(&[4, 2], 1), &ids).unwrap_err().to_string();
+    assert!(err.contains("id 4 is not below the vocabulary of 4"), "{err}");
+}
+
+#[test]
+fn dropout_op_applies_the_hashed_mask_forward_and_backward() {
+    let x = random(&[7, 1031], 5);
+    let threshold = crate::model::layers::drop_threshold(0.25);
+    assert_same(
+        &[x],
+        |t| dropout(&t[0], 9, threshold, 1.0 / 0.75),
+        |t| dropout_composite(&t[0], 9, threshold, 1.0 / 0.75),
+    );
+}
+
+#[cfg(feature = "cuda")]
+mod cuda;

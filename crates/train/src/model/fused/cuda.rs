@@ -1,0 +1,504 @@
+//! The CUDA forms of the fused ops: launches of the kernels in `kernels/fused.cu`
+//! (compiled to PTX by the build script under the `cuda` feature), called from the
+//! ops' `cuda_fwd`. Inputs must be contiguous `f32` (ids and targets `u32`); each
+//! function returns the new storage, like candle's own kernels.
+//!
+//! Unsafe by nature, and allowed here only: a kernel launch takes raw pointers,
+//! and outputs are allocated uninitialized because their kernel writes every
+//! element (those that must start at zero use `alloc_zeros`).
+#![allow(unsafe_code)]
+
+use candle_core::cuda_backend::{CudaDType, WrapErr};
+use std::sync::Arc;
+
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, DeviceRepr, LaunchArgs, LaunchConfig,
+    PushKernelArg,
+};
+use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape};
+
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/fused.ptx"));
+
+/// A kernel of `fused.cu` and the device's stream it launches on.
+struct Kernel {
+    func: CudaFunction,
+    stream: Arc<CudaStream>,
+}
+
+impl Kernel {
+    fn builder(&self) -> LaunchArgs<'_> {
+        self.stream.launch_builder(&self.func)
+    }
+}
+
+/// Loads (once per device) and returns kernel `name` of `fused.cu`.
+fn kernel(device: &CudaDevice, name: &str) -> Result<Kernel> {
+    let func = device.get_or_load_custom_func(name, "hpo_fused", PTX)?.into_cuda_function();
+    Ok(Kernel { func, stream: device.cuda_stream() })
+}
+
+/// The contiguous `T` data of one input.
+fn view<'a, T: CudaDType>(storage: &'a CudaStorage, layout: &Layout) -> Result<CudaView<'a, T>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(storage.as_cuda_slice::<T>()?.slice(start..end)),
+        None => candle_core::bail!("fused CUDA op: input must be contiguous"),
+    }
+}
+
+/// Rows per block of the row-wise kernels (one warp each).
+const ROWS_PER_BLOCK: u32 = 8;
+
+/// One warp per row.
+fn rows_config(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((rows as u32).div_ceil(ROWS_PER_BLOCK).max(1), 1, 1),
+        block_dim: (32, ROWS_PER_BLOCK, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// A grid-stride loop over `n` elements: 256 threads a block, at most 4,096 blocks.
+fn elementwise_config(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n.div_ceil(256) as u32).clamp(1, 4096), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The last dim of a shape, and the number of rows before it.
+fn rows_and_width(layout: &Layout) -> (usize, usize) {
+    let dims = layout.shape().dims();
+    let width = dims.last().copied().unwrap_or(1);
+    (layout.shape().elem_count() / width.max(1), width)
+}
+
+fn new_storage(slice: CudaSlice<f32>, device: &CudaDevice) -> CudaStorage {
+    CudaStorage::wrap_cuda_slice(slice, device.clone())
+}
+
+/// Softmax over the last dim of `scale * x`; `causal`: each `[t, t]` matrix's row
+/// `i` sees columns `0..=i`.
+pub fn softmax(s: &CudaStorage, l: &Layout, scale: f32, causal: bool) -> Result<CudaStorage> {
+    let device = &s.device;
+    let (rows, n) = rows_and_width(l);
+    let x = view::<f32>(s, l)?;
+    let mut y = unsafe { device.alloc::<f32>(rows * n)? };
+    let func = kernel(device, "softmax_fwd")?;
+    let (rows_arg, n_arg, causal_arg) = (rows as i64, n as i32, causal as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut y).arg(&rows_arg).arg(&n_arg).arg(&scale).arg(&causal_arg);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// Softmax's backward: (weights y, their gradient dy) -> `scale * y * (dy - sum(y * dy))`.
+pub fn softmax_backward(
+    ys: &CudaStorage,
+    yl: &Layout,
+    dys: &CudaStorage,
+    dyl: &Layout,
+    scale: f32,
+) -> Result<CudaStorage> {
+    let device = &ys.device;
+    let (rows, n) = rows_and_width(yl);
+    let (y, dy) = (view::<f32>(ys, yl)?, view::<f32>(dys, dyl)?);
+    let mut ds = unsafe { device.alloc::<f32>(rows * n)? };
+    let func = kernel(device, "softmax_bwd")?;
+    let (rows_arg, n_arg) = (rows as i64, n as i32);
+    let mut b = func.builder();
+    b.arg(&y).arg(&dy).arg(&mut ds).arg(&rows_arg).arg(&n_arg).arg(&scale);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+    Ok(new_storage(ds, device))
+}
+
+/// Layer normalization of the rows of x with scale gamma and shift beta.
+pub fn layer_norm(
+    (xs, xl): (&CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
+    (bs, bl): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let (rows, d) = rows_and_width(xl);
+    let (x, gamma, beta) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(bs, bl)?);
+    let mut y = unsafe { device.alloc::<f32>(rows * d)? };
+    let func = kernel(device, "layer_norm_fwd")?;
+    let (rows_arg, d_arg) = (rows as i64, d as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&gamma).arg(&beta).arg(&mut y).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// Layer norm's input gradient from (x, gamma, dy).
+pub fn layer_norm_input_grad(
+    (xs, xl): (&CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let (rows, d) = rows_and_width(xl);
+    let (x, gamma, dy) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(dys, dyl)?);
+    let mut dx = unsafe { device.alloc::<f32>(rows * d)? };
+    let func = kernel(device, "layer_norm_input_grad")?;
+    let (rows_arg, d_arg) = (rows as i64, d as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&gamma).arg(&dy).arg(&mut dx).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+    Ok(new_storage(dx, device))
+}
+
+/// Rows summed per block by the first stage of a column sum.
+const CHUNK_ROWS: usize = 64;
+
+/// Layer norm's parameter gradients from (x, dy): `[2, d]`, dgamma then dbeta.
+/// Row statistics first, then per chunk of rows partial column sums, then their
+/// sum in chunk order (no atomics, so the result repeats exactly).
+pub fn layer_norm_param_grad(
+    (xs, xl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<(CudaStorage, Shape)> {
+    let device = &xs.device;
+    let (rows, d) = rows_and_width(xl);
+    let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    let (rows_arg, d_arg) = (rows as i64, d as i32);
+    let mut stats = unsafe { device.alloc::<f32>(2 * rows.max(1))? };
+    let func = kernel(device, "layer_norm_stats")?;
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut stats).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+
+    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+    let mut partial = device.alloc_zeros::<f32>(chunks * 2 * d)?;
+    let func = kernel(device, "layer_norm_param_partial")?;
+    let chunk_arg = CHUNK_ROWS as i32;
+    let mut b = func.builder();
+    b.arg(&x).arg(&dy).arg(&stats).arg(&mut partial).arg(&rows_arg).arg(&d_arg).arg(&chunk_arg);
+    let config = LaunchConfig {
+        grid_dim: ((d as u32).div_ceil(32).max(1), chunks as u32, 1),
+        block_dim: (32, 8, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { b.launch(config) }.w()?;
+
+    let out = sum_chunks(device, &partial, chunks, 2 * d)?;
+    Ok((new_storage(out, device), Shape::from((2, d))))
+}
+
+/// Sums `chunks` consecutive blocks of `width` values, elementwise, in order.
+fn sum_chunks(
+    device: &CudaDevice,
+    partial: &CudaSlice<f32>,
+    chunks: usize,
+    width: usize,
+) -> Result<CudaSlice<f32>> {
+    let mut out = unsafe { device.alloc::<f32>(width)? };
+    let func = kernel(device, "sum_chunks")?;
+    let (chunks_arg, width_arg) = (chunks as i32, width as i32);
+    let mut b = func.builder();
+    b.arg(partial).arg(&mut out).arg(&chunks_arg).arg(&width_arg);
+    let config = LaunchConfig {
+        grid_dim: ((width as u32).div_ceil(256).max(1), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { b.launch(config) }.w()?;
+    Ok(out)
+}
+
+/// The mean softmax cross-entropy (label smoothing `smoothing`) of logits
+/// `[rows, v]` against `u32` targets `[rows]`: a scalar.
+pub fn cross_entropy(
+    (ls, ll): (&CudaStorage, &Layout),
+    (ts, tl): (&CudaStorage, &Layout),
+    smoothing: f32,
+) -> Result<CudaStorage> {
+    let device = &ls.device;
+    let (rows, v) = rows_and_width(ll);
+    let (logits, targets) = (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?);
+    let mut losses = unsafe { device.alloc::<f32>(rows.max(1))? };
+    let func = kernel(device, "cross_entropy_rows")?;
+    let (rows_arg, v_arg) = (rows as i64, v as i32);
+    let mut b = func.builder();
+    b.arg(&logits).arg(&targets).arg(&mut losses).arg(&rows_arg).arg(&v_arg).arg(&smoothing);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+
+    let mut mean = unsafe { device.alloc::<f32>(1)? };
+    let func = kernel(device, "mean_of")?;
+    let mut b = func.builder();
+    b.arg(&losses).arg(&mut mean).arg(&rows_arg);
+    let config = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
+    unsafe { b.launch(config) }.w()?;
+    Ok(new_storage(mean, device))
+}
+
+/// The logits' gradient of [`cross_entropy`] given the loss's gradient (a scalar).
+pub fn cross_entropy_grad(
+    (ls, ll): (&CudaStorage, &Layout),
+    (ts, tl): (&CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
+    smoothing: f32,
+) -> Result<CudaStorage> {
+    let device = &ls.device;
+    let (rows, v) = rows_and_width(ll);
+    let (logits, targets, grad) =
+        (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?, view::<f32>(gs, gl)?);
+    let mut dlogits = unsafe { device.alloc::<f32>(rows * v)? };
+    let func = kernel(device, "cross_entropy_grad")?;
+    let (rows_arg, v_arg) = (rows as i64, v as i32);
+    let mut b = func.builder();
+    b.arg(&logits).arg(&targets).arg(&grad).arg(&mut dlogits);
+    b.arg(&rows_arg).arg(&v_arg).arg(&smoothing);
+    unsafe { b.launch(rows_config(rows)) }.w()?;
+    Ok(new_storage(dlogits, device))
+}
+
+/// Rows `ids` of `table` `[vocab, d]`: `[n, d]` (an out-of-range id gives NaNs).
+pub fn embedding(
+    (tab_s, tab_l): (&CudaStorage, &Layout),
+    (ids_s, ids_l): (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let device = &tab_s.device;
+    let (vocab, d) = rows_and_width(tab_l);
+    let n = ids_l.shape().elem_count();
+    let (table, ids) = (view::<f32>(tab_s, tab_l)?, view::<u32>(ids_s, ids_l)?);
+    let mut out = unsafe { device.alloc::<f32>((n * d).max(1))? };
+    let func = kernel(device, "embedding_fwd")?;
+    let (n_arg, d_arg, vocab_arg) = (n as i64, d as i32, vocab as i32);
+    let mut b = func.builder();
+    b.arg(&table).arg(&ids).arg(&mut out).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
+    unsafe { b.launch(elementwise_config(n * d)) }.w()?;
+    Ok(new_storage(out, device))
+}
+
+/// The embedding table's gradient `[vocab, d]`: rows of `dy` `[n, d]` added at
+/// their ids, by the whole grid at once.
+pub fn embedding_backward(
+    (ids_s, ids_l): (&CudaStorage, &Layout),
+    (dy_s, dy_l): (&CudaStorage, &Layout),
+    vocab: usize,
+) -> Result<CudaStorage> {
+    let device = &ids_s.device;
+    let n = ids_l.shape().elem_count();
+    let d = dy_l.shape().elem_count() / n.max(1);
+    let (ids, dy) = (view::<u32>(ids_s, ids_l)?, view::<f32>(dy_s, dy_l)?);
+    let mut dtable = device.alloc_zeros::<f32>((vocab * d).max(1))?;
+    let func = kernel(device, "embedding_bwd")?;
+    let (n_arg, d_arg, vocab_arg) = (n as i64, d as i32, vocab as i32);
+    let mut b = func.builder();
+    b.arg(&ids).arg(&dy).arg(&mut dtable).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
+    unsafe { b.launch(elementwise_config(n * d)) }.w()?;
+    Ok(new_storage(dtable, device))
+}
+
+/// The planes and the height and width of a `[.., h, w]` layout.
+fn planes(layout: &Layout) -> (usize, usize, usize) {
+    let dims = layout.shape().dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    (layout.shape().elem_count() / (h * w).max(1), h, w)
+}
+
+/// 2x2 max pooling with stride 2 over the last two dims.
+pub fn max_pool(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+    let device = &s.device;
+    let (n_planes, h, w) = planes(l);
+    let total = n_planes * (h / 2) * (w / 2);
+    let x = view::<f32>(s, l)?;
+    let mut y = unsafe { device.alloc::<f32>(total.max(1))? };
+    let func = kernel(device, "max_pool_fwd")?;
+    let (planes_arg, h_arg, w_arg) = (n_planes as i64, h as i32, w as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut y).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
+    unsafe { b.launch(elementwise_config(total)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// Max pooling's backward: (input x, output gradient dy) -> dx.
+pub fn max_pool_backward(
+    (xs, xl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let (n_planes, h, w) = planes(xl);
+    let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    let mut dx = device.alloc_zeros::<f32>(xl.shape().elem_count().max(1))?;
+    let func = kernel(device, "max_pool_bwd")?;
+    let (planes_arg, h_arg, w_arg) = (n_planes as i64, h as i32, w as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&dy).arg(&mut dx).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
+    unsafe { b.launch(elementwise_config(n_planes * (h / 2) * (w / 2))) }.w()?;
+    Ok(new_storage(dx, device))
+}
+
+/// Parameter tensors one AdamW launch updates (`ADAMW_TENSORS` in `fused.cu`).
+pub const ADAMW_TENSORS: usize = 16;
+
+/// Device pointers and lengths of up to [`ADAMW_TENSORS`] tensors, passed by
+/// value as one kernel argument (layout of `AdamWTensors` in `fused.cu`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct AdamWTensors {
+    param: [u64; ADAMW_TENSORS],
+    grad: [u64; ADAMW_TENSORS],
+    m: [u64; ADAMW_TENSORS],
+    v: [u64; ADAMW_TENSORS],
+    len: [u64; ADAMW_TENSORS],
+}
+
+// SAFETY: plain old data with the C layout of the kernel's struct.
+unsafe impl DeviceRepr for AdamWTensors {}
+
+/// AdamW's scalars for one step (`AdamWScalars` in `fused.cu`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWScalars {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub lr: f32,
+    pub eps: f32,
+    pub decay: f32,
+    pub scale_m: f32,
+    pub scale_v: f32,
+}
+
+// SAFETY: plain old data with the C layout of the kernel's struct.
+unsafe impl DeviceRepr for AdamWScalars {}
+
+/// One parameter's part of an AdamW step: its values (updated in place), its
+/// gradient, and its moments (updated in place). All of the same length.
+pub struct AdamWSlot<'a> {
+    pub param: &'a CudaSlice<f32>,
+    pub param_offset: usize,
+    pub grad: CudaView<'a, f32>,
+    pub m: &'a CudaSlice<f32>,
+    pub v: &'a CudaSlice<f32>,
+}
+
+/// One AdamW step over `slots`, [`ADAMW_TENSORS`] tensors per launch.
+pub fn adamw_step(device: &CudaDevice, slots: &[AdamWSlot<'_>], s: AdamWScalars) -> Result<()> {
+    let stream = device.cuda_stream();
+    let func = kernel(device, "adamw_step")?;
+    for group in slots.chunks(ADAMW_TENSORS) {
+        let mut t = AdamWTensors::default();
+        // The guards record, once dropped after the launch, that the kernel used
+        // the buffers (cudarc's cross-stream tracking).
+        let mut guards = Vec::with_capacity(4 * group.len());
+        let mut longest = 0;
+        for (k, slot) in group.iter().enumerate() {
+            let (param, g1) = slot.param.device_ptr(&stream);
+            let (grad, g2) = slot.grad.device_ptr(&stream);
+            let (m, g3) = slot.m.device_ptr(&stream);
+            let (v, g4) = slot.v.device_ptr(&stream);
+            t.param[k] = param + (slot.param_offset * 4) as u64;
+            t.grad[k] = grad;
+            t.m[k] = m;
+            t.v[k] = v;
+            t.len[k] = slot.m.len() as u64;
+            longest = longest.max(slot.m.len());
+            guards.extend([g1, g2, g3, g4]);
+        }
+        let mut b = func.builder();
+        b.arg(&t).arg(&s);
+        let config = LaunchConfig {
+            grid_dim: ((longest.div_ceil(256) as u32).clamp(1, 1024), group.len() as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe { b.launch(config) }.w()?;
+        drop(guards);
+    }
+    Ok(())
+}
+
+/// `x * scale`, or 0 where the dropout mask of `seed` drops the element
+/// (`layers::is_dropped`'s hash, so the mask equals the CPU's).
+pub fn dropout(
+    s: &CudaStorage,
+    l: &Layout,
+    seed: u64,
+    threshold: u64,
+    scale: f32,
+) -> Result<CudaStorage> {
+    let device = &s.device;
+    let n = l.shape().elem_count();
+    let x = view::<f32>(s, l)?;
+    let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, "dropout")?;
+    let n_arg = n as i64;
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut y).arg(&n_arg).arg(&seed).arg(&threshold).arg(&scale);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// An activation (`kernel` "gelu" or "relu") of every element.
+pub fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage> {
+    let device = &s.device;
+    let n = l.shape().elem_count();
+    let x = view::<f32>(s, l)?;
+    let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, &format!("{name}_fwd"))?;
+    let n_arg = n as i64;
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut y).arg(&n_arg);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// An activation's backward: (x, dy) -> dy * f'(x).
+pub fn activation_backward(
+    (xs, xl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+    name: &str,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let n = xl.shape().elem_count();
+    let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    let mut dx = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, &format!("{name}_bwd"))?;
+    let n_arg = n as i64;
+    let mut b = func.builder();
+    b.arg(&x).arg(&dy).arg(&mut dx).arg(&n_arg);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(dx, device))
+}
+
+/// `x + bias`, `bias` (`m` values) repeated over the leading dims of `x`.
+pub fn add_trailing(
+    (xs, xl): (&CudaStorage, &Layout),
+    (bs, bl): (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let (n, m) = (xl.shape().elem_count(), bl.shape().elem_count());
+    let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, "add_trailing")?;
+    let (n_arg, m_arg) = (n as i64, m as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&m_arg);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// The sum of the rows of `m` values of `x`: `[m]`, in a fixed order.
+pub fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
+    let device = &s.device;
+    let rows = l.shape().elem_count() / m.max(1);
+    let x = view::<f32>(s, l)?;
+    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+    let mut partial = device.alloc_zeros::<f32>(chunks * m)?;
+    let func = kernel(device, "column_sum_partial")?;
+    let (rows_arg, m_arg, chunk_arg) = (rows as i64, m as i32, CHUNK_ROWS as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut partial).arg(&rows_arg).arg(&m_arg).arg(&chunk_arg);
+    let config = LaunchConfig {
+        grid_dim: ((m as u32).div_ceil(32).max(1), chunks as u32, 1),
+        block_dim: (32, 8, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { b.launch(config) }.w()?;
+    Ok(new_storage(sum_chunks(device, &partial, chunks, m)?, device))
+}

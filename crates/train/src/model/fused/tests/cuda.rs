@@ -1,0 +1,273 @@
+//! The fused ops' CUDA kernels against the composite candle ops on the GPU and
+//! against their CPU forms: values and gradients within a relative error of 1e-5
+//! (the largest difference over the largest magnitude), over shapes that include
+//! odd sizes. Built only with the `cuda` feature; they need a CUDA GPU.
+
+use candle_core::{Device, Result, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer as _, ParamsAdamW};
+
+use super::{class_ids, random, value_and_grads};
+use crate::model::fused::attention::causal_attention_composite;
+use crate::model::fused::loss::{cross_entropy_composite, embedding_composite};
+use crate::model::fused::*;
+use crate::model::layers::drop_threshold;
+use crate::optim::{CpuAdamW, CudaAdamW};
+
+fn gpu() -> Device {
+    Device::new_cuda(0).expect("a CUDA GPU (these tests are built with `cuda` only)")
+}
+
+/// Largest |a - b| over the largest |b| (0 when both are zero everywhere).
+fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let diff = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let scale = b.iter().map(|b| b.abs()).fold(0f32, f32::max);
+    if scale == 0.0 { diff } else { diff / scale }
+}
+
+/// The op on the GPU agrees with the composite ops on the GPU and with the op
+/// on the CPU, in value and in every input's gradient. `f` gets the inputs and
+/// the device's copy of `fixed` (ids, targets).
+fn assert_same_on_gpu(
+    what: &str,
+    inputs: &[Tensor],
+    fixed: Option<&Tensor>,
+    fused: impl Fn(&[Tensor], Option<&Tensor>) -> Result<Tensor>,
+    composite: impl Fn(&[Tensor], Option<&Tensor>) -> Result<Tensor>,
+) {
+    let device = gpu();
+    let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(&device).unwrap()).collect();
+    let fixed_gpu = fixed.map(|t| t.to_device(&device).unwrap());
+    let (out, grads) = value_and_grads(&on_gpu, |t| fused(t, fixed_gpu.as_ref()));
+    assert!(out.device().is_cuda(), "{what}: the output stays on the GPU");
+    let references = [
+        (
+            "the composite ops on the GPU",
+            value_and_grads(&on_gpu, |t| composite(t, fixed_gpu.as_ref())),
+        ),
+        ("the CPU op", value_and_grads(inputs, |t| fused(t, fixed))),
+    ];
+    for (reference, (ref_out, ref_grads)) in references {
+        let err = relative_error(&out, &ref_out);
+        assert!(err < 1e-5, "{what}: output differs from {reference} by {err:e} (relative)");
+        for (i, (a, b)) in grads.iter().zip(&ref_grads).enumerate() {
+            let err = relative_error(a, b);
+            assert!(err < 1e-5, "{what}: gradient {i} differs from {reference} by {err:e}");
+        }
+    }
+}
+
+#[test]
+fn causal_softmax_kernel_matches_masked_softmax() {
+    for (i, shape) in
+        [[1, 1, 1], [2, 7, 7], [3, 33, 33], [2, 128, 128], [1, 130, 130]].iter().enumerate()
+    {
+        let scores = (random(shape, i as u64) * 3.0).unwrap();
+        assert_same_on_gpu(
+            &format!("causal softmax {shape:?}"),
+            &[scores],
+            None,
+            |t, _| causal_softmax(&t[0], 0.37),
+            |t, _| causal_softmax_composite(&t[0], 0.37),
+        );
+    }
+}
+
+#[test]
+fn layer_norm_kernel_matches_layer_norm_slow() {
+    for (i, (rows, d)) in [(1, 1), (3, 5), (17, 31), (64, 256), (9, 257), (5, 1000), (300, 64)]
+        .into_iter()
+        .enumerate()
+    {
+        let inputs = [
+            (random(&[rows, d], i as u64) * 2.0).unwrap(),
+            random(&[d], 100 + i as u64),
+            random(&[d], 200 + i as u64),
+        ];
+        assert_same_on_gpu(
+            &format!("layer norm {rows}x{d}"),
+            &inputs,
+            None,
+            |t, _| layer_norm(&t[0], &t[1], &t[2], 1e-5),
+            |t, _| layer_norm_composite(&t[0], &t[1], &t[2], 1e-5),
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_kernel_matches_log_softmax_and_gather() {
+    for (i, (rows, classes, smoothing)) in
+        [(1, 2, 0.0), (7, 10, 0.1), (513, 65, 0.0), (33, 1001, 0.2), (4096, 10, 0.1)]
+            .into_iter()
+            .enumerate()
+    {
+        let logits = (random(&[rows, classes], i as u64) * 4.0).unwrap();
+        let targets = class_ids(&[rows], classes, 50 + i as u64);
+        assert_same_on_gpu(
+            &format!("cross-entropy {rows}x{classes} smoothing {smoothing}"),
+            &[logits],
+            Some(&targets),
+            |t, ys| cross_entropy(&t[0], ys.unwrap(), smoothing),
+            |t, ys| cross_entropy_composite(&t[0], ys.unwrap(), smoothing),
+        );
+    }
+}
+
+#[test]
+fn embedding_kernel_matches_index_select() {
+    for (i, (vocab, d, shape)) in
+        [(3, 1, vec![5]), (11, 17, vec![4, 6]), (65, 256, vec![64, 128]), (1000, 33, vec![7, 3])]
+            .into_iter()
+            .enumerate()
+    {
+        let table = random(&[vocab, d], i as u64);
+        let ids = class_ids(&shape, vocab, 70 + i as u64);
+        assert_same_on_gpu(
+            &format!("embedding {vocab}x{d} of {shape:?}"),
+            &[table],
+            Some(&ids),
+            |t, ids| embedding(&t[0], ids.unwrap()),
+            |t, ids| embedding_composite(&t[0], ids.unwrap()),
+        );
+    }
+}
+
+#[test]
+fn max_pool_kernel_matches_the_window_maximum() {
+    for (i, shape) in [[2, 3, 8, 8], [2, 3, 7, 9], [5, 4, 28, 28], [1, 1, 1, 3]].iter().enumerate()
+    {
+        let x = random(shape, i as u64);
+        assert_same_on_gpu(
+            &format!("max pool {shape:?}"),
+            &[x],
+            None,
+            |t, _| max_pool_2x2(&t[0]),
+            |t, _| max_pool_2x2_composite(&t[0]),
+        );
+    }
+}
+
+#[test]
+fn attention_on_the_gpu_matches_the_cpu_op() {
+    // On the GPU, attention is candle's matmuls around the causal softmax kernel.
+    let qkv = random(&[2, 19, 3 * 12], 5);
+    assert_same_on_gpu(
+        "causal attention",
+        &[qkv],
+        None,
+        |t, _| causal_attention(&t[0], 3, None),
+        |t, _| causal_attention_composite(&t[0], 3, None),
+    );
+}
+
+#[test]
+fn cuda_adamw_matches_the_cpu_update_across_launches() {
+    // 21 tensors (two launches of up to 16) of odd sizes, weight decay, a
+    // learning-rate change, and a step where some parameters have no gradient.
+    let device = gpu();
+    let params = ParamsAdamW { lr: 0.01, weight_decay: 0.1, ..ParamsAdamW::default() };
+    let inits: Vec<Tensor> =
+        (0..21).map(|i| random(&[1 + 37 * i % 11, 1 + 5 * i], i as u64)).collect();
+    let cpu_vars: Vec<Var> = inits.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let gpu_vars: Vec<Var> =
+        inits.iter().map(|t| Var::from_tensor(&t.to_device(&device).unwrap()).unwrap()).collect();
+    let candle_vars: Vec<Var> =
+        inits.iter().map(|t| Var::from_tensor(&t.to_device(&device).unwrap()).unwrap()).collect();
+    let Device::Cuda(cuda) = &device else { unreachable!() };
+    let mut ours = CudaAdamW::new(gpu_vars.clone(), cuda, params.clone()).unwrap();
+    let mut cpu = CpuAdamW::new(cpu_vars.clone(), params.clone());
+    let mut candle = AdamW::new(candle_vars.clone(), params).unwrap();
+    let loss = |vars: &[Var], step: usize| {
+        let mut total = Tensor::new(0f32, vars[0].device()).unwrap();
+        for (i, var) in vars.iter().enumerate() {
+            if step == 2 && i % 3 == 0 {
+                continue;
+            }
+            let target = random(var.dims(), 500 + i as u64).to_device(var.device()).unwrap();
+            let term = (var.as_tensor() - target).unwrap().sqr().unwrap().sum_all().unwrap();
+            total = (total + term).unwrap();
+        }
+        total.backward().unwrap()
+    };
+    for step in 0..5 {
+        if step == 3 {
+            ours.set_lr(0.003);
+            cpu.set_lr(0.003);
+            candle.set_learning_rate(0.003);
+        }
+        ours.step(&loss(&gpu_vars, step)).unwrap();
+        cpu.step(&loss(&cpu_vars, step)).unwrap();
+        candle.step(&loss(&candle_vars, step)).unwrap();
+    }
+    for (i, ((ours, cpu), candle)) in gpu_vars.iter().zip(&cpu_vars).zip(&candle_vars).enumerate() {
+        let err = relative_error(ours.as_tensor(), cpu.as_tensor());
+        assert!(err < 1e-5, "tensor {i}: CUDA AdamW differs from the CPU update by {err:e}");
+        let err = relative_error(ours.as_tensor(), candle.as_tensor());
+        assert!(err < 1e-5, "tensor {i}: CUDA AdamW differs from candle's AdamW by {err:e}");
+        assert!(relative_error(ours.as_tensor(), &inits[i]) > 1e-3, "tensor {i} moved");
+    }
+}
+
+#[test]
+fn dropout_kernel_draws_the_cpu_mask() {
+    for (i, shape) in [[1, 1], [3, 7], [64, 1000], [5, 4099]].iter().enumerate() {
+        let x = random(shape, i as u64);
+        assert_same_on_gpu(
+            &format!("dropout {shape:?}"),
+            &[x],
+            None,
+            |t, _| dropout(&t[0], 42 + i as u64, drop_threshold(0.3), 1.0 / 0.7),
+            |t, _| dropout_composite(&t[0], 42 + i as u64, drop_threshold(0.3), 1.0 / 0.7),
+        );
+    }
+}
+
+#[test]
+fn activation_kernels_match_candles_activations() {
+    // Shapes of more than a few elements: the CPU op's erf is within 1e-6 of the
+    // exact one in absolute terms, which is not 1e-5 of one tiny value.
+    for (i, shape) in [[3, 5], [7, 13], [64, 4099]].iter().enumerate() {
+        let x = (random(shape, i as u64) * 4.0).unwrap();
+        assert_same_on_gpu(
+            &format!("relu {shape:?}"),
+            &[x.clone()],
+            None,
+            |t, _| relu(&t[0]),
+            |t, _| t[0].relu(),
+        );
+        // candle's CUDA gelu_erf is itself only within about 2e-5 of the exact
+        // function, so GELU's reference is candle's CPU form (and the CPU op).
+        let device = gpu();
+        let (out, grads) = value_and_grads(&[x.to_device(&device).unwrap()], |t| gelu(&t[0]));
+        for (reference, (ref_out, ref_grads)) in [
+            ("candle's gelu_erf on the CPU", value_and_grads(&[x.clone()], |t| t[0].gelu_erf())),
+            ("the CPU op", value_and_grads(&[x.clone()], |t| gelu(&t[0]))),
+        ] {
+            let err = relative_error(&out, &ref_out);
+            assert!(err < 1e-5, "gelu {shape:?}: output differs from {reference} by {err:e}");
+            let err = relative_error(&grads[0], &ref_grads[0]);
+            assert!(err < 1e-5, "gelu {shape:?}: gradient differs from {reference} by {err:e}");
+        }
+    }
+}
+
+#[test]
+fn bias_kernels_match_broadcast_add() {
+    for (i, (shape, tail)) in
+        [(vec![1], 1), (vec![7, 13], 1), (vec![64, 128, 385], 1), (vec![4, 130, 96], 2)]
+            .into_iter()
+            .enumerate()
+    {
+        let bias_shape = shape[shape.len() - tail..].to_vec();
+        let inputs = [random(&shape, i as u64), random(&bias_shape, 10 + i as u64)];
+        assert_same_on_gpu(
+            &format!("add_trailing {shape:?}"),
+            &inputs,
+            None,
+            |t, _| add_trailing(&t[0], &t[1]),
+            |t, _| t[0].broadcast_add(&t[1]),
+        );
+    }
+}
