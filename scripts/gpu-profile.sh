@@ -14,7 +14,7 @@ for wb in ${WORKLOADS:-fashion-cnn:256 jargon-transformer:256}; do
     --workload "$w" --batch "$b" --steps "${STEPS:-2}" > "$out/ncu-$w-$b.csv" 2> /dev/null
   python3 - "$out/ncu-$w-$b.csv" <<'PY'
 import csv, collections, sys
-scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3, "second": 1e6, "s": 1e6}
 total, count = collections.Counter(), collections.Counter()
 rows = csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))
 header = next(rows)
