@@ -232,7 +232,7 @@ fn activation_kernels_match_candles_activations() {
         let x = (random(shape, i as u64) * 4.0).unwrap();
         assert_same_on_gpu(
             &format!("relu {shape:?}"),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             None,
             |t, _| relu(&t[0]),
             |t, _| t[0].relu(),
@@ -242,8 +242,11 @@ fn activation_kernels_match_candles_activations() {
         let device = gpu();
         let (out, grads) = value_and_grads(&[x.to_device(&device).unwrap()], |t| gelu(&t[0]));
         for (reference, (ref_out, ref_grads)) in [
-            ("candle's gelu_erf on the CPU", value_and_grads(&[x.clone()], |t| t[0].gelu_erf())),
-            ("the CPU op", value_and_grads(&[x.clone()], |t| gelu(&t[0]))),
+            (
+                "candle's gelu_erf on the CPU",
+                value_and_grads(std::slice::from_ref(&x), |t| t[0].gelu_erf()),
+            ),
+            ("the CPU op", value_and_grads(std::slice::from_ref(&x), |t| gelu(&t[0]))),
         ] {
             let err = relative_error(&out, &ref_out);
             assert!(err < 1e-5, "gelu {shape:?}: output differs from {reference} by {err:e}");
