@@ -1,17 +1,18 @@
-//! Fused CPU kernels with their own backward passes, for the ops whose composite
-//! form dominated a CPU training step (docs/benchmarks.md): linear layers
-//! (`linear.rs`), convolutions with their pooling and activation (`conv.rs`),
-//! causal self-attention (`attention.rs`), 2x2 max pooling, causal softmax, layer
-//! normalization, bias addition (whose composite backward is candle's slow
-//! strided sum) and GELU.
+//! Fused ops with their own backward passes, for the ops whose composite form
+//! dominated a training step (docs/benchmarks.md): linear layers (`linear.rs`),
+//! convolutions with their pooling and activation (`conv.rs`), causal
+//! self-attention (`attention.rs`), softmax cross-entropy and embedding lookup
+//! (`loss.rs`), 2x2 max pooling, causal softmax, layer normalization, bias addition
+//! (whose composite backward is candle's slow strided sum), dropout, GELU and ReLU.
 //!
-//! Each op is a candle custom op whose forward is one pass of plain loops and
+//! Each op is a candle custom op. Its CPU forward is one pass of plain loops and
 //! matrix products ([`crate::model::gemm`]) over contiguous `f32` data (rows
-//! spread over cores with rayon) and whose `bwd` calls a second, gradient-free op
-//! or computes its gradients from plain slices. They run on CPU only; the public
-//! functions pick the composite form (plain candle ops, which have CUDA kernels)
-//! on any other device, and tests check that both forms agree in value and
-//! gradient.
+//! spread over cores with rayon), and its `bwd` calls a second, gradient-free op
+//! or computes its gradients from plain slices. In a build with the `cuda`
+//! feature, most ops also have a CUDA form (`cuda.rs`, kernels in
+//! `kernels/fused.cu`); the CPU form is their reference. Where an op has no kernel
+//! for the device, the public function runs the composite form (plain candle
+//! ops), and tests check that every form agrees in value and gradient.
 
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;

@@ -8,7 +8,8 @@
 //! snapshots. Layers use only ops that have a backward pass: candle's
 //! `candle_nn::LayerNorm`, `RmsNorm` and `ops::softmax_last_dim` are fused ops
 //! without one and would silently stop gradients, so they are not used; [`fused`]
-//! has our own fused CPU ops, each with a backward pass.
+//! has our own fused ops (CPU, and CUDA kernels in a `cuda` build), each with a
+//! backward pass.
 
 pub mod cnn;
 pub mod fused;
