@@ -9,8 +9,8 @@
 #   tests       hpo-train's CUDA tests: each fused kernel against the composite
 #               candle ops on the GPU and its CPU form; every parameter of every
 #               model gets a gradient on the GPU; CUDA AdamW against the CPU update.
-#   throughput  training steps/s of the MLP, the fashion-mnist CNN and the GPT at
-#               batches $BATCHES (default "64 256"), hpo (candle CUDA) against
+#   throughput  training steps/s of the MLP, the fashion-mnist CNN and the GPT
+#               ($WORKLOADS) at batches $BATCHES (default "64 256"), hpo (candle CUDA) against
 #               PyTorch eager on the same card, fp32, $REPS (3) alternating runs
 #               of $STEPS (100) steps; medians and ratios at the end.
 #   study       a fashion-mnist CNN study on the GPU ($STUDY, $STUDY_SECONDS).
@@ -31,7 +31,7 @@ if [[ " $sections " == *" throughput "* ]]; then
   echo "== throughput: hpo (candle CUDA) vs PyTorch (eager CUDA), fp32, same card"
   : > "$out/throughput.jsonl"
   for rep in $(seq "${REPS:-3}"); do
-    for w in digits-mlp fashion-cnn jargon-transformer; do
+    for w in ${WORKLOADS:-digits-mlp fashion-cnn jargon-transformer}; do
       for b in ${BATCHES:-64 256}; do
         /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --json | grep '^{' >> "$out/throughput.jsonl"
         python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" >> "$out/throughput.jsonl"

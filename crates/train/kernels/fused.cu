@@ -411,3 +411,57 @@ extern "C" __global__ void column_sum_partial(const float* x, float* partial, lo
         partial[(long long)blockIdx.y * m + col] = acc;
     }
 }
+
+// ---- a convolution's columns (im2col) over a channel-first batch x [c, b, h, w],
+// stride 1, zero padding p, k x k kernel: cols[(ci k + dy) k + dx][(bi oh + oy) ow + ox]
+// = x[ci][bi][oy + dy - p][ox + dx - p], 0 outside. The backward (col2im) gathers,
+// for each input element, the columns that read it, in a fixed order.
+
+extern "C" __global__ void im2col(const float* x, float* cols, int c, int b, int h, int w, int k,
+                                  int p) {
+    int oh = h + 2 * p - k + 1, ow = w + 2 * p - k + 1;
+    long long row_len = (long long)b * oh * ow;
+    long long total = (long long)c * k * k * row_len;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        long long r = i / row_len, col = i % row_len;
+        int ci = (int)(r / (k * k)), dy = (int)(r / k % k), dx = (int)(r % k);
+        int bi = (int)(col / (oh * ow)), rem = (int)(col % (oh * ow));
+        int y = rem / ow + dy - p, xx = rem % ow + dx - p;
+        cols[i] = (y >= 0 && y < h && xx >= 0 && xx < w)
+                      ? x[(((long long)ci * b + bi) * h + y) * w + xx]
+                      : 0.f;
+    }
+}
+
+extern "C" __global__ void col2im(const float* cols, float* dx, int c, int b, int h, int w, int k,
+                                  int p) {
+    int oh = h + 2 * p - k + 1, ow = w + 2 * p - k + 1;
+    long long row_len = (long long)b * oh * ow;
+    long long total = (long long)c * b * h * w;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        int xx = (int)(i % w), y = (int)(i / w % h), bi = (int)(i / ((long long)w * h) % b);
+        int ci = (int)(i / ((long long)w * h * b));
+        float sum = 0.f;
+        for (int dy = 0; dy < k; dy++) {
+            int oy = y - dy + p;
+            if (oy < 0 || oy >= oh) continue;
+            for (int dxk = 0; dxk < k; dxk++) {
+                int ox = xx - dxk + p;
+                if (ox < 0 || ox >= ow) continue;
+                sum += cols[((long long)(ci * k + dy) * k + dxk) * row_len +
+                            ((long long)bi * oh + oy) * ow + ox];
+            }
+        }
+        dx[i] = sum;
+    }
+}
+
+// y[i] = x[i] + bias[i / row_len]: a per-channel bias on [channels, positions].
+extern "C" __global__ void add_per_row(const float* x, const float* bias, float* y, long long n,
+                                       long long row_len) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        y[i] = x[i] + bias[i / row_len];
+}

@@ -627,6 +627,17 @@ impl CustomOp2 for AddPerRow {
         "add-per-row"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        Ok((cuda::add_per_row((s1, l1), (s2, l2))?, l1.shape().clone()))
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -664,7 +675,7 @@ pub fn add_per_row(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
             xs.shape()
         );
     }
-    if xs.device().is_cpu() {
+    if has_kernels(xs.device()) {
         return xs.contiguous()?.apply_op2(&bias.contiguous()?, AddPerRow);
     }
     let mut shape = vec![1; xs.rank()];

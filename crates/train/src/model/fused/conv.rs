@@ -8,35 +8,41 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Activation, ReluActivation, data, for_each_window_max, max_pool_2x2};
+#[cfg(feature = "cuda")]
+use super::cuda;
+use super::{
+    Activation, ReluActivation, add_per_row, data, for_each_window_max, has_kernels, max_pool_2x2,
+};
 use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
 
 /// Geometry of a stride-1 `k`x`k` convolution with zero padding `p` over an input
 /// laid out channel-first across the batch, `[c, b, h, w]`.
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    c: usize,
-    b: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    p: usize,
+pub(super) struct Window {
+    pub(super) c: usize,
+    pub(super) b: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) k: usize,
+    pub(super) p: usize,
 }
 
 impl Window {
-    fn oh(&self) -> usize {
+    pub(super) fn oh(&self) -> usize {
         self.h + 2 * self.p + 1 - self.k
     }
 
-    fn ow(&self) -> usize {
+    pub(super) fn ow(&self) -> usize {
         self.w + 2 * self.p + 1 - self.k
     }
 
     /// Columns per im2col row: every output position of every image.
-    fn row_len(&self) -> usize {
+    pub(super) fn row_len(&self) -> usize {
         self.b * self.oh() * self.ow()
     }
 
@@ -340,6 +346,34 @@ pub(super) fn conv2d_composite(
     let (c, b, h, w) = xs.dims4()?;
     let k = weight.dim(3)?;
     let g = Window { c, b, h, w, k, p };
+    let columns = im2col(xs, k, p)?;
+    let out = weight.dim(0)?;
+    let ys = weight.reshape((out, c * k * k))?.matmul(&columns)?;
+    add_per_row(&ys, bias)?.reshape((out, b, g.oh(), g.ow()))
+}
+
+/// The column matrix `[c k k, b oh ow]` of a channel-first batch `[c, b, h, w]`
+/// for a stride-1 `k`x`k` convolution with zero padding `p`: row `(ci k + dy) k +
+/// dx` holds, for every output position, the input pixel at offset (dy, dx) of its
+/// window. One op with its own backward (col2im) where the device has kernels: the
+/// composite form is 2 pads, k² narrows and a stack, and candle's backward pass
+/// turns each narrow into a zero-padded copy of the whole input, added up.
+pub(super) fn im2col(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
+    let (c, b, h, w) = xs.dims4()?;
+    let g = Window { c, b, h, w, k, p };
+    if k == 0 || k > h + 2 * p || k > w + 2 * p {
+        candle_core::bail!("im2col: a {k}x{k} kernel does not fit a {h}x{w} input padded by {p}");
+    }
+    if has_kernels(xs.device()) {
+        return xs.contiguous()?.apply_op1(Im2col { g });
+    }
+    im2col_composite(xs, k, p)
+}
+
+/// [`im2col`] from candle ops.
+pub(super) fn im2col_composite(xs: &Tensor, k: usize, p: usize) -> Result<Tensor> {
+    let (c, b, h, w) = xs.dims4()?;
+    let g = Window { c, b, h, w, k, p };
     let padded =
         if p > 0 { xs.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { xs.clone() };
     let mut windows = Vec::with_capacity(k * k);
@@ -348,8 +382,90 @@ pub(super) fn conv2d_composite(
             windows.push(padded.narrow(2, dy, g.oh())?.narrow(3, dx, g.ow())?);
         }
     }
-    let columns = Tensor::stack(&windows, 1)?.reshape((c * k * k, g.row_len()))?;
-    let out = weight.dim(0)?;
-    let ys = weight.reshape((out, c * k * k))?.matmul(&columns)?;
-    ys.broadcast_add(&bias.reshape((out, 1))?)?.reshape((out, b, g.oh(), g.ow()))
+    Tensor::stack(&windows, 1)?.reshape((c * k * k, g.row_len()))
+}
+
+/// Calls `f(column matrix index, input index)` for every entry of the column
+/// matrix that reads an input pixel (the rest read padding: 0).
+fn for_each_column_entry(g: Window, mut f: impl FnMut(usize, usize)) {
+    let (oh, ow) = (g.oh(), g.ow());
+    for ci in 0..g.c {
+        for dy in 0..g.k {
+            for dx in 0..g.k {
+                let row = ((ci * g.k + dy) * g.k + dx) * g.row_len();
+                for bi in 0..g.b {
+                    for oy in 0..oh {
+                        let Some(y) = (oy + dy).checked_sub(g.p).filter(|y| *y < g.h) else {
+                            continue;
+                        };
+                        for ox in 0..ow {
+                            let Some(x) = (ox + dx).checked_sub(g.p).filter(|x| *x < g.w) else {
+                                continue;
+                            };
+                            f(
+                                row + (bi * oh + oy) * ow + ox,
+                                ((ci * g.b + bi) * g.h + y) * g.w + x,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The op of [`im2col`].
+struct Im2col {
+    g: Window,
+}
+
+impl CustomOp1 for Im2col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(storage, layout)?;
+        let g = self.g;
+        let mut cols = vec![0f32; g.c * g.k * g.k * g.row_len()];
+        for_each_column_entry(g, |at, from| cols[at] = x[from]);
+        Ok((CpuStorage::F32(cols), Shape::from((g.c * g.k * g.k, g.row_len()))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let g = self.g;
+        let shape = Shape::from((g.c * g.k * g.k, g.row_len()));
+        Ok((cuda::im2col(s, l, g, shape.elem_count())?, shape))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2im { g: self.g })?))
+    }
+}
+
+/// im2col's backward: the column matrix's gradient -> the input's, each input
+/// pixel the sum of the entries that read it.
+struct Col2im {
+    g: Window,
+}
+
+impl CustomOp1 for Col2im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let cols = data(storage, layout)?;
+        let g = self.g;
+        let mut dx = vec![0f32; g.c * g.b * g.h * g.w];
+        for_each_column_entry(g, |at, to| dx[to] += cols[at]);
+        Ok((CpuStorage::F32(dx), Shape::from((g.c, g.b, g.h, g.w))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let g = self.g;
+        Ok((cuda::col2im(s, l, g)?, Shape::from((g.c, g.b, g.h, g.w))))
+    }
 }

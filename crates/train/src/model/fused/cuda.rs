@@ -17,6 +17,8 @@ use candle_core::cuda_backend::cudarc::driver::{
 };
 use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape};
 
+use super::conv::Window;
+
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/fused.ptx"));
 
 /// A kernel of `fused.cu` and the device's stream it launches on.
@@ -501,4 +503,58 @@ pub fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
     };
     unsafe { b.launch(config) }.w()?;
     Ok(new_storage(sum_chunks(device, &partial, chunks, m)?, device))
+}
+
+/// `x + bias[row]` over the rows (first dim) of `x`.
+pub fn add_per_row(
+    (xs, xl): (&CudaStorage, &Layout),
+    (bs, bl): (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let n = xl.shape().elem_count();
+    let row_len = n / bl.shape().elem_count().max(1);
+    let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, "add_per_row")?;
+    let (n_arg, row_arg) = (n as i64, row_len as i64);
+    let mut b = func.builder();
+    b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&row_arg);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// The convolution's column matrix `[c k k, b oh ow]` of a `[c, b, h, w]` input
+/// (`out_len` elements), or (`backward`) the input gradient gathered from the
+/// column matrix's gradient.
+fn convolution_columns(
+    s: &CudaStorage,
+    l: &Layout,
+    g: Window,
+    out_len: usize,
+    backward: bool,
+) -> Result<CudaStorage> {
+    let device = &s.device;
+    let x = view::<f32>(s, l)?;
+    let mut out = unsafe { device.alloc::<f32>(out_len.max(1))? };
+    let func = kernel(device, if backward { "col2im" } else { "im2col" })?;
+    let [c, b_, h, w, k, p] = [g.c, g.b, g.h, g.w, g.k, g.p].map(|v| v as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut out).arg(&c).arg(&b_).arg(&h).arg(&w).arg(&k).arg(&p);
+    unsafe { b.launch(elementwise_config(out_len)) }.w()?;
+    Ok(new_storage(out, device))
+}
+
+/// im2col: `[c, b, h, w]` -> `[c k k, b oh ow]`.
+pub(super) fn im2col(
+    s: &CudaStorage,
+    l: &Layout,
+    g: Window,
+    out_len: usize,
+) -> Result<CudaStorage> {
+    convolution_columns(s, l, g, out_len, false)
+}
+
+/// col2im, im2col's backward: `[c k k, b oh ow]` -> `[c, b, h, w]`.
+pub(super) fn col2im(s: &CudaStorage, l: &Layout, g: Window) -> Result<CudaStorage> {
+    convolution_columns(s, l, g, g.c * g.b * g.h * g.w, true)
 }

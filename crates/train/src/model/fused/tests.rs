@@ -70,6 +70,20 @@ fn convolution_matches_stacked_windows_with_and_without_padding() {
 }
 
 #[test]
+fn im2col_matches_stacked_windows_and_gathers_its_gradient() {
+    for (shape, k, p) in [([3, 2, 7, 7], 3, 1), ([2, 3, 6, 5], 3, 0), ([1, 2, 4, 4], 5, 2)] {
+        let x = random(&shape, 11);
+        assert_same(&[x], |t| conv::im2col(&t[0], k, p), |t| conv::im2col_composite(&t[0], k, p));
+    }
+}
+
+#[test]
+fn im2col_names_a_kernel_larger_than_its_input() {
+    let err = conv::im2col(&random(&[1, 1, 3, 3], 1), 5, 0).unwrap_err().to_string();
+    assert!(err.contains("a 5x5 kernel does not fit a 3x3 input padded by 0"), "{err}");
+}
+
+#[test]
 fn convolution_of_data_computes_no_input_gradient() {
     let xs = random(&[1, 2, 5, 5], 4);
     let weight = Var::from_tensor(&random(&[3, 1, 3, 3], 5)).unwrap();

@@ -274,3 +274,34 @@ fn bias_kernels_match_broadcast_add() {
         );
     }
 }
+
+#[test]
+fn im2col_kernels_match_stacked_windows() {
+    for (i, (shape, k, p)) in
+        [([3, 2, 7, 7], 3, 1), ([2, 3, 6, 5], 3, 0), ([1, 2, 4, 4], 5, 2), ([32, 64, 14, 14], 3, 1)]
+            .into_iter()
+            .enumerate()
+    {
+        let x = random(&shape, i as u64);
+        assert_same_on_gpu(
+            &format!("im2col {shape:?} k{k} p{p}"),
+            &[x],
+            None,
+            |t, _| crate::model::fused::conv::im2col(&t[0], k, p),
+            |t, _| crate::model::fused::conv::im2col_composite(&t[0], k, p),
+        );
+    }
+}
+
+#[test]
+fn convolution_on_the_gpu_matches_the_cpu_op() {
+    // On the GPU: im2col and per-row bias kernels around candle's matmul.
+    let inputs = [random(&[3, 5, 9, 9], 1), random(&[4, 3, 3, 3], 2), random(&[4], 3)];
+    assert_same_on_gpu(
+        "convolution",
+        &inputs,
+        None,
+        |t, _| conv2d_channels_first(&t[0], &t[1], &t[2], 1),
+        |t, _| crate::model::fused::conv::conv2d_composite(&t[0], &t[1], &t[2], 1),
+    );
+}
