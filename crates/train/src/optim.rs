@@ -163,6 +163,9 @@ impl CudaAdamW {
             .iter()
             .map(|(param, grad, _, _)| (param.storage_and_layout(), grad.storage_and_layout()))
             .collect();
+        // The kernel writes the parameters through these read guards' pointers:
+        // device memory, which Rust does not see, and nothing else uses these
+        // storages during the step (candle's own AdamW writes them in place too).
         let mut slots = Vec::with_capacity(storages.len());
         for (((param, param_layout), (grad, grad_layout)), (_, _, m, v)) in
             storages.iter().zip(&with_grads)
@@ -242,6 +245,17 @@ impl Optimizer {
             [(group(ParamKind::Weight), config.weight_decay), (group(ParamKind::Other), 0.0)];
         let adamw =
             |weight_decay| ParamsAdamW { lr: config.lr, weight_decay, ..ParamsAdamW::default() };
+        #[cfg(feature = "cuda")]
+        if config.name != "sgd"
+            && let Some(device) = cuda_device(params)
+        {
+            return Ok(Optimizer::CudaAdamW(
+                groups
+                    .into_iter()
+                    .map(|(vars, weight_decay)| CudaAdamW::new(vars, &device, adamw(weight_decay)))
+                    .collect::<Result<_>>()?,
+            ));
+        }
         Ok(match config.name.as_str() {
             "sgd" => Optimizer::Sgd(
                 groups
@@ -261,18 +275,6 @@ impl Optimizer {
                     .map(|(vars, weight_decay)| CpuAdamW::new(vars, adamw(weight_decay)))
                     .collect(),
             ),
-            #[cfg(feature = "cuda")]
-            _ if cuda_device(params).is_some() => {
-                let device = cuda_device(params).expect("checked by the guard");
-                Optimizer::CudaAdamW(
-                    groups
-                        .into_iter()
-                        .map(|(vars, weight_decay)| {
-                            CudaAdamW::new(vars, &device, adamw(weight_decay))
-                        })
-                        .collect::<Result<_>>()?,
-                )
-            }
             _ => Optimizer::AdamW(
                 groups
                     .into_iter()

@@ -18,6 +18,7 @@
 use candle_core::CudaStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Device, Layout, Result, Shape, Tensor,
+    WithDType,
 };
 use rayon::prelude::*;
 
@@ -32,7 +33,12 @@ fn has_kernels(device: &Device) -> bool {
 
 /// The `f32` data of a contiguous input.
 fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let all = storage.as_slice::<f32>()?;
+    contiguous(storage, layout)
+}
+
+/// The `T` data of a contiguous input (`u32` for ids and targets).
+fn contiguous<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [T]> {
+    let all = storage.as_slice::<T>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&all[start..end]),
         None => candle_core::bail!("fused CPU op: input must be contiguous"),

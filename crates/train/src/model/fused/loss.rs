@@ -9,17 +9,13 @@ use rayon::prelude::*;
 
 #[cfg(feature = "cuda")]
 use super::cuda;
-use super::{data, has_kernels};
+use super::{contiguous, data, has_kernels};
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;
 
-/// The `u32` data of a contiguous input.
+/// The `u32` ids or targets of a contiguous input.
 fn ids<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [u32]> {
-    let all = storage.as_slice::<u32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&all[start..end]),
-        None => candle_core::bail!("fused CPU op: ids must be contiguous"),
-    }
+    contiguous(storage, layout)
 }
 
 /// The largest value of a row and its log-sum-exp.
