@@ -10,15 +10,22 @@
 #               candle ops on the GPU and its CPU form; every parameter of every
 #               model gets a gradient on the GPU; CUDA AdamW against the CPU update.
 #   throughput  training steps/s of the MLP, the fashion-mnist CNN and the GPT
-#               ($WORKLOADS) at batches $BATCHES (default "64 256"), hpo (candle CUDA) against
+#               ($WORKLOADS) at batches $BATCHES (default "64 256"), hpo (candle CUDA,
+#               also in bf16 when PRECISIONS="f32 bf16") against
 #               PyTorch eager on the same card, fp32, $REPS (3) alternating runs
 #               of $STEPS (100) steps; medians and ratios at the end.
-#   study       a fashion-mnist CNN study on the GPU ($STUDY, $STUDY_SECONDS).
+#   precision   bf16 autocast against f32: best validation loss and seconds per
+#               epoch of one fixed fashion CNN and one fixed GPT, 3 seeds each.
+#   study       the whole-study benchmark: $STUDY (default the 32-trial
+#               studies/fashion-cnn-whole-study.toml) with trials_per_device K
+#               from $KS (default "1 2 4 8"), then the same trials one at a time in
+#               Optuna + PyTorch (scripts/study_twin.py; Optuna from .whl if carried;
+#               TWIN=0 skips it). A K of "auto" sets trials_per_device = "auto".
 # Results also go to $OUT (throughput.jsonl, the study's database).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-sections=${SECTIONS:-tests throughput study}
+sections=${SECTIONS:-tests throughput precision study}
 
 if [[ " $sections " == *" tests "* ]]; then
   echo "== hpo-train's CUDA tests"
@@ -33,7 +40,9 @@ if [[ " $sections " == *" throughput "* ]]; then
   for rep in $(seq "${REPS:-3}"); do
     for w in ${WORKLOADS:-digits-mlp fashion-cnn jargon-transformer}; do
       for b in ${BATCHES:-64 256}; do
-        /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --json | grep '^{' >> "$out/throughput.jsonl"
+        for p in ${PRECISIONS:-f32}; do
+          /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --precision "$p" --json | grep '^{' >> "$out/throughput.jsonl"
+        done
         python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" >> "$out/throughput.jsonl"
       done
     done
@@ -42,23 +51,97 @@ if [[ " $sections " == *" throughput "* ]]; then
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 keys = sorted({(r["workload"], r["batch"]) for r in runs})
-print(f"{'workload':20} {'batch':>5} {'hpo':>12} {'pytorch':>12} {'ratio':>6}  unit (median of runs; hpo runs)")
+print(f"{'workload':20} {'batch':>5} {'hpo':>12} {'pytorch':>12} {'ratio':>6} {'hpo bf16':>12} {'bf16/f32':>8}  unit (median of runs; hpo runs)")
 for w, b in keys:
-    med = lambda impl: statistics.median(r["throughput"] for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, impl))
-    hpo, torch = med("hpo-candle"), med("pytorch")
-    each = " ".join(f"{r['throughput']:.0f}" for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, "hpo-candle"))
+    def med(impl, precision="f32"):
+        xs = [r["throughput"] for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, impl) and r.get("precision", "f32") == precision]
+        return statistics.median(xs) if xs else float("nan")
+    hpo, torch, bf16 = med("hpo-candle"), med("pytorch"), med("hpo-candle", "bf16")
+    each = " ".join(f"{r['throughput']:.0f}" for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, "hpo-candle") and r.get("precision", "f32") == "f32")
     unit = next(r["unit"] for r in runs if r["workload"] == w)
-    print(f"{w:20} {b:>5} {hpo:>12.0f} {torch:>12.0f} {hpo / torch:>6.2f}  {unit} ({each})")
+    print(f"{w:20} {b:>5} {hpo:>12.0f} {torch:>12.0f} {hpo / torch:>6.2f} {bf16:>12.0f} {bf16 / hpo:>8.2f}  {unit} ({each})")
+PY
+fi
+
+if [[ " $sections " == *" precision "* ]]; then
+  echo "== bf16 autocast against f32: one fixed configuration per model, 3 study seeds each"
+  : > "$out/precision.jsonl"
+  for model in cnn gpt; do
+    if [ "$model" = cnn ]; then
+      base=studies/fashion-cnn-whole-study.toml
+      fixed='fixed = { blocks = 2, batch_size = 128, schedule = "cosine", augment = "none", lr = 1e-3, channels = 32, hidden = 256, dropout = 0.2, batch_norm = false, weight_decay = 1e-4 }'
+    else
+      base=studies/jargon-transformer.toml
+      fixed='fixed = { context = 128, batch_size = 64, steps_per_epoch = 300, schedule = "cosine", warmup_epochs = 1, grad_clip = 1.0, lr = 1e-3, d_model = 256, heads = 4, layers = 4, dropout = 0.1, weight_decay = 0.01, tie_weights = true }'
+    fi
+    for seed in 1 2 3; do
+      awk -v fixed="$fixed" -v seed="$seed" '
+        /^\[space\]/ { print; print "precision = { choice = [\"f32\", \"bf16\"] }"; skip = 1; next }
+        skip { next }
+        /^\[early_stopping\]/ { drop = 1; next }
+        /^\[/ { drop = 0 }
+        drop { next }
+        /^fixed = / { print fixed; next }
+        /^seed = / { print "seed = " seed; next }
+        /^trials = / { print "trials = 2"; next }
+        /^kind = "random"/ { print "kind = \"grid\""; next }
+        /^max_epochs = / { print "max_epochs = 3"; next }
+        /^device = / { print "device = \"cuda:0\""; next }
+        { print }' "$base" > /tmp/precision.toml
+      /tmp/hpo run /tmp/precision.toml --db "/tmp/precision-$model-$seed.sqlite" > /dev/null 2>&1
+      name=$(sed -n 's/^name = "\(.*\)"/\1/p' /tmp/precision.toml)
+      /tmp/hpo export "$name" --db "/tmp/precision-$model-$seed.sqlite" --format json |
+        python3 -c 'import json, sys
+study = json.load(sys.stdin)
+for t in study["trials"]:
+    curves = t["curves"]
+    secs = [v for s, v in curves["epoch_seconds"] if s > 1]
+    print(json.dumps({"model": sys.argv[1], "seed": int(sys.argv[2]), "precision": t["params"]["precision"], "state": t["state"],
+        "best_val_loss": min(v for _, v in curves["val_loss"]), "epoch_seconds": sum(secs) / len(secs)}))' "$model" "$seed" >> "$out/precision.jsonl"
+    done
+  done
+  python3 - "$out/precision.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'model':6} {'precision':9} {'best val_loss (seeds)':>34} {'median':>8} {'epoch s (median)':>17}")
+for model in ("cnn", "gpt"):
+    for precision in ("f32", "bf16"):
+        rs = [r for r in runs if (r["model"], r["precision"]) == (model, precision)]
+        if rs:
+            losses = " ".join(f"{r['best_val_loss']:.4f}" for r in rs)
+            print(f"{model:6} {precision:9} {losses:>34} {statistics.median(r['best_val_loss'] for r in rs):>8.4f} {statistics.median(r['epoch_seconds'] for r in rs):>17.3f}")
 PY
 fi
 
 if [[ " $sections " == *" study "* ]]; then
-  echo "== fashion-mnist CNN study on the GPU"
-  study=${STUDY:-studies/fashion-cnn.toml}
-  sed -e "s/^device = .*/device = \"cuda\"/" "$study" > /tmp/gpu-study.toml
-  start=$(date +%s)
-  timeout "${STUDY_SECONDS:-900}" /tmp/hpo run /tmp/gpu-study.toml --db /tmp/gpu.sqlite ${STUDY_ARGS:-}
-  echo "study wall seconds: $(( $(date +%s) - start ))"
-  /tmp/hpo show fashion-cnn --db /tmp/gpu.sqlite | head -20
-  cp /tmp/gpu.sqlite "$out/" 2>/dev/null || true
+  study=${STUDY:-studies/fashion-cnn-whole-study.toml}
+  name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$study")
+  echo "== whole study: $study with K = ${KS:-1 2 4 8} trials at once on cuda:0, then Optuna + PyTorch one at a time"
+  for k in ${KS:-1 2 4 8}; do
+    tpd=$k; [[ $k =~ ^[0-9]+$ ]] || tpd="\\\"$k\\\""
+    sed -e "s/^device = .*/device = \"cuda:0\"\ntrials_per_device = $tpd/" "$study" > "/tmp/k$k.toml"
+    start=$(date +%s.%N)
+    timeout "${STUDY_SECONDS:-400}" /tmp/hpo run "/tmp/k$k.toml" --db "/tmp/k$k.sqlite" > "/tmp/k$k.log" 2>&1
+    echo "hpo K=$k: exit $?, wall $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+    cp "/tmp/k$k.sqlite" "$out/" 2>/dev/null || true
+    /tmp/hpo export "$name" --db "/tmp/k$k.sqlite" --format json > "$out/hpo-k$k.json"
+  done
+  [ "${TWIN:-1}" = 1 ] || KS_TWIN=skip
+  if [ "${KS_TWIN:-}" != skip ] && [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+  fi
+  if [ "${KS_TWIN:-}" != skip ]; then
+    PYTHONUNBUFFERED=1 timeout "${TWIN_SECONDS:-400}" python3 scripts/study_twin.py --db /tmp/k1.sqlite --study "$name" --device cuda --out "$out/twin.jsonl" | tail -3
+    python3 scripts/study_twin.py --compare /tmp/k1.sqlite --study "$name" --out "$out/twin.jsonl" | tail -12
+  fi
+  for k in ${KS:-1 2 4 8}; do
+    python3 - "$out/hpo-k$k.json" "$k" <<'PY'
+import json, statistics, sys
+study = json.load(open(sys.argv[1]))
+done = [t for t in study["trials"] if t["state"] == "COMPLETE"]
+mem = [t["user_attrs"].get("gpu_memory_mb") for t in done if t["user_attrs"].get("gpu_memory_mb")]
+print(f"hpo K={sys.argv[2]}: {len(done)} complete, median val_loss {statistics.median(t['value'] for t in done):.4f}"
+      + (f", GPU memory per trial {min(mem):.0f}-{max(mem):.0f} MB" if mem else ""))
+PY
+  done
 fi

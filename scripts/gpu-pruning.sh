@@ -13,11 +13,10 @@
 # of 4 H200s in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
 # the call (default 540).
 #
-# Measured in session 6 (4 H200s, one process, one trial per GPU): not one asha run
-# of 30 trials finished in 150 s, though one trial alone takes 2.3 s per epoch. Trials
-# in one process slow each other down on one GPU (docs/benchmarks.md); whether they
-# also do across GPUs is the next thing to measure (PROFILE=1 on a machine of one
-# GPU against the same with several), before spending a session's GPU time here.
+# Since session 8 each trial at once on a GPU trains in a lane of its own (own
+# stream and cuBLAS handle), and trials at once no longer slow each other down;
+# but one fashion CNN trial already keeps an H200 busy, so TPD=1 is as fast as any
+# (docs/benchmarks.md).
 #
 # PROFILE=1 first measures trial-epochs per second with K = 1, 2, 4, 8 trials at once
 # on one GPU each (one K per GPU, at the same time; 3-epoch trials of a fixed CNN);

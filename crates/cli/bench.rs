@@ -107,9 +107,12 @@ pub fn train(
     workloads: &[String],
     batch: Option<usize>,
     steps: usize,
+    precision: &str,
     json: bool,
 ) -> Result<String> {
     use hpo_train::bench::{Workload, train_throughput};
+    let precision = hpo_train::model::fused::Precision::from_name(precision)
+        .map_err(|err| anyhow::anyhow!("--precision: {err}"))?;
     let selected: Vec<Workload> = if workloads.is_empty() {
         Workload::ALL.to_vec()
     } else {
@@ -132,6 +135,7 @@ pub fn train(
             &device_handle,
             batch.unwrap_or(workload.default_batch()),
             steps,
+            precision,
         )?;
         lines.push(
             serde_json::json!({
@@ -143,6 +147,7 @@ pub fn train(
                 "seconds": it.seconds,
                 "throughput": it.items_per_second,
                 "unit": it.unit,
+                "precision": if precision == hpo_train::model::fused::Precision::Bf16 { "bf16" } else { "f32" },
             })
             .to_string(),
         );

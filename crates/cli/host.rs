@@ -186,6 +186,9 @@ impl Host for CliHost {
                     (false, _) => "",
                 }
             )),
+            Event::DeviceFitted { device, remaining } => self.line(format!(
+                "{device}: {remaining} trial(s) at once fit its memory (trials_per_device = \"auto\", measured)"
+            )),
             Event::DeviceShrunk { device, remaining } => self.line(format!(
                 "{device} ran out of memory: {remaining} trial(s) at once there from now on (the trial is queued again)"
             )),

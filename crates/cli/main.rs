@@ -257,6 +257,9 @@ enum BenchCommand {
         /// Timed steps after 3 warm-up steps.
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Number format of matrix products: f32, or bf16 (autocast, f32 weights).
+        #[arg(long, default_value = "f32")]
+        precision: String,
         /// One JSON object per workload instead of a table.
         #[arg(long)]
         json: bool,
@@ -453,9 +456,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { which: BenchCommand::OverheadWorker { db, trials } } => {
             print(bench::overhead_worker(&db, trials)?)
         }
-        Command::Bench { which: BenchCommand::Train { device, workload, batch, steps, json } } => {
-            print(bench::train(&device, &workload, batch, steps, json)?)
-        }
+        Command::Bench {
+            which: BenchCommand::Train { device, workload, batch, steps, precision, json },
+        } => print(bench::train(&device, &workload, batch, steps, &precision, json)?),
         Command::Ask { study, db } => print(external::ask(&study, &db.db)?),
         Command::Tell { study, trial, value, state, db } => {
             let outcome = match (value, state) {

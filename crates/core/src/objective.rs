@@ -110,6 +110,12 @@ pub trait Objective: Send + Sync {
     fn device(&self, requested: Option<&str>) -> Option<String> {
         requested.map(str::to_owned)
     }
+
+    /// How many trials fit on `device` at once, once the objective has measured
+    /// it (`trials_per_device = "auto"`); `None` while unknown.
+    fn capacity(&self, _device: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// A benchmark function as an objective, reporting the metric `value`: with one step

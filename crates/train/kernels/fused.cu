@@ -465,3 +465,90 @@ extern "C" __global__ void add_per_row(const float* x, const float* bias, float*
          i += (long long)gridDim.x * blockDim.x)
         y[i] = x[i] + bias[i / row_len];
 }
+
+// ---- batch normalization of a channel-first x: c rows of n values each (row =
+// channel). stats rows are (mean, biased variance); affine rows (gamma, beta).
+
+// The sum of v over a block of BN_THREADS threads, in a fixed order; every thread
+// gets it.
+#define BN_THREADS 256
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+    v = warp_sum(v);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float total = 0.f;
+    for (int w = 0; w < BN_THREADS / 32; w++) total += shared[w];
+    return total;
+}
+
+// One block per channel: its mean and biased variance (two passes).
+extern "C" __global__ void bn_stats(const float* x, float* stats, long long n) {
+    __shared__ float shared[BN_THREADS / 32];
+    const float* row = x + blockIdx.x * n;
+    float s = 0.f;
+    for (long long i = threadIdx.x; i < n; i += BN_THREADS) s += row[i];
+    float mean = block_sum(s, shared) / (float)n;
+    float q = 0.f;
+    for (long long i = threadIdx.x; i < n; i += BN_THREADS) {
+        float d = row[i] - mean;
+        q += d * d;
+    }
+    float var = block_sum(q, shared) / (float)n;
+    if (threadIdx.x == 0) {
+        stats[2 * blockIdx.x] = mean;
+        stats[2 * blockIdx.x + 1] = var;
+    }
+}
+
+// y = (x - mean) * rsqrt(var + eps) * gamma + beta, over all c * n elements.
+extern "C" __global__ void bn_apply(const float* x, const float* stats, const float* affine,
+                                    float* y, long long total, long long n, float eps) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        long long c = i / n;
+        float rstd = rsqrtf(stats[2 * c + 1] + eps);
+        y[i] = (x[i] - stats[2 * c]) * rstd * affine[2 * c] + affine[2 * c + 1];
+    }
+}
+
+// One block per channel: (sum of dy * x̂, sum of dy), the scale's and shift's
+// gradients.
+extern "C" __global__ void bn_sums(const float* x, const float* dy, const float* stats,
+                                   float* sums, long long n, float eps) {
+    __shared__ float shared[BN_THREADS / 32];
+    long long off = blockIdx.x * n;
+    float mean = stats[2 * blockIdx.x], rstd = rsqrtf(stats[2 * blockIdx.x + 1] + eps);
+    float g = 0.f, b = 0.f;
+    for (long long i = threadIdx.x; i < n; i += BN_THREADS) {
+        float d = dy[off + i];
+        g += d * (x[off + i] - mean) * rstd;
+        b += d;
+    }
+    float dgamma = block_sum(g, shared);
+    float dbeta = block_sum(b, shared);
+    if (threadIdx.x == 0) {
+        sums[2 * blockIdx.x] = dgamma;
+        sums[2 * blockIdx.x + 1] = dbeta;
+    }
+}
+
+// The input gradient; coef rows are (mean, var, gamma, beta, sum dy x̂, sum dy).
+// train: the statistics are the batch's own, dx = gamma rstd / n (n dy - sum dy -
+// x̂ sum dy x̂); else they are constants, dx = gamma rstd dy.
+extern "C" __global__ void bn_input_grad(const float* x, const float* dy, const float* coef,
+                                         float* dx, long long total, long long n, float eps,
+                                         int train) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const float* k = coef + 6 * (i / n);
+        float rstd = rsqrtf(k[1] + eps);
+        if (train) {
+            float xhat = (x[i] - k[0]) * rstd;
+            dx[i] = k[2] * rstd / (float)n * ((float)n * dy[i] - k[5] - xhat * k[4]);
+        } else {
+            dx[i] = k[2] * rstd * dy[i];
+        }
+    }
+}

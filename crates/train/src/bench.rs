@@ -69,12 +69,14 @@ pub struct Throughput {
 /// items (samples or tokens) per batch.
 type Prepared = (Box<dyn Model>, Vec<(Tensor, Tensor)>, &'static str, usize);
 
-/// Times `steps` training steps of `workload` at `batch` on `device` after 3 warm-up steps.
+/// Times `steps` training steps of `workload` at `batch` on `device`, its matrix
+/// products in `precision`, after 3 warm-up steps.
 pub fn train_throughput(
     workload: Workload,
     device: &Device,
     batch: usize,
     steps: usize,
+    precision: fused::Precision,
 ) -> Result<Throughput, Error> {
     let mut rng = StdRng::seed_from_u64(0);
     let (model, batches, unit, per_batch): Prepared = match workload {
@@ -93,6 +95,7 @@ pub fn train_throughput(
                     activation: "relu".into(),
                     dropout: 0.0,
                     norm: Norm::None,
+                    precision,
                 };
                 Box::new(Mlp::new(&config, &mut rng, device)?)
             } else {
@@ -106,6 +109,7 @@ pub fn train_throughput(
                     activation: "relu".into(),
                     dropout: 0.0,
                     batch_norm: false,
+                    precision,
                 };
                 Box::new(Cnn::new(&config, &mut rng, device)?)
             };
@@ -143,6 +147,7 @@ pub fn train_throughput(
                 layers: 2,
                 dropout: 0.0,
                 tie_weights: true,
+                precision,
             };
             let model = Box::new(Transformer::new(&config, &mut rng, device)?);
             let mut batches = Vec::new();

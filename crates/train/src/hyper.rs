@@ -59,6 +59,12 @@ pub const TRAINING: &[Knob] = &[
     float("label_smoothing", 0.0, 0.5, 0.0, "label smoothing of the cross-entropy"),
     float("grad_clip", 0.0, 1e6, 0.0, "clip the global gradient norm to this (0 = off)"),
     choice(
+        "precision",
+        &["f32", "bf16"],
+        "f32",
+        "number format of matrix products: bf16 autocast keeps f32 weights, gradients and optimizer state",
+    ),
+    choice(
         "schedule",
         &["constant", "cosine", "step"],
         "constant",

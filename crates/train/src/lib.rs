@@ -13,6 +13,7 @@
 pub mod augment;
 pub mod bench;
 pub mod data;
+pub mod gpu;
 pub mod hyper;
 pub mod model;
 pub mod optim;

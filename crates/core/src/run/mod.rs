@@ -63,6 +63,14 @@ pub enum Event<'a> {
         /// same parameters under `max_retries`).
         queued_again: bool,
     },
+    /// A worker left its device because the objective measured that fewer trials
+    /// fit there (`trials_per_device = "auto"`).
+    DeviceFitted {
+        /// The device.
+        device: &'a str,
+        /// Workers still running trials on it.
+        remaining: usize,
+    },
     /// A worker left its device after a trial ran out of memory there.
     DeviceShrunk {
         /// The device.
@@ -219,6 +227,7 @@ fn without_device(objective: &ObjectiveSpec) -> ObjectiveSpec {
             device: String::new(),
             devices: Vec::new(),
             trials_per_device: 1,
+            auto_trials_per_device: false,
             ..candle.clone()
         }),
         other => other.clone(),
@@ -519,6 +528,28 @@ impl Worker<'_> {
         due
     }
 
+    /// With `trials_per_device = "auto"`: whether this worker leaves `device`
+    /// because the objective measured that fewer trials fit there than its workers
+    /// (decided under the lock, so exactly the excess leaves).
+    fn over_capacity(&self, device: &str) -> bool {
+        let ObjectiveSpec::Candle(candle) = &self.spec.objective else { return false };
+        if !candle.auto_trials_per_device {
+            return false;
+        }
+        let Some(capacity) = self.objective.capacity(device) else { return false };
+        let mut loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
+        match loads.get_mut(device) {
+            Some(n) if *n > capacity.max(1) => {
+                *n -= 1;
+                let remaining = *n;
+                drop(loads);
+                self.host.event(Event::DeviceFitted { device, remaining });
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn run_trials(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
         let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
         let mut n_finished = 0;
@@ -534,6 +565,11 @@ impl Worker<'_> {
             // few seconds, not only when a run starts.
             if self.recovery_due() {
                 recover_orphans(storage, study.id, host, spec.max_retries)?;
+            }
+            if let Some(device) = device
+                && self.over_capacity(device)
+            {
+                return Ok((n_finished, RunEnd::BudgetMet));
             }
             let Some(trial) = ask(storage, study.id, spec, self.sampler, self.budget, &self.owner)?
             else {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::*;
 use crate::memory::InMemoryStorage;
 use crate::objective::FunctionObjective;
-use crate::spec::ObjectiveSpec;
+use crate::spec::{AUTO_TRIALS_PER_DEVICE, ObjectiveSpec};
 
 struct TestHost {
     owner: String,
@@ -60,6 +60,7 @@ impl Host for TestHost {
                 format!("started {}", trial.number)
             }
             Event::DeviceShrunk { device, remaining } => format!("shrunk {device} to {remaining}"),
+            Event::DeviceFitted { device, remaining } => format!("fitted {device} to {remaining}"),
             Event::Step { number, step, .. } => {
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.interrupt_at_step == Some(n) {
@@ -769,6 +770,60 @@ fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
     let log = host.log.lock().unwrap();
     assert!(log.iter().any(|line| line == "shrunk cuda:0 to 1"), "{log:?}");
     assert!(!log.iter().any(|line| line.starts_with("shrunk cuda:1")), "{log:?}");
+}
+
+/// Trains nothing: counts the trials running at once, and says two fit on any
+/// device once a trial has run (as a GPU objective does once it has measured one).
+#[derive(Default)]
+struct FitsTwo {
+    running: AtomicUsize,
+    /// Trials running at each trial's start, in start order.
+    at_start: Mutex<Vec<usize>>,
+    measured: AtomicBool,
+}
+
+impl Objective for FitsTwo {
+    fn run(
+        &self,
+        _ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.at_start.lock().unwrap().push(now);
+        std::thread::sleep(Duration::from_millis(20));
+        self.measured.store(true, Ordering::SeqCst);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let _ = reporter.report(1, &[("value".into(), 1.0)]);
+        Ok(ObjectiveOutput::default())
+    }
+
+    fn capacity(&self, _device: &str) -> Option<usize> {
+        self.measured.load(Ordering::SeqCst).then_some(2)
+    }
+}
+
+#[test]
+fn auto_trials_per_device_keeps_the_workers_that_fit() {
+    let text = "[study]\nname = \"a\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 3\ntrials = 40\n\
+                [objective]\nkind = \"candle\"\nmodel = \"mlp\"\ndataset = \"digits\"\nmax_epochs = 1\n\
+                device = \"cuda:0\"\ntrials_per_device = \"auto\"\n[space]\nlr = { float = [0.001, 0.1] }\n";
+    let spec = StudySpec::parse(text, "a.toml").unwrap();
+    let storage = InMemoryStorage::default();
+    let objective = FitsTwo::default();
+    let host = TestHost::new();
+    let summary = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(trials.iter().filter(|t| t.state == TrialState::Complete).count(), 40);
+    let log = host.log.lock().unwrap();
+    let fitted: Vec<&String> = log.iter().filter(|line| line.starts_with("fitted")).collect();
+    // Eight workers started; six left once two were known to fit.
+    assert_eq!(fitted.len(), AUTO_TRIALS_PER_DEVICE - 2, "{log:?}");
+    assert_eq!(fitted.last().unwrap().as_str(), "fitted cuda:0 to 2");
+    // The first trials ran eight at once; once the excess workers had finished the
+    // trial they held and left, two at a time.
+    let at_start = objective.at_start.lock().unwrap();
+    assert!(at_start.iter().any(|&n| n > 2), "{at_start:?}");
+    assert!(at_start[20..].iter().all(|&n| n <= 2), "{at_start:?}");
 }
 
 /// Plays another process that dies: during trial 1 it leaves a Running trial of a

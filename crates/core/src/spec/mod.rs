@@ -142,8 +142,12 @@ pub struct CandleSpec {
     /// empty unless set (then `device` is the one). May change on resume.
     pub devices: Vec<String>,
     /// Trials run at once on each device (`trials_per_device`), 1 unless set. May
-    /// change on resume.
+    /// change on resume. With `"auto"`, [`AUTO_TRIALS_PER_DEVICE`] to start with,
+    /// fewer once the objective has measured how many fit.
     pub trials_per_device: usize,
+    /// `trials_per_device = "auto"`: the objective decides how many fit
+    /// ([`crate::objective::Objective::capacity`]).
+    pub auto_trials_per_device: bool,
     /// Hyperparameters fixed for every trial (`[objective.fixed]`).
     pub fixed: Params,
 }
@@ -166,6 +170,10 @@ impl StudySpec {
         }
     }
 }
+
+/// The trials per device that `trials_per_device = "auto"` starts with (and the
+/// most it keeps): the objective lowers it from measured memory.
+pub const AUTO_TRIALS_PER_DEVICE: usize = 8;
 
 /// A validated study file.
 #[derive(Debug, Clone, PartialEq)]
@@ -529,7 +537,7 @@ struct RawObjective {
     max_epochs: Option<Spanned<i64>>,
     device: Option<Spanned<String>>,
     devices: Option<Spanned<Vec<Spanned<String>>>>,
-    trials_per_device: Option<Spanned<i64>>,
+    trials_per_device: Option<Spanned<toml::Value>>,
     fixed: Option<Spanned<toml::Table>>,
 }
 
@@ -904,7 +912,9 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let objective =
         validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
     if let (Some(it), ObjectiveSpec::Candle(candle)) = (&study.workers, &objective)
-        && (!candle.devices.is_empty() || candle.trials_per_device > 1)
+        && (!candle.devices.is_empty()
+            || candle.trials_per_device > 1
+            || candle.auto_trials_per_device)
     {
         return Err(ctx.error(
             it.span(),
@@ -1149,9 +1159,22 @@ fn validate_objective(
                     "set `device` or `devices`, not both",
                 ));
             }
-            let trials_per_device =
-                ctx.at_least("objective", &raw.trials_per_device, "trials_per_device", 1, 1)?
-                    as usize;
+            let (trials_per_device, auto_trials_per_device) = match &raw.trials_per_device {
+                None => (1, false),
+                Some(it) => match it.get_ref() {
+                    toml::Value::Integer(n) if *n >= 1 => (*n as usize, false),
+                    toml::Value::String(s) if s == "auto" => (AUTO_TRIALS_PER_DEVICE, true),
+                    other => {
+                        return Err(ctx.error(
+                            it.span(),
+                            "[objective].trials_per_device",
+                            format!(
+                                "`trials_per_device` must be a whole number of at least 1 or \"auto\", got {other}"
+                            ),
+                        ));
+                    }
+                },
+            };
             let mut fixed = Params::new();
             if let Some(table) = raw.fixed {
                 let span = table.span();
@@ -1181,6 +1204,7 @@ fn validate_objective(
                 device,
                 devices,
                 trials_per_device,
+                auto_trials_per_device,
                 fixed,
             }))
         }

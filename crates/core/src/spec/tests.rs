@@ -691,6 +691,27 @@ fn devices_and_trials_per_device_make_one_worker_per_slot() {
 }
 
 #[test]
+fn trials_per_device_auto_starts_the_most_slots_and_bad_values_are_errors() {
+    let auto = replace("device = \"cpu\"", "device = \"cuda\"\ntrials_per_device = \"auto\"");
+    let spec = StudySpec::parse(&auto, "studies/ok.toml").unwrap();
+    assert_eq!(spec.worker_slots(), vec![Some("cuda".to_owned()); AUTO_TRIALS_PER_DEVICE]);
+    let ObjectiveSpec::Candle(candle) = &spec.objective else { panic!("a candle objective") };
+    assert!(candle.auto_trials_per_device);
+    check_err(
+        &replace("device = \"cpu\"", "trials_per_device = \"many\""),
+        expect![[
+            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number of at least 1 or "auto", got "many""#
+        ]],
+    );
+    check_err(
+        &replace("device = \"cpu\"", "trials_per_device = 0"),
+        expect![[
+            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number of at least 1 or "auto", got 0"#
+        ]],
+    );
+}
+
+#[test]
 fn device_and_devices_together() {
     check_err(
         &replace("device = \"cpu\"", "device = \"cpu\"\ndevices = [\"cuda:0\"]"),

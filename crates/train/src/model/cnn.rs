@@ -22,6 +22,7 @@ pub struct CnnConfig {
     pub activation: String,
     pub dropout: f64,
     pub batch_norm: bool,
+    pub precision: fused::Precision,
 }
 
 pub struct Cnn {
@@ -39,7 +40,8 @@ impl Cnn {
         let mut size = config.size;
         for idx in 0..config.blocks {
             let channels_out = config.channels << idx;
-            let conv = Conv2d::new(rng, channels_in, channels_out, 3, 1, device)?;
+            let conv = Conv2d::new(rng, channels_in, channels_out, 3, 1, device)?
+                .in_precision(config.precision);
             let bn = if config.batch_norm {
                 Some(BatchNorm::new(channels_out, 0, device)?)
             } else {
@@ -56,8 +58,10 @@ impl Cnn {
             );
         }
         let flat = channels_in * size * size;
-        let dense = Linear::new(rng, flat, config.hidden, true, device)?;
-        let head = Linear::new(rng, config.hidden, config.n_out, true, device)?;
+        let dense =
+            Linear::new(rng, flat, config.hidden, true, device)?.in_precision(config.precision);
+        let head = Linear::new(rng, config.hidden, config.n_out, true, device)?
+            .in_precision(config.precision);
         Ok(Cnn {
             blocks,
             dense,

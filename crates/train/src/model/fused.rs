@@ -2,7 +2,7 @@
 //! dominated a training step (docs/benchmarks.md): linear layers (`linear.rs`),
 //! convolutions with their pooling and activation (`conv.rs`), causal
 //! self-attention (`attention.rs`), softmax cross-entropy and embedding lookup
-//! (`loss.rs`), 2x2 max pooling, causal softmax, layer normalization, bias addition
+//! (`loss.rs`), batch normalization (`batch_norm.rs`), 2x2 max pooling, causal softmax, layer normalization, bias addition
 //! (whose composite backward is candle's slow strided sum), dropout, GELU and ReLU.
 //!
 //! Each op is a candle custom op. Its CPU forward is one pass of plain loops and
@@ -23,6 +23,48 @@ use candle_core::{
 use rayon::prelude::*;
 
 use crate::model::layers::is_dropped;
+
+/// The number format of a model's matrix products. `Bf16` is autocast: weights,
+/// gradients and optimizer state stay `f32` (the master copy); each product casts
+/// its two operands to bfloat16, multiplies (cuBLAS accumulates in `f32`), and casts
+/// the result back, so everything between products (bias, norms, softmax, loss)
+/// runs in `f32`. bfloat16 has `f32`'s exponent range, so gradients need no loss
+/// scaling. On the CPU candle widens bf16 products to `f32`: the same rounding of
+/// operands and results, at no gain in speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    /// `f32` or `bf16`, the `precision` hyperparameter's values.
+    pub fn from_name(name: &str) -> Result<Precision> {
+        match name {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => candle_core::bail!("unknown precision `{other}`; use `f32` or `bf16`"),
+        }
+    }
+
+    /// Whether this precision runs the fused ops' own `f32` kernels (else their
+    /// composite forms, whose products it can cast).
+    fn is_f32(self) -> bool {
+        self == Precision::F32
+    }
+}
+
+/// `a b` (candle's batched `matmul`) in `precision`; the result is `f32`.
+pub fn matmul_in(a: &Tensor, b: &Tensor, precision: Precision) -> Result<Tensor> {
+    match precision {
+        Precision::F32 => a.matmul(b),
+        Precision::Bf16 => {
+            let bf16 = candle_core::DType::BF16;
+            a.to_dtype(bf16)?.matmul(&b.to_dtype(bf16)?)?.to_dtype(candle_core::DType::F32)
+        }
+    }
+}
 
 /// Whether the fused ops run their own kernels on `device`: on the CPU, and on
 /// CUDA GPUs in a build with the `cuda` feature (kernels in `kernels/fused.cu`).
@@ -918,6 +960,7 @@ fn dropout_composite(xs: &Tensor, seed: u64, threshold: u64, scale: f32) -> Resu
 }
 
 mod attention;
+mod batch_norm;
 mod conv;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
@@ -927,6 +970,7 @@ mod loss;
 pub use loss::{cross_entropy, embedding};
 
 pub use attention::{AttentionDropout, causal_attention};
+pub use batch_norm::{batch_norm, batch_stats};
 pub use conv::{PoolActivation, conv_pool_activate, conv2d_channels_first};
 pub use linear::linear;
 

@@ -36,6 +36,7 @@ fn constant(value: f32, shape: &[usize], device: &Device) -> Result<Var> {
 pub struct Linear {
     weight: Var,
     bias: Option<Var>,
+    precision: fused::Precision,
 }
 
 impl Linear {
@@ -49,7 +50,12 @@ impl Linear {
         let bound = 1.0 / (fan_in as f64).sqrt();
         let weight = uniform(rng, &[fan_out, fan_in], bound, device)?;
         let bias = if bias { Some(uniform(rng, &[fan_out], bound, device)?) } else { None };
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight, bias, precision: fused::Precision::F32 })
+    }
+
+    /// This layer with its product in `precision`.
+    pub fn in_precision(self, precision: fused::Precision) -> Linear {
+        Linear { precision, ..self }
     }
 
     pub fn weight(&self) -> &Var {
@@ -65,7 +71,12 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        fused::linear(xs, self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor))
+        fused::linear(
+            xs,
+            self.weight.as_tensor(),
+            self.bias.as_ref().map(Var::as_tensor),
+            self.precision,
+        )
     }
 }
 
@@ -74,6 +85,7 @@ pub struct Conv2d {
     weight: Var,
     bias: Var,
     padding: usize,
+    precision: fused::Precision,
 }
 
 impl Conv2d {
@@ -90,7 +102,13 @@ impl Conv2d {
             weight: uniform(rng, &[out_channels, in_channels, kernel, kernel], bound, device)?,
             bias: uniform(rng, &[out_channels], bound, device)?,
             padding,
+            precision: fused::Precision::F32,
         })
+    }
+
+    /// This convolution with its product in `precision`.
+    pub fn in_precision(self, precision: fused::Precision) -> Conv2d {
+        Conv2d { precision, ..self }
     }
 
     pub fn params(&self) -> Vec<Param> {
@@ -108,6 +126,7 @@ impl Conv2d {
             self.bias.as_tensor(),
             self.padding,
             activation,
+            self.precision,
         )
     }
 
@@ -119,13 +138,14 @@ impl Conv2d {
             self.weight.as_tensor(),
             self.bias.as_tensor(),
             self.padding,
+            self.precision,
         )
     }
 }
 
 /// Batch normalization over one dim (features of `[b, f]`, channels of a
-/// channel-first `[c, b, h, w]`), with running statistics for evaluation. Built
-/// from plain ops, so it has a backward pass.
+/// channel-first `[c, b, h, w]`), with running statistics for evaluation, by
+/// [`fused::batch_norm`].
 pub struct BatchNorm {
     gamma: Var,
     beta: Var,
@@ -164,34 +184,32 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, xs: &Tensor, mode: &Mode<'_>) -> Result<Tensor> {
+        // Channels first (a copy unless they already are), through one fused op.
         let channel = self.channel_dim;
-        let shape: Vec<usize> =
-            xs.dims().iter().enumerate().map(|(i, d)| if i == channel { *d } else { 1 }).collect();
-        let reduce: Vec<usize> = (0..xs.rank()).filter(|d| *d != channel).collect();
-        let (mean, var) = if mode.is_train() {
+        let xs_first = if channel == 0 { xs.clone() } else { xs.transpose(0, channel)? };
+        let stats = if mode.is_train() {
+            let stats = fused::batch_stats(&xs_first)?;
             let n = xs.elem_count() / xs.dim(channel)?;
-            let mean = xs.mean_keepdim(reduce.as_slice())?;
-            let centered = xs.broadcast_sub(&mean)?;
-            let var = centered.sqr()?.mean_keepdim(reduce.as_slice())?;
             let m = self.momentum;
-            let unbiased = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0).max(1.0)))?;
-            self.running_mean.set(
-                &((self.running_mean.as_tensor() * (1.0 - m))?
-                    + (mean.detach().flatten_all()? * m)?)?,
-            )?;
+            let (mean, var) = (stats.narrow(1, 0, 1)?.flatten_all()?, stats.narrow(1, 1, 1)?);
+            let unbiased = (var.flatten_all()? * (n as f64 / (n as f64 - 1.0).max(1.0)))?;
+            self.running_mean
+                .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
             self.running_var
                 .set(&((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
-            (mean, var)
+            stats
         } else {
-            (
-                self.running_mean.as_tensor().reshape(shape.as_slice())?,
-                self.running_var.as_tensor().reshape(shape.as_slice())?,
-            )
+            Tensor::stack(&[self.running_mean.as_tensor(), self.running_var.as_tensor()], 1)?
         };
-        let normed = xs.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.gamma.as_tensor().reshape(shape.as_slice())?)?
-            .broadcast_add(&self.beta.as_tensor().reshape(shape.as_slice())?)
+        let ys = fused::batch_norm(
+            &xs_first,
+            &stats,
+            self.gamma.as_tensor(),
+            self.beta.as_tensor(),
+            self.eps,
+            mode.is_train(),
+        )?;
+        if channel == 0 { Ok(ys) } else { ys.transpose(0, channel) }
     }
 }
 

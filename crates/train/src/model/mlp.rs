@@ -5,7 +5,7 @@ use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, BatchNorm, LayerNorm, Linear};
-use crate::model::{Mode, Model, Param};
+use crate::model::{Mode, Model, Param, fused};
 
 /// Normalization after each hidden Linear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub struct MlpConfig {
     pub activation: String,
     pub dropout: f64,
     pub norm: Norm,
+    pub precision: fused::Precision,
 }
 
 enum NormLayer {
@@ -54,7 +55,8 @@ impl Mlp {
         let mut hidden = Vec::new();
         let mut fan_in = config.n_in;
         for _ in 0..config.depth {
-            let linear = Linear::new(rng, fan_in, config.hidden, true, device)?;
+            let linear = Linear::new(rng, fan_in, config.hidden, true, device)?
+                .in_precision(config.precision);
             let norm = match config.norm {
                 Norm::None => None,
                 Norm::Batch => Some(NormLayer::Batch(BatchNorm::new(config.hidden, 1, device)?)),
@@ -63,7 +65,8 @@ impl Mlp {
             hidden.push((linear, norm));
             fan_in = config.hidden;
         }
-        let head = Linear::new(rng, fan_in, config.n_out, true, device)?;
+        let head =
+            Linear::new(rng, fan_in, config.n_out, true, device)?.in_precision(config.precision);
         Ok(Mlp { hidden, head, activation: config.activation.clone(), dropout: config.dropout })
     }
 }

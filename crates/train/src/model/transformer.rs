@@ -3,7 +3,7 @@
 //! in a residual branch with dropout), a final layer norm, and a linear head whose
 //! weights may be tied to the token embedding.
 
-use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -21,6 +21,7 @@ pub struct TransformerConfig {
     pub layers: usize,
     pub dropout: f64,
     pub tie_weights: bool,
+    pub precision: fused::Precision,
 }
 
 struct Block {
@@ -55,19 +56,20 @@ impl Transformer {
         let position = layers::normal(rng, &[config.context, d], 0.02, device)?;
         let mut blocks = Vec::new();
         for _ in 0..config.layers {
+            let precision = config.precision;
             blocks.push(Block {
                 ln1: LayerNorm::new(d, device)?,
-                qkv: Linear::new(rng, d, 3 * d, true, device)?,
-                proj: Linear::new(rng, d, d, true, device)?,
+                qkv: Linear::new(rng, d, 3 * d, true, device)?.in_precision(precision),
+                proj: Linear::new(rng, d, d, true, device)?.in_precision(precision),
                 ln2: LayerNorm::new(d, device)?,
-                fc: Linear::new(rng, d, 4 * d, true, device)?,
-                out: Linear::new(rng, 4 * d, d, true, device)?,
+                fc: Linear::new(rng, d, 4 * d, true, device)?.in_precision(precision),
+                out: Linear::new(rng, 4 * d, d, true, device)?.in_precision(precision),
             });
         }
         let head = if config.tie_weights {
             None
         } else {
-            Some(Linear::new(rng, d, config.vocab, false, device)?)
+            Some(Linear::new(rng, d, config.vocab, false, device)?.in_precision(config.precision))
         };
         Ok(Transformer {
             config: config.clone(),
@@ -86,7 +88,8 @@ impl Transformer {
             Some(rng) if p > 0.0 => Some(AttentionDropout { p: p as f32, seed: rng.random() }),
             _ => None,
         };
-        let attended = fused::causal_attention(&qkv, self.config.heads, dropout)?;
+        let attended =
+            fused::causal_attention(&qkv, self.config.heads, dropout, self.config.precision)?;
         block.proj.forward(&attended)
     }
 }
@@ -109,7 +112,7 @@ impl Model for Transformer {
         let x = self.ln_f.forward(&x)?;
         match &self.head {
             Some(head) => head.forward(&x),
-            None => fused::linear(&x, self.token.as_tensor(), None),
+            None => fused::linear(&x, self.token.as_tensor(), None, self.config.precision),
         }
     }
 
@@ -139,12 +142,4 @@ impl Model for Transformer {
 pub fn lm_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
     fused::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?, 0.0)
-}
-
-/// Next-token accuracy, as a fraction.
-pub fn lm_accuracy(logits: &Tensor, targets: &Tensor) -> Result<f64> {
-    let predicted = logits.argmax(D::Minus1)?;
-    let correct =
-        predicted.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
-    Ok(correct / targets.elem_count() as f64)
 }

@@ -11,6 +11,7 @@
 //! split at the end (`test_loss`, `test_accuracy`, ...), which never feeds
 //! selection. A non-finite loss fails the trial with the reason.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
@@ -23,10 +24,11 @@ use rand::{Rng, SeedableRng};
 use crate::Error;
 use crate::augment::Augment;
 use crate::data::{Classification, Dataset, Split, Text};
+use crate::gpu;
 use crate::hyper::Resolved;
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::mlp::{Mlp, MlpConfig, Norm};
-use crate::model::transformer::{Transformer, TransformerConfig, lm_accuracy, lm_loss};
+use crate::model::transformer::{Transformer, TransformerConfig, lm_loss};
 use crate::model::{self, Mode, Model, Param, ParamKind, fused};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
 
@@ -63,6 +65,22 @@ struct DeviceSplit {
     n_rows: usize,
 }
 
+impl Data {
+    /// Bytes of the data held on the trainer's device (a text stays on the host;
+    /// its batches are copied over as they are needed).
+    fn device_bytes(&self) -> u64 {
+        match self {
+            Data::Classification { train, val, test, .. } => [train, val, test]
+                .iter()
+                .map(|split| {
+                    (split.features.elem_count() * 4 + split.labels.elem_count() * 4) as u64
+                })
+                .sum(),
+            Data::Text(_) => 0,
+        }
+    }
+}
+
 impl DeviceSplit {
     fn new(
         split: &Split,
@@ -93,7 +111,7 @@ enum Data {
 /// A candle training as an objective: the dataset loaded once, and put on each device
 /// the study trains on; a trial trains on the device its worker holds.
 pub struct CandleObjective {
-    trainers: Vec<(String, Trainer)>,
+    devices: Vec<DeviceTrainers>,
 }
 
 impl CandleObjective {
@@ -114,23 +132,129 @@ impl CandleObjective {
         dataset: Dataset,
         devices: Vec<(String, Device)>,
     ) -> Result<CandleObjective, Error> {
-        let trainers = devices
+        let devices = devices
             .into_iter()
-            .map(|(name, device)| Ok((name, Trainer::new(spec.clone(), dataset.clone(), device)?)))
+            .map(|(name, device)| DeviceTrainers::new(name, &spec, &dataset, device))
             .collect::<Result<Vec<_>, Error>>()?;
-        if trainers.is_empty() {
+        if devices.is_empty() {
             return Err(Error::Device("no device to train on".to_owned()));
         }
-        Ok(CandleObjective { trainers })
+        Ok(CandleObjective { devices })
+    }
+
+    /// The trainers of the device a worker holds, or of the first.
+    fn device_trainers(&self, requested: Option<&str>) -> &DeviceTrainers {
+        requested
+            .and_then(|name| self.devices.iter().find(|it| it.name == name))
+            .unwrap_or(&self.devices[0])
     }
 }
 
-impl CandleObjective {
-    /// The trainer of the device a worker holds, or the first.
-    fn trainer(&self, requested: Option<&str>) -> &Trainer {
-        requested
-            .and_then(|name| self.trainers.iter().find(|(it, _)| it == name))
-            .map_or(&self.trainers[0].1, |(_, trainer)| trainer)
+/// The trainers of one device. On the CPU one trainer serves every trial (tensors
+/// there are plain shared memory). On a GPU each trial running at once trains in a
+/// lane of its own: a device with its own stream, cuBLAS handle and copy of the
+/// data ([`gpu::lane_device`]), opened when a trial first needs it and kept for the
+/// trials after. Trials on one candle device would share its one cuBLAS handle and
+/// wait on each other (docs/benchmarks.md, session 7).
+struct DeviceTrainers {
+    name: String,
+    /// The CPU's trainer; `None` on a GPU.
+    shared: Option<Trainer>,
+    /// A GPU's idle lanes.
+    idle: Mutex<Vec<Trainer>>,
+    /// What the GPU's lanes share.
+    gpu: Arc<gpu::SharedGpu>,
+    ordinal: usize,
+    spec: CandleSpec,
+    dataset: Dataset,
+}
+
+impl DeviceTrainers {
+    fn new(
+        name: String,
+        spec: &CandleSpec,
+        dataset: &Dataset,
+        device: Device,
+    ) -> Result<DeviceTrainers, Error> {
+        let (shared, ordinal) = match device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => (None, gpu_id),
+            _ => (Some(Trainer::new(spec.clone(), dataset.clone(), device)?), 0),
+        };
+        Ok(DeviceTrainers {
+            name,
+            shared,
+            idle: Mutex::new(Vec::new()),
+            gpu: Arc::default(),
+            ordinal,
+            spec: spec.clone(),
+            dataset: dataset.clone(),
+        })
+    }
+
+    /// `cpu`, `cuda:0`: the name trials record.
+    fn device_name(&self) -> String {
+        match &self.shared {
+            Some(trainer) => device_name(&trainer.device),
+            None => format!("cuda:{}", self.ordinal),
+        }
+    }
+
+    /// A trainer for one trial: the CPU's, or an idle lane of the GPU (a new one
+    /// when all are busy), given back when the trial ends.
+    fn checkout(&self) -> Result<Checkout<'_>, Error> {
+        if let Some(shared) = &self.shared {
+            return Ok(Checkout { trainer: CheckedOut::Shared(shared), idle: &self.idle });
+        }
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let lane = match idle {
+            Some(lane) => lane,
+            None => {
+                // One lane opens at a time, the others paused. With eight lanes
+                // opening at once (streams, cuBLAS handles, data copies), two of
+                // the first eight trials failed with CUDA_ERROR_OUT_OF_MEMORY on
+                // an H200 with over 100 GB free; the cause was not isolated.
+                let _alone = self.gpu.alone();
+                let device = gpu::lane_device(self.ordinal).map_err(|err| {
+                    Error::Device(format!("cannot open a lane on {}: {err}", self.name))
+                })?;
+                let trainer = Trainer::new(self.spec.clone(), self.dataset.clone(), device)?;
+                Trainer { lane: Some(Arc::clone(&self.gpu)), ..trainer }
+            }
+        };
+        Ok(Checkout { trainer: CheckedOut::Lane(Some(Box::new(lane))), idle: &self.idle })
+    }
+}
+
+enum CheckedOut<'a> {
+    Shared(&'a Trainer),
+    Lane(Option<Box<Trainer>>),
+}
+
+/// A trainer held by one trial; a GPU lane goes back to its device's idle lanes
+/// when dropped.
+struct Checkout<'a> {
+    trainer: CheckedOut<'a>,
+    idle: &'a Mutex<Vec<Trainer>>,
+}
+
+impl std::ops::Deref for Checkout<'_> {
+    type Target = Trainer;
+
+    fn deref(&self) -> &Trainer {
+        match &self.trainer {
+            CheckedOut::Shared(it) => it,
+            CheckedOut::Lane(it) => it.as_ref().expect("a lane is held until dropped"),
+        }
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let CheckedOut::Lane(lane) = &mut self.trainer
+            && let Some(lane) = lane.take()
+        {
+            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(*lane);
+        }
     }
 }
 
@@ -160,6 +284,8 @@ struct Trainer {
     spec: CandleSpec,
     device: Device,
     data: Data,
+    /// A GPU lane's share of its GPU (`None` on the CPU).
+    lane: Option<Arc<gpu::SharedGpu>>,
 }
 
 impl Trainer {
@@ -173,7 +299,7 @@ impl Trainer {
             },
             Dataset::Text(text) => Data::Text(text),
         };
-        Ok(Trainer { spec, device, data })
+        Ok(Trainer { spec, device, data, lane: None })
     }
 
     fn build_model(
@@ -182,6 +308,7 @@ impl Trainer {
         rng: &mut StdRng,
     ) -> candle_core::Result<Box<dyn Model>> {
         let device = &self.device;
+        let precision = fused::Precision::from_name(&h.string("precision"))?;
         Ok(match (&self.data, self.spec.model.as_str()) {
             (Data::Classification { meta, .. }, "cnn") => {
                 let Some(image) = meta.image else {
@@ -200,6 +327,7 @@ impl Trainer {
                     activation: h.string("activation"),
                     dropout: h.float("dropout"),
                     batch_norm: h.bool("batch_norm"),
+                    precision,
                 };
                 Box::new(Cnn::new(&config, rng, device)?)
             }
@@ -212,6 +340,7 @@ impl Trainer {
                     activation: h.string("activation"),
                     dropout: h.float("dropout"),
                     norm: Norm::from_name(&h.string("norm")),
+                    precision,
                 };
                 Box::new(Mlp::new(&config, rng, device)?)
             }
@@ -224,6 +353,7 @@ impl Trainer {
                     layers: h.usize("layers"),
                     dropout: h.float("dropout"),
                     tie_weights: h.bool("tie_weights"),
+                    precision,
                 };
                 Box::new(Transformer::new(&config, rng, device)?)
             }
@@ -237,6 +367,13 @@ impl Trainer {
     ) -> candle_core::Result<Result<ObjectiveOutput, TrialFailure>> {
         let h = Resolved::new(&self.spec.model, ctx.params, &self.spec.fixed);
         let mut rng = StdRng::seed_from_u64(ctx.seed);
+        // On a shared GPU, the model is built and its first step taken with the
+        // other lanes paused, measuring the memory this trial takes.
+        let mut measurement = match &self.lane {
+            Some(lane) => Some(lane.measure_alone(&self.device)?),
+            None => None,
+        };
+        let mut gpu_memory = None;
         let model = match self.build_model(&h, &mut rng) {
             Ok(model) => model,
             // A configuration that can't be built (heads not dividing d_model, ...)
@@ -295,6 +432,10 @@ impl Trainer {
                 }
                 optimizer
                     .set_lr(schedule.lr_at(f64::from(epoch - 1) + idx as f64 / n_batches as f64));
+                let _turn = match (&self.lane, &measurement) {
+                    (Some(lane), None) => Some(lane.turn()),
+                    _ => None,
+                };
                 let (xs, ys) = self.batch(&plan, batch, &mut rng)?;
                 seen += batch.len();
                 let logits = model.forward(&xs, &mut Mode::Train(&mut rng))?;
@@ -313,7 +454,13 @@ impl Trainer {
                     clip_grad_norm(&mut grads, &params, grad_clip)?;
                 }
                 optimizer.step(&grads)?;
+                if let Some(measuring) = measurement.take() {
+                    gpu_memory = Some(measuring.finish(&self.device, self.data.device_bytes())?);
+                }
             }
+            // An epoch without a step ends the measurement unrecorded (evaluation
+            // takes turns with the other lanes).
+            measurement = None;
             if let Some(last) = pending_loss.take()
                 && let Some(failure) = diverged(&last, epoch, h.float("lr"))?
             {
@@ -376,6 +523,9 @@ impl Trainer {
                 params.iter().map(|p| p.var.elem_count()).sum::<usize>() as f64,
             ),
         ];
+        if let Some(bytes) = gpu_memory {
+            final_metrics.push(("gpu_memory_mb".to_owned(), bytes as f64 / 1e6));
+        }
         if let Plan::Text { .. } = plan {
             final_metrics
                 .push(("test_bits_per_char".to_owned(), test_loss / std::f64::consts::LN_2));
@@ -435,9 +585,18 @@ impl Trainer {
         plan: &Plan,
         part: Part,
     ) -> candle_core::Result<(f64, f64)> {
-        let mut loss_sum = 0.0;
-        let mut correct = 0.0;
+        // Sums stay on the device until the end: reading a GPU value waits for the
+        // device, and a read per chunk would leave it idle between chunks.
+        let mut loss_sum: Option<Tensor> = None;
+        let mut correct_sum: Option<Tensor> = None;
         let mut count = 0.0;
+        let add = |sum: &mut Option<Tensor>, x: Tensor| -> candle_core::Result<()> {
+            *sum = Some(match sum.take() {
+                Some(total) => (total + x)?,
+                None => x,
+            });
+            Ok(())
+        };
         match (&self.data, plan) {
             (
                 Data::Classification { train, val, test, .. },
@@ -451,17 +610,12 @@ impl Trainer {
                 let mut start = 0;
                 while start < n_rows {
                     let len = EVAL_CHUNK.min(n_rows - start);
+                    let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let xs = split.features.narrow(0, start, len)?;
                     let ys = split.labels.narrow(0, start, len)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?;
-                    loss_sum += fused::cross_entropy(&logits, &ys, 0.0)?.to_scalar::<f32>()? as f64
-                        * len as f64;
-                    correct += logits
-                        .argmax(D::Minus1)?
-                        .eq(&ys)?
-                        .to_dtype(DType::F32)?
-                        .sum_all()?
-                        .to_scalar::<f32>()? as f64;
+                    add(&mut loss_sum, (fused::cross_entropy(&logits, &ys, 0.0)? * len as f64)?)?;
+                    add(&mut correct_sum, hits(&logits, &ys)?)?;
                     count += len as f64;
                     start += len;
                 }
@@ -477,18 +631,28 @@ impl Trainer {
                 };
                 let starts = fixed_windows(tokens.len(), *context, batch_size * eval_batches);
                 for chunk in starts.chunks(*batch_size) {
+                    let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let (xs, ys) = windows(tokens, chunk, *context, &self.device)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?;
                     let n = ys.elem_count() as f64;
-                    loss_sum += lm_loss(&logits, &ys)?.to_scalar::<f32>()? as f64 * n;
-                    correct += lm_accuracy(&logits, &ys)? * n;
+                    add(&mut loss_sum, (lm_loss(&logits, &ys)? * n)?)?;
+                    add(&mut correct_sum, hits(&logits, &ys)?)?;
                     count += n;
                 }
             }
             _ => candle_core::bail!("the plan does not match the data"),
         }
-        Ok((loss_sum / count.max(1.0), correct / count.max(1.0)))
+        let read = |sum: Option<Tensor>| -> candle_core::Result<f64> {
+            sum.map_or(Ok(0.0), |it| it.to_scalar::<f32>().map(f64::from))
+        };
+        Ok((read(loss_sum)? / count.max(1.0), read(correct_sum)? / count.max(1.0)))
     }
+}
+
+/// How many of `logits`' predictions (argmax of the last dim) equal `targets`, as
+/// an `f32` scalar tensor on their device.
+fn hits(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    logits.argmax(D::Minus1)?.eq(targets)?.to_dtype(DType::F32)?.sum_all()
 }
 
 #[derive(Clone, Copy)]
@@ -629,34 +793,51 @@ fn first_line(err: &candle_core::Error) -> String {
     err.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
+/// A failed trial; CUDA's CUDA_ERROR_OUT_OF_MEMORY marks it as one that may fit
+/// with fewer trials sharing the device.
+fn failure(reason: String) -> TrialFailure {
+    if reason.to_ascii_lowercase().contains("out of memory") || reason.contains("OUT_OF_MEMORY") {
+        TrialFailure::out_of_memory(reason)
+    } else {
+        TrialFailure::new(reason)
+    }
+}
+
 impl hpo_core::objective::Objective for CandleObjective {
     fn run(
         &self,
         ctx: &TrialContext<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<ObjectiveOutput, TrialFailure> {
-        let trainer = self.trainer(ctx.device);
+        let trainer = match self.device_trainers(ctx.device).checkout() {
+            Ok(trainer) => trainer,
+            Err(err) => return Err(failure(err.to_string())),
+        };
         let mut train = || trainer.train(ctx, reporter);
         let trained = match cpu_share(&trainer.device, ctx.workers) {
             Some(pool) => pool.install(train),
             None => train(),
         };
-        trained.unwrap_or_else(|err| {
-            let reason = format!("candle error: {}", first_line(&err));
-            // CUDA reports CUDA_ERROR_OUT_OF_MEMORY; the trial may fit with fewer
-            // trials sharing the device.
-            if reason.to_ascii_lowercase().contains("out of memory")
-                || reason.contains("OUT_OF_MEMORY")
-            {
-                Err(TrialFailure::out_of_memory(reason))
-            } else {
-                Err(TrialFailure::new(reason))
-            }
-        })
+        trained.unwrap_or_else(|err| Err(failure(format!("candle error: {}", first_line(&err)))))
     }
 
     fn device(&self, requested: Option<&str>) -> Option<String> {
-        Some(device_name(&self.trainer(requested).device))
+        Some(self.device_trainers(requested).device_name())
+    }
+
+    /// On a GPU, once a trial has measured its memory: the trials that fit in 80%
+    /// of the memory usable then (free, plus what the trials there held), at the
+    /// largest footprint measured so far, between 1 and
+    /// [`hpo_core::spec::AUTO_TRIALS_PER_DEVICE`].
+    /// On the CPU, one: its trials would only divide its cores.
+    fn capacity(&self, device: &str) -> Option<usize> {
+        let trainers = self.device_trainers(Some(device));
+        if trainers.shared.is_some() {
+            return Some(1);
+        }
+        let (largest, usable) = trainers.gpu.largest_footprint()?;
+        let fit = (0.8 * usable as f64 / largest as f64).floor() as usize;
+        Some(fit.clamp(1, hpo_core::spec::AUTO_TRIALS_PER_DEVICE))
     }
 }
 

@@ -8,6 +8,7 @@ use hpo_core::study::Direction;
 
 use super::*;
 use crate::data::{Source, load};
+use crate::model::fused::Precision;
 
 struct Collect {
     steps: Vec<(u64, Vec<(String, f64)>)>,
@@ -36,6 +37,7 @@ fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
         device: "cpu".into(),
         devices: Vec::new(),
         trials_per_device: 1,
+        auto_trials_per_device: false,
         fixed: Params::new(),
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
@@ -261,7 +263,13 @@ fn label_smoothing_and_l2_raise_the_training_loss() {
 /// without a backward pass would leave some at zero or missing).
 #[test]
 fn every_parameter_of_every_model_receives_a_gradient() {
-    assert_every_parameter_receives_a_gradient(&Device::Cpu);
+    assert_every_parameter_receives_a_gradient(&Device::Cpu, Precision::F32);
+}
+
+/// The same with bf16 autocast: the casts around each product pass gradients on.
+#[test]
+fn every_parameter_of_every_model_receives_a_gradient_in_bf16() {
+    assert_every_parameter_receives_a_gradient(&Device::Cpu, Precision::Bf16);
 }
 
 /// The same on a CUDA GPU, where the fused ops run their CUDA kernels.
@@ -269,10 +277,11 @@ fn every_parameter_of_every_model_receives_a_gradient() {
 #[test]
 fn every_parameter_of_every_model_receives_a_gradient_on_the_gpu() {
     let device = Device::new_cuda(0).expect("a CUDA GPU (this test is built with `cuda` only)");
-    assert_every_parameter_receives_a_gradient(&device);
+    assert_every_parameter_receives_a_gradient(&device, Precision::F32);
+    assert_every_parameter_receives_a_gradient(&device, Precision::Bf16);
 }
 
-fn assert_every_parameter_receives_a_gradient(device: &Device) {
+fn assert_every_parameter_receives_a_gradient(device: &Device, precision: Precision) {
     let device = device.clone();
     let mut rng = StdRng::seed_from_u64(0);
     let mut models: Vec<(String, Box<dyn Model>, Tensor, Tensor)> = Vec::new();
@@ -287,9 +296,10 @@ fn assert_every_parameter_receives_a_gradient(device: &Device) {
             activation: "gelu".into(),
             dropout: 0.1,
             norm,
+            precision,
         };
         models.push((
-            format!("mlp {norm:?}"),
+            format!("mlp {norm:?} {precision:?}"),
             Box::new(Mlp::new(&config, &mut rng, &device).unwrap()),
             image.clone(),
             labels.clone(),
@@ -306,9 +316,10 @@ fn assert_every_parameter_receives_a_gradient(device: &Device) {
             activation: "relu".into(),
             dropout: 0.1,
             batch_norm,
+            precision,
         };
         models.push((
-            format!("cnn bn={batch_norm}"),
+            format!("cnn bn={batch_norm} {precision:?}"),
             Box::new(Cnn::new(&config, &mut rng, &device).unwrap()),
             image.clone(),
             labels.clone(),
@@ -323,13 +334,14 @@ fn assert_every_parameter_receives_a_gradient(device: &Device) {
             layers: 2,
             dropout: 0.1,
             tie_weights,
+            precision,
         };
         let tokens =
             Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3, 2, 1]], &device).unwrap();
         let targets =
             Tensor::new(&[[2u32, 3, 4, 5, 6, 7, 8, 9], [7, 6, 5, 4, 3, 2, 1, 0]], &device).unwrap();
         models.push((
-            format!("transformer tied={tie_weights}"),
+            format!("transformer tied={tie_weights} {precision:?}"),
             Box::new(Transformer::new(&config, &mut rng, &device).unwrap()),
             tokens,
             targets,

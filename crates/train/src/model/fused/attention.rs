@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{causal_softmax, causal_softmax_row, data, softmax_backward_row};
+use super::{Precision, causal_softmax, causal_softmax_row, data, matmul_in, softmax_backward_row};
 use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
 use crate::model::layers::{drop_threshold, is_dropped};
 
@@ -210,6 +210,7 @@ pub fn causal_attention(
     qkv: &Tensor,
     heads: usize,
     dropout: Option<AttentionDropout>,
+    precision: Precision,
 ) -> Result<Tensor> {
     let (_, _, d3) = qkv.dims3()?;
     if heads == 0 || d3 % (3 * heads) != 0 {
@@ -220,10 +221,10 @@ pub fn causal_attention(
     {
         candle_core::bail!("causal_attention: dropout {} is not in [0, 1)", dropout.p);
     }
-    if qkv.device().is_cpu() {
+    if qkv.device().is_cpu() && precision.is_f32() {
         return qkv.contiguous()?.apply_op1(CausalAttention { heads, dropout });
     }
-    causal_attention_composite(qkv, heads, dropout)
+    causal_attention_composite(qkv, heads, dropout, precision)
 }
 
 /// [`causal_attention`] from candle ops, [`causal_softmax`] and [`super::dropout`]
@@ -232,16 +233,17 @@ pub(super) fn causal_attention_composite(
     qkv: &Tensor,
     heads: usize,
     dropout: Option<AttentionDropout>,
+    precision: Precision,
 ) -> Result<Tensor> {
     let (b, t, d3) = qkv.dims3()?;
     let [q, k, v] = split_heads(qkv, heads)?;
     let scale = 1.0 / ((d3 / 3 / heads) as f64).sqrt();
-    let mut weights = causal_softmax(&q.matmul(&k.t()?)?, scale)?;
+    let mut weights = causal_softmax(&matmul_in(&q, &k.t()?, precision)?, scale)?;
     if let Some(dropout) = &dropout {
         let threshold = drop_threshold(f64::from(dropout.p));
         weights = super::dropout(&weights, dropout.seed, threshold, 1.0 / (1.0 - dropout.p))?;
     }
-    weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d3 / 3))
+    matmul_in(&weights, &v, precision)?.transpose(1, 2)?.reshape((b, t, d3 / 3))
 }
 
 /// The dropout mask [`CausalAttention`] applies, as a `[b, heads, t, t]` CPU

@@ -16,7 +16,8 @@ use rayon::prelude::*;
 #[cfg(feature = "cuda")]
 use super::cuda;
 use super::{
-    Activation, ReluActivation, add_per_row, data, for_each_window_max, has_kernels, max_pool_2x2,
+    Activation, Precision, ReluActivation, add_per_row, data, for_each_window_max, has_kernels,
+    matmul_in, max_pool_2x2,
 };
 use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
 
@@ -303,16 +304,17 @@ pub fn conv2d_channels_first(
     weight: &Tensor,
     bias: &Tensor,
     p: usize,
+    precision: Precision,
 ) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+    if xs.device().is_cpu() && precision.is_f32() {
         let op = Conv2dOp { p, epilogue: None, saved: Mutex::default() };
         return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
     }
-    conv2d_composite(xs, weight, bias, p)
+    conv2d_composite(xs, weight, bias, p, precision)
 }
 
 /// [`conv2d_channels_first`], then 2x2 max pooling, then the non-decreasing
-/// activation `activation`, as one op on CPU (see [`Conv2dOp`]); the three
+/// activation `activation`, as one op on CPU in `f32` (see [`Conv2dOp`]); the three
 /// separate ops elsewhere.
 pub fn conv_pool_activate(
     xs: &Tensor,
@@ -320,15 +322,16 @@ pub fn conv_pool_activate(
     bias: &Tensor,
     p: usize,
     activation: &str,
+    precision: Precision,
 ) -> Result<Tensor> {
     let Some(epilogue) = PoolActivation::for_activation(activation) else {
         candle_core::bail!("conv_pool_activate: `{activation}` is not a non-decreasing activation");
     };
-    if xs.device().is_cpu() {
+    if xs.device().is_cpu() && precision.is_f32() {
         let op = Conv2dOp { p, epilogue: Some(epilogue), saved: Mutex::default() };
         return xs.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op);
     }
-    let ys = max_pool_2x2(&conv2d_composite(xs, weight, bias, p)?)?;
+    let ys = max_pool_2x2(&conv2d_composite(xs, weight, bias, p, precision)?)?;
     match activation {
         "tanh" => ys.tanh(),
         _ => ys.relu(),
@@ -342,13 +345,14 @@ pub(super) fn conv2d_composite(
     weight: &Tensor,
     bias: &Tensor,
     p: usize,
+    precision: Precision,
 ) -> Result<Tensor> {
     let (c, b, h, w) = xs.dims4()?;
     let k = weight.dim(3)?;
     let g = Window { c, b, h, w, k, p };
     let columns = im2col(xs, k, p)?;
     let out = weight.dim(0)?;
-    let ys = weight.reshape((out, c * k * k))?.matmul(&columns)?;
+    let ys = matmul_in(&weight.reshape((out, c * k * k))?, &columns, precision)?;
     add_per_row(&ys, bias)?.reshape((out, b, g.oh(), g.ow()))
 }
 

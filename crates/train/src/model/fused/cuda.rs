@@ -558,3 +558,89 @@ pub(super) fn im2col(
 pub(super) fn col2im(s: &CudaStorage, l: &Layout, g: Window) -> Result<CudaStorage> {
     convolution_columns(s, l, g, g.c * g.b * g.h * g.w, true)
 }
+
+/// One block of `BN_THREADS` (256) threads per channel.
+fn channels_config(channels: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (channels.max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Each channel's (mean, biased variance) of a channel-first x of `channels` rows:
+/// `[channels, 2]`.
+pub fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let x = view::<f32>(xs, xl)?;
+    let n = (xl.shape().elem_count() / channels.max(1)) as i64;
+    let mut stats = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
+    let func = kernel(device, "bn_stats")?;
+    let mut b = func.builder();
+    b.arg(&x).arg(&mut stats).arg(&n);
+    unsafe { b.launch(channels_config(channels)) }.w()?;
+    Ok(new_storage(stats, device))
+}
+
+/// Batch normalization of a channel-first x by its `[c, 2]` statistics and
+/// `[c, 2]` (gamma, beta).
+pub fn batch_norm(
+    (xs, xl): (&CudaStorage, &Layout),
+    (ss, sl): (&CudaStorage, &Layout),
+    (as_, al): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let total = xl.shape().elem_count();
+    let n = (total / sl.shape().dims()[0].max(1)) as i64;
+    let (x, stats, affine) = (view::<f32>(xs, xl)?, view::<f32>(ss, sl)?, view::<f32>(as_, al)?);
+    let mut y = unsafe { device.alloc::<f32>(total.max(1))? };
+    let func = kernel(device, "bn_apply")?;
+    let total_arg = total as i64;
+    let mut b = func.builder();
+    b.arg(&x).arg(&stats).arg(&affine).arg(&mut y).arg(&total_arg).arg(&n).arg(&eps);
+    unsafe { b.launch(elementwise_config(total)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
+/// Batch norm's parameter gradients from (x, dy, stats): `[c, 2]`, each channel's
+/// (sum of dy x̂, sum of dy).
+pub fn batch_norm_sums(
+    (xs, xl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+    (ss, sl): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let channels = sl.shape().dims()[0];
+    let n = (xl.shape().elem_count() / channels.max(1)) as i64;
+    let (x, dy, stats) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(ss, sl)?);
+    let mut sums = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
+    let func = kernel(device, "bn_sums")?;
+    let mut b = func.builder();
+    b.arg(&x).arg(&dy).arg(&stats).arg(&mut sums).arg(&n).arg(&eps);
+    unsafe { b.launch(channels_config(channels)) }.w()?;
+    Ok(new_storage(sums, device))
+}
+
+/// Batch norm's input gradient from (x, dy, coef); coef rows are (mean, var,
+/// gamma, beta, sum dy x̂, sum dy).
+pub fn batch_norm_input_grad(
+    (xs, xl): (&CudaStorage, &Layout),
+    (dys, dyl): (&CudaStorage, &Layout),
+    (cs, cl): (&CudaStorage, &Layout),
+    eps: f32,
+    train: bool,
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let total = xl.shape().elem_count();
+    let n = (total / cl.shape().dims()[0].max(1)) as i64;
+    let (x, dy, coef) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(cs, cl)?);
+    let mut dx = unsafe { device.alloc::<f32>(total.max(1))? };
+    let func = kernel(device, "bn_input_grad")?;
+    let (total_arg, train_arg) = (total as i64, i32::from(train));
+    let mut b = func.builder();
+    b.arg(&x).arg(&dy).arg(&coef).arg(&mut dx).arg(&total_arg).arg(&n).arg(&eps).arg(&train_arg);
+    unsafe { b.launch(elementwise_config(total)) }.w()?;
+    Ok(new_storage(dx, device))
+}

@@ -8,7 +8,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{SumRows, add_trailing, data};
+use super::{Precision, SumRows, add_trailing, data, matmul_in};
 use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
 
 /// The forward op; the bias, if any, is the third input.
@@ -167,16 +167,22 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// `x W^T + b` over the last dim of `x` (`[.., in]`), `W` `[out, in]`, `b` `[out]`.
-pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if xs.device().is_cpu() {
+/// `x W^T + b` over the last dim of `x` (`[.., in]`), `W` `[out, in]`, `b` `[out]`,
+/// the product in `precision`.
+pub fn linear(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    precision: Precision,
+) -> Result<Tensor> {
+    if xs.device().is_cpu() && precision.is_f32() {
         let (xs, weight) = (xs.contiguous()?, weight.contiguous()?);
         return match bias {
             Some(bias) => xs.apply_op3(&weight, &bias.contiguous()?, Linear),
             None => xs.apply_op2(&weight, Linear),
         };
     }
-    linear_composite(xs, weight, bias)
+    linear_composite(xs, weight, bias, precision)
 }
 
 /// [`linear`] from candle ops.
@@ -184,11 +190,14 @@ pub(super) fn linear_composite(
     xs: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
+    precision: Precision,
 ) -> Result<Tensor> {
     // Batched inputs ([b, t, in]) multiply as one [b * t, in] matrix.
     let ys = match xs.dims() {
-        [b, t, _] => xs.reshape((b * t, ()))?.matmul(&weight.t()?)?.reshape((*b, *t, ()))?,
-        _ => xs.matmul(&weight.t()?)?,
+        [b, t, _] => {
+            matmul_in(&xs.reshape((b * t, ()))?, &weight.t()?, precision)?.reshape((*b, *t, ()))?
+        }
+        _ => matmul_in(xs, &weight.t()?, precision)?,
     };
     match bias {
         Some(bias) => add_trailing(&ys, bias),

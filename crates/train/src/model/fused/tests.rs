@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::attention::causal_attention_composite;
+use super::batch_norm::batch_norm_composite;
 use super::conv::conv2d_composite;
 use super::loss::{cross_entropy_composite, embedding_composite};
 use super::*;
@@ -63,8 +64,8 @@ fn convolution_matches_stacked_windows_with_and_without_padding() {
         let inputs = [random(&shape, 1), random(&[out, shape[0], k, k], 2), random(&[out], 3)];
         assert_same(
             &inputs,
-            |t| conv2d_channels_first(&t[0], &t[1], &t[2], p),
-            |t| conv2d_composite(&t[0], &t[1], &t[2], p),
+            |t| conv2d_channels_first(&t[0], &t[1], &t[2], p, Precision::F32),
+            |t| conv2d_composite(&t[0], &t[1], &t[2], p, Precision::F32),
         );
     }
 }
@@ -88,7 +89,8 @@ fn convolution_of_data_computes_no_input_gradient() {
     let xs = random(&[1, 2, 5, 5], 4);
     let weight = Var::from_tensor(&random(&[3, 1, 3, 3], 5)).unwrap();
     let bias = Var::from_tensor(&random(&[3], 6)).unwrap();
-    let ys = conv2d_channels_first(&xs, weight.as_tensor(), bias.as_tensor(), 1).unwrap();
+    let ys = conv2d_channels_first(&xs, weight.as_tensor(), bias.as_tensor(), 1, Precision::F32)
+        .unwrap();
     let grads = ys.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&xs).is_none());
     assert!(grads.get(weight.as_tensor()).is_some());
@@ -205,8 +207,8 @@ fn causal_attention_matches_its_composite_form() {
         let qkv = random(&shape, 14);
         assert_same(
             &[qkv],
-            |t| causal_attention(&t[0], heads, None),
-            |t| causal_attention_composite(&t[0], heads, None),
+            |t| causal_attention(&t[0], heads, None, Precision::F32),
+            |t| causal_attention_composite(&t[0], heads, None, Precision::F32),
         );
     }
 }
@@ -218,13 +220,13 @@ fn causal_attention_with_dropout_matches_the_composite_form_with_the_same_mask()
     let qkv = random(&[b, t, 3 * 8], 15);
     assert_same(
         &[qkv],
-        |x| causal_attention(&x[0], heads, Some(dropout)),
-        |x| causal_attention_composite(&x[0], heads, Some(dropout)),
+        |x| causal_attention(&x[0], heads, Some(dropout), Precision::F32),
+        |x| causal_attention_composite(&x[0], heads, Some(dropout), Precision::F32),
     );
     // And the mask did drop something: without it the output differs.
     let qkv = random(&[b, t, 3 * 8], 15);
-    let dropped = causal_attention(&qkv, heads, Some(dropout)).unwrap();
-    let kept = causal_attention(&qkv, heads, None).unwrap();
+    let dropped = causal_attention(&qkv, heads, Some(dropout), Precision::F32).unwrap();
+    let kept = causal_attention(&qkv, heads, None, Precision::F32).unwrap();
     assert!(max_diff(&dropped, &kept) > 1e-3);
 }
 
@@ -242,7 +244,7 @@ fn attention_dropout_drops_about_p_of_the_weights_and_depends_on_the_seed() {
 
 #[test]
 fn causal_attention_refuses_a_width_that_heads_do_not_divide() {
-    let err = causal_attention(&random(&[1, 2, 12], 1), 3, None).unwrap_err();
+    let err = causal_attention(&random(&[1, 2, 12], 1), 3, None, Precision::F32).unwrap_err();
     assert!(err.to_string().contains("heads (3)"), "{err}");
 }
 
@@ -252,22 +254,97 @@ fn linear_matches_matmul_and_bias_for_batched_and_flat_inputs() {
         let inputs = [random(&shape, 31), random(&[4, 7], 32), random(&[4], 33)];
         assert_same(
             &inputs,
-            |t| linear(&t[0], &t[1], Some(&t[2])),
-            |t| linear::linear_composite(&t[0], &t[1], Some(&t[2])),
+            |t| linear(&t[0], &t[1], Some(&t[2]), Precision::F32),
+            |t| linear::linear_composite(&t[0], &t[1], Some(&t[2]), Precision::F32),
         );
         assert_same(
             &inputs[..2],
-            |t| linear(&t[0], &t[1], None),
-            |t| linear::linear_composite(&t[0], &t[1], None),
+            |t| linear(&t[0], &t[1], None, Precision::F32),
+            |t| linear::linear_composite(&t[0], &t[1], None, Precision::F32),
         );
     }
+}
+
+/// bf16 autocast rounds each product's operands to 8 significant bits: its values
+/// and input gradients differ from f32's (so the casts happen), by about bf16's
+/// precision (so nothing else changes), for linear layers, convolutions and
+/// attention alike.
+#[test]
+fn bf16_products_differ_from_f32_by_bfloat16_rounding() {
+    let cases: Vec<(&str, Vec<Tensor>, OpFn)> = vec![
+        (
+            "linear",
+            vec![random(&[2, 3, 40], 41), random(&[6, 40], 42), random(&[6], 43)],
+            Box::new(|t, precision| linear(&t[0], &t[1], Some(&t[2]), precision)),
+        ),
+        (
+            "convolution",
+            vec![random(&[3, 2, 7, 7], 44), random(&[4, 3, 3, 3], 45), random(&[4], 46)],
+            Box::new(|t, precision| conv2d_channels_first(&t[0], &t[1], &t[2], 1, precision)),
+        ),
+        (
+            "attention",
+            vec![random(&[2, 5, 24], 47)],
+            Box::new(|t, precision| causal_attention(&t[0], 2, None, precision)),
+        ),
+    ];
+    for (name, inputs, op) in cases {
+        let (f32_out, f32_grads) = value_and_grads(&inputs, |t| op(t, Precision::F32));
+        let (bf16_out, bf16_grads) = value_and_grads(&inputs, |t| op(t, Precision::Bf16));
+        assert_eq!(bf16_out.dtype(), DType::F32, "{name}: autocast returns f32");
+        let pairs = std::iter::once((&f32_out, &bf16_out)).chain(f32_grads.iter().zip(&bf16_grads));
+        for (i, (a, b)) in pairs.enumerate() {
+            let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = max_diff(a, b) / scale;
+            // The output and the first input's gradient pass through a product;
+            // a bias's gradient (a plain sum of the output's) may not differ.
+            assert!(diff > 0.0 || i > 1, "{name}: value {i} is exactly f32's; no product was cast");
+            assert!(diff < 0.03, "{name}: value {i} differs from f32 by {diff} of its scale");
+        }
+    }
+}
+
+type OpFn = Box<dyn Fn(&[Tensor], Precision) -> Result<Tensor>>;
+
+/// Fixed running statistics `[c, 2]` (variances positive) for evaluation mode.
+fn running_stats(c: usize, seed: u64) -> Tensor {
+    let var = (random(&[c, 1], seed + 1).abs().unwrap() + 0.5).unwrap();
+    Tensor::cat(&[&random(&[c, 1], seed), &var], 1).unwrap()
+}
+
+#[test]
+fn batch_norm_matches_its_composite_in_training_and_evaluation() {
+    for (i, shape) in [vec![3, 4, 5, 5], vec![5, 7], vec![1, 9], vec![2, 3, 17]].iter().enumerate()
+    {
+        let c = shape[0];
+        let seed = 60 + 3 * i as u64;
+        let inputs = [random(shape, seed), random(&[c], seed + 1), random(&[c], seed + 2)];
+        assert_same(
+            &inputs,
+            |t| batch_norm(&t[0], &batch_stats(&t[0])?, &t[1], &t[2], 1e-5, true),
+            |t| batch_norm_composite(&t[0], &batch_stats(&t[0])?, &t[1], &t[2], 1e-5, true),
+        );
+        let running = running_stats(c, seed);
+        assert_same(
+            &inputs,
+            |t| batch_norm(&t[0], &running, &t[1], &t[2], 1e-5, false),
+            |t| batch_norm_composite(&t[0], &running, &t[1], &t[2], 1e-5, false),
+        );
+    }
+}
+
+#[test]
+fn batch_stats_are_each_channels_mean_and_biased_variance() {
+    let xs = Tensor::new(&[[1f32, 2., 3., 6.], [-1., -1., -1., -1.]], &Device::Cpu).unwrap();
+    let stats = batch_stats(&xs).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(stats, [[3.0, 3.5], [-1.0, 0.0]]);
 }
 
 #[test]
 fn linear_of_data_computes_no_input_gradient() {
     let xs = random(&[3, 5], 34);
     let weight = Var::from_tensor(&random(&[2, 5], 35)).unwrap();
-    let ys = linear(&xs, weight.as_tensor(), None).unwrap();
+    let ys = linear(&xs, weight.as_tensor(), None, Precision::F32).unwrap();
     let grads = ys.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&xs).is_none());
     assert!(grads.get(weight.as_tensor()).is_some());
@@ -281,10 +358,15 @@ fn fused_convolution_pooling_and_activation_match_the_three_ops() {
                 [random(&shape, 21), random(&[out, shape[0], k, k], 22), random(&[out], 23)];
             assert_same(
                 &inputs,
-                |t| conv_pool_activate(&t[0], &t[1], &t[2], p, activation),
+                |t| conv_pool_activate(&t[0], &t[1], &t[2], p, activation, Precision::F32),
                 |t| {
-                    let pooled =
-                        max_pool_2x2_composite(&conv2d_composite(&t[0], &t[1], &t[2], p)?)?;
+                    let pooled = max_pool_2x2_composite(&conv2d_composite(
+                        &t[0],
+                        &t[1],
+                        &t[2],
+                        p,
+                        Precision::F32,
+                    )?)?;
                     if activation == "tanh" { pooled.tanh() } else { pooled.relu() }
                 },
             );
@@ -302,8 +384,8 @@ fn a_second_backward_pass_over_a_convolution_gives_the_same_gradients() {
         let bias = Var::from_tensor(&random(&[3], 43)).unwrap();
         let (x, w, b) = (xs.as_tensor(), weight.as_tensor(), bias.as_tensor());
         let ys = match activation {
-            Some(a) => conv_pool_activate(x, w, b, 1, a).unwrap(),
-            None => conv2d_channels_first(x, w, b, 1).unwrap(),
+            Some(a) => conv_pool_activate(x, w, b, 1, a, Precision::F32).unwrap(),
+            None => conv2d_channels_first(x, w, b, 1, Precision::F32).unwrap(),
         };
         let loss = (&ys * &random(ys.dims(), 44)).unwrap().sum_all().unwrap();
         let first = loss.backward().unwrap();

@@ -8,6 +8,7 @@ use candle_nn::optim::{AdamW, Optimizer as _, ParamsAdamW};
 
 use super::{class_ids, random, value_and_grads};
 use crate::model::fused::attention::causal_attention_composite;
+use crate::model::fused::batch_norm::batch_norm_composite;
 use crate::model::fused::loss::{cross_entropy_composite, embedding_composite};
 use crate::model::fused::*;
 use crate::model::layers::drop_threshold;
@@ -150,6 +151,32 @@ fn max_pool_kernel_matches_the_window_maximum() {
 }
 
 #[test]
+fn batch_norm_kernels_match_the_composite_and_the_cpu_op() {
+    for (i, shape) in
+        [[3, 4, 5, 5], [16, 128, 14, 14], [1, 1, 1, 9], [33, 7, 3, 1]].iter().enumerate()
+    {
+        let c = shape[0];
+        let seed = 80 + 3 * i as u64;
+        let inputs = [random(shape, seed), random(&[c], seed + 1), random(&[c], seed + 2)];
+        assert_same_on_gpu(
+            &format!("batch norm (training) {shape:?}"),
+            &inputs,
+            None,
+            |t, _| batch_norm(&t[0], &batch_stats(&t[0])?, &t[1], &t[2], 1e-5, true),
+            |t, _| batch_norm_composite(&t[0], &batch_stats(&t[0])?, &t[1], &t[2], 1e-5, true),
+        );
+        let running = super::running_stats(c, seed);
+        assert_same_on_gpu(
+            &format!("batch norm (evaluation) {shape:?}"),
+            &inputs,
+            Some(&running),
+            |t, r| batch_norm(&t[0], r.unwrap(), &t[1], &t[2], 1e-5, false),
+            |t, r| batch_norm_composite(&t[0], r.unwrap(), &t[1], &t[2], 1e-5, false),
+        );
+    }
+}
+
+#[test]
 fn attention_on_the_gpu_matches_the_cpu_op() {
     // On the GPU, attention is candle's matmuls around the causal softmax kernel.
     let qkv = random(&[2, 19, 3 * 12], 5);
@@ -157,8 +184,8 @@ fn attention_on_the_gpu_matches_the_cpu_op() {
         "causal attention",
         &[qkv],
         None,
-        |t, _| causal_attention(&t[0], 3, None),
-        |t, _| causal_attention_composite(&t[0], 3, None),
+        |t, _| causal_attention(&t[0], 3, None, Precision::F32),
+        |t, _| causal_attention_composite(&t[0], 3, None, Precision::F32),
     );
 }
 
@@ -301,7 +328,7 @@ fn convolution_on_the_gpu_matches_the_cpu_op() {
         "convolution",
         &inputs,
         None,
-        |t, _| conv2d_channels_first(&t[0], &t[1], &t[2], 1),
-        |t, _| crate::model::fused::conv::conv2d_composite(&t[0], &t[1], &t[2], 1),
+        |t, _| conv2d_channels_first(&t[0], &t[1], &t[2], 1, Precision::F32),
+        |t, _| crate::model::fused::conv::conv2d_composite(&t[0], &t[1], &t[2], 1, Precision::F32),
     );
 }
