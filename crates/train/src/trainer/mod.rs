@@ -586,7 +586,8 @@ impl Trainer {
         part: Part,
     ) -> candle_core::Result<(f64, f64)> {
         // Sums stay on the device until the end: reading a GPU value waits for the
-        // device, and a read per chunk would leave it idle between chunks.
+        // device, and a read per chunk would leave it idle between chunks. Losses
+        // add up in f64, as they did on the host (the same values to the bit).
         let mut loss_sum: Option<Tensor> = None;
         let mut correct_sum: Option<Tensor> = None;
         let mut count = 0.0;
@@ -614,7 +615,8 @@ impl Trainer {
                     let xs = split.features.narrow(0, start, len)?;
                     let ys = split.labels.narrow(0, start, len)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?;
-                    add(&mut loss_sum, (fused::cross_entropy(&logits, &ys, 0.0)? * len as f64)?)?;
+                    let loss = fused::cross_entropy(&logits, &ys, 0.0)?.to_dtype(DType::F64)?;
+                    add(&mut loss_sum, (loss * len as f64)?)?;
                     add(&mut correct_sum, hits(&logits, &ys)?)?;
                     count += len as f64;
                     start += len;
@@ -635,7 +637,7 @@ impl Trainer {
                     let (xs, ys) = windows(tokens, chunk, *context, &self.device)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?;
                     let n = ys.elem_count() as f64;
-                    add(&mut loss_sum, (lm_loss(&logits, &ys)? * n)?)?;
+                    add(&mut loss_sum, (lm_loss(&logits, &ys)?.to_dtype(DType::F64)? * n)?)?;
                     add(&mut correct_sum, hits(&logits, &ys)?)?;
                     count += n;
                 }
@@ -643,7 +645,7 @@ impl Trainer {
             _ => candle_core::bail!("the plan does not match the data"),
         }
         let read = |sum: Option<Tensor>| -> candle_core::Result<f64> {
-            sum.map_or(Ok(0.0), |it| it.to_scalar::<f32>().map(f64::from))
+            sum.map_or(Ok(0.0), |it| it.to_dtype(DType::F64)?.to_scalar::<f64>())
         };
         Ok((read(loss_sum)? / count.max(1.0), read(correct_sum)? / count.max(1.0)))
     }
