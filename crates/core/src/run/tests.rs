@@ -790,7 +790,7 @@ impl Objective for FitsTwo {
     ) -> Result<ObjectiveOutput, TrialFailure> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.at_start.lock().unwrap().push(now);
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
         self.measured.store(true, Ordering::SeqCst);
         self.running.fetch_sub(1, Ordering::SeqCst);
         let _ = reporter.report(1, &[("value".into(), 1.0)]);

@@ -27,11 +27,16 @@ pub fn batch_stats(xs: &Tensor) -> Result<Tensor> {
     if has_kernels(xs.device()) {
         return xs.contiguous()?.apply_op1_no_bwd(&BatchStats);
     }
-    let c = xs.dim(0)?;
-    let rows = xs.reshape((c, ()))?;
+    let (mean, var) = channel_moments(&xs.reshape((xs.dim(0)?, ()))?)?;
+    Tensor::cat(&[&mean, &var], 1)
+}
+
+/// The mean and biased variance of each row of `rows` (`[c, n]`), as `[c, 1]`
+/// each, from candle ops (with their gradient).
+fn channel_moments(rows: &Tensor) -> Result<(Tensor, Tensor)> {
     let mean = rows.mean_keepdim(1)?;
     let var = rows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
-    Tensor::cat(&[&mean, &var], 1)
+    Ok((mean, var))
 }
 
 /// Normalizes a channel-first `x` by `stats` (`[c, 2]`: mean, biased variance),
@@ -65,13 +70,9 @@ pub(super) fn batch_norm_composite(
     train: bool,
 ) -> Result<Tensor> {
     let c = xs.dim(0)?;
-    let mut per_channel = vec![1; xs.rank()];
-    per_channel[0] = c;
     let rows = xs.reshape((c, ()))?;
     let (mean, var) = if train {
-        let mean = rows.mean_keepdim(1)?;
-        let var = rows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
-        (mean, var)
+        channel_moments(&rows)?
     } else {
         (stats.narrow(1, 0, 1)?, stats.narrow(1, 1, 1)?)
     };
