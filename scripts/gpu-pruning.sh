@@ -11,7 +11,9 @@
 # they end; RUNS=previous/runs.jsonl starts from a previous call's file and skips
 # what it holds, so the benchmark can be spread over several calls (about 45 min
 # of 4 H200s in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
-# the call (default 540).
+# the call (default 540). The runs so far are committed in
+# docs/runs/fashion-pruning.jsonl: RUNS=docs/runs/fashion-pruning.jsonl goes on
+# from them (copy the call's $OUT/runs.jsonl back over it afterwards).
 #
 # Since session 8 each trial at once on a GPU trains in a lane of its own (own
 # stream and cuBLAS handle), and trials at once no longer slow each other down;
