@@ -353,6 +353,25 @@ extern "C" __global__ void dropout(const float* x, float* y, long long n, uint64
         y[i] = is_dropped(seed, (uint64_t)i, threshold) ? 0.f : x[i] * scale;
 }
 
+// ---- image augmentation: image i of x ([n images, channels, size, size]) moved by
+// row i of `moves` (dx, dy, flip): mirrored left-right when flip, then shifted by
+// (dx, dy), zeros where nothing moved in (augment.rs, Move::apply_plane).
+
+extern "C" __global__ void move_images(const float* x, const long long* moves, float* y,
+                                       long long n, int channels, int size) {
+    long long plane = (long long)size * size;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        long long at = i % plane, image = i / (plane * channels);
+        long long row = at / size, col = at % size;
+        const long long* m = moves + 3 * image;
+        long long sx = (m[2] ? size - 1 - col : col) - m[0];
+        long long sy = row - m[1];
+        bool inside = sx >= 0 && sx < size && sy >= 0 && sy < size;
+        y[i] = inside ? x[i - at + sy * size + sx] : 0.f;
+    }
+}
+
 // ---- GELU (exact, erf form) and ReLU, with their backward: dx = dy * f'(x).
 
 extern "C" __global__ void gelu_fwd(const float* x, float* y, long long n) {

@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::Error;
-use crate::augment::Augment;
+use crate::augment::{Augment, move_images};
 use crate::data::{Classification, Dataset, Split, Text};
 use crate::gpu;
 use crate::hyper::Resolved;
@@ -533,7 +533,9 @@ impl Trainer {
         Ok(Ok(ObjectiveOutput { final_metrics, ended_by }))
     }
 
-    /// The device tensors of one batch (augmented on the CPU when asked).
+    /// The device tensors of one batch: rows gathered from the training split on
+    /// the device, then, when asked, each image moved as drawn from `rng` (the
+    /// draws on the host, the moves where the batch is).
     fn batch(
         &self,
         plan: &Plan,
@@ -542,34 +544,17 @@ impl Trainer {
     ) -> candle_core::Result<(Tensor, Tensor)> {
         match (&self.data, plan) {
             (Data::Classification { meta, train, .. }, Plan::Classification { augment, .. }) => {
-                match (meta.image, augment.is_none()) {
-                    (Some(shape), false) => {
-                        let n = meta.n_features;
-                        let mut features = Vec::with_capacity(batch.len() * n);
-                        let mut labels = Vec::with_capacity(batch.len());
-                        for &row in batch {
-                            let row = row as usize;
-                            let start = features.len();
-                            features
-                                .extend_from_slice(&meta.train.features[row * n..(row + 1) * n]);
-                            augment.apply(&mut features[start..], shape, rng);
-                            labels.push(meta.train.labels[row]);
-                        }
-                        let xs = Tensor::from_vec(
-                            features,
-                            (batch.len(), shape.channels, shape.size, shape.size),
-                            &self.device,
-                        )?;
-                        Ok((xs, Tensor::from_vec(labels, batch.len(), &self.device)?))
+                let idx = Tensor::from_slice(batch, batch.len(), &self.device)?;
+                let xs = train.features.index_select(&idx, 0)?;
+                let xs = match meta.image {
+                    Some(shape) if !augment.is_none() => {
+                        let moves: Vec<_> =
+                            batch.iter().map(|_| augment.draw(shape, rng)).collect();
+                        move_images(&xs, &moves)?
                     }
-                    _ => {
-                        let idx = Tensor::from_slice(batch, batch.len(), &self.device)?;
-                        Ok((
-                            train.features.index_select(&idx, 0)?,
-                            train.labels.index_select(&idx, 0)?,
-                        ))
-                    }
-                }
+                    _ => xs,
+                };
+                Ok((xs, train.labels.index_select(&idx, 0)?))
             }
             (Data::Text(text), Plan::Text { context, .. }) => {
                 windows(&text.train, batch, *context, &self.device)

@@ -436,6 +436,25 @@ pub fn dropout(
     Ok(new_storage(y, device))
 }
 
+/// Each `[channels, size, size]` image moved by its row of the `[n, 3]` `i64` table
+/// (dx, dy, flip), by `augment::Move::apply_plane`'s rule: one thread a pixel.
+pub fn move_images(
+    (xs, xl): (&CudaStorage, &Layout),
+    (ts, tl): (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let device = &xs.device;
+    let dims = xl.shape().dims();
+    let n = xl.shape().elem_count();
+    let (x, table) = (view::<f32>(xs, xl)?, view::<i64>(ts, tl)?);
+    let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
+    let func = kernel(device, "move_images")?;
+    let (n_arg, channels_arg, size_arg) = (n as i64, dims[1] as i32, dims[3] as i32);
+    let mut b = func.builder();
+    b.arg(&x).arg(&table).arg(&mut y).arg(&n_arg).arg(&channels_arg).arg(&size_arg);
+    unsafe { b.launch(elementwise_config(n)) }.w()?;
+    Ok(new_storage(y, device))
+}
+
 /// An activation (`kernel` "gelu" or "relu") of every element.
 pub fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage> {
     let device = &s.device;

@@ -252,6 +252,26 @@ fn dropout_kernel_draws_the_cpu_mask() {
 }
 
 #[test]
+fn move_images_kernel_moves_as_the_cpu_op() {
+    use rand::SeedableRng;
+
+    use crate::augment::{Augment, move_images};
+    use crate::data::ImageShape;
+    for (i, (n, channels, size)) in [(1, 1, 3), (7, 3, 8), (128, 1, 28)].into_iter().enumerate() {
+        let images = random(&[n, channels, size, size], i as u64);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+        let shape = ImageShape { channels, size };
+        let moves: Vec<_> =
+            (0..n).map(|_| Augment::from_name("shift_flip").draw(shape, &mut rng)).collect();
+        let on_cpu = move_images(&images, &moves).unwrap();
+        let on_gpu = move_images(&images.to_device(&gpu()).unwrap(), &moves).unwrap();
+        assert!(on_gpu.device().is_cuda());
+        // A gather: the same values exactly.
+        assert_eq!(relative_error(&on_gpu, &on_cpu), 0.0, "{n} images {channels}x{size}x{size}");
+    }
+}
+
+#[test]
 fn activation_kernels_match_candles_activations() {
     // Shapes of more than a few elements: the CPU op's erf is within 1e-6 of the
     // exact one in absolute terms, which is not 1e-5 of one tiny value.
