@@ -6,12 +6,14 @@
 # `hpo bench pruning` on studies/fashion-cnn.toml (30 trials, at most 15 epochs,
 # random search) for none, median, asha and hyperband over study seeds 0-4. Each
 # run spreads its trials over every visible GPU, TPD trials at once per GPU (default
-# 1: on candle today a second trial on the same GPU halves both; docs/benchmarks.md),
-# JOBS runs at once (default 1). Finished runs are appended to $OUT/runs.jsonl as
+# 1: one fashion CNN trial keeps an H200 busy; docs/benchmarks.md), JOBS runs at
+# once (default 1). Finished runs are appended to $OUT/runs.jsonl as
 # they end; RUNS=previous/runs.jsonl starts from a previous call's file and skips
 # what it holds, so the benchmark can be spread over several calls (about 45 min
-# of 4 H200s in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
-# the call (default 540). The runs so far are committed in
+# of one H200 in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
+# the call (default 540), cutting short the run under way; START_WITHIN=340s starts
+# no run after 340 s, so a call ends between runs (a no-pruning run takes up to
+# about 4 minutes). The runs so far are committed in
 # docs/runs/fashion-pruning.jsonl: RUNS=docs/runs/fashion-pruning.jsonl goes on
 # from them (copy the call's $OUT/runs.jsonl back over it afterwards).
 #
@@ -63,6 +65,7 @@ sed -e "s/^device = .*/devices = [$devices]\ntrials_per_device = ${TPD:-1}/" \
 [ -n "${RUNS:-}" ] && cp "$RUNS" "$out/runs.jsonl"
 start=$(date +%s)
 timeout "${BENCH_SECONDS:-540}" /tmp/hpo bench pruning --studies studies/fashion-cnn-gpus.toml \
-  --seeds 5 --jobs "${JOBS:-1}" --runs "$out/runs.jsonl" ${PRUNERS:+--pruners "$PRUNERS"} 2>&1
+  --seeds 5 --jobs "${JOBS:-1}" --runs "$out/runs.jsonl" ${PRUNERS:+--pruners "$PRUNERS"} \
+  ${START_WITHIN:+--start-within "$START_WITHIN"} 2>&1
 echo "bench wall seconds: $(( $(date +%s) - start ))"
 rm -f studies/fashion-cnn-gpus.toml

@@ -371,6 +371,7 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
     };
     let out = bench("1");
     assert!(out.contains("medians over 1 study seeds (from 0), 2 run(s) at once"), "{out}");
+    assert!(out.lines().any(|l| l.contains("asha") && l.contains(" 1/1 ")), "{out}");
     let first = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
     let runs: Vec<Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(runs.len(), 2, "{first}");
@@ -392,6 +393,28 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
     bench("1");
     let third = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
     assert_eq!(third.lines().count(), 6, "{third}");
+    // With no time to start runs in, none starts: the table shows what is recorded.
+    let none_started = dir.ok(&[
+        "bench",
+        "pruning",
+        "--studies",
+        "tiny.toml",
+        "--seeds",
+        "3",
+        "--runs",
+        "runs.jsonl",
+        "--start-within",
+        "0",
+    ]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap(), third);
+    assert!(
+        none_started.lines().any(|l| l.contains("none") && l.contains(" 1/3 ")),
+        "{none_started}"
+    );
+    assert!(
+        none_started.lines().any(|l| l.contains("median") && l.contains(" 0/3 ")),
+        "{none_started}"
+    );
 
     dir.write("runs.jsonl", "\n{\"study\": \"tiny\"\n");
     let err = dir.err(&["bench", "pruning", "--studies", "tiny.toml", "--runs", "runs.jsonl"]);

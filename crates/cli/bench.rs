@@ -415,6 +415,10 @@ pub struct PruningBench {
     /// A JSON-lines file of finished runs: runs already in it are not run again, and
     /// each new run is appended as it finishes, so a cut-short benchmark resumes.
     pub runs: Option<std::path::PathBuf>,
+    /// Start no run after this long; runs under way finish. With `runs`, a benchmark
+    /// spread over calls of bounded length ends each call between runs instead of
+    /// losing the one a hard limit would cut short.
+    pub start_within: Option<std::time::Duration>,
 }
 
 /// One (study, pruner, seed) run of the pruning benchmark, as `--runs` records it.
@@ -495,6 +499,7 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
             Ok(if needed { Some(hpo_train::build_objective(spec, base_dir)?) } else { None })
         })
         .collect::<Result<Vec<_>>>()?;
+    let started = Instant::now();
     let queue = std::sync::Mutex::new(todo.into_iter());
     let finished = std::sync::Mutex::new(Vec::new());
     let failure = std::sync::Mutex::new(None);
@@ -502,6 +507,9 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
         for _ in 0..bench.jobs {
             scope.spawn(|| {
                 loop {
+                    if bench.start_within.is_some_and(|limit| started.elapsed() >= limit) {
+                        break;
+                    }
                     let next = queue.lock().unwrap().next();
                     let Some((s, name, table, seed)) = next else { break };
                     if failure.lock().unwrap().is_some() {
@@ -535,6 +543,7 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
     if let Some(err) = failure.into_inner().unwrap() {
         return Err(err);
     }
+    let not_started = queue.into_inner().unwrap().count();
     done.extend(finished.into_inner().unwrap());
     let mut rows = Vec::new();
     for (_, text, spec, variants) in &studies {
@@ -546,30 +555,43 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
                 .collect();
             let runs: Vec<&PruningRun> =
                 done.iter().filter(|r| prints.contains(&r.fingerprint)).collect();
-            let med = |f: fn(&PruningRun) -> f64| {
+            // The median over the runs so far ("-" before the first).
+            let med = |f: fn(&PruningRun) -> f64, decimals: usize| {
                 let xs: Vec<f64> = runs.iter().map(|r| f(r)).collect();
-                hpo_core::sampler::benchmark::quartiles(&xs).0
+                if xs.is_empty() {
+                    return "-".to_owned();
+                }
+                format!("{:.decimals$}", hpo_core::sampler::benchmark::quartiles(&xs).0)
             };
             rows.push(vec![
                 spec.name.clone(),
                 name.to_string(),
-                format!("{:.0}", med(|r| r.epochs)),
-                format!("{:.0}", med(|r| r.pruned)),
-                format!("{:.1}", med(|r| r.seconds)),
-                format!("{:.4}", med(|r| r.best)),
-                format!("{:.4}", med(|r| r.test)),
+                format!("{}/{}", runs.len(), prints.len()),
+                med(|r| r.epochs, 0),
+                med(|r| r.pruned, 0),
+                med(|r| r.seconds, 1),
+                med(|r| r.best, 4),
+                med(|r| r.test, 4),
             ]);
         }
     }
     let (first, n) = (bench.seeds.start, bench.seeds.end - bench.seeds.start);
     let mut out = format!(
-        "medians over {n} study seeds (from {first}), {} run(s) at once; EPOCHS = epochs trained by all trials; BEST = the study metric of the best trial, TEST = its test metric\n",
+        "medians over {n} study seeds (from {first}), {} run(s) at once; RUNS = seeds run so far; EPOCHS = epochs trained by all trials; BEST = the study metric of the best trial, TEST = its test metric\n",
         bench.jobs
     );
     out.push_str(&crate::format::table(
-        &["STUDY", "PRUNER", "EPOCHS", "PRUNED", "SECONDS", "BEST", "TEST"],
+        &["STUDY", "PRUNER", "RUNS", "EPOCHS", "PRUNED", "SECONDS", "BEST", "TEST"],
         &rows,
     ));
+    if not_started > 0 {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{not_started} run(s) not started (--start-within); the same command with the same --runs file goes on from here\n"
+        ));
+    }
     Ok(out)
 }
 

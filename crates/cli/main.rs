@@ -288,6 +288,10 @@ enum BenchCommand {
         /// cut short resumes where it stopped.
         #[arg(long)]
         runs: Option<PathBuf>,
+        /// Start no run after this long ("330s", "5m"); runs under way finish.
+        /// With --runs, spreads the benchmark over calls of bounded length.
+        #[arg(long, value_parser = parse_timeout)]
+        start_within: Option<std::time::Duration>,
     },
     /// Simple regret of samplers on the benchmark functions (median and quartiles
     /// over seeds) and the time they spend per proposal.
@@ -472,13 +476,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(external::report_step(&study, &db.db, trial, step, value)?)
         }
         Command::Bench {
-            which: BenchCommand::Pruning { studies, seeds, first_seed, pruners, jobs, runs },
+            which:
+                BenchCommand::Pruning { studies, seeds, first_seed, pruners, jobs, runs, start_within },
         } => print(bench::pruning(&bench::PruningBench {
             studies: studies.iter().map(PathBuf::from).collect(),
             seeds: first_seed..first_seed + seeds,
             pruners,
             jobs,
             runs,
+            start_within,
         })?),
         Command::Bench {
             which:
