@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 
 use crate::data::ImageShape;
+use crate::model::fused::contiguous;
 
 /// Which augmentations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,15 +98,7 @@ impl CustomOp2 for MoveImages {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (images, table) = match (s1, s2) {
-            (CpuStorage::F32(images), CpuStorage::I64(table)) => (images, table),
-            _ => candle_core::bail!("move_images: want f32 images and i64 moves"),
-        };
-        let (Some((i0, i1)), Some((t0, t1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("move_images: inputs must be contiguous");
-        };
-        let (images, table) = (&images[i0..i1], &table[t0..t1]);
+        let (images, table) = (contiguous::<f32>(s1, l1)?, contiguous::<i64>(s2, l2)?);
         let size = l1.shape().dims()[3];
         let per_image = images.len() / (table.len() / 3).max(1);
         let mut out = vec![0f32; images.len()];
