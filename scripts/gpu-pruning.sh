@@ -11,11 +11,14 @@
 # they end; RUNS=previous/runs.jsonl starts from a previous call's file and skips
 # what it holds, so the benchmark can be spread over several calls (about 45 min
 # of one H200 in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
-# the call (default 540), cutting short the run under way; START_WITHIN=340s starts
-# no run after 340 s, so a call ends between runs (a no-pruning run takes up to
-# about 4 minutes). The runs so far are committed in
+# the call (default 540), cutting short the run under way; START_WITHIN=330s starts
+# no run after 330 s, so a call ends between runs if START_WITHIN plus the longest
+# run (a no-pruning run: up to about 4 minutes) is under BENCH_SECONDS, e.g.
+# START_WITHIN=330s BENCH_SECONDS=590. The runs so far are committed in
 # docs/runs/fashion-pruning.jsonl: RUNS=docs/runs/fashion-pruning.jsonl goes on
-# from them (copy the call's $OUT/runs.jsonl back over it afterwards).
+# from them (copy the call's $OUT/runs.jsonl back over it afterwards). They ran on
+# one GPU with TPD=1: a run's fingerprint covers the study file as run, devices
+# line included, so on another number of GPUs or another TPD they run again.
 #
 # Since session 8 each trial at once on a GPU trains in a lane of its own (own
 # stream and cuBLAS handle), and trials at once no longer slow each other down;

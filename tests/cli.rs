@@ -411,10 +411,25 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
         none_started.lines().any(|l| l.contains("none") && l.contains(" 1/3 ")),
         "{none_started}"
     );
-    assert!(
-        none_started.lines().any(|l| l.contains("median") && l.contains(" 0/3 ")),
-        "{none_started}"
-    );
+    let median_row = none_started.lines().find(|l| l.starts_with("tiny   median")).unwrap();
+    assert!(median_row.contains(" 0/3 "), "{none_started}");
+    assert_eq!(median_row.split_whitespace().filter(|cell| *cell == "-").count(), 5);
+
+    // A run recorded twice (files joined) counts once.
+    dir.write("runs.jsonl", &format!("{third}{third}"));
+    let doubled = dir.ok(&[
+        "bench",
+        "pruning",
+        "--studies",
+        "tiny.toml",
+        "--seeds",
+        "1",
+        "--pruners",
+        "none",
+        "--runs",
+        "runs.jsonl",
+    ]);
+    assert!(doubled.lines().any(|l| l.contains("none") && l.contains(" 1/1 ")), "{doubled}");
 
     dir.write("runs.jsonl", "\n{\"study\": \"tiny\"\n");
     let err = dir.err(&["bench", "pruning", "--studies", "tiny.toml", "--runs", "runs.jsonl"]);

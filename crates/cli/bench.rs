@@ -442,6 +442,8 @@ struct PruningRun {
 /// trial's value and its test metric.
 pub fn pruning(bench: &PruningBench) -> Result<String> {
     use hpo_core::spec::ObjectiveSpec;
+    // `--start-within` counts from here, data loading included.
+    let started = Instant::now();
     if bench.seeds.is_empty() || bench.jobs == 0 {
         bail!("--seeds and --jobs must be at least 1");
     }
@@ -499,7 +501,6 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
             Ok(if needed { Some(hpo_train::build_objective(spec, base_dir)?) } else { None })
         })
         .collect::<Result<Vec<_>>>()?;
-    let started = Instant::now();
     let queue = std::sync::Mutex::new(todo.into_iter());
     let finished = std::sync::Mutex::new(Vec::new());
     let failure = std::sync::Mutex::new(None);
@@ -553,8 +554,12 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
                 .clone()
                 .map(|seed| fingerprint(&variant_text(text, seed, table)))
                 .collect();
-            let runs: Vec<&PruningRun> =
-                done.iter().filter(|r| prints.contains(&r.fingerprint)).collect();
+            // Each seed's run once, even when a runs file holds it twice.
+            let mut seen = std::collections::HashSet::new();
+            let runs: Vec<&PruningRun> = done
+                .iter()
+                .filter(|r| prints.contains(&r.fingerprint) && seen.insert(&r.fingerprint))
+                .collect();
             // The median over the runs so far ("-" before the first).
             let med = |f: fn(&PruningRun) -> f64, decimals: usize| {
                 let xs: Vec<f64> = runs.iter().map(|r| f(r)).collect();
@@ -589,7 +594,12 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
             out.push('\n');
         }
         out.push_str(&format!(
-            "{not_started} run(s) not started (--start-within); the same command with the same --runs file goes on from here\n"
+            "{not_started} run(s) not started (--start-within); {}\n",
+            if bench.runs.is_some() {
+                "the same command with the same --runs file goes on from here"
+            } else {
+                "pass --runs FILE to keep finished runs and go on from them"
+            }
         ));
     }
     Ok(out)
