@@ -32,6 +32,7 @@ if [[ " $sections " == *" tests "* ]]; then
   python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('$carry/hpo-train-tests.xz'),open('/tmp/hpo-train-tests','wb'))"
   chmod +x /tmp/hpo-train-tests
   (cd crates/train && /tmp/hpo-train-tests --test-threads 1 cuda gpu 2>&1 | grep -E "^test |test result|panicked|differs|FAILED" | tail -40)
+  tests_rc=$?
 fi
 
 if [[ " $sections " == *" throughput "* ]]; then
@@ -145,3 +146,7 @@ print(f"hpo K={sys.argv[2]}: {len(done)} complete, median val_loss {statistics.m
 PY
   done
 fi
+
+# A failed kernel test fails the call (after the other sections), so that
+# `SECTIONS=tests bash scripts/gpu-bench.sh && ...` runs nothing on a broken build.
+exit "${tests_rc:-0}"
