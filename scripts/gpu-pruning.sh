@@ -19,6 +19,7 @@
 # from them (copy the call's $OUT/runs.jsonl back over it afterwards). They ran on
 # one GPU with TPD=1: a run's fingerprint covers the study file as run, devices
 # line included, so on another number of GPUs or another TPD they run again.
+# scripts/pruning-table.sh prints the committed runs of both studies as one table.
 #
 # Since session 8 each trial at once on a GPU trains in a lane of its own (own
 # stream and cuBLAS handle), and trials at once no longer slow each other down;
@@ -63,8 +64,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
 fi
 
 echo "== hpo bench pruning, fashion-mnist CNN, $n_gpus GPU(s), ${TPD:-1} trial(s) per GPU per run, ${JOBS:-1} run(s) at once"
-sed -e "s/^device = .*/devices = [$devices]\ntrials_per_device = ${TPD:-1}/" \
-    studies/fashion-cnn.toml > studies/fashion-cnn-gpus.toml
+scripts/fashion-gpu-study.sh "$devices" "${TPD:-1}" studies/fashion-cnn-gpus.toml
 [ -n "${RUNS:-}" ] && cp "$RUNS" "$out/runs.jsonl"
 start=$(date +%s)
 timeout "${BENCH_SECONDS:-540}" /tmp/hpo bench pruning --studies studies/fashion-cnn-gpus.toml \

@@ -414,6 +414,25 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
     let median_row = none_started.lines().find(|l| l.starts_with("tiny   median")).unwrap();
     assert!(median_row.contains(" 0/3 "), "{none_started}");
     assert_eq!(median_row.split_whitespace().filter(|cell| *cell == "-").count(), 5);
+    // Starting nothing, it builds nothing: a GPU study's table prints without a GPU
+    // (this build has no CUDA, so building its objective would fail).
+    dir.write(
+        "gpu.toml",
+        &digits_study("gpu", 3, 1).replace("device = \"cpu\"", "device = \"cuda:0\""),
+    );
+    let gpu_table = dir.ok(&[
+        "bench",
+        "pruning",
+        "--studies",
+        "gpu.toml",
+        "--seeds",
+        "1",
+        "--pruners",
+        "none",
+        "--start-within",
+        "0",
+    ]);
+    assert!(gpu_table.lines().any(|l| l.starts_with("gpu ") && l.contains(" 0/1 ")), "{gpu_table}");
 
     // A run recorded twice (files joined) counts once.
     dir.write("runs.jsonl", &format!("{third}{third}"));

@@ -289,7 +289,8 @@ enum BenchCommand {
         #[arg(long)]
         runs: Option<PathBuf>,
         /// Start no run after this long ("330s", "5m"); runs under way finish.
-        /// With --runs, spreads the benchmark over calls of bounded length.
+        /// With --runs, spreads the benchmark over calls of bounded length; "0"
+        /// starts none and prints the table of what --runs holds (no GPU needed).
         #[arg(long, value_parser = parse_timeout)]
         start_within: Option<std::time::Duration>,
     },
