@@ -433,6 +433,10 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
         "0",
     ]);
     assert!(gpu_table.lines().any(|l| l.starts_with("gpu ") && l.contains(" 0/1 ")), "{gpu_table}");
+    assert!(
+        gpu_table.contains("1 run(s) not recorded yet; --start-within 0 runs none"),
+        "{gpu_table}"
+    );
 
     // A run recorded twice (files joined) counts once.
     dir.write("runs.jsonl", &format!("{third}{third}"));

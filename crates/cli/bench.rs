@@ -596,14 +596,20 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
         if !out.ends_with('\n') {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "{not_started} run(s) not started (--start-within); {}\n",
-            if bench.runs.is_some() {
-                "the same command with the same --runs file goes on from here"
-            } else {
-                "pass --runs FILE to keep finished runs and go on from them"
-            }
-        ));
+        out.push_str(&if starts_none {
+            format!(
+                "{not_started} run(s) not recorded yet; --start-within 0 runs none (give it time, on a machine that can run them)\n"
+            )
+        } else {
+            format!(
+                "{not_started} run(s) not started (--start-within); {}\n",
+                if bench.runs.is_some() {
+                    "the same command with the same --runs file goes on from here"
+                } else {
+                    "pass --runs FILE to keep finished runs and go on from them"
+                }
+            )
+        });
     }
     Ok(out)
 }
