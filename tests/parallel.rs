@@ -121,3 +121,45 @@ fn killing_workers_at_random_loses_no_trial() {
         eprintln!("chaos: {kills} workers killed, {} trials failed and were retried", failed.len());
     }
 }
+
+#[test]
+fn two_processes_prune_one_study_by_its_stored_curves_and_show_why() {
+    let dir = Dir::new();
+    let text = study("asha", 60).replace(
+        "[sampler]",
+        "[pruner]\nkind = \"asha\"\nmin_resource = 1\nreduction_factor = 3\n[sampler]",
+    );
+    dir.write("study.toml", &text);
+    let mut children: Vec<Child> = (0..2).map(|_| worker(&dir)).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    let all = trials(&dir.export("asha", "shared.sqlite")).clone();
+    assert_eq!(all.len(), 60);
+    let owners: BTreeSet<&str> =
+        all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
+    assert_eq!(owners.len(), 2, "both processes ran trials: {owners:?}");
+    let pruned: Vec<&Value> = all.iter().filter(|t| t["state"] == "PRUNED").collect();
+    // With reduction factor 3, most trials stop at rung 0 or 1 of 10 steps.
+    assert!(pruned.len() >= 20, "{} pruned", pruned.len());
+    for t in &pruned {
+        let reason = t["system_attrs"]["prune_reason"].as_str().unwrap();
+        // A trial stops at the rung that judged it (steps 1, 3 and 9), its curve kept
+        // up to there.
+        let last: u64 = t["intermediate_values"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .max()
+            .unwrap();
+        assert!(
+            reason.starts_with("rung ") && reason.contains(&format!("(step {last})")),
+            "{reason}"
+        );
+        assert!([1, 3, 9].contains(&last), "{t}");
+    }
+    let show = dir.ok(&["show", "asha", "--db", "shared.sqlite"]);
+    assert!(show.contains(&format!("pruned ({}):", pruned.len())), "{show}");
+    assert!(show.lines().any(|l| l.contains(" at step ") && l.contains(": rung ")), "{show}");
+}

@@ -111,10 +111,10 @@ impl Pruner {
 
     /// Whether `decide` at `step` needs the other trials' curves (so the caller
     /// can skip reading them from the store).
-    pub fn needs_others(&self, step: u64) -> bool {
+    pub fn needs_others(&self, curve: &BTreeMap<u64, f64>, step: u64) -> bool {
         match self.kind {
             PrunerKind::Percentile { warmup_steps, interval, .. } => {
-                step >= warmup_steps && (step - warmup_steps).is_multiple_of(interval.max(1))
+                first_in_interval(curve, step, warmup_steps, interval)
             }
             PrunerKind::Asha { .. } | PrunerKind::Hyperband { .. } => true,
             PrunerKind::None | PrunerKind::Threshold { .. } => false,
@@ -269,6 +269,24 @@ fn stalled_for(
     })
 }
 
+/// Whether the percentile rule judges `step`: the first step the trial reports in
+/// its interval after the warm-up (intervals start at `warmup_steps`, every
+/// `interval` steps). Optuna's rule: a trial that skips a multiple of the interval
+/// is judged at its next report instead of never.
+fn first_in_interval(
+    curve: &BTreeMap<u64, f64>,
+    step: u64,
+    warmup_steps: u64,
+    interval: u64,
+) -> bool {
+    if step < warmup_steps {
+        return false;
+    }
+    let interval = interval.max(1);
+    let interval_start = warmup_steps + (step - warmup_steps) / interval * interval;
+    curve.range(..step).next_back().is_none_or(|(&previous, _)| previous < interval_start)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn percentile_rule(
     direction: Direction,
@@ -280,7 +298,7 @@ fn percentile_rule(
     warmup_steps: u64,
     interval: u64,
 ) -> Option<String> {
-    if step < warmup_steps || !(step - warmup_steps).is_multiple_of(interval.max(1)) {
+    if !first_in_interval(curve, step, warmup_steps, interval) {
         return None;
     }
     let complete: Vec<&FrozenTrial> =

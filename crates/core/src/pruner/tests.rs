@@ -81,6 +81,19 @@ fn median_waits_for_startup_trials_warmup_and_interval() {
     };
     assert!(every_other.decide(min, 9, &bad, 2, &finished()).is_none(), "off-interval");
     assert!(every_other.decide(min, 9, &bad, 3, &finished()).is_some());
+    // Judged steps are 1, 3, 5, ...: a trial that skips step 3 is judged at its
+    // first report after it (Optuna's rule), and then not again in that interval.
+    let others: Vec<FrozenTrial> = (0..3u64)
+        .map(|n| other(n, TrialState::Complete, &[(1, 1.0), (4, 1.0), (5, 1.0)]))
+        .collect();
+    let skips = curve(&[(1, 9.0), (2, 9.0), (4, 9.0)]);
+    let reason = every_other.decide(min, 9, &skips, 4, &others).unwrap();
+    assert!(reason.contains("by step 4"), "{reason}");
+    let after = curve(&[(1, 9.0), (4, 9.0), (5, 9.0)]);
+    assert!(every_other.decide(min, 9, &after, 5, &others).is_some(), "5 starts an interval");
+    let within = curve(&[(1, 9.0), (3, 9.0), (4, 9.0)]);
+    assert!(every_other.decide(min, 9, &within, 4, &others).is_none(), "judged at 3 already");
+    assert!(every_other.needs_others(&skips, 4) && !every_other.needs_others(&within, 4));
 }
 
 #[test]
@@ -256,4 +269,101 @@ fn patience_only_prunes_a_stalled_trial_and_only_when_the_rule_agrees() {
     let bad_and_stalled = curve(&[(1, 2.5), (2, 2.6), (3, 2.7)]);
     let reason = patient_median.decide(min, 9, &bad_and_stalled, 3, &finished()).unwrap();
     assert!(reason.contains("percentile") && reason.contains("no improvement"), "{reason}");
+}
+
+#[test]
+fn percentile_maximizing_compares_with_the_mirrored_percentile() {
+    let p25 = Pruner {
+        kind: PrunerKind::Percentile {
+            percentile: 25.0,
+            startup_trials: 1,
+            warmup_steps: 0,
+            interval: 1,
+        },
+        patience: None,
+    };
+    let max = Direction::Maximize;
+    // Values 1, 2, 3: maximizing, the worse side of the 25th percentile is below
+    // the 75th percentile of the values, 2.5.
+    let c = curve(&[(1, 2.2)]);
+    let reason = p25.decide(max, 9, &c, 1, &finished()).unwrap();
+    assert!(reason.contains("25th percentile 2.5 of 3 complete trials"), "{reason}");
+    assert!(median(1, 0).decide(max, 9, &c, 1, &finished()).is_none(), "above the median 2");
+    assert!(p25.decide(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).is_none(), "a tie");
+}
+
+#[test]
+fn threshold_prunes_infinities_and_keeps_values_on_a_bound() {
+    let t = Pruner {
+        kind: PrunerKind::Threshold { lower: Some(0.0), upper: Some(10.0), warmup_steps: 0 },
+        patience: None,
+    };
+    let d = |v: f64| t.decide(Direction::Maximize, 0, &curve(&[(1, v)]), 1, &[]);
+    assert!(d(f64::INFINITY).unwrap().contains("value inf at step 1 is not finite"));
+    assert!(d(f64::NEG_INFINITY).unwrap().contains("is not finite"));
+    assert!(d(0.0).is_none() && d(10.0).is_none(), "a bound itself is inside");
+}
+
+#[test]
+fn asha_prunes_nan_and_leaves_out_nan_peers_and_peers_that_stopped_before_the_rung() {
+    let min = Direction::Minimize;
+    let reason = asha().decide(min, 9, &curve(&[(1, f64::NAN)]), 1, &rung_peers()).unwrap();
+    assert!(reason.contains("rung 0 (step 1): value is NaN"), "{reason}");
+    let mut peers = rung_peers();
+    peers.push(other(6, TrialState::Complete, &[(1, f64::NAN), (3, f64::NAN)]));
+    // Pruned after step 1, so it never reached rung 1 (step 3).
+    peers.push(other(7, TrialState::Pruned, &[(1, 0.0)]));
+    // Rung 1: the six peers with values 1..=6 and this trial; keep 7 / 3 = 2.
+    let at_rung = |v: f64| curve(&[(1, 1.0), (2, 1.0), (3, v)]);
+    assert!(asha().decide(min, 9, &at_rung(1.5), 3, &peers).is_none());
+    let reason = asha().decide(min, 9, &at_rung(2.5), 3, &peers).unwrap();
+    assert!(reason.contains("best 2 of 7 trials there (cutoff 2)"), "{reason}");
+}
+
+#[test]
+fn hyperband_maximizes_and_prunes_nan_within_its_bracket() {
+    let hb = Pruner {
+        kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
+        patience: None,
+    };
+    let bracket = |n: u64| hyperband_bracket(n, 3, 3);
+    let first = (100..).find(|n| bracket(*n) == 0).unwrap();
+    // Bracket-0 peers with 1 and 2 at step 1, and a better trial of another bracket.
+    let peers: Vec<FrozenTrial> = (0..100)
+        .filter(|n| bracket(*n) == 0)
+        .take(2)
+        .enumerate()
+        .map(|(i, n)| other(n, TrialState::Complete, &[(1, i as f64 + 1.0)]))
+        .chain(
+            (0..100)
+                .filter(|n| bracket(*n) != 0)
+                .take(1)
+                .map(|n| other(n, TrialState::Complete, &[(1, 99.0)])),
+        )
+        .collect();
+    let max = Direction::Maximize;
+    // Three in the bracket keep the highest one.
+    assert!(hb.decide(max, first, &curve(&[(1, 2.0)]), 1, &peers).is_none(), "ties the best");
+    let reason = hb.decide(max, first, &curve(&[(1, 1.5)]), 1, &peers).unwrap();
+    assert!(reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("cutoff 2"));
+    let reason = hb.decide(max, first, &curve(&[(1, f64::NAN)]), 1, &peers).unwrap();
+    assert!(reason.contains("value is NaN"), "{reason}");
+}
+
+#[test]
+fn patience_maximizing_ties_and_nan() {
+    let patient = Pruner { kind: PrunerKind::None, patience: Some((2, 0.0)) };
+    let max = Direction::Maximize;
+    assert!(patient.decide(max, 9, &curve(&[(1, 0.5), (2, 0.6), (3, 0.7)]), 3, &[]).is_none());
+    let reason = patient.decide(max, 9, &curve(&[(1, 0.7), (2, 0.6), (3, 0.65)]), 3, &[]);
+    assert!(reason.unwrap().contains("no improvement beyond 0.7"));
+    // A tie with the best before is no improvement.
+    let flat = curve(&[(1, 3.0), (2, 3.0), (3, 3.0)]);
+    assert!(patient.decide(Direction::Minimize, 9, &flat, 3, &[]).is_some());
+    // Only NaN since the best: no improvement; only NaN at all: nothing to wait for.
+    let lost = curve(&[(1, 3.0), (2, f64::NAN), (3, f64::NAN)]);
+    assert!(patient.decide(Direction::Minimize, 9, &lost, 3, &[]).is_some());
+    let never = curve(&[(1, f64::NAN), (2, f64::NAN), (3, f64::NAN)]);
+    let reason = patient.decide(Direction::Minimize, 9, &never, 3, &[]).unwrap();
+    assert!(reason.contains("no finite value yet"), "{reason}");
 }

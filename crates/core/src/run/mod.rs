@@ -644,7 +644,7 @@ pub fn should_prune(
     if !spec.pruner.is_active() || trial.confirm_of().is_some() {
         return Ok(None);
     }
-    let others = if spec.pruner.needs_others(step) {
+    let others = if spec.pruner.needs_others(curve, step) {
         let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
         let mut all = storage.trials(study, Some(&states))?;
         all.retain(|t| t.id != trial.id);
