@@ -144,12 +144,31 @@ pub fn verify_checksum(what: &str, bytes: &[u8], expected: &str) -> Result<(), E
     Ok(())
 }
 
-/// Shuffles rows by `DATA_SEED` and cuts them 60/20/20.
-pub(crate) fn split_rows(mut rows: Vec<(Vec<f32>, u32)>) -> (Split, Split, Split) {
-    rows.shuffle(&mut StdRng::seed_from_u64(DATA_SEED));
-    let n = rows.len();
-    let n_train = n * 60 / 100;
-    let n_val = n * 20 / 100;
+/// The order a table of `n_rows` rows is split in: row `i` of the shuffled table
+/// is row `split_order(n)[i]` of the file; the first 60% train, the next 20%
+/// validate, the rest test. Public so that a twin in another tool (such as
+/// scripts/digits_optuna.py, through `hpo-train`'s `split_order` example) can
+/// train on the same rows.
+pub fn split_order(n_rows: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n_rows).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(DATA_SEED));
+    order
+}
+
+/// The sizes of the training and validation parts of `n_rows` rows (60% and 20%,
+/// rounded down); the test part is the rest.
+pub fn split_sizes(n_rows: usize) -> (usize, usize) {
+    (n_rows * 60 / 100, n_rows * 20 / 100)
+}
+
+/// Puts rows in [`split_order`] and cuts them by [`split_sizes`].
+pub(crate) fn split_rows(rows: Vec<(Vec<f32>, u32)>) -> (Split, Split, Split) {
+    let mut slots: Vec<Option<(Vec<f32>, u32)>> = rows.into_iter().map(Some).collect();
+    let rows: Vec<(Vec<f32>, u32)> = split_order(slots.len())
+        .into_iter()
+        .map(|i| slots[i].take().expect("split_order is a permutation"))
+        .collect();
+    let (n_train, n_val) = split_sizes(rows.len());
     (
         to_split(&rows[..n_train]),
         to_split(&rows[n_train..n_train + n_val]),

@@ -34,6 +34,21 @@ fn digits_are_verified_and_split_60_20_20() {
 }
 
 #[test]
+fn rows_are_split_in_split_order() {
+    // Row i of the file carries i as its feature and i % 10 as its label.
+    let rows: Vec<(Vec<f32>, u32)> = (0..50).map(|i| (vec![i as f32], i % 10)).collect();
+    let (train, val, test) = split_rows(rows);
+    let order = split_order(50);
+    assert_ne!(order, (0..50).collect::<Vec<_>>(), "shuffled");
+    assert_eq!(split_sizes(50), (30, 10));
+    let rows_of = |s: &Split| s.features.iter().map(|v| *v as usize).collect::<Vec<_>>();
+    assert_eq!(rows_of(&train), order[..30]);
+    assert_eq!(rows_of(&val), order[30..40]);
+    assert_eq!(rows_of(&test), order[40..]);
+    assert!(test.labels.iter().zip(&order[40..]).all(|(y, i)| *y as usize == i % 10));
+}
+
+#[test]
 fn breast_cancer_is_standardized_on_train() {
     let data = classification("breast-cancer");
     assert_eq!((data.n_features, data.n_classes), (30, 2));
