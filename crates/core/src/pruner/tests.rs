@@ -13,16 +13,15 @@ fn other(number: u64, state: TrialState, points: &[(u64, f64)]) -> FrozenTrial {
     t
 }
 
-fn median(startup_trials: usize, warmup_steps: u64) -> Pruner {
+fn percentile(percentile: f64, startup_trials: usize, warmup_steps: u64) -> Pruner {
     Pruner {
-        kind: PrunerKind::Percentile {
-            percentile: 50.0,
-            startup_trials,
-            warmup_steps,
-            interval: 1,
-        },
+        kind: PrunerKind::Percentile { percentile, startup_trials, warmup_steps, interval: 1 },
         patience: None,
     }
+}
+
+fn median(startup_trials: usize, warmup_steps: u64) -> Pruner {
+    percentile(50.0, startup_trials, warmup_steps)
 }
 
 /// Three complete trials with values 1, 2, 3 at steps 1..=3.
@@ -124,15 +123,7 @@ fn a_nan_value_is_pruned_by_median_and_threshold() {
 
 #[test]
 fn percentile_25_prunes_more_than_the_median() {
-    let p25 = Pruner {
-        kind: PrunerKind::Percentile {
-            percentile: 25.0,
-            startup_trials: 1,
-            warmup_steps: 0,
-            interval: 1,
-        },
-        patience: None,
-    };
+    let p25 = percentile(25.0, 1, 0);
     let c = curve(&[(1, 1.8)]);
     assert!(p25.decide(Direction::Minimize, 9, &c, 1, &finished()).is_some(), "q25 = 1.5");
     assert!(median(1, 0).decide(Direction::Minimize, 9, &c, 1, &finished()).is_none());
@@ -211,6 +202,31 @@ fn asha_judges_a_trial_that_skipped_the_rung_step_at_its_next_report() {
     assert!(asha().decide(Direction::Minimize, 9, &curve(&[(0, 9.0)]), 0, &rung_peers()).is_none());
 }
 
+/// Hyperband with 3 brackets (rungs from step 1, 3 and 9), a trial number in
+/// bracket 0, and its peers: two bracket-0 trials with 1 and 2 at step 1, then
+/// `n_outside` trials of other brackets with `outside` at step 1.
+fn hyperband_case(n_outside: usize, outside: f64) -> (Pruner, u64, Vec<FrozenTrial>) {
+    let hb = Pruner {
+        kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
+        patience: None,
+    };
+    let bracket = |n: u64| hyperband_bracket(n, 3, 3);
+    let first = (100..).find(|n| bracket(*n) == 0).unwrap();
+    let peers = (0..100)
+        .filter(|n| bracket(*n) == 0)
+        .take(2)
+        .enumerate()
+        .map(|(i, n)| other(n, TrialState::Complete, &[(1, i as f64 + 1.0)]))
+        .chain(
+            (0..100)
+                .filter(|n| bracket(*n) != 0)
+                .take(n_outside)
+                .map(|n| other(n, TrialState::Complete, &[(1, outside)])),
+        )
+        .collect();
+    (hb, first, peers)
+}
+
 #[test]
 fn hyperband_shares_trials_like_optuna_and_compete_within_brackets() {
     assert_eq!(hyperband_brackets(1, 27, 3), 4);
@@ -225,23 +241,9 @@ fn hyperband_shares_trials_like_optuna_and_compete_within_brackets() {
         let expected = 49_000.0 * share / 49.0;
         assert!((*count as f64 - expected).abs() < 0.05 * expected, "{counts:?}");
     }
-    let hb = Pruner {
-        kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
-        patience: None,
-    };
-    // 3 brackets (rungs from step 1, 3 and 9). Find a trial in bracket 0 and peers of
-    // it, then a trial in another bracket.
+    // Three trials better than any in bracket 0, but of other brackets.
+    let (hb, first, peers) = hyperband_case(3, 0.0);
     let bracket = |n: u64| hyperband_bracket(n, 3, 3);
-    let first = (100..).find(|n| bracket(*n) == 0).unwrap();
-    let peers: Vec<FrozenTrial> = (0..100)
-        .filter(|n| bracket(*n) == 0)
-        .take(2)
-        .enumerate()
-        .map(|(i, n)| other(n, TrialState::Complete, &[(1, i as f64 + 1.0)]))
-        .chain((0..100).filter(|n| bracket(*n) != 0).take(3).map(|n| {
-            other(n, TrialState::Complete, &[(1, 0.0)]) // better, but other brackets
-        }))
-        .collect();
     let reason = hb.decide(Direction::Minimize, first, &curve(&[(1, 2.0)]), 1, &peers).unwrap();
     assert!(
         reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("best 1 of 3"),
@@ -273,15 +275,7 @@ fn patience_only_prunes_a_stalled_trial_and_only_when_the_rule_agrees() {
 
 #[test]
 fn percentile_maximizing_compares_with_the_mirrored_percentile() {
-    let p25 = Pruner {
-        kind: PrunerKind::Percentile {
-            percentile: 25.0,
-            startup_trials: 1,
-            warmup_steps: 0,
-            interval: 1,
-        },
-        patience: None,
-    };
+    let p25 = percentile(25.0, 1, 0);
     let max = Direction::Maximize;
     // Values 1, 2, 3: maximizing, the worse side of the 25th percentile is below
     // the 75th percentile of the values, 2.5.
@@ -322,25 +316,8 @@ fn asha_prunes_nan_and_leaves_out_nan_peers_and_peers_that_stopped_before_the_ru
 
 #[test]
 fn hyperband_maximizes_and_prunes_nan_within_its_bracket() {
-    let hb = Pruner {
-        kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 9, reduction_factor: 3 },
-        patience: None,
-    };
-    let bracket = |n: u64| hyperband_bracket(n, 3, 3);
-    let first = (100..).find(|n| bracket(*n) == 0).unwrap();
-    // Bracket-0 peers with 1 and 2 at step 1, and a better trial of another bracket.
-    let peers: Vec<FrozenTrial> = (0..100)
-        .filter(|n| bracket(*n) == 0)
-        .take(2)
-        .enumerate()
-        .map(|(i, n)| other(n, TrialState::Complete, &[(1, i as f64 + 1.0)]))
-        .chain(
-            (0..100)
-                .filter(|n| bracket(*n) != 0)
-                .take(1)
-                .map(|n| other(n, TrialState::Complete, &[(1, 99.0)])),
-        )
-        .collect();
+    // A trial of another bracket, better when maximizing.
+    let (hb, first, peers) = hyperband_case(1, 99.0);
     let max = Direction::Maximize;
     // Three in the bracket keep the highest one.
     assert!(hb.decide(max, first, &curve(&[(1, 2.0)]), 1, &peers).is_none(), "ties the best");
