@@ -159,8 +159,34 @@ fn two_processes_prune_one_study_by_its_stored_curves_and_show_why() {
             "{reason}"
         );
         assert!([1, 3, 9].contains(&last), "{t}");
+        // Every verdict is stored: continue at each rung before the last, prune there.
+        let verdicts: Vec<(u64, &str)> = t["pruner_verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["step"].as_u64().unwrap(), v["decision"].as_str().unwrap()))
+            .collect();
+        let rungs: Vec<(u64, &str)> = [1, 3, 9]
+            .into_iter()
+            .filter(|s| *s <= last)
+            .map(|s| (s, if s == last { "prune" } else { "continue" }))
+            .collect();
+        assert_eq!(verdicts, rungs, "{t}");
+    }
+    // A complete trial passed every rung it reached.
+    for t in all.iter().filter(|t| t["state"] == "COMPLETE") {
+        let verdicts = t["pruner_verdicts"].as_array().unwrap();
+        assert!(verdicts.iter().all(|v| v["decision"] == "continue"), "{t}");
     }
     let show = dir.ok(&["show", "asha", "--db", "shared.sqlite"]);
     assert!(show.contains(&format!("pruned ({}):", pruned.len())), "{show}");
     assert!(show.lines().any(|l| l.contains(" at step ") && l.contains(": rung ")), "{show}");
+    let at_rung_1 = pruned.iter().find(|t| t["intermediate_values"].get("3").is_some()).unwrap();
+    let number = at_rung_1["number"].to_string();
+    let one = dir.ok(&["show", "asha", "--trial", &number, "--db", "shared.sqlite"]);
+    let verdicts: Vec<&str> =
+        one.lines().skip_while(|l| *l != "pruner verdicts:").skip(1).take(2).collect();
+    assert!(verdicts[0].starts_with("  step 1: continue: rung 0 (step 1): value "), "{one}");
+    assert!(verdicts[0].contains(" is in the best "), "{one}");
+    assert!(verdicts[1].starts_with("  step 3: prune: rung 1 (step 3): value "), "{one}");
 }

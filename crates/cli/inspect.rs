@@ -228,6 +228,13 @@ fn show_trial(storage: &dyn Storage, study: &Study, trial: &FrozenTrial) -> Resu
     for (key, value) in &trial.system_attrs {
         out.push_str(&format!("\n  {key}: {value}"));
     }
+    let verdicts = storage.pruner_verdicts(trial.id)?;
+    if !verdicts.is_empty() {
+        out.push_str("\n\npruner verdicts:");
+        for (step, verdict) in &verdicts {
+            out.push_str(&format!("\n  step {step}: {}: {}", verdict.decision(), verdict.reason));
+        }
+    }
     let curves = storage.metric_curves(trial.id)?;
     let names: BTreeSet<&str> = curves.iter().map(|p| p.name.as_str()).collect();
     let mut by_step: BTreeMap<u64, BTreeMap<&str, f64>> = BTreeMap::new();
@@ -372,6 +379,11 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
                 .or_default()
                 .push(json!([point.step, number_json(point.value)]));
         }
+        let verdicts: Vec<Value> = storage
+            .pruner_verdicts(t.id)?
+            .into_iter()
+            .map(|(step, v)| json!({"step": step, "decision": v.decision(), "reason": v.reason}))
+            .collect();
         items.push(json!({
             "number": t.number,
             "state": t.state.as_optuna_str(),
@@ -380,6 +392,7 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             "distributions": t.distributions.iter().map(|(k, d)| (k.clone(), distribution_json(d))).collect::<serde_json::Map<_, _>>(),
             "intermediate_values": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), number_json(*v))).collect::<serde_json::Map<_, _>>(),
             "curves": curves,
+            "pruner_verdicts": verdicts,
             "user_attrs": t.user_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
             "system_attrs": t.system_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
             "datetime_start": t.datetime_start.map(hpo_store::encode::datetime),

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
+use crate::pruner::Verdict;
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Study, StudyId, StudySummary};
 use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState};
@@ -26,6 +27,7 @@ struct State {
     trials: Vec<(StudyId, FrozenTrial)>,
     curves: BTreeMap<TrialId, BTreeMap<(u64, String), f64>>,
     heartbeats: BTreeMap<TrialId, Timestamp>,
+    verdicts: BTreeMap<TrialId, BTreeMap<u64, Verdict>>,
 }
 
 impl State {
@@ -226,6 +228,22 @@ impl Storage for InMemoryStorage {
     fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()> {
         self.lock().running_mut(trial)?.system_attrs.insert(key.to_owned(), value.clone());
         Ok(())
+    }
+
+    fn record_pruner_verdict(&self, trial: TrialId, step: u64, verdict: &Verdict) -> Result<()> {
+        let mut state = self.lock();
+        state.running_mut(trial)?;
+        state.verdicts.entry(trial).or_default().insert(step, verdict.clone());
+        Ok(())
+    }
+
+    fn pruner_verdicts(&self, trial: TrialId) -> Result<Vec<(u64, Verdict)>> {
+        Ok(self
+            .lock()
+            .verdicts
+            .get(&trial)
+            .map(|v| v.iter().map(|(step, verdict)| (*step, verdict.clone())).collect())
+            .unwrap_or_default())
     }
 
     fn finish_trial(

@@ -3,9 +3,11 @@
 //! A pruner is a pure function of (its settings, the study's direction, the trial's
 //! curve so far, every other trial's curve): it keeps no state, so every worker and
 //! process that reads the same store takes the same decision. The study loop asks
-//! after every reported step; a "prune" answer carries the reason (which rung, which
-//! threshold, what median), which is recorded on the trial. Curves are the study
-//! metric's values by step (a trial's intermediate values).
+//! after every reported step. At a step the rule judges (a rung, a step past the
+//! warm-up) the answer is a [`Verdict`]: prune or continue, with the reason (which
+//! rung and cutoff, which threshold, what median); the study loop records every
+//! verdict in the store, so `hpo show` can say why each trial went on or stopped.
+//! Curves are the study metric's values by step (a trial's intermediate values).
 //!
 //! - `median` / `percentile` (Optuna's rules): after `startup_trials` complete
 //!   trials and `warmup_steps` steps, every `interval` steps, prune when the trial's
@@ -78,6 +80,32 @@ pub enum PrunerKind {
     },
 }
 
+/// What a pruner concluded about a trial at a step it judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// True to stop the trial now.
+    pub prune: bool,
+    /// Why, with the numbers compared (rung and cutoff, percentile, threshold).
+    pub reason: String,
+}
+
+impl Verdict {
+    /// A verdict to stop the trial.
+    pub fn prune(reason: String) -> Verdict {
+        Verdict { prune: true, reason }
+    }
+
+    /// A verdict to let the trial go on.
+    pub fn keep(reason: String) -> Verdict {
+        Verdict { prune: false, reason }
+    }
+
+    /// `prune` or `continue`, as stores and listings spell the decision.
+    pub fn decision(&self) -> &'static str {
+        if self.prune { "prune" } else { "continue" }
+    }
+}
+
 /// A pruner: a rule, optionally only acting on trials that stopped improving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pruner {
@@ -122,8 +150,7 @@ impl Pruner {
     }
 
     /// The reason to prune `trial` now that it reported `step`, or `None` to let it
-    /// continue. `curve` is the trial's values by step (including `step`); `others`
-    /// are the study's other trials with their curves.
+    /// continue: [`Pruner::judge`]'s verdict when it says prune.
     pub fn decide(
         &self,
         direction: Direction,
@@ -132,16 +159,25 @@ impl Pruner {
         step: u64,
         others: &[FrozenTrial],
     ) -> Option<String> {
-        let stalled = match self.patience {
-            Some((patience, min_delta)) => match stalled_for(direction, curve, patience, min_delta)
-            {
-                Some(reason) => Some(reason),
-                None => return None,
-            },
-            None => None,
-        };
+        self.judge(direction, number, curve, step, others).filter(|v| v.prune).map(|v| v.reason)
+    }
+
+    /// The verdict on `trial` now that it reported `step`, or `None` when the rule
+    /// does not judge this step (warm-up, too few complete trials, between rungs,
+    /// off the interval). `curve` is the trial's values by step (including `step`);
+    /// `others` are the study's other trials with their curves.
+    pub fn judge(
+        &self,
+        direction: Direction,
+        number: u64,
+        curve: &BTreeMap<u64, f64>,
+        step: u64,
+        others: &[FrozenTrial],
+    ) -> Option<Verdict> {
+        let stall =
+            self.patience.map(|(patience, min_delta)| stall(direction, curve, patience, min_delta));
         let rule = match self.kind {
-            PrunerKind::None => return stalled,
+            PrunerKind::None => return stall.flatten(),
             PrunerKind::Percentile { percentile, startup_trials, warmup_steps, interval } => {
                 percentile_rule(
                     direction,
@@ -156,7 +192,7 @@ impl Pruner {
             }
             PrunerKind::Asha { min_resource, reduction_factor, min_early_stopping_rate } => {
                 let rungs = Rungs { min_resource, reduction_factor, rate: min_early_stopping_rate };
-                rungs.decide(direction, curve, step, others.iter().collect())
+                rungs.judge(direction, curve, step, others.iter().collect())
             }
             PrunerKind::Hyperband { min_resource, max_resource, reduction_factor } => {
                 let n = hyperband_brackets(min_resource, max_resource, reduction_factor);
@@ -167,16 +203,28 @@ impl Pruner {
                     .filter(|t| hyperband_bracket(t.number, n, reduction_factor) == bracket)
                     .collect();
                 rungs
-                    .decide(direction, curve, step, peers)
-                    .map(|r| format!("bracket {bracket}: {r}"))
+                    .judge(direction, curve, step, peers)
+                    .map(|v| Verdict { reason: format!("bracket {bracket}: {}", v.reason), ..v })
             }
             PrunerKind::Threshold { lower, upper, warmup_steps } => {
                 threshold_rule(curve.get(&step).copied(), step, lower, upper, warmup_steps)
             }
         }?;
-        Some(match stalled {
-            Some(stalled) => format!("{rule}; {stalled}"),
-            None => rule,
+        // With patience, the rule's "prune" stands only for a trial that stalled.
+        let (Some(stall), Some((patience, _))) = (stall, self.patience) else { return Some(rule) };
+        if !rule.prune {
+            return Some(rule);
+        }
+        Some(match stall {
+            Some(stall) if stall.prune => {
+                Verdict::prune(format!("{}; {}", rule.reason, stall.reason))
+            }
+            Some(stall) => Verdict::keep(format!("{}, but {}", rule.reason, stall.reason)),
+            None => Verdict::keep(format!(
+                "{}, but patience {patience} needs more steps than the {} reported",
+                rule.reason,
+                curve.len()
+            )),
         })
     }
 }
@@ -239,14 +287,15 @@ fn best_until(direction: Direction, curve: &BTreeMap<u64, f64>, step: u64) -> Op
         .reduce(|a, b| if worse(direction, a, b) { b } else { a })
 }
 
-/// Some(reason) when the last `patience` reported steps did not improve on the best
-/// before them by `min_delta`.
-fn stalled_for(
+/// The patience verdict: prune when the last `patience` reported steps did not
+/// improve on the best before them by `min_delta`; `None` while the curve has no
+/// more than `patience` steps.
+fn stall(
     direction: Direction,
     curve: &BTreeMap<u64, f64>,
     patience: u64,
     min_delta: f64,
-) -> Option<String> {
+) -> Option<Verdict> {
     let values: Vec<f64> = curve.values().copied().collect();
     let patience = patience as usize;
     if values.len() <= patience {
@@ -259,13 +308,24 @@ fn stalled_for(
             .filter(|v| !v.is_nan())
             .reduce(|a, b| if worse(direction, a, b) { b } else { a })
     };
-    let Some(best_before) = pick(before) else { return Some("no finite value yet".into()) };
-    let improved = pick(recent).is_some_and(|best_recent| match direction {
+    let Some(best_before) = pick(before) else {
+        return Some(Verdict::prune("no finite value yet".into()));
+    };
+    let best_recent = pick(recent);
+    let improved = best_recent.is_some_and(|best_recent| match direction {
         Direction::Minimize => best_recent < best_before - min_delta,
         Direction::Maximize => best_recent > best_before + min_delta,
     });
-    (!improved).then(|| {
-        format!("no improvement beyond {} in the last {patience} steps", show(best_before))
+    Some(match best_recent {
+        Some(best_recent) if improved => Verdict::keep(format!(
+            "improved from {} to {} in the last {patience} steps",
+            show(best_before),
+            show(best_recent)
+        )),
+        _ => Verdict::prune(format!(
+            "no improvement beyond {} in the last {patience} steps",
+            show(best_before)
+        )),
     })
 }
 
@@ -297,7 +357,7 @@ fn percentile_rule(
     startup_trials: usize,
     warmup_steps: u64,
     interval: u64,
-) -> Option<String> {
+) -> Option<Verdict> {
     if !first_in_interval(curve, step, warmup_steps, interval) {
         return None;
     }
@@ -322,15 +382,18 @@ fn percentile_rule(
     };
     let reference = quantile(&at_step, q / 100.0);
     let Some(best) = best_until(direction, curve, step) else {
-        return Some(format!("no finite value by step {step}"));
+        return Some(Verdict::prune(format!("no finite value by step {step}")));
     };
-    worse(direction, best, reference).then(|| {
-        format!(
-            "best value {} by step {step} is worse than the {percentile}th percentile {} of {} complete trials at that step",
+    let prune = worse(direction, best, reference);
+    Some(Verdict {
+        prune,
+        reason: format!(
+            "best value {} by step {step} is {} the {percentile}th percentile {} of {} complete trials at that step",
             show(best),
+            if prune { "worse than" } else { "no worse than" },
             show(reference),
             at_step.len()
-        )
+        ),
     })
 }
 
@@ -347,27 +410,33 @@ fn threshold_rule(
     lower: Option<f64>,
     upper: Option<f64>,
     warmup_steps: u64,
-) -> Option<String> {
+) -> Option<Verdict> {
     let value = value?;
     if !value.is_finite() {
-        return Some(format!("value {value} at step {step} is not finite"));
+        return Some(Verdict::prune(format!("value {value} at step {step} is not finite")));
     }
     if step < warmup_steps {
         return None;
     }
     if let Some(lower) = lower.filter(|l| value < *l) {
-        return Some(format!(
+        return Some(Verdict::prune(format!(
             "value {} at step {step} is below the threshold {lower}",
             show(value)
-        ));
+        )));
     }
     if let Some(upper) = upper.filter(|u| value > *u) {
-        return Some(format!(
+        return Some(Verdict::prune(format!(
             "value {} at step {step} is above the threshold {upper}",
             show(value)
-        ));
+        )));
     }
-    None
+    let bound = |b: Option<f64>, none: &str| b.map_or(none.to_owned(), |b| b.to_string());
+    Some(Verdict::keep(format!(
+        "value {} at step {step} is within [{}, {}]",
+        show(value),
+        bound(lower, "-inf"),
+        bound(upper, "inf")
+    )))
 }
 
 /// The rungs of one successive-halving bracket.
@@ -390,13 +459,13 @@ impl Rungs {
         curve.range(..=rung_step).next_back().map(|(_, v)| *v)
     }
 
-    fn decide(
+    fn judge(
         &self,
         direction: Direction,
         curve: &BTreeMap<u64, f64>,
         step: u64,
         peers: Vec<&FrozenTrial>,
-    ) -> Option<String> {
+    ) -> Option<Verdict> {
         // The rung this report reaches first: the highest rung at or below `step`
         // that the previous report had not reached.
         let previous = curve.range(..step).next_back().map(|(s, _)| *s);
@@ -422,7 +491,7 @@ impl Rungs {
         competing.push(value);
         let finite: Vec<f64> = competing.iter().copied().filter(|v| !v.is_nan()).collect();
         if value.is_nan() {
-            return Some(format!("rung {k} (step {rung_step}): value is NaN"));
+            return Some(Verdict::prune(format!("rung {k} (step {rung_step}): value is NaN")));
         }
         let mut sorted = finite;
         sorted.sort_by(f64::total_cmp);
@@ -431,13 +500,16 @@ impl Rungs {
         }
         let keep = (sorted.len() as u64 / self.reduction_factor.max(2)).max(1) as usize;
         let cutoff = sorted[keep - 1];
-        worse(direction, value, cutoff).then(|| {
-            format!(
-                "rung {k} (step {rung_step}): value {} is not in the best {keep} of {} trials there (cutoff {})",
+        let prune = worse(direction, value, cutoff);
+        Some(Verdict {
+            prune,
+            reason: format!(
+                "rung {k} (step {rung_step}): value {} is {} the best {keep} of {} trials there (cutoff {})",
                 show(value),
+                if prune { "not in" } else { "in" },
                 sorted.len(),
                 show(cutoff)
-            )
+            ),
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
 #[allow(unused_imports)]
 use crate::error::Error;
+use crate::pruner::Verdict;
 use crate::study::{Direction, Study, StudyId, StudySummary};
 use crate::trial::{AttrValue, FrozenTrial, MetricPoint, TrialId, TrialState};
 
@@ -105,6 +106,14 @@ pub trait Storage: Send + Sync {
     /// Sets a system attribute of a Running trial (keys in `trial::attr`), replacing
     /// any value under `key`.
     fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
+
+    /// Records the pruner's verdict on a Running trial at `step` (a verdict recorded
+    /// at that step before is replaced): every decision to continue or prune, so a
+    /// trial's history says why it went on at each rung and where it stopped.
+    fn record_pruner_verdict(&self, trial: TrialId, step: u64, verdict: &Verdict) -> Result<()>;
+
+    /// The pruner's verdicts on a trial, by step (empty when none was recorded).
+    fn pruner_verdicts(&self, trial: TrialId) -> Result<Vec<(u64, Verdict)>>;
 
     /// Ends a Running trial with its state and value (the value only for Complete;
     /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.

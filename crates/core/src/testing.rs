@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
+use crate::pruner::Verdict;
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Direction, StudyId};
 use crate::trial::{AttrValue, MetricPoint, TrialState, attr};
@@ -29,6 +30,7 @@ macro_rules! storage_conformance_tests {
             confirm_runs_do_not_count,
             queued_trials_are_claimed_in_order,
             attrs_round_trip,
+            pruner_verdicts_round_trip,
             list_studies_counts_and_best,
             state_filter,
             heartbeats,
@@ -248,6 +250,36 @@ pub fn finished_trials_are_immutable(storage: &dyn Storage) {
     ));
     assert!(finished(storage.set_trial_user_attr(trial.id, "k", &AttrValue::Null)));
     assert_eq!(storage.trial(trial.id).unwrap(), trial, "nothing changed");
+}
+
+/// Pruner verdicts read back by step with their decision and reason; recording a
+/// step again replaces it; each trial keeps its own; a finished trial takes no more.
+pub fn pruner_verdicts_round_trip(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let other = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    assert_eq!(storage.pruner_verdicts(trial.id).unwrap(), vec![]);
+    let keep = |r: &str| Verdict::keep(r.to_owned());
+    storage.record_pruner_verdict(trial.id, 9, &keep("rung 2")).unwrap();
+    storage.record_pruner_verdict(trial.id, 1, &keep("rung 0")).unwrap();
+    storage.record_pruner_verdict(trial.id, 3, &keep("first")).unwrap();
+    storage.record_pruner_verdict(trial.id, 3, &Verdict::prune("rung 1: ünïcode".into())).unwrap();
+    storage.record_pruner_verdict(other.id, 1, &keep("other")).unwrap();
+    storage.finish_trial(trial.id, TrialState::Pruned, None).unwrap();
+    assert_eq!(
+        storage.pruner_verdicts(trial.id).unwrap(),
+        vec![
+            (1, keep("rung 0")),
+            (3, Verdict::prune("rung 1: ünïcode".into())),
+            (9, keep("rung 2"))
+        ]
+    );
+    assert_eq!(storage.pruner_verdicts(other.id).unwrap(), vec![(1, keep("other"))]);
+    assert!(matches!(
+        storage.record_pruner_verdict(trial.id, 10, &keep("late")),
+        Err(Error::TrialFinished { .. })
+    ));
+    assert_eq!(storage.pruner_verdicts(trial.id).unwrap().len(), 3);
 }
 
 /// Finite and infinite objective values read back unchanged; a Pruned trial keeps

@@ -23,6 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use hpo_core::distribution::{Distribution, ParamValue};
+use hpo_core::pruner::Verdict;
 use hpo_core::storage::{NewStudy, NewTrial, Storage};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
@@ -773,6 +774,42 @@ impl Storage for SqliteStorage {
         self.write(|tx| {
             require_running(tx, trial)?;
             set_attr(tx, "trial_system_attributes", trial, key, value)
+        })
+    }
+
+    fn record_pruner_verdict(
+        &self,
+        trial: TrialId,
+        step: u64,
+        verdict: &Verdict,
+    ) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            tx.prepare_cached(
+                "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (trial_id, step) DO UPDATE SET prune = excluded.prune, reason = excluded.reason",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![trial.0, step as i64, verdict.prune, verdict.reason])
+            })
+            .map_err(store_err)?;
+            Ok(())
+        })
+    }
+
+    fn pruner_verdicts(&self, trial: TrialId) -> CoreResult<Vec<(u64, Verdict)>> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT step, prune, reason FROM hpo_pruner_verdicts WHERE trial_id = ?1 ORDER BY step",
+                )
+                .map_err(store_err)?;
+            stmt.query_map([trial.0], |row| {
+                let verdict = Verdict { prune: row.get(1)?, reason: row.get(2)? };
+                Ok((row.get::<_, i64>(0)? as u64, verdict))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(store_err)
         })
     }
 

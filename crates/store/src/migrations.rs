@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../db/migrations/0001_optuna_schema_v12.sql"),
     ),
     (2, "0002_hpo_tables", include_str!("../../../db/migrations/0002_hpo_tables.sql")),
+    (
+        3,
+        "0003_hpo_pruner_verdicts",
+        include_str!("../../../db/migrations/0003_hpo_pruner_verdicts.sql"),
+    ),
 ];
 
 /// The highest migration applied, after checking that this hpo can read the

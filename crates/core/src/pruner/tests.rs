@@ -344,3 +344,76 @@ fn patience_maximizing_ties_and_nan() {
     let reason = patient.decide(Direction::Minimize, 9, &never, 3, &[]).unwrap();
     assert!(reason.contains("no finite value yet"), "{reason}");
 }
+
+/// `judge`'s verdict at `step`: the decision word and the reason, or `None` when
+/// the rule did not judge the step.
+fn verdict(p: &Pruner, number: u64, c: &[(u64, f64)], others: &[FrozenTrial]) -> Option<Verdict> {
+    let c = curve(c);
+    let step = *c.keys().next_back().unwrap();
+    p.judge(Direction::Minimize, number, &c, step, others)
+}
+
+#[test]
+fn every_judged_step_gives_a_continue_verdict_with_its_reason() {
+    // Median: a judged step that keeps the trial says what it was compared with.
+    let kept = verdict(&median(1, 0), 9, &[(1, 1.5)], &finished()).unwrap();
+    assert!(!kept.prune, "{kept:?}");
+    assert_eq!(kept.decision(), "continue");
+    assert!(
+        kept.reason
+            == "best value 1.5 by step 1 is no worse than the 50th percentile 2 of 3 complete trials at that step",
+        "{kept:?}"
+    );
+    let pruned = verdict(&median(1, 0), 9, &[(1, 2.5)], &finished()).unwrap();
+    assert_eq!((pruned.prune, pruned.decision()), (true, "prune"));
+    // Steps the rule does not judge give no verdict at all.
+    assert_eq!(verdict(&median(1, 2), 9, &[(1, 9.0)], &finished()), None, "warm-up");
+    assert_eq!(verdict(&median(4, 0), 9, &[(1, 9.0)], &finished()), None, "startup");
+    // ASHA: kept at a rung, with its place and the cutoff; nothing between rungs.
+    let kept = verdict(&asha(), 9, &[(1, 1.5)], &rung_peers()).unwrap();
+    assert!(!kept.prune);
+    assert!(
+        kept.reason == "rung 0 (step 1): value 1.5 is in the best 2 of 7 trials there (cutoff 1.5)",
+        "{kept:?}"
+    );
+    assert_eq!(verdict(&asha(), 9, &[(1, 1.0), (2, 9.0)], &rung_peers()), None);
+    // Hyperband names the bracket of a kept trial too.
+    let (hb, first, peers) = hyperband_case(3, 0.0);
+    let kept = verdict(&hb, first, &[(1, 0.5)], &peers).unwrap();
+    assert!(!kept.prune && kept.reason.starts_with("bracket 0: rung 0 (step 1): value 0.5 is in"));
+    // Threshold: every step past the warm-up, with the bounds.
+    let t = Pruner {
+        kind: PrunerKind::Threshold { lower: None, upper: Some(10.0), warmup_steps: 0 },
+        patience: None,
+    };
+    let kept = verdict(&t, 0, &[(3, 5.0)], &[]).unwrap();
+    assert_eq!(kept, Verdict::keep("value 5 at step 3 is within [-inf, 10]".into()));
+}
+
+#[test]
+fn patience_turns_a_rule_prune_into_a_continue_that_says_why() {
+    let patient_median = Pruner { patience: Some((2, 0.0)), ..median(1, 0) };
+    // Worse than the median at every step, but still improving.
+    let improving = [(1, 3.5), (2, 3.0), (3, 2.5)];
+    let kept = verdict(&patient_median, 9, &improving, &finished()).unwrap();
+    assert!(!kept.prune);
+    assert!(
+        kept.reason.contains("worse than the 50th percentile")
+            && kept.reason.ends_with("but improved from 3.5 to 2.5 in the last 2 steps"),
+        "{kept:?}"
+    );
+    // Worse than the median, too few steps to tell whether it stalled.
+    let kept = verdict(&patient_median, 9, &[(1, 9.0)], &finished()).unwrap();
+    assert!(
+        !kept.prune && kept.reason.ends_with("but patience 2 needs more steps than the 1 reported"),
+        "{kept:?}"
+    );
+    // Better than the median: the rule's own continue stands.
+    let kept = verdict(&patient_median, 9, &[(1, 1.0), (2, 1.0), (3, 1.0)], &finished()).unwrap();
+    assert!(!kept.prune && kept.reason.contains("no worse than"), "{kept:?}");
+    // Patience alone judges every step once the curve is longer than the patience.
+    let patient = Pruner { kind: PrunerKind::None, patience: Some((2, 0.0)) };
+    assert_eq!(verdict(&patient, 9, &[(1, 5.0), (2, 4.0)], &[]), None);
+    let kept = verdict(&patient, 9, &[(1, 5.0), (2, 4.0), (3, 3.0)], &[]).unwrap();
+    assert_eq!(kept, Verdict::keep("improved from 5 to 3 in the last 2 steps".into()));
+}

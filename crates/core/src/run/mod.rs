@@ -630,8 +630,9 @@ pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<Frozen
 }
 
 /// Asks the study's pruner about `trial`, whose curve so far is `curve` (ending at
-/// `step`), against the study's other trials as the store has them; records the
-/// reason on the trial when it says prune. Confirm runs (`attr::CONFIRM_OF`) are
+/// `step`), against the study's other trials as the store has them; records every
+/// verdict (continue or prune, with its reason) and, when it says prune, the reason
+/// on the trial (Optuna-visible `prune_reason`). Confirm runs (`attr::CONFIRM_OF`) are
 /// never pruned: they exist to measure a configuration's whole training.
 pub fn should_prune(
     storage: &dyn Storage,
@@ -652,15 +653,20 @@ pub fn should_prune(
     } else {
         Vec::new()
     };
-    let decision = spec.pruner.decide(spec.direction, trial.number, curve, step, &others);
-    if let Some(reason) = &decision {
-        storage.set_trial_system_attr(
-            trial.id,
-            attr::PRUNE_REASON,
-            &AttrValue::Str(reason.clone()),
-        )?;
+    let Some(verdict) = spec.pruner.judge(spec.direction, trial.number, curve, step, &others)
+    else {
+        return Ok(None);
+    };
+    storage.record_pruner_verdict(trial.id, step, &verdict)?;
+    if !verdict.prune {
+        return Ok(None);
     }
-    Ok(decision)
+    storage.set_trial_system_attr(
+        trial.id,
+        attr::PRUNE_REASON,
+        &AttrValue::Str(verdict.reason.clone()),
+    )?;
+    Ok(Some(verdict.reason))
 }
 
 /// Where a worker runs a trial.
