@@ -137,7 +137,7 @@ impl Pruner {
         self.kind != PrunerKind::None || self.patience.is_some()
     }
 
-    /// Whether `decide` at `step` needs the other trials' curves (so the caller
+    /// Whether `judge` at `step` needs the other trials' curves (so the caller
     /// can skip reading them from the store).
     pub fn needs_others(&self, curve: &BTreeMap<u64, f64>, step: u64) -> bool {
         match self.kind {
@@ -147,19 +147,6 @@ impl Pruner {
             PrunerKind::Asha { .. } | PrunerKind::Hyperband { .. } => true,
             PrunerKind::None | PrunerKind::Threshold { .. } => false,
         }
-    }
-
-    /// The reason to prune `trial` now that it reported `step`, or `None` to let it
-    /// continue: [`Pruner::judge`]'s verdict when it says prune.
-    pub fn decide(
-        &self,
-        direction: Direction,
-        number: u64,
-        curve: &BTreeMap<u64, f64>,
-        step: u64,
-        others: &[FrozenTrial],
-    ) -> Option<String> {
-        self.judge(direction, number, curve, step, others).filter(|v| v.prune).map(|v| v.reason)
     }
 
     /// The verdict on `trial` now that it reported `step`, or `None` when the rule

@@ -3,6 +3,20 @@
 use super::*;
 use crate::trial::TrialId;
 
+impl Pruner {
+    /// The tables' shorthand: [`Pruner::judge`]'s reason when it says prune.
+    fn decide(
+        &self,
+        direction: Direction,
+        number: u64,
+        curve: &BTreeMap<u64, f64>,
+        step: u64,
+        others: &[FrozenTrial],
+    ) -> Option<String> {
+        self.judge(direction, number, curve, step, others).filter(|v| v.prune).map(|v| v.reason)
+    }
+}
+
 fn curve(points: &[(u64, f64)]) -> BTreeMap<u64, f64> {
     points.iter().copied().collect()
 }
