@@ -87,7 +87,7 @@ fn a_digits_study_runs_records_curves_and_resumes() {
 
     let show = dir.ok(&["show", "small"]);
     assert!(show.contains("trials: 4 total, 4 complete"), "{show}");
-    assert!(show.contains("best trial: "), "{show}");
+    assert!(show.contains("pick: trial ") && show.contains("provisional"), "{show}");
     assert!(show.contains("top 10:"), "{show}");
     let ls = dir.ok(&["ls"]);
     assert!(ls.lines().nth(1).unwrap().starts_with("small  "), "{ls}");
@@ -106,13 +106,25 @@ fn a_digits_study_runs_records_curves_and_resumes() {
     let csv = dir.ok(&["export", "small", "--format", "csv"]);
     assert!(
         csv.starts_with(
-            "number,state,value,datetime_start,datetime_complete,duration_s,params_activation"
+            "number,state,value,datetime_start,datetime_complete,duration_s,is_confirm,confirm_of,is_pick,ended_by,device,params_activation"
         ),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 7);
+    assert!(csv.ends_with('\n') && !csv.ends_with("\n\n"), "one trailing newline");
+    // ISO 8601 times with microseconds, and empty cells where a value is missing.
+    let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[3].len(), "2026-11-28T03:40:12.123456Z".len(), "{csv}");
+    assert!(first[3].contains('T') && first[3].ends_with('Z'), "{csv}");
+    assert_eq!((first[6], first[7], first[10]), ("false", "", "cpu"), "{csv}");
     let curves = dir.ok(&["export", "small", "--format", "csv", "--curves"]);
-    assert!(curves.starts_with("trial,step,metric,value\n0,1,"), "{curves}");
+    assert!(curves.starts_with("trial,is_confirm,step,metric,value\n0,false,1,"), "{curves}");
+    let flat: Value =
+        serde_json::from_str(&dir.ok(&["export", "small", "--format", "json", "--flat"])).unwrap();
+    let rows = flat.as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["device"] == "cpu" && r.get("params_activation").is_some()));
+    assert_eq!(rows.iter().filter(|r| r["is_pick"] == true).count(), 1);
 }
 
 #[test]
@@ -180,11 +192,11 @@ fn bad_study_files_are_refused_with_file_line_and_fix() {
 #[test]
 fn reading_commands_explain_what_is_missing() {
     let dir = Dir::new();
-    let err = dir.err(&["ls"]);
+    let err = dir.bad_input(&["ls"]);
     assert!(err.contains("no database at db/hpo.sqlite; run a study first"), "{err}");
     dir.write("study.toml", &digits_study("real", 1, 1));
     dir.ok(&["run", "study.toml"]);
-    let err = dir.err(&["show", "reel"]);
+    let err = dir.bad_input(&["show", "reel"]);
     assert!(err.contains("no study named `reel` in this database; it has: real"), "{err}");
     let err = dir.err(&["show", "real", "--trial", "9"]);
     assert!(err.contains("study `real` has no trial 9"), "{err}");
@@ -338,6 +350,11 @@ fn confirm_trains_the_best_configurations_again_outside_the_budget() {
         assert_eq!(trial["params"], all[confirm_of(trial) as usize]["params"]);
     }
     assert!(all[..6].iter().all(|t| t["system_attrs"].get("hpo:confirm_of").is_none()));
+    assert!(all[..6].iter().all(|t| t["is_confirm"] == false));
+    assert!(all[6..].iter().all(|t| t["is_confirm"] == true));
+    // The confirm runs live in a study of their own, linked to this one.
+    let ls = dir.ok(&["ls"]);
+    assert!(ls.lines().any(|l| l.starts_with("conf:confirm ")), "{ls}");
 
     // The budget of 6 was met by the real trials alone: nothing more runs, and a
     // larger budget adds exactly the difference.
@@ -457,4 +474,36 @@ fn pruning_bench_records_runs_and_resumes_without_rerunning_them() {
     dir.write("runs.jsonl", "\n{\"study\": \"tiny\"\n");
     let err = dir.err(&["bench", "pruning", "--studies", "tiny.toml", "--runs", "runs.jsonl"]);
     assert!(err.contains("runs.jsonl line 2: not a pruning-benchmark run"), "{err}");
+}
+
+/// A metric the model never reports is refused when the file is read (exit 2, with
+/// the metrics it does report); a run in which every trial failed exits 1 and
+/// counts the reasons.
+#[test]
+fn an_unreported_metric_is_refused_and_a_run_of_failures_exits_1() {
+    let dir = Dir::new();
+    let study =
+        digits_study("acc", 2, 1).replace("metric = \"val_accuracy\"", "metric = \"val_acc\"");
+    dir.write("acc.toml", &study);
+    let err = dir.bad_input(&["run", "acc.toml"]);
+    assert!(err.contains("acc.toml:"), "{err}");
+    assert!(err.contains("never reports `val_acc`"), "{err}");
+    assert!(err.contains("val_accuracy") && err.contains("train_loss"), "{err}");
+    assert!(!dir.path().join("db/hpo.sqlite").exists(), "nothing ran");
+
+    // Every trial fails (heads that do not divide d_model: no model can be built):
+    // exit 1, with the reasons counted.
+    dir.write("text.txt", &"abcabcabd ".repeat(200));
+    dir.write(
+        "fail.toml",
+        "[study]\nname = \"fail\"\nmetric = \"val_loss\"\ndirection = \"minimize\"\nseed = 1\ntrials = 3\n\
+         [sampler]\nkind = \"random\"\n\
+         [objective]\nkind = \"candle\"\nmodel = \"transformer\"\ndataset = { text = \"text.txt\" }\nmax_epochs = 1\ndevice = \"cpu\"\n\
+         fixed = { d_model = 30, heads = 4, context = 8, steps_per_epoch = 2 }\n\
+         [space]\nlr = { float = [1e-3, 1e-2], log = true }\n",
+    );
+    let err = dir.err(&["run", "fail.toml"]);
+    assert!(err.contains("3 of 3 trial(s) failed:"), "{err}");
+    assert!(err.contains("3 x cannot build the model"), "{err}");
+    assert!(err.contains("every trial of this run failed"), "{err}");
 }

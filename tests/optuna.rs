@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::util::{Dir, digits_study, repo, text, trials};
+use crate::util::{DIGITS_REGULARIZATION, Dir, digits_study, repo, text, trials};
 
 const OPTUNA_VERSION: &str = "5.0.0";
 
@@ -131,10 +131,20 @@ fn hpo_reads_a_database_optuna_wrote() {
         .max_by(|a, b| a["value"].as_f64().unwrap().total_cmp(&b["value"].as_f64().unwrap()))
         .unwrap();
     let show = dir.ok(&["show", "from-optuna", "--db", db]);
-    assert!(show.contains(&format!("best trial: {}  value=", best["number"])), "{show}");
+    assert!(show.contains(&format!("pick: trial {}  value=", best["number"])), "{show}");
+    // No study file, so no `hpo confirm`: the advice says so instead.
+    assert!(show.contains("hpo confirm needs the study file"), "{show}");
     assert!(show.contains("trials: 6 total, 4 complete, 1 pruned, 1 failed"), "{show}");
     let trial = dir.ok(&["show", "from-optuna", "--db", db, "--trial", "0"]);
     assert!(trial.contains("intermediate_value") && trial.contains("kind = "), "{trial}");
+
+    // Its report draws the intermediate values as curves, shows the study's user
+    // attributes, and gives no advice that needs a study file it lacks.
+    dir.ok(&["report", "from-optuna", "--out", "rep", "--db", db]);
+    let page = std::fs::read_to_string(dir.path().join("rep/index.html")).unwrap();
+    assert!(dir.path().join("rep/curves-value.svg").exists(), "intermediate values as curves");
+    assert!(page.contains("Study attributes") && page.contains("vision team"), "user attrs");
+    assert!(page.contains("needs the study file") && !page.contains("hpo confirm STUDY.toml"));
 
     // An Optuna study can't be resumed from a study file: that would mix two definitions.
     dir.write("study.toml", &digits_study("from-optuna", 1, 1));
@@ -143,4 +153,133 @@ fn hpo_reads_a_database_optuna_wrote() {
         err.contains("study `from-optuna` exists but was not created from a study file"),
         "{err}"
     );
+}
+
+/// Every read command works on a database Optuna wrote without changing a byte of
+/// it, writable or not.
+#[test]
+fn read_commands_never_write_an_optuna_database() {
+    let dir = Dir::new();
+    let path = dir.path().join("optuna.sqlite");
+    optuna("write", &path, "from-optuna");
+    let db = path.to_str().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let files_before: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let out = dir.path().join("report");
+    let reads: [Vec<&str>; 7] = [
+        vec!["ls", "--db", db],
+        vec!["show", "from-optuna", "--db", db],
+        vec!["show", "from-optuna", "--trial", "0", "--db", db],
+        vec!["export", "from-optuna", "--format", "csv", "--db", db],
+        vec!["export", "from-optuna", "--format", "json", "--db", db],
+        vec!["report", "from-optuna", "--out", out.to_str().unwrap(), "--db", db],
+        vec!["diff", "from-optuna", "from-optuna", "--db", db],
+    ];
+    for args in &reads {
+        dir.ok(args);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "`hpo {}` changed the database",
+            args.join(" ")
+        );
+    }
+    let mut files_after: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    files_after.retain(|name| name != "report");
+    assert_eq!(files_after, files_before, "read commands left files beside the database");
+
+    // The same file, read-only: every read command still works.
+    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(&path, permissions).unwrap();
+    for args in &reads {
+        dir.ok(args);
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A multi-objective Optuna study is refused with a message that says so, never
+/// cut to its first objective; `hpo ls` lists it with every direction.
+#[test]
+fn a_multi_objective_optuna_study_is_refused_clearly() {
+    let dir = Dir::new();
+    let path = dir.path().join("optuna.sqlite");
+    let written = optuna("write-multi", &path, "two");
+    assert!(!written["pareto"].as_array().unwrap().is_empty());
+    let db = path.to_str().unwrap();
+    let ls = dir.ok(&["ls", "--db", db]);
+    let row = ls.lines().find(|l| l.starts_with("two")).expect(&ls);
+    assert!(row.contains("minimize,maximize") && row.contains("(multi-objective)"), "{ls}");
+    for args in [
+        vec!["show", "two", "--db", db],
+        vec!["export", "two", "--format", "json", "--db", db],
+        vec!["report", "two", "--db", db],
+        vec!["diff", "two", "two", "--db", db],
+    ] {
+        let err = dir.bad_input(&args);
+        assert!(
+            err.contains("study `two` has 2 objectives (minimize, maximize)")
+                && err.contains("single-objective"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The pick is one fact: after the regularization study, `hpo confirm` and
+/// `hpo report`, the report's leaderboard, `hpo show`, `hpo diff`, `hpo export` and
+/// the study user attribute Optuna shows all name the same trial; Optuna's study
+/// holds only search trials (its confirm runs are in `reg:confirm`).
+#[test]
+fn every_view_names_the_same_pick_and_optuna_sees_no_confirm_run() {
+    let dir = Dir::new();
+    dir.write("reg.toml", DIGITS_REGULARIZATION);
+    dir.ok(&["run", "reg.toml"]);
+    let db = dir.path().join("db/hpo.sqlite");
+    let before = dir.ok(&["show", "reg"]);
+    assert!(before.contains("provisional"), "{before}");
+    let confirm = dir.ok(&["confirm", "reg.toml", "--top", "3", "--seeds", "3"]);
+    let report = dir.ok(&["report", "reg"]);
+    assert!(report.contains("(stored in the database)"), "{report}");
+
+    // Optuna: the study holds its 8 search trials only, and the stored pick.
+    let optuna_view = optuna("read", &db, "reg");
+    assert_eq!(trials(&optuna_view).len(), 8, "no confirm run among Optuna's trials");
+    assert!(trials(&optuna_view).iter().all(|t| t["system_attrs"].get("hpo:confirm_of").is_none()));
+    let attrs = &optuna_view["user_attrs"];
+    let pick = attrs["pick_trial"].as_u64().expect("pick_trial is an integer");
+    assert_eq!(attrs["pick_confirm_runs"], 3, "{attrs}");
+    assert_eq!(attrs["hpo:confirm_study"], "reg:confirm");
+    let runs = optuna("read", &db, "reg:confirm");
+    assert_eq!(trials(&runs).len(), 9);
+
+    // hpo confirm's own output, hpo show, hpo export, hpo diff and the report.
+    let named = format!("pick: trial {pick} ");
+    assert!(confirm.contains(&named), "{confirm}");
+    let show = dir.ok(&["show", "reg"]);
+    assert!(show.contains(&named) && show.contains("confirm runs with new seeds"), "{show}");
+    let export = dir.export("reg", "db/hpo.sqlite");
+    assert_eq!(export["pick"]["trial"], pick);
+    let picked: Vec<u64> = trials(&export)
+        .iter()
+        .filter(|t| t["is_pick"] == true)
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(picked, [pick]);
+    let csv = dir.ok(&["export", "reg", "--format", "csv"]);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let pick_rows: Vec<&str> =
+        csv.lines().skip(1).filter(|l| l.split(',').nth(col("is_pick")) == Some("true")).collect();
+    assert_eq!(pick_rows.len(), 1, "{csv}");
+    assert_eq!(pick_rows[0].split(',').nth(col("number")), Some(pick.to_string().as_str()));
+    let diff = dir.hpo(&["diff", "reg", "reg", "--json"]).output().unwrap();
+    let diff: Value = serde_json::from_slice(&diff.stdout).expect("diff --json");
+    assert_eq!(diff["b"]["pick"]["trial"], pick);
+    assert_eq!(diff["b"]["pick"]["confirmed"], true);
+    let page = std::fs::read_to_string(dir.path().join("reports/reg/index.html")).unwrap();
+    assert!(page.contains(&format!("<b>Pick trial {pick}</b>")), "report's recommendation");
+    let marked = format!("<td class=\"num\">{pick} <span class=\"pick-tag\">pick</span></td>");
+    assert!(page.contains(&marked), "the leaderboard marks the pick");
 }

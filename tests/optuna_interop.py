@@ -39,12 +39,15 @@ def dump(study):
         "study": study.study_name,
         "direction": study.direction.name,
         "metric_names": study.metric_names,
+        "user_attrs": {k: number(v) for k, v in study.user_attrs.items()},
+        "best_trial": study.best_trial.number if any(t["state"] == "COMPLETE" for t in trials) else None,
         "trials": trials,
     }
 
 
 def write(storage, name):
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    study.set_user_attr("owner", "vision team")
 
     def objective(trial):
         x = trial.suggest_float("x", -2.0, 2.0)
@@ -64,6 +67,17 @@ def write(storage, name):
     return dump(study)
 
 
+def write_multi(storage, name):
+    """A two-objective study, which hpo must refuse rather than cut to one."""
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=["minimize", "maximize"]
+    )
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=4
+    )
+    return {"pareto": sorted(t.number for t in study.best_trials)}
+
+
 def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     mode, db, name = sys.argv[1:4]
@@ -72,6 +86,8 @@ def main():
         out = dump(optuna.load_study(storage=storage, study_name=name))
     elif mode == "write":
         out = write(storage, name)
+    elif mode == "write-multi":
+        out = write_multi(storage, name)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, sort_keys=True))

@@ -74,7 +74,7 @@ fn four_processes_of_two_threads_share_a_400_trial_budget() {
 #[test]
 fn killing_workers_at_random_loses_no_trial() {
     let dir = Dir::new();
-    dir.write("study.toml", &study("chaos", 1000));
+    dir.write("study.toml", &study("chaos", 4000));
     let mut children: Vec<Child> = (0..3).map(|_| worker(&dir)).collect();
     let started = Instant::now();
     let mut kills = 0;
@@ -98,7 +98,7 @@ fn killing_workers_at_random_loses_no_trial() {
     }
     // A last worker recovers the trials the killed ones left running, if any.
     dir.ok(&["worker", "study.toml", "--db", "shared.sqlite"]);
-    let all = check_invariants(&dir, "chaos", 1000);
+    let all = check_invariants(&dir, "chaos", 4000);
     assert!(kills >= 5, "killed {kills} workers");
     let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
     // Interrupted trials were retried with their parameters (max_retries = 1).

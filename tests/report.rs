@@ -2,36 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::Dir;
-
-const DIGITS: &str = r#"
-[study]
-name = "reg"
-metric = "val_loss"
-direction = "minimize"
-seed = 3
-trials = 8
-
-[sampler]
-kind = "random"
-
-[early_stopping]
-patience = 2
-
-[objective]
-kind = "candle"
-model = "mlp"
-dataset = "digits"
-max_epochs = 4
-device = "cpu"
-fixed = { hidden = 32, depth = 1, batch_size = 64 }
-
-[space]
-lr              = { float = [1e-3, 3e-2], log = true }
-dropout         = { float = [0.0, 0.5] }
-weight_decay    = { float = [1e-5, 1e-1], log = true }
-label_smoothing = { float = [0.0, 0.2] }
-"#;
+use crate::util::{DIGITS_REGULARIZATION as DIGITS, Dir};
 
 fn branin(name: &str, trials: usize) -> String {
     format!(
@@ -116,8 +87,49 @@ fn diff_exits_1_when_the_new_best_is_worse_and_0_otherwise() {
     // A study against its own state at a date before it ran: nothing to compare.
     let earlier = dir.ok(&["diff", "good@2000-01-01", "good"]);
     assert!(earlier.contains("cannot compare"), "{earlier}");
-    let err = dir.err(&["diff", "good", "nope"]);
+    let err = dir.bad_input(&["diff", "good", "nope"]);
     assert!(err.contains("no study named `nope`"), "{err}");
     let err = dir.err(&["report", "good@yesterday"]);
     assert!(err.contains("is not a date"), "{err}");
+}
+
+/// `hpo diff` for machines: 0 not worse, 1 worse beyond the noise, 2 for bad usage
+/// (a missing study or database, another metric), 3 for other errors, never 1 for
+/// a misconfiguration; `--json`; the two sides may live in two databases.
+#[test]
+fn diff_exit_codes_json_and_two_databases() {
+    let dir = Dir::new();
+    dir.write("good.toml", &branin("good", 30));
+    dir.write("bad.toml", &branin("bad", 2));
+    dir.ok(&["run", "good.toml", "--db", "a.sqlite"]);
+    dir.ok(&["run", "bad.toml", "--db", "b.sqlite"]);
+    let code = |args: &[&str]| dir.hpo(args).output().unwrap().status.code();
+    assert_eq!(code(&["diff", "a.sqlite:good", "b.sqlite:bad"]), Some(1));
+    assert_eq!(code(&["diff", "b.sqlite:bad", "a.sqlite:good"]), Some(0));
+    assert_eq!(code(&["diff", "good", "bad", "--db-a", "a.sqlite", "--db-b", "b.sqlite"]), Some(1));
+    let out = dir.hpo(&["diff", "a.sqlite:good", "b.sqlite:bad", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["verdict"], "worse_beyond_noise");
+    assert_eq!(json["worse"], true);
+    assert_eq!(json["a"]["study"], "good");
+    assert!(json["b"]["pick"]["trial"].is_u64());
+    // Misconfigurations are 2, never 1: a missing study, a missing database, and
+    // two studies of different metrics.
+    assert_eq!(code(&["diff", "a.sqlite:good", "a.sqlite:nope"]), Some(2));
+    assert_eq!(code(&["diff", "missing.sqlite:good", "a.sqlite:good"]), Some(2));
+    dir.write(
+        "other.toml",
+        "[study]\nname = \"other\"\nmetric = \"value\"\ndirection = \"maximize\"\nseed = 1\ntrials = 2\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"hartmann6\"\n\
+         [space]\nx0 = { float = [0, 1] }\nx1 = { float = [0, 1] }\nx2 = { float = [0, 1] }\n\
+         x3 = { float = [0, 1] }\nx4 = { float = [0, 1] }\nx5 = { float = [0, 1] }\n",
+    );
+    dir.ok(&["run", "other.toml", "--db", "a.sqlite"]);
+    let mismatch = dir.hpo(&["diff", "a.sqlite:good", "a.sqlite:other"]).output().unwrap();
+    assert_eq!(mismatch.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mismatch.stderr).contains("only studies of the same metric"));
+    // Any other error: 3 (here a file that is not a database).
+    dir.write("notes.sqlite", "not a database at all, just some notes");
+    assert_eq!(code(&["diff", "notes.sqlite:good", "a.sqlite:good"]), Some(3));
 }

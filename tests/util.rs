@@ -128,3 +128,34 @@ dropout = {{ float = [0.0, 0.3], step = 0.1, when = {{ activation = "relu" }} }}
 pub fn trials(export: &Value) -> &Vec<Value> {
     export["trials"].as_array().expect("trials")
 }
+
+/// A small regularization study on the digits (8 trials of at most 4 epochs): what
+/// the report, confirm and pick tests run.
+pub const DIGITS_REGULARIZATION: &str = r#"
+[study]
+name = "reg"
+metric = "val_loss"
+direction = "minimize"
+seed = 3
+trials = 8
+
+[sampler]
+kind = "random"
+
+[early_stopping]
+patience = 2
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 4
+device = "cpu"
+fixed = { hidden = 32, depth = 1, batch_size = 64 }
+
+[space]
+lr              = { float = [1e-3, 3e-2], log = true }
+dropout         = { float = [0.0, 0.5] }
+weight_decay    = { float = [1e-5, 1e-1], log = true }
+label_smoothing = { float = [0.0, 0.2] }
+"#;

@@ -4,7 +4,10 @@
 //! five parameters, and N trials go through the real ask (claim or create, sample,
 //! store params) and tell (finish with a value) path. Printed: mean cost per trial
 //! over all N, over the last 10% (the cost "at" N trials), the median, and the time
-//! to load the whole study back.
+//! to load the whole study back. Then the same study runs through `hpo run` itself
+//! (a child process, its whole loop: budget, progress, best so far, heartbeats),
+//! timed from the trials' stored start and end times: the cost per trial over the
+//! first and the last 1,000 trials, and the process's peak memory.
 
 use std::time::Instant;
 
@@ -85,8 +88,12 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
             format!("{:.3}", load_seconds),
         ]);
     }
+    let mut run_rows = Vec::new();
+    for &n in sizes {
+        run_rows.push(time_hpo_run(n)?);
+    }
     Ok(format!(
-        "ask + tell per trial, random sampler, SQLite (WAL, synchronous=NORMAL), 5 parameters\n{}",
+        "ask + tell per trial, random sampler, SQLite (WAL, synchronous=NORMAL), 5 parameters\n{}\n\n`hpo run` of the same study (a child process; per-trial cost from the stored trial times)\n{}",
         crate::format::table(
             &[
                 "TRIALS",
@@ -97,8 +104,91 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
                 "LOAD ALL TRIALS S"
             ],
             &rows
+        ),
+        crate::format::table(
+            &[
+                "TRIALS",
+                "WINDOW",
+                "FIRST MS/TRIAL",
+                "LAST MS/TRIAL",
+                "LAST/FIRST",
+                "WALL S",
+                "PEAK RSS MB"
+            ],
+            &run_rows
         )
     ))
+}
+
+/// Runs the overhead study through `hpo run --trials n` in a child process and
+/// measures, from the stored trial times, the cost per trial over the first and
+/// the last `min(1000, n / 2)` trials; the peak memory is the child's high-water
+/// mark (VmHWM), sampled until it exits.
+fn time_hpo_run(n: usize) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("cannot find the hpo binary to run")?;
+    let dir = tempfile::tempdir()?;
+    let study = dir.path().join("overhead.toml");
+    std::fs::write(&study, STUDY.replace("trials = 1\n", &format!("trials = {n}\n")))?;
+    let db = dir.path().join("bench.sqlite");
+    // The progress lines go to a file, as a run's log would: a pipe nobody read
+    // would fill and stall the run.
+    let log = dir.path().join("run.log");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&exe)
+        .arg("run")
+        .arg(&study)
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("cannot start `hpo run`")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        bail!("`hpo run` of the overhead study failed: {}", tail.join("\n"));
+    }
+    let storage = SqliteStorage::open_read_only(&db)?;
+    let found = storage.find_study("overhead")?.context("the overhead study")?;
+    let trials = storage.trials(found.id, Some(&[TrialState::Complete]))?;
+    if trials.len() != n {
+        bail!("`hpo run` finished {} trials, expected {n}", trials.len());
+    }
+    let seconds = |t: &hpo_core::trial::FrozenTrial, end: bool| -> Result<f64> {
+        let at = if end { t.datetime_complete } else { t.datetime_start };
+        at.map(|it| it.0 as f64 / 1e6).context("a trial without its times")
+    };
+    let window = 1000.min(n / 2);
+    let first =
+        (seconds(&trials[window - 1], true)? - seconds(&trials[0], true)?) / (window - 1) as f64;
+    let last = (seconds(&trials[n - 1], true)? - seconds(&trials[n - window], true)?)
+        / (window - 1) as f64;
+    Ok(vec![
+        n.to_string(),
+        window.to_string(),
+        format!("{:.3}", first * 1e3),
+        format!("{:.3}", last * 1e3),
+        format!("{:.2}", last / first),
+        format!("{wall:.1}"),
+        format!("{:.1}", peak_kb as f64 / 1024.0),
+    ])
 }
 
 /// `hpo bench train`: one row (or JSON line) per workload.

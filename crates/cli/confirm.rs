@@ -20,7 +20,23 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     });
     host.finish();
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
-    print(summary_text(&summary, &spec.metric, config, db))?;
+    let mut text = summary_text(&summary, &spec.metric, config, db);
+    // The pick, from the study and all its confirm runs, stored for every view.
+    let record = crate::report::load(
+        &storage,
+        &crate::report::StudyRef { name: spec.name.clone(), until: None },
+    )?;
+    if let Some(pick) = crate::pick::of(&record) {
+        crate::pick::store(&storage, &summary.study, &pick)?;
+        text.push_str(&format!("\n\npick: {}", crate::pick::headline(&pick, &spec.metric)));
+        for line in crate::pick::evidence(&pick, Some(pick.number), true) {
+            text.push_str(&format!("\n  {line}"));
+        }
+        text.push_str(
+            "\n  (stored in the database: hpo show, hpo diff, hpo export and the report name it)",
+        );
+    }
+    print(text)?;
     Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
-use hpo_core::run::best_trial;
 use hpo_core::storage::Storage;
 use hpo_core::study::Study;
 use hpo_core::trial::{AttrValue, FrozenTrial, TrialState, attr};
@@ -15,16 +14,27 @@ use crate::format;
 /// The study of this name, or an error listing the studies there are.
 pub fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
     match storage.find_study(name)? {
-        Some(study) => Ok(study),
+        Some(study) => Ok(study.single_objective()?),
         None => {
             let names: Vec<String> =
                 storage.list_studies()?.into_iter().map(|s| s.study.name).collect();
-            bail!(
+            Err(crate::usage(format!(
                 "no study named `{name}` in this database; it has: {}",
                 if names.is_empty() { "no studies".to_owned() } else { names.join(", ") }
-            )
+            )))
         }
     }
+}
+
+/// The study's trials, then its confirm runs kept in its confirm study
+/// (`hpo_core::run::confirm_runs`): each confirm run carries `hpo:confirm_of`, and
+/// its number is its own study's.
+pub fn trials_with_confirm_runs(storage: &dyn Storage, study: &Study) -> Result<Vec<FrozenTrial>> {
+    let mut trials = storage.trials(study.id, None)?;
+    let known: BTreeSet<hpo_core::trial::TrialId> = trials.iter().map(|t| t.id).collect();
+    let runs = hpo_core::run::confirm_runs(storage, study)?;
+    trials.extend(runs.into_iter().filter(|t| !known.contains(&t.id)));
+    Ok(trials)
 }
 
 pub fn ls(storage: &dyn Storage) -> Result<String> {
@@ -37,7 +47,7 @@ pub fn ls(storage: &dyn Storage) -> Result<String> {
         .map(|s| {
             vec![
                 s.study.name.clone(),
-                s.study.direction.to_string(),
+                s.study.directions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
                 s.study.metric.clone().unwrap_or_else(|| "-".into()),
                 s.n_trials.to_string(),
                 s.n_complete.to_string(),
@@ -45,7 +55,11 @@ pub fn ls(storage: &dyn Storage) -> Result<String> {
                 s.n_fail.to_string(),
                 s.n_running.to_string(),
                 s.n_waiting.to_string(),
-                s.best_value.map_or("-".into(), format::value),
+                if s.study.directions.len() > 1 {
+                    "(multi-objective)".to_owned()
+                } else {
+                    s.best_value.map_or("-".into(), format::value)
+                },
                 format::time(s.last_activity),
             ]
         })
@@ -98,17 +112,27 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         count(TrialState::Running),
         count(TrialState::Waiting),
     );
-    let Some(best) = best_trial(&trials, study.direction) else {
+    let record = crate::report::load(
+        storage,
+        &crate::report::StudyRef { name: study.name.clone(), until: None },
+    )?;
+    let Some(pick) = crate::pick::of(&record) else {
         out.push_str("\nno complete trial yet");
         return Ok(out);
     };
+    let Some(best) = trials.iter().find(|t| t.number == pick.number && t.confirm_of().is_none())
+    else {
+        bail!("the pick, trial {}, is not among the study's trials", pick.number);
+    };
     out.push_str(&format!(
-        "\n\nbest trial: {}  {}={}\n  params: {}",
-        best.number,
-        metric,
-        best.value.map_or("-".into(), format::value),
+        "\n\npick: {}\n  params: {}",
+        crate::pick::headline(&pick, &metric),
         format::params(&best.params)
     ));
+    let stored = crate::pick::stored(storage, &study)?;
+    for line in crate::pick::evidence(&pick, stored, study.spec_text.is_some()) {
+        out.push_str(&format!("\n  {line}"));
+    }
     let mut details: Vec<String> = best
         .user_attrs
         .iter()
@@ -142,7 +166,11 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         .map(|(rank, t)| {
             vec![
                 (rank + 1).to_string(),
-                t.number.to_string(),
+                if t.number == pick.number {
+                    format!("{} pick", t.number)
+                } else {
+                    t.number.to_string()
+                },
                 t.value.map_or("-".into(), format::value),
                 attr_number(t, "best_step"),
                 attr_number(t, "train_loss"),
@@ -276,66 +304,121 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn param_text(value: &hpo_core::distribution::ParamValue) -> String {
+/// An ISO 8601 time with microseconds, in UTC: `2026-11-28T03:40:12.123456Z`.
+fn iso_time(ts: Option<hpo_core::trial::Timestamp>) -> Option<String> {
+    ts.map(|ts| format!("{}Z", hpo_store::encode::datetime(ts).replacen(' ', "T", 1)))
+}
+
+/// The study's trials (and confirm runs) as flat rows, one per trial, with the same
+/// columns for every row: what the CSV export writes and `--format json --flat`
+/// gives as objects. Missing values are `null` (an empty CSV cell).
+fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    let study = find(storage, name)?;
+    let trials = trials_with_confirm_runs(storage, &study)?;
+    let record = crate::report::load(
+        storage,
+        &crate::report::StudyRef { name: study.name.clone(), until: None },
+    )?;
+    let pick = crate::pick::of(&record).map(|p| p.number);
+    let params: BTreeSet<&str> =
+        trials.iter().flat_map(|t| t.params.keys().map(String::as_str)).collect();
+    let attrs: BTreeSet<&str> =
+        trials.iter().flat_map(|t| t.user_attrs.keys().map(String::as_str)).collect();
+    let mut header: Vec<String> = [
+        "number",
+        "state",
+        "value",
+        "datetime_start",
+        "datetime_complete",
+        "duration_s",
+        "is_confirm",
+        "confirm_of",
+        "is_pick",
+        "ended_by",
+        "device",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    header.extend(params.iter().map(|p| format!("params_{p}")));
+    header.extend(attrs.iter().map(|a| format!("user_attrs_{a}")));
+    header.push("fail_reason".into());
+    let text_attr = |t: &FrozenTrial, key: &str| {
+        t.system_attrs.get(key).and_then(AttrValue::as_str).map_or(Value::Null, |s| json!(s))
+    };
+    let rows = trials
+        .iter()
+        .map(|t| {
+            let confirm_of = t.confirm_of();
+            let mut row = vec![
+                json!(t.number),
+                json!(t.state.as_optuna_str()),
+                t.value.map_or(Value::Null, number_json),
+                iso_time(t.datetime_start).map_or(Value::Null, Value::String),
+                iso_time(t.datetime_complete).map_or(Value::Null, Value::String),
+                t.duration_seconds().map_or(Value::Null, |s| json!((s * 1e3).round() / 1e3)),
+                json!(confirm_of.is_some()),
+                confirm_of.map_or(Value::Null, |n| json!(n)),
+                json!(confirm_of.is_none() && pick == Some(t.number)),
+                text_attr(t, attr::ENDED_BY),
+                text_attr(t, attr::DEVICE),
+            ];
+            row.extend(params.iter().map(|p| t.params.get(*p).map_or(Value::Null, param_json)));
+            row.extend(
+                attrs.iter().map(|a| t.user_attrs.get(*a).map_or(Value::Null, attr_value_json)),
+            );
+            row.push(t.fail_reason().map_or(Value::Null, |r| json!(r)));
+            row
+        })
+        .collect();
+    Ok((header, rows))
+}
+
+/// A CSV cell: empty for a missing value, text as it is, numbers as JSON writes them.
+fn csv_cell(value: &Value) -> String {
     match value {
-        hpo_core::distribution::ParamValue::Str(s) => s.clone(),
-        other => other.to_string(),
+        Value::Null => String::new(),
+        Value::String(s) => csv_field(s),
+        other => csv_field(&other.to_string()),
     }
 }
 
 pub fn export_csv(storage: &dyn Storage, name: &str, curves: bool) -> Result<String> {
-    let study = find(storage, name)?;
-    let trials = storage.trials(study.id, None)?;
     let mut out = String::new();
     if curves {
-        out.push_str("trial,step,metric,value\n");
-        for trial in &trials {
+        let study = find(storage, name)?;
+        out.push_str("trial,is_confirm,step,metric,value\n");
+        for trial in &trials_with_confirm_runs(storage, &study)? {
             for point in storage.metric_curves(trial.id)? {
                 out.push_str(&format!(
-                    "{},{},{},{}\n",
+                    "{},{},{},{},{}\n",
                     trial.number,
+                    trial.confirm_of().is_some(),
                     point.step,
                     csv_field(&point.name),
                     point.value
                 ));
             }
         }
-        return Ok(out.trim_end().to_owned());
+        return Ok(out);
     }
-    let params: BTreeSet<&str> =
-        trials.iter().flat_map(|t| t.params.keys().map(String::as_str)).collect();
-    let attrs: BTreeSet<&str> =
-        trials.iter().flat_map(|t| t.user_attrs.keys().map(String::as_str)).collect();
-    let mut header = vec![
-        "number".to_owned(),
-        "state".into(),
-        "value".into(),
-        "datetime_start".into(),
-        "datetime_complete".into(),
-        "duration_s".into(),
-    ];
-    header.extend(params.iter().map(|p| format!("params_{p}")));
-    header.extend(attrs.iter().map(|a| format!("user_attrs_{a}")));
-    header.push("fail_reason".into());
+    let (header, rows) = flat_rows(storage, name)?;
     out.push_str(&header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
-    for t in &trials {
-        let mut row = vec![
-            t.number.to_string(),
-            t.state.as_optuna_str().to_owned(),
-            t.value.map_or(String::new(), |v| v.to_string()),
-            format::time(t.datetime_start),
-            format::time(t.datetime_complete),
-            t.duration_seconds().map_or(String::new(), |s| format!("{s:.3}")),
-        ];
-        row.extend(params.iter().map(|p| t.params.get(*p).map_or(String::new(), param_text)));
-        row.extend(
-            attrs.iter().map(|a| t.user_attrs.get(*a).map_or(String::new(), |v| v.to_string())),
-        );
-        row.push(t.fail_reason().unwrap_or("").to_owned());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&row.iter().map(csv_cell).collect::<Vec<_>>().join(","));
         out.push('\n');
-        out.push_str(&row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
     }
     Ok(out)
+}
+
+/// `hpo export --format json --flat`: one object per trial with the CSV's columns.
+pub fn export_json_flat(storage: &dyn Storage, name: &str) -> Result<String> {
+    let (header, rows) = flat_rows(storage, name)?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|row| Value::Object(header.iter().cloned().zip(row).collect()))
+        .collect();
+    Ok(format!("{}\n", serde_json::to_string_pretty(&items)?))
 }
 
 fn number_json(v: f64) -> Value {
@@ -346,7 +429,9 @@ fn attr_value_json(v: &AttrValue) -> Value {
     match v {
         AttrValue::Null => Value::Null,
         AttrValue::Bool(b) => json!(b),
-        AttrValue::Number(n) => number_json(*n),
+        AttrValue::Number(n) => {
+            hpo_store::encode::whole_number(*n).map_or(number_json(*n), |it| json!(it))
+        }
         AttrValue::Str(s) => json!(s),
     }
 }
@@ -369,7 +454,12 @@ fn distribution_json(d: &hpo_core::distribution::Distribution) -> Value {
 
 pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
     let study = find(storage, name)?;
-    let trials = storage.trials(study.id, None)?;
+    let trials = trials_with_confirm_runs(storage, &study)?;
+    let record = crate::report::load(
+        storage,
+        &crate::report::StudyRef { name: study.name.clone(), until: None },
+    )?;
+    let pick = crate::pick::of(&record);
     let mut items = Vec::new();
     for t in &trials {
         let mut curves: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -386,6 +476,9 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             .collect();
         items.push(json!({
             "number": t.number,
+            "is_confirm": t.confirm_of().is_some(),
+            "confirm_of": t.confirm_of(),
+            "is_pick": t.confirm_of().is_none() && pick.as_ref().is_some_and(|p| p.number == t.number),
             "state": t.state.as_optuna_str(),
             "value": t.value.map(number_json),
             "params": t.params.iter().map(|(k, v)| (k.clone(), param_json(v))).collect::<serde_json::Map<_, _>>(),
@@ -399,11 +492,25 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             "datetime_complete": t.datetime_complete.map(hpo_store::encode::datetime),
         }));
     }
+    let pick = pick.map(|p| {
+        json!({
+            "trial": p.number,
+            "value": number_json(p.value),
+            "basis": p.basis(),
+            "provisional": p.is_provisional(),
+            "ci95": p.confirmed.map(|ci| number_json(ci.half_width)),
+            "confirm_runs": p.confirmed.map_or(0, |ci| ci.n),
+            "runner_up": p.runner_up.map(|r| r.0),
+            "runner_up_value": p.runner_up.map(|r| number_json(r.1)),
+            "welch_p": p.welch_p,
+        })
+    });
     let doc = json!({
         "study": study.name,
         "direction": study.direction.to_string(),
         "metric": study.metric,
+        "pick": pick,
         "trials": items,
     });
-    Ok(serde_json::to_string_pretty(&doc)?)
+    Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?))
 }

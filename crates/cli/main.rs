@@ -2,7 +2,7 @@
 //! into typed values, and calls one library function (hpo-core's study loop,
 //! hpo-store's storage, hpo-train's objectives); this crate only prints.
 //!
-//! Exit codes: 0 success, 1 error, 2 bad usage (clap), 130 interrupted (Ctrl-C).
+//! Exit codes: [`EXIT_CODES`] (what `hpo --help` prints).
 
 mod bench;
 mod confirm;
@@ -10,13 +10,14 @@ mod external;
 mod format;
 mod host;
 mod inspect;
+mod pick;
 mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use hpo_core::objective::Objective;
 use hpo_core::run::external::Outcome;
@@ -58,9 +59,17 @@ fn check_cpu() -> Result<(), String> {
     Ok(())
 }
 
+/// What `hpo --help` says of exit codes.
+const EXIT_CODES: &str = "Exit codes:
+  0    success (hpo diff: B is not worse than A)
+  1    an error (hpo diff: B is worse than A beyond the seed noise; hpo check: problems found)
+  2    bad usage: a flag, a study file, a missing study or database (hpo diff: also a metric mismatch)
+  3    hpo diff only: any other error
+  130  interrupted (Ctrl-C or SIGTERM)";
+
 /// Hyperparameter search and experiment tracking.
 #[derive(Parser)]
-#[command(name = "hpo", version, about, long_about = None)]
+#[command(name = "hpo", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,32 +80,20 @@ enum Command {
     /// Run a study file until its budget is met (resumes a study that exists). Any
     /// number of `hpo run` / `hpo worker` processes may share one study and database:
     /// they cooperate on its budget.
-    #[command(visible_alias = "worker")]
-    Run {
-        /// The study file, e.g. studies/quickstart.toml.
-        study: PathBuf,
-        #[command(flatten)]
-        db: DbArg,
-        /// Override the budget: run until this many trials count.
-        #[arg(long)]
-        trials: Option<usize>,
-        /// Stop starting new trials after this long ("90s", "30m", "2h").
-        #[arg(long, value_parser = parse_timeout)]
-        timeout: Option<std::time::Duration>,
-        /// Trials to run at once in this process (threads), replacing `[study] workers`.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        workers: Option<u64>,
-    },
+    Run(RunArgs),
+    /// Run a study file as one of any number of processes sharing its study and
+    /// budget in one database (the same as `hpo run`; start one per machine or core).
+    Worker(RunArgs),
     /// Train the best trials' configurations again with new seeds (outside the
     /// budget) and print each one's values, mean and standard deviation.
     Confirm {
         /// The study file the study was run from.
         study: PathBuf,
         /// How many of the best complete trials to confirm.
-        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_hyphen_values = true)]
         top: usize,
         /// How many confirm runs each of them gets (runs from earlier calls count).
-        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_hyphen_values = true)]
         seeds: usize,
         #[command(flatten)]
         db: DbArg,
@@ -116,16 +113,27 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Compare study B with study A as text (best value, configuration, gap, moved
-    /// parameters); exits 1 when B's best is worse than A's beyond the seed noise
-    /// that `hpo confirm` measured.
+    /// Compare study B's pick with study A's (the confirmed means where `hpo confirm`
+    /// ran; configuration, gap, moved parameters). Exits 0 when B is not worse, 1 when
+    /// it is worse beyond the seed noise, 2 for bad usage (a missing study or
+    /// database, another metric), 3 for any other error.
     Diff {
-        /// The baseline: a study name, NAME@DATE, or a study file.
+        /// The baseline: a study name, NAME@DATE, a study file, or DB.sqlite:NAME
+        /// for a study in another database.
         a: String,
         /// The study compared with it (`@DATE` means A's study at that date).
         b: String,
         #[command(flatten)]
         db: DbArg,
+        /// A's database (instead of --db).
+        #[arg(long)]
+        db_a: Option<PathBuf>,
+        /// B's database (instead of --db).
+        #[arg(long)]
+        db_b: Option<PathBuf>,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a database: SQLite's integrity check, foreign keys, and unique trial
     /// numbers. Prints `ok` or the problems (exit 1).
@@ -143,19 +151,26 @@ enum Command {
         /// The study's name.
         study: String,
         /// Show this trial (its number) with its whole learning curve.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         trial: Option<u64>,
         #[command(flatten)]
         db: DbArg,
     },
     /// Export a study's trials (and curves) as CSV or JSON.
     Export {
+        /// The study's name.
         study: String,
+        /// csv: one row per trial (or per curve point with --curves); json: every
+        /// trial with its curves.
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// CSV only: export the learning curves (one row per trial, step and metric) instead of the trials.
         #[arg(long)]
         curves: bool,
+        /// JSON only: one flat object per trial with the CSV's columns (pandas'
+        /// `read_json` reads it as a table), instead of nested trials with curves.
+        #[arg(long)]
+        flat: bool,
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -175,12 +190,12 @@ enum Command {
         /// The study file.
         study: PathBuf,
         /// The trial's number, as `hpo ask` printed it.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         trial: u64,
         /// The objective's value (for a complete trial).
         #[arg(
             long,
-            allow_negative_numbers = true,
+            allow_hyphen_values = true,
             conflicts_with = "state",
             required_unless_present = "state"
         )]
@@ -197,13 +212,13 @@ enum Command {
         /// The study file.
         study: PathBuf,
         /// The trial's number.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         trial: u64,
         /// The step (epoch, iteration).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         step: u64,
         /// The study metric's value at that step.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         value: f64,
         #[command(flatten)]
         db: DbArg,
@@ -220,26 +235,28 @@ enum BenchCommand {
     /// Per-trial cost of ask + tell with the random sampler on SQLite.
     Overhead {
         /// Study sizes to measure.
-        #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000])]
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000], allow_hyphen_values = true)]
         trials: Vec<usize>,
         /// Measure ask + 10 reported steps + tell with this many processes sharing
         /// the study (a list: 1,2,4), instead of ask + tell in this process.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         workers: Vec<usize>,
     },
     /// One process of `bench overhead --workers` (started by it).
     #[command(hide = true)]
     OverheadWorker {
+        /// The shared benchmark database.
         #[arg(long)]
         db: PathBuf,
-        #[arg(long)]
+        /// The study's budget.
+        #[arg(long, allow_hyphen_values = true)]
         trials: usize,
     },
     /// Time to render the report of a synthetic study of N trials written through
     /// the store.
     Report {
         /// Trials in the synthetic study.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, allow_hyphen_values = true)]
         trials: usize,
     },
     /// Training throughput of the MLP, CNN and transformer workloads (compare with
@@ -252,10 +269,10 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',')]
         workload: Vec<String>,
         /// Batch size (default: each workload's own).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         batch: Option<usize>,
         /// Timed steps after 3 warm-up steps.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, allow_hyphen_values = true)]
         steps: usize,
         /// Number format of matrix products: f32, or bf16 (autocast, f32 weights).
         #[arg(long, default_value = "f32")]
@@ -271,17 +288,17 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = vec!["studies/digits-mlp-pruning.toml".to_string()])]
         studies: Vec<String>,
         /// Study seeds per (study, pruner).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, allow_hyphen_values = true)]
         seeds: u64,
         /// The first study seed (seeds run from here).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         first_seed: u64,
         /// Only these pruners: none, median, asha, hyperband (default: all).
         #[arg(long, value_delimiter = ',')]
         pruners: Vec<String>,
         /// Runs at once (each with the study file's own workers and devices). On a
         /// GPU several runs share the card; their wall times then include that.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
         jobs: usize,
         /// Record each finished run in this JSON-lines file, and skip the runs it
         /// already holds of the same study file and pruner settings: a benchmark
@@ -291,7 +308,7 @@ enum BenchCommand {
         /// Start no run after this long ("330s", "5m"); runs under way finish.
         /// With --runs, spreads the benchmark over calls of bounded length; "0"
         /// starts none and prints the table of what --runs holds (no GPU needed).
-        #[arg(long, value_parser = parse_timeout)]
+        #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
         start_within: Option<std::time::Duration>,
     },
     /// Simple regret of samplers on the benchmark functions (median and quartiles
@@ -304,16 +321,16 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',')]
         functions: Vec<String>,
         /// Seeds per (function, sampler).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, allow_hyphen_values = true)]
         seeds: u64,
         /// The first seed: runs use seeds first-seed .. first-seed + seeds.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         first_seed: u64,
         /// Trials per run.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
         trials: usize,
         /// Threads (default: every core).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         jobs: Option<usize>,
         /// One JSON object per (function, sampler) instead of a table.
         #[arg(long)]
@@ -325,6 +342,24 @@ enum BenchCommand {
     },
 }
 
+/// What `hpo run` and `hpo worker` take.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The study file, e.g. studies/quickstart.toml.
+    study: PathBuf,
+    #[command(flatten)]
+    db: DbArg,
+    /// Override the budget: run until this many trials count.
+    #[arg(long, allow_hyphen_values = true)]
+    trials: Option<usize>,
+    /// Stop starting new trials after this long ("90s", "30m", "2h").
+    #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
+    timeout: Option<std::time::Duration>,
+    /// Trials to run at once in this process (threads), replacing `[study] workers`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
+    workers: Option<u64>,
+}
+
 #[derive(clap::Args)]
 struct DbArg {
     /// The SQLite database.
@@ -334,13 +369,17 @@ struct DbArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TellState {
+    /// The trial failed (it counts toward the budget, with no value).
     Fail,
+    /// The trial was stopped early by the program's own rule.
     Pruned,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ExportFormat {
+    /// Comma-separated values, one row per trial.
     Csv,
+    /// One JSON document with every trial and its curves.
     Json,
 }
 
@@ -386,11 +425,7 @@ fn main() -> ExitCode {
                 eprintln!("error: {err:#}");
             }
             // A study file with errors is bad input, like a bad flag: exit 2.
-            if err.chain().any(|cause| {
-                cause.downcast_ref::<hpo_core::spec::SpecError>().is_some()
-                    || matches!(cause.downcast_ref(), Some(hpo_train::Error::Spec(_)))
-                    || matches!(cause.downcast_ref(), Some(hpo_core::Error::Spec(_)))
-            }) {
+            if is_bad_input(&err) {
                 return ExitCode::from(2);
             }
             ExitCode::FAILURE
@@ -398,9 +433,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error in what the user asked for rather than in hpo or the machine: a
+/// database or study that is not there, a multi-objective study, studies that can't
+/// be compared. Exits with 2, like a bad flag or study file.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A [`UsageError`] as an `anyhow::Error`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+/// Whether `err` is bad input (exit 2): a study file with errors, a
+/// [`UsageError`], or a multi-objective study.
+fn is_bad_input(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<hpo_core::spec::SpecError>().is_some()
+            || cause.downcast_ref::<UsageError>().is_some()
+            || matches!(cause.downcast_ref(), Some(hpo_train::Error::Spec(_)))
+            || matches!(
+                cause.downcast_ref(),
+                Some(hpo_core::Error::Spec(_) | hpo_core::Error::MultiObjective { .. })
+            )
+    })
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { study, db, trials, timeout, workers } => {
+        Command::Run(RunArgs { study, db, trials, timeout, workers })
+        | Command::Worker(RunArgs { study, db, trials, timeout, workers }) => {
             let workers = workers.map(|n| n as usize);
             run_study(&study, &db.db, RunConfig { trials, timeout, workers })
         }
@@ -408,12 +477,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
         }
         Command::Report { study, out, compare, db } => {
-            print(report::report(&open_existing(&db.db)?, &study, compare.as_deref(), out)?)
+            print(report::report(&open_existing(&db.db)?, &db.db, &study, compare.as_deref(), out)?)
         }
-        Command::Diff { a, b, db } => {
-            let (text, worse) = report::diff(&open_existing(&db.db)?, &a, &b)?;
-            print(text)?;
-            Ok(if worse { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        Command::Diff { a, b, db, db_a, db_b, json } => {
+            let compared = (|| -> Result<ExitCode> {
+                let (path_a, a) = report::split_database(&a, db_a.as_deref().unwrap_or(&db.db));
+                let (path_b, b) = report::split_database(&b, db_b.as_deref().unwrap_or(&db.db));
+                let storage_a = open_existing(&path_a)?;
+                let storage_b = if path_b == path_a { None } else { Some(open_existing(&path_b)?) };
+                let comparison =
+                    report::diff(&storage_a, a, storage_b.as_ref().unwrap_or(&storage_a), b)?;
+                if json {
+                    print(serde_json::to_string_pretty(&report::diff_json(&comparison))?)?;
+                } else {
+                    print(comparison.to_string())?;
+                }
+                let worse = comparison.verdict == hpo_report::data::Verdict::WorseBeyondNoise;
+                Ok(if worse { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            })();
+            // Exit 1 means "worse" only: an error is 2 (bad usage) or 3.
+            compared.or_else(|err| {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("error: {err:#}");
+                }
+                Ok(ExitCode::from(if is_bad_input(&err) { 2 } else { 3 }))
+            })
         }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
         Command::Check { db } => {
@@ -429,18 +518,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { study, trial, db } => {
             print(inspect::show(&open_existing(&db.db)?, &study, trial)?)
         }
-        Command::Export { study, format, curves, out, db } => {
+        Command::Export { study, format, curves, flat, out, db } => {
             let storage = open_existing(&db.db)?;
             let text = match format {
-                ExportFormat::Csv => inspect::export_csv(&storage, &study, curves)?,
-                ExportFormat::Json => {
-                    if curves {
-                        bail!(
-                            "--curves applies to CSV; the JSON export always includes the curves"
-                        );
-                    }
-                    inspect::export_json(&storage, &study)?
+                ExportFormat::Csv if flat => {
+                    return Err(usage("--flat applies to JSON; CSV is already one row per trial"));
                 }
+                ExportFormat::Csv => inspect::export_csv(&storage, &study, curves)?,
+                ExportFormat::Json if curves => {
+                    return Err(usage(
+                        "--curves applies to CSV; the JSON export always includes the curves",
+                    ));
+                }
+                ExportFormat::Json if flat => inspect::export_json_flat(&storage, &study)?,
+                ExportFormat::Json => inspect::export_json(&storage, &study)?,
             };
             match out {
                 Some(path) => {
@@ -448,7 +539,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     Ok(ExitCode::SUCCESS)
                 }
-                None => print(text),
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    stdout.write_all(text.as_bytes())?;
+                    stdout.flush()?;
+                    Ok(ExitCode::SUCCESS)
+                }
             }
         }
         Command::Bench { which: BenchCommand::Overhead { trials, workers } } => {
@@ -518,17 +614,12 @@ fn print(text: String) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a database that must exist (read commands never create one). A read-only
-/// file (or folder) is read without writing.
+/// Opens a database that must exist for a command that only reads it: read
+/// commands never create a database, and never change a byte of one (any database
+/// in Optuna's schema, writable or not).
 fn open_existing(path: &Path) -> Result<SqliteStorage> {
     must_exist(path)?;
-    match SqliteStorage::open(path) {
-        Ok(storage) => Ok(storage),
-        Err(err) if err.is_read_only() => {
-            SqliteStorage::open_read_only(path).map_err(|err| explain_open_error(path, err))
-        }
-        Err(err) => Err(explain_open_error(path, err)),
-    }
+    SqliteStorage::open_read_only(path).map_err(|err| explain_open_error(path, err))
 }
 
 /// Opens a database that must exist, for a command that writes into it.
@@ -539,10 +630,10 @@ fn open_existing_writable(path: &Path) -> Result<SqliteStorage> {
 
 fn must_exist(path: &Path) -> Result<()> {
     if !path.exists() {
-        bail!(
+        return Err(usage(format!(
             "no database at {}; run a study first (`hpo run STUDY.toml`), or point --db (or HPO_DB) at one",
             path.display()
-        );
+        )));
     }
     Ok(())
 }
@@ -625,7 +716,132 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
             format::params(&best.params)
         ));
     }
+    let n_failed: usize = summary.failures.values().sum();
+    if n_failed > 0 {
+        let mut reasons: Vec<(&String, &usize)> = summary.failures.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        text.push_str(&format!("\n{n_failed} of {} trial(s) failed:", summary.n_finished));
+        for (reason, count) in reasons {
+            text.push_str(&format!("\n  {count} x {reason}"));
+        }
+    }
     text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db.display()));
+    let all_failed = n_failed > 0 && n_failed == summary.n_finished;
+    if all_failed {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{text}");
+            eprintln!(
+                "error: every trial of this run failed; fix the cause above (the study file, the data or the objective) and run again"
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     print(text)?;
     Ok(if summary.end == RunEnd::Interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::TypeId;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand, with its path from `hpo`.
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, command: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            let name = format!("{prefix} {}", command.get_name());
+            out.push((name.trim().to_owned(), command.clone()));
+            for sub in command.get_subcommands() {
+                walk(&name, sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &Cli::command(), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_argument_and_command_has_a_description() {
+        Cli::command().debug_assert();
+        for (path, command) in commands() {
+            assert!(command.get_about().is_some(), "`{path}` has no description");
+            for arg in command.get_arguments() {
+                if ["help", "version"].contains(&arg.get_id().as_str()) {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "`{path} --{}` has no description", arg.get_id());
+                let values = if arg.get_action().takes_values() {
+                    arg.get_possible_values()
+                } else {
+                    vec![]
+                };
+                for value in values {
+                    assert!(
+                        value.get_help().is_some(),
+                        "`{path} --{} {}` has no description",
+                        arg.get_id(),
+                        value.get_name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_numeric_flag_takes_negative_numbers_in_any_notation() {
+        // The value reaches the flag's own parser (which may refuse it with its
+        // range), never clap's "unexpected argument".
+        let mut n_numeric = 0;
+        for (path, command) in commands() {
+            for arg in command.get_arguments().filter(|a| a.get_long().is_some()) {
+                let Some(long) = arg.get_long() else { continue };
+                let parses = arg.get_value_parser().type_id();
+                let numeric = [
+                    TypeId::of::<u64>(),
+                    TypeId::of::<usize>(),
+                    TypeId::of::<f64>(),
+                    TypeId::of::<std::time::Duration>(),
+                ];
+                if !numeric.iter().any(|id| parses == *id) {
+                    continue;
+                }
+                n_numeric += 1;
+                for value in ["-3.14e-05", "-3", "-1E+3"] {
+                    let mut args: Vec<String> = path.split(' ').map(str::to_owned).collect();
+                    args.push(format!("--{long}"));
+                    args.push(value.to_owned());
+                    let err = match Cli::try_parse_from(&args) {
+                        Ok(_) => continue,
+                        Err(err) => err,
+                    };
+                    assert_ne!(
+                        err.kind(),
+                        clap::error::ErrorKind::UnknownArgument,
+                        "{args:?}: {err}"
+                    );
+                }
+            }
+        }
+        assert!(n_numeric >= 20, "{n_numeric} numeric flags");
+        let Cli { command: Command::Tell { value, .. } } =
+            Cli::try_parse_from(["hpo", "tell", "s.toml", "--trial", "1", "--value", "-3.14e-05"])
+                .unwrap()
+        else {
+            panic!("not tell")
+        };
+        assert_eq!(value, Some(-3.14e-05));
+    }
+
+    #[test]
+    fn worker_help_names_worker_and_top_level_help_lists_exit_codes() {
+        let mut command = Cli::command();
+        let help = command.render_help().to_string();
+        assert!(help.contains("Exit codes:") && help.contains("130"), "{help}");
+        let worker = command.find_subcommand_mut("worker").unwrap();
+        let usage = worker.render_usage().to_string();
+        assert!(usage.contains("worker"), "{usage}");
+    }
 }

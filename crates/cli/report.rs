@@ -76,7 +76,7 @@ fn parse_date(text: &str) -> Result<Timestamp> {
 /// curves of the trials the report draws, and the setup from the stored study file.
 pub fn load(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
     let found = crate::inspect::find(storage, &study.name)?;
-    let mut trials = storage.trials(found.id, None)?;
+    let mut trials = crate::inspect::trials_with_confirm_runs(storage, &found)?;
     if let Some(until) = study.until {
         trials.retain(|t| t.datetime_complete.is_some_and(|end| end <= until));
     }
@@ -98,6 +98,17 @@ pub fn load(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
         spec_text: found.spec_text.clone(),
         trials,
         curves: Default::default(),
+        study_attrs: storage
+            .study_user_attrs(found.id)?
+            .into_iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    hpo_core::trial::AttrValue::Str(text) => text,
+                    other => other.to_string(),
+                };
+                (key, text)
+            })
+            .collect(),
     };
     // Curves only of the trials a chart draws: reading every curve of a large study
     // would cost more than the whole report.
@@ -145,47 +156,121 @@ fn setup(spec: &StudySpec) -> Vec<(String, String)> {
     ]
 }
 
-/// `hpo report`: writes the report and says where.
+/// `hpo report`: writes the report and says where. The report's pick is stored in
+/// the database (`crate::pick`) when hpo made the study and the file is writable;
+/// a database Optuna wrote, or a read-only one, is never changed.
 pub fn report(
     storage: &dyn Storage,
+    db: &Path,
     study: &str,
     compare: Option<&str>,
     out: Option<PathBuf>,
 ) -> Result<String> {
     let study = StudyRef::parse(study, None)?;
     let record = load(storage, &study)?;
+    let mut stored = String::new();
+    if study.until.is_none()
+        && record.spec_text.is_some()
+        && let Some(pick) = crate::pick::of(&record)
+    {
+        match hpo_store::SqliteStorage::open(db) {
+            Ok(writable) => {
+                let found = crate::inspect::find(&writable, &study.name)?;
+                crate::pick::store(&writable, &found, &pick)?;
+                stored = format!("; pick: trial {} (stored in the database)", pick.number);
+            }
+            Err(err) if err.is_read_only() => {
+                stored = format!(
+                    "; pick: trial {} (not stored: the database is read-only)",
+                    pick.number
+                );
+            }
+            Err(err) => return Err(crate::explain_open_error(db, err)),
+        }
+    }
     let baseline = compare
         .map(|text| StudyRef::parse(text, Some(&study.name)).and_then(|b| load(storage, &b)))
         .transpose()?;
     let dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&study.name));
     let written = hpo_report::write_report(&record, baseline.as_ref(), &dir)?;
     Ok(format!(
-        "wrote {} and {} chart files in {}",
+        "wrote {} and {} chart files in {}{stored}",
         written.index.display(),
         written.charts.len(),
         dir.display()
     ))
 }
 
-/// `hpo diff A B`: the comparison as text, and whether B is worse beyond the noise.
-pub fn diff(storage: &dyn Storage, a: &str, b: &str) -> Result<(String, bool)> {
+/// Where a side of `hpo diff` reads from: `A.sqlite:NAME` names a database of its
+/// own; otherwise `default` (`--db-a`/`--db-b`, else `--db`).
+pub fn split_database<'t>(text: &'t str, default: &Path) -> (PathBuf, &'t str) {
+    if let Some((path, rest)) = text.split_once(':') {
+        let looks_like_db = [".sqlite", ".sqlite3", ".db"].iter().any(|ext| path.ends_with(ext))
+            || Path::new(path).is_file();
+        if looks_like_db && !rest.is_empty() {
+            return (PathBuf::from(path), rest);
+        }
+    }
+    (default.to_path_buf(), text)
+}
+
+/// `hpo diff A B`: B's pick against A's (the confirmed means where `hpo confirm`
+/// ran), each side read from its own storage.
+pub fn diff(
+    storage_a: &dyn Storage,
+    a: &str,
+    storage_b: &dyn Storage,
+    b: &str,
+) -> Result<hpo_report::data::Comparison> {
     let a_ref = StudyRef::parse(a, None)?;
     let b_ref = StudyRef::parse(b, Some(&a_ref.name))?;
-    let (a, b) = (load(storage, &a_ref)?, load(storage, &b_ref)?);
+    let (a, b) = (load(storage_a, &a_ref)?, load(storage_b, &b_ref)?);
     if a.direction != b.direction || a.metric != b.metric {
-        bail!(
+        return Err(crate::usage(format!(
             "`{}` optimizes {} ({}) and `{}` {} ({}): only studies of the same metric and direction compare",
-            a.name,
-            a.metric,
-            a.direction,
-            b.name,
-            b.metric,
-            b.direction
-        );
+            a.name, a.metric, a.direction, b.name, b.metric, b.direction
+        )));
     }
-    let comparison = hpo_report::data::compare(&a, &b);
-    let worse = comparison.verdict == hpo_report::data::Verdict::WorseBeyondNoise;
-    Ok((comparison.to_string(), worse))
+    Ok(hpo_report::data::compare(&a, &b))
+}
+
+/// The comparison as one JSON document, for machines.
+pub fn diff_json(comparison: &hpo_report::data::Comparison) -> serde_json::Value {
+    use hpo_report::data::{Side, Verdict};
+    use serde_json::json;
+    let number = |v: f64| if v.is_finite() { json!(v) } else { json!(v.to_string()) };
+    let side = |side: &Side| {
+        json!({
+            "study": side.label,
+            "complete_trials": side.n_complete,
+            "pick": side.best.as_ref().map(|best| json!({
+                "trial": best.number,
+                "value": number(best.value),
+                "confirmed": best.confirmed.is_some(),
+                "confirm_runs": best.confirmed.map_or(0, |ci| ci.n),
+                "ci95": best.confirmed.map(|ci| number(ci.half_width)),
+                "gap": best.gap.map(number),
+                "params": best.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            })),
+        })
+    };
+    let verdict = match comparison.verdict {
+        Verdict::Better => "better",
+        Verdict::Same => "same",
+        Verdict::WorseWithinNoise => "worse_within_noise",
+        Verdict::WorseBeyondNoise => "worse_beyond_noise",
+        Verdict::Unknown => "unknown",
+    };
+    json!({
+        "metric": comparison.metric,
+        "direction": comparison.direction.to_string(),
+        "a": side(&comparison.a),
+        "b": side(&comparison.b),
+        "moved": comparison.moved.iter().map(|(name, a, b)| json!({"param": name, "a": a, "b": b})).collect::<Vec<_>>(),
+        "seed_noise": comparison.noise.map(number),
+        "verdict": verdict,
+        "worse": comparison.verdict == Verdict::WorseBeyondNoise,
+    })
 }
 
 #[cfg(test)]
@@ -200,6 +285,19 @@ mod tests {
         assert_eq!(hpo_store::encode::datetime(minute)[..19].to_owned(), "2026-11-27 08:30:59");
         assert!(parse_date("27/11/2026").is_err());
         assert!(parse_date("2026-13-01").is_err());
+    }
+
+    #[test]
+    fn a_side_may_name_its_own_database() {
+        let default = Path::new("db/hpo.sqlite");
+        assert_eq!(split_database("nightly.sqlite:reg", default), ("nightly.sqlite".into(), "reg"));
+        assert_eq!(
+            split_database("old.db:reg@2026-11-27", default),
+            ("old.db".into(), "reg@2026-11-27")
+        );
+        // A study name with a colon stays a study name.
+        assert_eq!(split_database("reg:confirm", default), (default.to_path_buf(), "reg:confirm"));
+        assert_eq!(split_database("reg", default), (default.to_path_buf(), "reg"));
     }
 
     #[test]

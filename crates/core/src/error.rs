@@ -63,6 +63,19 @@ pub enum Error {
         /// What differs and what to do, completing "study `name` exists but ...".
         reason: String,
     },
+    /// The study has several objectives (an Optuna multi-objective study): hpo
+    /// reads and runs studies of one objective, and never cuts one to its first.
+    #[error(
+        "study `{study}` has {} objectives ({}), an Optuna multi-objective study; hpo reads and runs single-objective studies only, so it shows none of it rather than the first objective alone; read it with Optuna (`optuna.load_study(...).best_trials` is its Pareto front)",
+        directions.len(),
+        directions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    MultiObjective {
+        /// The study's name.
+        study: String,
+        /// Each objective's direction, in order.
+        directions: Vec<crate::study::Direction>,
+    },
     /// The storage backend failed (a SQLite error, a corrupt value); holds the
     /// backend's own error.
     #[error(transparent)]

@@ -28,6 +28,7 @@ struct State {
     curves: BTreeMap<TrialId, BTreeMap<(u64, String), f64>>,
     heartbeats: BTreeMap<TrialId, Timestamp>,
     verdicts: BTreeMap<TrialId, BTreeMap<u64, Verdict>>,
+    study_user_attrs: BTreeMap<StudyId, BTreeMap<String, AttrValue>>,
 }
 
 impl State {
@@ -98,6 +99,7 @@ impl Storage for InMemoryStorage {
             direction: new.direction,
             metric: new.metric.clone(),
             spec_text: new.spec_text.clone(),
+            directions: vec![new.direction],
         });
         for trial in &new.queued {
             state.insert_trial(id, TrialState::Waiting, trial);
@@ -300,6 +302,19 @@ impl Storage for InMemoryStorage {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> Result<()> {
+        let mut state = self.lock();
+        state.check_study(study)?;
+        state.study_user_attrs.entry(study).or_default().insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn study_user_attrs(&self, study: StudyId) -> Result<BTreeMap<String, AttrValue>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok(state.study_user_attrs.get(&study).cloned().unwrap_or_default())
     }
 
     fn last_heartbeat(&self, trial: TrialId) -> Result<Option<Timestamp>> {

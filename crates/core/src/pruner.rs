@@ -144,7 +144,17 @@ impl Pruner {
             PrunerKind::Percentile { warmup_steps, interval, .. } => {
                 first_in_interval(curve, step, warmup_steps, interval)
             }
-            PrunerKind::Asha { .. } | PrunerKind::Hyperband { .. } => true,
+            PrunerKind::Asha { min_resource, reduction_factor, min_early_stopping_rate } => {
+                let rungs = Rungs { min_resource, reduction_factor, rate: min_early_stopping_rate };
+                rungs.reached(curve, step).is_some()
+            }
+            // The bracket depends on the trial's number, which this does not know:
+            // any bracket's rung reached at this step counts (brackets' rungs are
+            // the first bracket's from some rung on, so the first bracket's do).
+            PrunerKind::Hyperband { min_resource, reduction_factor, .. } => {
+                let rungs = Rungs { min_resource, reduction_factor, rate: 0 };
+                rungs.reached(curve, step).is_some()
+            }
             PrunerKind::None | PrunerKind::Threshold { .. } => false,
         }
     }
@@ -446,15 +456,9 @@ impl Rungs {
         curve.range(..=rung_step).next_back().map(|(_, v)| *v)
     }
 
-    fn judge(
-        &self,
-        direction: Direction,
-        curve: &BTreeMap<u64, f64>,
-        step: u64,
-        peers: Vec<&FrozenTrial>,
-    ) -> Option<Verdict> {
-        // The rung this report reaches first: the highest rung at or below `step`
-        // that the previous report had not reached.
+    /// The rung this report reaches first: the highest rung at or below `step`
+    /// that the previous report had not reached; `None` between rungs.
+    fn reached(&self, curve: &BTreeMap<u64, f64>, step: u64) -> Option<u32> {
         let previous = curve.range(..step).next_back().map(|(s, _)| *s);
         let mut k = 0;
         let mut reached = None;
@@ -467,7 +471,17 @@ impl Rungs {
                 break;
             }
         }
-        let k = reached?;
+        reached
+    }
+
+    fn judge(
+        &self,
+        direction: Direction,
+        curve: &BTreeMap<u64, f64>,
+        step: u64,
+        peers: Vec<&FrozenTrial>,
+    ) -> Option<Verdict> {
+        let k = self.reached(curve, step)?;
         let rung_step = self.step(k);
         let value = Self::value_at(curve, rung_step)?;
         let mut competing: Vec<f64> = peers

@@ -119,11 +119,62 @@ pub trait Storage: Send + Sync {
     /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.
     fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> Result<()>;
 
+    /// Ends a Running trial as Fail and queues `retry` (a Waiting trial of `study`)
+    /// as one change: a process killed in between leaves either both or neither, so
+    /// a recovered trial's retry is never lost. Returns the queued trial's id. The
+    /// default makes the two calls; a storage with transactions makes them one.
+    fn fail_and_enqueue(
+        &self,
+        trial: TrialId,
+        study: StudyId,
+        retry: Option<&NewTrial>,
+    ) -> Result<Option<TrialId>> {
+        self.finish_trial(trial, crate::trial::TrialState::Fail, None)?;
+        retry.map(|new| self.enqueue_trial(study, new)).transpose()
+    }
+
     /// Marks a Running trial alive now.
     fn record_heartbeat(&self, trial: TrialId) -> Result<()>;
 
     /// The study's trials in order of number, optionally only those in `states`.
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
+
+    /// How many of the study's trials count toward its budget (see
+    /// `FrozenTrial::counts_toward_budget`). Called once per trial by the study
+    /// loop: a storage that can count without reading every trial should (the
+    /// default reads them all).
+    fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
+        Ok(self.trials(study, None)?.iter().filter(|t| t.counts_toward_budget()).count())
+    }
+
+    /// The study's trials in `states`, in order of number, each with only the two
+    /// curve points a pruner judging `step` reads: the last at or before `step`, and
+    /// the first after it (no parameters, attributes or value; trials with no point
+    /// are left out). What the pruner
+    /// decides from them is what it decides from whole trials; reading them costs
+    /// two index look-ups per trial instead of every point of every curve. The
+    /// default cuts what `trials` returns.
+    fn trials_at_step(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        step: u64,
+    ) -> Result<Vec<FrozenTrial>> {
+        let mut trials = self.trials(study, Some(states))?;
+        for trial in &mut trials {
+            let before =
+                trial.intermediate_values.range(..=step).next_back().map(|(s, v)| (*s, *v));
+            let after = trial.intermediate_values.range(step + 1..).next().map(|(s, v)| (*s, *v));
+            trial.intermediate_values = before.into_iter().chain(after).collect();
+            trial.params.clear();
+            trial.distributions.clear();
+            trial.user_attrs.clear();
+            trial.system_attrs.clear();
+            trial.value = None;
+        }
+        trials.retain(|t| !t.intermediate_values.is_empty());
+        Ok(trials)
+    }
 
     /// The trial with this id; [`Error::UnknownTrial`] when there is none.
     fn trial(&self, trial: TrialId) -> Result<FrozenTrial>;
@@ -146,6 +197,14 @@ pub trait Storage: Send + Sync {
         }
         Ok(out)
     }
+
+    /// Sets a user attribute of a study (Optuna's `study.user_attrs`), replacing any
+    /// value under `key`: what hpo records about a study as a whole, such as the
+    /// configuration it recommends.
+    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> Result<()>;
+
+    /// The study's user attributes, by key.
+    fn study_user_attrs(&self, study: StudyId) -> Result<BTreeMap<String, AttrValue>>;
 
     /// The last heartbeat of a Running trial (its start when it never beat).
     fn last_heartbeat(&self, trial: TrialId) -> Result<Option<crate::trial::Timestamp>>;

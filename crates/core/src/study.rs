@@ -82,6 +82,38 @@ pub struct Study {
     pub metric: Option<String>,
     /// The study file as written, when the study was created by `hpo run`.
     pub spec_text: Option<String>,
+    /// Every objective's direction, in order: `[direction]` for a study of one
+    /// objective (every study hpo creates); more for an Optuna multi-objective one.
+    pub directions: Vec<Direction>,
+}
+
+/// Keys of the study user attributes hpo writes (Optuna's `study.user_attrs`).
+pub mod study_attr {
+    /// On a study that has confirm runs: the name of the study holding them.
+    pub const CONFIRM_STUDY: &str = "hpo:confirm_study";
+    /// On a study of confirm runs: the name of the study whose trials they retrain.
+    pub const CONFIRMS: &str = "hpo:confirms";
+}
+
+/// The name of the study that holds `study`'s confirm runs (`hpo confirm`): kept
+/// apart, so Optuna's tools count only search trials in the study itself, and
+/// linked both ways by [`study_attr`].
+pub fn confirm_study_name(study: &str) -> String {
+    format!("{study}:confirm")
+}
+
+impl Study {
+    /// Refuses a multi-objective study ([`crate::Error::MultiObjective`]): hpo's
+    /// commands read one value per trial.
+    pub fn single_objective(self) -> crate::Result<Study> {
+        if self.directions.len() > 1 {
+            return Err(crate::Error::MultiObjective {
+                study: self.name,
+                directions: self.directions,
+            });
+        }
+        Ok(self)
+    }
 }
 
 /// What `hpo ls` shows about a study.

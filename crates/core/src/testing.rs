@@ -30,10 +30,13 @@ macro_rules! storage_conformance_tests {
             confirm_runs_do_not_count,
             queued_trials_are_claimed_in_order,
             attrs_round_trip,
+            study_user_attrs_round_trip,
             pruner_verdicts_round_trip,
+            trials_at_step_hold_the_points_around_the_step,
             list_studies_counts_and_best,
             state_filter,
             heartbeats,
+            fail_and_enqueue_happen_together_once,
             concurrent_creation_respects_budget,
         );
     };
@@ -308,6 +311,95 @@ pub fn budget_limits_creation(storage: &dyn Storage) {
     assert_eq!(storage.trials(s, None).unwrap().len(), 4);
 }
 
+/// `trials_at_step` gives each trial in the states asked for (with any point) its
+/// last point at or before the step and its first after it, in order of number.
+pub fn trials_at_step_hold_the_points_around_the_step(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let other = study(storage, "b");
+    let mut ids = Vec::new();
+    for (steps, finish) in [
+        (vec![1u64, 2, 3, 5, 9], Some(TrialState::Complete)),
+        (vec![4, 8], None),
+        (vec![], Some(TrialState::Complete)),
+        (vec![1, 2], Some(TrialState::Pruned)),
+        (vec![6], Some(TrialState::Fail)),
+    ] {
+        let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+        for step in steps {
+            storage.report(trial.id, step, step as f64 * 10.0, &[]).unwrap();
+        }
+        if let Some(state) = finish {
+            let value = (state == TrialState::Complete).then_some(1.0);
+            storage.finish_trial(trial.id, state, value).unwrap();
+        }
+        ids.push(trial.id);
+    }
+    let elsewhere = storage.create_running_trial(other, None, &[]).unwrap().unwrap();
+    storage.report(elsewhere.id, 3, 1.0, &[]).unwrap();
+    let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
+    let at = |step: u64| -> Vec<(u64, Vec<(u64, f64)>)> {
+        storage
+            .trials_at_step(s, &states, step)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.number, t.intermediate_values.into_iter().collect()))
+            .collect()
+    };
+    assert_eq!(
+        at(3),
+        vec![(0, vec![(3, 30.0), (5, 50.0)]), (1, vec![(4, 40.0)]), (3, vec![(2, 20.0)])]
+    );
+    assert_eq!(at(0), vec![(0, vec![(1, 10.0)]), (1, vec![(4, 40.0)]), (3, vec![(1, 10.0)])]);
+    assert_eq!(
+        at(100),
+        vec![(0, vec![(9, 90.0)]), (1, vec![(8, 40.0 * 2.0)]), (3, vec![(2, 20.0)])]
+    );
+    let fails = storage.trials_at_step(s, &[TrialState::Fail], 6).unwrap();
+    assert_eq!(fails.len(), 1);
+    assert_eq!(fails[0].id, ids[4]);
+}
+
+/// A study's user attributes read back by key, replaced on a second write, kept
+/// apart from other studies'.
+pub fn study_user_attrs_round_trip(storage: &dyn Storage) {
+    let a = study(storage, "a");
+    let b = study(storage, "b");
+    assert!(storage.study_user_attrs(a).unwrap().is_empty());
+    storage.set_study_user_attr(a, "pick_trial", &AttrValue::Number(21.0)).unwrap();
+    storage.set_study_user_attr(a, "pick_basis", &AttrValue::Str("confirmed".into())).unwrap();
+    storage.set_study_user_attr(a, "pick_trial", &AttrValue::Number(7.0)).unwrap();
+    storage.set_study_user_attr(b, "pick_trial", &AttrValue::Number(1.0)).unwrap();
+    let attrs = storage.study_user_attrs(a).unwrap();
+    assert_eq!(attrs.len(), 2);
+    assert_eq!(attrs["pick_trial"], AttrValue::Number(7.0));
+    assert_eq!(attrs["pick_basis"], AttrValue::Str("confirmed".into()));
+    assert_eq!(storage.study_user_attrs(b).unwrap()["pick_trial"], AttrValue::Number(1.0));
+    assert!(storage.study_user_attrs(StudyId(999)).is_err());
+}
+
+/// `fail_and_enqueue` fails a Running trial and queues its retry; on a trial
+/// already finished it changes nothing and queues nothing.
+pub fn fail_and_enqueue_happen_together_once(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let retry = NewTrial {
+        params: vec![("x".into(), ParamValue::Float(1.0), float(0.0, 10.0))],
+        system_attrs: vec![(attr::RETRY_OF.into(), AttrValue::Number(0.0))],
+    };
+    let queued = storage.fail_and_enqueue(trial.id, s, Some(&retry)).unwrap().unwrap();
+    assert_eq!(storage.trial(trial.id).unwrap().state, TrialState::Fail);
+    let waiting = storage.trial(queued).unwrap();
+    assert_eq!((waiting.state, waiting.retry_of()), (TrialState::Waiting, Some(0)));
+    assert!(matches!(
+        storage.fail_and_enqueue(trial.id, s, Some(&retry)),
+        Err(Error::TrialFinished { .. })
+    ));
+    assert_eq!(storage.trials(s, None).unwrap().len(), 2, "no second retry");
+    let other = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    assert_eq!(storage.fail_and_enqueue(other.id, s, None).unwrap(), None);
+    assert_eq!(storage.trial(other.id).unwrap().state, TrialState::Fail);
+}
+
 /// A Fail marked interrupted gives its place in the budget back; any other Fail keeps
 /// it, and its `fail_reason` reads back.
 pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
@@ -321,8 +413,10 @@ pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
         .unwrap();
     storage.finish_trial(second.id, TrialState::Fail, None).unwrap();
     // The interrupted failure gave its slot back; the real failure did not.
+    assert_eq!(storage.count_toward_budget(s).unwrap(), 1);
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_some());
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
+    assert_eq!(storage.count_toward_budget(s).unwrap(), 2);
     assert_eq!(storage.trial(second.id).unwrap().fail_reason(), Some("nan loss"));
 }
 
@@ -345,9 +439,11 @@ pub fn confirm_runs_do_not_count(storage: &dyn Storage) {
     assert_eq!(read.confirm_of(), Some(1));
     assert!(!read.counts_toward_budget());
     // Five trials exist, two of them count: a budget of 3 lets exactly one more in.
+    assert_eq!(storage.count_toward_budget(s).unwrap(), 2);
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
     assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_some());
     assert!(storage.create_running_trial(s, Some(3), &[]).unwrap().is_none());
+    assert_eq!(storage.count_toward_budget(s).unwrap(), 3);
     assert_eq!(storage.trials(s, None).unwrap().len(), 6);
 }
 
@@ -373,6 +469,7 @@ pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
     assert_eq!(storage.find_study("grid").unwrap().unwrap().spec_text.as_deref(), Some("text"));
     let waiting = storage.trials(s, Some(&[TrialState::Waiting])).unwrap();
     assert_eq!(waiting.len(), 3);
+    assert_eq!(storage.count_toward_budget(s).unwrap(), 0, "queued trials do not count");
     assert!(waiting.iter().all(|t| t.datetime_start.is_none()));
     let owner = [(attr::OWNER.to_owned(), AttrValue::Str("me".into()))];
     let first = storage.claim_waiting_trial(s, None, &owner).unwrap().unwrap();

@@ -12,6 +12,7 @@ use std::sync::Once;
 use hpo_core::display;
 use hpo_core::trial::TrialState;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
@@ -56,8 +57,34 @@ pub struct DrawError {
 /// Picks the timeline bars of one kind (complete, pruned, ...).
 type BarFilter = fn(&crate::data::TimelineBar) -> bool;
 
+/// An f64 axis with the ticks hpo chose (round values; see [`Scale`]) instead of
+/// plotters' own, which repeat labels on short integer axes and put log axes'
+/// ticks at 10^-2.5.
+struct Axis {
+    linear: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Axis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Light mesh lines only where the bold ones are.
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.linear.range()
+    }
+}
+
 /// A chart with f64 coordinates on both axes.
-type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
 
 type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
@@ -80,6 +107,162 @@ const PRUNED: RGBColor = PALETTE[1];
 const FAILED: RGBColor = PALETTE[3];
 const CONFIRM: RGBColor = PALETTE[4];
 const BEST: RGBColor = RGBColor(200, 30, 30);
+/// The pick (the trial the report recommends), in every chart that shows it.
+const PICK: RGBColor = RGBColor(230, 0, 126);
+/// Width of the legend column beside a chart's plot: legends never cover data.
+const LEGEND_WIDTH: u32 = 210;
+
+/// How an axis is scaled, which decides its ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scale {
+    /// Round steps of 1, 2 or 5 times a power of ten.
+    Linear,
+    /// Whole numbers only (trials, epochs), in round steps.
+    Integer,
+    /// Coordinates are log10 of the values: ticks at 1 and 3 (or 1, 2, 5, or 1)
+    /// times powers of ten.
+    Log,
+    /// Choices at 0, 1, 2, ...
+    Categories,
+}
+
+/// A round step of 1, 2 or 5 times a power of ten that cuts `span` into about
+/// `parts` pieces.
+fn round_step(span: f64, parts: f64) -> f64 {
+    let raw = (span / parts).max(f64::MIN_POSITIVE);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|step| *step >= raw).unwrap_or(raw)
+}
+
+/// The ticks of an axis over `range` in its coordinates: round values, each once.
+fn ticks_for(scale: Scale, range: &std::ops::Range<f64>) -> Vec<f64> {
+    let (low, high) = (range.start.min(range.end), range.start.max(range.end));
+    if !(low.is_finite() && high.is_finite()) {
+        return Vec::new();
+    }
+    let stepped = |step: f64| -> Vec<f64> {
+        let first = (low / step).ceil() as i64;
+        let last = (high / step).floor() as i64;
+        (first..=last).take(50).map(|k| k as f64 * step).collect()
+    };
+    match scale {
+        Scale::Linear => stepped(round_step(high - low, 6.0)),
+        Scale::Integer => stepped(round_step(high - low, 6.0).max(1.0).round()),
+        Scale::Categories => stepped(1.0).into_iter().filter(|v| *v >= 0.0).collect(),
+        Scale::Log => {
+            let decades = high - low;
+            let mantissas: &[f64] = if decades <= 1.3 {
+                &[1.0, 2.0, 5.0]
+            } else if decades <= 4.5 {
+                &[1.0, 3.0]
+            } else {
+                &[1.0]
+            };
+            let mut out = Vec::new();
+            for power in (low.floor() as i64)..=(high.ceil() as i64) {
+                for m in mantissas {
+                    let at = (m * 10f64.powi(power as i32)).log10();
+                    if at >= low - 1e-9 && at <= high + 1e-9 {
+                        out.push(at);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// An axis over `range` with round ticks for `scale`.
+fn axis(scale: Scale, range: std::ops::Range<f64>) -> Axis {
+    let ticks = ticks_for(scale, &range);
+    Axis { linear: range.into(), ticks }
+}
+
+/// The label of a tick: one number format throughout (`tick`), log axes in the
+/// parameter's units, whole numbers without decimals.
+fn tick_label(scale: Scale, v: f64) -> String {
+    match scale {
+        Scale::Log => tick(10f64.powf(v)),
+        Scale::Integer => format!("{}", v.round() as i64),
+        _ => tick(v),
+    }
+}
+
+/// What a legend entry shows beside its label.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    Dot(RGBColor),
+    Cross(RGBColor),
+    Line(RGBColor),
+    Dashed(RGBColor),
+    Bar(RGBColor),
+    Triangle(RGBColor),
+}
+
+/// Draws a legend in its own column (`area`), outside the plot.
+fn draw_side_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, Mark)],
+) -> Drawn<DB> {
+    let style = (FONT, 14).into_font();
+    for (idx, (label, mark)) in entries.iter().enumerate() {
+        let y = 60 + 24 * idx as i32;
+        let x = 14;
+        match *mark {
+            Mark::Dot(c) => area.draw(&Circle::new((x, y), 4, c.filled()))?,
+            Mark::Cross(c) => area.draw(&Cross::new((x, y), 4, c.stroke_width(2)))?,
+            Mark::Line(c) => {
+                area.draw(&PathElement::new(vec![(x - 9, y), (x + 9, y)], c.stroke_width(2)))?
+            }
+            Mark::Dashed(c) => {
+                area.draw(&PathElement::new(vec![(x - 9, y), (x - 3, y)], c.stroke_width(2)))?;
+                area.draw(&PathElement::new(vec![(x + 3, y), (x + 9, y)], c.stroke_width(2)))?
+            }
+            Mark::Bar(c) => {
+                area.draw(&Rectangle::new([(x - 7, y - 5), (x + 7, y + 5)], c.filled()))?
+            }
+            Mark::Triangle(c) => area.draw(&TriangleMarker::new((x, y), 6, c.filled()))?,
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (x + 16, y),
+            TextStyle::from(style.clone()).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Splits a chart's area into its plot and a legend column on the right.
+fn with_legend_column<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let width = root.dim_in_pixel().0;
+    root.split_horizontally(width.saturating_sub(LEGEND_WIDTH))
+}
+
+/// A y range that shows where most trials are: values beyond Tukey's fences (1.5
+/// interquartile ranges past the quartiles: diverged or broken trials) are left
+/// out of the range, to be drawn at its edge and counted. Returns the range and
+/// whether any value lies outside it.
+fn zoomed(values: &[f64]) -> (std::ops::Range<f64>, bool) {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.len() < 5 {
+        return (padded(finite.into_iter()), false);
+    }
+    finite.sort_by(f64::total_cmp);
+    let q = |p: f64| crate::stats::quantile(&finite, p);
+    let (q1, q3) = (q(0.25), q(0.75));
+    let fence = 1.5 * (q3 - q1);
+    let (low, high) = (q1 - fence, q3 + fence);
+    let inside: Vec<f64> = finite.iter().copied().filter(|v| *v >= low && *v <= high).collect();
+    let clipped = inside.len() < finite.len();
+    (padded(inside.into_iter()), clipped)
+}
+
+/// `v` held inside `range` (an outlier drawn at the edge).
+fn clamp_to(range: &std::ops::Range<f64>, v: f64) -> f64 {
+    v.clamp(range.start, range.end)
+}
 
 fn register_fonts() {
     static ONCE: Once = Once::new();
@@ -104,43 +287,51 @@ impl Figure<'_> {
     pub fn size(&self) -> (u32, u32) {
         match self {
             Figure::Regularization(_) => (1100, 420),
+            Figure::History(_) | Figure::Curves(_) => (1100, 500),
             Figure::Parallel(p) => ((150 * p.axes.len() as u32).clamp(700, 1500), 520),
             Figure::Importance(items) => (800, (120 + 36 * items.len() as u32).max(260)),
-            Figure::Timeline(t) => (1000, (140 + 40 * t.workers.len() as u32).max(260)),
+            Figure::Timeline(t) => (1100, (140 + 40 * t.workers.len() as u32).max(300)),
             Figure::HeatMap(_) => (820, 620),
             _ => (900, 500),
         }
     }
 
-    /// The chart as SVG text.
-    pub fn svg(&self, name: &str) -> Result<String, DrawError> {
+    /// The chart as SVG text; `pick` (the recommended trial's number) is
+    /// highlighted wherever the chart shows it.
+    pub fn svg(&self, name: &str, pick: Option<u64>) -> Result<String, DrawError> {
         register_fonts();
         let mut out = String::new();
         {
             let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
-            self.draw_on(&root).and_then(|()| root.present()).map_err(|e| draw_error(name, e))?;
+            self.draw_on(&root, pick)
+                .and_then(|()| root.present())
+                .map_err(|e| draw_error(name, e))?;
         }
         Ok(out)
     }
 
-    /// Writes the chart as a PNG file.
-    pub fn png(&self, name: &str, path: &Path) -> Result<(), DrawError> {
+    /// Writes the chart as a PNG file (`pick` as for [`Figure::svg`]).
+    pub fn png(&self, name: &str, path: &Path, pick: Option<u64>) -> Result<(), DrawError> {
         register_fonts();
         let root = BitMapBackend::new(path, self.size()).into_drawing_area();
-        self.draw_on(&root).and_then(|()| root.present()).map_err(|e| draw_error(name, e))
+        self.draw_on(&root, pick).and_then(|()| root.present()).map_err(|e| draw_error(name, e))
     }
 
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        pick: Option<u64>,
+    ) -> Drawn<DB> {
         root.fill(&WHITE)?;
         match *self {
-            Figure::History(it) => draw_history(root, it),
-            Figure::Curves(it) => draw_curves(root, it),
-            Figure::Regularization(it) => draw_regularization(root, it),
-            Figure::HeatMap(it) => draw_heat_map(root, it),
+            Figure::History(it) => draw_history(root, it, pick),
+            Figure::Curves(it) => draw_curves(root, it, pick),
+            Figure::Regularization(it) => draw_regularization(root, it, pick),
+            Figure::HeatMap(it) => draw_heat_map(root, it, pick),
             Figure::Importance(it) => draw_importance(root, it),
-            Figure::Parallel(it) => draw_parallel(root, it),
-            Figure::Timeline(it) => draw_timeline(root, it),
-            Figure::Confirm(it) => draw_confirm(root, it),
+            Figure::Parallel(it) => draw_parallel(root, it, pick),
+            Figure::Timeline(it) => draw_timeline(root, it, pick),
+            Figure::Confirm(it) => draw_confirm(root, it, pick),
         }
     }
 }
@@ -174,10 +365,6 @@ fn y_of(log: bool) -> impl Fn(f64) -> f64 {
     move |v| if log { v.log10() } else { v }
 }
 
-fn tick_text(log: bool, v: f64) -> String {
-    tick(if log { 10f64.powf(v) } else { v })
-}
-
 /// An axis label: at most 4 significant digits, no trailing zeros (`0.2`, `1.6`, `3e-4`).
 pub fn tick(v: f64) -> String {
     if v.abs() < 1e-12 {
@@ -194,17 +381,6 @@ pub fn tick(v: f64) -> String {
         mantissa
     };
     format!("{mantissa}{exponent}")
-}
-
-/// The legend of a chart's labelled series, in its upper right corner.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart2d<'a, DB>) -> Drawn<DB> {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
 }
 
 /// The axes of a chart over a count (trial number, epoch) against a metric.
@@ -224,13 +400,14 @@ fn count_chart<'a, DB: DrawingBackend + 'a>(
     y_range: std::ops::Range<f64>,
     axes: &CountAxes<'_>,
 ) -> Result<Chart2d<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let y_scale = if axes.log { Scale::Log } else { Scale::Linear };
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, title_size))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(x_range, y_range)?;
-    let y_format = |v: &f64| tick_text(axes.log, *v);
+        .build_cartesian_2d(axis(Scale::Integer, x_range), axis(y_scale, y_range))?;
+    let y_format = |v: &f64| tick_label(y_scale, *v);
     let y_desc =
         if axes.log { format!("{} (log scale)", axes.metric) } else { axes.metric.to_owned() };
     chart
@@ -238,94 +415,135 @@ fn count_chart<'a, DB: DrawingBackend + 'a>(
         .x_desc(axes.x_desc)
         .y_desc(y_desc)
         .y_label_formatter(&y_format)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| tick_label(Scale::Integer, *v))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .draw()?;
     Ok(chart)
 }
 
-fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &History) -> Drawn<DB> {
+fn draw_history<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &History,
+    pick: Option<u64>,
+) -> Drawn<DB> {
+    let (plot, side) = with_legend_column(root);
     let values: Vec<f64> = data.points.iter().map(|p| p.value).collect();
     let log = wants_log(&values);
     let y = y_of(log);
     let max_number = data.points.iter().map(|p| p.number).max().unwrap_or(1) as f64;
     let x_range = -0.5..max_number + 0.5;
-    let y_range = padded(values.iter().map(|&v| y(v)));
+    let (y_range, clipped) = zoomed(&values.iter().map(|&v| y(v)).collect::<Vec<_>>());
     let axes = CountAxes { x_desc: "trial number", metric: &data.metric, log };
-    let mut chart = count_chart(root, "Optimization history", 22, x_range, y_range, &axes)?;
-    chart
-        .draw_series(
+    let mut chart =
+        count_chart(&plot, "Optimization history", 22, x_range, y_range.clone(), &axes)?;
+    let inside = |v: f64| y_range.contains(&v);
+    let mut legend = vec![("complete trial".to_owned(), Mark::Dot(COMPLETE))];
+    chart.draw_series(
+        data.points
+            .iter()
+            .filter(|p| p.state == TrialState::Complete && inside(y(p.value)))
+            .map(|p| Circle::new((p.number as f64, y(p.value)), 4, COMPLETE.mix(0.8).filled())),
+    )?;
+    if data.points.iter().any(|p| p.state == TrialState::Pruned) {
+        chart.draw_series(
             data.points
                 .iter()
-                .filter(|p| p.state == TrialState::Complete)
-                .map(|p| Circle::new((p.number as f64, y(p.value)), 4, COMPLETE.mix(0.8).filled())),
-        )?
-        .label("complete trial")
-        .legend(|(x, y)| Circle::new((x, y), 4, COMPLETE.filled()));
-    if data.points.iter().any(|p| p.state == TrialState::Pruned) {
-        chart
-            .draw_series(
-                data.points
-                    .iter()
-                    .filter(|p| p.state == TrialState::Pruned)
-                    .map(|p| Cross::new((p.number as f64, y(p.value)), 4, PRUNED.stroke_width(2))),
-            )?
-            .label("pruned (last reported value)")
-            .legend(|(x, y)| Cross::new((x, y), 4, PRUNED.stroke_width(2)));
+                .filter(|p| p.state == TrialState::Pruned && inside(y(p.value)))
+                .map(|p| Cross::new((p.number as f64, y(p.value)), 4, PRUNED.stroke_width(2))),
+        )?;
+        legend.push(("pruned (last value)".to_owned(), Mark::Cross(PRUNED)));
+    }
+    if clipped {
+        let outside: Vec<&crate::data::HistoryPoint> =
+            data.points.iter().filter(|p| !inside(y(p.value))).collect();
+        chart.draw_series(outside.iter().map(|p| {
+            TriangleMarker::new(
+                (p.number as f64, clamp_to(&y_range, y(p.value))),
+                5,
+                PALETTE[7].filled(),
+            )
+        }))?;
+        legend.push((
+            format!("{} outlier(s) at the edge", outside.len()),
+            Mark::Triangle(PALETTE[7]),
+        ));
     }
     let mut steps: Vec<(f64, f64)> = Vec::new();
     for (idx, &(number, best)) in data.best_so_far.iter().enumerate() {
+        let best = clamp_to(&y_range, y(best));
         if idx > 0 {
             steps.push((number as f64, steps[steps.len() - 1].1));
         }
-        steps.push((number as f64, y(best)));
+        steps.push((number as f64, best));
     }
     if let Some(&(_, last)) = steps.last() {
         steps.push((max_number + 0.5, last));
     }
-    chart
-        .draw_series(LineSeries::new(steps, BEST.stroke_width(2)))?
-        .label("best so far")
-        .legend(|(x, y)| PathElement::new(vec![(x - 10, y), (x + 10, y)], BEST.stroke_width(2)));
-    draw_legend(&mut chart)
+    chart.draw_series(LineSeries::new(steps, BEST.stroke_width(2)))?;
+    legend.push(("best so far".to_owned(), Mark::Line(BEST)));
+    if let Some(point) = pick
+        .and_then(|n| data.points.iter().find(|p| p.number == n && p.state == TrialState::Complete))
+    {
+        let at = (point.number as f64, clamp_to(&y_range, y(point.value)));
+        chart.draw_series([
+            Circle::new(at, 9, PICK.stroke_width(3)),
+            Circle::new(at, 4, PICK.filled()),
+        ])?;
+        legend.push((format!("pick: trial {}", point.number), Mark::Dot(PICK)));
+    }
+    draw_side_legend(&side, &legend)
 }
 
-fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &CurveFigure) -> Drawn<DB> {
+fn draw_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &CurveFigure,
+    pick: Option<u64>,
+) -> Drawn<DB> {
+    let (plot, side) = with_legend_column(root);
     let values: Vec<f64> = data.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).collect();
     let log = data.metric.contains("loss") && wants_log(&values);
     let y = y_of(log);
     let max_epoch = data.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).max().unwrap_or(1);
-    let title = format!(
-        "Learning curves: {} (solid = validation, dashed = training, dot = best epoch)",
-        data.metric
-    );
+    let title = format!("Learning curves: {}", data.metric);
     let x_range = 0.0..max_epoch as f64 + 0.5;
-    let y_range = padded(values.iter().map(|&v| y(v)));
+    let (y_range, clipped) = zoomed(&values.iter().map(|&v| y(v)).collect::<Vec<_>>());
     let axes = CountAxes { x_desc: "epoch", metric: &data.metric, log };
-    let mut chart = count_chart(root, &title, 18, x_range, y_range, &axes)?;
+    let mut chart = count_chart(&plot, &title, 18, x_range, y_range.clone(), &axes)?;
+    let mut legend = vec![
+        ("validation".to_owned(), Mark::Line(BLACK)),
+        ("training".to_owned(), Mark::Dashed(BLACK)),
+        ("best epoch".to_owned(), Mark::Dot(BLACK)),
+    ];
     for line in &data.lines {
-        let color = PALETTE[(line.rank - 1) % PALETTE.len()];
-        let points = line.points.iter().map(|&(s, v)| (s as f64, y(v)));
+        let is_pick = pick == Some(line.trial);
+        let color = if is_pick { PICK } else { PALETTE[(line.rank - 1) % PALETTE.len()] };
+        let width = if is_pick { 4 } else { 2 };
+        let points: Vec<(f64, f64)> =
+            line.points.iter().map(|&(s, v)| (s as f64, clamp_to(&y_range, y(v)))).collect();
         if line.split == "train" {
-            chart.draw_series(DashedLineSeries::new(points, 6, 4, color.stroke_width(2)))?;
+            chart.draw_series(DashedLineSeries::new(points, 6, 4, color.stroke_width(width)))?;
         } else {
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(format!("#{} trial {}", line.rank, line.trial))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x - 10, y), (x + 10, y)], color.stroke_width(2))
-                });
+            chart.draw_series(LineSeries::new(points, color.stroke_width(width)))?;
+            let label = if is_pick {
+                format!("#{} trial {} (pick)", line.rank, line.trial)
+            } else {
+                format!("#{} trial {}", line.rank, line.trial)
+            };
+            legend.push((label, Mark::Line(color)));
         }
         if let Some((step, value)) = line.best {
             chart.draw_series(std::iter::once(Circle::new(
-                (step as f64, y(value)),
+                (step as f64, clamp_to(&y_range, y(value))),
                 5,
                 color.filled(),
             )))?;
         }
     }
-    draw_legend(&mut chart)
+    if clipped {
+        legend.push(("values past the range: at its edge".to_owned(), Mark::Triangle(PALETTE[7])));
+    }
+    draw_side_legend(&side, &legend)
 }
 
 /// The x coordinate of a parameter value on a chart (log10 on log axes).
@@ -333,6 +551,14 @@ fn param_x(axis: &ParamAxis, x: f64) -> f64 {
     match axis {
         ParamAxis::Log { .. } => x.log10(),
         _ => x,
+    }
+}
+
+fn param_scale(axis: &ParamAxis) -> Scale {
+    match axis {
+        ParamAxis::Linear { .. } => Scale::Linear,
+        ParamAxis::Log { .. } => Scale::Log,
+        ParamAxis::Categories(_) => Scale::Categories,
     }
 }
 
@@ -346,8 +572,6 @@ fn param_range(axis: &ParamAxis) -> std::ops::Range<f64> {
 
 fn param_tick(axis: &ParamAxis, v: f64) -> String {
     match axis {
-        ParamAxis::Linear { .. } => tick(v),
-        ParamAxis::Log { .. } => tick(10f64.powf(v)),
         ParamAxis::Categories(choices) => {
             let idx = v.round();
             if (v - idx).abs() < 1e-6 && idx >= 0.0 {
@@ -356,12 +580,22 @@ fn param_tick(axis: &ParamAxis, v: f64) -> String {
                 String::new()
             }
         }
+        other => tick_label(param_scale(other), v),
     }
 }
+
+/// An axis over the choices `names` (one tick each).
+fn category_axis(n: usize) -> Axis {
+    axis(Scale::Categories, -0.5..n.max(1) as f64 - 0.5)
+}
+
+/// R² below which a fitted line is drawn faint and called no clear trend.
+pub const WEAK_TREND_R2: f64 = 0.1;
 
 fn draw_regularization<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &RegPanel,
+    pick: Option<u64>,
 ) -> Drawn<DB> {
     let (title, body) = root.split_vertically(40);
     title.draw(&Text::new(
@@ -370,18 +604,25 @@ fn draw_regularization<DB: DrawingBackend>(
         (FONT, 18).into_font(),
     ))?;
     let panels = body.split_evenly((1, 2));
-    let gaps: Vec<(f64, f64)> = data.points.iter().filter_map(|p| Some((p.x, p.gap?))).collect();
-    let values: Vec<(f64, f64)> = data.points.iter().map(|p| (p.x, p.value)).collect();
+    let gaps: Vec<(u64, f64, f64)> =
+        data.points.iter().filter_map(|p| Some((p.number, p.x, p.gap?))).collect();
+    let values: Vec<(u64, f64, f64)> =
+        data.points.iter().map(|p| (p.number, p.x, p.value)).collect();
     for (area, (label, points, trend)) in panels.iter().zip([
         ("generalization gap at best epoch", &gaps, &data.gap_trend),
         (data.metric.as_str(), &values, &data.value_trend),
     ]) {
         let x_axis = &data.axis;
+        let x_scale = param_scale(x_axis);
+        let (y_range, _) = zoomed(&points.iter().map(|p| p.2).collect::<Vec<_>>());
         let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(72)
-            .build_cartesian_2d(param_range(x_axis), padded(points.iter().map(|p| p.1)))?;
+            .build_cartesian_2d(
+                axis(x_scale, param_range(x_axis)),
+                axis(Scale::Linear, y_range.clone()),
+            )?;
         let x_format = |v: &f64| param_tick(x_axis, *v);
         let categorical = matches!(x_axis, ParamAxis::Categories(_));
         let x_desc = match x_axis {
@@ -392,7 +633,6 @@ fn draw_regularization<DB: DrawingBackend>(
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(label)
-            .x_labels(if let ParamAxis::Categories(c) = x_axis { 2 * c.len() + 1 } else { 8 })
             .x_label_formatter(&x_format)
             .y_label_formatter(&|v| tick(*v))
             .label_style((FONT, 13))
@@ -401,41 +641,85 @@ fn draw_regularization<DB: DrawingBackend>(
         let jitter = |number: u64, x: f64| {
             if categorical { x + ((number * 37 % 17) as f64 / 17.0 - 0.5) * 0.3 } else { x }
         };
-        chart.draw_series(points.iter().zip(&data.points).map(|(p, trial)| {
-            Circle::new(
-                (jitter(trial.number, param_x(x_axis, p.0)), p.1),
-                3,
-                COMPLETE.mix(0.6).filled(),
-            )
-        }))?;
+        let at = |p: &(u64, f64, f64)| (jitter(p.0, param_x(x_axis, p.1)), clamp_to(&y_range, p.2));
+        chart.draw_series(
+            points.iter().map(|p| Circle::new(at(p), 3, COMPLETE.mix(0.6).filled())),
+        )?;
         match trend {
-            Trend::Line(_) => {
+            Trend::Line(fit) => {
                 let range = param_range(x_axis);
                 let ends = [range.start, range.end].map(|x| {
                     let raw =
                         if matches!(x_axis, ParamAxis::Log { .. }) { 10f64.powf(x) } else { x };
-                    (x, trend.at(x_axis, raw).unwrap_or(f64::NAN))
+                    (x, clamp_to(&y_range, trend.at(x_axis, raw).unwrap_or(f64::NAN)))
                 });
-                chart.draw_series(LineSeries::new(ends, BEST.stroke_width(2)))?;
+                let weak = fit.r2 < WEAK_TREND_R2;
+                let (style, note) = if weak {
+                    (
+                        BEST.mix(0.25).stroke_width(2),
+                        format!("no clear trend (R² {})", tick(fit.r2)),
+                    )
+                } else {
+                    (BEST.stroke_width(2), format!("trend (R² {})", tick(fit.r2)))
+                };
+                if weak {
+                    chart.draw_series(DashedLineSeries::new(ends, 8, 6, style))?;
+                } else {
+                    chart.draw_series(LineSeries::new(ends, style))?;
+                }
+                chart.draw_series(std::iter::once(Text::new(
+                    note,
+                    (range.start, y_range.end),
+                    TextStyle::from((FONT, 13).into_font())
+                        .color(&if weak { PALETTE[7] } else { BEST })
+                        .pos(Pos::new(HPos::Left, VPos::Top)),
+                )))?;
             }
-            Trend::Means(means) => {
-                let points: Vec<(f64, f64)> = means
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(idx, m)| Some((idx as f64, (*m)?)))
-                    .collect();
-                chart.draw_series(LineSeries::new(points.clone(), BEST.stroke_width(2)))?;
-                chart.draw_series(
-                    points.into_iter().map(|p| TriangleMarker::new(p, 7, BEST.filled())),
-                )?;
+            Trend::Means(_) => {
+                // Each choice's mean with its 95% interval: choices are not ordered,
+                // so nothing joins them.
+                let n = match x_axis {
+                    ParamAxis::Categories(choices) => choices.len(),
+                    _ => 0,
+                };
+                for choice in 0..n {
+                    let ys: Vec<f64> = points
+                        .iter()
+                        .filter(|p| (p.1 - choice as f64).abs() < 1e-9)
+                        .map(|p| p.2)
+                        .collect();
+                    let Some(ci) = crate::stats::mean_ci95(&ys) else { continue };
+                    let x = choice as f64 + 0.28;
+                    if ci.half_width.is_finite() {
+                        chart.draw_series(std::iter::once(PathElement::new(
+                            vec![
+                                (x, clamp_to(&y_range, ci.mean - ci.half_width)),
+                                (x, clamp_to(&y_range, ci.mean + ci.half_width)),
+                            ],
+                            BEST.stroke_width(2),
+                        )))?;
+                    }
+                    chart.draw_series(std::iter::once(TriangleMarker::new(
+                        (x, clamp_to(&y_range, ci.mean)),
+                        6,
+                        BEST.filled(),
+                    )))?;
+                }
             }
             Trend::None => {}
+        }
+        if let Some(p) = pick.and_then(|n| points.iter().find(|p| p.0 == n)) {
+            chart.draw_series([Circle::new(at(p), 8, PICK.stroke_width(3))])?;
         }
     }
     Ok(())
 }
 
-fn draw_heat_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &HeatMap) -> Drawn<DB> {
+fn draw_heat_map<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &HeatMap,
+    pick: Option<u64>,
+) -> Drawn<DB> {
     let (main, bar) = root.split_horizontally(700);
     let (n_x, n_y) = (data.x.labels.len(), data.y.labels.len());
     let mut chart = ChartBuilder::on(&main)
@@ -446,7 +730,7 @@ fn draw_heat_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &HeatM
         .margin(12)
         .x_label_area_size(60)
         .y_label_area_size(110)
-        .build_cartesian_2d(-0.5..n_x as f64 - 0.5, -0.5..n_y as f64 - 0.5)?;
+        .build_cartesian_2d(category_axis(n_x), category_axis(n_y))?;
     let x_axis = ParamAxis::Categories(data.x.labels.clone());
     let y_axis = ParamAxis::Categories(data.y.labels.clone());
     let x_format = |v: &f64| param_tick(&x_axis, *v);
@@ -456,8 +740,6 @@ fn draw_heat_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &HeatM
         .disable_mesh()
         .x_desc(data.x.param.as_str())
         .y_desc(data.y.param.as_str())
-        .x_labels(2 * n_x + 1)
-        .y_labels(2 * n_y + 1)
         .x_label_formatter(&x_format)
         .y_label_formatter(&y_format)
         .label_style((FONT, 12))
@@ -503,6 +785,13 @@ fn draw_heat_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &HeatM
             }
         }
     }
+    if let Some(&(_, col, row)) = data.trial_cells.iter().find(|c| Some(c.0) == pick) {
+        let (x, y) = (col as f64, row as f64);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - 0.48, y - 0.48), (x + 0.48, y + 0.48)],
+            PICK.stroke_width(4),
+        )))?;
+    }
     draw_color_bar(&bar, low, high, &data.metric)
 }
 
@@ -537,14 +826,21 @@ fn draw_importance<DB: DrawingBackend>(
     data: &[Importance],
 ) -> Drawn<DB> {
     let n = data.len().max(1);
-    let max = data.iter().map(|i| i.score).fold(0.0, f64::max).max(1e-9);
+    let max = data
+        .iter()
+        .map(|i| i.interval.map_or(i.score, |(_, high)| high.max(i.score)))
+        .fold(0.0, f64::max)
+        .max(1e-9);
     let names: Vec<String> = data.iter().map(|i| i.param.clone()).collect();
     let mut chart = ChartBuilder::on(root)
-        .caption("Parameter importance (PED-ANOVA, top 10% vs all)", (FONT, 18))
+        .caption(
+            "Parameter importance (PED-ANOVA, top 10% vs all; bars: 90% bootstrap interval)",
+            (FONT, 17),
+        )
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(150)
-        .build_cartesian_2d(0.0..max * 1.15, -0.5..n as f64 - 0.5)?;
+        .build_cartesian_2d(axis(Scale::Linear, 0.0..max * 1.2), category_axis(n))?;
     // The most important parameter on top.
     let y_axis = ParamAxis::Categories(names.iter().rev().cloned().collect());
     let y_format = |v: &f64| param_tick(&y_axis, *v);
@@ -552,40 +848,60 @@ fn draw_importance<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .x_desc("importance (share of the total)")
-        .y_labels(2 * n + 1)
         .y_label_formatter(&y_format)
-        .x_label_formatter(&|v| format!("{v:.2}"))
+        .x_label_formatter(&|v| tick(*v))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .draw()?;
     chart.draw_series(data.iter().enumerate().map(|(idx, item)| {
         let y = (n - 1 - idx) as f64;
-        Rectangle::new([(0.0, y - 0.35), (item.score, y + 0.35)], COMPLETE.filled())
+        Rectangle::new([(0.0, y - 0.3), (item.score, y + 0.3)], COMPLETE.filled())
     }))?;
+    for (idx, item) in data.iter().enumerate() {
+        let y = (n - 1 - idx) as f64;
+        let Some((low, high)) = item.interval else { continue };
+        chart.draw_series([
+            PathElement::new(vec![(low, y), (high, y)], BLACK.stroke_width(2)),
+            PathElement::new(vec![(low, y - 0.15), (low, y + 0.15)], BLACK.stroke_width(2)),
+            PathElement::new(vec![(high, y - 0.15), (high, y + 0.15)], BLACK.stroke_width(2)),
+        ])?;
+    }
     chart.draw_series(data.iter().enumerate().map(|(idx, item)| {
         let y = (n - 1 - idx) as f64;
+        let right = item.interval.map_or(item.score, |(_, high)| high.max(item.score));
+        let text = match item.interval {
+            Some((low, high)) => format!("{} ({} to {})", tick(item.score), tick(low), tick(high)),
+            None => tick(item.score),
+        };
         Text::new(
-            format!("{:.3}", item.score),
-            (item.score + max * 0.01, y),
+            text,
+            (right + max * 0.01, y + 0.35),
             TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
         )
     }))?;
     Ok(())
 }
 
-fn draw_parallel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Parallel) -> Drawn<DB> {
+fn draw_parallel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &Parallel,
+    pick: Option<u64>,
+) -> Drawn<DB> {
     let n = data.axes.len();
     let title = format!(
-        "Parallel coordinates of {} complete trials (colour: objective, dark = low)",
+        "Parallel coordinates of {} complete trials (colour: rank, dark = best; pick in magenta)",
         data.lines.len()
     );
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 18))
+        .caption(title, (FONT, 17))
         .margin(20)
         .margin_left(40)
         .margin_right(60)
         .x_label_area_size(40)
-        .build_cartesian_2d(-0.05..(n as f64 - 1.0) + 0.05, -0.04..1.04)?;
+        .build_cartesian_2d(
+            axis(Scale::Categories, -0.05..(n as f64 - 1.0) + 0.05),
+            axis(Scale::Linear, -0.04..1.04),
+        )?;
     let names: Vec<String> = data.axes.iter().map(|a| a.name.clone()).collect();
     let x_axis = ParamAxis::Categories(names);
     let x_format = |v: &f64| param_tick(&x_axis, *v);
@@ -593,17 +909,21 @@ fn draw_parallel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Paral
         .configure_mesh()
         .disable_mesh()
         .disable_y_axis()
-        .x_labels(2 * n + 1)
         .x_label_formatter(&x_format)
         .label_style((FONT, 13))
         .draw()?;
-    let (low, high) = data.value_range;
-    for (positions, value) in &data.lines {
-        let unit = if high > low { (value - low) / (high - low) } else { 0.5 };
-        let color = ViridisRGB.get_color(unit as f32).mix(0.55);
-        let points: Vec<(f64, f64)> =
-            positions.iter().enumerate().filter_map(|(idx, p)| Some((idx as f64, (*p)?))).collect();
-        chart.draw_series(std::iter::once(PathElement::new(points, color.stroke_width(1))))?;
+    let worst = data.lines.iter().map(|l| l.rank).max().unwrap_or(1).max(2);
+    let path = |line: &crate::data::ParallelLine| -> Vec<(f64, f64)> {
+        line.positions.iter().enumerate().filter_map(|(idx, p)| Some((idx as f64, (*p)?))).collect()
+    };
+    for line in data.lines.iter().filter(|l| Some(l.number) != pick) {
+        // Viridis over rank (a perceptual scale): the best dark, the worst light.
+        let unit = (line.rank - 1) as f64 / (worst - 1) as f64;
+        let color = ViridisRGB.get_color((unit * 0.9) as f32).mix(0.6);
+        chart.draw_series(std::iter::once(PathElement::new(path(line), color.stroke_width(1))))?;
+    }
+    if let Some(line) = data.lines.iter().find(|l| Some(l.number) == pick) {
+        chart.draw_series(std::iter::once(PathElement::new(path(line), PICK.stroke_width(3))))?;
     }
     for (idx, axis) in data.axes.iter().enumerate() {
         let x = idx as f64;
@@ -622,16 +942,20 @@ fn draw_parallel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Paral
     Ok(())
 }
 
-fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timeline) -> Drawn<DB> {
+fn draw_timeline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &Timeline,
+    pick: Option<u64>,
+) -> Drawn<DB> {
+    let (plot, side) = with_legend_column(root);
     let n = data.workers.len().max(1);
     let end = data.bars.iter().map(|b| b.end).fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption("Timeline: when each trial ran, per worker", (FONT, 18))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(170)
-        // Room on the right for the legend.
-        .build_cartesian_2d(0.0..end * 1.2, -0.5..n as f64 - 0.5)?;
+        .build_cartesian_2d(axis(Scale::Linear, 0.0..end * 1.02), category_axis(n))?;
     let y_axis = ParamAxis::Categories(data.workers.clone());
     let y_format = |v: &f64| param_tick(&y_axis, *v);
     chart
@@ -639,7 +963,6 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
         .disable_y_mesh()
         .x_desc("seconds since the first trial started")
         .x_label_formatter(&|v| tick(*v))
-        .y_labels(2 * n + 1)
         .y_label_formatter(&y_format)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
@@ -651,45 +974,67 @@ fn draw_timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Timel
         ("running", PALETTE[7], |b| matches!(b.state, TrialState::Running | TrialState::Waiting)),
         ("confirm run", CONFIRM, |b| b.state == TrialState::Complete && b.confirm),
     ];
+    // A hair of white between back-to-back trials.
+    let gap = end * 0.0015;
+    let bar = |b: &crate::data::TimelineBar| {
+        let y = b.worker as f64;
+        let stop = (b.end - gap).max(b.start + gap);
+        [(b.start, y - 0.3), (stop, y + 0.3)]
+    };
+    let mut legend = Vec::new();
     for (label, color, select) in kinds {
         if !data.bars.iter().any(select) {
             continue;
         }
-        chart
-            .draw_series(data.bars.iter().filter(|b| select(b)).map(|b| {
-                let y = b.worker as f64;
-                // A hair of white between back-to-back trials.
-                let gap = end * 0.0015;
-                let stop = (b.end - gap).max(b.start + gap);
-                Rectangle::new([(b.start, y - 0.3), (stop, y + 0.3)], color.filled())
-            }))?
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], color.filled()));
+        chart.draw_series(
+            data.bars.iter().filter(|b| select(b)).map(|b| Rectangle::new(bar(b), color.filled())),
+        )?;
+        legend.push((label.to_owned(), Mark::Bar(color)));
     }
-    draw_legend(&mut chart)
+    if let Some(b) = data.bars.iter().find(|b| Some(b.number) == pick && !b.confirm) {
+        chart.draw_series(std::iter::once(Rectangle::new(bar(b), PICK.stroke_width(3))))?;
+        legend.push((format!("pick: trial {}", b.number), Mark::Bar(PICK)));
+    }
+    draw_side_legend(&side, &legend)
 }
 
 fn draw_confirm<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &Confirmation,
+    pick: Option<u64>,
 ) -> Drawn<DB> {
     let n = data.groups.len().max(1);
-    let values = data.groups.iter().flat_map(|g| {
-        let (m, h) = (g.ci.mean, if g.ci.half_width.is_finite() { g.ci.half_width } else { 0.0 });
-        g.values.iter().copied().chain(g.original_value).chain([m - h, m + h])
-    });
+    let values: Vec<f64> = data
+        .groups
+        .iter()
+        .flat_map(|g| {
+            let (m, h) =
+                (g.ci.mean, if g.ci.half_width.is_finite() { g.ci.half_width } else { 0.0 });
+            g.values.iter().copied().chain(g.original_value).chain([m - h, m + h])
+        })
+        .collect();
+    let y_range = padded(values.into_iter());
     let mut chart = ChartBuilder::on(root)
         .caption("Seeds and noise: mean and 95% confidence interval per configuration", (FONT, 18))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(-0.5..n as f64 - 0.5, padded(values))?;
-    let labels: Vec<String> = data.groups.iter().map(|g| format!("trial {}", g.original)).collect();
+        .build_cartesian_2d(category_axis(n), axis(Scale::Linear, y_range))?;
+    let labels: Vec<String> = data
+        .groups
+        .iter()
+        .map(|g| {
+            if Some(g.original) == pick {
+                format!("trial {} (pick)", g.original)
+            } else {
+                format!("trial {}", g.original)
+            }
+        })
+        .collect();
     let x_axis = ParamAxis::Categories(labels);
     let x_format = |v: &f64| param_tick(&x_axis, *v);
     chart
         .configure_mesh()
-        .x_labels(2 * n + 1)
         .x_label_formatter(&x_format)
         .y_label_formatter(&|v| tick(*v))
         .y_desc(data.metric.as_str())
@@ -698,6 +1043,7 @@ fn draw_confirm<DB: DrawingBackend>(
         .draw()?;
     for (idx, group) in data.groups.iter().enumerate() {
         let x = idx as f64;
+        let color = if Some(group.original) == pick { PICK } else { BEST };
         chart.draw_series(group.values.iter().enumerate().map(|(k, v)| {
             let offset = 0.3 * k as f64 / group.values.len().max(1) as f64;
             Circle::new((x - 0.15 + offset, *v), 3, COMPLETE.mix(0.7).filled())
@@ -713,13 +1059,13 @@ fn draw_confirm<DB: DrawingBackend>(
         if half.is_finite() {
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(x + 0.2, mean - half), (x + 0.2, mean + half)],
-                BEST.stroke_width(2),
+                color.stroke_width(2),
             )))?;
         }
         chart.draw_series(std::iter::once(TriangleMarker::new(
             (x + 0.2, mean),
             7,
-            BEST.filled(),
+            color.filled(),
         )))?;
     }
     Ok(())

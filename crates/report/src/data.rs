@@ -178,14 +178,24 @@ pub struct LeaderRow {
     pub ended_by: String,
 }
 
-/// The best [`LEADERBOARD_SIZE`] trials.
-pub fn leaderboard(record: &StudyRecord) -> Vec<LeaderRow> {
-    ranked(record)
-        .into_iter()
+/// The best [`LEADERBOARD_SIZE`] trials, and the picked trial (`pick`, its number)
+/// at its own rank when it is not among them (its confirmed mean can beat the
+/// single-seed winners').
+pub fn leaderboard(record: &StudyRecord, pick: Option<u64>) -> Vec<LeaderRow> {
+    let ranked = ranked(record);
+    let mut rows: Vec<LeaderRow> = ranked
+        .iter()
         .take(LEADERBOARD_SIZE)
         .enumerate()
         .map(|(idx, t)| leader_row(idx + 1, t))
-        .collect()
+        .collect();
+    if let Some(number) = pick
+        && !rows.iter().any(|r| r.number == number)
+        && let Some(idx) = ranked.iter().position(|t| t.number == number)
+    {
+        rows.push(leader_row(idx + 1, ranked[idx]));
+    }
+    rows
 }
 
 fn leader_row(rank: usize, t: &FrozenTrial) -> LeaderRow {
@@ -331,7 +341,34 @@ pub fn learning_curves(record: &StudyRecord) -> Vec<CurveFigure> {
             CurveFigure { metric, lines }
         })
         .filter(|f| !f.lines.is_empty())
+        .chain(intermediate_curves(record, &top))
         .collect()
+}
+
+/// For a study with no named curves (one Optuna wrote): the study metric's
+/// intermediate values of the best trials, as one figure of validation lines.
+fn intermediate_curves(record: &StudyRecord, top: &[&FrozenTrial]) -> Option<CurveFigure> {
+    if top.iter().any(|t| record.curves.get(&t.id).is_some_and(|c| !c.is_empty())) {
+        return None;
+    }
+    let lines: Vec<CurveLine> = top
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.intermediate_values.is_empty())
+        .map(|(idx, t)| CurveLine {
+            trial: t.number,
+            rank: idx + 1,
+            split: "val",
+            points: t
+                .intermediate_values
+                .iter()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(s, v)| (*s, *v))
+                .collect(),
+            best: None,
+        })
+        .collect();
+    (!lines.is_empty()).then(|| CurveFigure { metric: record.metric.clone(), lines })
 }
 
 /// The scale of a parameter's axis.
@@ -425,6 +462,17 @@ impl Trend {
             Trend::None => None,
         }
     }
+}
+
+/// A note when `param` changes what `metric` measures, so its trend misleads:
+/// label smoothing trains toward less confident predictions, which raises the plain
+/// cross-entropy (what hpo reports as a loss) even when accuracy improves.
+pub fn changes_metric(param: &str, metric: &str) -> Option<String> {
+    (param == "label_smoothing" && metric.contains("loss")).then(|| {
+        format!(
+            "Label smoothing raises the plain cross-entropy ({metric}) by design: smoothed models are less confident even when they classify as well or better. Compare label smoothing values on accuracy, not on {metric}."
+        )
+    })
 }
 
 /// One trial on a regularization panel.
@@ -574,6 +622,8 @@ pub struct HeatMap {
     pub cells: Vec<Vec<Option<f64>>>,
     /// Trials per cell, same layout.
     pub counts: Vec<Vec<usize>>,
+    /// Each trial's cell: (trial number, column, row), so a chart can mark one.
+    pub trial_cells: Vec<(u64, usize, usize)>,
 }
 
 /// The heat map of the objective over the two most important regularization
@@ -592,12 +642,14 @@ pub fn heat_map(record: &StudyRecord, importance: &[Importance]) -> Option<HeatM
     let y = HeatAxis::new(y_param, ParamAxis::of(distribution_of(y_param)?));
     let mut sums = vec![vec![0.0; x.labels.len()]; y.labels.len()];
     let mut counts = vec![vec![0usize; x.labels.len()]; y.labels.len()];
+    let mut trial_cells = Vec::new();
     for t in &trials {
         let (Some(xv), Some(yv), Some(value)) = (axis_x(t, x_param), axis_x(t, y_param), t.value)
         else {
             continue;
         };
         let (col, row) = (x.bin(xv), y.bin(yv));
+        trial_cells.push((t.number, col, row));
         if row < sums.len() && col < sums[row].len() {
             sums[row][col] += value;
             counts[row][col] += 1;
@@ -608,7 +660,7 @@ pub fn heat_map(record: &StudyRecord, importance: &[Importance]) -> Option<HeatM
         .zip(&counts)
         .map(|(row, n)| row.iter().zip(n).map(|(s, &n)| (n > 0).then(|| s / n as f64)).collect())
         .collect();
-    Some(HeatMap { metric: record.metric.clone(), x, y, cells, counts })
+    Some(HeatMap { metric: record.metric.clone(), x, y, cells, counts, trial_cells })
 }
 
 /// One vertical axis of the parallel-coordinates chart.
@@ -625,13 +677,25 @@ pub struct ParallelAxis {
 pub struct Parallel {
     /// Every parameter, then the objective.
     pub axes: Vec<ParallelAxis>,
-    /// Per trial: its position on each axis (`None` where it lacks the parameter)
-    /// and its value, worst first so the best are drawn on top.
-    pub lines: Vec<(Vec<Option<f64>>, f64)>,
+    /// One line per trial, worst first so the best are drawn on top.
+    pub lines: Vec<ParallelLine>,
     /// The objective's range (colour scale).
     pub value_range: (f64, f64),
     /// Complete trials left out beyond [`PARALLEL_MAX_LINES`].
     pub n_left_out: usize,
+}
+
+/// One trial on the parallel coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParallelLine {
+    /// The trial's number.
+    pub number: u64,
+    /// Its rank among the complete trials (1 = best).
+    pub rank: usize,
+    /// Its position on each axis, in [0, 1] (`None` where it lacks the parameter).
+    pub positions: Vec<Option<f64>>,
+    /// Its value.
+    pub value: f64,
 }
 
 /// Parallel coordinates of up to [`PARALLEL_MAX_LINES`] complete trials (the best).
@@ -656,15 +720,16 @@ pub fn parallel(record: &StudyRecord) -> Option<Parallel> {
     let kept = trials.len().min(PARALLEL_MAX_LINES);
     let lines = trials[..kept]
         .iter()
+        .enumerate()
         .rev()
-        .map(|t| {
+        .map(|(idx, t)| {
             let mut positions: Vec<Option<f64>> = param_axes
                 .iter()
                 .map(|(name, axis)| axis_x(t, name).map(|x| axis.position(x)))
                 .collect();
             let value = t.value.unwrap_or(f64::NAN);
             positions.push(Some(value_axis.position(value)));
-            (positions, value)
+            ParallelLine { number: t.number, rank: idx + 1, positions, value }
         })
         .collect();
     let _ = first;
@@ -844,7 +909,9 @@ pub fn confirm_groups(record: &StudyRecord) -> Option<Confirmation> {
     let mut groups: Vec<ConfirmGroup> = runs
         .into_iter()
         .filter_map(|(original, confirm_values)| {
-            let trial = record.trials.iter().find(|t| t.number == original)?;
+            // Confirm runs are numbered in a study of their own: look among the
+            // search trials only.
+            let trial = search_trials(record).find(|t| t.number == original)?;
             let values = confirm_values;
             Some(ConfirmGroup {
                 original,
@@ -877,6 +944,30 @@ pub struct Recommendation {
     pub value: f64,
     /// The reasons, one sentence each.
     pub reasons: Vec<String>,
+    /// The mean and 95% interval of its confirm runs; `None` while no confirm run
+    /// finished, when the pick is provisional (the best single-seed value).
+    pub confirmed: Option<stats::MeanCi>,
+    /// The runner-up: its trial number and value (confirmed mean, or single-seed
+    /// value for a provisional pick).
+    pub runner_up: Option<(u64, f64)>,
+    /// Welch's test of the pick against the runner-up's confirm runs, when both
+    /// have two or more.
+    pub welch_p: Option<f64>,
+}
+
+impl Recommendation {
+    /// Whether the pick rests on a single seed (no confirm run yet).
+    pub fn is_provisional(&self) -> bool {
+        self.confirmed.is_none()
+    }
+
+    /// What the pick rests on, in words.
+    pub fn basis(&self) -> String {
+        match &self.confirmed {
+            Some(ci) => format!("best mean over {} confirm runs with new seeds", ci.n),
+            None => "provisional: the best single-seed value; no `hpo confirm` run yet, so seed noise is unknown".to_owned(),
+        }
+    }
 }
 
 /// Picks a configuration: the best confirmed mean when `hpo confirm` ran, else the
@@ -888,8 +979,14 @@ pub fn recommend(
     let ranked = ranked(record);
     let metric = &record.metric;
     let mut reasons = Vec::new();
+    let mut confirmed = None;
+    let runner_up_of_pick;
+    let mut welch_p = None;
     let (trial, value) = match confirmation.and_then(|c| c.groups.first().map(|g| (c, g))) {
         Some((confirmation, best)) => {
+            confirmed = Some(best.ci);
+            runner_up_of_pick = confirmation.groups.get(1).map(|g| (g.original, g.ci.mean));
+            welch_p = confirmation.best_vs_runner_up.as_ref().map(|w| w.p_value);
             let trial = ranked.iter().find(|t| t.number == best.original)?;
             reasons.push(format!(
                 "best mean {metric} over new seeds: {} ± {} (95% CI, {} confirm runs)",
@@ -926,7 +1023,8 @@ pub fn recommend(
                 ranked.len(),
                 display::value(value)
             ));
-            if let Some(runner_up) = ranked.get(1).and_then(|t| Some((t.number, t.value?))) {
+            runner_up_of_pick = ranked.get(1).and_then(|t| Some((t.number, t.value?)));
+            if let Some(runner_up) = runner_up_of_pick {
                 reasons.push(format!(
                     "runner-up: trial {} at {}; run `hpo confirm` to measure seed noise before trusting a small difference",
                     runner_up.0,
@@ -962,7 +1060,15 @@ pub fn recommend(
             display::value(gap)
         ));
     }
-    Some(Recommendation { number: trial.number, params: params_text(trial), value, reasons })
+    Some(Recommendation {
+        number: trial.number,
+        params: params_text(trial),
+        value,
+        reasons,
+        confirmed,
+        runner_up: runner_up_of_pick,
+        welch_p,
+    })
 }
 
 /// One side of a comparison.
@@ -987,19 +1093,27 @@ pub struct SideBest {
     pub params: Vec<(String, String)>,
     /// Its generalization gap at the best epoch.
     pub gap: Option<f64>,
+    /// Its confirm runs' mean and interval, when `value` is that mean.
+    pub confirmed: Option<stats::MeanCi>,
 }
 
+/// A side of a comparison: its pick (the report's recommendation: the confirmed
+/// mean where confirm ran, else the best single-seed trial).
 fn side(record: &StudyRecord) -> Side {
     let ranked = ranked(record);
+    let confirmation = confirm_groups(record);
+    let pick = recommend(record, confirmation.as_ref());
     Side {
         label: record.name.clone(),
         n_complete: ranked.len(),
-        best: ranked.first().and_then(|t| {
+        best: pick.and_then(|pick| {
+            let t = ranked.iter().find(|t| t.number == pick.number)?;
             Some(SideBest {
                 number: t.number,
-                value: t.value?,
+                value: pick.value,
                 params: params_text(t),
                 gap: gap_at_best(t),
+                confirmed: pick.confirmed,
             })
         }),
     }
@@ -1067,11 +1181,15 @@ pub fn compare(a: &StudyRecord, b: &StudyRecord) -> Comparison {
     let verdict = match (&side_a.best, &side_b.best) {
         (Some(best_a), Some(best_b)) => {
             let (va, vb) = (best_a.value, best_b.value);
+            // Each side's value is a mean of n runs (1 for a single-seed pick): the
+            // difference of two such means has std σ·√(1/na + 1/nb).
+            let runs = |best: &SideBest| best.confirmed.map_or(1, |ci| ci.n.max(1)) as f64;
+            let spread = (1.0 / runs(best_a) + 1.0 / runs(best_b)).sqrt();
             if vb == va {
                 Verdict::Same
             } else if a.direction.is_better(vb, va) {
                 Verdict::Better
-            } else if noise.is_some_and(|s| (vb - va).abs() <= 1.96 * s * 2f64.sqrt()) {
+            } else if noise.is_some_and(|s| (vb - va).abs() <= 1.96 * s * spread) {
                 Verdict::WorseWithinNoise
             } else {
                 Verdict::WorseBeyondNoise
@@ -1094,16 +1212,27 @@ impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let best = |side: &Side| match &side.best {
             Some(best) => format!(
-                "{} (trial {}, gap {})",
-                display::value(best.value),
+                "{} (trial {}, {}, gap {})",
+                match &best.confirmed {
+                    Some(ci) => format!(
+                        "{} ± {}",
+                        display::value(best.value),
+                        display::value(ci.half_width)
+                    ),
+                    None => display::value(best.value),
+                },
                 best.number,
+                match &best.confirmed {
+                    Some(ci) => format!("mean of {} confirm runs", ci.n),
+                    None => "single seed, provisional".to_owned(),
+                },
                 best.gap.map_or("-".to_owned(), display::value)
             ),
             None => "no complete trial".to_owned(),
         };
         writeln!(f, "A: {}  ({} complete trials)", self.a.label, self.a.n_complete)?;
         writeln!(f, "B: {}  ({} complete trials)", self.b.label, self.b.n_complete)?;
-        writeln!(f, "best {} ({}):", self.metric, self.direction)?;
+        writeln!(f, "pick {} ({}):", self.metric, self.direction)?;
         writeln!(f, "  A  {}", best(&self.a))?;
         writeln!(f, "  B  {}", best(&self.b))?;
         if self.moved.is_empty() {

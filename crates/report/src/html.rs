@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use hpo_core::display;
+use crate::chart::tick;
 
 use crate::data::{CURVE_TRIALS, PARALLEL_MAX_LINES, Verdict};
 use crate::{Sections, StudyRecord};
@@ -24,11 +24,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+const STYLE: &str = "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:0.2em}h2{border-bottom:1px solid #ccc;padding-bottom:0.2em;margin-top:2em}
 table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 .recommend{background:#eef7ee;border:1px solid #8c8;padding:0.8em 1.2em;border-radius:6px}
+tr.pick td{background:#eef7ee}td.config{max-width:420px}td.config code{display:inline-block;margin:1px 0}.pick-tag{background:#2a7a2a;color:#fff;border-radius:3px;padding:0 4px;font-size:0.8em}
 .warn{background:#fff6e6;border:1px solid #e0b060;padding:0.6em 1em;border-radius:6px}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:0.9em;color:#555}
 .muted{color:#777}code{background:#f5f5f5;padding:0 3px}";
@@ -43,7 +44,7 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
     );
     let _ = writeln!(out, "<h1>Study <code>{name}</code></h1>");
     summary(&mut out, record, sections);
-    recommendation(&mut out, sections);
+    recommendation(&mut out, sections, record.spec_text.is_some());
     leaderboard(&mut out, record, sections);
     let chart = |out: &mut String, stem: &str, caption: &str| {
         if let Some((_, svg)) = charts.iter().find(|(name, _)| name == stem) {
@@ -86,19 +87,27 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
     }
     for panel in &sections.regularization {
         let trend = |t: &crate::data::Trend| match t {
+            crate::data::Trend::Line(fit) if fit.r2 < crate::chart::WEAK_TREND_R2 => {
+                format!("none clear (R² {}, drawn faint)", tick(fit.r2))
+            }
             crate::data::Trend::Line(fit) => format!(
-                "slope {} per {} (R² {:.2})",
-                display::short(fit.slope),
+                "slope {} per {} (R² {})",
+                tick(fit.slope),
                 if matches!(panel.axis, crate::data::ParamAxis::Log { .. }) {
                     "decade"
                 } else {
                     "unit"
                 },
-                fit.r2
+                tick(fit.r2)
             ),
-            crate::data::Trend::Means(_) => "means per choice (triangles)".to_owned(),
+            crate::data::Trend::Means(_) => {
+                "each choice's mean with its 95% interval (triangles)".to_owned()
+            }
             crate::data::Trend::None => "too few trials for a trend".to_owned(),
         };
+        if let Some(note) = crate::data::changes_metric(&panel.param, &record.metric) {
+            let _ = writeln!(out, "<p class=\"warn\">{}</p>", escape(&note));
+        }
         chart(
             &mut out,
             &format!("regularization-{}", crate::slug(&panel.param)),
@@ -207,6 +216,13 @@ fn summary(out: &mut String, record: &StudyRecord, sections: &Sections) {
         duration(o.compute_seconds),
         duration(o.wall_seconds)
     );
+    if !record.study_attrs.is_empty() {
+        let _ = writeln!(out, "<details><summary>Study attributes</summary><table>");
+        for (key, value) in &record.study_attrs {
+            let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", escape(key), escape(value));
+        }
+        let _ = writeln!(out, "</table></details>");
+    }
     if let Some(text) = &record.spec_text {
         let _ = writeln!(
             out,
@@ -234,7 +250,7 @@ fn params_list(params: &[(String, String)]) -> String {
         .join(" ")
 }
 
-fn recommendation(out: &mut String, sections: &Sections) {
+fn recommendation(out: &mut String, sections: &Sections, spec_known: bool) {
     let _ = writeln!(out, "<h2>Recommendation</h2>");
     let Some(rec) = &sections.recommendation else {
         let _ = writeln!(
@@ -253,6 +269,17 @@ fn recommendation(out: &mut String, sections: &Sections) {
         let _ = writeln!(out, "<li>{}</li>", escape(reason));
     }
     let _ = writeln!(out, "</ul></div>");
+    if rec.is_provisional() {
+        let advice = if spec_known {
+            "Train the best trials again with new seeds before deciding: <code>hpo confirm STUDY.toml --top 3 --seeds 3</code>, then this report again."
+        } else {
+            "Confirming it needs the study file the study was run from, which this study does not have (Optuna wrote it): retrain the top configurations with new seeds in your own code before deciding."
+        };
+        let _ = writeln!(
+            out,
+            "<p class=\"warn\">Provisional: this pick is the best single-seed value; seed noise is unknown. {advice}</p>"
+        );
+    }
 }
 
 fn leaderboard(out: &mut String, record: &StudyRecord, sections: &Sections) {
@@ -262,19 +289,15 @@ fn leaderboard(out: &mut String, record: &StudyRecord, sections: &Sections) {
         let _ = writeln!(out, "<p class=\"muted\">No complete trial.</p>");
         return;
     };
-    let param_names: Vec<&String> = {
-        let mut names: Vec<&String> =
-            rows.iter().flat_map(|r| r.params.iter().map(|p| &p.0)).collect();
-        names.sort();
-        names.dedup();
-        names
-    };
     let pair_names: Vec<&String> = first.pairs.iter().map(|p| &p.name).collect();
     let test_names: Vec<&String> = first.test.iter().map(|t| &t.0).collect();
-    let _ = write!(out, "<table><tr><th>#</th><th>trial</th><th>{}</th>", escape(&record.metric));
-    for name in &param_names {
-        let _ = write!(out, "<th>{}</th>", escape(name));
-    }
+    // The configuration is one column of wrapped `name = value` pairs, so the
+    // table fits the page whatever the number of parameters.
+    let _ = write!(
+        out,
+        "<table class=\"leaderboard\"><tr><th>#</th><th>trial</th><th>{}</th>",
+        escape(&record.metric)
+    );
     for name in &pair_names {
         let _ = write!(out, "<th>train {0}</th><th>val {0}</th>", escape(name));
     }
@@ -282,20 +305,22 @@ fn leaderboard(out: &mut String, record: &StudyRecord, sections: &Sections) {
     for name in &test_names {
         let _ = write!(out, "<th>{}</th>", escape(name));
     }
-    let _ = writeln!(out, "<th>best epoch / reached</th><th>ended by</th></tr>");
-    let cell = |v: Option<f64>| v.map_or("-".to_owned(), display::value);
+    let _ =
+        writeln!(out, "<th>best epoch / reached</th><th>ended by</th><th>configuration</th></tr>");
+    let cell = |v: Option<f64>| v.map_or("-".to_owned(), tick);
+    let pick = sections.recommendation.as_ref().map(|rec| rec.number);
     for row in rows {
+        let is_pick = pick == Some(row.number);
         let _ = write!(
             out,
-            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\"><b>{}</b></td>",
+            "<tr{}><td class=\"num\">{}</td><td class=\"num\">{}{}</td><td class=\"num\"><b>{}</b></td>",
+            if is_pick { " class=\"pick\"" } else { "" },
             row.rank,
             row.number,
-            display::value(row.value)
+            if is_pick { " <span class=\"pick-tag\">pick</span>" } else { "" },
+            tick(row.value)
         );
-        for name in &param_names {
-            let v = row.params.iter().find(|p| &&p.0 == name).map_or("-", |p| p.1.as_str());
-            let _ = write!(out, "<td>{}</td>", escape(v));
-        }
+
         for name in &pair_names {
             let pair = row.pairs.iter().find(|p| &&p.name == name);
             let _ = write!(
@@ -312,10 +337,11 @@ fn leaderboard(out: &mut String, record: &StudyRecord, sections: &Sections) {
         }
         let _ = writeln!(
             out,
-            "<td class=\"num\">{} / {}</td><td>{}</td></tr>",
+            "<td class=\"num\">{} / {}</td><td>{}</td><td class=\"config\">{}</td></tr>",
             row.best_step.map_or("-".to_owned(), |s| s.to_string()),
             row.epochs,
-            escape(&row.ended_by.replace('_', " "))
+            escape(&row.ended_by.replace('_', " ")),
+            params_list(&row.params)
         );
     }
     let _ = writeln!(
@@ -327,11 +353,18 @@ fn leaderboard(out: &mut String, record: &StudyRecord, sections: &Sections) {
 fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
     let _ = writeln!(out, "<h2>Seeds and noise</h2>");
     let Some(confirmation) = &sections.confirmation else {
-        let _ = writeln!(
-            out,
-            "<p class=\"warn\">No confirm runs: the values above come from one seed each. Run <code>hpo confirm STUDY.toml --top 3 --seeds 3</code> (the study file of <code>{}</code>) to retrain the best configurations with new seeds and see whether the best is distinguishable from the runner-up.</p>",
-            escape(&record.name)
-        );
+        if record.spec_text.is_some() {
+            let _ = writeln!(
+                out,
+                "<p class=\"warn\">No confirm runs: the values above come from one seed each. Run <code>hpo confirm STUDY.toml --top 3 --seeds 3</code> (the study file of <code>{}</code>) to retrain the best configurations with new seeds and see whether the best is distinguishable from the runner-up.</p>",
+                escape(&record.name)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "<p class=\"warn\">No confirm runs: the values above come from one seed each. This study has no study file (Optuna wrote it), so <code>hpo confirm</code> cannot retrain it: retrain the best configurations with new seeds in your own code to see whether the best is distinguishable from the runner-up.</p>"
+            );
+        }
         return;
     };
     let _ = writeln!(
@@ -340,16 +373,16 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
         escape(&record.metric)
     );
     for group in &confirmation.groups {
-        let values: Vec<String> = group.values.iter().map(|v| display::value(*v)).collect();
+        let values: Vec<String> = group.values.iter().map(|v| tick(*v)).collect();
         let _ = writeln!(
             out,
             "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\"><b>{}</b></td><td class=\"num\">± {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
             group.original,
-            group.original_value.map_or("-".to_owned(), display::value),
+            group.original_value.map_or("-".to_owned(), tick),
             group.ci.n,
-            display::value(group.ci.mean),
-            display::value(group.ci.half_width),
-            display::value(group.ci.std),
+            tick(group.ci.mean),
+            tick(group.ci.half_width),
+            tick(group.ci.std),
             values.join(", "),
             params_list(&group.params)
         );
@@ -362,7 +395,7 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
         (Some(welch), Some(true)) => format!(
             "The best configuration is distinguishable from the runner-up (Welch's t-test, p = {:.3}, difference {}).",
             welch.p_value,
-            display::value(welch.diff)
+            tick(welch.diff)
         ),
         (Some(welch), _) => format!(
             "The best configuration is <b>not</b> distinguishable from the runner-up (Welch's t-test, p = {:.2}): more seeds, or either configuration.",
@@ -380,9 +413,9 @@ fn comparison(out: &mut String, sections: &Sections) {
     let best = |side: &crate::data::Side| match &side.best {
         Some(best) => format!(
             "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>",
-            display::value(best.value),
+            tick(best.value),
             best.number,
-            best.gap.map_or("-".to_owned(), display::value),
+            best.gap.map_or("-".to_owned(), tick),
             params_list(&best.params)
         ),
         None => "<td colspan=\"4\">no complete trial</td>".to_owned(),
@@ -422,7 +455,7 @@ fn comparison(out: &mut String, sections: &Sections) {
     };
     let noise = cmp.noise.map_or_else(
         || "seed noise unknown (no confirm runs)".to_owned(),
-        |n| format!("seed noise σ = {}", display::value(n)),
+        |n| format!("seed noise σ = {}", tick(n)),
     );
     let _ = writeln!(out, "<p><b>{verdict}</b> ({noise})</p>");
 }

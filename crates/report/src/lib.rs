@@ -41,6 +41,9 @@ pub struct StudyRecord {
     pub trials: Vec<FrozenTrial>,
     /// Every metric curve of every trial, by trial.
     pub curves: BTreeMap<TrialId, Vec<MetricPoint>>,
+    /// The study's user attributes as (key, value as text): Optuna's
+    /// `study.user_attrs`, hpo's stored pick among them.
+    pub study_attrs: Vec<(String, String)>,
 }
 
 use std::path::{Path, PathBuf};
@@ -105,12 +108,14 @@ pub struct Sections {
 /// Computes every section; `baseline` is the study to compare with, if any.
 pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Sections {
     let search: Vec<FrozenTrial> = data::search_trials(record).cloned().collect();
-    let importance = importance::ped_anova(&search, record.direction);
+    let importance = importance::with_intervals(&search, record.direction);
     let confirmation = data::confirm_groups(record);
+    let recommendation = data::recommend(record, confirmation.as_ref());
+    let pick = recommendation.as_ref().map(|r| r.number);
     Sections {
         overview: data::overview(record),
-        recommendation: data::recommend(record, confirmation.as_ref()),
-        leaderboard: data::leaderboard(record),
+        leaderboard: data::leaderboard(record, pick),
+        recommendation,
         history: data::history(record),
         curves: data::learning_curves(record),
         regularization: data::regularization(record),
@@ -183,13 +188,14 @@ pub fn write_report(
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let sections = sections(record, baseline);
     let figures = sections.figures();
+    let pick = sections.recommendation.as_ref().map(|r| r.number);
     let rendered: Vec<(String, String)> = figures
         .par_iter()
         .map(|(name, figure)| -> Result<(String, String)> {
-            let svg = figure.svg(name)?;
+            let svg = figure.svg(name, pick)?;
             let svg_path = out_dir.join(format!("{name}.svg"));
             std::fs::write(&svg_path, &svg).map_err(io(&svg_path))?;
-            figure.png(name, &out_dir.join(format!("{name}.png")))?;
+            figure.png(name, &out_dir.join(format!("{name}.png")), pick)?;
             Ok((name.clone(), svg))
         })
         .collect::<Result<_>>()?;

@@ -79,6 +79,7 @@ pub fn record(trials: Vec<FrozenTrial>) -> StudyRecord {
         spec_text: None,
         trials,
         curves,
+        study_attrs: vec![],
     }
 }
 

@@ -122,9 +122,19 @@ pub fn attr_json(value: &AttrValue) -> String {
                 "-Infinity".to_owned()
             }
         }
-        AttrValue::Number(it) => json!(it).to_string(),
+        AttrValue::Number(it) => match whole_number(*it) {
+            Some(int) => int.to_string(),
+            None => json!(it).to_string(),
+        },
         AttrValue::Str(it) => json!(it).to_string(),
     }
+}
+
+/// An attribute number that is whole (and exact in an f64): written as an integer
+/// (`21`, not `21.0`), so Optuna and pandas read back an int, as for an attribute
+/// Python set to an int.
+pub fn whole_number(it: f64) -> Option<i64> {
+    (it.fract() == 0.0 && it.abs() < 9_007_199_254_740_992.0).then_some(it as i64)
 }
 
 /// Reads what `attr_json` (or Optuna) wrote. Never fails: JSON lists and objects, and
@@ -289,6 +299,12 @@ mod tests {
             AttrValue::Number(f64::INFINITY)
         );
         assert_eq!(parse_attr_json("[1, 2]"), AttrValue::Str("[1,2]".into()));
+        // Whole numbers stay integers for Optuna and pandas; others keep their digits.
+        assert_eq!(attr_json(&AttrValue::Number(21.0)), "21");
+        assert_eq!(attr_json(&AttrValue::Number(-3.0)), "-3");
+        assert_eq!(attr_json(&AttrValue::Number(1e300)), "1e+300");
+        assert_eq!(attr_json(&AttrValue::Number(0.5)), "0.5");
+        assert_eq!(parse_attr_json("21"), AttrValue::Number(21.0));
         assert_eq!(encode_value(f64::NEG_INFINITY), (None, "INF_NEG"));
         assert!(decode_value(None, "NAN").unwrap().is_nan());
         assert!(decode_value(None, "FINITE").is_err());

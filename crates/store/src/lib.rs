@@ -58,16 +58,6 @@ pub enum Error {
         /// The highest migration version this hpo knows.
         known: i64,
     },
-    /// A read-only database lacks migrations this hpo needs, and cannot be given them.
-    #[error(
-        "this read-only database has hpo migrations up to {found} of {known}; open it once writable (any hpo command that writes) to bring it up to date"
-    )]
-    OlderSchemaReadOnly {
-        /// The highest migration version applied to the database.
-        found: i64,
-        /// The highest migration version this hpo knows.
-        known: i64,
-    },
     /// A stored value hpo cannot decode (a trial state, a distribution, a value type);
     /// says which.
     #[error("corrupt value in the database: {0}")]
@@ -135,9 +125,11 @@ impl SqliteStorage {
         Self::from_connection(conn)
     }
 
-    /// Opens an existing database without writing to it (for reading commands on a
-    /// read-only file or folder). Checks that the schema is current; when SQLite
-    /// cannot share the WAL index of a read-only folder, reads the file as immutable.
+    /// Opens an existing database without writing a byte to it: what reading
+    /// commands use, on any database in Optuna's schema, writable or not. hpo's own
+    /// tables that the file lacks (Optuna wrote it, or an older hpo) read as empty;
+    /// when SQLite cannot share the WAL index of a read-only folder, reads the file
+    /// as immutable.
     pub fn open_read_only(path: &Path) -> Result<SqliteStorage, Error> {
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
@@ -157,7 +149,7 @@ impl SqliteStorage {
             }
         };
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        migrations::check_read_only(&conn)?;
+        migrations::prepare_read_only(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
     }
 
@@ -507,7 +499,9 @@ fn load_study(
         "SELECT s.study_id, s.study_name,
                 (SELECT direction FROM study_directions d WHERE d.study_id = s.study_id AND d.objective = 0),
                 (SELECT value_json FROM study_system_attributes a WHERE a.study_id = s.study_id AND a.\"key\" = 'study:metric_names'),
-                (SELECT spec_text FROM hpo_study_files f WHERE f.study_id = s.study_id)
+                (SELECT spec_text FROM hpo_study_files f WHERE f.study_id = s.study_id),
+                (SELECT group_concat(direction, ',') FROM
+                    (SELECT direction FROM study_directions d WHERE d.study_id = s.study_id ORDER BY objective))
          FROM studies s WHERE {filter}"
     );
     let row = tx
@@ -518,15 +512,26 @@ fn load_study(
                 row.get::<_, Option<String>>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()
         .map_err(store_err)?;
-    let Some((id, name, direction, metric_names, spec_text)) = row else { return Ok(None) };
+    let Some((id, name, direction, metric_names, spec_text, all)) = row else { return Ok(None) };
     let direction =
         direction.as_deref().and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
+    let mut directions: Vec<Direction> = all
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|it| !it.is_empty())
+        .map(|it| Direction::from_optuna_str(it).unwrap_or(Direction::Minimize))
+        .collect();
+    if directions.is_empty() {
+        directions.push(direction);
+    }
     let metric = metric_names.as_deref().and_then(encode::first_metric_name);
-    Ok(Some(Study { id: StudyId(id), name, direction, metric, spec_text }))
+    Ok(Some(Study { id: StudyId(id), name, direction, metric, spec_text, directions }))
 }
 
 impl Storage for SqliteStorage {
@@ -632,6 +637,20 @@ impl Storage for SqliteStorage {
                 out.push(summary);
             }
             Ok(out)
+        })
+    }
+
+    fn count_toward_budget(&self, study: StudyId) -> CoreResult<usize> {
+        self.read(|tx| {
+            let counted: i64 = tx
+                .prepare_cached(BUDGET_COUNTED)
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![study.0, attr::INTERRUPTED, attr::CONFIRM_OF], |row| {
+                        row.get(0)
+                    })
+                })
+                .map_err(store_err)?;
+            Ok(usize::try_from(counted).unwrap_or(0))
         })
     }
 
@@ -839,6 +858,31 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn fail_and_enqueue(
+        &self,
+        trial: TrialId,
+        study: StudyId,
+        retry: Option<&NewTrial>,
+    ) -> CoreResult<Option<TrialId>> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            tx.execute(
+                "UPDATE trials SET state = 'FAIL', datetime_complete = ?2 WHERE trial_id = ?1",
+                params![trial.0, encode::datetime(now())],
+            )
+            .map_err(store_err)?;
+            tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0])
+                .map_err(store_err)?;
+            match retry {
+                Some(new) => {
+                    study_exists(tx, study)?;
+                    Ok(Some(insert_trial(tx, study, TrialState::Waiting, new)?))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
     fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
@@ -870,6 +914,88 @@ impl Storage for SqliteStorage {
                 }
             };
             load_trials(tx, &filter, &[&study.0])
+        })
+    }
+
+    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> CoreResult<()> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            tx.prepare_cached(
+                "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (study_id, \"key\") DO UPDATE SET value_json = excluded.value_json",
+            )
+            .and_then(|mut stmt| stmt.execute(params![study.0, key, encode::attr_json(value)]))
+            .map_err(store_err)?;
+            Ok(())
+        })
+    }
+
+    fn study_user_attrs(&self, study: StudyId) -> CoreResult<BTreeMap<String, AttrValue>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT \"key\", value_json FROM study_user_attributes WHERE study_id = ?1",
+                )
+                .map_err(store_err)?;
+            let mut rows = stmt.query([study.0]).map_err(store_err)?;
+            let mut out = BTreeMap::new();
+            while let Some(row) = rows.next().map_err(store_err)? {
+                let key: String = row.get(0).map_err(store_err)?;
+                let json: Option<String> = row.get(1).map_err(store_err)?;
+                out.insert(key, encode::parse_attr_json(json.as_deref().unwrap_or("null")));
+            }
+            Ok(out)
+        })
+    }
+
+    fn trials_at_step(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        step: u64,
+    ) -> CoreResult<Vec<FrozenTrial>> {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_optuna_str())).collect();
+            // Each trial's point at or before the step and its first point after,
+            // each one look-up in the (trial_id, step) unique index.
+            let sql = format!(
+                "SELECT t.trial_id, t.number, t.state, v.step, v.intermediate_value, v.intermediate_value_type
+                 FROM trials t JOIN trial_intermediate_values v ON v.trial_intermediate_value_id = (
+                     SELECT b.trial_intermediate_value_id FROM trial_intermediate_values b
+                     WHERE b.trial_id = t.trial_id AND b.step <= ?2 ORDER BY b.step DESC LIMIT 1)
+                 WHERE t.study_id = ?1 AND t.state IN ({states})
+                 UNION ALL
+                 SELECT t.trial_id, t.number, t.state, v.step, v.intermediate_value, v.intermediate_value_type
+                 FROM trials t JOIN trial_intermediate_values v ON v.trial_intermediate_value_id = (
+                     SELECT a.trial_intermediate_value_id FROM trial_intermediate_values a
+                     WHERE a.trial_id = t.trial_id AND a.step > ?2 ORDER BY a.step LIMIT 1)
+                 WHERE t.study_id = ?1 AND t.state IN ({states})",
+                states = list.join(", ")
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(store_err)?;
+            let mut rows = stmt.query(params![study.0, step]).map_err(store_err)?;
+            let mut by_id: BTreeMap<i64, FrozenTrial> = BTreeMap::new();
+            while let Some(row) = rows.next().map_err(store_err)? {
+                let id: i64 = row.get(0).map_err(store_err)?;
+                let number = row.get::<_, Option<i64>>(1).map_err(store_err)?.unwrap_or(0) as u64;
+                let state: String = row.get(2).map_err(store_err)?;
+                let state = TrialState::from_optuna_str(&state)
+                    .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?;
+                let at: i64 = row.get(3).map_err(store_err)?;
+                let value: Option<f64> = row.get(4).map_err(store_err)?;
+                let kind: String = row.get(5).map_err(store_err)?;
+                by_id
+                    .entry(id)
+                    .or_insert_with(|| FrozenTrial::new(TrialId(id), number, state))
+                    .intermediate_values
+                    .insert(at as u64, encode::decode_value(value, &kind).map_err(store_err)?);
+            }
+            let mut trials: Vec<FrozenTrial> = by_id.into_values().collect();
+            trials.sort_by_key(|t| (t.number, t.id.0));
+            Ok(trials)
         })
     }
 

@@ -59,22 +59,56 @@ fn applied_version(conn: &Connection) -> Result<i64, Error> {
     Ok(applied)
 }
 
-/// Checks, without writing, that a database opened read-only has every migration
-/// this hpo knows (a read-only file cannot be brought up to date).
-pub(crate) fn check_read_only(conn: &Connection) -> Result<(), Error> {
-    let has_table: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hpo_schema_migrations'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let applied = if has_table.is_some() { applied_version(conn)? } else { 0 };
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if applied < known {
-        return Err(Error::OlderSchemaReadOnly { found: applied, known });
+/// Makes a database opened read-only readable by hpo without writing a byte to it:
+/// checks that no newer hpo or other Optuna schema wrote it, then gives each hpo
+/// table that its missing migrations would have made an empty stand-in in the
+/// connection's own temporary schema (a database Optuna wrote has none of hpo's
+/// tables: no curves besides Optuna's, no study file, no verdicts).
+pub(crate) fn prepare_read_only(conn: &Connection) -> Result<(), Error> {
+    let has_table = |name: &str| -> Result<bool, Error> {
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    };
+    let applied = if has_table("hpo_schema_migrations")? { applied_version(conn)? } else { 0 };
+    for (_, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+        for statement in sql.split(';') {
+            let Some((name, body)) = hpo_table(statement) else { continue };
+            if !has_table(&name)? {
+                conn.execute_batch(&format!("CREATE TEMP TABLE {name} {body}"))?;
+            }
+        }
     }
     Ok(())
+}
+
+/// An hpo table's name and column list from its `CREATE TABLE hpo_... (...)`
+/// statement, without references to other tables (a temporary table cannot point
+/// into the database file).
+fn hpo_table(statement: &str) -> Option<(String, String)> {
+    let code: String = statement
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = code.find("CREATE TABLE ")? + "CREATE TABLE ".len();
+    let rest = &code[start..];
+    let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let name = rest[..name_len].to_owned();
+    if !name.starts_with("hpo_") {
+        return None;
+    }
+    let mut body = rest[name_len..].trim().to_owned();
+    while let Some(at) = body.find(" REFERENCES ") {
+        let end = body[at..].find(')').map_or(body.len(), |it| at + it + 1);
+        body.replace_range(at..end, "");
+    }
+    Some((name, body))
 }
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), Error> {
@@ -96,4 +130,27 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), Error> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hpo_tables_are_found_in_the_migrations_without_references() {
+        let tables: Vec<(String, String)> = MIGRATIONS
+            .iter()
+            .flat_map(|(_, _, sql)| sql.split(';').filter_map(hpo_table).collect::<Vec<_>>())
+            .collect();
+        let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["hpo_study_files", "hpo_trial_metrics", "hpo_pruner_verdicts"]);
+        for (name, body) in &tables {
+            assert!(body.starts_with('(') && !body.contains("REFERENCES"), "{name}: {body}");
+        }
+        // Each stand-in is valid SQL.
+        let conn = Connection::open_in_memory().unwrap();
+        for (name, body) in &tables {
+            conn.execute_batch(&format!("CREATE TEMP TABLE {name} {body}")).unwrap();
+        }
+    }
 }

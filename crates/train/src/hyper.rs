@@ -171,6 +171,29 @@ pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
         let Some(knob) = find(name) else { return Err(spec.error_at(&key, unknown(name))) };
         check_value(knob, value).map_err(|msg| spec.error_at(&key, msg))?;
     }
+    check_metrics(spec, candle)
+}
+
+/// Refuses a study metric (or early-stopping monitor) that the model never
+/// reports: every trial would fail for want of it.
+fn check_metrics(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
+    let reported = crate::trainer::metric_names(&candle.model);
+    let mut watched = vec![("study.metric", "metric", spec.metric.as_str())];
+    if let Some(early) = &spec.early_stopping {
+        watched.push(("early_stopping.monitor", "monitor", early.monitor.as_str()));
+    }
+    for (key, what, name) in watched {
+        if !reported.contains(&name) {
+            return Err(spec.error_at(
+                key,
+                format!(
+                    "the {} model never reports `{name}`, so no trial could be scored; set `{what}` to one of the metrics it reports: {}",
+                    candle.model,
+                    reported.join(", ")
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -431,3 +431,67 @@ fn patience_turns_a_rule_prune_into_a_continue_that_says_why() {
     let kept = verdict(&patient, 9, &[(1, 5.0), (2, 4.0), (3, 3.0)], &[]).unwrap();
     assert_eq!(kept, Verdict::keep("improved from 5 to 3 in the last 2 steps".into()));
 }
+
+/// `needs_others` says false only at steps where the verdict does not depend on
+/// the other trials: the study loop then skips reading them, so a step between
+/// rungs costs nothing however many trials the study has.
+#[test]
+fn needs_others_is_false_only_where_others_do_not_matter() {
+    let pruners = [
+        median(0, 0),
+        Pruner {
+            kind: PrunerKind::Percentile {
+                percentile: 25.0,
+                startup_trials: 0,
+                warmup_steps: 3,
+                interval: 4,
+            },
+            patience: None,
+        },
+        Pruner {
+            kind: PrunerKind::Asha {
+                min_resource: 1,
+                reduction_factor: 3,
+                min_early_stopping_rate: 0,
+            },
+            patience: None,
+        },
+        Pruner {
+            kind: PrunerKind::Asha {
+                min_resource: 2,
+                reduction_factor: 2,
+                min_early_stopping_rate: 1,
+            },
+            patience: None,
+        },
+        Pruner {
+            kind: PrunerKind::Hyperband { min_resource: 1, max_resource: 27, reduction_factor: 3 },
+            patience: Some((2, 0.0)),
+        },
+    ];
+    // Peers strictly better than any trial below, at every step: they change every
+    // verdict that looks at them.
+    let peers: Vec<FrozenTrial> = (0..12u64)
+        .map(|n| {
+            let points: Vec<(u64, f64)> = (1..=40).map(|s| (s, -100.0 - n as f64)).collect();
+            other(n, TrialState::Complete, &points)
+        })
+        .collect();
+    for pruner in &pruners {
+        for (every, number) in [(1u64, 12u64), (3, 13), (5, 14), (1, 15), (1, 16)] {
+            let mut points = BTreeMap::new();
+            let mut n_needed = 0;
+            for step in (1..=40).filter(|s| s % every == 0) {
+                points.insert(step, 5.0 - step as f64 * 0.01);
+                let alone = pruner.judge(Direction::Minimize, number, &points, step, &[]);
+                let with = pruner.judge(Direction::Minimize, number, &points, step, &peers);
+                if pruner.needs_others(&points, step) {
+                    n_needed += 1;
+                } else {
+                    assert_eq!(alone, with, "{pruner:?} at step {step} (every {every})");
+                }
+            }
+            assert!(n_needed > 0, "{pruner:?}: never needs the others");
+        }
+    }
+}

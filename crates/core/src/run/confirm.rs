@@ -3,11 +3,15 @@
 //! A study's best trial won a selection among many noisy trainings, so its value is
 //! optimistic (the winner's curse). Training its configuration again with other seeds
 //! tells how much of that value was the configuration and how much the seed. Each
-//! confirm run is an ordinary trial of the study, run by the same `run_trial` as
-//! `run_study`'s (curves, best step, early stopping, Ctrl-C), that carries
-//! `attr::CONFIRM_OF` = the original's number. So it does not count toward the
-//! budget, the pruner never stops it (`should_prune`), and its own trial number gives
-//! it a new training seed (training seeds are a function of study seed and number).
+//! confirm run is an ordinary trial, run by the same `run_trial` as `run_study`'s
+//! (curves, best step, early stopping, Ctrl-C), that carries `attr::CONFIRM_OF` =
+//! the original's number, in a study of its own beside the searched one
+//! ([`confirm_study_name`]: `NAME:confirm`, linked both ways by study user
+//! attributes). So Optuna's tools (`best_trial`, importance, optuna-dashboard) see
+//! only search trials in the study, the budget never counts a confirm run, the
+//! pruner never stops one (`should_prune`), and each gets a training seed of its own
+//! (a function of study seed, confirm-run flag and number). Confirm runs that older
+//! versions stored in the study itself still count.
 //!
 //! The store says what is done, so `confirm` resumes: an original's Complete confirm
 //! runs (and those another worker is still running) count toward `seeds`; failed
@@ -20,8 +24,8 @@ use crate::run::{
     Event, Host, Placement, TrialEnd, best_trial, open_study, params_of, recover_orphans, run_trial,
 };
 use crate::spec::StudySpec;
-use crate::storage::Storage;
-use crate::study::{Direction, Study, StudyId};
+use crate::storage::{NewStudy, Storage};
+use crate::study::{Direction, Study, StudyId, confirm_study_name, study_attr};
 use crate::trial::{AttrValue, FrozenTrial, TrialState, attr};
 
 /// Which trials `confirm` trains again, and how often.
@@ -97,12 +101,14 @@ pub fn confirm(
         return Err(Error::StudyNotFound(spec.name.clone()));
     }
     let study = open_study(storage, spec)?;
+    let runs_study = open_confirm_study(storage, &study)?;
     recover_orphans(storage, study.id, host, 0)?;
+    recover_orphans(storage, runs_study.id, host, 0)?;
     let trials = storage.trials(study.id, None)?;
+    let runs = confirm_runs(storage, &study)?;
     let originals = top_trials(&trials, spec.direction, config.top);
     let n_confirms = |number: u64| {
-        trials
-            .iter()
+        runs.iter()
             .filter(|t| t.confirm_of() == Some(number))
             .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Running))
             .count()
@@ -113,13 +119,15 @@ pub fn confirm(
     let owner = host.owner();
     let mut n_finished = 0;
     let mut interrupted = false;
+    // Confirm runs are not candidates: the study's best stays what it was.
+    let best = best_trial(&trials, spec.direction);
     'originals: for original in &originals {
         for _ in n_confirms(original.number)..config.seeds {
             if host.interrupted() {
                 interrupted = true;
                 break 'originals;
             }
-            let Some(trial) = start_confirm_run(storage, study.id, original, &owner)? else {
+            let Some(trial) = start_confirm_run(storage, runs_study.id, original, &owner)? else {
                 // Storages create a trial whenever no budget is given.
                 tracing::error!("the storage refused to create a trial without a budget");
                 break 'originals;
@@ -127,14 +135,10 @@ pub fn confirm(
             n_counted += 1;
             host.event(Event::Started { trial: &trial, budget: Some(wanted), n_counted });
             let end =
-                run_trial(storage, study.id, spec, objective, host, &trial, Placement::ALONE)?;
+                run_trial(storage, runs_study.id, spec, objective, host, &trial, Placement::ALONE)?;
             let cut_short = end == TrialEnd::Interrupted;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
-            let best = best_trial(
-                &storage.trials(study.id, Some(&[TrialState::Complete]))?,
-                spec.direction,
-            );
             host.event(Event::Finished { trial: &finished, best: best.as_ref() });
             if cut_short {
                 interrupted = true;
@@ -142,7 +146,10 @@ pub fn confirm(
             }
         }
     }
-    let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
+    let complete: Vec<FrozenTrial> = confirm_runs(storage, &study)?
+        .into_iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .collect();
     let trials = originals
         .into_iter()
         .map(|original| {
@@ -155,6 +162,50 @@ pub fn confirm(
         })
         .collect();
     Ok(ConfirmSummary { study, n_finished, interrupted, trials })
+}
+
+/// Every confirm run of `study`: those in its confirm study (`NAME:confirm`), after
+/// any that an older version stored in the study itself. Empty when it has none.
+pub fn confirm_runs(storage: &dyn Storage, study: &Study) -> Result<Vec<FrozenTrial>> {
+    let mut runs: Vec<FrozenTrial> =
+        storage.trials(study.id, None)?.into_iter().filter(|t| t.confirm_of().is_some()).collect();
+    if let Some(runs_study) = storage.find_study(&confirm_study_name(&study.name))? {
+        runs.extend(
+            storage.trials(runs_study.id, None)?.into_iter().filter(|t| t.confirm_of().is_some()),
+        );
+    }
+    Ok(runs)
+}
+
+/// The study of `study`'s confirm runs, created (and linked both ways by study user
+/// attributes) the first time.
+fn open_confirm_study(storage: &dyn Storage, study: &Study) -> Result<Study> {
+    let name = confirm_study_name(&study.name);
+    let runs_study = match storage.find_study(&name)? {
+        Some(found) => found,
+        None => {
+            let new = NewStudy {
+                name: name.clone(),
+                direction: study.direction,
+                metric: study.metric.clone(),
+                spec_text: None,
+                queued: Vec::new(),
+            };
+            match storage.create_study(&new) {
+                // Another process made it first.
+                Ok(_) | Err(Error::StudyExists(_)) => {}
+                Err(err) => return Err(err),
+            }
+            storage.find_study(&name)?.ok_or_else(|| Error::StudyNotFound(name.clone()))?
+        }
+    };
+    storage.set_study_user_attr(study.id, study_attr::CONFIRM_STUDY, &AttrValue::Str(name))?;
+    storage.set_study_user_attr(
+        runs_study.id,
+        study_attr::CONFIRMS,
+        &AttrValue::Str(study.name.clone()),
+    )?;
+    Ok(runs_study)
 }
 
 /// The `top` best Complete trials that are not confirm runs, best first (the lower

@@ -17,7 +17,7 @@
 mod confirm;
 pub mod external;
 
-pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm};
+pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs};
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -128,6 +128,8 @@ pub struct RunSummary {
     pub end: RunEnd,
     /// Trials this run finished.
     pub n_finished: usize,
+    /// Of those, the ones that failed (not counting interrupted ones), by reason.
+    pub failures: BTreeMap<String, usize>,
     /// The study's best Complete trial over every run so far, if any.
     pub best: Option<FrozenTrial>,
 }
@@ -147,6 +149,7 @@ pub struct RunConfig {
 /// stored one has the same space, metric and direction.
 pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
     if let Some(study) = storage.find_study(&spec.name)? {
+        let study = study.single_objective()?;
         return check_compatible(study, spec);
     }
     let queued = match spec.sampler {
@@ -307,8 +310,9 @@ enum Requeue {
 
 /// Fails a trial whose run was cut short (it gives its budget slot back) and queues
 /// it again as `requeue` says; `attr::RETRY_OF` links a retry to the first attempt.
-/// Only the caller that finishes the trial queues it, so two workers recovering the
-/// same trial queue it once. Returns whether it was queued.
+/// Failing and queuing are one storage change, and only the caller that finishes
+/// the trial queues it: two workers recovering the same trial queue it once, and a
+/// worker killed in the middle loses no retry. Returns whether it was queued.
 fn fail_interrupted(
     storage: &dyn Storage,
     study: StudyId,
@@ -322,7 +326,6 @@ fn fail_interrupted(
         attr::FAIL_REASON,
         &AttrValue::Str(reason.to_owned()),
     )?;
-    storage.finish_trial(trial.id, TrialState::Fail, None)?;
     let grid_point = trial
         .system_attrs
         .get(attr::GRID_POINT)
@@ -336,18 +339,26 @@ fn fail_interrupted(
         }
         Requeue::UpToRetries(_) if grid_point.is_some() => grid_point.into_iter().collect(),
         Requeue::UpToRetries(max_retries) => {
-            if max_retries == 0 || trial.params.is_empty() || trial.confirm_of().is_some() {
-                return Ok(false);
-            }
-            let n_retries =
-                storage.trials(study, None)?.iter().filter(|t| t.retry_of() == Some(first)).count();
-            if n_retries >= max_retries {
+            let n_retries = || -> Result<usize> {
+                Ok(storage
+                    .trials(study, None)?
+                    .iter()
+                    .filter(|t| t.retry_of() == Some(first))
+                    .count())
+            };
+            if max_retries == 0
+                || trial.params.is_empty()
+                || trial.confirm_of().is_some()
+                || n_retries()? >= max_retries
+            {
+                storage.fail_and_enqueue(trial.id, study, None)?;
                 return Ok(false);
             }
             vec![retry_of]
         }
     };
-    storage.enqueue_trial(study, &NewTrial { params: params_of(trial), system_attrs })?;
+    let retry = NewTrial { params: params_of(trial), system_attrs };
+    storage.fail_and_enqueue(trial.id, study, Some(&retry))?;
     Ok(true)
 }
 
@@ -441,6 +452,11 @@ pub fn run_study(
         device_load: std::sync::Mutex::new(device_load),
         last_recovery: std::sync::Mutex::new(None),
         workers: slots.len(),
+        best: std::sync::Mutex::new(best_trial(
+            &storage.trials(study.id, Some(&[TrialState::Complete]))?,
+            spec.direction,
+        )),
+        failures: std::sync::Mutex::new(BTreeMap::new()),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
@@ -475,7 +491,8 @@ pub fn run_study(
     }
     let best =
         best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
-    Ok(RunSummary { study, end, n_finished, best })
+    let failures = worker.failures.into_inner().unwrap_or_else(|it| it.into_inner());
+    Ok(RunSummary { study, end, n_finished, failures, best })
 }
 
 /// One of the threads of `run_study`: asks, runs and tells trials until the budget,
@@ -500,7 +517,17 @@ struct Worker<'a> {
     last_recovery: std::sync::Mutex<Option<Duration>>,
     /// Workers of this run (trials at once in this process).
     workers: usize,
+    /// The best Complete trial this process knows of: the store's when the run
+    /// started, then each trial its workers finish, so telling it costs the same
+    /// at trial 10 and at trial 10,000. (Trials other processes finish meanwhile
+    /// show up in the summary, which reads the store.)
+    best: std::sync::Mutex<Option<FrozenTrial>>,
+    /// Trials this run finished as failed (not interrupted), by reason.
+    failures: std::sync::Mutex<BTreeMap<String, usize>>,
 }
+
+/// Mixed into the study seed for confirm runs' training seeds.
+const CONFIRM_SEED_SALT: u64 = 0xc0f1_4a5e_ed00;
 
 /// How often running workers look for trials that dead workers left Running.
 const ORPHAN_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -575,8 +602,7 @@ impl Worker<'_> {
             else {
                 return Ok((n_finished, RunEnd::BudgetMet));
             };
-            let n_counted =
-                storage.trials(study.id, None)?.iter().filter(|t| t.counts_toward_budget()).count();
+            let n_counted = storage.count_toward_budget(study.id)?;
             host.event(Event::Started { trial: &trial, budget: self.budget, n_counted });
             // Leaves the device to the other workers there, if there are any: decided
             // under the lock, so the last worker on a device never leaves it.
@@ -594,8 +620,19 @@ impl Worker<'_> {
             let end = run_trial(storage, study.id, spec, self.objective, host, &trial, placement)?;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
-            let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
-            let best = best_trial(&complete, spec.direction);
+            if finished.state == TrialState::Fail && end == TrialEnd::Finished {
+                let reason = finished.fail_reason().unwrap_or("no reason recorded").to_owned();
+                let mut failures = self.failures.lock().unwrap_or_else(|it| it.into_inner());
+                *failures.entry(reason).or_default() += 1;
+            }
+            let best = {
+                let mut best = self.best.lock().unwrap_or_else(|it| it.into_inner());
+                let mut candidates: Vec<FrozenTrial> =
+                    best.iter().cloned().chain(std::iter::once(finished.clone())).collect();
+                candidates.sort_by_key(|t| t.number);
+                *best = best_trial(&candidates, spec.direction);
+                best.clone()
+            };
             host.event(Event::Finished { trial: &finished, best: best.as_ref() });
             match end {
                 TrialEnd::Finished => {}
@@ -647,7 +684,7 @@ pub fn should_prune(
     }
     let others = if spec.pruner.needs_others(curve, step) {
         let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
-        let mut all = storage.trials(study, Some(&states))?;
+        let mut all = storage.trials_at_step(study, &states, step)?;
         all.retain(|t| t.id != trial.id);
         all
     } else {
@@ -737,7 +774,13 @@ pub(crate) fn run_trial(
     let ctx = TrialContext {
         number: trial.number,
         params: &trial.params,
-        seed: sampler::trial_rng(spec.seed ^ 0x5eed, trial.number).next_u64_value(),
+        // Confirm runs are numbered in a study of their own: they draw from another
+        // stream, so none repeats a search trial's seed.
+        seed: sampler::trial_rng(
+            spec.seed ^ if trial.confirm_of().is_some() { CONFIRM_SEED_SALT } else { 0x5eed },
+            trial.number,
+        )
+        .next_u64_value(),
         metric: &spec.metric,
         direction: spec.direction,
         device: placement.device,

@@ -448,6 +448,37 @@ fn confirm_config(top: usize, seeds: usize) -> ConfirmConfig {
     ConfirmConfig { top, seeds }
 }
 
+/// Trains the k-th trial it runs (search trials and confirm runs alike, which are
+/// numbered in studies of their own) on the k-th curve; the last one after that.
+struct InOrder(Vec<Vec<f64>>, std::sync::Mutex<usize>);
+
+impl InOrder {
+    fn new(curves: Vec<Vec<f64>>) -> InOrder {
+        InOrder(curves, std::sync::Mutex::new(0))
+    }
+}
+
+impl Objective for InOrder {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        let mut next = self.1.lock().unwrap();
+        let curve = self.0[(*next).min(self.0.len() - 1)].clone();
+        *next += 1;
+        drop(next);
+        Curve(curve).run(ctx, reporter)
+    }
+}
+
+/// The study's trials, then its confirm runs (kept in `NAME:confirm`).
+fn with_confirm_runs(storage: &dyn Storage, study: &Study) -> Vec<FrozenTrial> {
+    let mut all = storage.trials(study.id, None).unwrap();
+    all.extend(crate::run::confirm_runs(storage, study).unwrap());
+    all
+}
+
 #[test]
 fn confirm_trains_the_top_configurations_again_outside_the_budget() {
     let storage = InMemoryStorage::default();
@@ -462,11 +493,17 @@ fn confirm_trains_the_top_configurations_again_outside_the_budget() {
     assert_eq!((confirmed.n_finished, confirmed.interrupted), (4, false));
     let originals: Vec<u64> = confirmed.trials.iter().map(|c| c.original.number).collect();
     assert_eq!(originals, [ranked[0].number, ranked[1].number], "best first");
-    let trials = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(storage.trials(summary.study.id, None).unwrap().len(), 4, "confirm runs apart");
+    let runs_study = storage.find_study("t:confirm").unwrap().expect("the confirm study");
+    let attrs = storage.study_user_attrs(summary.study.id).unwrap();
+    assert_eq!(attrs[crate::study::study_attr::CONFIRM_STUDY], AttrValue::Str("t:confirm".into()));
+    let attrs = storage.study_user_attrs(runs_study.id).unwrap();
+    assert_eq!(attrs[crate::study::study_attr::CONFIRMS], AttrValue::Str("t".into()));
+    let trials = with_confirm_runs(&storage, &summary.study);
     assert_eq!(trials.len(), 8);
     for (idx, trial) in trials[4..].iter().enumerate() {
         let original = &trials[originals[idx / 2] as usize];
-        assert_eq!((trial.number, trial.confirm_of()), (4 + idx as u64, Some(original.number)));
+        assert_eq!((trial.number, trial.confirm_of()), (idx as u64, Some(original.number)));
         assert_eq!(
             (&trial.params, &trial.distributions),
             (&original.params, &original.distributions)
@@ -483,12 +520,13 @@ fn confirm_trains_the_top_configurations_again_outside_the_budget() {
     assert_eq!(mean, (best.values()[0] + best.values()[1]) / 2.0);
     assert!((best.std().unwrap() - (best.values()[0] - mean).abs() * 2f64.sqrt()).abs() < 1e-12);
     let log = host.log.lock().unwrap().clone();
-    assert!(log.contains(&"started 4".to_owned()) && log.contains(&"finished 7 complete".into()));
+    // The confirm runs are trials 0 to 3 of `t:confirm`.
+    assert!(log.contains(&"started 3".to_owned()) && log.contains(&"finished 3 complete".into()));
 
     // The budget of 6 still gets 6 real trials: the confirm runs took none of it.
     let resumed = run_study(&storage, &spec, &SeedNoise, &host, NO_OVERRIDES).unwrap();
     assert_eq!(resumed.n_finished, 2);
-    let trials = storage.trials(summary.study.id, None).unwrap();
+    let trials = with_confirm_runs(&storage, &summary.study);
     assert_eq!(trials.iter().filter(|t| t.counts_toward_budget()).count(), 6);
     assert_eq!(trials.iter().filter(|t| t.confirm_of().is_some()).count(), 4);
 }
@@ -503,7 +541,7 @@ fn confirm_again_adds_only_what_is_missing() {
     let again = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
     assert_eq!(again.n_finished, 0);
     assert!(again.trials.iter().all(|c| c.confirms.len() == 2));
-    assert_eq!(storage.trials(study.id, None).unwrap().len(), 7);
+    assert_eq!(with_confirm_runs(&storage, &study).len(), 7);
     let more = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(3, 3)).unwrap();
     assert_eq!(more.n_finished, 2 + 3, "one more for each of two, three for the third");
     assert!(more.trials.iter().all(|c| c.confirms.len() == 3));
@@ -515,14 +553,14 @@ fn confirm_runs_are_never_ranked_among_the_originals() {
     let spec = spec("random", "trials = 3", BRANIN);
     let host = TestHost::new();
     // Trials 0 to 2 are originals; every later trial (a confirm run) beats them all.
-    let objective = Curves(vec![vec![5.0], vec![3.0], vec![4.0], vec![0.1]]);
+    let objective = InOrder::new(vec![vec![5.0], vec![3.0], vec![4.0], vec![0.1]]);
     let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
     confirm(&storage, &spec, &objective, &host, confirm_config(2, 1)).unwrap();
     let summary = confirm(&storage, &spec, &objective, &host, confirm_config(2, 2)).unwrap();
     let originals: Vec<u64> = summary.trials.iter().map(|c| c.original.number).collect();
     assert_eq!(originals, [1, 2]);
     let confirm_of: Vec<Option<u64>> =
-        storage.trials(study.id, None).unwrap().iter().map(|t| t.confirm_of()).collect();
+        with_confirm_runs(&storage, &study).iter().map(|t| t.confirm_of()).collect();
     assert_eq!(confirm_of, [None, None, None, Some(1), Some(2), Some(1), Some(2)]);
 }
 
@@ -531,8 +569,8 @@ fn a_failed_confirm_run_is_run_again_by_the_next_confirm() {
     let storage = InMemoryStorage::default();
     let spec = spec("random", "trials = 2", BRANIN);
     let host = TestHost::new();
-    // Trial 2, the first confirm run, fails with a NaN loss.
-    let objective = Curves(vec![vec![2.0], vec![1.0], vec![f64::NAN], vec![1.5]]);
+    // The third run, the first confirm run, fails with a NaN loss.
+    let objective = InOrder::new(vec![vec![2.0], vec![1.0], vec![f64::NAN], vec![1.5]]);
     let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
     let first = confirm(&storage, &spec, &objective, &host, confirm_config(1, 2)).unwrap();
     assert_eq!(first.n_finished, 2);
@@ -541,7 +579,7 @@ fn a_failed_confirm_run_is_run_again_by_the_next_confirm() {
     assert_eq!(second.n_finished, 1);
     assert_eq!(second.trials[0].values(), [1.5, 1.5]);
     let states: Vec<TrialState> =
-        storage.trials(study.id, None).unwrap().iter().map(|t| t.state).collect();
+        with_confirm_runs(&storage, &study).iter().map(|t| t.state).collect();
     assert_eq!(states[2..], [TrialState::Fail, TrialState::Complete, TrialState::Complete]);
 }
 
@@ -565,10 +603,10 @@ fn the_pruner_lets_confirm_runs_finish_and_early_stopping_still_applies() {
     });
     let host = TestHost::new();
     // The confirm run starts above the threshold, then stops improving.
-    let objective = Curves(vec![vec![3.0, 2.0], vec![7.0, 1.0, 1.5, 0.5]]);
+    let objective = InOrder::new(vec![vec![3.0, 2.0], vec![7.0, 1.0, 1.5, 0.5]]);
     let study = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap().study;
     confirm(&storage, &spec, &objective, &host, confirm_config(1, 1)).unwrap();
-    let trial = storage.trials(study.id, None).unwrap().remove(1);
+    let trial = with_confirm_runs(&storage, &study).remove(1);
     assert_eq!((trial.state, trial.value), (TrialState::Complete, Some(1.0)));
     assert_eq!(trial.system_attrs.get(attr::PRUNE_REASON), None);
     assert_eq!(
@@ -587,7 +625,7 @@ fn an_interrupted_confirm_stops_and_the_next_one_finishes_it() {
     host.interrupt_at_step = Some(3);
     let cut = confirm(&storage, &spec, &SeedNoise, &host, confirm_config(2, 2)).unwrap();
     assert_eq!((cut.n_finished, cut.interrupted), (2, true));
-    let trials = storage.trials(study.id, None).unwrap();
+    let trials = with_confirm_runs(&storage, &study);
     assert_eq!(trials.len(), 4);
     assert_eq!(trials[3].fail_reason(), Some("interrupted (Ctrl-C)"));
     let rest =

@@ -944,7 +944,12 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
 
     let early_stopping = match raw.early_stopping {
         None => None,
-        Some(it) => Some(validate_early_stopping(ctx, it, &metric, direction)?),
+        Some(it) => {
+            if let Some(monitor) = &it.get_ref().monitor {
+                locate("early_stopping.monitor", monitor.span());
+            }
+            Some(validate_early_stopping(ctx, it, &metric, direction)?)
+        }
     };
 
     Ok(StudySpec {

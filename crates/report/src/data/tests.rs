@@ -43,7 +43,7 @@ fn history_marks_pruned_and_steps_best_so_far() {
 
 #[test]
 fn leaderboard_rows_carry_pairs_gap_and_ending() {
-    let rows = leaderboard(&toy());
+    let rows = leaderboard(&toy(), None);
     assert_eq!(rows.len(), 4);
     let first = &rows[0];
     check(
@@ -112,9 +112,9 @@ fn categorical_trends_are_means_per_choice() {
 fn heat_map_bins_the_two_most_important_regularizers_or_parameters() {
     let record = toy();
     let importance = vec![
-        Importance { param: "lr".into(), score: 0.6 },
-        Importance { param: "dropout".into(), score: 0.3 },
-        Importance { param: "norm".into(), score: 0.1 },
+        Importance { param: "lr".into(), score: 0.6, interval: None },
+        Importance { param: "dropout".into(), score: 0.3, interval: None },
+        Importance { param: "norm".into(), score: 0.1, interval: None },
     ];
     let heat = heat_map(&record, &importance).expect("two parameters");
     // Only one regularizer (dropout), so the two most important parameters are used.
@@ -131,9 +131,9 @@ fn parallel_coordinates_put_the_best_last_with_positions_in_unit_range() {
         parallel.axes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
         expect![[r#"["dropout", "lr", "norm", "val_loss"]"#]],
     );
-    let (positions, value) = parallel.lines.last().expect("lines");
-    assert_eq!(*value, 0.5);
-    check(positions, expect!["[Some(0.6), Some(0.433676665221327), Some(0.0), Some(0.0)]"]);
+    let line = parallel.lines.last().expect("lines");
+    assert_eq!((line.value, line.rank), (0.5, 1));
+    check(&line.positions, expect!["[Some(0.6), Some(0.433676665221327), Some(0.0), Some(0.0)]"]);
     assert_eq!(parallel.n_left_out, 0);
 }
 

@@ -563,19 +563,37 @@ impl Trainer {
         }
     }
 
-    /// Mean cross-entropy (no smoothing) and accuracy in evaluation mode.
+    /// Mean cross-entropy (no smoothing) and accuracy of `model` on a split, in
+    /// evaluation mode.
     fn evaluate(
         &self,
         model: &dyn Model,
         plan: &Plan,
         part: Part,
     ) -> candle_core::Result<(f64, f64)> {
-        // Sums stay on the device until the end: reading a GPU value waits for the
-        // device, and a read per chunk would leave it idle between chunks. Losses
-        // add up in f64, as they did on the host (the same values to the bit).
-        let mut loss_sum: Option<Tensor> = None;
-        let mut correct_sum: Option<Tensor> = None;
-        let mut count = 0.0;
+        let sums = self.evaluation_sums(model, plan, part)?;
+        let read = |sum: Option<Tensor>| -> candle_core::Result<f64> {
+            sum.map_or(Ok(0.0), |it| it.to_dtype(DType::F64)?.to_scalar::<f64>())
+        };
+        let count = sums.count.max(1.0);
+        Ok((read(sums.loss)? / count, read(sums.correct)? / count))
+    }
+
+    /// The summed loss and hits of `model` over a split, chunk by chunk. The sums
+    /// stay on the device until the end: reading a GPU value waits for the device,
+    /// and a read per chunk would leave it idle between chunks. Losses add up in
+    /// f64, as they did on the host (the same values to the bit).
+    ///
+    /// Each chunk's logits are detached before anything is added up: the sums
+    /// then hold no backward graph, so each chunk's activations are freed when the
+    /// next chunk starts, and evaluating a split takes the memory of one chunk.
+    fn evaluation_sums(
+        &self,
+        model: &dyn Model,
+        plan: &Plan,
+        part: Part,
+    ) -> candle_core::Result<EvaluationSums> {
+        let mut sums = EvaluationSums { loss: None, correct: None, count: 0.0 };
         let add = |sum: &mut Option<Tensor>, x: Tensor| -> candle_core::Result<()> {
             *sum = Some(match sum.take() {
                 Some(total) => (total + x)?,
@@ -599,11 +617,11 @@ impl Trainer {
                     let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let xs = split.features.narrow(0, start, len)?;
                     let ys = split.labels.narrow(0, start, len)?;
-                    let logits = model.forward(&xs, &mut Mode::Eval)?;
+                    let logits = model.forward(&xs, &mut Mode::Eval)?.detach();
                     let loss = fused::cross_entropy(&logits, &ys, 0.0)?.to_dtype(DType::F64)?;
-                    add(&mut loss_sum, (loss * len as f64)?)?;
-                    add(&mut correct_sum, hits(&logits, &ys)?)?;
-                    count += len as f64;
+                    add(&mut sums.loss, (loss * len as f64)?)?;
+                    add(&mut sums.correct, hits(&logits, &ys)?)?;
+                    sums.count += len as f64;
                     start += len;
                 }
             }
@@ -620,20 +638,59 @@ impl Trainer {
                 for chunk in starts.chunks(*batch_size) {
                     let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let (xs, ys) = windows(tokens, chunk, *context, &self.device)?;
-                    let logits = model.forward(&xs, &mut Mode::Eval)?;
+                    let logits = model.forward(&xs, &mut Mode::Eval)?.detach();
                     let n = ys.elem_count() as f64;
-                    add(&mut loss_sum, (lm_loss(&logits, &ys)?.to_dtype(DType::F64)? * n)?)?;
-                    add(&mut correct_sum, hits(&logits, &ys)?)?;
-                    count += n;
+                    add(&mut sums.loss, (lm_loss(&logits, &ys)?.to_dtype(DType::F64)? * n)?)?;
+                    add(&mut sums.correct, hits(&logits, &ys)?)?;
+                    sums.count += n;
                 }
             }
             _ => candle_core::bail!("the plan does not match the data"),
         }
-        let read = |sum: Option<Tensor>| -> candle_core::Result<f64> {
-            sum.map_or(Ok(0.0), |it| it.to_dtype(DType::F64)?.to_scalar::<f64>())
-        };
-        Ok((read(loss_sum)? / count.max(1.0), read(correct_sum)? / count.max(1.0)))
+        Ok(sums)
     }
+}
+
+/// The metrics a model reports after every epoch (the study metric and an
+/// early-stopping monitor must be one of them).
+pub fn metric_names(model: &str) -> &'static [&'static str] {
+    const SHARED: [&str; 7] = [
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "generalization_gap",
+        "lr",
+        "epoch_seconds",
+    ];
+    const CLASSIFIER: [&str; 8] = concat_names(SHARED, ["samples_per_second"]);
+    const LANGUAGE_MODEL: [&str; 10] =
+        concat_names(SHARED, ["tokens_per_second", "val_bits_per_char", "val_perplexity"]);
+    if model == "transformer" { &LANGUAGE_MODEL } else { &CLASSIFIER }
+}
+
+const fn concat_names<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
+
+/// A split's summed loss and hits, on the device, with the number of predictions.
+struct EvaluationSums {
+    loss: Option<Tensor>,
+    correct: Option<Tensor>,
+    count: f64,
 }
 
 /// How many of `logits`' predictions (argmax of the last dim) equal `targets`, as

@@ -88,6 +88,11 @@ fn an_mlp_learns_digits_and_reports_honest_metrics() {
     let output = output.unwrap();
     assert_eq!(collect.steps.len(), 8);
     let (first, last) = (&collect.steps[0].1, &collect.steps[7].1);
+    let mut names: Vec<&str> = last.iter().map(|(n, _)| n.as_str()).collect();
+    let mut declared = metric_names("mlp").to_vec();
+    names.sort_unstable();
+    declared.sort_unstable();
+    assert_eq!(names, declared, "metric_names must list what the trainer reports");
     assert!(metric(last, "train_loss") < metric(first, "train_loss"));
     assert!(metric(last, "val_accuracy") > 0.93, "{}", metric(last, "val_accuracy"));
     let gap = metric(last, "val_loss") - metric(last, "train_loss");
@@ -138,6 +143,11 @@ fn the_transformer_learns_text_and_reports_bits_per_char() {
     };
     let mut collect = Collect { steps: Vec::new(), stop_after: None };
     objective.run(&ctx, &mut collect).unwrap();
+    let mut names: Vec<&str> = collect.steps[0].1.iter().map(|(n, _)| n.as_str()).collect();
+    let mut declared = metric_names("transformer").to_vec();
+    names.sort_unstable();
+    declared.sort_unstable();
+    assert_eq!(names, declared, "metric_names must list what the trainer reports");
     let (first, last) = (&collect.steps[0].1, &collect.steps[2].1);
     assert!(metric(last, "val_loss") < metric(first, "val_loss"));
     // A periodic text is nearly deterministic: far under log2(5) bits per char.
@@ -367,6 +377,44 @@ fn assert_every_parameter_receives_a_gradient(device: &Device, precision: Precis
                 "{name}: zero gradient for parameter {idx} {:?}",
                 param.var.shape()
             );
+        }
+    }
+}
+
+/// Evaluation builds no backward graph: its sums track no op, so each chunk's
+/// activations are freed before the next chunk (with a graph, a split's whole
+/// forward pass stayed alive until the sums were read: 24 GB for fashion-mnist's
+/// training split on the CPU).
+#[test]
+fn evaluation_sums_hold_no_backward_graph() {
+    for (model, extra) in [
+        ("mlp", vec![("hidden", ParamValue::Int(16))]),
+        ("cnn", vec![("channels", ParamValue::Int(4))]),
+    ] {
+        let spec = CandleSpec {
+            model: model.into(),
+            dataset: DatasetSpec::Named(String::new()),
+            max_epochs: 1,
+            device: "cpu".into(),
+            devices: Vec::new(),
+            trials_per_device: 1,
+            auto_trials_per_device: false,
+            fixed: Params::new(),
+        };
+        let trainer = Trainer::new(spec, load(&digits()).unwrap(), Device::Cpu).unwrap();
+        let p = params(&extra);
+        let fixed = Params::new();
+        let h = Resolved::new(model, &p, &fixed);
+        let mut rng = StdRng::seed_from_u64(0);
+        let built = trainer.build_model(&h, &mut rng).unwrap();
+        assert!(built.params().iter().any(|it| it.var.as_tensor().track_op()), "{model}");
+        let plan = Plan::new(&trainer.data, &h);
+        for part in [Part::Train, Part::Val, Part::Test] {
+            let sums = trainer.evaluation_sums(built.as_ref(), &plan, part).unwrap();
+            assert!(sums.count > 0.0);
+            for sum in [sums.loss.unwrap(), sums.correct.unwrap()] {
+                assert!(!sum.track_op(), "{model}: an evaluation sum tracks its forward graph");
+            }
         }
     }
 }
