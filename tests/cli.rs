@@ -106,7 +106,7 @@ fn a_digits_study_runs_records_curves_and_resumes() {
     let csv = dir.ok(&["export", "small", "--format", "csv"]);
     assert!(
         csv.starts_with(
-            "number,state,value,datetime_start,datetime_complete,duration_s,is_confirm,confirm_of,is_pick,ended_by,device,params_activation"
+            "study,number,state,value,datetime_start,datetime_complete,duration_s,is_confirm,confirm_of,is_pick,ended_by,device,params_activation"
         ),
         "{csv}"
     );
@@ -114,9 +114,9 @@ fn a_digits_study_runs_records_curves_and_resumes() {
     assert!(csv.ends_with('\n') && !csv.ends_with("\n\n"), "one trailing newline");
     // ISO 8601 times with microseconds, and empty cells where a value is missing.
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
-    assert_eq!(first[3].len(), "2026-11-28T03:40:12.123456Z".len(), "{csv}");
-    assert!(first[3].contains('T') && first[3].ends_with('Z'), "{csv}");
-    assert_eq!((first[6], first[7], first[10]), ("false", "", "cpu"), "{csv}");
+    assert_eq!(first[4].len(), "2026-11-28T03:40:12.123456Z".len(), "{csv}");
+    assert!(first[4].contains('T') && first[4].ends_with('Z'), "{csv}");
+    assert_eq!((first[0], first[7], first[8], first[11]), ("small", "false", "", "cpu"), "{csv}");
     let curves = dir.ok(&["export", "small", "--format", "csv", "--curves"]);
     assert!(curves.starts_with("trial,is_confirm,step,metric,value\n0,false,1,"), "{curves}");
     let flat: Value =

@@ -89,7 +89,7 @@ fn diff_exits_1_when_the_new_best_is_worse_and_0_otherwise() {
     assert!(earlier.contains("cannot compare"), "{earlier}");
     let err = dir.bad_input(&["diff", "good", "nope"]);
     assert!(err.contains("no study named `nope`"), "{err}");
-    let err = dir.err(&["report", "good@yesterday"]);
+    let err = dir.bad_input(&["report", "good@yesterday"]);
     assert!(err.contains("is not a date"), "{err}");
 }
 
@@ -129,6 +129,10 @@ fn diff_exit_codes_json_and_two_databases() {
     let mismatch = dir.hpo(&["diff", "a.sqlite:good", "a.sqlite:other"]).output().unwrap();
     assert_eq!(mismatch.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&mismatch.stderr).contains("only studies of the same metric"));
+    // `@DATE` is A's study at that date, in A's database.
+    let earlier = dir.ok(&["diff", "a.sqlite:good", "@2000-01-01"]);
+    assert!(earlier.contains("cannot compare"), "{earlier}");
+    assert_eq!(code(&["diff", "a.sqlite:good", "@yesterday"]), Some(2));
     // Any other error: 3 (here a file that is not a database).
     dir.write("notes.sqlite", "not a database at all, just some notes");
     assert_eq!(code(&["diff", "notes.sqlite:good", "a.sqlite:good"]), Some(3));

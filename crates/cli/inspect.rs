@@ -320,11 +320,17 @@ fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<
         &crate::report::StudyRef { name: study.name.clone(), until: None },
     )?;
     let pick = crate::pick::of(&record).map(|p| p.number);
+    // Where each trial is stored: numbers repeat between the study and its
+    // confirm study, so (study, number) names a trial.
+    let in_study: BTreeSet<hpo_core::trial::TrialId> =
+        storage.trials(study.id, None)?.iter().map(|t| t.id).collect();
+    let confirm_study = hpo_core::study::confirm_study_name(&study.name);
     let params: BTreeSet<&str> =
         trials.iter().flat_map(|t| t.params.keys().map(String::as_str)).collect();
     let attrs: BTreeSet<&str> =
         trials.iter().flat_map(|t| t.user_attrs.keys().map(String::as_str)).collect();
     let mut header: Vec<String> = [
+        "study",
         "number",
         "state",
         "value",
@@ -349,7 +355,9 @@ fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<
         .iter()
         .map(|t| {
             let confirm_of = t.confirm_of();
+            let stored_in = if in_study.contains(&t.id) { &study.name } else { &confirm_study };
             let mut row = vec![
+                json!(stored_in),
                 json!(t.number),
                 json!(t.state.as_optuna_str()),
                 t.value.map_or(Value::Null, number_json),

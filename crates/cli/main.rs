@@ -482,7 +482,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff { a, b, db, db_a, db_b, json } => {
             let compared = (|| -> Result<ExitCode> {
                 let (path_a, a) = report::split_database(&a, db_a.as_deref().unwrap_or(&db.db));
-                let (path_b, b) = report::split_database(&b, db_b.as_deref().unwrap_or(&db.db));
+                // `@DATE` is A's study at that date: in A's database unless told otherwise.
+                let default_b = match &db_b {
+                    Some(path) => path.clone(),
+                    None if b.starts_with('@') => path_a.clone(),
+                    None => db.db.clone(),
+                };
+                let (path_b, b) = report::split_database(&b, &default_b);
                 let storage_a = open_existing(&path_a)?;
                 let storage_b = if path_b == path_a { None } else { Some(open_existing(&path_b)?) };
                 let comparison =
@@ -726,7 +732,8 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
         }
     }
     text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db.display()));
-    let all_failed = n_failed > 0 && n_failed == summary.n_finished;
+    let all_failed =
+        summary.end != RunEnd::Interrupted && n_failed > 0 && n_failed == summary.n_finished;
     if all_failed {
         #[allow(clippy::print_stderr)]
         {

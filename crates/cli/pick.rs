@@ -84,9 +84,9 @@ pub fn store(storage: &dyn Storage, study: &Study, pick: &Recommendation) -> Res
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    for (key, value) in attrs(pick, Timestamp(now)) {
-        storage.set_study_user_attr(study.id, key, &value)?;
-    }
+    let attrs: Vec<(String, AttrValue)> =
+        attrs(pick, Timestamp(now)).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    storage.set_study_user_attrs(study.id, &attrs)?;
     Ok(())
 }
 

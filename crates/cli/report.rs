@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hpo_core::pruner::PrunerKind;
 use hpo_core::spec::{SamplerSpec, StudySpec};
 use hpo_core::storage::Storage;
@@ -31,7 +31,9 @@ impl StudyRef {
         let name = if name.is_empty() {
             match default {
                 Some(it) => it.to_owned(),
-                None => bail!("`{text}` names no study; write NAME@DATE"),
+                None => {
+                    return Err(crate::usage(format!("`{text}` names no study; write NAME@DATE")));
+                }
             }
         } else if name.ends_with(".toml") && Path::new(name).exists() {
             let body = std::fs::read_to_string(name)
@@ -48,8 +50,9 @@ impl StudyRef {
 /// `2026-11-27`, `2026-11-27T18:00` or `2026-11-27T18:00:00` (UTC) as the end of that
 /// day, minute or second.
 fn parse_date(text: &str) -> Result<Timestamp> {
-    let bad =
-        || anyhow::anyhow!("`{text}` is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)");
+    let bad = || {
+        crate::usage(format!("`{text}` is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"))
+    };
     let numbers = |part: &str, sep: char| -> Result<Vec<i64>> {
         part.split(sep).map(|p| p.parse::<i64>().map_err(|_| bad())).collect()
     };
@@ -173,20 +176,24 @@ pub fn report(
         && record.spec_text.is_some()
         && let Some(pick) = crate::pick::of(&record)
     {
-        match hpo_store::SqliteStorage::open(db) {
-            Ok(writable) => {
+        // The report is written whatever happens here: a pick that cannot be
+        // stored is a note, not an error.
+        let outcome = hpo_store::SqliteStorage::open(db)
+            .map_err(|err| {
+                if err.is_read_only() {
+                    anyhow::anyhow!("the database is read-only")
+                } else {
+                    anyhow::Error::new(err)
+                }
+            })
+            .and_then(|writable| {
                 let found = crate::inspect::find(&writable, &study.name)?;
-                crate::pick::store(&writable, &found, &pick)?;
-                stored = format!("; pick: trial {} (stored in the database)", pick.number);
-            }
-            Err(err) if err.is_read_only() => {
-                stored = format!(
-                    "; pick: trial {} (not stored: the database is read-only)",
-                    pick.number
-                );
-            }
-            Err(err) => return Err(crate::explain_open_error(db, err)),
-        }
+                crate::pick::store(&writable, &found, &pick)
+            });
+        stored = match outcome {
+            Ok(()) => format!("; pick: trial {} (stored in the database)", pick.number),
+            Err(err) => format!("; pick: trial {} (not stored: {err:#})", pick.number),
+        };
     }
     let baseline = compare
         .map(|text| StudyRef::parse(text, Some(&study.name)).and_then(|b| load(storage, &b)))

@@ -304,10 +304,11 @@ impl Storage for InMemoryStorage {
             .unwrap_or_default())
     }
 
-    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> Result<()> {
+    fn set_study_user_attrs(&self, study: StudyId, attrs: &[(String, AttrValue)]) -> Result<()> {
         let mut state = self.lock();
         state.check_study(study)?;
-        state.study_user_attrs.entry(study).or_default().insert(key.to_owned(), value.clone());
+        let stored = state.study_user_attrs.entry(study).or_default();
+        stored.extend(attrs.iter().cloned());
         Ok(())
     }
 

@@ -137,25 +137,32 @@ impl Pruner {
         self.kind != PrunerKind::None || self.patience.is_some()
     }
 
-    /// Whether `judge` at `step` needs the other trials' curves (so the caller
-    /// can skip reading them from the store).
-    pub fn needs_others(&self, curve: &BTreeMap<u64, f64>, step: u64) -> bool {
+    /// The step at which `judge`, for trial `number` reporting `step`, reads the
+    /// other trials' curves (a rung's step, or `step` for the percentile rule);
+    /// `None` when the verdict does not depend on them, so the caller skips reading
+    /// them. Each other trial is read only around that step: its last point at or
+    /// before it and its first after it (`Storage::trials_at_step`).
+    pub fn reads_others_at(
+        &self,
+        number: u64,
+        curve: &BTreeMap<u64, f64>,
+        step: u64,
+    ) -> Option<u64> {
         match self.kind {
             PrunerKind::Percentile { warmup_steps, interval, .. } => {
-                first_in_interval(curve, step, warmup_steps, interval)
+                first_in_interval(curve, step, warmup_steps, interval).then_some(step)
             }
             PrunerKind::Asha { min_resource, reduction_factor, min_early_stopping_rate } => {
                 let rungs = Rungs { min_resource, reduction_factor, rate: min_early_stopping_rate };
-                rungs.reached(curve, step).is_some()
+                rungs.reached(curve, step).map(|k| rungs.step(k))
             }
-            // The bracket depends on the trial's number, which this does not know:
-            // any bracket's rung reached at this step counts (brackets' rungs are
-            // the first bracket's from some rung on, so the first bracket's do).
-            PrunerKind::Hyperband { min_resource, reduction_factor, .. } => {
-                let rungs = Rungs { min_resource, reduction_factor, rate: 0 };
-                rungs.reached(curve, step).is_some()
+            PrunerKind::Hyperband { min_resource, max_resource, reduction_factor } => {
+                let n = hyperband_brackets(min_resource, max_resource, reduction_factor);
+                let bracket = hyperband_bracket(number, n, reduction_factor);
+                let rungs = Rungs { min_resource, reduction_factor, rate: bracket as u32 };
+                rungs.reached(curve, step).map(|k| rungs.step(k))
             }
-            PrunerKind::None | PrunerKind::Threshold { .. } => false,
+            PrunerKind::None | PrunerKind::Threshold { .. } => None,
         }
     }
 

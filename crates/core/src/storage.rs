@@ -148,9 +148,9 @@ pub trait Storage: Send + Sync {
     }
 
     /// The study's trials in `states`, in order of number, each with only the two
-    /// curve points a pruner judging `step` reads: the last at or before `step`, and
-    /// the first after it (no parameters, attributes or value; trials with no point
-    /// are left out). What the pruner
+    /// curve points a pruner judging at `step` reads: the last at or before `step`,
+    /// and the first after it (no parameters, attributes or value; a trial with no
+    /// point has an empty curve). What the pruner
     /// decides from them is what it decides from whole trials; reading them costs
     /// two index look-ups per trial instead of every point of every curve. The
     /// default cuts what `trials` returns.
@@ -172,7 +172,6 @@ pub trait Storage: Send + Sync {
             trial.system_attrs.clear();
             trial.value = None;
         }
-        trials.retain(|t| !t.intermediate_values.is_empty());
         Ok(trials)
     }
 
@@ -198,10 +197,11 @@ pub trait Storage: Send + Sync {
         Ok(out)
     }
 
-    /// Sets a user attribute of a study (Optuna's `study.user_attrs`), replacing any
-    /// value under `key`: what hpo records about a study as a whole, such as the
-    /// configuration it recommends.
-    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> Result<()>;
+    /// Sets user attributes of a study (Optuna's `study.user_attrs`) in one change,
+    /// replacing any values under their keys: what hpo records about a study as a
+    /// whole, such as the configuration it recommends with its evidence, which a
+    /// reader then never sees half old and half new.
+    fn set_study_user_attrs(&self, study: StudyId, attrs: &[(String, AttrValue)]) -> Result<()>;
 
     /// The study's user attributes, by key.
     fn study_user_attrs(&self, study: StudyId) -> Result<BTreeMap<String, AttrValue>>;

@@ -311,8 +311,9 @@ pub fn budget_limits_creation(storage: &dyn Storage) {
     assert_eq!(storage.trials(s, None).unwrap().len(), 4);
 }
 
-/// `trials_at_step` gives each trial in the states asked for (with any point) its
-/// last point at or before the step and its first after it, in order of number.
+/// `trials_at_step` gives each trial in the states asked for its last point at or
+/// before the step and its first after it (none for a trial with no point), in
+/// order of number.
 pub fn trials_at_step_hold_the_points_around_the_step(storage: &dyn Storage) {
     let s = study(storage, "a");
     let other = study(storage, "b");
@@ -347,12 +348,20 @@ pub fn trials_at_step_hold_the_points_around_the_step(storage: &dyn Storage) {
     };
     assert_eq!(
         at(3),
-        vec![(0, vec![(3, 30.0), (5, 50.0)]), (1, vec![(4, 40.0)]), (3, vec![(2, 20.0)])]
+        vec![
+            (0, vec![(3, 30.0), (5, 50.0)]),
+            (1, vec![(4, 40.0)]),
+            (2, vec![]),
+            (3, vec![(2, 20.0)])
+        ]
     );
-    assert_eq!(at(0), vec![(0, vec![(1, 10.0)]), (1, vec![(4, 40.0)]), (3, vec![(1, 10.0)])]);
+    assert_eq!(
+        at(0),
+        vec![(0, vec![(1, 10.0)]), (1, vec![(4, 40.0)]), (2, vec![]), (3, vec![(1, 10.0)])]
+    );
     assert_eq!(
         at(100),
-        vec![(0, vec![(9, 90.0)]), (1, vec![(8, 40.0 * 2.0)]), (3, vec![(2, 20.0)])]
+        vec![(0, vec![(9, 90.0)]), (1, vec![(8, 80.0)]), (2, vec![]), (3, vec![(2, 20.0)])]
     );
     let fails = storage.trials_at_step(s, &[TrialState::Fail], 6).unwrap();
     assert_eq!(fails.len(), 1);
@@ -365,16 +374,27 @@ pub fn study_user_attrs_round_trip(storage: &dyn Storage) {
     let a = study(storage, "a");
     let b = study(storage, "b");
     assert!(storage.study_user_attrs(a).unwrap().is_empty());
-    storage.set_study_user_attr(a, "pick_trial", &AttrValue::Number(21.0)).unwrap();
-    storage.set_study_user_attr(a, "pick_basis", &AttrValue::Str("confirmed".into())).unwrap();
-    storage.set_study_user_attr(a, "pick_trial", &AttrValue::Number(7.0)).unwrap();
-    storage.set_study_user_attr(b, "pick_trial", &AttrValue::Number(1.0)).unwrap();
+    let set = |study: StudyId, key: &str, value: AttrValue| {
+        storage.set_study_user_attrs(study, &[(key.to_owned(), value)]).unwrap();
+    };
+    storage
+        .set_study_user_attrs(
+            a,
+            &[
+                ("pick_trial".to_owned(), AttrValue::Number(21.0)),
+                ("pick_basis".to_owned(), AttrValue::Str("confirmed".into())),
+            ],
+        )
+        .unwrap();
+    set(a, "pick_trial", AttrValue::Number(7.0));
+    set(b, "pick_trial", AttrValue::Number(1.0));
     let attrs = storage.study_user_attrs(a).unwrap();
     assert_eq!(attrs.len(), 2);
     assert_eq!(attrs["pick_trial"], AttrValue::Number(7.0));
     assert_eq!(attrs["pick_basis"], AttrValue::Str("confirmed".into()));
     assert_eq!(storage.study_user_attrs(b).unwrap()["pick_trial"], AttrValue::Number(1.0));
     assert!(storage.study_user_attrs(StudyId(999)).is_err());
+    assert!(storage.set_study_user_attrs(StudyId(999), &[]).is_err());
 }
 
 /// `fail_and_enqueue` fails a Running trial and queues its retry; on a trial

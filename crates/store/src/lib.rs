@@ -138,9 +138,18 @@ impl SqliteStorage {
             Ok(())
         };
         let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let cannot_share_wal_index = |err: &Error| {
+            matches!(err, Error::Sqlite(e) if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            ))
+        };
         let conn = match probe(&conn) {
             Ok(()) => conn,
-            Err(err) if err.is_not_a_database() => return Err(err),
+            // Only a WAL index that a read-only folder cannot hold is worked around:
+            // reading as immutable ignores locks, so it is no answer to a busy file.
+            Err(err) if !cannot_share_wal_index(&err) => return Err(err),
             Err(_) => {
                 let uri = format!("file:{}?immutable=1", path.display());
                 let conn = Connection::open_with_flags(uri, flags)?;
@@ -917,15 +926,22 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn set_study_user_attr(&self, study: StudyId, key: &str, value: &AttrValue) -> CoreResult<()> {
+    fn set_study_user_attrs(
+        &self,
+        study: StudyId,
+        attrs: &[(String, AttrValue)],
+    ) -> CoreResult<()> {
         self.write(|tx| {
             study_exists(tx, study)?;
-            tx.prepare_cached(
-                "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (study_id, \"key\") DO UPDATE SET value_json = excluded.value_json",
-            )
-            .and_then(|mut stmt| stmt.execute(params![study.0, key, encode::attr_json(value)]))
-            .map_err(store_err)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (study_id, \"key\") DO UPDATE SET value_json = excluded.value_json",
+                )
+                .map_err(store_err)?;
+            for (key, value) in attrs {
+                stmt.execute(params![study.0, key, encode::attr_json(value)]).map_err(store_err)?;
+            }
             Ok(())
         })
     }
@@ -960,18 +976,15 @@ impl Storage for SqliteStorage {
             study_exists(tx, study)?;
             let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_optuna_str())).collect();
             // Each trial's point at or before the step and its first point after,
-            // each one look-up in the (trial_id, step) unique index.
+            // each one look-up in the (trial_id, step) unique index; a trial with
+            // neither comes once, with NULLs.
             let sql = format!(
                 "SELECT t.trial_id, t.number, t.state, v.step, v.intermediate_value, v.intermediate_value_type
-                 FROM trials t JOIN trial_intermediate_values v ON v.trial_intermediate_value_id = (
-                     SELECT b.trial_intermediate_value_id FROM trial_intermediate_values b
-                     WHERE b.trial_id = t.trial_id AND b.step <= ?2 ORDER BY b.step DESC LIMIT 1)
-                 WHERE t.study_id = ?1 AND t.state IN ({states})
-                 UNION ALL
-                 SELECT t.trial_id, t.number, t.state, v.step, v.intermediate_value, v.intermediate_value_type
-                 FROM trials t JOIN trial_intermediate_values v ON v.trial_intermediate_value_id = (
-                     SELECT a.trial_intermediate_value_id FROM trial_intermediate_values a
-                     WHERE a.trial_id = t.trial_id AND a.step > ?2 ORDER BY a.step LIMIT 1)
+                 FROM trials t LEFT JOIN trial_intermediate_values v ON v.trial_intermediate_value_id IN (
+                     (SELECT b.trial_intermediate_value_id FROM trial_intermediate_values b
+                      WHERE b.trial_id = t.trial_id AND b.step <= ?2 ORDER BY b.step DESC LIMIT 1),
+                     (SELECT a.trial_intermediate_value_id FROM trial_intermediate_values a
+                      WHERE a.trial_id = t.trial_id AND a.step > ?2 ORDER BY a.step LIMIT 1))
                  WHERE t.study_id = ?1 AND t.state IN ({states})",
                 states = list.join(", ")
             );
@@ -984,12 +997,12 @@ impl Storage for SqliteStorage {
                 let state: String = row.get(2).map_err(store_err)?;
                 let state = TrialState::from_optuna_str(&state)
                     .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?;
-                let at: i64 = row.get(3).map_err(store_err)?;
+                let trial =
+                    by_id.entry(id).or_insert_with(|| FrozenTrial::new(TrialId(id), number, state));
+                let Some(at) = row.get::<_, Option<i64>>(3).map_err(store_err)? else { continue };
                 let value: Option<f64> = row.get(4).map_err(store_err)?;
                 let kind: String = row.get(5).map_err(store_err)?;
-                by_id
-                    .entry(id)
-                    .or_insert_with(|| FrozenTrial::new(TrialId(id), number, state))
+                trial
                     .intermediate_values
                     .insert(at as u64, encode::decode_value(value, &kind).map_err(store_err)?);
             }

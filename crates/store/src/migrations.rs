@@ -34,8 +34,14 @@ fn applied_version(conn: &Connection) -> Result<i64, Error> {
     if applied > known {
         return Err(Error::NewerSchema { found: applied, known });
     }
-    // A database Optuna made at another schema revision must be upgraded by Optuna
-    // first: writing into a schema we don't know would corrupt it.
+    check_optuna_revision(conn)?;
+    Ok(applied)
+}
+
+/// Refuses a database Optuna made at another schema revision: it must be upgraded
+/// by Optuna first (writing into, or even reading, a schema hpo does not know
+/// would go wrong).
+fn check_optuna_revision(conn: &Connection) -> Result<(), Error> {
     let has_alembic: Option<String> = conn
         .query_row(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
@@ -56,7 +62,7 @@ fn applied_version(conn: &Connection) -> Result<i64, Error> {
             });
         }
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Makes a database opened read-only readable by hpo without writing a byte to it:
@@ -75,7 +81,12 @@ pub(crate) fn prepare_read_only(conn: &Connection) -> Result<(), Error> {
             .optional()?
             .is_some())
     };
-    let applied = if has_table("hpo_schema_migrations")? { applied_version(conn)? } else { 0 };
+    let applied = if has_table("hpo_schema_migrations")? {
+        applied_version(conn)?
+    } else {
+        check_optuna_revision(conn)?;
+        0
+    };
     for (_, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
         for statement in sql.split(';') {
             let Some((name, body)) = hpo_table(statement) else { continue };

@@ -106,7 +106,10 @@ fn median_waits_for_startup_trials_warmup_and_interval() {
     assert!(every_other.decide(min, 9, &after, 5, &others).is_some(), "5 starts an interval");
     let within = curve(&[(1, 9.0), (3, 9.0), (4, 9.0)]);
     assert!(every_other.decide(min, 9, &within, 4, &others).is_none(), "judged at 3 already");
-    assert!(every_other.needs_others(&skips, 4) && !every_other.needs_others(&within, 4));
+    assert!(
+        every_other.reads_others_at(0, &skips, 4).is_some()
+            && every_other.reads_others_at(0, &within, 4).is_none()
+    );
 }
 
 #[test]
@@ -432,13 +435,18 @@ fn patience_turns_a_rule_prune_into_a_continue_that_says_why() {
     assert_eq!(kept, Verdict::keep("improved from 5 to 3 in the last 2 steps".into()));
 }
 
-/// `needs_others` says false only at steps where the verdict does not depend on
-/// the other trials: the study loop then skips reading them, so a step between
-/// rungs costs nothing however many trials the study has.
+/// `reads_others_at` says where the verdict reads the other trials, and only there:
+/// at every other step the verdict is the same without them, and where it reads
+/// them, the other trials cut to their points around that step (what
+/// `Storage::trials_at_step` gives) give the verdict their whole curves give, even
+/// when trials report on steps that skip the rungs.
 #[test]
-fn needs_others_is_false_only_where_others_do_not_matter() {
+fn reads_others_at_says_where_others_matter_and_their_points_there_suffice() {
+    use crate::memory::InMemoryStorage;
+    use crate::storage::{NewStudy, Storage};
     let pruners = [
         median(0, 0),
+        median(3, 0),
         Pruner {
             kind: PrunerKind::Percentile {
                 percentile: 25.0,
@@ -469,29 +477,54 @@ fn needs_others_is_false_only_where_others_do_not_matter() {
             patience: Some((2, 0.0)),
         },
     ];
-    // Peers strictly better than any trial below, at every step: they change every
-    // verdict that looks at them.
-    let peers: Vec<FrozenTrial> = (0..12u64)
-        .map(|n| {
-            let points: Vec<(u64, f64)> = (1..=40).map(|s| (s, -100.0 - n as f64)).collect();
-            other(n, TrialState::Complete, &points)
+    // Peers that report every 1, 2 or 3 steps, some better and some worse than the
+    // judged trial; one Complete peer reported nothing.
+    let storage = InMemoryStorage::default();
+    let study = storage
+        .create_study(&NewStudy {
+            name: "peers".into(),
+            direction: Direction::Minimize,
+            metric: None,
+            spec_text: None,
+            queued: Vec::new(),
         })
-        .collect();
+        .unwrap();
+    for n in 0..12u64 {
+        let trial = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
+        let every = 1 + n % 3;
+        for s in (1..=40).filter(|s| s % every == 0) {
+            let v = 5.0 + (n as f64 - 6.0) * 0.3 - s as f64 * 0.01;
+            storage.report(trial.id, s, v, &[]).unwrap();
+        }
+        let state = if n % 4 == 3 { TrialState::Pruned } else { TrialState::Complete };
+        storage.finish_trial(trial.id, state, Some(1.0)).unwrap();
+    }
+    let silent = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
+    storage.finish_trial(silent.id, TrialState::Complete, Some(1.0)).unwrap();
+    let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
+    let whole = storage.trials(study, Some(&states)).unwrap();
     for pruner in &pruners {
-        for (every, number) in [(1u64, 12u64), (3, 13), (5, 14), (1, 15), (1, 16)] {
+        for (every, number) in [(1u64, 12u64), (2, 13), (3, 14), (5, 15), (1, 16)] {
             let mut points = BTreeMap::new();
-            let mut n_needed = 0;
+            let mut n_read = 0;
             for step in (1..=40).filter(|s| s % every == 0) {
-                points.insert(step, 5.0 - step as f64 * 0.01);
-                let alone = pruner.judge(Direction::Minimize, number, &points, step, &[]);
-                let with = pruner.judge(Direction::Minimize, number, &points, step, &peers);
-                if pruner.needs_others(&points, step) {
-                    n_needed += 1;
-                } else {
-                    assert_eq!(alone, with, "{pruner:?} at step {step} (every {every})");
+                points.insert(step, 5.0 - step as f64 * 0.011);
+                let verdict = pruner.judge(Direction::Minimize, number, &points, step, &whole);
+                match pruner.reads_others_at(number, &points, step) {
+                    None => {
+                        let alone = pruner.judge(Direction::Minimize, number, &points, step, &[]);
+                        assert_eq!(alone, verdict, "{pruner:?} at step {step} (every {every})");
+                    }
+                    Some(at) => {
+                        n_read += 1;
+                        let cut = storage.trials_at_step(study, &states, at).unwrap();
+                        let from_cut =
+                            pruner.judge(Direction::Minimize, number, &points, step, &cut);
+                        assert_eq!(from_cut, verdict, "{pruner:?} at step {step} (every {every})");
+                    }
                 }
             }
-            assert!(n_needed > 0, "{pruner:?}: never needs the others");
+            assert!(n_read > 0, "{pruner:?}: never reads the others");
         }
     }
 }

@@ -199,11 +199,13 @@ fn open_confirm_study(storage: &dyn Storage, study: &Study) -> Result<Study> {
             storage.find_study(&name)?.ok_or_else(|| Error::StudyNotFound(name.clone()))?
         }
     };
-    storage.set_study_user_attr(study.id, study_attr::CONFIRM_STUDY, &AttrValue::Str(name))?;
-    storage.set_study_user_attr(
+    storage.set_study_user_attrs(
+        study.id,
+        &[(study_attr::CONFIRM_STUDY.to_owned(), AttrValue::Str(name))],
+    )?;
+    storage.set_study_user_attrs(
         runs_study.id,
-        study_attr::CONFIRMS,
-        &AttrValue::Str(study.name.clone()),
+        &[(study_attr::CONFIRMS.to_owned(), AttrValue::Str(study.name.clone()))],
     )?;
     Ok(runs_study)
 }

@@ -682,13 +682,14 @@ pub fn should_prune(
     if !spec.pruner.is_active() || trial.confirm_of().is_some() {
         return Ok(None);
     }
-    let others = if spec.pruner.needs_others(curve, step) {
-        let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
-        let mut all = storage.trials_at_step(study, &states, step)?;
-        all.retain(|t| t.id != trial.id);
-        all
-    } else {
-        Vec::new()
+    let others = match spec.pruner.reads_others_at(trial.number, curve, step) {
+        Some(at) => {
+            let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
+            let mut all = storage.trials_at_step(study, &states, at)?;
+            all.retain(|t| t.id != trial.id);
+            all
+        }
+        None => Vec::new(),
     };
     let Some(verdict) = spec.pruner.judge(spec.direction, trial.number, curve, step, &others)
     else {
