@@ -219,6 +219,8 @@ impl Storage for InMemoryStorage {
         for (name, value) in metrics {
             curve.insert((step, name.clone()), *value);
         }
+        let now = state.tick();
+        state.heartbeats.insert(trial, now);
         Ok(())
     }
 

@@ -89,8 +89,8 @@ pub trait Storage: Send + Sync {
     ) -> Result<()>;
 
     /// Records one step of a Running trial: the study metric's value (Optuna's
-    /// intermediate value) and every metric measured at that step. Reporting a step
-    /// again replaces it.
+    /// intermediate value) and every metric measured at that step, and marks the
+    /// trial alive (as `record_heartbeat` does). Reporting a step again replaces it.
     fn report(
         &self,
         trial: TrialId,
@@ -118,6 +118,27 @@ pub trait Storage: Send + Sync {
     /// Ends a Running trial with its state and value (the value only for Complete;
     /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.
     fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> Result<()>;
+
+    /// Ends a Running trial like `finish_trial`, setting its user and system
+    /// attributes in the same change: a trial is never seen finished without its
+    /// results, and ending it is one write instead of one per attribute. The default
+    /// makes the separate calls.
+    fn end_trial(
+        &self,
+        trial: TrialId,
+        state: crate::trial::TrialState,
+        value: Option<f64>,
+        user_attrs: &[(String, AttrValue)],
+        system_attrs: &[(String, AttrValue)],
+    ) -> Result<()> {
+        for (key, value) in user_attrs {
+            self.set_trial_user_attr(trial, key, value)?;
+        }
+        for (key, value) in system_attrs {
+            self.set_trial_system_attr(trial, key, value)?;
+        }
+        self.finish_trial(trial, state, value)
+    }
 
     /// Ends a Running trial as Fail and queues `retry` (a Waiting trial of `study`)
     /// as one change: a process killed in between leaves either both or neither, so

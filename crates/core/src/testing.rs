@@ -37,6 +37,7 @@ macro_rules! storage_conformance_tests {
             state_filter,
             heartbeats,
             fail_and_enqueue_happen_together_once,
+            end_trial_sets_results_and_state_together,
             concurrent_creation_respects_budget,
         );
     };
@@ -397,6 +398,26 @@ pub fn study_user_attrs_round_trip(storage: &dyn Storage) {
     assert!(storage.set_study_user_attrs(StudyId(999), &[]).is_err());
 }
 
+/// `end_trial` finishes a trial with its user and system attributes; on a
+/// finished trial it changes nothing.
+pub fn end_trial_sets_results_and_state_together(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let user = [("best_step".to_owned(), AttrValue::Number(3.0))];
+    let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str("early_stopping".into()))];
+    storage.end_trial(trial.id, TrialState::Complete, Some(0.25), &user, &system).unwrap();
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!((read.state, read.value), (TrialState::Complete, Some(0.25)));
+    assert_eq!(read.user_attrs.get("best_step"), Some(&AttrValue::Number(3.0)));
+    assert_eq!(
+        read.system_attrs.get(attr::ENDED_BY),
+        Some(&AttrValue::Str("early_stopping".into()))
+    );
+    let again = storage.end_trial(trial.id, TrialState::Fail, None, &user, &[]);
+    assert!(matches!(again, Err(Error::TrialFinished { .. })));
+    assert_eq!(storage.trial(trial.id).unwrap().state, TrialState::Complete);
+}
+
 /// `fail_and_enqueue` fails a Running trial and queues its retry; on a trial
 /// already finished it changes nothing and queues nothing.
 pub fn fail_and_enqueue_happen_together_once(storage: &dyn Storage) {
@@ -597,6 +618,9 @@ pub fn heartbeats(storage: &dyn Storage) {
     storage.record_heartbeat(trial.id).unwrap();
     let beat = storage.last_heartbeat(trial.id).unwrap().unwrap();
     assert!(beat >= start);
+    // A report is a sign of life too.
+    storage.report(trial.id, 1, 0.5, &[]).unwrap();
+    assert!(storage.last_heartbeat(trial.id).unwrap().unwrap() >= beat);
     storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
     assert!(matches!(storage.record_heartbeat(trial.id), Err(Error::TrialFinished { .. })));
 }

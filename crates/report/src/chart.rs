@@ -172,6 +172,21 @@ fn ticks_for(scale: Scale, range: &std::ops::Range<f64>) -> Vec<f64> {
     }
 }
 
+/// Round tick values (in the values' own units) over `range`: on a log scale
+/// when `log`, else linear; for axes drawn outside plotters' mesh (parallel
+/// coordinates).
+pub fn round_ticks(log: bool, range: std::ops::Range<f64>) -> Vec<f64> {
+    if log {
+        if !(range.start > 0.0 && range.end > 0.0) {
+            return Vec::new();
+        }
+        let coords = range.start.log10()..range.end.log10();
+        ticks_for(Scale::Log, &coords).into_iter().map(|v| 10f64.powf(v)).collect()
+    } else {
+        ticks_for(Scale::Linear, &range)
+    }
+}
+
 /// An axis over `range` with round ticks for `scale`.
 fn axis(scale: Scale, range: std::ops::Range<f64>) -> Axis {
     let ticks = ticks_for(scale, &range);
@@ -541,7 +556,7 @@ fn draw_curves<DB: DrawingBackend>(
         }
     }
     if clipped {
-        legend.push(("values past the range: at its edge".to_owned(), Mark::Triangle(PALETTE[7])));
+        legend.push(("outliers held at the edge".to_owned(), Mark::Triangle(PALETTE[7])));
     }
     draw_side_legend(&side, &legend)
 }
@@ -667,9 +682,10 @@ fn draw_regularization<DB: DrawingBackend>(
                 } else {
                     chart.draw_series(LineSeries::new(ends, style))?;
                 }
+                let width = range.end - range.start;
                 chart.draw_series(std::iter::once(Text::new(
                     note,
-                    (range.start, y_range.end),
+                    (range.start + width * 0.02, y_range.end),
                     TextStyle::from((FONT, 13).into_font())
                         .color(&if weak { PALETTE[7] } else { BEST })
                         .pos(Pos::new(HPos::Left, VPos::Top)),
@@ -840,7 +856,8 @@ fn draw_importance<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(150)
-        .build_cartesian_2d(axis(Scale::Linear, 0.0..max * 1.2), category_axis(n))?;
+        // Room on the right for each bar's numbers.
+        .build_cartesian_2d(axis(Scale::Linear, 0.0..max * 1.75), category_axis(n))?;
     // The most important parameter on top.
     let y_axis = ParamAxis::Categories(names.iter().rev().cloned().collect());
     let y_format = |v: &f64| param_tick(&y_axis, *v);

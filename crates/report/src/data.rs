@@ -743,10 +743,22 @@ fn ticks(axis: &ParamAxis) -> Vec<(f64, String)> {
             .enumerate()
             .map(|(idx, c)| (axis.position(idx as f64), c.clone()))
             .collect(),
-        numeric => [0.0, 0.5, 1.0]
-            .into_iter()
-            .map(|unit| (unit, display::short(numeric.value_at(unit))))
-            .collect(),
+        // Round values, as on every chart's axes; the extremes when the range holds
+        // too few of them.
+        ParamAxis::Linear { low, high } => {
+            let mut at = crate::chart::round_ticks(false, *low..*high);
+            if at.len() < 2 {
+                at = vec![*low, *high];
+            }
+            at.into_iter().map(|v| (axis.position(v), crate::chart::tick(v))).collect()
+        }
+        ParamAxis::Log { low, high } => {
+            let mut at = crate::chart::round_ticks(true, *low..*high);
+            if at.len() < 2 {
+                at = vec![*low, *high];
+            }
+            at.into_iter().map(|v| (axis.position(v), crate::chart::tick(v))).collect()
+        }
     }
 }
 

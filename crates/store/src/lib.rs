@@ -387,6 +387,31 @@ fn set_attr(
     Ok(())
 }
 
+/// Ends a Running trial (checked by the caller) in `tx`: its state, end time and,
+/// for a Complete one, its value; its heartbeat is dropped.
+fn finish_in(
+    tx: &Transaction<'_>,
+    trial: TrialId,
+    state: TrialState,
+    value: Option<f64>,
+) -> CoreResult<()> {
+    tx.execute(
+        "UPDATE trials SET state = ?2, datetime_complete = ?3 WHERE trial_id = ?1",
+        params![trial.0, state.as_optuna_str(), encode::datetime(now())],
+    )
+    .map_err(store_err)?;
+    if let (TrialState::Complete, Some(value)) = (state, value) {
+        let (stored, kind) = encode::encode_value(value);
+        tx.execute(
+            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
+            params![trial.0, stored, kind],
+        )
+        .map_err(store_err)?;
+    }
+    tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
+    Ok(())
+}
+
 /// Reads trials with everything attached; `filter` is a WHERE clause on `t`.
 fn load_trials(
     tx: &Transaction<'_>,
@@ -782,6 +807,13 @@ impl Storage for SqliteStorage {
                 let value = (!value.is_nan()).then_some(*value);
                 stmt.execute(params![trial.0, step as i64, name, value]).map_err(store_err)?;
             }
+            // A report is a sign of life: the heartbeat is renewed in the same write.
+            tx.execute(
+                "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
+                 ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                params![trial.0, encode::datetime(now())],
+            )
+            .map_err(store_err)?;
             Ok(())
         })
     }
@@ -841,6 +873,26 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn end_trial(
+        &self,
+        trial: TrialId,
+        state: TrialState,
+        value: Option<f64>,
+        user_attrs: &[(String, AttrValue)],
+        system_attrs: &[(String, AttrValue)],
+    ) -> CoreResult<()> {
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            for (key, value) in user_attrs {
+                set_attr(tx, "trial_user_attributes", trial, key, value)?;
+            }
+            for (key, value) in system_attrs {
+                set_attr(tx, "trial_system_attributes", trial, key, value)?;
+            }
+            finish_in(tx, trial, state, value)
+        })
+    }
+
     fn finish_trial(
         &self,
         trial: TrialId,
@@ -849,21 +901,7 @@ impl Storage for SqliteStorage {
     ) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            tx.execute(
-                "UPDATE trials SET state = ?2, datetime_complete = ?3 WHERE trial_id = ?1",
-                params![trial.0, state.as_optuna_str(), encode::datetime(now())],
-            )
-            .map_err(store_err)?;
-            if let (TrialState::Complete, Some(value)) = (state, value) {
-                let (stored, kind) = encode::encode_value(value);
-                tx.execute(
-                    "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
-                    params![trial.0, stored, kind],
-                )
-                .map_err(store_err)?;
-            }
-            tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
-            Ok(())
+            finish_in(tx, trial, state, value)
         })
     }
 
@@ -875,13 +913,7 @@ impl Storage for SqliteStorage {
     ) -> CoreResult<Option<TrialId>> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            tx.execute(
-                "UPDATE trials SET state = 'FAIL', datetime_complete = ?2 WHERE trial_id = ?1",
-                params![trial.0, encode::datetime(now())],
-            )
-            .map_err(store_err)?;
-            tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0])
-                .map_err(store_err)?;
+            finish_in(tx, trial, TrialState::Fail, None)?;
             match retry {
                 Some(new) => {
                     study_exists(tx, study)?;

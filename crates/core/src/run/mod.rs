@@ -843,18 +843,21 @@ pub(crate) fn run_trial(
             spec.metric
         ));
     };
-    storage.set_trial_user_attr(trial.id, "best_step", &AttrValue::Number(best_step as f64))?;
-    for (name, value) in best_metrics.iter().chain(&output.final_metrics) {
-        storage.set_trial_user_attr(trial.id, name, &AttrValue::Number(*value))?;
-    }
+    let mut results = vec![("best_step".to_owned(), AttrValue::Number(best_step as f64))];
+    results.extend(
+        best_metrics
+            .iter()
+            .chain(&output.final_metrics)
+            .map(|(name, value)| (name.clone(), AttrValue::Number(*value))),
+    );
     let ended_by = match stop {
         Some(Stop::EarlyStopped) => "early_stopping".to_owned(),
         Some(Stop::Pruned) => "pruner".to_owned(),
         _ => output.ended_by.unwrap_or_else(|| "completed".to_owned()),
     };
-    storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &AttrValue::Str(ended_by))?;
     let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
-    storage.finish_trial(trial.id, state, Some(best_value))?;
+    let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str(ended_by))];
+    storage.end_trial(trial.id, state, Some(best_value), &results, &system)?;
     Ok(TrialEnd::Finished)
 }
 
@@ -912,11 +915,7 @@ impl Reporter for TrialReporter<'_> {
             ));
             return self.halt(Stop::Aborted);
         };
-        if let Err(err) = self
-            .storage
-            .report(self.trial.id, step, value, metrics)
-            .and_then(|()| self.storage.record_heartbeat(self.trial.id))
-        {
+        if let Err(err) = self.storage.report(self.trial.id, step, value, metrics) {
             self.storage_error = Some(err);
             return self.halt(Stop::Aborted);
         }
