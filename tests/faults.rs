@@ -197,3 +197,37 @@ fn sigterm_fails_the_running_trial_as_interrupted_and_exits_130() {
     assert_eq!(failed.len(), 1, "{all:?}");
     assert_eq!(failed[0]["system_attrs"]["hpo:interrupted"], true);
 }
+
+/// A panic during a run ends the process with a message and a non-zero code; it
+/// never hangs waiting for the heartbeat thread (here: more workers than memory).
+#[test]
+fn a_panic_during_a_run_ends_the_process() {
+    let dir = Dir::new();
+    dir.write(
+        "study.toml",
+        "[study]\nname = \"p\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 1\ntrials = 2\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
+         [space]\nx0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n",
+    );
+    let mut child = dir
+        .hpo(&["run", "study.toml", "--workers", "18446744073709551615"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("hpo run still running a minute after a panic");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{status}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("capacity overflow") || err.contains("panicked"), "{err}");
+}

@@ -113,12 +113,15 @@ impl CliHost {
                     }
                 }
             });
-            let out = work();
-            done.store(true, Ordering::SeqCst);
-            out
+            // Stops the heartbeat thread however `work` ends: a panic unwinding
+            // past it would otherwise leave the scope waiting for that thread, and
+            // the process hanging, forever.
+            let _stop = StopOnDrop(&done);
+            work()
         })
     }
 
+    /// Ends the progress display.
     pub fn finish(&self) {
         if let Progress::Bar(bar) = &*self.progress.lock().unwrap_or_else(|it| it.into_inner()) {
             bar.finish_and_clear();
@@ -285,4 +288,13 @@ fn process_identity(pid: u32) -> Option<String> {
     }
     let start = fields.get(19)?;
     Some(format!("{}:{pid}:{start}", hostname()))
+}
+
+/// Sets its flag when dropped, on a normal return and on a panic alike.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
