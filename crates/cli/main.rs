@@ -308,7 +308,7 @@ enum BenchCommand {
         /// Start no run after this long ("330s", "5m"); runs under way finish.
         /// With --runs, spreads the benchmark over calls of bounded length; "0"
         /// starts none and prints the table of what --runs holds (no GPU needed).
-        #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
+        #[arg(long, value_parser = parse_start_within, allow_hyphen_values = true)]
         start_within: Option<std::time::Duration>,
     },
     /// Simple regret of samplers on the benchmark functions (median and quartiles
@@ -349,8 +349,8 @@ struct RunArgs {
     study: PathBuf,
     #[command(flatten)]
     db: DbArg,
-    /// Override the budget: run until this many trials count.
-    #[arg(long, allow_hyphen_values = true)]
+    /// Override the budget: run until this many trials count (at least 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
     trials: Option<usize>,
     /// Stop starting new trials after this long ("90s", "30m", "2h").
     #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
@@ -390,9 +390,15 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--start-within`: a duration, or `0` for "start no run".
+fn parse_start_within(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" { Ok(std::time::Duration::ZERO) } else { parse_timeout(text) }
+}
+
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    parse_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 90s, 30m, 2h or 1h30m"))
+    parse_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration longer than zero; write e.g. 90s, 30m, 2h or 1h30m")
+    })
 }
 
 fn main() -> ExitCode {
@@ -840,6 +846,21 @@ mod tests {
             panic!("not tell")
         };
         assert_eq!(value, Some(-3.14e-05));
+    }
+
+    /// One rule for counts and durations: zero runs nothing, so it is refused.
+    #[test]
+    fn zero_trials_and_zero_timeouts_are_refused() {
+        for args in [
+            ["hpo", "run", "s.toml", "--trials", "0"],
+            ["hpo", "run", "s.toml", "--timeout", "0"],
+            ["hpo", "run", "s.toml", "--timeout", "0s"],
+        ] {
+            let err = Cli::try_parse_from(args).err().unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}: {err}");
+        }
+        let ok = Cli::try_parse_from(["hpo", "bench", "pruning", "--start-within", "0"]);
+        assert!(ok.is_ok(), "--start-within 0 still means: start no run");
     }
 
     #[test]

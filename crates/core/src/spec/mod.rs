@@ -280,7 +280,7 @@ impl Ctx<'_> {
     }
 
     /// An integer setting of `[section]`: `default` when absent, an error naming the
-    /// key when below `min`.
+    /// key and its range when below `min` or above [`most`]`(key)`.
     fn at_least(
         &self,
         section: &str,
@@ -289,12 +289,13 @@ impl Ctx<'_> {
         default: i64,
         min: i64,
     ) -> Result<i64, SpecError> {
+        let max = most(key);
         match value {
             None => Ok(default),
-            Some(it) if *it.get_ref() < min => Err(self.error(
+            Some(it) if !(min..=max).contains(it.get_ref()) => Err(self.error(
                 it.span(),
                 format!("[{section}].{key}"),
-                format!("`{key}` must be at least {min}, got {}", it.get_ref()),
+                format!("`{key}` must be between {min} and {max}, got {}", it.get_ref()),
             )),
             Some(it) => Ok(*it.get_ref()),
         }
@@ -587,6 +588,22 @@ impl<'de> Deserialize<'de> for RawSpace {
     }
 }
 
+/// The largest value a count setting takes: what a run can use (threads, memory,
+/// time), so a typo like `workers = 4294967296` is refused when the file is read
+/// instead of exhausting the machine, and every count fits the type it is kept in.
+fn most(key: &str) -> i64 {
+    match key {
+        "workers" | "trials_per_device" => 1_024,
+        "restarts" => 1_000,
+        "max_retries" => 1_000,
+        "candidates" => 100_000,
+        "patience" => 1_000_000,
+        "min_early_stopping_rate" => 30,
+        "reduction_factor" => 1_000,
+        _ => i64::from(u32::MAX),
+    }
+}
+
 /// The `[sampler]` table: its kind, and the settings that kind takes.
 fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec, SpecError> {
     let kind = *raw.kind.get_ref();
@@ -851,7 +868,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
                 it.span(),
                 "[study].timeout",
                 format!(
-                    "`{}` is not a duration; write e.g. \"90s\", \"30m\", \"2h\" or \"1h30m\"",
+                    "`{}` is not a duration longer than zero; write e.g. \"90s\", \"30m\", \"2h\" or \"1h30m\"",
                     it.get_ref()
                 ),
             )
@@ -995,15 +1012,18 @@ fn validate_early_stopping(
         }
     };
     let patience = *raw.patience.get_ref();
-    if patience < 1 {
+    let max = most("patience");
+    let Some(patience) =
+        u32::try_from(patience).ok().filter(|p| (1..=max).contains(&i64::from(*p)))
+    else {
         return Err(ctx.error(
             raw.patience.span(),
             "[early_stopping].patience",
-            format!("patience is the number of steps without improvement before stopping; it must be at least 1, got {patience}"),
+            format!("patience is the number of steps without improvement before stopping; it must be between 1 and {max}, got {patience}"),
         ));
-    }
+    };
     let min_delta = ctx.non_negative("early_stopping", &raw.min_delta, "min_delta")?;
-    Ok(EarlyStoppingSpec { monitor, direction, patience: patience as u32, min_delta })
+    Ok(EarlyStoppingSpec { monitor, direction, patience, min_delta })
 }
 
 fn validate_objective(
@@ -1167,14 +1187,17 @@ fn validate_objective(
             let (trials_per_device, auto_trials_per_device) = match &raw.trials_per_device {
                 None => (1, false),
                 Some(it) => match it.get_ref() {
-                    toml::Value::Integer(n) if *n >= 1 => (*n as usize, false),
+                    toml::Value::Integer(n) if (1..=most("trials_per_device")).contains(n) => {
+                        (*n as usize, false)
+                    }
                     toml::Value::String(s) if s == "auto" => (AUTO_TRIALS_PER_DEVICE, true),
                     other => {
                         return Err(ctx.error(
                             it.span(),
                             "[objective].trials_per_device",
                             format!(
-                                "`trials_per_device` must be a whole number of at least 1 or \"auto\", got {other}"
+                                "`trials_per_device` must be a whole number between 1 and {} or \"auto\", got {other}",
+                                most("trials_per_device")
                             ),
                         ));
                     }
@@ -1544,11 +1567,14 @@ fn scalar(value: &toml::Value) -> Option<ParamValue> {
 }
 
 /// Parses a study file duration: `90s`, `30m`, `2h`, `1d`, combinations such as
-/// `1h30m`, or bare seconds (`45`). `None` when the text is none of these.
+/// `1h30m`, or bare seconds (`45`). `None` when the text is none of these, or is
+/// zero.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
+    // One rule for every spelling: a duration is longer than zero ("0" and "0s"
+    // alike would stop a run before it starts).
     if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return (seconds > 0).then(|| Duration::from_secs(seconds));
     }
     let mut total = 0u64;
     let mut number = String::new();

@@ -180,7 +180,7 @@ fn bad_timeout() {
     check_err(
         &replace("timeout = \"1h30m\"", "timeout = \"30 minutes\""),
         expect![[
-            r#"studies/bad.toml:8:11: [study].timeout: `30 minutes` is not a duration; write e.g. "90s", "30m", "2h" or "1h30m""#
+            r#"studies/bad.toml:8:11: [study].timeout: `30 minutes` is not a duration longer than zero; write e.g. "90s", "30m", "2h" or "1h30m""#
         ]],
     );
 }
@@ -265,7 +265,7 @@ fn zero_tpe_candidates() {
     check_err(
         &replace("kind = \"random\"", "kind = \"tpe\"\ncandidates = 0"),
         expect![[
-            r#"studies/bad.toml:12:14: [sampler].candidates: `candidates` must be at least 1, got 0"#
+            r#"studies/bad.toml:12:14: [sampler].candidates: `candidates` must be between 1 and 100000, got 0"#
         ]],
     );
 }
@@ -343,7 +343,7 @@ fn zero_patience() {
     check_err(
         &replace("patience = 5", "patience = 0"),
         expect![[
-            r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be at least 1, got 0"#
+            r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be between 1 and 1000000, got 0"#
         ]],
     );
 }
@@ -646,7 +646,8 @@ fn durations() {
     for (text, seconds) in cases {
         assert_eq!(parse_duration(text).map(|d| d.as_secs()), seconds, "{text}");
     }
-    for bad in ["", "m", "30 minutes", "1.5h", "0s", "10x"] {
+    // Zero is no duration, however it is spelled.
+    for bad in ["", "m", "30 minutes", "1.5h", "0s", "0", "0m0s", "10x"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }
@@ -700,13 +701,13 @@ fn trials_per_device_auto_starts_the_most_slots_and_bad_values_are_errors() {
     check_err(
         &replace("device = \"cpu\"", "trials_per_device = \"many\""),
         expect![[
-            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number of at least 1 or "auto", got "many""#
+            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number between 1 and 1024 or "auto", got "many""#
         ]],
     );
     check_err(
         &replace("device = \"cpu\"", "trials_per_device = 0"),
         expect![[
-            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number of at least 1 or "auto", got 0"#
+            r#"studies/bad.toml:26:21: [objective].trials_per_device: `trials_per_device` must be a whole number between 1 and 1024 or "auto", got 0"#
         ]],
     );
 }
@@ -743,5 +744,37 @@ fn workers_with_device_slots() {
         expect![
             "studies/bad.toml:8:11: [study].workers: with `devices` or `trials_per_device` the workers are one per device slot; remove `workers`"
         ],
+    );
+}
+
+/// Counts too large to use (a typo, or a value meant for another field) are refused
+/// with their range when the file is read, never wrapped or left to exhaust the
+/// machine: `patience = 4294967296` once became 0, `workers = 4294967296` aborted
+/// the process, and `candidates = 100000000000` stalled the run.
+#[test]
+fn counts_beyond_their_range_are_refused_with_the_range() {
+    check_err(
+        &replace("patience = 5", "patience = 4294967296"),
+        expect![[
+            r#"studies/bad.toml:18:12: [early_stopping].patience: patience is the number of steps without improvement before stopping; it must be between 1 and 1000000, got 4294967296"#
+        ]],
+    );
+    check_err(
+        &replace("seed = 7", "seed = 7\nworkers = 4294967296"),
+        expect![[
+            r#"studies/bad.toml:7:11: [study].workers: `workers` must be between 1 and 1024, got 4294967296"#
+        ]],
+    );
+    check_err(
+        &replace("kind = \"random\"", "kind = \"tpe\"\ncandidates = 100000000000"),
+        expect![[
+            r#"studies/bad.toml:12:14: [sampler].candidates: `candidates` must be between 1 and 100000, got 100000000000"#
+        ]],
+    );
+    check_err(
+        &replace("kind = \"random\"", "kind = \"gp\"\nrestarts = 100000000000"),
+        expect![[
+            r#"studies/bad.toml:12:12: [sampler].restarts: `restarts` must be between 1 and 1000, got 100000000000"#
+        ]],
     );
 }
