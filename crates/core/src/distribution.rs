@@ -166,6 +166,28 @@ impl Distribution {
         }
     }
 
+    /// How many values [`Distribution::enumerate`] would list, computed without
+    /// listing them (saturating at `u64::MAX`); `None` for a continuous float.
+    pub fn n_values(&self) -> Option<u64> {
+        match *self {
+            Distribution::Float { low, high, step: Some(step), .. } => {
+                let n = ((high - low) / step + 1e-9).floor() + 1.0;
+                Some(if n.is_finite() && n < u64::MAX as f64 {
+                    n.max(0.0) as u64
+                } else {
+                    u64::MAX
+                })
+            }
+            Distribution::Float { step: None, .. } => None,
+            Distribution::Int { low, high, step, .. } => {
+                let span = i128::from(high) - i128::from(low);
+                let n = span / i128::from(step.max(1)) + 1;
+                Some(u64::try_from(n.max(0)).unwrap_or(u64::MAX))
+            }
+            Distribution::Categorical { ref choices } => Some(choices.len() as u64),
+        }
+    }
+
     /// The finite list of values, when there is one (ints, stepped floats, categoricals).
     pub fn enumerate(&self) -> Option<Vec<ParamValue>> {
         match *self {

@@ -53,6 +53,16 @@ pub fn grid_points(space: &SearchSpace) -> Vec<Params> {
 /// The number of grid points, without keeping them; stops counting past
 /// `MAX_GRID_POINTS` (the parser refuses such grids).
 pub fn count_points(space: &SearchSpace) -> usize {
+    // A parameter with more values than the limit makes the grid too large: said
+    // without listing them (`int = [0, 9223372036854775807]` has 2^63).
+    let limit = crate::spec::MAX_GRID_POINTS;
+    if space
+        .params
+        .iter()
+        .any(|p| p.grid.is_none() && p.distribution.n_values().is_some_and(|n| n > limit as u64))
+    {
+        return limit + 1;
+    }
     let mut n = 0usize;
     walk(space, &mut |_| {
         n += 1;

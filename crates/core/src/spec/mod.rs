@@ -895,7 +895,8 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
 
     if sampler == SamplerSpec::Grid {
         for param in &space.params {
-            if param.grid_values().is_none() {
+            // Whether it has a finite list, asked without listing it (it may be huge).
+            if param.grid.is_none() && param.distribution.n_values().is_none() {
                 let (line, column) = locations[&format!("space.{}", param.name)];
                 return Err(SpecError {
                     path: ctx.path.to_owned(),
@@ -1455,7 +1456,7 @@ fn validate_distribution(
             ));
         }
         let (low, high) = (low as i64, high as i64);
-        if (high - low) % step != 0 {
+        if (i128::from(high) - i128::from(low)) % i128::from(step) != 0 {
             return Err(ctx.error(
                 bounds_span,
                 field,

@@ -778,3 +778,20 @@ fn counts_beyond_their_range_are_refused_with_the_range() {
         ]],
     );
 }
+
+/// A grid over a huge range is refused with the size limit, counted without
+/// listing its points (it once panicked while the file was read).
+#[test]
+fn a_grid_over_a_huge_range_is_refused_not_listed() {
+    for space in [
+        "x0 = { int = [0, 9223372036854775807] }",
+        "x0 = { float = [0, 18446744073709551615], step = 0.2 }",
+        "x0 = { int = [-9223372036854775808, 9223372036854775807] }",
+    ] {
+        let text = format!(
+            "[study]\nname = \"g\"\nmetric = \"value\"\ndirection = \"minimize\"\n[sampler]\nkind = \"grid\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n[space]\n{space}\nx1 = {{ float = [0, 15], step = 5 }}\n"
+        );
+        let err = StudySpec::parse(&text, "g.toml").unwrap_err().to_string();
+        assert!(err.contains("more than the limit of 1000000"), "{space}: {err}");
+    }
+}
