@@ -214,8 +214,9 @@ enum Command {
         /// The trial's number.
         #[arg(long, allow_hyphen_values = true)]
         trial: u64,
-        /// The step (epoch, iteration).
-        #[arg(long, allow_hyphen_values = true)]
+        /// The step (epoch, iteration): 0 to 9223372036854775807 (what Optuna
+        /// stores). Reporting a step again replaces its value.
+        #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
         step: u64,
         /// The study metric's value at that step.
         #[arg(long, allow_hyphen_values = true)]
@@ -859,6 +860,26 @@ mod tests {
             let err = Cli::try_parse_from(args).err().unwrap_or_else(|| panic!("{args:?} parsed"));
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}: {err}");
         }
+        // Steps are what Optuna stores: 0 to i64::MAX, never wrapped to negatives.
+        for step in ["18446744073709551615", "9223372036854775808", "-1"] {
+            let args =
+                ["hpo", "report-step", "s.toml", "--trial", "0", "--step", step, "--value", "1"];
+            let err =
+                Cli::try_parse_from(args).err().unwrap_or_else(|| panic!("step {step} parsed"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{step}: {err}");
+        }
+        let top = [
+            "hpo",
+            "report-step",
+            "s.toml",
+            "--trial",
+            "0",
+            "--step",
+            "9223372036854775807",
+            "--value",
+            "1",
+        ];
+        assert!(Cli::try_parse_from(top).is_ok());
         let ok = Cli::try_parse_from(["hpo", "bench", "pruning", "--start-within", "0"]);
         assert!(ok.is_ok(), "--start-within 0 still means: start no run");
     }

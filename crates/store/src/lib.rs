@@ -786,6 +786,14 @@ impl Storage for SqliteStorage {
         value: f64,
         metrics: &[(String, f64)],
     ) -> CoreResult<()> {
+        // Optuna stores steps as signed 64-bit integers: a larger one would read back
+        // negative.
+        let Ok(step) = i64::try_from(step) else {
+            return Err(store_err(Error::Corrupt(format!(
+                "step {step} is past the largest step Optuna stores ({})",
+                i64::MAX
+            ))));
+        };
         self.write(|tx| {
             require_running(tx, trial)?;
             let (stored, kind) = encode::encode_value(value);
@@ -795,7 +803,7 @@ impl Storage for SqliteStorage {
                  ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
                      intermediate_value_type = excluded.intermediate_value_type",
             )
-            .and_then(|mut stmt| stmt.execute(params![trial.0, step as i64, stored, kind]))
+            .and_then(|mut stmt| stmt.execute(params![trial.0, step, stored, kind]))
             .map_err(store_err)?;
             let mut stmt = tx
                 .prepare_cached(
@@ -805,7 +813,7 @@ impl Storage for SqliteStorage {
                 .map_err(store_err)?;
             for (name, value) in metrics {
                 let value = (!value.is_nan()).then_some(*value);
-                stmt.execute(params![trial.0, step as i64, name, value]).map_err(store_err)?;
+                stmt.execute(params![trial.0, step, name, value]).map_err(store_err)?;
             }
             // A report is a sign of life: the heartbeat is renewed in the same write.
             tx.execute(
