@@ -37,6 +37,17 @@ fn a_study_file_with_errors_exits_2_with_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("data.toml:9:11: [objective].dataset: unknown dataset"));
     assert!(!dir.path().join("db").exists(), "nothing is created for a bad study file");
+    // A file that is not UTF-8 is a study-file error too, at its first bad byte.
+    let mut latin1 = branin(3).replace("name = ", "# caf\u{e9}\nname = ").into_bytes();
+    let at = latin1.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+    latin1.splice(at..at + 2, [0xe9]);
+    std::fs::write(dir.path().join("latin1.toml"), latin1).unwrap();
+    for command in ["run", "ask"] {
+        let out = dir.hpo(&[command, "latin1.toml"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = text(&out.stderr);
+        assert!(err.contains("latin1.toml:2:6:") && err.contains("not UTF-8"), "{command}: {err}");
+    }
 }
 
 #[test]

@@ -557,9 +557,9 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
     };
     let mut studies = Vec::new();
     for path in &bench.studies {
+        let spec = crate::read_study_file(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read study file {}", path.display()))?;
-        let spec = StudySpec::parse(&text, &path.display().to_string())?;
         let ObjectiveSpec::Candle(_) = &spec.objective else {
             bail!("{}: the pruning benchmark trains models; use a candle study", path.display());
         };

@@ -22,11 +22,7 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
     let mut text = summary_text(&summary, &spec.metric, config, db);
     // The pick, from the study and all its confirm runs, stored for every view.
-    let record = crate::report::load(
-        &storage,
-        &crate::report::StudyRef { name: spec.name.clone(), until: None },
-    )?;
-    if let Some(pick) = crate::pick::of(&record) {
+    if let Some(pick) = crate::pick::of_study(&storage, &spec.name)? {
         crate::pick::store(&storage, &summary.study, &pick)?;
         text.push_str(&format!("\n\npick: {}", crate::pick::headline(&pick, &spec.metric)));
         for line in crate::pick::evidence(&pick, Some(pick.number), true) {

@@ -12,9 +12,7 @@ use serde_json::json;
 
 /// The study file, parsed.
 fn read_spec(path: &Path) -> Result<StudySpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read study file {}", path.display()))?;
-    Ok(StudySpec::parse(&text, &path.display().to_string())?)
+    crate::read_study_file(path)
 }
 
 /// The database, created with its folder for `ask` (the first call creates the

@@ -112,11 +112,7 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         count(TrialState::Running),
         count(TrialState::Waiting),
     );
-    let record = crate::report::load(
-        storage,
-        &crate::report::StudyRef { name: study.name.clone(), until: None },
-    )?;
-    let Some(pick) = crate::pick::of(&record) else {
+    let Some(pick) = crate::pick::of_study(storage, &study.name)? else {
         out.push_str("\nno complete trial yet");
         return Ok(out);
     };
@@ -315,11 +311,7 @@ fn iso_time(ts: Option<hpo_core::trial::Timestamp>) -> Option<String> {
 fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
     let study = find(storage, name)?;
     let trials = trials_with_confirm_runs(storage, &study)?;
-    let record = crate::report::load(
-        storage,
-        &crate::report::StudyRef { name: study.name.clone(), until: None },
-    )?;
-    let pick = crate::pick::of(&record).map(|p| p.number);
+    let pick = crate::pick::of_study(storage, &study.name)?.map(|p| p.number);
     // Where each trial is stored: numbers repeat between the study and its
     // confirm study, so (study, number) names a trial.
     let in_study: BTreeSet<hpo_core::trial::TrialId> =
@@ -463,11 +455,7 @@ fn distribution_json(d: &hpo_core::distribution::Distribution) -> Value {
 pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
     let study = find(storage, name)?;
     let trials = trials_with_confirm_runs(storage, &study)?;
-    let record = crate::report::load(
-        storage,
-        &crate::report::StudyRef { name: study.name.clone(), until: None },
-    )?;
-    let pick = crate::pick::of(&record);
+    let pick = crate::pick::of_study(storage, &study.name)?;
     let mut items = Vec::new();
     for t in &trials {
         let mut curves: BTreeMap<String, Vec<Value>> = BTreeMap::new();

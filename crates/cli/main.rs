@@ -686,12 +686,38 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
     }
 }
 
+/// Reads and parses a study file. A file that is not UTF-8 text is a study-file
+/// error (exit 2) at the line and column of its first byte that is not.
+pub fn read_study_file(path: &Path) -> Result<StudySpec> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read study file {}", path.display()))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            let good = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+            let good = std::str::from_utf8(good).unwrap_or_default();
+            let line = good.matches('\n').count() + 1;
+            let column = good.rsplit('\n').next().map_or(0, |last| last.chars().count()) + 1;
+            return Err(hpo_core::spec::SpecError {
+                path: path.display().to_string(),
+                line,
+                column,
+                field: "the file".to_owned(),
+                message: format!(
+                    "byte {} is not UTF-8 text; a study file is TOML, which is UTF-8: save it as UTF-8",
+                    good.len()
+                ),
+            }
+            .into());
+        }
+    };
+    Ok(StudySpec::parse(&text, &path.display().to_string())?)
+}
+
 /// Reads a study file and builds its objective (dataset paths resolve against the
 /// file's folder).
 fn study_and_objective(path: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read study file {}", path.display()))?;
-    let spec = StudySpec::parse(&text, &path.display().to_string())?;
+    let spec = read_study_file(path)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let objective = hpo_train::build_objective(&spec, base_dir)?;
     Ok((spec, objective))

@@ -40,6 +40,12 @@ pub fn of(record: &StudyRecord) -> Option<Recommendation> {
     recommend(record, confirm_groups(record).as_ref())
 }
 
+/// The pick of the study named `name`, read from `storage` as the report reads it.
+pub fn of_study(storage: &dyn Storage, name: &str) -> Result<Option<Recommendation>> {
+    let study = crate::report::StudyRef { name: name.to_owned(), until: None };
+    Ok(of(&crate::report::load(storage, &study)?))
+}
+
 /// The pick's evidence as study user attributes.
 fn attrs(pick: &Recommendation, now: Timestamp) -> Vec<(&'static str, AttrValue)> {
     let mut out = vec![

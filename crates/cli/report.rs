@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hpo_core::pruner::PrunerKind;
 use hpo_core::spec::{SamplerSpec, StudySpec};
 use hpo_core::storage::Storage;
@@ -36,9 +36,7 @@ impl StudyRef {
                 }
             }
         } else if name.ends_with(".toml") && Path::new(name).exists() {
-            let body = std::fs::read_to_string(name)
-                .with_context(|| format!("cannot read study file {name}"))?;
-            StudySpec::parse(&body, name)?.name
+            crate::read_study_file(Path::new(name))?.name
         } else {
             name.to_owned()
         };
