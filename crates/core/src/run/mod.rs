@@ -63,8 +63,9 @@ pub enum Event<'a> {
         /// same parameters under `max_retries`).
         queued_again: bool,
     },
-    /// A worker left its device because the objective measured that fewer trials
-    /// fit there (`trials_per_device = "auto"`).
+    /// The workers on a device came down to the number of trials the objective
+    /// measured fit there (`trials_per_device = "auto"`): told once per device, by
+    /// the last worker to leave.
     DeviceFitted {
         /// The device.
         device: &'a str,
@@ -570,7 +571,10 @@ impl Worker<'_> {
                 *n -= 1;
                 let remaining = *n;
                 drop(loads);
-                self.host.event(Event::DeviceFitted { device, remaining });
+                // One true line per device: when the last excess worker leaves.
+                if remaining == capacity.max(1) {
+                    self.host.event(Event::DeviceFitted { device, remaining });
+                }
                 true
             }
             _ => false,
