@@ -854,8 +854,9 @@ fn auto_trials_per_device_keeps_the_workers_that_fit() {
     assert_eq!(trials.iter().filter(|t| t.state == TrialState::Complete).count(), 40);
     let log = host.log.lock().unwrap();
     let fitted: Vec<&String> = log.iter().filter(|line| line.starts_with("fitted")).collect();
-    // Eight workers started; six left once two were known to fit, and that is
-    // told once, with the number that stays.
+    // Eight (AUTO_TRIALS_PER_DEVICE) workers started; six left once two were known
+    // to fit, and that is told once, with the number that stays.
+    assert_eq!(AUTO_TRIALS_PER_DEVICE, 8);
     assert_eq!(fitted, ["fitted cuda:0 to 2"], "{log:?}");
     // The first trials ran eight at once; once the excess workers had finished the
     // trial they held and left, two at a time.
