@@ -19,7 +19,7 @@
 #   study       the whole-study benchmark: $STUDY (default the 32-trial
 #               studies/fashion-cnn-whole-study.toml) with trials_per_device K
 #               from $KS (default "1 2 4 8"), then the same trials one at a time in
-#               Optuna + PyTorch (scripts/study_twin.py; Optuna from .whl if carried;
+#               Optuna + PyTorch (scripts/study_twin.py; Optuna from wheels in .whl/ if present;
 #               TWIN=0 skips it). A K of "auto" sets trials_per_device = "auto".
 # Results also go to $OUT (throughput.jsonl, the study's database).
 set -uo pipefail

@@ -21,7 +21,7 @@
 # line included, so on another number of GPUs or another TPD they run again.
 # scripts/pruning-table.sh prints the committed runs of both studies as one table.
 #
-# Since session 8 each trial at once on a GPU trains in a lane of its own (own
+# Each trial at once on a GPU trains in a lane of its own (own
 # stream and cuBLAS handle), and trials at once no longer slow each other down;
 # but one fashion CNN trial already keeps an H200 busy, so TPD=1 is as fast as any
 # (docs/benchmarks.md).

@@ -155,7 +155,7 @@ impl CandleObjective {
 /// lane of its own: a device with its own stream, cuBLAS handle and copy of the
 /// data ([`gpu::lane_device`]), opened when a trial first needs it and kept for the
 /// trials after. Trials on one candle device would share its one cuBLAS handle and
-/// wait on each other (docs/benchmarks.md, session 7).
+/// wait on each other (docs/benchmarks.md, fused CUDA kernels).
 struct DeviceTrainers {
     name: String,
     /// The CPU's trainer; `None` on a GPU.
