@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod faults;
+mod fuzz;
 mod optuna;
 mod parallel;
 mod report;

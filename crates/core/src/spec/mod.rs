@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_spanned::Spanned;
 
+mod shape;
+
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
 use crate::pruner::{Pruner, PrunerKind};
@@ -216,6 +218,8 @@ impl StudySpec {
     /// Parses and validates a study file. `path` is only used in error messages.
     pub fn parse(text: &str, path: &str) -> Result<StudySpec, SpecError> {
         let ctx = Ctx { text, path };
+        let document = toml::de::DeTable::parse(text).map_err(|err| ctx.toml_error(&err))?;
+        ctx.check_shapes(document.get_ref())?;
         let raw: RawFile = toml::from_str(text).map_err(|err| ctx.toml_error(&err))?;
         validate(&ctx, raw)
     }
@@ -374,18 +378,16 @@ impl Ctx<'_> {
             (None, true) => key,
             (None, false) => "study file".to_owned(),
         };
-        let message = err
-            .message()
-            .trim()
-            .replace('\n', " ")
-            .replace("expected i64", "expected an integer")
-            .replace("expected u64", "expected a whole number")
-            .replace("expected f64", "expected a number");
+        let message = shape::plain(&err.message().trim().replace('\n', " "));
         let message = match message.strip_prefix("unknown field ") {
             Some(rest) if line.starts_with('[') => format!("unknown section {rest}"),
             _ => message,
         };
         let message = match message.strip_prefix("missing field ") {
+            Some(missing) if field == "study file" => format!(
+                "missing section `[{0}]`; add a `[{0}]` section (docs/study-file.md lists its settings)",
+                missing.trim_matches('`')
+            ),
             Some(missing) => format!(
                 "missing field {missing}; add `{} = ...` to {field}",
                 missing.trim_matches('`')

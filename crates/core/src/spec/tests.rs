@@ -428,9 +428,9 @@ fn log_and_step() {
 fn float_value_in_int_range() {
     check_err(
         &replace("depth = { int = [1, 3] }", "depth = { int = [1, 3.5] }"),
-        expect![[
-            r#"studies/bad.toml:33:21: [space].depth: invalid type: floating point `3.5`, expected an integer"#
-        ]],
+        expect![
+            "studies/bad.toml:33:21: [space].depth: expected an integer, found the number `3.5`"
+        ],
     );
 }
 
@@ -793,5 +793,144 @@ fn a_grid_over_a_huge_range_is_refused_not_listed() {
         );
         let err = StudySpec::parse(&text, "g.toml").unwrap_err().to_string();
         assert!(err.contains("more than the limit of 1000000"), "{space}: {err}");
+    }
+}
+
+/// Values of the wrong shape are told in the study file's terms: no serde type names
+/// (`struct RawParam`, `u64`, `i128`, `sequence`, `map`) and no toml internals.
+#[test]
+fn wrong_shapes_are_told_in_the_files_terms() {
+    let cases = [
+        (
+            replace("lr = { float", "lr = [1, 2]\nx = { float"),
+            expect![[
+                r#"studies/bad.toml:30:6: [space].lr: a parameter is a table such as `{ float = [0.0, 1.0] }`, `{ int = [1, 8] }` or `{ choice = ["a", "b"] }`, found a list `[1, 2]`"#
+            ]],
+        ),
+        (
+            replace("lr = { float", "lr = []\nx = { float"),
+            expect![[
+                r#"studies/bad.toml:30:6: [space].lr: a parameter is a table such as `{ float = [0.0, 1.0] }`, `{ int = [1, 8] }` or `{ choice = ["a", "b"] }`, found a list `[]`"#
+            ]],
+        ),
+        (
+            replace("lr = { float", "lr = 1979-05-27\nx = { float"),
+            expect![
+                "studies/bad.toml:30:6: [space].lr: no setting takes a date or time, found a date `1979-05-27`; write a number or a quoted string"
+            ],
+        ),
+        (
+            replace("lr = { float", "lr = 5\nx = { float"),
+            expect![[
+                r#"studies/bad.toml:30:6: [space].lr: a parameter is a table such as `{ float = [0.0, 1.0] }`, `{ int = [1, 8] }` or `{ choice = ["a", "b"] }`, found an integer `5`"#
+            ]],
+        ),
+        (
+            replace("seed = 7", "seed = 1979-05-27T07:32:00Z"),
+            expect![
+                "studies/bad.toml:6:8: [study].seed: no setting takes a date or time, found a date `1979-05-27T07:32:00Z`; write a number or a quoted string"
+            ],
+        ),
+        (
+            replace("direction = \"maximize\"", "direction = 3"),
+            expect![
+                "studies/bad.toml:5:13: [study].direction: expected `minimize` or `maximize`, found an integer `3`"
+            ],
+        ),
+        (
+            replace("direction = \"maximize\"", "direction = { a = 1 }"),
+            expect![
+                "studies/bad.toml:5:13: [study].direction: expected `minimize` or `maximize`, found a table `{ a = 1 }`"
+            ],
+        ),
+        (
+            replace("kind = \"random\"", "kind = [\"tpe\"]"),
+            expect![[
+                r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, found a list `["tpe"]`"#
+            ]],
+        ),
+        (
+            replace("seed = 7", "seed = 99999999999999999999"),
+            expect![
+                "studies/bad.toml:6:8: [study].seed: integers range from -9223372036854775808 to 9223372036854775807; this one is out of range"
+            ],
+        ),
+        (
+            replace("seed = 7", "seed = -1"),
+            expect![
+                "studies/bad.toml:6:8: [study].seed: expected a whole number (0 or more), found the integer `-1`"
+            ],
+        ),
+        (
+            replace("trials = 20", "trials = 9223372036854775808"),
+            expect![
+                "studies/bad.toml:7:10: [study].trials: integers range from -9223372036854775808 to 9223372036854775807; this one is out of range"
+            ],
+        ),
+        (
+            replace("trials = 20", "trials = 2.5"),
+            expect![
+                "studies/bad.toml:7:10: [study].trials: expected an integer, found the number `2.5`"
+            ],
+        ),
+        (
+            replace("batch_size = { choice = [32", "batch_size = { choice = [18446744073709551615"),
+            expect![
+                "studies/bad.toml:34:26: [space].batch_size: integers range from -9223372036854775808 to 9223372036854775807; this one is out of range"
+            ],
+        ),
+        (
+            replace("log = true }\ndropout", "log = 3 }\ndropout"),
+            expect![
+                "studies/bad.toml:30:36: [space].lr: expected `true` or `false`, found the integer `3`"
+            ],
+        ),
+        (
+            replace("float = [0.0, 0.5]", "float = { a = 1 }"),
+            expect![
+                "studies/bad.toml:31:21: [space].dropout: expected a list such as `[1, 2]`, found a table"
+            ],
+        ),
+        (
+            replace("float = [0.0, 0.5]", "float = [0.0, \"x\"]"),
+            expect![[
+                r#"studies/bad.toml:31:27: [space].dropout: expected a number, found the string "x""#
+            ]],
+        ),
+        (
+            VALID.replacen("[sampler]\nkind = \"random\"\n", "", 1).replacen(
+                "[study]",
+                "sampler = [1]\n[study]",
+                1,
+            ),
+            expect![
+                "studies/bad.toml:2:11: [sampler]: `sampler` is a section: write `[sampler]` on a line of its own and its settings below it, found a list `[1]`"
+            ],
+        ),
+        (
+            VALID.replacen("[pruner]\nkind = \"none\"\n", "", 1).replacen(
+                "[study]",
+                "pruner = \"none\"\n[study]",
+                1,
+            ),
+            expect![
+                r#"studies/bad.toml:2:10: [pruner]: `pruner` is a section: write `[pruner]` on a line of its own and its settings below it, found a string `"none"`"#
+            ],
+        ),
+        (
+            VALID[..VALID.find("[space]").unwrap()].to_owned(),
+            expect![
+                "studies/bad.toml:1:1: study file: missing section `[space]`; add a `[space]` section (docs/study-file.md lists its settings)"
+            ],
+        ),
+    ];
+    for (text, expect) in cases {
+        let message = StudySpec::parse(&text, "studies/bad.toml")
+            .expect_err("the file should be refused")
+            .to_string();
+        for internal in ["Raw", "$__toml", "u64", "i64", "i128", "sequence", "map", "wanted"] {
+            assert!(!message.contains(internal), "`{internal}` in: {message}");
+        }
+        expect.assert_eq(&message);
     }
 }
