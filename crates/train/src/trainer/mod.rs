@@ -467,8 +467,17 @@ impl Trainer {
                 return Ok(Err(failure));
             }
             let train_seconds = started.elapsed().as_secs_f64().max(1e-9);
-            let (train_loss, train_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Train)?;
-            let (val_loss, val_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Val)?;
+            let stop = || reporter.interrupted();
+            let Some((train_loss, train_accuracy)) =
+                self.evaluate(model.as_ref(), &plan, Part::Train, &stop)?
+            else {
+                return Ok(Err(TrialFailure::new("interrupted")));
+            };
+            let Some((val_loss, val_accuracy)) =
+                self.evaluate(model.as_ref(), &plan, Part::Val, &stop)?
+            else {
+                return Ok(Err(TrialFailure::new("interrupted")));
+            };
             if !val_loss.is_finite() || !train_loss.is_finite() {
                 return Ok(Err(TrialFailure::new(format!(
                     "loss became non-finite in epoch {epoch} (train {train_loss}, val {val_loss})"
@@ -513,7 +522,11 @@ impl Trainer {
         if let Some((_, snapshot)) = &best {
             model::restore(model.as_ref(), snapshot)?;
         }
-        let (test_loss, test_accuracy) = self.evaluate(model.as_ref(), &plan, Part::Test)?;
+        let Some((test_loss, test_accuracy)) =
+            self.evaluate(model.as_ref(), &plan, Part::Test, &|| reporter.interrupted())?
+        else {
+            return Ok(Err(TrialFailure::new("interrupted")));
+        };
         let mut final_metrics = vec![
             ("test_loss".to_owned(), test_loss),
             ("test_accuracy".to_owned(), test_accuracy),
@@ -570,13 +583,16 @@ impl Trainer {
         model: &dyn Model,
         plan: &Plan,
         part: Part,
-    ) -> candle_core::Result<(f64, f64)> {
-        let sums = self.evaluation_sums(model, plan, part)?;
+        stop: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<(f64, f64)>> {
+        let Some(sums) = self.evaluation_sums(model, plan, part, stop)? else {
+            return Ok(None);
+        };
         let read = |sum: Option<Tensor>| -> candle_core::Result<f64> {
             sum.map_or(Ok(0.0), |it| it.to_dtype(DType::F64)?.to_scalar::<f64>())
         };
         let count = sums.count.max(1.0);
-        Ok((read(sums.loss)? / count, read(sums.correct)? / count))
+        Ok(Some((read(sums.loss)? / count, read(sums.correct)? / count)))
     }
 
     /// The summed loss and hits of `model` over a split, chunk by chunk. The sums
@@ -587,12 +603,16 @@ impl Trainer {
     /// Each chunk's logits are detached before anything is added up: the sums
     /// then hold no backward graph, so each chunk's activations are freed when the
     /// next chunk starts, and evaluating a split takes the memory of one chunk.
+    ///
+    /// `stop` is asked before each chunk: `None` when it says stop (Ctrl-C or
+    /// SIGTERM), so an interruption waits for one chunk, not for the whole split.
     fn evaluation_sums(
         &self,
         model: &dyn Model,
         plan: &Plan,
         part: Part,
-    ) -> candle_core::Result<EvaluationSums> {
+        stop: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<EvaluationSums>> {
         let mut sums = EvaluationSums { loss: None, correct: None, count: 0.0 };
         let add = |sum: &mut Option<Tensor>, x: Tensor| -> candle_core::Result<()> {
             *sum = Some(match sum.take() {
@@ -613,6 +633,9 @@ impl Trainer {
                 };
                 let mut start = 0;
                 while start < n_rows {
+                    if stop() {
+                        return Ok(None);
+                    }
                     let len = EVAL_CHUNK.min(n_rows - start);
                     let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let xs = split.features.narrow(0, start, len)?;
@@ -636,6 +659,9 @@ impl Trainer {
                 };
                 let starts = fixed_windows(tokens.len(), *context, batch_size * eval_batches);
                 for chunk in starts.chunks(*batch_size) {
+                    if stop() {
+                        return Ok(None);
+                    }
                     let _turn = self.lane.as_ref().map(|lane| lane.turn());
                     let (xs, ys) = windows(tokens, chunk, *context, &self.device)?;
                     let logits = model.forward(&xs, &mut Mode::Eval)?.detach();
@@ -647,7 +673,7 @@ impl Trainer {
             }
             _ => candle_core::bail!("the plan does not match the data"),
         }
-        Ok(sums)
+        Ok(Some(sums))
     }
 }
 

@@ -410,11 +410,72 @@ fn evaluation_sums_hold_no_backward_graph() {
         assert!(built.params().iter().any(|it| it.var.as_tensor().track_op()), "{model}");
         let plan = Plan::new(&trainer.data, &h);
         for part in [Part::Train, Part::Val, Part::Test] {
-            let sums = trainer.evaluation_sums(built.as_ref(), &plan, part).unwrap();
+            let sums =
+                trainer.evaluation_sums(built.as_ref(), &plan, part, &|| false).unwrap().unwrap();
             assert!(sums.count > 0.0);
             for sum in [sums.loss.unwrap(), sums.correct.unwrap()] {
                 assert!(!sum.track_op(), "{model}: an evaluation sum tracks its forward graph");
             }
         }
     }
+}
+
+/// Says "interrupted" from its `from`-th question on, and keeps the epochs reported.
+struct InterruptAt {
+    from: usize,
+    asked: std::cell::Cell<usize>,
+    reported: Vec<u64>,
+}
+
+impl Reporter for InterruptAt {
+    fn report(&mut self, step: u64, _: &[(String, f64)]) -> ControlFlow<Stop> {
+        self.reported.push(step);
+        ControlFlow::Continue(())
+    }
+    fn interrupted(&self) -> bool {
+        self.asked.set(self.asked.get() + 1);
+        self.asked.get() >= self.from
+    }
+}
+
+/// Ctrl-C or SIGTERM after an epoch's last training step stops the trial during the
+/// evaluation that follows (a chunk later), not after it: on a CPU, evaluating a
+/// large training split takes longer than many steps.
+#[test]
+fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
+    let p = params(&[("batch_size", ParamValue::Int(64))]);
+    let trainer = Trainer::new(
+        CandleSpec {
+            model: "mlp".into(),
+            dataset: DatasetSpec::Named(String::new()),
+            max_epochs: 3,
+            device: "cpu".into(),
+            devices: Vec::new(),
+            trials_per_device: 1,
+            auto_trials_per_device: false,
+            fixed: Params::new(),
+        },
+        load(&digits()).unwrap(),
+        Device::Cpu,
+    )
+    .unwrap();
+    let fixed = Params::new();
+    let h = Resolved::new("mlp", &p, &fixed);
+    let steps = Plan::new(&trainer.data, &h).epoch_batches(&mut StdRng::seed_from_u64(0)).len();
+    // Every training step asks once; the next question comes after the epoch's last step.
+    let mut reporter =
+        InterruptAt { from: steps + 1, asked: std::cell::Cell::new(0), reported: Vec::new() };
+    let ctx = TrialContext {
+        number: 0,
+        params: &p,
+        seed: 1,
+        metric: "val_accuracy",
+        direction: Direction::Maximize,
+        device: None,
+        workers: 1,
+    };
+    let output = objective("mlp", digits(), 3).run(&ctx, &mut reporter);
+    assert_eq!(output.unwrap_err().reason, "interrupted");
+    assert_eq!(reporter.reported, Vec::<u64>::new(), "the first epoch was evaluated to its end");
+    assert_eq!(reporter.asked.get(), steps + 1);
 }
