@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::pruner::Verdict;
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Study, StudyId, StudySummary};
-use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState};
+use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 
 /// A Storage that keeps everything in memory and forgets it on drop.
 #[derive(Debug, Default)]
@@ -181,8 +181,24 @@ impl Storage for InMemoryStorage {
             return Ok(None);
         }
         let now = state.tick();
-        let Some((_, trial)) =
-            state.trials.iter_mut().find(|(s, t)| *s == study && t.state == TrialState::Waiting)
+        // Retries first, in grid order; then by number (the trials are in number order).
+        let Some((_, trial)) = state
+            .trials
+            .iter_mut()
+            .filter(|(s, t)| *s == study && t.state == TrialState::Waiting)
+            .min_by(|(_, a), (_, b)| {
+                // A retry's grid point (none for a trial that is not a retry).
+                let point = |t: &FrozenTrial| {
+                    t.retry_of().and(t.system_attrs.get(attr::GRID_POINT)?.as_f64())
+                };
+                let by_point = match (point(a), point(b)) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    (x, y) => x.is_some().cmp(&y.is_some()),
+                };
+                (a.retry_of().is_none().cmp(&b.retry_of().is_none()))
+                    .then(by_point)
+                    .then(a.number.cmp(&b.number))
+            })
         else {
             return Ok(None);
         };

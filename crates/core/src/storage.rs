@@ -72,8 +72,11 @@ pub trait Storage: Send + Sync {
     /// Queues a Waiting trial with the next number (a grid point to run again).
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<TrialId>;
 
-    /// Atomically claims the lowest-numbered Waiting trial (it becomes Running,
-    /// starting now, with `system_attrs` added), unless the budget is spent.
+    /// Atomically claims the Waiting trial to run next (it becomes Running, starting
+    /// now, with `system_attrs` added), unless the budget is spent. Retries
+    /// (`attr::RETRY_OF`) come first, in grid-point order (`attr::GRID_POINT`), then
+    /// by number; then the lowest-numbered Waiting trial. An interrupted grid point
+    /// thus runs again in its place, before the points after it.
     fn claim_waiting_trial(
         &self,
         study: StudyId,

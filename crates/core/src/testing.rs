@@ -29,6 +29,7 @@ macro_rules! storage_conformance_tests {
             interrupted_failures_do_not_count,
             confirm_runs_do_not_count,
             queued_trials_are_claimed_in_order,
+            queued_retries_are_claimed_first_in_grid_order,
             attrs_round_trip,
             study_user_attrs_round_trip,
             pruner_verdicts_round_trip,
@@ -535,6 +536,53 @@ pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
         .unwrap();
     let read = storage.trial(requeued).unwrap();
     assert_eq!((read.number, read.state), (3, TrialState::Waiting));
+}
+
+/// Queued retries are claimed before the other queued trials, a grid's in grid
+/// order whatever order they were queued in; then the rest by number.
+pub fn queued_retries_are_claimed_first_in_grid_order(storage: &dyn Storage) {
+    let point = |idx: usize, retry_of: Option<usize>| NewTrial {
+        params: vec![("x".into(), ParamValue::Float(idx as f64), float(0.0, 10.0))],
+        system_attrs: retry_of
+            .map(|of| (attr::RETRY_OF.to_owned(), AttrValue::Number(of as f64)))
+            .into_iter()
+            .chain([(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))])
+            .collect(),
+    };
+    let s = storage
+        .create_study(&NewStudy {
+            name: "grid".into(),
+            direction: Direction::Maximize,
+            metric: None,
+            spec_text: None,
+            queued: (0..6).map(|idx| point(idx, None)).collect(),
+        })
+        .unwrap();
+    let claim = || storage.claim_waiting_trial(s, None, &[]).unwrap().unwrap();
+    let (first, second) = (claim(), claim());
+    assert_eq!((first.number, second.number), (0, 1));
+    // Both are cut short; the second is queued again first.
+    for trial in [&second, &first] {
+        let retry = point(trial.number as usize, Some(trial.number as usize));
+        storage.fail_and_enqueue(trial.id, s, Some(&retry)).unwrap();
+    }
+    let order: Vec<(u64, Option<f64>)> = (0..6)
+        .map(|_| {
+            let t = claim();
+            (t.number, t.system_attrs.get(attr::GRID_POINT).and_then(AttrValue::as_f64))
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (7, Some(0.0)),
+            (6, Some(1.0)),
+            (2, Some(2.0)),
+            (3, Some(3.0)),
+            (4, Some(4.0)),
+            (5, Some(5.0))
+        ]
+    );
 }
 
 /// User and system attributes of every kind read back, and setting a key again

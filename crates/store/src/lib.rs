@@ -747,14 +747,32 @@ impl Storage for SqliteStorage {
             if budget_spent(tx, study, budget)? {
                 return Ok(None);
             }
-            let id: Option<i64> = tx
+            // Retries first (few: found through the attribute key's index), a
+            // grid's in grid order; then the lowest number.
+            let retry: Option<i64> = tx
                 .query_row(
-                    "SELECT trial_id FROM trials WHERE study_id = ?1 AND state = 'WAITING' ORDER BY number LIMIT 1",
-                    [study.0],
+                    "SELECT t.trial_id FROM trial_system_attributes r \
+                     JOIN trials t ON t.trial_id = r.trial_id \
+                     LEFT JOIN trial_system_attributes g \
+                       ON g.trial_id = t.trial_id AND g.key = ?3 \
+                     WHERE r.key = ?2 AND t.study_id = ?1 AND t.state = 'WAITING' \
+                     ORDER BY CAST(g.value_json AS REAL), t.number LIMIT 1",
+                    params![study.0, attr::RETRY_OF, attr::GRID_POINT],
                     |row| row.get(0),
                 )
                 .optional()
                 .map_err(store_err)?;
+            let id: Option<i64> = match retry {
+                Some(id) => Some(id),
+                None => tx
+                    .query_row(
+                        "SELECT trial_id FROM trials WHERE study_id = ?1 AND state = 'WAITING' ORDER BY number LIMIT 1",
+                        [study.0],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(store_err)?,
+            };
             let Some(id) = id else { return Ok(None) };
             tx.execute(
                 "UPDATE trials SET state = 'RUNNING', datetime_start = ?2 WHERE trial_id = ?1 AND state = 'WAITING'",

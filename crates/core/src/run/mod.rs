@@ -338,7 +338,9 @@ fn fail_interrupted(
             let after = (attr::AFTER_OUT_OF_MEMORY.to_owned(), AttrValue::Bool(true));
             [retry_of, after].into_iter().chain(grid_point).collect()
         }
-        Requeue::UpToRetries(_) if grid_point.is_some() => grid_point.into_iter().collect(),
+        Requeue::UpToRetries(_) if grid_point.is_some() => {
+            [retry_of].into_iter().chain(grid_point).collect()
+        }
         Requeue::UpToRetries(max_retries) => {
             let n_retries = || -> Result<usize> {
                 Ok(storage

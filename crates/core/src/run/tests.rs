@@ -1069,3 +1069,29 @@ fn the_loop_reads_the_whole_study_a_fixed_number_of_times_per_run() {
         assert!(read <= 70, "pruned: {pruned}: read {read} trials in all for 60 trials");
     }
 }
+
+/// docs/study-file.md: a grid with `trials = N` runs the first N points in grid
+/// order, and an interruption does not change which: the interrupted point runs
+/// again next, in its place, not after the rest of the grid.
+#[test]
+fn an_interrupted_grid_point_runs_again_in_its_place() {
+    let storage = InMemoryStorage::default();
+    let spec =
+        spec("grid", "trials = 4", "x0 = { int = [0, 5] }\nx1 = { int = [0, 5], step = 5 }\n");
+    let mut host = TestHost::new();
+    // Trial 0 reports 3 steps; the interruption comes in trial 1.
+    host.interrupt_at_step = Some(4);
+    let curve = Curve(vec![3.0, 2.0, 1.0]);
+    let cut = run_study(&storage, &spec, &curve, &host, NO_OVERRIDES).unwrap();
+    assert_eq!(cut.end, RunEnd::Interrupted);
+    let rest = run_study(&storage, &spec, &curve, &TestHost::new(), NO_OVERRIDES).unwrap();
+    assert_eq!(rest.end, RunEnd::BudgetMet);
+    let complete = storage.trials(rest.study.id, Some(&[TrialState::Complete])).unwrap();
+    let mut order: Vec<(i64, u64, Params)> = complete
+        .iter()
+        .map(|t| (t.datetime_start.unwrap().0, t.number, t.params.clone()))
+        .collect();
+    order.sort_by_key(|(start, number, _)| (*start, *number));
+    let points: Vec<Params> = order.into_iter().map(|(_, _, point)| point).collect();
+    assert_eq!(points, grid::grid_points(&spec.space)[..4]);
+}
