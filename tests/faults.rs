@@ -144,6 +144,70 @@ fn a_read_only_database_is_read_and_refuses_writes_clearly() {
 }
 
 #[test]
+fn a_read_only_file_in_a_writable_folder_is_refused_leaving_nothing_behind() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(3));
+    dir.ok(&["run", "study.toml", "--db", "ro.sqlite"]);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(dir.path().join("ro.sqlite"), std::fs::Permissions::from_mode(0o444))
+        .unwrap();
+    let before = bytes(&dir, "ro.sqlite");
+    let run = as_reader(&dir, &["run", "study.toml", "--db", "ro.sqlite", "--trials", "5"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(err.contains("database ro.sqlite is read-only"), "{err}");
+    assert!(err.contains("make the file and its folder writable"), "{err}");
+    assert_eq!(bytes(&dir, "ro.sqlite"), before);
+    for leftover in ["ro.sqlite-wal", "ro.sqlite-shm"] {
+        assert!(!dir.path().join(leftover).exists(), "{leftover} was left behind");
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A database with one of its index pages damaged (the page found with Python's
+/// sqlite3, the header's cell count overwritten).
+fn damaged_database(dir: &Dir) -> u64 {
+    dir.write("study.toml", &branin(30));
+    dir.ok(&["run", "study.toml", "--db", "hpo.sqlite"]);
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1])\n\
+        c.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n\
+        print(c.execute(\"SELECT rootpage FROM sqlite_master WHERE name = 'ix_trials_study_id'\").fetchone()[0])\n";
+    let out = Command::new("python3")
+        .args(["-c", script, "hpo.sqlite"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page: u64 = text(&out.stdout).trim().parse().unwrap();
+    let mut file = bytes(dir, "hpo.sqlite");
+    let at = usize::try_from((page - 1) * 4096 + 3).unwrap();
+    file[at..at + 2].copy_from_slice(&[0xff, 0xff]);
+    std::fs::write(dir.path().join("hpo.sqlite"), file).unwrap();
+    page
+}
+
+#[test]
+fn a_damaged_database_is_checked_page_by_page_and_never_written() {
+    let dir = Dir::new();
+    let page = damaged_database(&dir);
+    let before = bytes(&dir, "hpo.sqlite");
+    let check = dir.hpo(&["check", "--db", "hpo.sqlite"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let report = text(&check.stdout);
+    assert!(report.contains(&format!("page {page}: btreeInitPage()")), "{report}");
+    assert!(report.contains("restore it from a backup"), "{report}");
+    let run =
+        dir.hpo(&["run", "study.toml", "--db", "hpo.sqlite", "--trials", "40"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(err.contains("database hpo.sqlite: the database file is damaged"), "{err}");
+    assert!(err.contains(&format!("page {page}")), "{err}");
+    assert!(err.contains("hpo check --db hpo.sqlite"), "{err}");
+    assert_eq!(bytes(&dir, "hpo.sqlite"), before, "nothing was written");
+}
+
+#[test]
 fn a_full_disk_stops_the_run_with_the_database_consistent_and_resumable() {
     let dir = Dir::new();
     dir.write("study.toml", &branin(400));

@@ -29,7 +29,7 @@ fn open(db: &Path, create: bool) -> Result<SqliteStorage> {
             db.display()
         );
     }
-    SqliteStorage::open(db).map_err(|err| crate::explain_open_error(db, err))
+    SqliteStorage::open_without_check(db).map_err(|err| crate::explain_open_error(db, err))
 }
 
 /// `{"trial": N, "params": {...}}` of a new Running trial.

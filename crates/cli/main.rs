@@ -519,11 +519,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
         Command::Check { db } => {
-            let problems = open_existing(&db.db)?.check()?;
+            must_exist(&db.db)?;
+            let problems =
+                SqliteStorage::check_file(&db.db).map_err(|err| explain_open_error(&db.db, err))?;
             if problems.is_empty() {
                 print(format!("{}: ok", db.db.display()))
             } else {
+                let damaged = problems.iter().any(|it| it.starts_with("integrity:"));
                 print(problems.join("\n"))?;
+                if damaged {
+                    print(format!("the file is damaged; {}", recovery(&db.db.display())))?;
+                }
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -677,6 +683,11 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
         anyhow::anyhow!(
             "{path} is not an SQLite database (hpo and Optuna write SQLite); point --db (or HPO_DB) at a study database, or at a new path to create one; the file was not changed"
         )
+    } else if matches!(err, hpo_store::Error::Damaged { .. }) {
+        anyhow::anyhow!(
+            "database {path}: {err}. `hpo check --db {path}` lists the damage; {}",
+            recovery(&path)
+        )
     } else if err.is_read_only() {
         anyhow::anyhow!(
             "database {path} is read-only, and this command records trials in it; make the file and its folder writable, or copy it and point --db at the copy"
@@ -684,6 +695,13 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
     } else {
         anyhow::Error::new(err).context(format!("cannot open database {path}"))
     }
+}
+
+/// What to do about a damaged database file.
+fn recovery(path: &dyn std::fmt::Display) -> String {
+    format!(
+        "restore it from a backup, or recover what SQLite can still read with `sqlite3 {path} .recover | sqlite3 recovered.sqlite` and point --db at recovered.sqlite"
+    )
 }
 
 /// Reads and parses a study file. A file that is not UTF-8 text is a study-file

@@ -40,9 +40,19 @@ pub enum Error {
     /// Optuna wrote the database at another schema revision; Optuna must upgrade it
     /// before hpo can use it.
     #[error(
-        "this database has Optuna schema revision `{found}`, but hpo reads `{expected}` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
+        "this database has Optuna schema revision `{found}`, older than the `{expected}` hpo reads (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
     )]
-    UnsupportedOptunaSchema {
+    OlderOptunaSchema {
+        /// The alembic revision the database has.
+        found: String,
+        /// The revision hpo reads, [`OPTUNA_ALEMBIC_REVISION`].
+        expected: &'static str,
+    },
+    /// A newer Optuna wrote the database, at a schema revision this hpo does not know.
+    #[error(
+        "this database has Optuna schema revision `{found}`, newer than the `{expected}` this hpo reads (Optuna 3.2 to 5.0); update hpo to one that reads it"
+    )]
+    NewerOptunaSchema {
         /// The alembic revision the database has.
         found: String,
         /// The revision hpo reads, [`OPTUNA_ALEMBIC_REVISION`].
@@ -62,13 +72,27 @@ pub enum Error {
     /// says which.
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
+    /// SQLite's quick check found the file damaged; nothing was written to it.
+    #[error(
+        "the database file is damaged, and hpo writes nothing into a damaged file: {}{}",
+        problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+        if problems.len() > 3 { format!("; and {} more", problems.len() - 3) } else { String::new() }
+    )]
+    Damaged {
+        /// What SQLite's quick check reported, a line each.
+        problems: Vec<String>,
+    },
+    /// The file cannot be written (its permissions, its folder, the mount).
+    #[error("the database file is read-only")]
+    ReadOnly,
 }
 
 impl Error {
     /// Whether SQLite refused to write because the file, its folder or the mount is
     /// read-only.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Error::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly))
+        matches!(self, Error::ReadOnly)
+            || matches!(self, Error::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly))
     }
 
     /// Whether a write failed in the file system: a full disk, a file-size limit, an
@@ -120,8 +144,37 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and applies pending
     /// migrations. A database Optuna created gets hpo's tables added; its own are
     /// left as they are.
+    ///
+    /// Refuses, before writing a byte, a file it cannot write ([`Error::ReadOnly`],
+    /// leaving no `-wal` or `-shm` file behind) and a file that fails SQLite's quick
+    /// check ([`Error::Damaged`]).
     pub fn open(path: &Path) -> Result<SqliteStorage, Error> {
+        Self::open_checked(path, true)
+    }
+
+    /// [`SqliteStorage::open`] without the quick check, whose cost grows with the
+    /// file: for commands run once per trial or per step (`hpo ask`, `hpo tell`,
+    /// `hpo report-step`), which would otherwise read the whole file each time. A
+    /// read-only file is still refused before anything is written.
+    pub fn open_without_check(path: &Path) -> Result<SqliteStorage, Error> {
+        Self::open_checked(path, false)
+    }
+
+    fn open_checked(path: &Path, quick_check: bool) -> Result<SqliteStorage, Error> {
         let conn = Connection::open(path)?;
+        // Asked before any statement runs: reading a WAL database would create its
+        // -wal and -shm files.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(Error::ReadOnly);
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let problems =
+            if quick_check { pragma_problems(&conn, "quick_check")? } else { Vec::new() };
+        if !problems.is_empty() {
+            let problems =
+                problems.iter().map(|it| it.trim_start_matches("integrity: ").to_owned()).collect();
+            return Err(Error::Damaged { problems });
+        }
         Self::from_connection(conn)
     }
 
@@ -131,35 +184,15 @@ impl SqliteStorage {
     /// when SQLite cannot share the WAL index of a read-only folder, reads the file
     /// as immutable.
     pub fn open_read_only(path: &Path) -> Result<SqliteStorage, Error> {
-        use rusqlite::OpenFlags;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-        let probe = |conn: &Connection| -> Result<(), Error> {
-            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-            Ok(())
-        };
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let cannot_share_wal_index = |err: &Error| {
-            matches!(err, Error::Sqlite(e) if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
-            ))
-        };
-        let conn = match probe(&conn) {
-            Ok(()) => conn,
-            // Only a WAL index that a read-only folder cannot hold is worked around:
-            // reading as immutable ignores locks, so it is no answer to a busy file.
-            Err(err) if !cannot_share_wal_index(&err) => return Err(err),
-            Err(_) => {
-                let uri = format!("file:{}?immutable=1", path.display());
-                let conn = Connection::open_with_flags(uri, flags)?;
-                probe(&conn)?;
-                conn
-            }
-        };
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let conn = read_only_connection(path)?;
         migrations::prepare_read_only(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    /// Checks the file at `path` without writing to it, as [`SqliteStorage::check`]
+    /// does, even where the damage keeps hpo from opening it as a study database.
+    pub fn check_file(path: &Path) -> Result<Vec<String>, Error> {
+        check_connection(&read_only_connection(path)?)
     }
 
     /// A private in-memory database, for tests.
@@ -200,30 +233,7 @@ impl SqliteStorage {
     /// `foreign_key_check`, and that no study has two trials with one number.
     /// Returns the problems found; empty when the database is sound.
     pub fn check(&self) -> Result<Vec<String>, Error> {
-        let conn = self.lock();
-        let mut problems: Vec<String> = Vec::new();
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
-            let row = row?;
-            if row != "ok" {
-                problems.push(format!("integrity: {row}"));
-            }
-        }
-        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-        for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
-            problems.push(format!("a row of `{}` points at a missing row", row?));
-        }
-        let mut stmt = conn.prepare(
-            "SELECT s.study_name, t.number, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id
-             GROUP BY t.study_id, t.number HAVING COUNT(*) > 1",
-        )?;
-        for row in stmt.query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        })? {
-            let (study, number, n) = row?;
-            problems.push(format!("study `{study}` has {n} trials numbered {number}"));
-        }
-        Ok(problems)
+        check_connection(&self.lock())
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -249,6 +259,111 @@ impl SqliteStorage {
             conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
         f(&tx)
     }
+}
+
+/// A read-only connection to `path` that writes nothing, not even a WAL index where
+/// the folder is read-only (it then reads the file as immutable).
+fn read_only_connection(path: &Path) -> Result<Connection, Error> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    let probe = |conn: &Connection| -> Result<(), Error> {
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let cannot_share_wal_index = |err: &Error| {
+        matches!(err, Error::Sqlite(e) if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+        ))
+    };
+    let conn = match probe(&conn) {
+        Ok(()) => conn,
+        // Only a WAL index that a read-only folder cannot hold is worked around:
+        // reading as immutable ignores locks, so it is no answer to a busy file.
+        Err(err) if !cannot_share_wal_index(&err) => return Err(err),
+        Err(_) => {
+            let uri = format!("file:{}?immutable=1", path.display());
+            let conn = Connection::open_with_flags(uri, flags)?;
+            probe(&conn)?;
+            conn
+        }
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// What SQLite's `integrity_check` (all of it: a damaged index that keeps it
+/// from comparing tables and indexes falls back to `quick_check`, which does not
+/// compare them), `foreign_key_check` and a duplicate trial number report, a
+/// problem a line.
+fn check_connection(conn: &Connection) -> Result<Vec<String>, Error> {
+    let mut problems = pragma_problems(conn, "integrity_check")?;
+    if problems.iter().any(|it| it.contains("malformed")) {
+        for problem in pragma_problems(conn, "quick_check")? {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    // A table too damaged to read is told as a problem, not as a failed check.
+    let mut rows = |sql: &str, problem: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<String>| {
+        let found = conn.prepare(sql).and_then(|mut stmt| {
+            stmt.query_map([], |row| problem(row))?.collect::<rusqlite::Result<Vec<String>>>()
+        });
+        match found {
+            Ok(found) => problems.extend(found),
+            Err(err) => {
+                problems.push(format!("cannot read the file for this check ({err}): {sql}"))
+            }
+        }
+    };
+    rows("PRAGMA foreign_key_check", &|row| {
+        Ok(format!("a row of `{}` points at a missing row", row.get::<_, String>(0)?))
+    });
+    rows(
+        "SELECT s.study_name, t.number, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id \
+         GROUP BY t.study_id, t.number HAVING COUNT(*) > 1",
+        &|row| {
+            Ok(format!(
+                "study `{}` has {} trials numbered {}",
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(1)?
+            ))
+        },
+    );
+    Ok(problems)
+}
+
+/// The lines of `PRAGMA pragma` (`integrity_check`, `quick_check`) other than
+/// "ok", each prefixed "integrity: ". SQLite stopping part-way (a page it cannot
+/// read) is one more line; a file that is not a database is an error.
+fn pragma_problems(conn: &Connection, pragma: &str) -> Result<Vec<String>, Error> {
+    let mut problems = Vec::new();
+    let mut push = |text: &str| {
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && line != "ok" && !line.starts_with("*** in database") {
+                problems.push(format!("integrity: {line}"));
+            }
+        }
+    };
+    let outcome = conn.prepare(&format!("PRAGMA {pragma}")).and_then(|mut stmt| {
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            push(&row.get::<_, String>(0)?);
+        }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => {}
+        Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            push(&format!("SQLite stopped reading: {err}"));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    Ok(problems)
 }
 
 fn now() -> Timestamp {

@@ -56,13 +56,26 @@ fn check_optuna_revision(conn: &Connection) -> Result<(), Error> {
         if let Some(found) = revision
             && found != OPTUNA_ALEMBIC_REVISION
         {
-            return Err(Error::UnsupportedOptunaSchema {
-                found,
-                expected: OPTUNA_ALEMBIC_REVISION,
+            return Err(if revision_order(&found) < revision_order(OPTUNA_ALEMBIC_REVISION) {
+                Error::OlderOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
+            } else {
+                Error::NewerOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
             });
         }
     }
     Ok(())
+}
+
+/// An Optuna alembic revision (`v3.2.0.a`: the Optuna version that introduced it,
+/// then a letter) as something to compare; a revision of another form sorts after
+/// every one of that form (a future Optuna's).
+fn revision_order(revision: &str) -> (Vec<u64>, String) {
+    let parts: Vec<&str> = revision.trim_start_matches('v').split('.').collect();
+    let numbers: Option<Vec<u64>> = parts.iter().take(3).map(|it| it.parse().ok()).collect();
+    match numbers {
+        Some(numbers) if parts.len() == 4 => (numbers, parts[3].to_owned()),
+        _ => (vec![u64::MAX], revision.to_owned()),
+    }
 }
 
 /// Makes a database opened read-only readable by hpo without writing a byte to it:

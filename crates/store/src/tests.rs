@@ -67,22 +67,85 @@ fn reopening_applies_no_migration_twice_and_keeps_data() {
 
 #[test]
 fn an_optuna_database_at_another_revision_is_refused_untouched() {
+    let cases = [
+        (
+            "v3.0.0.d",
+            "this database has Optuna schema revision `v3.0.0.d`, older than the `v3.2.0.a` hpo reads (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`",
+        ),
+        (
+            "v5.1.0.a",
+            "this database has Optuna schema revision `v5.1.0.a`, newer than the `v3.2.0.a` this hpo reads (Optuna 3.2 to 5.0); update hpo to one that reads it",
+        ),
+    ];
+    for (revision, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sqlite");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('{revision}');"))
+            .unwrap();
+        drop(conn);
+        let err = SqliteStorage::open(&path).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing was created");
+    }
+}
+
+/// A database with a few trials, closed, and the page of one of its indexes, whose
+/// header the damage tests overwrite.
+fn database_and_an_index_page(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
+    let path = dir.join("hpo.sqlite");
+    let db = SqliteStorage::open(&path).unwrap();
+    let study = db
+        .create_study(&hpo_core::storage::NewStudy {
+            name: "s".into(),
+            direction: Direction::Minimize,
+            metric: None,
+            spec_text: None,
+            queued: vec![],
+        })
+        .unwrap();
+    for value in 0..50 {
+        let trial = db.create_running_trial(study, None, &[]).unwrap().unwrap();
+        db.finish_trial(trial.id, TrialState::Complete, Some(f64::from(value))).unwrap();
+    }
+    drop(db);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    let page: u64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'ix_hpo_trials_study_number'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (path, page)
+}
+
+/// Overwrites the cell count in the header of `page` (1-based, 4 KiB pages).
+fn damage_page(path: &std::path::Path, page: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start((page - 1) * 4096 + 3)).unwrap();
+    file.write_all(&[0xff, 0xff]).unwrap();
+}
+
+#[test]
+fn a_damaged_file_is_refused_for_writing_and_its_check_names_the_page() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('v3.0.0.d');")
-        .unwrap();
-    drop(conn);
+    let (path, page) = database_and_an_index_page(dir.path());
+    assert_eq!(SqliteStorage::check_file(&path).unwrap(), Vec::<String>::new());
+    damage_page(&path, page);
+    let before = std::fs::read(&path).unwrap();
     let err = SqliteStorage::open(&path).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "this database has Optuna schema revision `v3.0.0.d`, but hpo reads `v3.2.0.a` (Optuna 3.2 to 5.0); upgrade it with `optuna storage upgrade --storage sqlite:///PATH`"
-    );
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let tables: i64 = conn
-        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(tables, 1, "nothing was created");
+    assert!(matches!(err, Error::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("page {page}")), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was written");
+    let problems = SqliteStorage::check_file(&path).unwrap();
+    assert!(problems.iter().any(|it| it.contains(&format!("page {page}"))), "{problems:?}");
 }
 
 #[test]
