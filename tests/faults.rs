@@ -241,6 +241,39 @@ fn a_full_disk_stops_the_run_with_the_database_consistent_and_resumable() {
     assert!(all.iter().all(|t| t["state"] != "RUNNING"));
 }
 
+/// On a disk with little room, the write-ahead log must not keep the space: when a
+/// write fails for lack of it, the log goes into the database file and the write is
+/// tried again. Without this a log as large as the free space stopped every run
+/// after a trial or two, however small the database.
+#[test]
+fn a_write_ahead_log_never_traps_a_nearly_full_disk() {
+    let dir = Dir::new();
+    dir.write("study.toml", &branin(100_000));
+    dir.ok(&["run", "study.toml", "--trials", "1"]);
+    let limited = |limit_kb: u32| {
+        let hpo = env!("CARGO_BIN_EXE_hpo");
+        Command::new("bash")
+            .args(["-c", &format!("trap '' XFSZ; ulimit -f {limit_kb}; exec {hpo} run study.toml")])
+            .current_dir(dir.path())
+            .env_remove("HPO_DB")
+            .output()
+            .unwrap()
+    };
+    let stored = || trials(&dir.export("faults", "db/hpo.sqlite")).len();
+    // Each file may grow to 400 kB: far more than the log of a trial or two.
+    let out = limited(400);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is the disk full?"), "{}", text(&out.stderr));
+    let first = stored();
+    assert!(first > 100, "the log was emptied into the database when it filled: {first} trials");
+    // More room: the study goes on.
+    let out = limited(800);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(stored() > first + 100, "{first} then {}", stored());
+    let check = dir.ok(&["check"]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+}
+
 #[test]
 fn sigterm_fails_the_running_trial_as_interrupted_and_exits_130() {
     let dir = Dir::new();

@@ -19,6 +19,7 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
         hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
+    storage.checkpoint();
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
     let mut text = summary_text(&summary, &spec.metric, config, db);
     // The pick, from the study and all its confirm runs, stored for every view.

@@ -660,13 +660,7 @@ fn must_exist(path: &Path) -> Result<()> {
 /// Adds what to do to an error that stopped a run: a failed write (full disk, size
 /// limit) leaves the database consistent, and the next run resumes.
 pub fn explain_run_error(db: &Path, err: hpo_core::Error) -> anyhow::Error {
-    let write_failed = match &err {
-        hpo_core::Error::Storage(inner) => {
-            inner.downcast_ref::<hpo_store::Error>().is_some_and(hpo_store::Error::is_write_failure)
-        }
-        _ => false,
-    };
-    if write_failed {
+    if hpo_store::is_write_failure(&err) {
         anyhow::Error::new(err).context(format!(
             "cannot write to the database {} (is the disk full?); what it holds is intact: free space, then run the same command to resume (the trial cut short is marked failed and run again)",
             db.display()
@@ -752,6 +746,9 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
         hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
+    // However the run ended (a full disk included), the log goes into the database
+    // file, so the space it held is free for the next run.
+    storage.checkpoint();
     let summary = summary.map_err(|err| explain_run_error(db, err))?;
     let end = match summary.end {
         RunEnd::BudgetMet => "budget met",

@@ -225,6 +225,10 @@ impl SqliteStorage {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The log is moved into the database every WAL_AUTOCHECKPOINT_PAGES pages
+        // rather than SQLite's 1,000 (4 MB), so on a small disk the log never holds
+        // more room than the database needs to take it back.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::apply(conn)
     }
@@ -244,13 +248,36 @@ impl SqliteStorage {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock is taken up
     /// front, so two processes never deadlock upgrading read locks).
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
+    ///
+    /// When the file system refuses a write (a full disk), the transaction has
+    /// rolled back; the write-ahead log is then checkpointed into the database and
+    /// truncated, which gives back the space the log held, and `f` runs once more.
+    /// Without this a log as large as the free space fails every later write,
+    /// however small the database.
+    fn write<T>(&self, f: impl Fn(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
         let mut conn = self.lock();
-        let tx =
-            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_err)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(store_err)?;
-        Ok(out)
+        let once = |conn: &mut Connection| -> CoreResult<T> {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(store_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(store_err)?;
+            Ok(out)
+        };
+        match once(&mut conn) {
+            Err(err) if is_write_failure(&err) && checkpoint(&conn, CHECKPOINT_WAIT).is_ok() => {
+                once(&mut conn)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Moves the write-ahead log into the database file and truncates it, waiting
+    /// at most a moment for other connections' readers: what a run does as it ends,
+    /// so the database file alone holds the study and the log takes no space.
+    /// Returns whether the log was emptied (another process reading keeps it).
+    pub fn checkpoint(&self) -> bool {
+        checkpoint(&self.lock(), CHECKPOINT_WAIT).is_ok()
     }
 
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
@@ -258,6 +285,41 @@ impl SqliteStorage {
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
         f(&tx)
+    }
+}
+
+/// How many pages the write-ahead log grows to before a commit moves it into the
+/// database file (512 KiB of 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 128;
+
+/// How long a checkpoint waits for other connections' readers before giving up.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, waiting at most `wait` for readers; an error
+/// when the log could not be emptied. A connection not in WAL mode has nothing to do.
+fn checkpoint(conn: &Connection, wait: Duration) -> Result<(), Error> {
+    conn.busy_timeout(wait)?;
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match outcome? {
+        0 => Ok(()),
+        _ => Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("the write-ahead log is in use by another connection".into()),
+        ))),
+    }
+}
+
+/// Whether an error of a storage call is the file system refusing a write (a full
+/// disk, a file-size limit): what was stored is intact.
+pub fn is_write_failure(err: &hpo_core::Error) -> bool {
+    match err {
+        hpo_core::Error::Storage(inner) => {
+            inner.downcast_ref::<Error>().is_some_and(Error::is_write_failure)
+        }
+        _ => false,
     }
 }
 
