@@ -243,6 +243,19 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         workers: Vec<usize>,
     },
+    /// Cost per reported step with each pruner, after N finished trials: `hpo run`
+    /// of a few more trials on a study of N (a copy per pruner).
+    PrunerSteps {
+        /// Study sizes (finished trials) to measure after.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![100, 10000], allow_hyphen_values = true)]
+        trials: Vec<usize>,
+        /// Steps each trial reports (a synthetic curve).
+        #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
+        steps: u64,
+        /// Trials run and timed with each pruner.
+        #[arg(long, default_value_t = 20, allow_hyphen_values = true)]
+        measured: usize,
+    },
     /// One process of `bench overhead --workers` (started by it).
     #[command(hide = true)]
     OverheadWorker {
@@ -572,6 +585,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print(bench::overhead_processes(&trials, &workers)?)
             }
+        }
+        Command::Bench { which: BenchCommand::PrunerSteps { trials, steps, measured } } => {
+            print(bench::pruner_steps(&trials, steps, measured)?)
         }
         Command::Bench { which: BenchCommand::OverheadWorker { db, trials } } => {
             print(bench::overhead_worker(&db, trials)?)

@@ -106,6 +106,27 @@ impl Verdict {
     }
 }
 
+/// What a pruner reads of the study's other trials at the step it judges.
+#[derive(Debug, Clone, Copy)]
+pub enum Peers<'a> {
+    /// The other trials, with their curves (at least around the step).
+    Trials(&'a [FrozenTrial]),
+    /// What the study loop keeps of the finished trials ([`Pruner::kept_values`])
+    /// at the step the rule reads (the step judged for the percentile rule, the
+    /// rung's step for ASHA and Hyperband), and the running trials' values there:
+    /// a verdict then costs the same at trial 10 and at trial 10,000.
+    Kept {
+        /// Finished trials the rule counts (complete ones for the percentile rule).
+        n_finished: usize,
+        /// The finished trials' values at the step, of the trial's group (its
+        /// Hyperband bracket), sorted by `f64::total_cmp`, without NaN.
+        values: &'a [f64],
+        /// The other running trials' values there (ASHA and Hyperband: those of
+        /// the trial's group that reached the rung).
+        running: &'a [f64],
+    },
+}
+
 /// A pruner: a rule, optionally only acting on trials that stopped improving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pruner {
@@ -166,6 +187,70 @@ impl Pruner {
         }
     }
 
+    /// The rungs trial `number` climbs and its group (its Hyperband bracket; 0 for
+    /// ASHA), for the rules that have rungs.
+    fn rungs(&self, number: u64) -> Option<(u64, Rungs)> {
+        match self.kind {
+            PrunerKind::Asha { min_resource, reduction_factor, min_early_stopping_rate } => {
+                Some((0, Rungs { min_resource, reduction_factor, rate: min_early_stopping_rate }))
+            }
+            PrunerKind::Hyperband { min_resource, max_resource, reduction_factor } => {
+                let n = hyperband_brackets(min_resource, max_resource, reduction_factor);
+                let bracket = hyperband_bracket(number, n, reduction_factor);
+                Some((bracket, Rungs { min_resource, reduction_factor, rate: bracket as u32 }))
+            }
+            _ => None,
+        }
+    }
+
+    /// The group of trials that trial `number` is judged among: its Hyperband
+    /// bracket; 0 for every other rule.
+    pub fn group(&self, number: u64) -> u64 {
+        self.rungs(number).map_or(0, |(group, _)| group)
+    }
+
+    /// The states of the finished trials a rule reads: complete ones for the
+    /// percentile rule; complete and pruned ones for ASHA and Hyperband; none for
+    /// the rules that read no other trial.
+    pub fn finished_states_read(&self) -> &'static [TrialState] {
+        match self.kind {
+            PrunerKind::Percentile { .. } => &[TrialState::Complete],
+            PrunerKind::Asha { .. } | PrunerKind::Hyperband { .. } => {
+                &[TrialState::Complete, TrialState::Pruned]
+            }
+            PrunerKind::None | PrunerKind::Threshold { .. } => &[],
+        }
+    }
+
+    /// What later verdicts read of a finished trial, as (group, step, value): every
+    /// value of a complete trial for the percentile rule; the value at each rung
+    /// it reached for ASHA and Hyperband. NaN values are left out. A finished
+    /// trial never changes, so a caller may keep these instead of reading it again.
+    pub fn kept_values(&self, trial: &FrozenTrial) -> Vec<(u64, u64, f64)> {
+        if !self.finished_states_read().contains(&trial.state) {
+            return Vec::new();
+        }
+        let curve = &trial.intermediate_values;
+        let kept: Vec<(u64, u64, f64)> = match self.rungs(trial.number) {
+            None => curve.iter().map(|(&step, &value)| (0, step, value)).collect(),
+            Some((group, rungs)) => (0..63)
+                .map(|k| rungs.step(k))
+                .take_while(|&rung_step| curve.range(rung_step..).next().is_some())
+                .filter_map(|rung_step| {
+                    Rungs::value_at(curve, rung_step).map(|value| (group, rung_step, value))
+                })
+                .collect(),
+        };
+        kept.into_iter().filter(|(_, _, value)| !value.is_nan()).collect()
+    }
+
+    /// A running trial's value at the step the rule reads (`at`, from
+    /// [`Pruner::reads_others_at`]), when it counts there: for ASHA and Hyperband,
+    /// when it reached that rung.
+    pub fn running_value_at(&self, curve: &BTreeMap<u64, f64>, at: u64) -> Option<f64> {
+        Rungs::value_if_reached(curve, at).filter(|v| !v.is_nan())
+    }
+
     /// The verdict on `trial` now that it reported `step`, or `None` when the rule
     /// does not judge this step (warm-up, too few complete trials, between rungs,
     /// off the interval). `curve` is the trial's values by step (including `step`);
@@ -178,37 +263,71 @@ impl Pruner {
         step: u64,
         others: &[FrozenTrial],
     ) -> Option<Verdict> {
+        self.judge_with(direction, number, curve, step, Peers::Trials(others))
+    }
+
+    /// [`Pruner::judge`] from what it reads of the other trials, in either form;
+    /// the ASHA and Hyperband rules read whole trials (`Peers::Trials`) and judge
+    /// no other trials from `Peers::CompleteAtStep`.
+    pub fn judge_with(
+        &self,
+        direction: Direction,
+        number: u64,
+        curve: &BTreeMap<u64, f64>,
+        step: u64,
+        peers: Peers<'_>,
+    ) -> Option<Verdict> {
         let stall =
             self.patience.map(|(patience, min_delta)| stall(direction, curve, patience, min_delta));
         let rule = match self.kind {
             PrunerKind::None => return stall.flatten(),
             PrunerKind::Percentile { percentile, startup_trials, warmup_steps, interval } => {
+                let from_trials;
+                let (n_complete, values) = match peers {
+                    Peers::Kept { n_finished, values, .. } => (n_finished, values),
+                    Peers::Trials(trials) => {
+                        from_trials = complete_values_at(trials, step);
+                        (from_trials.0, from_trials.1.as_slice())
+                    }
+                };
                 percentile_rule(
                     direction,
                     curve,
                     step,
-                    others,
+                    n_complete,
+                    values,
                     percentile,
                     startup_trials,
                     warmup_steps,
                     interval,
                 )
             }
-            PrunerKind::Asha { min_resource, reduction_factor, min_early_stopping_rate } => {
-                let rungs = Rungs { min_resource, reduction_factor, rate: min_early_stopping_rate };
-                rungs.judge(direction, curve, step, others.iter().collect())
-            }
-            PrunerKind::Hyperband { min_resource, max_resource, reduction_factor } => {
-                let n = hyperband_brackets(min_resource, max_resource, reduction_factor);
-                let bracket = hyperband_bracket(number, n, reduction_factor);
-                let rungs = Rungs { min_resource, reduction_factor, rate: bracket as u32 };
-                let peers = others
-                    .iter()
-                    .filter(|t| hyperband_bracket(t.number, n, reduction_factor) == bracket)
-                    .collect();
-                rungs
-                    .judge(direction, curve, step, peers)
-                    .map(|v| Verdict { reason: format!("bracket {bracket}: {}", v.reason), ..v })
+            PrunerKind::Asha { .. } | PrunerKind::Hyperband { .. } => {
+                let (group, rungs) = self.rungs(number)?;
+                let verdict = rungs.judge(direction, curve, step, |rung_step| match peers {
+                    Peers::Kept { values, running, .. } => {
+                        (std::borrow::Cow::Borrowed(values), running.to_vec())
+                    }
+                    Peers::Trials(trials) => {
+                        let mut values: Vec<f64> = trials
+                            .iter()
+                            .filter(|t| self.group(t.number) == group)
+                            .filter_map(|t| {
+                                Rungs::value_if_reached(&t.intermediate_values, rung_step)
+                            })
+                            .filter(|v| !v.is_nan())
+                            .collect();
+                        values.sort_by(f64::total_cmp);
+                        (std::borrow::Cow::Owned(values), Vec::new())
+                    }
+                })?;
+                match self.kind {
+                    PrunerKind::Hyperband { .. } => Some(Verdict {
+                        reason: format!("bracket {group}: {}", verdict.reason),
+                        ..verdict
+                    }),
+                    _ => Some(verdict),
+                }
             }
             PrunerKind::Threshold { lower, upper, warmup_steps } => {
                 threshold_rule(curve.get(&step).copied(), step, lower, upper, warmup_steps)
@@ -351,12 +470,27 @@ fn first_in_interval(
     curve.range(..step).next_back().is_none_or(|(&previous, _)| previous < interval_start)
 }
 
+/// How many of `trials` are complete, and their values at `step`, sorted, without
+/// NaN: what the percentile rule reads.
+pub fn complete_values_at(trials: &[FrozenTrial], step: u64) -> (usize, Vec<f64>) {
+    let complete: Vec<&FrozenTrial> =
+        trials.iter().filter(|t| t.state == TrialState::Complete).collect();
+    let mut values: Vec<f64> = complete
+        .iter()
+        .filter_map(|t| t.intermediate_values.get(&step).copied())
+        .filter(|v| !v.is_nan())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    (complete.len(), values)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn percentile_rule(
     direction: Direction,
     curve: &BTreeMap<u64, f64>,
     step: u64,
-    others: &[FrozenTrial],
+    n_complete: usize,
+    at_step: &[f64],
     percentile: f64,
     startup_trials: usize,
     warmup_steps: u64,
@@ -365,26 +499,18 @@ fn percentile_rule(
     if !first_in_interval(curve, step, warmup_steps, interval) {
         return None;
     }
-    let complete: Vec<&FrozenTrial> =
-        others.iter().filter(|t| t.state == TrialState::Complete).collect();
-    if complete.len() < startup_trials {
+    if n_complete < startup_trials {
         return None;
     }
-    let mut at_step: Vec<f64> = complete
-        .iter()
-        .filter_map(|t| t.intermediate_values.get(&step).copied())
-        .filter(|v| !v.is_nan())
-        .collect();
     if at_step.is_empty() {
         return None;
     }
-    at_step.sort_by(f64::total_cmp);
     // For maximization, the "worse side" percentile is mirrored.
     let q = match direction {
         Direction::Minimize => percentile,
         Direction::Maximize => 100.0 - percentile,
     };
-    let reference = quantile(&at_step, q / 100.0);
+    let reference = quantile(at_step, q / 100.0);
     let Some(best) = best_until(direction, curve, step) else {
         return Some(Verdict::prune(format!("no finite value by step {step}")));
     };
@@ -463,6 +589,13 @@ impl Rungs {
         curve.range(..=rung_step).next_back().map(|(_, v)| *v)
     }
 
+    /// A trial's value at a rung, if the trial reached it (reported a step at or
+    /// after it).
+    fn value_if_reached(curve: &BTreeMap<u64, f64>, rung_step: u64) -> Option<f64> {
+        curve.range(rung_step..).next()?;
+        Self::value_at(curve, rung_step)
+    }
+
     /// The rung this report reaches first: the highest rung at or below `step`
     /// that the previous report had not reached; `None` between rungs.
     fn reached(&self, curve: &BTreeMap<u64, f64>, step: u64) -> Option<u32> {
@@ -481,45 +614,72 @@ impl Rungs {
         reached
     }
 
-    fn judge(
+    /// The verdict at the rung `step` reaches first, if any: the trial continues
+    /// when its value there is among the best `1 / reduction_factor` of every
+    /// trial's value there (always at least the best one). `peers(rung_step)`
+    /// gives the other trials' values at the rung: finished ones sorted by
+    /// `f64::total_cmp` without NaN, and running ones in any order.
+    fn judge<'p>(
         &self,
         direction: Direction,
         curve: &BTreeMap<u64, f64>,
         step: u64,
-        peers: Vec<&FrozenTrial>,
+        peers: impl FnOnce(u64) -> (std::borrow::Cow<'p, [f64]>, Vec<f64>),
     ) -> Option<Verdict> {
         let k = self.reached(curve, step)?;
         let rung_step = self.step(k);
         let value = Self::value_at(curve, rung_step)?;
-        let mut competing: Vec<f64> = peers
-            .iter()
-            .filter(|t| t.intermediate_values.range(rung_step..).next().is_some())
-            .filter_map(|t| Self::value_at(&t.intermediate_values, rung_step))
-            .collect();
-        competing.push(value);
-        let finite: Vec<f64> = competing.iter().copied().filter(|v| !v.is_nan()).collect();
         if value.is_nan() {
             return Some(Verdict::prune(format!("rung {k} (step {rung_step}): value is NaN")));
         }
-        let mut sorted = finite;
-        sorted.sort_by(f64::total_cmp);
-        if direction == Direction::Maximize {
-            sorted.reverse();
-        }
-        let keep = (sorted.len() as u64 / self.reduction_factor.max(2)).max(1) as usize;
-        let cutoff = sorted[keep - 1];
+        let (finished, running) = peers(rung_step);
+        let mut few: Vec<f64> = running.into_iter().filter(|v| !v.is_nan()).collect();
+        few.push(value);
+        few.sort_by(f64::total_cmp);
+        let len = finished.len() + few.len();
+        let keep = (len as u64 / self.reduction_factor.max(2)).max(1) as usize;
+        // The keep-th best: counted from the low end when lower is better.
+        let rank = match direction {
+            Direction::Minimize => keep - 1,
+            Direction::Maximize => len - keep,
+        };
+        let cutoff = nth_of_two(&finished, &few, rank);
         let prune = worse(direction, value, cutoff);
         Some(Verdict {
             prune,
             reason: format!(
-                "rung {k} (step {rung_step}): value {} is {} the best {keep} of {} trials there (cutoff {})",
+                "rung {k} (step {rung_step}): value {} is {} the best {keep} of {len} trials there (cutoff {})",
                 show(value),
                 if prune { "not in" } else { "in" },
-                sorted.len(),
                 show(cutoff)
             ),
         })
     }
+}
+
+/// The `n`-th smallest (from 0, by `f64::total_cmp`) of two sorted lists taken
+/// together, in O(`few.len()`) steps: `many` may hold every trial of a study.
+fn nth_of_two(many: &[f64], few: &[f64], n: usize) -> f64 {
+    let below = |a: f64, b: f64| a.total_cmp(&b).is_le();
+    // Take j of the first n + 1 values from `few` and the rest from `many`; the
+    // split is right when neither list's next value comes before the other's last.
+    for j in 0..=few.len().min(n + 1) {
+        let i = n + 1 - j;
+        if i > many.len() {
+            continue;
+        }
+        let few_fits = j == 0 || i == many.len() || below(few[j - 1], many[i]);
+        let many_fits = i == 0 || j == few.len() || below(many[i - 1], few[j]);
+        if few_fits && many_fits {
+            return match (i, j) {
+                (0, _) => few[j - 1],
+                (_, 0) => many[i - 1],
+                _ if below(few[j - 1], many[i - 1]) => many[i - 1],
+                _ => few[j - 1],
+            };
+        }
+    }
+    f64::NAN
 }
 
 #[cfg(test)]

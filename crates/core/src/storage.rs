@@ -19,7 +19,7 @@ use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
 use crate::pruner::Verdict;
 use crate::study::{Direction, Study, StudyId, StudySummary};
-use crate::trial::{AttrValue, FrozenTrial, MetricPoint, TrialId, TrialState};
+use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState};
 
 /// What `create_study` needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +169,25 @@ pub trait Storage: Send + Sync {
     /// default reads them all).
     fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
         Ok(self.trials(study, None)?.iter().filter(|t| t.counts_toward_budget()).count())
+    }
+
+    /// The ids of the study's trials in `states` (finished states) that finished at
+    /// or after `since` (all of them with `None`), in order of number: what a
+    /// caller that keeps finished trials asks to find the ones it has not read. A
+    /// storage that can find them without reading every trial should (the default
+    /// reads them all).
+    fn finished_trial_ids(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        since: Option<Timestamp>,
+    ) -> Result<Vec<TrialId>> {
+        Ok(self
+            .trials(study, Some(states))?
+            .iter()
+            .filter(|t| since.is_none_or(|since| t.datetime_complete.is_some_and(|at| at >= since)))
+            .map(|t| t.id)
+            .collect())
     }
 
     /// The study's trials in `states`, in order of number, each with only the two

@@ -655,6 +655,15 @@ pub fn state_filter(storage: &dyn Storage) {
         2
     );
     assert!(storage.trials(s, Some(&[TrialState::Pruned])).unwrap().is_empty());
+    // `finished_trial_ids` lists finished trials by id, those finished since a time.
+    let complete = [TrialState::Complete];
+    assert_eq!(storage.finished_trial_ids(s, &complete, None).unwrap(), [all[0].id]);
+    assert!(storage.finished_trial_ids(s, &[TrialState::Pruned], None).unwrap().is_empty());
+    let ended = all[0].datetime_complete.unwrap();
+    assert_eq!(storage.finished_trial_ids(s, &complete, Some(ended)).unwrap(), [all[0].id]);
+    let later = crate::trial::Timestamp(ended.0 + 1);
+    assert!(storage.finished_trial_ids(s, &complete, Some(later)).unwrap().is_empty());
+    assert_eq!(running.state, TrialState::Running);
 }
 
 /// A trial's start counts as its first heartbeat, a later heartbeat is no earlier,

@@ -288,6 +288,11 @@ impl SqliteStorage {
     }
 }
 
+/// The ids of a study's trials in some states (`{states}`, a quoted list) that
+/// finished at or after a time: through ix_hpo_trials_study_complete, it reads only
+/// those trials.
+const FINISHED_SINCE: &str = "SELECT trial_id FROM trials WHERE study_id = ?1 AND datetime_complete >= ?2 AND state IN ({states}) ORDER BY number";
+
 /// How many pages the write-ahead log grows to before a commit moves it into the
 /// database file (512 KiB of 4 KiB pages).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 128;
@@ -299,9 +304,7 @@ const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 /// when the log could not be emptied. A connection not in WAL mode has nothing to do.
 fn checkpoint(conn: &Connection, wait: Duration) -> Result<(), Error> {
     conn.busy_timeout(wait)?;
-    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-        row.get::<_, i64>(0)
-    });
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
     conn.busy_timeout(BUSY_TIMEOUT)?;
     match outcome? {
         0 => Ok(()),
@@ -1197,6 +1200,27 @@ impl Storage for SqliteStorage {
                 out.insert(key, encode::parse_attr_json(json.as_deref().unwrap_or("null")));
             }
             Ok(out)
+        })
+    }
+
+    fn finished_trial_ids(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        since: Option<Timestamp>,
+    ) -> CoreResult<Vec<TrialId>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let list: Vec<String> =
+                states.iter().map(|s| format!("'{}'", s.as_optuna_str())).collect();
+            let sql = FINISHED_SINCE.replace("{states}", &list.join(", "));
+            let since = since.map_or_else(String::new, encode::datetime);
+            let mut stmt = tx.prepare_cached(&sql).map_err(store_err)?;
+            let mut ids = Vec::new();
+            for id in stmt.query_map(params![study.0, since], |row| row.get::<_, i64>(0)).map_err(store_err)? {
+                ids.push(TrialId(id.map_err(store_err)?));
+            }
+            Ok(ids)
         })
     }
 

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_hpo_pruner_verdicts",
         include_str!("../../../db/migrations/0003_hpo_pruner_verdicts.sql"),
     ),
+    (
+        4,
+        "0004_hpo_trials_complete_index",
+        include_str!("../../../db/migrations/0004_hpo_trials_complete_index.sql"),
+    ),
 ];
 
 /// The highest migration applied, after checking that this hpo can read the

@@ -192,6 +192,24 @@ fn a_studys_curves_are_read_in_one_pass_without_a_sort() {
 }
 
 #[test]
+fn trials_finished_since_a_time_are_found_through_an_index() {
+    let db = temp_db();
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let sql = FINISHED_SINCE.replace("{states}", "'COMPLETE'");
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params![1, "2026-01-01"], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        plan[0],
+        "SEARCH trials USING INDEX ix_hpo_trials_study_complete (study_id=? AND datetime_complete>?)",
+        "{plan:#?}"
+    );
+}
+
+#[test]
 fn the_budget_is_counted_through_indexes_without_scanning_the_trials() {
     let db = temp_db();
     let conn = rusqlite::Connection::open(&db.path).unwrap();

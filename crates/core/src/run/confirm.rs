@@ -134,8 +134,16 @@ pub fn confirm(
             };
             n_counted += 1;
             host.event(Event::Started { trial: &trial, budget: Some(wanted), n_counted });
-            let end =
-                run_trial(storage, runs_study.id, spec, objective, host, &trial, Placement::ALONE)?;
+            let end = run_trial(
+                storage,
+                runs_study.id,
+                spec,
+                objective,
+                host,
+                &trial,
+                Placement::ALONE,
+                None,
+            )?;
             let cut_short = end == TrialEnd::Interrupted;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;

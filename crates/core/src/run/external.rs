@@ -127,9 +127,8 @@ pub fn report_step(
     storage.report(trial.id, step, value, &[(spec.metric.clone(), value)])?;
     let mut curve = trial.intermediate_values.clone();
     curve.insert(step, value);
-    should_prune(storage, study.id, spec, &trial, &curve, step)
+    should_prune(storage, study.id, spec, &trial, &curve, step, None)
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@
 
 mod confirm;
 pub mod external;
+mod finished_values;
 
 pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs};
 
@@ -30,12 +31,15 @@ use crate::distribution::{Distribution, ParamValue};
 use crate::early_stopping::{EarlyStopping, EarlyStoppingDecision};
 use crate::error::Error;
 use crate::objective::{Objective, ObjectiveOutput, Reporter, Stop, TrialContext, TrialFailure};
+use crate::pruner::PrunerKind;
 use crate::sampler::{self, Sampler, grid};
 use crate::space::{Params, SearchSpace};
 use crate::spec::{CandleSpec, ObjectiveSpec, SamplerSpec, StudySpec};
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Direction, Study, StudyId};
 use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
+
+use self::finished_values::FinishedValues;
 
 /// The loop's window on the world.
 pub trait Host: Sync {
@@ -460,6 +464,7 @@ pub fn run_study(
             spec.direction,
         )),
         failures: std::sync::Mutex::new(BTreeMap::new()),
+        finished_values: FinishedValues::for_pruner(spec.pruner),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
@@ -527,6 +532,8 @@ struct Worker<'a> {
     best: std::sync::Mutex<Option<FrozenTrial>>,
     /// Trials this run finished as failed (not interrupted), by reason.
     failures: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// What the pruner reads of the finished trials, when it reads any.
+    finished_values: Option<FinishedValues>,
 }
 
 /// Mixed into the study seed for confirm runs' training seeds.
@@ -623,9 +630,17 @@ impl Worker<'_> {
                 }
             };
             let placement = Placement { device, workers: self.workers, try_leave: &try_leave };
-            let end = run_trial(storage, study.id, spec, self.objective, host, &trial, placement)?;
+            let kept = self.finished_values.as_ref();
+            if let Some(kept) = kept {
+                kept.refresh(storage, study.id)?;
+            }
+            let end =
+                run_trial(storage, study.id, spec, self.objective, host, &trial, placement, kept)?;
             n_finished += 1;
             let finished = storage.trial(trial.id)?;
+            if let Some(kept) = kept {
+                kept.add(&finished);
+            }
             if finished.state == TrialState::Fail && end == TrialEnd::Finished {
                 let reason = finished.fail_reason().unwrap_or("no reason recorded").to_owned();
                 let mut failures = self.failures.lock().unwrap_or_else(|it| it.into_inner());
@@ -677,28 +692,47 @@ pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<Frozen
 /// verdict (continue or prune, with its reason) and, when it says prune, the reason
 /// on the trial (Optuna-visible `prune_reason`). Confirm runs (`attr::CONFIRM_OF`) are
 /// never pruned: they exist to measure a configuration's whole training.
-pub fn should_prune(
+///
+/// `kept`, when the run keeps it, is what the rule reads of the finished trials
+/// instead of the store; the store is then read only for the running trials (for
+/// ASHA and Hyperband: the percentile rule reads none).
+pub(crate) fn should_prune(
     storage: &dyn Storage,
     study: StudyId,
     spec: &StudySpec,
     trial: &FrozenTrial,
     curve: &BTreeMap<u64, f64>,
     step: u64,
+    kept: Option<&FinishedValues>,
 ) -> Result<Option<String>> {
     if !spec.pruner.is_active() || trial.confirm_of().is_some() {
         return Ok(None);
     }
-    let others = match spec.pruner.reads_others_at(trial.number, curve, step) {
-        Some(at) => {
-            let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
-            let mut all = storage.trials_at_step(study, &states, at)?;
-            all.retain(|t| t.id != trial.id);
-            all
+    let (pruner, direction, number) = (&spec.pruner, spec.direction, trial.number);
+    let verdict = match (kept, pruner.reads_others_at(number, curve, step)) {
+        (Some(kept), Some(at)) => {
+            let running: Vec<f64> = match pruner.kind {
+                PrunerKind::Percentile { .. } => Vec::new(),
+                _ => storage
+                    .trials_at_step(study, &[TrialState::Running], at)?
+                    .iter()
+                    .filter(|t| t.id != trial.id && pruner.group(t.number) == pruner.group(number))
+                    .filter_map(|t| pruner.running_value_at(&t.intermediate_values, at))
+                    .collect(),
+            };
+            kept.at(number, at, &running, |peers| {
+                pruner.judge_with(direction, number, curve, step, peers)
+            })
         }
-        None => Vec::new(),
+        (None, Some(at)) => {
+            let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
+            let mut others = storage.trials_at_step(study, &states, at)?;
+            others.retain(|t| t.id != trial.id);
+            pruner.judge(direction, number, curve, step, &others)
+        }
+        (_, None) => pruner.judge(direction, number, curve, step, &[]),
     };
-    let Some(verdict) = spec.pruner.judge(spec.direction, trial.number, curve, step, &others)
-    else {
+    let Some(verdict) = verdict else {
         return Ok(None);
     };
     storage.record_pruner_verdict(trial.id, step, &verdict)?;
@@ -747,7 +781,9 @@ pub(crate) enum TrialEnd {
     OutOfMemory,
 }
 
-/// Runs one claimed trial to its end and records the outcome.
+/// Runs one claimed trial to its end and records the outcome. `kept` is what the
+/// pruner reads of the finished trials, when the run keeps it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_trial(
     storage: &dyn Storage,
     study: StudyId,
@@ -756,6 +792,7 @@ pub(crate) fn run_trial(
     host: &dyn Host,
     trial: &FrozenTrial,
     placement: Placement<'_>,
+    kept: Option<&FinishedValues>,
 ) -> Result<TrialEnd> {
     if let Some(device) = objective.device(placement.device) {
         storage.set_trial_system_attr(trial.id, attr::DEVICE, &AttrValue::Str(device))?;
@@ -777,6 +814,7 @@ pub(crate) fn run_trial(
         stop: None,
         storage_error: None,
         missing_metric: None,
+        kept,
     };
     let ctx = TrialContext {
         number: trial.number,
@@ -904,6 +942,7 @@ struct TrialReporter<'a> {
     stop: Option<Stop>,
     storage_error: Option<Error>,
     missing_metric: Option<String>,
+    kept: Option<&'a FinishedValues>,
 }
 
 impl Reporter for TrialReporter<'_> {
@@ -949,7 +988,8 @@ impl Reporter for TrialReporter<'_> {
             }
         }
         self.curve.insert(step, value);
-        match should_prune(self.storage, self.study, self.spec, self.trial, &self.curve, step) {
+        let (storage, study, spec, trial) = (self.storage, self.study, self.spec, self.trial);
+        match should_prune(storage, study, spec, trial, &self.curve, step, self.kept) {
             Ok(None) => ControlFlow::Continue(()),
             Ok(Some(_)) => self.halt(Stop::Pruned),
             Err(err) => {

@@ -1009,6 +1009,14 @@ impl Storage for Counting {
     fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
         self.inner.count_toward_budget(study)
     }
+    fn finished_trial_ids(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        since: Option<Timestamp>,
+    ) -> Result<Vec<crate::trial::TrialId>> {
+        self.inner.finished_trial_ids(study, states, since)
+    }
     fn trials_at_step(
         &self,
         study: StudyId,
