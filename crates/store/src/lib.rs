@@ -1217,7 +1217,10 @@ impl Storage for SqliteStorage {
             let since = since.map_or_else(String::new, encode::datetime);
             let mut stmt = tx.prepare_cached(&sql).map_err(store_err)?;
             let mut ids = Vec::new();
-            for id in stmt.query_map(params![study.0, since], |row| row.get::<_, i64>(0)).map_err(store_err)? {
+            for id in stmt
+                .query_map(params![study.0, since], |row| row.get::<_, i64>(0))
+                .map_err(store_err)?
+            {
                 ids.push(TrialId(id.map_err(store_err)?));
             }
             Ok(ids)

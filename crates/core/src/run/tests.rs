@@ -1023,7 +1023,9 @@ impl Storage for Counting {
         states: &[TrialState],
         step: u64,
     ) -> Result<Vec<FrozenTrial>> {
-        self.inner.trials_at_step(study, states, step)
+        let trials = self.inner.trials_at_step(study, states, step)?;
+        self.trials_read.fetch_add(trials.len(), Ordering::SeqCst);
+        Ok(trials)
     }
     fn trial(&self, trial: crate::trial::TrialId) -> Result<FrozenTrial> {
         self.inner.trial(trial)
@@ -1051,30 +1053,36 @@ impl Storage for Counting {
 /// The study loop reads the whole study a fixed number of times per run, not per
 /// trial or per step: counting the budget, telling the best so far and pruning
 /// cost the same at trial 10 and at trial 10,000 (before, every trial loaded the
-/// study twice, and every ASHA step once more).
+/// study twice, every ASHA rung read every trial, and the percentile rule read
+/// every complete trial at every step).
 #[test]
 fn the_loop_reads_the_whole_study_a_fixed_number_of_times_per_run() {
-    for pruned in [false, true] {
+    use crate::pruner::{Pruner, PrunerKind};
+    let pruners = [
+        PrunerKind::None,
+        PrunerKind::Asha { min_resource: 1, reduction_factor: 3, min_early_stopping_rate: 0 },
+        PrunerKind::Hyperband { min_resource: 1, max_resource: 20, reduction_factor: 3 },
+        PrunerKind::Percentile {
+            percentile: 25.0,
+            startup_trials: 1,
+            warmup_steps: 0,
+            interval: 1,
+        },
+    ];
+    for kind in pruners {
+        let pruned = format!("{kind:?}");
         let storage = Counting::default();
         let mut spec = spec("random", "trials = 60", BRANIN);
-        if pruned {
-            spec.pruner = crate::pruner::Pruner {
-                kind: crate::pruner::PrunerKind::Asha {
-                    min_resource: 1,
-                    reduction_factor: 3,
-                    min_early_stopping_rate: 0,
-                },
-                patience: None,
-            };
-        }
+        spec.pruner = Pruner { kind, patience: None };
         let objective = Curve((0..20).map(|s| 10.0 - s as f64 * 0.1).collect());
         let summary =
             run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap();
         assert_eq!(summary.n_finished, 60);
         let read = storage.trials_read.load(Ordering::SeqCst);
         // The best at the start (none yet) and at the end (60); Running-only
-        // looks for dead workers' trials read a trial or none.
-        assert!(read <= 70, "pruned: {pruned}: read {read} trials in all for 60 trials");
+        // looks for dead workers' trials read a trial or none, and so does each
+        // rung's look at the running trials (3 rungs in 20 steps).
+        assert!(read <= 70 + 3 * 60, "pruner {pruned}: read {read} trials in all for 60 trials");
     }
 }
 
