@@ -63,6 +63,45 @@ pub enum Error {
         /// What differs and what to do, completing "study `name` exists but ...".
         reason: String,
     },
+    /// A study has no trial of this number.
+    #[error("study `{study}` has no trial {number}; `hpo show {study}` lists its trials")]
+    NoSuchTrial {
+        /// The study's name.
+        study: String,
+        /// The trial number asked for.
+        number: u64,
+    },
+    /// A trial was reported or told that is not running: told already, or queued.
+    #[error(
+        "trial {number} of study `{study}` is {state}, not running: a trial is told once, after it was asked for"
+    )]
+    NotRunning {
+        /// The study's name.
+        study: String,
+        /// The trial's number.
+        number: u64,
+        /// Its state.
+        state: TrialState,
+    },
+    /// A value reported or told that is not finite (NaN or infinite).
+    #[error(
+        "got the value {value} {at}trial {number} of study `{study}`; {}",
+        if at.is_empty() {
+            "tell a finite value, or tell the trial failed"
+        } else {
+            "report finite values, and tell a diverged trial failed"
+        }
+    )]
+    NotFinite {
+        /// The study's name.
+        study: String,
+        /// The trial's number.
+        number: u64,
+        /// "at step S of " for a reported step; empty for a told value.
+        at: String,
+        /// The value.
+        value: f64,
+    },
     /// The study has several objectives (an Optuna multi-objective study): hpo
     /// reads and runs studies of one objective, and never cuts one to its first.
     #[error(

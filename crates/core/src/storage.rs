@@ -160,6 +160,12 @@ pub trait Storage: Send + Sync {
     /// Marks a Running trial alive now.
     fn record_heartbeat(&self, trial: TrialId) -> Result<()>;
 
+    /// The study's trial numbered `number`, if it has one. A storage that can find
+    /// it without reading every trial should (the default reads them all).
+    fn trial_by_number(&self, study: StudyId, number: u64) -> Result<Option<FrozenTrial>> {
+        Ok(self.trials(study, None)?.into_iter().find(|t| t.number == number))
+    }
+
     /// The study's trials in order of number, optionally only those in `states`.
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
 

@@ -664,6 +664,11 @@ pub fn state_filter(storage: &dyn Storage) {
     let later = crate::trial::Timestamp(ended.0 + 1);
     assert!(storage.finished_trial_ids(s, &complete, Some(later)).unwrap().is_empty());
     assert_eq!(running.state, TrialState::Running);
+    // `trial_by_number` finds one trial whole, or none.
+    let second = storage.trial_by_number(s, 1).unwrap().unwrap();
+    assert_eq!((second.id, second.state), (running.id, TrialState::Running));
+    assert_eq!(storage.trial_by_number(s, 0).unwrap().unwrap().value, Some(1.0));
+    assert!(storage.trial_by_number(s, 2).unwrap().is_none());
 }
 
 /// A trial's start counts as its first heartbeat, a later heartbeat is no earlier,

@@ -1274,6 +1274,15 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn trial_by_number(&self, study: StudyId, number: u64) -> CoreResult<Option<FrozenTrial>> {
+        let number = i64::try_from(number).unwrap_or(i64::MAX);
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            // Through ix_hpo_trials_study_number.
+            Ok(load_trials(tx, "t.study_id = ?1 AND t.number = ?2", &[&study.0, &number])?.pop())
+        })
+    }
+
     fn trial(&self, trial: TrialId) -> CoreResult<FrozenTrial> {
         self.read(|tx| {
             load_trials(tx, "t.trial_id = ?1", &[&trial.0])?

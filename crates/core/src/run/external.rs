@@ -58,21 +58,10 @@ pub fn ask_external(storage: &dyn Storage, spec: &StudySpec) -> Result<Option<Fr
 /// The Running trial `number` of the study, or an error saying what it is instead.
 fn running_trial(storage: &dyn Storage, study: &Study, number: u64) -> Result<FrozenTrial> {
     let trial = storage
-        .trials(study.id, None)?
-        .into_iter()
-        .find(|t| t.number == number)
-        .ok_or_else(|| Error::Incompatible {
-            study: study.name.clone(),
-            reason: format!("has no trial {number}; `hpo show {}` lists its trials", study.name),
-        })?;
+        .trial_by_number(study.id, number)?
+        .ok_or_else(|| Error::NoSuchTrial { study: study.name.clone(), number })?;
     if trial.state != TrialState::Running {
-        return Err(Error::Incompatible {
-            study: study.name.clone(),
-            reason: format!(
-                "trial {number} is {}, not running: a trial is told once, after `hpo ask` handed it out",
-                trial.state
-            ),
-        });
+        return Err(Error::NotRunning { study: study.name.clone(), number, state: trial.state });
     }
     Ok(trial)
 }
@@ -88,12 +77,7 @@ pub fn tell(
     let trial = running_trial(storage, &study, number)?;
     match outcome {
         Outcome::Complete(value) if !value.is_finite() => {
-            return Err(Error::Incompatible {
-                study: study.name,
-                reason: format!(
-                    "got the value {value} for trial {number}; tell a finite value, or `--state fail`"
-                ),
-            });
+            return Err(Error::NotFinite { study: study.name, number, at: String::new(), value });
         }
         Outcome::Complete(value) => {
             storage.finish_trial(trial.id, TrialState::Complete, Some(value))?
@@ -117,12 +101,8 @@ pub fn report_step(
     let study = external_study(storage, spec)?;
     let trial = running_trial(storage, &study, number)?;
     if !value.is_finite() {
-        return Err(Error::Incompatible {
-            study: study.name,
-            reason: format!(
-                "got the value {value} at step {step} of trial {number}; report finite values, and tell a diverged trial `--state fail`"
-            ),
-        });
+        let at = format!("at step {step} of ");
+        return Err(Error::NotFinite { study: study.name, number, at, value });
     }
     storage.report(trial.id, step, value, &[(spec.metric.clone(), value)])?;
     let mut curve = trial.intermediate_values.clone();

@@ -68,7 +68,7 @@ fn telling_twice_an_unknown_trial_or_a_nan_is_refused_with_the_reason() {
     assert!(nan.contains("tell a finite value"), "{nan}");
     tell(&storage, &spec, 0, Outcome::Complete(1.0)).unwrap();
     let twice = tell(&storage, &spec, 0, Outcome::Complete(1.0)).unwrap_err().to_string();
-    assert!(twice.contains("trial 0 is complete, not running"), "{twice}");
+    assert!(twice.contains("trial 0 of study `ext` is complete, not running"), "{twice}");
     let unknown = tell(&storage, &spec, 7, Outcome::Fail).unwrap_err().to_string();
     assert!(unknown.contains("has no trial 7"), "{unknown}");
 }
