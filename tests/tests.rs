@@ -8,4 +8,5 @@ mod fuzz;
 mod optuna;
 mod parallel;
 mod report;
+mod serve;
 mod util;

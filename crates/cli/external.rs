@@ -44,7 +44,7 @@ pub fn ask(study: &Path, db: &Path) -> Result<String> {
         );
     };
     let params: serde_json::Map<String, serde_json::Value> =
-        trial.params.iter().map(|(k, v)| (k.clone(), crate::inspect::param_json(v))).collect();
+        trial.params.iter().map(|(k, v)| (k.clone(), hpo_store::json::param(v))).collect();
     Ok(json!({"trial": trial.number, "params": params}).to_string())
 }
 

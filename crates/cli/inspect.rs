@@ -352,7 +352,7 @@ fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<
                 json!(stored_in),
                 json!(t.number),
                 json!(t.state.as_optuna_str()),
-                t.value.map_or(Value::Null, number_json),
+                t.value.map_or(Value::Null, hpo_store::json::number),
                 iso_time(t.datetime_start).map_or(Value::Null, Value::String),
                 iso_time(t.datetime_complete).map_or(Value::Null, Value::String),
                 t.duration_seconds().map_or(Value::Null, |s| json!((s * 1e3).round() / 1e3)),
@@ -362,9 +362,13 @@ fn flat_rows(storage: &dyn Storage, name: &str) -> Result<(Vec<String>, Vec<Vec<
                 text_attr(t, attr::ENDED_BY),
                 text_attr(t, attr::DEVICE),
             ];
-            row.extend(params.iter().map(|p| t.params.get(*p).map_or(Value::Null, param_json)));
             row.extend(
-                attrs.iter().map(|a| t.user_attrs.get(*a).map_or(Value::Null, attr_value_json)),
+                params.iter().map(|p| t.params.get(*p).map_or(Value::Null, hpo_store::json::param)),
+            );
+            row.extend(
+                attrs
+                    .iter()
+                    .map(|a| t.user_attrs.get(*a).map_or(Value::Null, hpo_store::json::attr_value)),
             );
             row.push(t.fail_reason().map_or(Value::Null, |r| json!(r)));
             row
@@ -421,37 +425,6 @@ pub fn export_json_flat(storage: &dyn Storage, name: &str) -> Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(&items)?))
 }
 
-fn number_json(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { json!(v.to_string()) }
-}
-
-fn attr_value_json(v: &AttrValue) -> Value {
-    match v {
-        AttrValue::Null => Value::Null,
-        AttrValue::Bool(b) => json!(b),
-        AttrValue::Number(n) => {
-            hpo_store::encode::whole_number(*n).map_or(number_json(*n), |it| json!(it))
-        }
-        AttrValue::Str(s) => json!(s),
-    }
-}
-
-pub fn param_json(v: &hpo_core::distribution::ParamValue) -> Value {
-    use hpo_core::distribution::ParamValue as P;
-    match v {
-        P::Null => Value::Null,
-        P::Bool(b) => json!(b),
-        P::Int(i) => json!(i),
-        P::Float(f) => number_json(*f),
-        P::Str(s) => json!(s),
-    }
-}
-
-/// Optuna's JSON form of a distribution, so exports compare with Optuna's own.
-fn distribution_json(d: &hpo_core::distribution::Distribution) -> Value {
-    serde_json::from_str(&hpo_store::encode::distribution_json(d)).unwrap_or(Value::Null)
-}
-
 pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
     let study = find(storage, name)?;
     let trials = trials_with_confirm_runs(storage, &study)?;
@@ -463,7 +436,7 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             curves
                 .entry(point.name)
                 .or_default()
-                .push(json!([point.step, number_json(point.value)]));
+                .push(json!([point.step, hpo_store::json::number(point.value)]));
         }
         let verdicts: Vec<Value> = storage
             .pruner_verdicts(t.id)?
@@ -476,14 +449,14 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             "confirm_of": t.confirm_of(),
             "is_pick": t.confirm_of().is_none() && pick.as_ref().is_some_and(|p| p.number == t.number),
             "state": t.state.as_optuna_str(),
-            "value": t.value.map(number_json),
-            "params": t.params.iter().map(|(k, v)| (k.clone(), param_json(v))).collect::<serde_json::Map<_, _>>(),
-            "distributions": t.distributions.iter().map(|(k, d)| (k.clone(), distribution_json(d))).collect::<serde_json::Map<_, _>>(),
-            "intermediate_values": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), number_json(*v))).collect::<serde_json::Map<_, _>>(),
+            "value": t.value.map(hpo_store::json::number),
+            "params": t.params.iter().map(|(k, v)| (k.clone(), hpo_store::json::param(v))).collect::<serde_json::Map<_, _>>(),
+            "distributions": t.distributions.iter().map(|(k, d)| (k.clone(), hpo_store::json::distribution(d))).collect::<serde_json::Map<_, _>>(),
+            "intermediate_values": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), hpo_store::json::number(*v))).collect::<serde_json::Map<_, _>>(),
             "curves": curves,
             "pruner_verdicts": verdicts,
-            "user_attrs": t.user_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
-            "system_attrs": t.system_attrs.iter().map(|(k, v)| (k.clone(), attr_value_json(v))).collect::<serde_json::Map<_, _>>(),
+            "user_attrs": t.user_attrs.iter().map(|(k, v)| (k.clone(), hpo_store::json::attr_value(v))).collect::<serde_json::Map<_, _>>(),
+            "system_attrs": t.system_attrs.iter().map(|(k, v)| (k.clone(), hpo_store::json::attr_value(v))).collect::<serde_json::Map<_, _>>(),
             "datetime_start": t.datetime_start.map(hpo_store::encode::datetime),
             "datetime_complete": t.datetime_complete.map(hpo_store::encode::datetime),
         }));
@@ -491,13 +464,13 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
     let pick = pick.map(|p| {
         json!({
             "trial": p.number,
-            "value": number_json(p.value),
+            "value": hpo_store::json::number(p.value),
             "basis": p.basis(),
             "provisional": p.is_provisional(),
-            "ci95": p.confirmed.map(|ci| number_json(ci.half_width)),
+            "ci95": p.confirmed.map(|ci| hpo_store::json::number(ci.half_width)),
             "confirm_runs": p.confirmed.map_or(0, |ci| ci.n),
             "runner_up": p.runner_up.map(|r| r.0),
-            "runner_up_value": p.runner_up.map(|r| number_json(r.1)),
+            "runner_up_value": p.runner_up.map(|r| hpo_store::json::number(r.1)),
             "welch_p": p.welch_p,
         })
     });

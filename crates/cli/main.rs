@@ -135,6 +135,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API over a database (docs/api.md: studies, trials, ask and tell
+    /// from any machine) until Ctrl-C or SIGTERM, beside the `hpo run` and `hpo
+    /// worker` processes that write it
+    Serve {
+        #[command(flatten)]
+        db: DbArg,
+        /// The address to listen on; another than loopback needs --tokens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// The tokens file: one `TOKEN ROLE` a line, ROLE `read` or `write`; not
+        /// readable by others (chmod 600). Without it, loopback only, all open.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Let the read endpoints answer without a token.
+        #[arg(long)]
+        public_read: bool,
+    },
     /// Check a database: SQLite's integrity check, foreign keys, and unique trial
     /// numbers. Prints `ok` or the problems (exit 1).
     Check {
@@ -424,11 +441,20 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     keep_freed_memory();
+    let cli = Cli::parse();
+    // The server logs its requests unless HPO_LOG says otherwise; other commands
+    // log only what HPO_LOG asks for.
+    let default_log = match cli.command {
+        Command::Serve { .. } => "hpo_server=info",
+        _ => "error",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HPO_LOG"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HPO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -531,6 +557,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
+        Command::Serve { db, bind, tokens, public_read } => {
+            serve(&db.db, bind, tokens, public_read)
+        }
         Command::Check { db } => {
             must_exist(&db.db)?;
             let problems =
@@ -704,6 +733,49 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
         )
     } else {
         anyhow::Error::new(err).context(format!("cannot open database {path}"))
+    }
+}
+
+/// `hpo serve`: opens (or creates) the database and serves it until Ctrl-C or
+/// SIGTERM.
+fn serve(
+    db: &Path,
+    bind: std::net::SocketAddr,
+    tokens: Option<PathBuf>,
+    public_read: bool,
+) -> Result<ExitCode> {
+    let tokens = match tokens {
+        Some(path) => {
+            Some(hpo_server::auth::Tokens::from_file(&path).map_err(|err| usage(err.to_string()))?)
+        }
+        None => None,
+    };
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let storage = SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?;
+    let access = match (&tokens, public_read) {
+        (None, _) => "no tokens file: loopback only, every request may read and write",
+        (Some(_), true) => "tokens: write endpoints need a write token; reads are public",
+        (Some(_), false) => "tokens: reads need a read or write token, writes a write token",
+    };
+    let config = hpo_server::ServeConfig {
+        bind,
+        tokens,
+        public_read,
+        body_limit: hpo_server::DEFAULT_BODY_LIMIT,
+    };
+    let shown = db.display().to_string();
+    let outcome = hpo_server::serve(std::sync::Arc::new(storage), config, |addr| {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("hpo serve: http://{addr}/api/v1 over {shown} ({access}); Ctrl-C stops");
+        }
+    });
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err @ hpo_server::ServeError::OpenWithoutTokens(_)) => Err(usage(err.to_string())),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod encode;
+pub mod json;
 mod migrations;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,141 @@
+//! `hpo serve`: the HTTP API over a study database, beside the `hpo run` and `hpo
+//! worker` processes that write it.
+//!
+//! The only async crate of hpo: a tokio runtime and axum routes. Handlers run store
+//! calls on tokio's blocking threads; the store, the samplers and the pruners stay
+//! plain synchronous code. docs/api.md documents the endpoints.
+//!
+//! - `api` — the `/api/v1` routes: studies, trials, ask / report a step / tell.
+//! - `auth` — tokens (`read`, `write`) and who may call what.
+//! - `error` — every error answer is JSON `{"error", "detail"}` with its status.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hpo_core::storage::Storage;
+
+use crate::api::AppState;
+use crate::auth::{Access, Tokens};
+
+/// How `hpo serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The address to listen on.
+    pub bind: SocketAddr,
+    /// The accepted tokens; `None` serves loopback only, everything open.
+    pub tokens: Option<Tokens>,
+    /// Whether the read endpoints need no token.
+    pub public_read: bool,
+    /// The largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+/// The largest request body by default: a study file or a step is far smaller.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without tokens.
+    #[error(
+        "refusing to listen on {0} without --tokens: anyone who can reach it could write trials; give a tokens file (`TOKEN write` lines, chmod 600), or bind 127.0.0.1"
+    )]
+    OpenWithoutTokens(SocketAddr),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime or the server failed.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The app: `/api/v1` and the request log, over `storage`.
+pub fn app(storage: Arc<dyn Storage>, access: Access, body_limit: usize) -> Router {
+    let state = AppState { storage, access };
+    Router::new()
+        .nest("/api/v1", api::routes())
+        .fallback(|| async {
+            error::ApiError::not_found("no such endpoint; docs/api.md lists them under /api/v1")
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs each request's method, path, status and time (never its headers: they
+/// carry tokens).
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+/// Serves `storage` until Ctrl-C or SIGTERM: then stops accepting, lets the
+/// requests in flight finish, and returns. `ready` is called with the address
+/// listened on (the port chosen, for `:0`) once requests are accepted.
+pub fn serve(
+    storage: Arc<dyn Storage>,
+    config: ServeConfig,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    if config.tokens.is_none() && !config.bind.ip().is_loopback() {
+        return Err(ServeError::OpenWithoutTokens(config.bind));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| ServeError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr()?;
+        let access = Access { tokens: config.tokens, public_read: config.public_read };
+        let app = app(storage, access, config.body_limit);
+        ready(addr);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: finishing the requests in flight");
+}

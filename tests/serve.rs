@@ -1,0 +1,267 @@
+//! `hpo serve` through a real HTTP client: the API, tokens, bad input.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::{Dir, repo};
+
+/// A running `hpo serve` on an ephemeral loopback port; stopped (SIGTERM) on drop.
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(dir: &Dir, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--db", "api.sqlite", "--bind", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = dir
+            .hpo(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hpo serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines.next().expect("a first line").unwrap();
+        // The rest of the log is drained so the server never blocks writing it.
+        std::thread::spawn(move || for _ in lines {});
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches("/api/v1")
+            .to_owned();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Server { child, base, agent }
+    }
+
+    /// `METHOD path` with an optional bearer token and body: (status, JSON body).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match method {
+            "GET" => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = self.agent.post(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(body.unwrap_or(""))
+            }
+        };
+        let mut response = response.unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, value)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None, None)
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.call("POST", path, None, Some(body))
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(mut self) -> Option<i32> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let code = self.child.wait().unwrap().code();
+        std::mem::forget(self);
+        code
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn quadratic() -> String {
+    std::fs::read_to_string(repo().join("studies/external-quadratic.toml")).unwrap()
+}
+
+const STUDY: &str = "/api/v1/studies/external-quadratic";
+
+#[test]
+fn the_api_runs_an_external_study_and_serves_its_trials() {
+    let dir = Dir::new();
+    let server = Server::start(&dir, &[]);
+    let (status, none) = server.get("/api/v1/studies");
+    assert_eq!((status, none), (200, json!({"studies": []})));
+    // The first ask creates the study from the file in the body; later ones need no body.
+    let (status, first) = server.post(&format!("{STUDY}/ask"), &quadratic());
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["trial"], 0);
+    let x = first["params"]["x"].as_f64().unwrap();
+    assert!((-3.0..=3.0).contains(&x), "{first}");
+    for step in 1..=3 {
+        let body = json!({"step": step, "value": x * x + 1.0 / f64::from(step)}).to_string();
+        let (status, answer) = server.post(&format!("{STUDY}/trials/0/steps"), &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["prune"], false);
+    }
+    let (status, told) =
+        server.post(&format!("{STUDY}/trials/0/tell"), &json!({"value": x * x}).to_string());
+    assert_eq!((status, told["state"].as_str()), (200, Some("complete")), "{told}");
+    let (status, second) = server.post(&format!("{STUDY}/ask"), "");
+    assert_eq!((status, second["trial"].as_u64()), (200, Some(1)), "{second}");
+    let (_, failed) = server.post(&format!("{STUDY}/trials/1/tell"), r#"{"state": "fail"}"#);
+    assert_eq!(failed["state"], "fail");
+
+    let (status, studies) = server.get("/api/v1/studies");
+    assert_eq!(status, 200);
+    let listed = &studies["studies"][0];
+    assert_eq!(listed["name"], "external-quadratic");
+    assert_eq!(listed["metric"], "loss");
+    assert_eq!(
+        listed["trials"],
+        json!({"total": 2, "complete": 1, "pruned": 0, "fail": 1, "running": 0, "waiting": 0})
+    );
+    assert_eq!(listed["best_value"].as_f64(), Some(x * x));
+    let (_, study) = server.get(STUDY);
+    assert_eq!(study["sampler"], "tpe");
+    assert_eq!(study["study_file"].as_str(), Some(quadratic().as_str()));
+    let (_, trials) = server.get(&format!("{STUDY}/trials?state=complete,fail&sort=value"));
+    assert_eq!(trials["total"], 2);
+    assert_eq!(trials["trials"][0]["number"], 0, "the complete trial first: {trials}");
+    assert_eq!(trials["trials"][1]["value"], Value::Null);
+    let (_, trial) = server.get(&format!("{STUDY}/trials/0"));
+    assert_eq!(trial["intermediate_values"].as_array().unwrap().len(), 3, "{trial}");
+    assert_eq!(trial["curves"]["loss"].as_array().unwrap().len(), 3, "{trial}");
+    assert_eq!(server.stop(), Some(0), "SIGTERM ends the server cleanly");
+    // What the API wrote is what `hpo export` reads.
+    let export = dir.export("external-quadratic", "api.sqlite");
+    assert_eq!(export["trials"][0]["value"].as_f64(), Some(x * x));
+}
+
+/// Writes a tokens file with one read and one write token, private.
+fn tokens_file(dir: &Dir) {
+    dir.write("tokens", "# team tokens\nreader-token read\nwriter-token write\n");
+    std::fs::set_permissions(dir.path().join("tokens"), std::fs::Permissions::from_mode(0o600))
+        .unwrap();
+}
+
+#[test]
+fn tokens_decide_who_reads_and_who_writes() {
+    let dir = Dir::new();
+    tokens_file(&dir);
+    let server = Server::start(&dir, &["--tokens", "tokens"]);
+    let ask = format!("{STUDY}/ask");
+    let cases = [
+        ("GET", "/api/v1/studies", None, 401),
+        ("GET", "/api/v1/studies", Some("not-a-token"), 401),
+        ("GET", "/api/v1/studies", Some("reader-token"), 200),
+        ("GET", "/api/v1/studies", Some("writer-token"), 200),
+        ("POST", ask.as_str(), None, 401),
+        ("POST", ask.as_str(), Some("reader-token"), 403),
+        ("POST", ask.as_str(), Some("writer-token"), 200),
+    ];
+    let study = quadratic();
+    for (method, path, token, expected) in cases {
+        let (status, body) = server.call(method, path, token, Some(&study));
+        assert_eq!(status, expected, "{method} {path} with {token:?}: {body}");
+        if status >= 400 {
+            assert!(body["detail"].as_str().is_some_and(|d| !d.contains("reader-token")), "{body}");
+        }
+    }
+    drop(server);
+    let public = Server::start(&dir, &["--tokens", "tokens", "--public-read"]);
+    assert_eq!(public.get("/api/v1/studies").0, 200);
+    assert_eq!(public.post(&ask, "").0, 401, "writes still need a token");
+}
+
+#[test]
+fn a_readable_tokens_file_or_an_open_bind_without_tokens_is_refused() {
+    let dir = Dir::new();
+    tokens_file(&dir);
+    std::fs::set_permissions(dir.path().join("tokens"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
+    let err = dir.bad_input(&["serve", "--db", "api.sqlite", "--tokens", "tokens"]);
+    assert!(err.contains("can be read by anyone") && err.contains("chmod 600 tokens"), "{err}");
+    assert!(!err.contains("writer-token"), "{err}");
+    let err = dir.bad_input(&["serve", "--db", "api.sqlite", "--bind", "0.0.0.0:0"]);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0 without --tokens"), "{err}");
+}
+
+#[test]
+fn bad_requests_are_told_with_their_status_and_change_nothing() {
+    let dir = Dir::new();
+    let server = Server::start(&dir, &[]);
+    let (status, _) = server.post(&format!("{STUDY}/ask"), &quadratic());
+    assert_eq!(status, 200);
+    let before = server.get(&format!("{STUDY}/trials/0")).1;
+    let steps = format!("{STUDY}/trials/0/steps");
+    let tell = format!("{STUDY}/trials/0/tell");
+    let bad_file = quadratic().replace("trials = 30", "trials = \"many\"");
+    let big = "x".repeat(2 << 20);
+    let cases: Vec<(String, String, u16, &str)> = vec![
+        (steps.clone(), "{not json".into(), 400, "not the JSON this endpoint takes"),
+        (steps.clone(), r#"{"step": "one", "value": 1.0}"#.into(), 400, "invalid type"),
+        (steps.clone(), r#"{"value": 1.0}"#.into(), 400, "missing field `step`"),
+        (
+            steps.clone(),
+            r#"{"step": 1, "value": 1.0, "extra": 2}"#.into(),
+            400,
+            "unknown field `extra`",
+        ),
+        (
+            steps.clone(),
+            r#"{"step": 1, "value": "NaN"}"#.into(),
+            422,
+            "got the value NaN at step 1",
+        ),
+        (tell.clone(), r#"{"value": "NaN"}"#.into(), 422, "tell a finite value"),
+        (tell.clone(), r#"{"state": "done"}"#.into(), 400, "unknown state `done`"),
+        (format!("{STUDY}/trials/9/tell"), r#"{"value": 1}"#.into(), 404, "has no trial 9"),
+        (
+            "/api/v1/studies/nope/trials/0/tell".into(),
+            r#"{"value": 1}"#.into(),
+            404,
+            "no study named `nope`",
+        ),
+        ("/api/v1/studies/nope/ask".into(), String::new(), 404, "send its study file as the body"),
+        (format!("{STUDY}/ask"), bad_file, 400, "request body:15:10: [study].trials"),
+        (format!("{STUDY}/ask"), big, 413, "length limit"),
+    ];
+    for (path, body, expected, says) in cases {
+        let (status, answer) = server.post(&path, &body);
+        assert_eq!(status, expected, "{path}: {answer}");
+        let detail = answer["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{path}: {detail}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(server.get(&format!("{STUDY}/trials/0")).1, before, "nothing changed");
+    // Telling twice: the second is a conflict.
+    assert_eq!(server.post(&tell, r#"{"value": 2.5}"#).0, 200);
+    let (status, twice) = server.post(&tell, r#"{"value": 2.5}"#);
+    assert_eq!(status, 409, "{twice}");
+    assert!(twice["detail"].as_str().unwrap().contains("is complete, not running"), "{twice}");
+    let (status, unknown) = server.get("/api/v2/studies");
+    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(server.get(&format!("{STUDY}/trials?sort=size")).0, 400);
+}
