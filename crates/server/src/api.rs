@@ -146,7 +146,7 @@ struct TrialsQuery {
 fn trial_summary(trial: &FrozenTrial) -> Value {
     json!({
         "number": trial.number,
-        "state": trial.state.as_optuna_str(),
+        "state": trial.state.to_string(),
         "value": trial.value.map(value::number),
         "params": trial.params.iter().map(|(k, v)| (k.clone(), value::param(v))).collect::<Map<_, _>>(),
         "steps": trial.intermediate_values.len(),
