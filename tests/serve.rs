@@ -265,3 +265,94 @@ fn bad_requests_are_told_with_their_status_and_change_nothing() {
     assert_eq!(status, 404, "{unknown}");
     assert_eq!(server.get(&format!("{STUDY}/trials?sort=size")).0, 400);
 }
+
+/// Eight clients ask, report and tell at once against one budget: the budget is
+/// met exactly, every trial number is handed out once, and the database checks
+/// clean. Then the server is killed (SIGKILL) under load and started again: every
+/// trial it acknowledged as told is stored as told.
+#[test]
+fn concurrent_clients_meet_the_budget_exactly_and_a_killed_server_loses_nothing() {
+    let dir = Dir::new();
+    let study = quadratic()
+        .replace("trials = 30", "trials = 160")
+        .replace("kind = \"tpe\"", "kind = \"random\"");
+    let server = Server::start(&dir, &[]);
+    assert_eq!(server.post(&format!("{STUDY}/ask"), &study).0, 200);
+    assert_eq!(server.post(&format!("{STUDY}/trials/0/tell"), r#"{"value": 1.0}"#).0, 200);
+    let told: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(vec![0]);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                loop {
+                    let (status, asked) = server.post(&format!("{STUDY}/ask"), "");
+                    if status == 409 {
+                        break;
+                    }
+                    assert_eq!(status, 200, "{asked}");
+                    let number = asked["trial"].as_u64().unwrap();
+                    for step in 1..=3 {
+                        let body =
+                            json!({"step": step, "value": 1.0 / f64::from(step)}).to_string();
+                        let path = format!("{STUDY}/trials/{number}/steps");
+                        assert_eq!(server.post(&path, &body).0, 200);
+                    }
+                    let path = format!("{STUDY}/trials/{number}/tell");
+                    assert_eq!(server.post(&path, r#"{"value": 0.5}"#).0, 200);
+                    told.lock().unwrap().push(number);
+                }
+            });
+        }
+    });
+    let mut told = told.into_inner().unwrap();
+    told.sort_unstable();
+    assert_eq!(told, (0..160).collect::<Vec<u64>>(), "each number once, the budget exactly");
+    drop(server);
+    let check = dir.ok(&["check", "--db", "api.sqlite"]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+
+    // Kill -9 while clients ask and tell; every acknowledged tell survives.
+    let study =
+        study.replace("trials = 160", "trials = 100000").replace("external-quadratic", "kill-test");
+    let server = Server::start(&dir, &[]);
+    assert_eq!(server.post("/api/v1/studies/kill-test/ask", &study).0, 200);
+    let acknowledged: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+    let pid = server.child.id();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let agent = &server.agent;
+                loop {
+                    let url = format!("{}/api/v1/studies/kill-test/ask", server.base);
+                    let Ok(mut asked) = agent.post(&url).send("") else { break };
+                    let Ok(asked) = asked.body_mut().read_json::<Value>() else { break };
+                    let Some(number) = asked["trial"].as_u64() else { break };
+                    let url =
+                        format!("{}/api/v1/studies/kill-test/trials/{number}/tell", server.base);
+                    match agent.post(&url).send(r#"{"value": 2.0}"#) {
+                        Ok(response) if response.status() == 200 => {
+                            acknowledged.lock().unwrap().push(number);
+                        }
+                        _ => break,
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    });
+    drop(server);
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(acknowledged.len() > 5, "the clients got going: {}", acknowledged.len());
+    let restarted = Server::start(&dir, &[]);
+    for number in acknowledged {
+        let (status, trial) = restarted.get(&format!("/api/v1/studies/kill-test/trials/{number}"));
+        assert_eq!(status, 200);
+        assert_eq!(
+            (trial["state"].as_str(), trial["value"].as_f64()),
+            (Some("complete"), Some(2.0))
+        );
+    }
+    drop(restarted);
+    let check = dir.ok(&["check", "--db", "api.sqlite"]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+}
