@@ -311,7 +311,7 @@ fn a_script_drives_an_external_study_with_ask_report_step_and_tell() {
     let err = dir.err(&["ask", "ext.toml"]);
     assert!(err.contains("has met its budget of 3 trials"), "{err}");
     let err = dir.err(&["tell", "ext.toml", "--trial", "0", "--state", "fail"]);
-    assert!(err.contains("trial 0 is complete, not running"), "{err}");
+    assert!(err.contains("trial 0 of study `ext` is complete, not running"), "{err}");
     let usage = dir.hpo(&["tell", "ext.toml", "--trial", "0"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "neither --value nor --state is a usage error");
     let export = dir.export("ext", "db/hpo.sqlite");
