@@ -45,7 +45,7 @@ fn python() -> &'static PathBuf {
     })
 }
 
-fn optuna(mode: &str, db: &std::path::Path, study: &str) -> Value {
+pub(crate) fn optuna(mode: &str, db: &std::path::Path, study: &str) -> Value {
     let out = Command::new(python())
         .arg(repo().join("tests/optuna_interop.py"))
         .args([mode, db.to_str().unwrap(), study])
@@ -57,7 +57,7 @@ fn optuna(mode: &str, db: &std::path::Path, study: &str) -> Value {
 
 /// hpo's export and Optuna's dump agree on everything both record.
 #[track_caller]
-fn assert_same_trial(ours: &Value, theirs: &Value) {
+pub(crate) fn assert_same_trial(ours: &Value, theirs: &Value) {
     for key in
         ["number", "state", "value", "params", "distributions", "intermediate_values", "user_attrs"]
     {

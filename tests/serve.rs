@@ -356,3 +356,41 @@ fn concurrent_clients_meet_the_budget_exactly_and_a_killed_server_loses_nothing(
     let check = dir.ok(&["check", "--db", "api.sqlite"]);
     assert!(check.trim_end().ends_with(": ok"), "{check}");
 }
+
+/// examples/remote_client.py (Python's standard library only) drives a 50-trial TPE
+/// study with the median pruner to its budget over HTTP; Optuna reads the result
+/// as it reads `hpo run`'s.
+#[test]
+fn the_python_client_runs_a_pruned_tpe_study_to_its_budget_over_http() {
+    let dir = Dir::new();
+    let study = quadratic()
+        .replace("name = \"external-quadratic\"", "name = \"remote\"")
+        .replace("trials = 30", "trials = 50")
+        .replace(
+            "[objective]",
+            "[pruner]\nkind = \"median\"\nstartup_trials = 5\nwarmup_steps = 2\n\n[objective]",
+        );
+    dir.write("remote.toml", &study);
+    let server = Server::start(&dir, &[]);
+    let out = Command::new("python3")
+        .arg(repo().join("examples/remote_client.py"))
+        .args([server.base.as_str(), "remote.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (complete, pruned) =
+        (counts["complete"].as_u64().unwrap(), counts["pruned"].as_u64().unwrap());
+    assert_eq!(complete + pruned, 50, "{counts}");
+    assert!(pruned > 0 && complete > 5, "{counts}");
+    assert_eq!(server.stop(), Some(0));
+    let ours = dir.export("remote", "api.sqlite");
+    let theirs = crate::optuna::optuna("read", &dir.path().join("api.sqlite"), "remote");
+    let (ours, theirs) = (ours["trials"].as_array().unwrap(), theirs["trials"].as_array().unwrap());
+    assert_eq!(ours.len(), 50);
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        crate::optuna::assert_same_trial(a, b);
+    }
+}
