@@ -394,3 +394,67 @@ fn the_python_client_runs_a_pruned_tpe_study_to_its_budget_over_http() {
         crate::optuna::assert_same_trial(a, b);
     }
 }
+
+/// `/metrics` parses as Prometheus text, and its numbers are the store's.
+#[test]
+fn metrics_parse_as_prometheus_text_and_match_the_store() {
+    let dir = Dir::new();
+    let server = Server::start(&dir, &[]);
+    for number in 0..4 {
+        let body = if number == 0 { quadratic() } else { String::new() };
+        assert_eq!(server.post(&format!("{STUDY}/ask"), &body).0, 200);
+        let tell = if number == 3 {
+            r#"{"state": "fail"}"#.to_owned()
+        } else {
+            json!({"value": f64::from(number) + 0.5}).to_string()
+        };
+        assert_eq!(server.post(&format!("{STUDY}/trials/{number}/tell"), &tell).0, 200);
+    }
+    assert_eq!(server.post(&format!("{STUDY}/ask"), "").0, 200, "one left running");
+    assert_eq!(server.get(&format!("{STUDY}/trials/99")).0, 404);
+    let mut response = server.agent.get(format!("{}/metrics", server.base)).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let text = response.body_mut().read_to_string().unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let sample = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let found = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+        let names: Vec<String> =
+            scrape.samples.iter().map(|s| format!("{} {:?}", s.metric, s.labels)).collect();
+        match found.unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{names:#?}")).value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
+            prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    let study = ("study", "external-quadratic");
+    let (_, listed) = server.get("/api/v1/studies");
+    for state in ["complete", "pruned", "fail", "running", "waiting"] {
+        let stored = listed["studies"][0]["trials"][state].as_f64().unwrap();
+        assert_eq!(sample("hpo_trials", &[study, ("state", state)]), stored, "{state}");
+    }
+    assert_eq!(sample("hpo_trials", &[study, ("state", "complete")]), 3.0);
+    assert_eq!(sample("hpo_best_value", &[study]), 0.5);
+    assert!(sample("hpo_last_activity_timestamp_seconds", &[study]) > 1.7e9);
+    let ask_route = ("route", "/api/v1/studies/:study/ask");
+    assert_eq!(sample("hpo_http_requests_total", &[ask_route, ("status", "200")]), 5.0);
+    let trial_route = ("route", "/api/v1/studies/:study/trials/:number");
+    assert_eq!(sample("hpo_http_requests_total", &[trial_route, ("status", "404")]), 1.0);
+    let asks = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "hpo_http_request_duration_seconds"
+                && s.labels.get("route") == Some(ask_route.1)
+        })
+        .expect("the ask latency histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &asks.value else {
+        panic!("{:?}", asks.value)
+    };
+    assert_eq!(buckets.last().unwrap().count, 5.0, "every ask in the +Inf bucket");
+}

@@ -28,6 +28,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// Who may read and write.
     pub access: Access,
+    /// The server's request counts and latencies.
+    pub metrics: crate::metrics::Shared,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;

@@ -8,19 +8,23 @@
 //! - `api` — the `/api/v1` routes: studies, trials, ask / report a step / tell.
 //! - `auth` — tokens (`read`, `write`) and who may call what.
 //! - `error` — every error answer is JSON `{"error", "detail"}` with its status.
+//! - `metrics` — `GET /metrics` for Prometheus.
 
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing;
 use hpo_core::storage::Storage;
 
 use crate::api::AppState;
@@ -65,15 +69,51 @@ pub enum ServeError {
 
 /// The app: `/api/v1` and the request log, over `storage`.
 pub fn app(storage: Arc<dyn Storage>, access: Access, body_limit: usize) -> Router {
-    let state = AppState { storage, access };
+    let state = AppState { storage, access, metrics: Arc::default() };
     Router::new()
         .nest("/api/v1", api::routes())
+        .route("/metrics", routing::get(get_metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(|| async {
             error::ApiError::not_found("no such endpoint; docs/api.md lists them under /api/v1")
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// `GET /metrics`: a read endpoint (a read token unless `--public-read`).
+async fn get_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, error::ApiError> {
+    state.access.check(&headers, auth::Role::Read)?;
+    let (storage, metrics) = (Arc::clone(&state.storage), Arc::clone(&state.metrics));
+    let text = tokio::task::spawn_blocking(move || metrics.render(storage.as_ref()))
+        .await
+        .map_err(|err| error::ApiError::internal(format!("the scrape stopped: {err}")))??;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
+}
+
+/// A route's pattern as a label: `/api/v1/studies/:study/ask` (braces in label
+/// values trip simple text-format parsers).
+fn route_label(pattern: &str) -> String {
+    pattern.replace('{', ":").replace('}', "")
+}
+
+/// Counts each request to a route, by its pattern, method and status.
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = metrics::RouteLabels {
+        method: request.method().to_string(),
+        route: request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |it| route_label(it.as_str())),
+    };
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Logs each request's method, path, status and time (never its headers: they
