@@ -5,6 +5,7 @@
 //! Exit codes: [`EXIT_CODES`] (what `hpo --help` prints).
 
 mod bench;
+mod bench_serve;
 mod confirm;
 mod external;
 mod format;
@@ -259,6 +260,25 @@ enum BenchCommand {
         /// the study (a list: 1,2,4), instead of ask + tell in this process.
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         workers: Vec<usize>,
+    },
+    /// `hpo serve` under load: C HTTP clients, each looping ask -> 10 steps -> tell;
+    /// trials/s and p50/p99 per verb; then the /metrics scrape time.
+    Serve {
+        /// Study sizes (the budget the clients meet).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000], allow_hyphen_values = true)]
+        trials: Vec<usize>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8, allow_hyphen_values = true)]
+        clients: usize,
+        /// Samplers.
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["random".to_string(), "tpe".to_string()])]
+        samplers: Vec<String>,
+        /// Studies in the scraped database.
+        #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
+        scrape_studies: usize,
+        /// Trials per scraped study.
+        #[arg(long, default_value_t = 1000, allow_hyphen_values = true)]
+        scrape_trials: usize,
     },
     /// Cost per reported step with each pruner, after N finished trials: `hpo run`
     /// of a few more trials on a study of N (a copy per pruner).
@@ -615,6 +635,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print(bench::overhead_processes(&trials, &workers)?)
             }
         }
+        Command::Bench {
+            which: BenchCommand::Serve { trials, clients, samplers, scrape_studies, scrape_trials },
+        } => print(bench_serve::serve(&trials, clients, &samplers, scrape_studies, scrape_trials)?),
         Command::Bench { which: BenchCommand::PrunerSteps { trials, steps, measured } } => {
             print(bench::pruner_steps(&trials, steps, measured)?)
         }

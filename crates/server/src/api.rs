@@ -30,6 +30,9 @@ pub struct AppState {
     pub access: Access,
     /// The server's request counts and latencies.
     pub metrics: crate::metrics::Shared,
+    /// Each study's stored study file, parsed (a study's file never changes), so a
+    /// step or a tell does not parse it again.
+    pub specs: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<StudySpec>>>>,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -291,15 +294,25 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiErro
     })
 }
 
-/// The stored study file of study `name`, parsed.
-fn stored_spec(storage: &dyn Storage, name: &str) -> Result<StudySpec, ApiError> {
+/// The stored study file of study `name`, parsed (once per server and study file).
+fn stored_spec(
+    state: &AppState,
+    storage: &dyn Storage,
+    name: &str,
+) -> Result<Arc<StudySpec>, ApiError> {
     let study = find(storage, name)?;
     let text = study.spec_text.ok_or_else(|| {
         ApiError::conflict(format!(
             "study `{name}` was not made from a study file; ask, report and tell need an external study"
         ))
     })?;
-    Ok(StudySpec::parse(&text, "stored study file")?)
+    let mut specs = state.specs.lock().unwrap_or_else(|it| it.into_inner());
+    if let Some(spec) = specs.get(name).filter(|spec| spec.text == text) {
+        return Ok(Arc::clone(spec));
+    }
+    let spec = Arc::new(StudySpec::parse(&text, "stored study file")?);
+    specs.insert(name.to_owned(), Arc::clone(&spec));
+    Ok(spec)
 }
 
 async fn ask(
@@ -310,9 +323,10 @@ async fn ask(
 ) -> ApiResult {
     state.access.check(&headers, Role::Write)?;
     let bytes = body(bytes)?;
+    let cache = state.clone();
     let doc = on_store(&state, move |storage| {
         let spec = if bytes.iter().all(u8::is_ascii_whitespace) {
-            stored_spec(storage, &name).map_err(|err| match err.status {
+            stored_spec(&cache, storage, &name).map_err(|err| match err.status {
                 axum::http::StatusCode::NOT_FOUND => ApiError::not_found(format!(
                     "no study named `{name}`; send its study file as the body to create it"
                 )),
@@ -329,7 +343,7 @@ async fn ask(
                     spec.name
                 )));
             }
-            spec
+            Arc::new(spec)
         };
         let Some(trial) = external::ask_external(storage, &spec)? else {
             return Err(ApiError::conflict(format!(
@@ -392,8 +406,9 @@ async fn report_step(
             i64::MAX
         )));
     }
+    let cache = state.clone();
     let doc = on_store(&state, move |storage| {
-        let spec = stored_spec(storage, &name)?;
+        let spec = stored_spec(&cache, storage, &name)?;
         Ok(match external::report_step(storage, &spec, number, step, value)? {
             None => json!({"trial": number, "step": step, "prune": false}),
             Some(reason) => json!({"trial": number, "step": step, "prune": true, "reason": reason}),
@@ -439,8 +454,9 @@ async fn tell(
             )));
         }
     };
+    let cache = state.clone();
     let doc = on_store(&state, move |storage| {
-        let spec = stored_spec(storage, &name)?;
+        let spec = stored_spec(&cache, storage, &name)?;
         let trial = external::tell(storage, &spec, number, outcome)?;
         Ok(json!({
             "trial": trial.number,
