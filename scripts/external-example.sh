@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HPO=${HPO:-target/release/hpo}
 STUDY=studies/external-quadratic.toml
-while out=$("$HPO" ask "$STUDY" "$@" 2>/dev/null); do
-    read -r trial x lr layers < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); p=d["params"]; print(d["trial"], p["x"], p["lr"], p["layers"])' "$out")
+while asked=$("$HPO" ask "$STUDY" "$@" 2>/dev/null); do
+    read -r trial x lr layers < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); p=d["params"]; print(d["trial"], p["x"], p["lr"], p["layers"])' "$asked")
     # The "training": a loss that improves over 3 steps toward (x - 1)^2 + (log10 lr + 2.5)^2 + layers.
     for step in 1 2 3; do
         loss=$(python3 -c "import math; print(((${x} - 1) ** 2 + (math.log10(${lr}) + 2.5) ** 2 + ${layers}) * (1 + 1 / ${step}))")

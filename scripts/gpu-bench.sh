@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hpo's GPU checks in one call on a GPU machine (H100/H200, CUDA 13, PyTorch, no
+# hpo's GPU checks in one go on a GPU machine (H100/H200, CUDA 13, PyTorch, no
 # Rust). Prepare on the build machine with scripts/gpu-prepare.sh, which puts the
 # CUDA build of hpo, the CUDA test binary of hpo-train and the datasets under
 # target/gpu-carry/. On the GPU machine, from the repository root:
@@ -21,7 +21,7 @@
 #               from $KS (default "1 2 4 8"), then the same trials one at a time in
 #               Optuna + PyTorch (scripts/study_twin.py; Optuna from wheels in .whl/ if present;
 #               TWIN=0 skips it). A K of "auto" sets trials_per_device = "auto".
-# Results also go to $OUT (throughput.jsonl, the study's database).
+# Results also go to $RESULTS_DIR (throughput.jsonl, the study's database).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -37,18 +37,18 @@ fi
 
 if [[ " $sections " == *" throughput "* ]]; then
   echo "== throughput: hpo (candle CUDA) vs PyTorch (eager CUDA), fp32, same card"
-  : > "$out/throughput.jsonl"
+  : > "$results/throughput.jsonl"
   for rep in $(seq "${REPS:-3}"); do
     for w in ${WORKLOADS:-digits-mlp fashion-cnn jargon-transformer}; do
       for b in ${BATCHES:-64 256}; do
         for p in ${PRECISIONS:-f32}; do
-          /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --precision "$p" --json | grep '^{' >> "$out/throughput.jsonl"
+          /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --precision "$p" --json | grep '^{' >> "$results/throughput.jsonl"
         done
-        python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" >> "$out/throughput.jsonl"
+        python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" >> "$results/throughput.jsonl"
       done
     done
   done
-  python3 - "$out/throughput.jsonl" <<'PY'
+  python3 - "$results/throughput.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 keys = sorted({(r["workload"], r["batch"]) for r in runs})
@@ -66,7 +66,7 @@ fi
 
 if [[ " $sections " == *" precision "* ]]; then
   echo "== bf16 autocast against f32: one fixed configuration per model, 3 study seeds each"
-  : > "$out/precision.jsonl"
+  : > "$results/precision.jsonl"
   for model in cnn gpt; do
     if [ "$model" = cnn ]; then
       base=studies/fashion-cnn-whole-study.toml
@@ -98,10 +98,10 @@ for t in study["trials"]:
     curves = t["curves"]
     secs = [v for s, v in curves["epoch_seconds"] if s > 1]
     print(json.dumps({"model": sys.argv[1], "seed": int(sys.argv[2]), "precision": t["params"]["precision"], "state": t["state"],
-        "best_val_loss": min(v for _, v in curves["val_loss"]), "epoch_seconds": sum(secs) / len(secs)}))' "$model" "$seed" >> "$out/precision.jsonl"
+        "best_val_loss": min(v for _, v in curves["val_loss"]), "epoch_seconds": sum(secs) / len(secs)}))' "$model" "$seed" >> "$results/precision.jsonl"
     done
   done
-  python3 - "$out/precision.jsonl" <<'PY'
+  python3 - "$results/precision.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"{'model':6} {'precision':9} {'best val_loss (seeds)':>34} {'median':>8} {'epoch s (median)':>17}")
@@ -124,19 +124,19 @@ if [[ " $sections " == *" study "* ]]; then
     start=$(date +%s.%N)
     timeout "${STUDY_SECONDS:-400}" /tmp/hpo run "/tmp/k$k.toml" --db "/tmp/k$k.sqlite" > "/tmp/k$k.log" 2>&1
     echo "hpo K=$k: exit $?, wall $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
-    cp "/tmp/k$k.sqlite" "$out/" 2>/dev/null || true
-    /tmp/hpo export "$name" --db "/tmp/k$k.sqlite" --format json > "$out/hpo-k$k.json"
+    cp "/tmp/k$k.sqlite" "$results/" 2>/dev/null || true
+    /tmp/hpo export "$name" --db "/tmp/k$k.sqlite" --format json > "$results/hpo-k$k.json"
   done
   [ "${TWIN:-1}" = 1 ] || KS_TWIN=skip
   if [ "${KS_TWIN:-}" != skip ] && [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
   fi
   if [ "${KS_TWIN:-}" != skip ]; then
-    PYTHONUNBUFFERED=1 timeout "${TWIN_SECONDS:-400}" python3 scripts/study_twin.py --db /tmp/k1.sqlite --study "$name" --device cuda --out "$out/twin.jsonl" | tail -3
-    python3 scripts/study_twin.py --compare /tmp/k1.sqlite --study "$name" --out "$out/twin.jsonl" | tail -12
+    PYTHONUNBUFFERED=1 timeout "${TWIN_SECONDS:-400}" python3 scripts/study_twin.py --db /tmp/k1.sqlite --study "$name" --device cuda --out "$results/twin.jsonl" | tail -3
+    python3 scripts/study_twin.py --compare /tmp/k1.sqlite --study "$name" --out "$results/twin.jsonl" | tail -12
   fi
   for k in ${KS:-1 2 4 8}; do
-    python3 - "$out/hpo-k$k.json" "$k" <<'PY'
+    python3 - "$results/hpo-k$k.json" "$k" <<'PY'
 import json, statistics, sys
 study = json.load(open(sys.argv[1]))
 done = [t for t in study["trials"] if t["state"] == "COMPLETE"]
@@ -147,6 +147,6 @@ PY
   done
 fi
 
-# A failed kernel test fails the call (after the other sections), so that
+# A failed kernel test fails the script (after the other sections), so that
 # `SECTIONS=tests bash scripts/gpu-bench.sh && ...` runs nothing on a broken build.
 exit "${tests_rc:-0}"

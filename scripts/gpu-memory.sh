@@ -38,6 +38,6 @@ for bin in "${binaries[@]}"; do
   grep -E "^trial|best:" /tmp/run.out | head -3
   echo "gpu memory in use: peak ${peak} MiB, before the run ${base} MiB: the trial took $((peak - base)) MiB"
   echo "host peak RSS: $((rss / 1024)) MiB"
-  cp "$db" "$out/$(basename "$bin").sqlite" 2>/dev/null
+  cp "$db" "$results/$(basename "$bin").sqlite" 2>/dev/null
   rm -f "$samples"
 done

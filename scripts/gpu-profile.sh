@@ -11,8 +11,8 @@ for wb in ${WORKLOADS:-fashion-cnn:256 jargon-transformer:256}; do
   w=${wb%%:*} b=${wb##*:}
   echo "== $w, batch $b: kernels by total GPU time over 3 warm-up and ${STEPS:-2} timed steps"
   "$ncu" --csv --metrics gpu__time_duration.sum /tmp/hpo bench train --device cuda \
-    --workload "$w" --batch "$b" --steps "${STEPS:-2}" > "$out/ncu-$w-$b.csv" 2> /dev/null
-  python3 - "$out/ncu-$w-$b.csv" <<'PY'
+    --workload "$w" --batch "$b" --steps "${STEPS:-2}" > "$results/ncu-$w-$b.csv" 2> /dev/null
+  python3 - "$results/ncu-$w-$b.csv" <<'PY'
 import csv, collections, sys
 scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3, "second": 1e6, "s": 1e6}
 total, count = collections.Counter(), collections.Counter()

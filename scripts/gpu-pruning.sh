@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fashion-mnist half of issue 5's pruning benchmark, on a GPU machine (CUDA 13,
+# The fashion-mnist half of the pruning benchmark (hpo bench pruning), on a GPU machine (CUDA 13,
 # no Rust). Prepare on the build machine with scripts/gpu-prepare.sh.
 # On the GPU machine, from the repository root: bash scripts/gpu-pruning.sh
 #
@@ -7,16 +7,16 @@
 # random search) for none, median, asha and hyperband over study seeds 0-4. Each
 # run spreads its trials over every visible GPU, TPD trials at once per GPU (default
 # 1: one fashion CNN trial keeps an H200 busy; docs/benchmarks.md), JOBS runs at
-# once (default 1). Finished runs are appended to $OUT/runs.jsonl as
-# they end; RUNS=previous/runs.jsonl starts from a previous call's file and skips
-# what it holds, so the benchmark can be spread over several calls (about 45 min
+# once (default 1). Finished runs are appended to $RESULTS_DIR/runs.jsonl as
+# they end; RUNS=previous/runs.jsonl starts from a previous invocation's file and skips
+# what it holds, so the benchmark can be spread over several invocations (about 45 min
 # of one H200 in all). PRUNERS=asha,hyperband runs only those. BENCH_SECONDS bounds
-# the call (default 540), cutting short the run under way; START_WITHIN=330s starts
-# no run after 330 s, so a call ends between runs if START_WITHIN plus the longest
+# the invocation (default 540), cutting short the run under way; START_WITHIN=330s starts
+# no run after 330 s, so an invocation ends between runs if START_WITHIN plus the longest
 # run (a no-pruning run: up to about 4 minutes) is under BENCH_SECONDS, e.g.
 # START_WITHIN=330s BENCH_SECONDS=590. The runs so far are committed in
 # docs/runs/fashion-pruning.jsonl: RUNS=docs/runs/fashion-pruning.jsonl goes on
-# from them (copy the call's $OUT/runs.jsonl back over it afterwards). They ran on
+# from them (copy an invocation's $RESULTS_DIR/runs.jsonl back over it afterwards). They ran on
 # one GPU with TPD=1: a run's fingerprint covers the study file as run, devices
 # line included, so on another number of GPUs or another TPD they run again.
 # scripts/pruning-table.sh prints the committed runs of both studies as one table.
@@ -65,10 +65,10 @@ fi
 
 echo "== hpo bench pruning, fashion-mnist CNN, $n_gpus GPU(s), ${TPD:-1} trial(s) per GPU per run, ${JOBS:-1} run(s) at once"
 scripts/fashion-gpu-study.sh "$devices" "${TPD:-1}" studies/fashion-cnn-gpus.toml
-[ -n "${RUNS:-}" ] && cp "$RUNS" "$out/runs.jsonl"
+[ -n "${RUNS:-}" ] && cp "$RUNS" "$results/runs.jsonl"
 start=$(date +%s)
 timeout "${BENCH_SECONDS:-540}" /tmp/hpo bench pruning --studies studies/fashion-cnn-gpus.toml \
-  --seeds 5 --jobs "${JOBS:-1}" --runs "$out/runs.jsonl" ${PRUNERS:+--pruners "$PRUNERS"} \
+  --seeds 5 --jobs "${JOBS:-1}" --runs "$results/runs.jsonl" ${PRUNERS:+--pruners "$PRUNERS"} \
   ${START_WITHIN:+--start-within "$START_WITHIN"} 2>&1
 echo "bench wall seconds: $(( $(date +%s) - start ))"
 rm -f studies/fashion-cnn-gpus.toml

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 7, in one call on a GPU machine (2 GPUs for part 1; one is
+# The multi-GPU checks (several workers and devices), in one go on a GPU machine (2 GPUs for part 1; one is
 # enough for part 2). Prepare on the build machine with scripts/gpu-prepare.sh.
 # On the GPU machine, from the repository root: bash scripts/gpu-workers.sh
 #  1. A fashion-mnist CNN study spread over every visible GPU with
 #     `devices = [...]` and `trials_per_device = 2`: which trial ran where, wall time,
-#     and the report's timeline (written to $OUT).
+#     and the report's timeline (written to $RESULTS_DIR).
 #  2. Out of memory: one transformer trial alone measures its peak GPU memory; a
 #     PyTorch process then holds all but ~1.5x that on cuda:0, and a study with
 #     `trials_per_device = 2` runs there: the second trial runs out of memory, is
@@ -29,7 +29,7 @@ owners = {t['system_attrs'].get('hpo:owner') for t in d['trials']}
 states = collections.Counter(t['state'] for t in d['trials'])
 print('trials per device:', dict(by), '| states:', dict(states), '| processes:', len(owners))
 "
-/tmp/hpo report fashion-spread --db /tmp/workers.sqlite --out "$out/report-spread" | tail -1
+/tmp/hpo report fashion-spread --db /tmp/workers.sqlite --out "$results/report-spread" | tail -1
 
 echo "== 2. out of memory on a shared GPU"
 cat > /tmp/oom.toml <<'EOF'
@@ -83,4 +83,4 @@ for t in d['trials']:
     a = t['system_attrs']
     print(t['number'], t['state'], 'retry_of', a.get('hpo:retry_of'), (a.get('fail_reason') or '')[:160])
 "
-cp /tmp/workers.sqlite /tmp/oom.sqlite "$out/" 2>/dev/null || true
+cp /tmp/workers.sqlite /tmp/oom.sqlite "$results/" 2>/dev/null || true

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints issue 5's pruning benchmark as one table, from the committed runs: the
+# Prints the pruning benchmark (hpo bench pruning) as one table, from the committed runs: the
 # digits study (run on a 2-core VM, docs/runs/digits-pruning.jsonl) and the
 # fashion-mnist study (run on one GPU with one trial at once,
 # docs/runs/fashion-pruning.jsonl). Starts no run (`--start-within 0`), so it needs

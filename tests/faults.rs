@@ -14,6 +14,12 @@ fn branin(trials: usize) -> String {
     )
 }
 
+/// Runs a `trials`-trial branin study into the database `db` of `dir`.
+fn run_into(dir: &Dir, db: &str, trials: usize) {
+    dir.write("study.toml", &branin(trials));
+    dir.ok(&["run", "study.toml", "--db", db]);
+}
+
 fn bytes(dir: &Dir, name: &str) -> Vec<u8> {
     std::fs::read(dir.path().join(name)).unwrap()
 }
@@ -117,8 +123,7 @@ fn as_reader(dir: &Dir, args: &[&str]) -> std::process::Output {
 #[test]
 fn a_read_only_database_is_read_and_refuses_writes_clearly() {
     let dir = Dir::new();
-    dir.write("study.toml", &branin(3));
-    dir.ok(&["run", "study.toml", "--db", "ro.sqlite"]);
+    run_into(&dir, "ro.sqlite", 3);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // (As root this also puts the copy of hpo that `nobody` runs in place.)
     let version = as_reader(&dir, &["--version"]);
@@ -146,8 +151,7 @@ fn a_read_only_database_is_read_and_refuses_writes_clearly() {
 #[test]
 fn a_read_only_file_in_a_writable_folder_is_refused_leaving_nothing_behind() {
     let dir = Dir::new();
-    dir.write("study.toml", &branin(3));
-    dir.ok(&["run", "study.toml", "--db", "ro.sqlite"]);
+    run_into(&dir, "ro.sqlite", 3);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(dir.path().join("ro.sqlite"), std::fs::Permissions::from_mode(0o444))
         .unwrap();
@@ -167,8 +171,7 @@ fn a_read_only_file_in_a_writable_folder_is_refused_leaving_nothing_behind() {
 /// A database with one of its index pages damaged (the page found with Python's
 /// sqlite3, the header's cell count overwritten).
 fn damaged_database(dir: &Dir) -> u64 {
-    dir.write("study.toml", &branin(30));
-    dir.ok(&["run", "study.toml", "--db", "hpo.sqlite"]);
+    run_into(dir, "hpo.sqlite", 30);
     let script = "import sqlite3, sys\n\
         c = sqlite3.connect(sys.argv[1])\n\
         c.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n\

@@ -144,7 +144,10 @@ fn the_api_runs_an_external_study_and_serves_its_trials() {
     );
     assert_eq!(listed["best_value"].as_f64(), Some(x * x));
     let (_, study) = server.get(STUDY);
-    assert_eq!(study["sampler"], "tpe");
+    assert_eq!(
+        (study["sampler"].as_str(), study["objective"].as_str()),
+        (Some("tpe"), Some("external"))
+    );
     assert_eq!(study["study_file"].as_str(), Some(quadratic().as_str()));
     let (_, trials) = server.get(&format!("{STUDY}/trials?state=complete,fail&sort=value"));
     assert_eq!(trials["total"], 2);

@@ -129,7 +129,20 @@ async fn get_study(
         if let Some(Ok(spec)) = spec {
             doc["sampler"] = json!(spec.sampler.name());
             doc["pruner"] = json!(spec.pruner.name());
-            doc["objective"] = json!(format!("{:?}", spec.objective));
+            doc["objective"] = json!(match &spec.objective {
+                hpo_core::spec::ObjectiveSpec::Function { function, .. } => {
+                    format!("function {}", function.name())
+                }
+                hpo_core::spec::ObjectiveSpec::Candle(candle) => {
+                    let dataset = match &candle.dataset {
+                        hpo_core::spec::DatasetSpec::Named(name) => name.clone(),
+                        hpo_core::spec::DatasetSpec::Csv { path, .. } => path.clone(),
+                        hpo_core::spec::DatasetSpec::Text { path } => path.clone(),
+                    };
+                    format!("candle {} on {dataset}", candle.model)
+                }
+                hpo_core::spec::ObjectiveSpec::External => "external".to_owned(),
+            });
             doc["budget"] = json!(spec.trials);
         }
         Ok(doc)
@@ -382,6 +395,32 @@ impl BodyValue {
     }
 }
 
+/// A write to one trial: the token checked, the trial number and the JSON body read.
+fn trial_request<B: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    number: &str,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<(u64, B), ApiError> {
+    state.access.check(headers, Role::Write)?;
+    let number = trial_number(number)?;
+    Ok((number, json_body(&body(bytes)?)?))
+}
+
+/// Runs `f` on the store with study `name`'s stored study file.
+async fn on_study<T: Send + 'static>(
+    state: &AppState,
+    name: String,
+    f: impl FnOnce(&dyn Storage, &StudySpec) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let cache = state.clone();
+    on_store(state, move |storage| {
+        let spec = stored_spec(&cache, storage, &name)?;
+        f(storage, &spec)
+    })
+    .await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepBody {
@@ -395,9 +434,7 @@ async fn report_step(
     Path((name, number)): Path<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    state.access.check(&headers, Role::Write)?;
-    let number = trial_number(&number)?;
-    let step_body: StepBody = json_body(&body(bytes)?)?;
+    let (number, step_body): (u64, StepBody) = trial_request(&state, &headers, &number, bytes)?;
     let value = step_body.value.get("value")?;
     let step = step_body.step;
     if i64::try_from(step).is_err() {
@@ -406,10 +443,8 @@ async fn report_step(
             i64::MAX
         )));
     }
-    let cache = state.clone();
-    let doc = on_store(&state, move |storage| {
-        let spec = stored_spec(&cache, storage, &name)?;
-        Ok(match external::report_step(storage, &spec, number, step, value)? {
+    let doc = on_study(&state, name, move |storage, spec| {
+        Ok(match external::report_step(storage, spec, number, step, value)? {
             None => json!({"trial": number, "step": step, "prune": false}),
             Some(reason) => json!({"trial": number, "step": step, "prune": true, "reason": reason}),
         })
@@ -431,9 +466,7 @@ async fn tell(
     Path((name, number)): Path<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    state.access.check(&headers, Role::Write)?;
-    let number = trial_number(&number)?;
-    let tell_body: TellBody = json_body(&body(bytes)?)?;
+    let (number, tell_body): (u64, TellBody) = trial_request(&state, &headers, &number, bytes)?;
     let outcome = match (tell_body.state.as_deref(), &tell_body.value) {
         (None | Some("complete"), Some(value)) => Outcome::Complete(value.get("value")?),
         (None | Some("complete"), None) => {
@@ -454,10 +487,8 @@ async fn tell(
             )));
         }
     };
-    let cache = state.clone();
-    let doc = on_store(&state, move |storage| {
-        let spec = stored_spec(&cache, storage, &name)?;
-        let trial = external::tell(storage, &spec, number, outcome)?;
+    let doc = on_study(&state, name, move |storage, spec| {
+        let trial = external::tell(storage, spec, number, outcome)?;
         Ok(json!({
             "trial": trial.number,
             "state": trial.state.to_string(),
