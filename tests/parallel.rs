@@ -181,7 +181,14 @@ fn two_processes_prune_one_study_by_its_stored_curves_and_show_why() {
     let show = dir.ok(&["show", "asha", "--db", "shared.sqlite"]);
     assert!(show.contains(&format!("pruned ({}):", pruned.len())), "{show}");
     assert!(show.lines().any(|l| l.contains(" at step ") && l.contains(": rung ")), "{show}");
-    let at_rung_1 = pruned.iter().find(|t| t["intermediate_values"].get("3").is_some()).unwrap();
+    // A trial pruned at rung 1 has its curve up to step 3 and no further.
+    let at_rung_1 = pruned
+        .iter()
+        .find(|t| {
+            let curve = &t["intermediate_values"];
+            curve.get("3").is_some() && curve.get("4").is_none()
+        })
+        .unwrap();
     let number = at_rung_1["number"].to_string();
     let one = dir.ok(&["show", "asha", "--trial", &number, "--db", "shared.sqlite"]);
     let verdicts: Vec<&str> =
