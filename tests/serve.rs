@@ -277,7 +277,7 @@ fn bad_requests_are_told_with_their_status_and_change_nothing() {
 fn concurrent_clients_meet_the_budget_exactly_and_a_killed_server_loses_nothing() {
     let dir = Dir::new();
     let study = quadratic()
-        .replace("trials = 30", "trials = 160")
+        .replace("trials = 30", "trials = 1000")
         .replace("kind = \"tpe\"", "kind = \"random\"");
     let server = Server::start(&dir, &[]);
     assert_eq!(server.post(&format!("{STUDY}/ask"), &study).0, 200);
@@ -308,14 +308,14 @@ fn concurrent_clients_meet_the_budget_exactly_and_a_killed_server_loses_nothing(
     });
     let mut told = told.into_inner().unwrap();
     told.sort_unstable();
-    assert_eq!(told, (0..160).collect::<Vec<u64>>(), "each number once, the budget exactly");
+    assert_eq!(told, (0..1000).collect::<Vec<u64>>(), "each number once, the budget exactly");
     drop(server);
     let check = dir.ok(&["check", "--db", "api.sqlite"]);
     assert!(check.trim_end().ends_with(": ok"), "{check}");
 
     // Kill -9 while clients ask and tell; every acknowledged tell survives.
     let study =
-        study.replace("trials = 160", "trials = 100000").replace("external-quadratic", "kill-test");
+        study.replace("trials = 1000", "trials = 100000").replace("external-quadratic", "kill-test");
     let server = Server::start(&dir, &[]);
     assert_eq!(server.post("/api/v1/studies/kill-test/ask", &study).0, 200);
     let acknowledged: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use hpo_core::run::{ask, open_study};
+use hpo_core::run::{History, ask, open_study};
 use hpo_core::sampler;
 use hpo_core::spec::StudySpec;
 use hpo_core::storage::Storage;
@@ -56,11 +56,13 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
         let dir = tempfile::tempdir()?;
         let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
         let study = open_study(&storage, &spec)?;
+        let history = History::default();
         let mut per_trial = Vec::with_capacity(n);
         let started = Instant::now();
         for _ in 0..n {
             let t0 = Instant::now();
-            let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench")?
+            let Some(trial) =
+                ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench", &history)?
             else {
                 bail!("ask returned no trial")
             };
@@ -947,6 +949,7 @@ pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
     let study = open_study(&storage, &spec)?;
     let owner = format!("bench:{}:0", std::process::id());
     let host = QuietHost(Instant::now());
+    let history = History::default();
     let mut ran = 0;
     let mut last_look: Option<Instant> = None;
     loop {
@@ -955,7 +958,9 @@ pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
             hpo_core::run::recover_orphans(&storage, study.id, &host, 0)?;
             last_look = Some(Instant::now());
         }
-        let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner)? else {
+        let Some(trial) =
+            ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner, &history)?
+        else {
             break;
         };
         let value = function.evaluate(&trial.params);
@@ -1005,9 +1010,11 @@ pub fn report(n: usize) -> Result<String> {
     let dir = tempfile::tempdir()?;
     let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
     let study = open_study(&storage, &spec)?;
+    let history = History::default();
     let started = Instant::now();
     for _ in 0..n {
-        let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench:1:1")?
+        let Some(trial) =
+            ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench:1:1", &history)?
         else {
             bail!("ask returned no trial")
         };

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use hpo_core::run::{ask, open_study};
+use hpo_core::run::{History, ask, open_study};
 use hpo_core::sampler;
 use hpo_core::spec::StudySpec;
 use hpo_core::storage::Storage;
@@ -249,8 +249,10 @@ fn scrape_time(studies: usize, trials: usize) -> Result<(f64, f64)> {
             let spec = StudySpec::parse(&text, "<bench serve>")?;
             let study = open_study(&storage, &spec)?;
             let sampler = sampler::from_spec(spec.sampler, spec.direction);
+            let history = History::default();
             for _ in 0..trials {
-                let Some(trial) = ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench")?
+                let Some(trial) =
+                    ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench", &history)?
                 else {
                     bail!("ask returned no trial")
                 };

@@ -761,6 +761,9 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
 
 /// `hpo serve`: opens (or creates) the database and serves it until Ctrl-C or
 /// SIGTERM.
+/// How often `hpo serve` moves its write-ahead log into the database file.
+const SERVE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn serve(
     db: &Path,
     bind: std::net::SocketAddr,
@@ -776,7 +779,10 @@ fn serve(
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let storage = SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?;
+    let storage =
+        std::sync::Arc::new(SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?);
+    // Requests seldom wait for the log to be moved into the database file.
+    let _checkpoints = storage.checkpoint_in_background(SERVE_CHECKPOINT_EVERY)?;
     let access = match (&tokens, public_read) {
         (None, _) => "no tokens file: loopback only, every request may read and write",
         (Some(_), true) => "tokens: write endpoints need a write token; reads are public",
@@ -789,7 +795,7 @@ fn serve(
         body_limit: hpo_server::DEFAULT_BODY_LIMIT,
     };
     let shown = db.display().to_string();
-    let outcome = hpo_server::serve(std::sync::Arc::new(storage), config, |addr| {
+    let outcome = hpo_server::serve(storage, config, |addr| {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("hpo serve: http://{addr}/api/v1 over {shown} ({access}); Ctrl-C stops");

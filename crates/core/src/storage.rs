@@ -166,6 +166,16 @@ pub trait Storage: Send + Sync {
         Ok(self.trials(study, None)?.into_iter().find(|t| t.number == number))
     }
 
+    /// The id and state of the study's trial numbered `number`, if it has one: what
+    /// a step or a tell needs to find its trial, without reading the trial.
+    fn trial_state_by_number(
+        &self,
+        study: StudyId,
+        number: u64,
+    ) -> Result<Option<(TrialId, TrialState)>> {
+        Ok(self.trial_by_number(study, number)?.map(|t| (t.id, t.state)))
+    }
+
     /// The study's trials in order of number, optionally only those in `states`.
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
 

@@ -669,6 +669,12 @@ pub fn state_filter(storage: &dyn Storage) {
     assert_eq!((second.id, second.state), (running.id, TrialState::Running));
     assert_eq!(storage.trial_by_number(s, 0).unwrap().unwrap().value, Some(1.0));
     assert!(storage.trial_by_number(s, 2).unwrap().is_none());
+    // `trial_state_by_number` finds its id and state alone.
+    let first = storage.trial_state_by_number(s, 0).unwrap();
+    assert_eq!(first, Some((all[0].id, TrialState::Complete)));
+    let second = storage.trial_state_by_number(s, 1).unwrap();
+    assert_eq!(second, Some((running.id, TrialState::Running)));
+    assert!(storage.trial_state_by_number(s, 2).unwrap().is_none());
 }
 
 /// A trial's start counts as its first heartbeat, a later heartbeat is no earlier,

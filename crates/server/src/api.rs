@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::{Json, Router, routing};
-use hpo_core::run::external::{self, Outcome};
+use hpo_core::run::external::{ExternalStudy, Outcome};
 use hpo_core::spec::StudySpec;
 use hpo_core::storage::Storage;
 use hpo_core::study::{Study, StudySummary};
@@ -30,9 +30,10 @@ pub struct AppState {
     pub access: Access,
     /// The server's request counts and latencies.
     pub metrics: crate::metrics::Shared,
-    /// Each study's stored study file, parsed (a study's file never changes), so a
-    /// step or a tell does not parse it again.
-    pub specs: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<StudySpec>>>>,
+    /// The external studies opened so far by name, each with its stored study file
+    /// (which never changes), so a step or a tell neither reads nor parses it again
+    /// and an ask reads only the trials finished since the last.
+    pub studies: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<ExternalStudy>>>>,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -307,25 +308,54 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiErro
     })
 }
 
-/// The stored study file of study `name`, parsed (once per server and study file).
-fn stored_spec(
+/// External study `name` opened with its stored study file (once per server).
+fn stored_study(
     state: &AppState,
     storage: &dyn Storage,
     name: &str,
-) -> Result<Arc<StudySpec>, ApiError> {
+) -> Result<Arc<ExternalStudy>, ApiError> {
+    if let Some(open) = state.studies.lock().unwrap_or_else(|it| it.into_inner()).get(name) {
+        return Ok(Arc::clone(open));
+    }
     let study = find(storage, name)?;
     let text = study.spec_text.ok_or_else(|| {
         ApiError::conflict(format!(
             "study `{name}` was not made from a study file; ask, report and tell need an external study"
         ))
     })?;
-    let mut specs = state.specs.lock().unwrap_or_else(|it| it.into_inner());
-    if let Some(spec) = specs.get(name).filter(|spec| spec.text == text) {
-        return Ok(Arc::clone(spec));
+    let spec = StudySpec::parse(&text, "stored study file")?;
+    let open = Arc::new(ExternalStudy::open(storage, spec)?);
+    let mut studies = state.studies.lock().unwrap_or_else(|it| it.into_inner());
+    Ok(Arc::clone(studies.entry(name.to_owned()).or_insert(open)))
+}
+
+/// External study `name` opened with the study file `text` of an ask's body: the
+/// stored one when they are the same file; otherwise opened for this ask (which
+/// checks that the file fits the stored study, or creates the study).
+fn study_of_file(
+    state: &AppState,
+    storage: &dyn Storage,
+    name: &str,
+    text: &str,
+) -> Result<Arc<ExternalStudy>, ApiError> {
+    if let Some(open) = state.studies.lock().unwrap_or_else(|it| it.into_inner()).get(name)
+        && open.spec.text == text
+    {
+        return Ok(Arc::clone(open));
     }
-    let spec = Arc::new(StudySpec::parse(&text, "stored study file")?);
-    specs.insert(name.to_owned(), Arc::clone(&spec));
-    Ok(spec)
+    let spec = StudySpec::parse(text, "request body")?;
+    if spec.name != name {
+        return Err(ApiError::bad_request(format!(
+            "the study file names the study `{}`, and the URL `{name}`; make them agree",
+            spec.name
+        )));
+    }
+    let open = Arc::new(ExternalStudy::open(storage, spec)?);
+    if open.study.spec_text.as_deref() == Some(text) {
+        let mut studies = state.studies.lock().unwrap_or_else(|it| it.into_inner());
+        return Ok(Arc::clone(studies.entry(name.to_owned()).or_insert(open)));
+    }
+    Ok(open)
 }
 
 async fn ask(
@@ -338,8 +368,8 @@ async fn ask(
     let bytes = body(bytes)?;
     let cache = state.clone();
     let doc = on_store(&state, move |storage| {
-        let spec = if bytes.iter().all(u8::is_ascii_whitespace) {
-            stored_spec(&cache, storage, &name).map_err(|err| match err.status {
+        let study = if bytes.iter().all(u8::is_ascii_whitespace) {
+            stored_study(&cache, storage, &name).map_err(|err| match err.status {
                 axum::http::StatusCode::NOT_FOUND => ApiError::not_found(format!(
                     "no study named `{name}`; send its study file as the body to create it"
                 )),
@@ -349,16 +379,10 @@ async fn ask(
             let text = std::str::from_utf8(&bytes).map_err(|err| {
                 ApiError::bad_request(format!("the study file is not UTF-8 text: {err}"))
             })?;
-            let spec = StudySpec::parse(text, "request body")?;
-            if spec.name != name {
-                return Err(ApiError::bad_request(format!(
-                    "the study file names the study `{}`, and the URL `{name}`; make them agree",
-                    spec.name
-                )));
-            }
-            Arc::new(spec)
+            study_of_file(&cache, storage, &name, text)?
         };
-        let Some(trial) = external::ask_external(storage, &spec)? else {
+        let Some(trial) = study.ask(storage)? else {
+            let spec = &study.spec;
             return Err(ApiError::conflict(format!(
                 "study `{}` has met its budget of {} trials; raise `[study] trials` to ask for more",
                 spec.name,
@@ -407,16 +431,16 @@ fn trial_request<B: serde::de::DeserializeOwned>(
     Ok((number, json_body(&body(bytes)?)?))
 }
 
-/// Runs `f` on the store with study `name`'s stored study file.
+/// Runs `f` on the store with external study `name`.
 async fn on_study<T: Send + 'static>(
     state: &AppState,
     name: String,
-    f: impl FnOnce(&dyn Storage, &StudySpec) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&dyn Storage, &ExternalStudy) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let cache = state.clone();
     on_store(state, move |storage| {
-        let spec = stored_spec(&cache, storage, &name)?;
-        f(storage, &spec)
+        let study = stored_study(&cache, storage, &name)?;
+        f(storage, &study)
     })
     .await
 }
@@ -443,8 +467,8 @@ async fn report_step(
             i64::MAX
         )));
     }
-    let doc = on_study(&state, name, move |storage, spec| {
-        Ok(match external::report_step(storage, spec, number, step, value)? {
+    let doc = on_study(&state, name, move |storage, study| {
+        Ok(match study.report_step(storage, number, step, value)? {
             None => json!({"trial": number, "step": step, "prune": false}),
             Some(reason) => json!({"trial": number, "step": step, "prune": true, "reason": reason}),
         })
@@ -487,12 +511,12 @@ async fn tell(
             )));
         }
     };
-    let doc = on_study(&state, name, move |storage, spec| {
-        let trial = external::tell(storage, spec, number, outcome)?;
+    let doc = on_study(&state, name, move |storage, study| {
+        let told = study.tell(storage, number, outcome)?;
         Ok(json!({
-            "trial": trial.number,
-            "state": trial.state.to_string(),
-            "value": trial.value.map(value::number),
+            "trial": told.number,
+            "state": told.state.to_string(),
+            "value": told.value.map(value::number),
         }))
     })
     .await?;

@@ -69,7 +69,7 @@ pub enum ServeError {
 
 /// The app: `/api/v1` and the request log, over `storage`.
 pub fn app(storage: Arc<dyn Storage>, access: Access, body_limit: usize) -> Router {
-    let state = AppState { storage, access, metrics: Arc::default(), specs: Arc::default() };
+    let state = AppState { storage, access, metrics: Arc::default(), studies: Arc::default() };
     Router::new()
         .nest("/api/v1", api::routes())
         .route("/metrics", routing::get(get_metrics))

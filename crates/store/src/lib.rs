@@ -19,8 +19,8 @@ pub mod json;
 mod migrations;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hpo_core::distribution::{Distribution, ParamValue};
@@ -86,6 +86,9 @@ pub enum Error {
     /// The file cannot be written (its permissions, its folder, the mount).
     #[error("the database file is read-only")]
     ReadOnly,
+    /// The system refused a thread (of [`SqliteStorage::checkpoint_in_background`]).
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl Error {
@@ -123,6 +126,22 @@ fn is_busy(err: &rusqlite::Error) -> bool {
 
 /// The alembic revision of Optuna's schema version 12.
 pub const OPTUNA_ALEMBIC_REVISION: &str = "v3.2.0.a";
+
+/// The thread of [`SqliteStorage::checkpoint_in_background`]: dropping it stops
+/// the thread after one last checkpoint.
+pub struct BackgroundCheckpoints {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BackgroundCheckpoints {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// A Storage on one SQLite file, safe to share between threads and processes.
 pub struct SqliteStorage {
@@ -203,6 +222,7 @@ impl SqliteStorage {
 
     fn from_connection(mut conn: Connection) -> Result<SqliteStorage, Error> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Switching a new file to WAL takes an exclusive lock, and SQLite reports a
         // busy database at once instead of waiting when two processes open a new
         // file together; so the set-up is retried until the busy timeout.
@@ -231,6 +251,8 @@ impl SqliteStorage {
         // more room than the database needs to take it back.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Negative: KiB. SQLite's default 2 MiB holds a few thousand trials.
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         migrations::apply(conn)
     }
 
@@ -271,6 +293,55 @@ impl SqliteStorage {
             }
             outcome => outcome,
         }
+    }
+
+    /// For a long-lived process that commits often (`hpo serve`): its commits stop
+    /// moving the write-ahead log into the database file themselves (each such
+    /// move waits for the disk twice, every few dozen commits, with every other
+    /// request of the process waiting behind it); the thread of the returned
+    /// [`BackgroundCheckpoints`] does it instead, until dropped. Each `every` it
+    /// copies what the log holds on a connection of its own, without stopping
+    /// writers. Under steady writes the log would still grow without end (it starts
+    /// over only once all of it is copied with no commit in between), so once it
+    /// passes `WAL_AUTOCHECKPOINT_PAGES` × 8 pages the thread also takes this
+    /// storage's lock for the moment it takes to copy the rest and truncate it.
+    /// Nothing to do for an in-memory database.
+    pub fn checkpoint_in_background(
+        self: &Arc<Self>,
+        every: Duration,
+    ) -> Result<BackgroundCheckpoints, Error> {
+        let conn = self.lock();
+        let Some(path) = conn.path().filter(|it| !it.is_empty()).map(PathBuf::from) else {
+            return Ok(BackgroundCheckpoints { stop: None, thread: None });
+        };
+        let copier = Connection::open(&path)?;
+        copier.busy_timeout(CHECKPOINT_WAIT)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        drop(conn);
+        let storage = Arc::downgrade(self);
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("hpo-checkpoints".into())
+            .spawn(move || {
+                let restart_from = WAL_AUTOCHECKPOINT_PAGES * 8;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(every)
+                {
+                    let log = copier.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(1)
+                    });
+                    if log.is_ok_and(|pages| pages >= restart_from) {
+                        let Some(storage) = storage.upgrade() else { break };
+                        let conn = storage.lock();
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                    }
+                }
+                if let Some(storage) = storage.upgrade() {
+                    storage.checkpoint();
+                }
+            })
+            .map_err(Error::Thread)?;
+        Ok(BackgroundCheckpoints { stop: Some(stop_tx), thread: Some(thread) })
     }
 
     /// Moves the write-ahead log into the database file and truncates it, waiting
@@ -432,6 +503,42 @@ fn pragma_problems(conn: &Connection, pragma: &str) -> Result<Vec<String>, Error
     Ok(problems)
 }
 
+/// Statements through the connection's statement cache: hpo's statements are
+/// small, and parsing one costs more than running it.
+trait CachedStatements {
+    /// Runs `sql`; the rows changed.
+    fn run(&self, sql: &str, args: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    /// The first row of `sql`, mapped by `f`.
+    fn one<T>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl CachedStatements for Connection {
+    fn run(&self, sql: &str, args: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(args)
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(args, f)
+    }
+}
+
+/// The pages a connection keeps in memory, in KiB: the indexes and recent rows
+/// of studies of tens of thousands of trials.
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
+/// Prepared statements kept per connection: every statement hpo runs, with room.
+const STATEMENT_CACHE: usize = 128;
+
 fn now() -> Timestamp {
     let since =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -446,6 +553,24 @@ fn trial_state(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<TrialState> {
     let state = state.ok_or(hpo_core::Error::UnknownTrial(trial))?;
     TrialState::from_optuna_str(&state)
         .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
+}
+
+/// The id of the study's trial numbered `number`. Asking for the id alone lets
+/// SQLite pick ix_hpo_trials_study_number (both columns equal) over scanning the
+/// study's trials in ix_hpo_trials_study_state, which also covers the state.
+fn trial_id_by_number(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    number: u64,
+) -> CoreResult<Option<TrialId>> {
+    let number = i64::try_from(number).unwrap_or(i64::MAX);
+    tx.one(
+        "SELECT trial_id FROM trials WHERE study_id = ?1 AND number = ?2",
+        params![study.0, number],
+        |row| row.get(0).map(TrialId),
+    )
+    .optional()
+    .map_err(store_err)
 }
 
 fn require_running(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<()> {
@@ -515,7 +640,7 @@ fn insert_trial(
         )
         .map_err(store_err)?;
     let start = (state == TrialState::Running).then(|| encode::datetime(now()));
-    tx.execute(
+    tx.run(
         "INSERT INTO trials (number, study_id, state, datetime_start) VALUES (?1, ?2, ?3, ?4)",
         params![number, study.0, state.as_optuna_str(), start],
     )
@@ -576,20 +701,20 @@ fn finish_in(
     state: TrialState,
     value: Option<f64>,
 ) -> CoreResult<()> {
-    tx.execute(
+    tx.run(
         "UPDATE trials SET state = ?2, datetime_complete = ?3 WHERE trial_id = ?1",
         params![trial.0, state.as_optuna_str(), encode::datetime(now())],
     )
     .map_err(store_err)?;
     if let (TrialState::Complete, Some(value)) = (state, value) {
         let (stored, kind) = encode::encode_value(value);
-        tx.execute(
+        tx.run(
             "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
             params![trial.0, stored, kind],
         )
         .map_err(store_err)?;
     }
-    tx.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
+    tx.run("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
     Ok(())
 }
 
@@ -759,22 +884,22 @@ impl Storage for SqliteStorage {
             if taken.is_some() {
                 return Err(hpo_core::Error::StudyExists(new.name.clone()));
             }
-            tx.execute("INSERT INTO studies (study_name) VALUES (?1)", [&new.name]).map_err(store_err)?;
+            tx.run("INSERT INTO studies (study_name) VALUES (?1)", [&new.name]).map_err(store_err)?;
             let study = StudyId(tx.last_insert_rowid());
-            tx.execute(
+            tx.run(
                 "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, 0)",
                 params![new.direction.as_optuna_str(), study.0],
             )
             .map_err(store_err)?;
             if let Some(metric) = &new.metric {
-                tx.execute(
+                tx.run(
                     "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES (?1, 'study:metric_names', ?2)",
                     params![study.0, encode::metric_names_json(metric)],
                 )
                 .map_err(store_err)?;
             }
             if let Some(text) = &new.spec_text {
-                tx.execute(
+                tx.run(
                     "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES (?1, ?2, ?3)",
                     params![study.0, text, encode::datetime(now())],
                 )
@@ -912,7 +1037,7 @@ impl Storage for SqliteStorage {
     ) -> CoreResult<Option<FrozenTrial>> {
         // Most studies queue nothing: a plain read spares them a write transaction.
         let any_waiting = self.read(|tx| {
-            tx.query_row(
+            tx.one(
                 "SELECT 1 FROM trials WHERE study_id = ?1 AND state = 'WAITING' LIMIT 1",
                 [study.0],
                 |_| Ok(()),
@@ -955,7 +1080,7 @@ impl Storage for SqliteStorage {
                     .map_err(store_err)?,
             };
             let Some(id) = id else { return Ok(None) };
-            tx.execute(
+            tx.run(
                 "UPDATE trials SET state = 'RUNNING', datetime_start = ?2 WHERE trial_id = ?1 AND state = 'WAITING'",
                 params![id, encode::datetime(now())],
             )
@@ -1015,7 +1140,7 @@ impl Storage for SqliteStorage {
                 stmt.execute(params![trial.0, step, name, value]).map_err(store_err)?;
             }
             // A report is a sign of life: the heartbeat is renewed in the same write.
-            tx.execute(
+            tx.run(
                 "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
                  ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
                 params![trial.0, encode::datetime(now())],
@@ -1134,7 +1259,7 @@ impl Storage for SqliteStorage {
     fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
                  ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
                 params![trial.0, encode::datetime(now())],
@@ -1276,11 +1401,22 @@ impl Storage for SqliteStorage {
     }
 
     fn trial_by_number(&self, study: StudyId, number: u64) -> CoreResult<Option<FrozenTrial>> {
-        let number = i64::try_from(number).unwrap_or(i64::MAX);
         self.read(|tx| {
             study_exists(tx, study)?;
-            // Through ix_hpo_trials_study_number.
-            Ok(load_trials(tx, "t.study_id = ?1 AND t.number = ?2", &[&study.0, &number])?.pop())
+            let Some(id) = trial_id_by_number(tx, study, number)? else { return Ok(None) };
+            Ok(load_trials(tx, "t.trial_id = ?1", &[&id.0])?.pop())
+        })
+    }
+
+    fn trial_state_by_number(
+        &self,
+        study: StudyId,
+        number: u64,
+    ) -> CoreResult<Option<(TrialId, TrialState)>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let Some(id) = trial_id_by_number(tx, study, number)? else { return Ok(None) };
+            Ok(Some((id, trial_state(tx, id)?)))
         })
     }
 

@@ -11,12 +11,12 @@
 
 use crate::Result;
 use crate::error::Error;
-use crate::run::{ask, open_study, should_prune};
+use crate::run::{History, ask, open_study, should_prune};
 use crate::sampler::{self, Sampler};
 use crate::spec::{ObjectiveSpec, SamplerSpec, StudySpec};
 use crate::storage::Storage;
 use crate::study::Study;
-use crate::trial::{FrozenTrial, TrialState};
+use crate::trial::{FrozenTrial, TrialId, TrialState};
 
 /// The owner recorded on trials handed out by [`ask_external`].
 pub const EXTERNAL_OWNER: &str = "external";
@@ -33,37 +33,115 @@ pub enum Outcome {
     Fail,
 }
 
-fn external_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
-    if spec.objective != ObjectiveSpec::External {
-        return Err(Error::Incompatible {
-            study: spec.name.clone(),
-            reason: "is not driven from outside; ask and tell need `[objective] kind = \"external\"` (run this one with `hpo run`)".into(),
+/// An external study opened once, for a process that answers many asks, steps and
+/// tells (`hpo serve`): its stored record, its study file, its sampler, and what
+/// the sampler has read of its trials ([`History`]), so that a step costs one
+/// look-up and one write, and an ask reads only the trials finished since the last.
+pub struct ExternalStudy {
+    /// The stored study.
+    pub study: Study,
+    /// Its study file.
+    pub spec: StudySpec,
+    sampler: Box<dyn Sampler>,
+    budget: Option<usize>,
+    history: History,
+}
+
+/// A told trial: its number, and the state and value it ended with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Told {
+    /// The trial's store id.
+    pub id: TrialId,
+    /// Its number in the study.
+    pub number: u64,
+    /// Complete, pruned or failed.
+    pub state: TrialState,
+    /// The value of a complete trial.
+    pub value: Option<f64>,
+}
+
+impl ExternalStudy {
+    /// Opens the study of `spec`, creating it on first use; an error unless its
+    /// objective is `external` and the stored study has the same space, metric
+    /// and direction.
+    pub fn open(storage: &dyn Storage, spec: StudySpec) -> Result<ExternalStudy> {
+        if spec.objective != ObjectiveSpec::External {
+            return Err(Error::Incompatible {
+                study: spec.name.clone(),
+                reason: "is not driven from outside; ask and tell need `[objective] kind = \"external\"` (run this one with `hpo run`)".into(),
+            });
+        }
+        let study = open_study(storage, &spec)?;
+        let sampler = sampler::from_spec(spec.sampler, spec.direction);
+        let budget = spec.trials.or_else(|| match spec.sampler {
+            SamplerSpec::Grid => Some(sampler::grid::count_points(&spec.space)),
+            _ => None,
         });
+        Ok(ExternalStudy { study, spec, sampler, budget, history: History::default() })
     }
-    open_study(storage, spec)
+
+    /// Creates (or claims a queued) Running trial with proposed parameters. `None`
+    /// when the study's budget is met.
+    pub fn ask(&self, storage: &dyn Storage) -> Result<Option<FrozenTrial>> {
+        let (study, spec) = (self.study.id, &self.spec);
+        ask(storage, study, spec, self.sampler.as_ref(), self.budget, EXTERNAL_OWNER, &self.history)
+    }
+
+    /// The id of Running trial `number`, or an error saying what it is instead.
+    fn running_trial(&self, storage: &dyn Storage, number: u64) -> Result<TrialId> {
+        let name = || self.study.name.clone();
+        match storage.trial_state_by_number(self.study.id, number)? {
+            None => Err(Error::NoSuchTrial { study: name(), number }),
+            Some((id, TrialState::Running)) => Ok(id),
+            Some((_, state)) => Err(Error::NotRunning { study: name(), number, state }),
+        }
+    }
+
+    /// Records the objective's value at `step` for Running trial `number` and asks
+    /// the study's pruner: `Some(reason)` when the trial should stop (the reason is
+    /// also stored on the trial; the caller then tells it `Outcome::Pruned`).
+    pub fn report_step(
+        &self,
+        storage: &dyn Storage,
+        number: u64,
+        step: u64,
+        value: f64,
+    ) -> Result<Option<String>> {
+        let id = self.running_trial(storage, number)?;
+        if !value.is_finite() {
+            let at = format!("at step {step} of ");
+            return Err(Error::NotFinite { study: self.study.name.clone(), number, at, value });
+        }
+        let spec = &self.spec;
+        storage.report(id, step, value, &[(spec.metric.clone(), value)])?;
+        if !spec.pruner.is_active() {
+            return Ok(None);
+        }
+        let trial = storage.trial(id)?;
+        should_prune(storage, self.study.id, spec, &trial, &trial.intermediate_values, step, None)
+    }
+
+    /// Finishes Running trial `number` with `outcome`.
+    pub fn tell(&self, storage: &dyn Storage, number: u64, outcome: Outcome) -> Result<Told> {
+        let id = self.running_trial(storage, number)?;
+        let (state, value) = match outcome {
+            Outcome::Complete(value) if !value.is_finite() => {
+                let study = self.study.name.clone();
+                return Err(Error::NotFinite { study, number, at: String::new(), value });
+            }
+            Outcome::Complete(value) => (TrialState::Complete, Some(value)),
+            Outcome::Pruned => (TrialState::Pruned, None),
+            Outcome::Fail => (TrialState::Fail, None),
+        };
+        storage.finish_trial(id, state, value)?;
+        Ok(Told { id, number, state, value })
+    }
 }
 
 /// Creates (or claims a queued) Running trial with proposed parameters, creating
 /// the study on first use. `None` when the study's budget is met.
 pub fn ask_external(storage: &dyn Storage, spec: &StudySpec) -> Result<Option<FrozenTrial>> {
-    let study = external_study(storage, spec)?;
-    let sampler: Box<dyn Sampler> = sampler::from_spec(spec.sampler, spec.direction);
-    let budget = spec.trials.or_else(|| match spec.sampler {
-        SamplerSpec::Grid => Some(sampler::grid::count_points(&spec.space)),
-        _ => None,
-    });
-    ask(storage, study.id, spec, sampler.as_ref(), budget, EXTERNAL_OWNER)
-}
-
-/// The Running trial `number` of the study, or an error saying what it is instead.
-fn running_trial(storage: &dyn Storage, study: &Study, number: u64) -> Result<FrozenTrial> {
-    let trial = storage
-        .trial_by_number(study.id, number)?
-        .ok_or_else(|| Error::NoSuchTrial { study: study.name.clone(), number })?;
-    if trial.state != TrialState::Running {
-        return Err(Error::NotRunning { study: study.name.clone(), number, state: trial.state });
-    }
-    Ok(trial)
+    ExternalStudy::open(storage, spec.clone())?.ask(storage)
 }
 
 /// Finishes Running trial `number` with `outcome`; returns the finished trial.
@@ -73,24 +151,11 @@ pub fn tell(
     number: u64,
     outcome: Outcome,
 ) -> Result<FrozenTrial> {
-    let study = external_study(storage, spec)?;
-    let trial = running_trial(storage, &study, number)?;
-    match outcome {
-        Outcome::Complete(value) if !value.is_finite() => {
-            return Err(Error::NotFinite { study: study.name, number, at: String::new(), value });
-        }
-        Outcome::Complete(value) => {
-            storage.finish_trial(trial.id, TrialState::Complete, Some(value))?
-        }
-        Outcome::Pruned => storage.finish_trial(trial.id, TrialState::Pruned, None)?,
-        Outcome::Fail => storage.finish_trial(trial.id, TrialState::Fail, None)?,
-    }
-    storage.trial(trial.id)
+    let told = ExternalStudy::open(storage, spec.clone())?.tell(storage, number, outcome)?;
+    storage.trial(told.id)
 }
 
-/// Records the objective's value at `step` for Running trial `number` and asks
-/// the study's pruner: `Some(reason)` when the trial should stop (the reason is
-/// also stored on the trial; the caller then tells it `Outcome::Pruned`).
+/// [`ExternalStudy::report_step`] of the study of `spec`.
 pub fn report_step(
     storage: &dyn Storage,
     spec: &StudySpec,
@@ -98,16 +163,7 @@ pub fn report_step(
     step: u64,
     value: f64,
 ) -> Result<Option<String>> {
-    let study = external_study(storage, spec)?;
-    let trial = running_trial(storage, &study, number)?;
-    if !value.is_finite() {
-        let at = format!("at step {step} of ");
-        return Err(Error::NotFinite { study: study.name, number, at, value });
-    }
-    storage.report(trial.id, step, value, &[(spec.metric.clone(), value)])?;
-    let mut curve = trial.intermediate_values.clone();
-    curve.insert(step, value);
-    should_prune(storage, study.id, spec, &trial, &curve, step, None)
+    ExternalStudy::open(storage, spec.clone())?.report_step(storage, number, step, value)
 }
 
 #[cfg(test)]

@@ -17,24 +17,15 @@
 //! other processes finish during a trial count from the worker's next trial; with
 //! one worker the verdicts are those of reading the store at every step.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use super::history::FinishedFeed;
 use crate::Result;
 use crate::pruner::{Peers, Pruner};
 use crate::storage::Storage;
 use crate::study::StudyId;
-use crate::trial::{FrozenTrial, Timestamp, TrialId};
-
-/// New finished trials beyond this many are read in one query, not one by one.
-const READ_ALL_FROM: usize = 64;
-
-/// How far another machine's clock may lag behind the one that ended the latest
-/// trial seen: trials ending this long before it are asked for again. (On one
-/// machine a trial's end time is taken under the store's write lock, so trials
-/// that finish later never have earlier end times.) Longer would cost more: a fast
-/// study finishes hundreds of trials in this long, each asked for at every refresh.
-const CLOCK_LAG: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::trial::FrozenTrial;
 
 /// The finished trials' values by (group, step); see the module docs.
 pub(crate) struct FinishedValues {
@@ -45,9 +36,7 @@ pub(crate) struct FinishedValues {
 #[derive(Default)]
 struct Inner {
     /// The finished trials folded in.
-    seen: HashSet<TrialId>,
-    /// The latest end time of a trial folded in.
-    latest: Option<Timestamp>,
+    feed: FinishedFeed,
     /// Their kept values by (group, step), sorted by `f64::total_cmp`, no NaN.
     by_step: BTreeMap<(u64, u64), Vec<f64>>,
 }
@@ -59,26 +48,12 @@ impl FinishedValues {
             .then(|| FinishedValues { pruner, inner: Mutex::default() })
     }
 
-    /// Folds in the study's finished trials not yet seen: one read of the ids of
-    /// those that finished since shortly before the latest one seen (another
-    /// machine's clock may lag), then one read of each new trial (or of all of
-    /// them, when many are new).
+    /// Folds in the study's finished trials not yet seen (`FinishedFeed::read_new`).
     pub fn refresh(&self, storage: &dyn Storage, study: StudyId) -> Result<()> {
-        let states = self.pruner.finished_states_read();
-        let since = self.lock().latest.map(|at| Timestamp(at.0 - CLOCK_LAG.as_micros() as i64));
-        let ids = storage.finished_trial_ids(study, states, since)?;
-        let new: Vec<TrialId> = {
-            let inner = self.lock();
-            ids.into_iter().filter(|id| !inner.seen.contains(id)).collect()
-        };
-        if new.len() > READ_ALL_FROM {
-            for trial in storage.trials(study, Some(states))? {
-                self.add(&trial);
-            }
-        } else {
-            for id in new {
-                self.add(&storage.trial(id)?);
-            }
+        let mut inner = self.lock();
+        let new = inner.feed.read_new(storage, study, self.pruner.finished_states_read())?;
+        for trial in &new {
+            self.fold(&mut inner, trial);
         }
         Ok(())
     }
@@ -89,10 +64,12 @@ impl FinishedValues {
             return;
         }
         let mut inner = self.lock();
-        if !inner.seen.insert(trial.id) {
-            return;
+        if inner.feed.note(trial) {
+            self.fold(&mut inner, trial);
         }
-        inner.latest = inner.latest.max(trial.datetime_complete);
+    }
+
+    fn fold(&self, inner: &mut Inner, trial: &FrozenTrial) {
         for (group, step, value) in self.pruner.kept_values(trial) {
             let values = inner.by_step.entry((group, step)).or_default();
             let at = values.partition_point(|it| it.total_cmp(&value).is_lt());
@@ -112,7 +89,7 @@ impl FinishedValues {
         let inner = self.lock();
         let values =
             inner.by_step.get(&(self.pruner.group(number), step)).map_or(&[][..], Vec::as_slice);
-        judge(Peers::Kept { n_finished: inner.seen.len(), values, running })
+        judge(Peers::Kept { n_finished: inner.feed.len(), values, running })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -125,7 +102,7 @@ mod tests {
     use super::*;
     use crate::pruner::PrunerKind;
     use crate::study::Direction;
-    use crate::trial::TrialState;
+    use crate::trial::{TrialId, TrialState};
 
     fn trial(number: u64, state: TrialState, curve: &[(u64, f64)]) -> FrozenTrial {
         let mut trial = FrozenTrial::new(TrialId(number as i64 + 100), number, state);

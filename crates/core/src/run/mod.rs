@@ -17,8 +17,10 @@
 mod confirm;
 pub mod external;
 mod finished_values;
+mod history;
 
 pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs};
+pub use history::History;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -374,8 +376,10 @@ fn fail_interrupted(
     Ok(true)
 }
 
-/// Claims a queued trial or creates one and samples its parameters. `None` when the
-/// budget is met (or, for a grid, every point is taken).
+/// Claims a queued trial or creates one and samples its parameters, the sampler
+/// reading the study's trials through `history` (kept across asks by a
+/// long-lived process). `None` when the budget is met (or, for a grid, every point
+/// is taken).
 pub fn ask(
     storage: &dyn Storage,
     study: StudyId,
@@ -383,6 +387,7 @@ pub fn ask(
     sampler: &dyn Sampler,
     budget: Option<usize>,
     owner: &str,
+    history: &History,
 ) -> Result<Option<FrozenTrial>> {
     let attrs = [(attr::OWNER.to_owned(), AttrValue::Str(owner.to_owned()))];
     if let Some(trial) = storage.claim_waiting_trial(study, budget, &attrs)? {
@@ -394,25 +399,14 @@ pub fn ask(
     let Some(mut trial) = storage.create_running_trial(study, budget, &attrs)? else {
         return Ok(None);
     };
-    let history = if sampler.needs_history() {
-        storage
-            .trials(
-                study,
-                Some(&[
-                    TrialState::Complete,
-                    TrialState::Pruned,
-                    TrialState::Fail,
-                    TrialState::Running,
-                ]),
-            )?
-            .into_iter()
-            .filter(|t| t.id != trial.id)
-            .collect()
-    } else {
-        Vec::new()
-    };
     let mut rng = sampler::trial_rng(spec.seed, trial.number);
-    let params = sampler.sample(&spec.space, &history, &mut rng);
+    let params = if sampler.needs_history() {
+        history.read(storage, study, trial.id, |trials| {
+            sampler.sample(&spec.space, trials, &mut rng)
+        })?
+    } else {
+        sampler.sample(&spec.space, &[], &mut rng)
+    };
     let params = with_distributions(&spec.space, &params);
     storage.set_trial_params(trial.id, &params)?;
     for (name, value, distribution) in params {
@@ -470,6 +464,7 @@ pub fn run_study(
         )),
         failures: std::sync::Mutex::new(BTreeMap::new()),
         finished_values: FinishedValues::for_pruner(spec.pruner),
+        history: History::default(),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
@@ -539,6 +534,8 @@ struct Worker<'a> {
     failures: std::sync::Mutex<BTreeMap<String, usize>>,
     /// What the pruner reads of the finished trials, when it reads any.
     finished_values: Option<FinishedValues>,
+    /// What the sampler reads of the study's trials.
+    history: History,
 }
 
 /// Mixed into the study seed for confirm runs' training seeds.
@@ -616,7 +613,15 @@ impl Worker<'_> {
             {
                 return Ok((n_finished, RunEnd::BudgetMet));
             }
-            let Some(trial) = ask(storage, study.id, spec, self.sampler, self.budget, &self.owner)?
+            let Some(trial) = ask(
+                storage,
+                study.id,
+                spec,
+                self.sampler,
+                self.budget,
+                &self.owner,
+                &self.history,
+            )?
             else {
                 return Ok((n_finished, RunEnd::BudgetMet));
             };

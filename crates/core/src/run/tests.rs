@@ -697,9 +697,9 @@ fn an_orphan_is_retried_with_its_parameters_up_to_max_retries() {
     let spec = spec("random", "trials = 3\nmax_retries = 1", BRANIN);
     let study = open_study(&storage, &spec).unwrap();
     let dead = "dead:9";
-    let orphan = ask(&storage, study.id, &spec, &crate::sampler::random::RandomSampler, None, dead)
-        .unwrap()
-        .unwrap();
+    let random = crate::sampler::random::RandomSampler;
+    let orphan =
+        ask(&storage, study.id, &spec, &random, None, dead, &History::default()).unwrap().unwrap();
     let mut host = TestHost::new();
     host.dead_owners.push(dead.into());
     run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();

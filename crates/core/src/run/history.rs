@@ -1,0 +1,136 @@
+//! What a long-lived process keeps of a study's finished trials, so that each ask
+//! or pruner verdict reads only what changed: a finished trial never changes.
+//!
+//! [`FinishedFeed`] hands out the trials finished since it last looked, from the
+//! index on end times: one read of their ids, then one read of each new trial (or
+//! of all of them, when many are new). [`History`] keeps those trials for a
+//! sampler, adding the few running ones at each ask; the pruner's
+//! `FinishedValues` folds them into sorted values per step.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::Result;
+use crate::storage::Storage;
+use crate::study::StudyId;
+use crate::trial::{FrozenTrial, Timestamp, TrialId, TrialState};
+
+/// New finished trials beyond this many are read in one query, not one by one.
+const READ_ALL_FROM: usize = 64;
+
+/// How far another machine's clock may lag behind the one that ended the latest
+/// trial seen: trials ending this long before it are asked for again. (On one
+/// machine a trial's end time is taken under the store's write lock, so trials
+/// that finish later never have earlier end times.) Longer would cost more: a fast
+/// study finishes hundreds of trials in this long, each asked for at every look.
+const CLOCK_LAG: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The finished trials of a study seen so far; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct FinishedFeed {
+    /// The finished trials seen.
+    seen: HashSet<TrialId>,
+    /// The latest end time of a trial seen.
+    latest: Option<Timestamp>,
+}
+
+impl FinishedFeed {
+    /// The study's trials in `states` that finished since shortly before the latest
+    /// one seen (another machine's clock may lag) and were not seen yet; they are
+    /// seen from now on.
+    pub fn read_new(
+        &mut self,
+        storage: &dyn Storage,
+        study: StudyId,
+        states: &[TrialState],
+    ) -> Result<Vec<FrozenTrial>> {
+        let since = self.latest.map(|at| Timestamp(at.0 - CLOCK_LAG.as_micros() as i64));
+        let ids = storage.finished_trial_ids(study, states, since)?;
+        let new: Vec<TrialId> = ids.into_iter().filter(|id| !self.seen.contains(id)).collect();
+        let trials: Vec<FrozenTrial> = if new.len() > READ_ALL_FROM {
+            storage
+                .trials(study, Some(states))?
+                .into_iter()
+                .filter(|t| !self.seen.contains(&t.id))
+                .collect()
+        } else {
+            new.into_iter().map(|id| storage.trial(id)).collect::<Result<_>>()?
+        };
+        for trial in &trials {
+            self.note(trial);
+        }
+        Ok(trials)
+    }
+
+    /// Marks `trial` (finished) seen; false when it already was.
+    pub fn note(&mut self, trial: &FrozenTrial) -> bool {
+        if !self.seen.insert(trial.id) {
+            return false;
+        }
+        self.latest = self.latest.max(trial.datetime_complete);
+        true
+    }
+
+    /// Whether `trial` was seen.
+    pub fn has_seen(&self, trial: TrialId) -> bool {
+        self.seen.contains(&trial)
+    }
+
+    /// How many finished trials were seen.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// The states of the finished trials a sampler reads.
+const FINISHED: [TrialState; 3] = [TrialState::Complete, TrialState::Pruned, TrialState::Fail];
+
+/// A study's trials as a sampler reads them, kept across asks: the finished ones
+/// (complete, pruned, failed) read once each, the running ones at every ask.
+#[derive(Debug, Default)]
+pub struct History {
+    inner: Mutex<HistoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct HistoryInner {
+    feed: FinishedFeed,
+    /// The finished trials in order of number, then (during [`History::read`]) the
+    /// running ones.
+    trials: Vec<FrozenTrial>,
+}
+
+impl History {
+    /// Calls `f` with the study's finished and running trials, all but `except`
+    /// (the trial being asked for): the finished ones in order of number, then the
+    /// running ones in order of number.
+    pub fn read<T>(
+        &self,
+        storage: &dyn Storage,
+        study: StudyId,
+        except: TrialId,
+        f: impl FnOnce(&[FrozenTrial]) -> T,
+    ) -> Result<T> {
+        let mut inner = self.inner.lock().unwrap_or_else(|it| it.into_inner());
+        let inner = &mut *inner;
+        let n_finished = inner.feed.len();
+        // What a call that panicked in `f` left.
+        inner.trials.truncate(n_finished);
+        // Running first: a trial that finishes in between is then in both reads, and
+        // kept as finished, rather than in neither.
+        let running = storage.trials(study, Some(&[TrialState::Running]))?;
+        let new = inner.feed.read_new(storage, study, &FINISHED)?;
+        if !new.is_empty() {
+            inner.trials.extend(new);
+            // Mostly in order already: the sort merges the runs.
+            inner.trials.sort_by_key(|t| t.number);
+        }
+        let n_finished = inner.trials.len();
+        inner
+            .trials
+            .extend(running.into_iter().filter(|t| t.id != except && !inner.feed.has_seen(t.id)));
+        let out = f(&inner.trials);
+        inner.trials.truncate(n_finished);
+        Ok(out)
+    }
+}
