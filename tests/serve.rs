@@ -314,8 +314,9 @@ fn concurrent_clients_meet_the_budget_exactly_and_a_killed_server_loses_nothing(
     assert!(check.trim_end().ends_with(": ok"), "{check}");
 
     // Kill -9 while clients ask and tell; every acknowledged tell survives.
-    let study =
-        study.replace("trials = 1000", "trials = 100000").replace("external-quadratic", "kill-test");
+    let study = study
+        .replace("trials = 1000", "trials = 100000")
+        .replace("external-quadratic", "kill-test");
     let server = Server::start(&dir, &[]);
     assert_eq!(server.post("/api/v1/studies/kill-test/ask", &study).0, 200);
     let acknowledged: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
@@ -406,6 +407,12 @@ fn metrics_parse_as_prometheus_text_and_match_the_store() {
     for number in 0..4 {
         let body = if number == 0 { quadratic() } else { String::new() };
         assert_eq!(server.post(&format!("{STUDY}/ask"), &body).0, 200);
+        // Trial 1 trains two steps before it completes.
+        for step in (1..=2).filter(|_| number == 1) {
+            let path = format!("{STUDY}/trials/1/steps");
+            let body = json!({"step": step, "value": 2.0}).to_string();
+            assert_eq!(server.post(&path, &body).0, 200);
+        }
         let tell = if number == 3 {
             r#"{"state": "fail"}"#.to_owned()
         } else {
@@ -443,7 +450,26 @@ fn metrics_parse_as_prometheus_text_and_match_the_store() {
     }
     assert_eq!(sample("hpo_trials", &[study, ("state", "complete")]), 3.0);
     assert_eq!(sample("hpo_best_value", &[study]), 0.5);
-    assert!(sample("hpo_last_activity_timestamp_seconds", &[study]) > 1.7e9);
+    let last_activity = sample("hpo_last_activity_timestamp_seconds", &[study]);
+    let last_finished = sample("hpo_last_finished_timestamp_seconds", &[study]);
+    assert!(last_finished > 1.7e9 && last_finished <= last_activity, "{last_finished}");
+    // What is told of the finished trials: counted by state (pruned at 0 before
+    // any), timed, and their steps summed.
+    for (state, n) in [("complete", 3.0), ("pruned", 0.0), ("fail", 1.0)] {
+        assert_eq!(sample("hpo_trials_finished_total", &[study, ("state", state)]), n, "{state}");
+    }
+    let durations = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "hpo_trial_duration_seconds" && s.labels.get("study") == Some(study.1)
+        })
+        .expect("the trial duration histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &durations.value else {
+        panic!("{:?}", durations.value)
+    };
+    assert_eq!(buckets.last().unwrap().count, 4.0, "the four finished trials");
+    assert_eq!(sample("hpo_epochs_trained_total", &[study]), 2.0);
     let ask_route = ("route", "/api/v1/studies/:study/ask");
     assert_eq!(sample("hpo_http_requests_total", &[ask_route, ("status", "200")]), 5.0);
     let trial_route = ("route", "/api/v1/studies/:study/trials/:number");

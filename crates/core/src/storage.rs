@@ -58,6 +58,13 @@ pub trait Storage: Send + Sync {
     /// Every study with trial counts and best value, ordered by name.
     fn list_studies(&self) -> Result<Vec<StudySummary>>;
 
+    /// [`Storage::list_studies`] without the best values (`best_value` is `None`),
+    /// which cost a read of every complete trial: for a frequent reader that keeps
+    /// the best itself (`/metrics`). The default is `list_studies`, best included.
+    fn study_counts(&self) -> Result<Vec<StudySummary>> {
+        self.list_studies()
+    }
+
     /// Creates a Running trial with the next number, unless the study's budget is
     /// spent: returns `None` when `budget` is `Some(n)` and `n` trials already count
     /// toward it (see `FrozenTrial::counts_toward_budget`). The check and the insert

@@ -1,15 +1,30 @@
 //! `GET /metrics`: the studies and the server in Prometheus' text format (OpenMetrics),
-//! encoded by `prometheus-client`.
+//! encoded by `prometheus-client`. docs/monitoring.md lists every metric.
 //!
-//! Per study, from one aggregate read of the store (`Storage::list_studies`): trials
-//! by state, the best value, and when a trial last started or finished (for "the
-//! nightly sweep stalled" alerts). Per route: the server's requests by status and
-//! their latency.
+//! A scrape costs a few index look-ups per study, never a read of every trial:
+//! - the trials by state and the last activity come from one aggregate read
+//!   (`Storage::study_counts`);
+//! - what is told of finished trials (their count by state, durations, epochs
+//!   trained and saved, the best value, the devices they ran on) is folded in as
+//!   they finish: each scrape reads only the trials finished since the last one
+//!   (`FinishedFeed`), and the server keeps the sums. The first scrape after a
+//!   start reads every finished trial once;
+//! - the running trials (few) are read whole, for the workers' heartbeats and the
+//!   devices in use.
+//!
+//! Per route: the server's requests by status and their latency.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hpo_core::run::FinishedFeed;
+use hpo_core::run::external::EXTERNAL_OWNER;
+use hpo_core::spec::{ObjectiveSpec, StudySpec};
 use hpo_core::storage::Storage;
+use hpo_core::study::{Direction, Study, StudyId};
+use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -50,6 +65,30 @@ struct StudyStateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SavedLabels {
+    study: String,
+    by: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeviceLabels {
+    device: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeviceStateLabels {
+    device: String,
+    state: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -57,11 +96,20 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
-/// The server's own request counts and latencies, kept as requests are answered.
+type DurationFamily = Family<StudyLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 0.1 s to about 3.6 hours.
+    Histogram::new(exponential_buckets(0.1, 2.0, 18))
+}
+
+/// The server's request counts and latencies, kept as requests are answered, and
+/// the sums over each study's finished trials, kept as scrapes see them finish.
 #[derive(Clone)]
 pub struct ServerMetrics {
     requests: Family<StatusLabels, Counter>,
     latency: LatencyFamily,
+    studies: Arc<Mutex<Studies>>,
 }
 
 impl Default for ServerMetrics {
@@ -69,6 +117,106 @@ impl Default for ServerMetrics {
         ServerMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            studies: Arc::default(),
+        }
+    }
+}
+
+/// The finished trials folded in so far, per study.
+struct Studies {
+    tallies: HashMap<StudyId, Tally>,
+    finished: Family<StudyStateLabels, Counter>,
+    durations: DurationFamily,
+    epochs_trained: Family<StudyLabels, Counter>,
+    epochs_saved: Family<SavedLabels, Counter>,
+}
+
+impl Default for Studies {
+    fn default() -> Self {
+        Studies {
+            tallies: HashMap::new(),
+            finished: Family::default(),
+            durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            epochs_trained: Family::default(),
+            epochs_saved: Family::default(),
+        }
+    }
+}
+
+/// One study's sums over its finished trials.
+struct Tally {
+    feed: FinishedFeed,
+    direction: Direction,
+    /// The epochs a trial trains unless stopped early, when the study says.
+    max_epochs: Option<u64>,
+    best: Option<f64>,
+    last_finished: Option<Timestamp>,
+    /// Per device: finished trials, and the sum and count of measured footprints.
+    devices: BTreeMap<String, (u64, f64, u64)>,
+}
+
+/// The states a scrape folds in.
+const FINISHED: [TrialState; 3] = [TrialState::Complete, TrialState::Pruned, TrialState::Fail];
+
+impl Tally {
+    fn new(study: &Study) -> Tally {
+        let spec = study.spec_text.as_deref().and_then(|text| StudySpec::parse(text, "").ok());
+        let max_epochs = spec.and_then(|spec| match spec.objective {
+            ObjectiveSpec::Candle(candle) => Some(u64::from(candle.max_epochs)),
+            ObjectiveSpec::Function { steps, .. } => Some(steps),
+            ObjectiveSpec::External => None,
+        });
+        Tally {
+            feed: FinishedFeed::default(),
+            direction: study.direction,
+            max_epochs,
+            best: None,
+            last_finished: None,
+            devices: BTreeMap::new(),
+        }
+    }
+}
+
+impl Studies {
+    /// Folds finished `trial` of `study` into the sums.
+    fn fold(&self, tally: &mut Tally, study: &str, trial: &FrozenTrial) {
+        let labels = StudyLabels { study: study.to_owned() };
+        let state = StudyStateLabels { study: study.to_owned(), state: trial.state.to_string() };
+        self.finished.get_or_create(&state).inc();
+        tally.last_finished = tally.last_finished.max(trial.datetime_complete);
+        if let (Some(start), Some(end)) = (trial.datetime_start, trial.datetime_complete) {
+            let seconds = (end.0 - start.0).max(0) as f64 / 1e6;
+            self.durations.get_or_create(&labels).observe(seconds);
+        }
+        let trained = trial.intermediate_values.keys().next_back().copied().unwrap_or(0);
+        self.epochs_trained.get_or_create(&labels).inc_by(trained);
+        let ended_by = trial.system_attrs.get(attr::ENDED_BY).and_then(AttrValue::as_str);
+        let saved_by = match (trial.state, ended_by) {
+            (TrialState::Pruned, _) => Some("pruning"),
+            (TrialState::Complete, Some("early_stopping")) => Some("early_stopping"),
+            _ => None,
+        };
+        if let (Some(by), Some(max)) = (saved_by, tally.max_epochs) {
+            let labels = SavedLabels { study: study.to_owned(), by: by.to_owned() };
+            self.epochs_saved.get_or_create(&labels).inc_by(max.saturating_sub(trained));
+        }
+        if let (TrialState::Complete, Some(value), None) =
+            (trial.state, trial.value, trial.confirm_of())
+            && value.is_finite()
+        {
+            tally.best = Some(match (tally.best, tally.direction) {
+                (Some(best), Direction::Minimize) => best.min(value),
+                (Some(best), Direction::Maximize) => best.max(value),
+                (None, _) => value,
+            });
+        }
+        if let Some(device) = trial.system_attrs.get(attr::DEVICE).and_then(AttrValue::as_str) {
+            let entry = tally.devices.entry(device.to_owned()).or_default();
+            entry.0 += 1;
+            if let Some(mb) = trial.user_attrs.get("gpu_memory_mb").and_then(AttrValue::as_f64) {
+                entry.1 += mb * 1e6;
+                entry.2 += 1;
+            }
         }
     }
 }
@@ -90,9 +238,22 @@ impl ServerMetrics {
     pub fn render(&self, storage: &dyn Storage) -> Result<String, ApiError> {
         let mut registry = Registry::default();
         let trials = Family::<StudyStateLabels, Gauge>::default();
-        let best = Family::<StudyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let last = Family::<StudyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        for summary in storage.list_studies()? {
+        let best = Family::<StudyLabels, FloatGauge>::default();
+        let last = Family::<StudyLabels, FloatGauge>::default();
+        let last_finished = Family::<StudyLabels, FloatGauge>::default();
+        let heartbeat_age = Family::<WorkerLabels, FloatGauge>::default();
+        let device_trials = Family::<DeviceStateLabels, Gauge>::default();
+        let device_memory = Family::<DeviceLabels, FloatGauge>::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros() as i64;
+        let mut studies = self.studies.lock().unwrap_or_else(|it| it.into_inner());
+        let studies = &mut *studies;
+        let mut placed: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut memory: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+        let mut workers: BTreeMap<String, f64> = BTreeMap::new();
+        for summary in storage.study_counts()? {
             let study = summary.study.name.clone();
             let counts = [
                 ("complete", summary.n_complete),
@@ -105,20 +266,133 @@ impl ServerMetrics {
                 let labels = StudyStateLabels { study: study.clone(), state: state.to_owned() };
                 trials.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
             }
-            let labels = StudyLabels { study };
-            if let Some(value) = summary.best_value {
+            let mut tally = match studies.tallies.remove(&summary.study.id) {
+                Some(tally) => tally,
+                None => {
+                    // Every state's counter exists from the start, so a rate of
+                    // failures reads 0, not nothing, before the first failure.
+                    for state in FINISHED {
+                        let state = state.to_string();
+                        let labels = StudyStateLabels { study: study.clone(), state };
+                        let _ = studies.finished.get_or_create(&labels);
+                    }
+                    Tally::new(&summary.study)
+                }
+            };
+            let new = tally.feed.read_new(storage, summary.study.id, &FINISHED);
+            let new = match new {
+                Ok(new) => new,
+                Err(err) => {
+                    studies.tallies.insert(summary.study.id, tally);
+                    return Err(err.into());
+                }
+            };
+            for trial in &new {
+                studies.fold(&mut tally, &study, trial);
+            }
+            let labels = StudyLabels { study: study.clone() };
+            if let Some(value) = tally.best {
                 best.get_or_create(&labels).set(value);
             }
             if let Some(at) = summary.last_activity {
                 last.get_or_create(&labels).set(at.0 as f64 / 1e6);
             }
+            if let Some(at) = tally.last_finished {
+                last_finished.get_or_create(&labels).set(at.0 as f64 / 1e6);
+            }
+            for (device, (finished, bytes, measured)) in &tally.devices {
+                placed.entry(device.clone()).or_default().1 += *finished as i64;
+                let entry = memory.entry(device.clone()).or_default();
+                entry.0 += bytes;
+                entry.1 += measured;
+            }
+            let running = if summary.n_running > 0 {
+                storage.trials(summary.study.id, Some(&[TrialState::Running]))
+            } else {
+                Ok(Vec::new())
+            };
+            studies.tallies.insert(summary.study.id, tally);
+            for trial in running? {
+                if let Some(device) =
+                    trial.system_attrs.get(attr::DEVICE).and_then(AttrValue::as_str)
+                {
+                    placed.entry(device.to_owned()).or_default().0 += 1;
+                }
+                let Some(owner) = trial.system_attrs.get(attr::OWNER).and_then(AttrValue::as_str)
+                else {
+                    continue;
+                };
+                // Scripts told through `hpo ask` beat no heart.
+                if owner == EXTERNAL_OWNER {
+                    continue;
+                }
+                let Some(beat) = storage.last_heartbeat(trial.id)? else { continue };
+                let age = (now - beat.0).max(0) as f64 / 1e6;
+                let worker = worker_name(owner);
+                let freshest = workers.entry(worker).or_insert(age);
+                *freshest = freshest.min(age);
+            }
+        }
+        for (worker, age) in workers {
+            heartbeat_age.get_or_create(&WorkerLabels { worker }).set(age);
+        }
+        for (device, (running, finished)) in placed {
+            for (state, n) in [("running", running), ("finished", finished)] {
+                let labels = DeviceStateLabels { device: device.clone(), state: state.to_owned() };
+                device_trials.get_or_create(&labels).set(n);
+            }
+        }
+        for (device, (bytes, measured)) in memory {
+            if measured > 0 {
+                device_memory.get_or_create(&DeviceLabels { device }).set(bytes / measured as f64);
+            }
         }
         registry.register("hpo_trials", "Trials of each study, by state", trials);
+        registry.register(
+            "hpo_trials_finished",
+            "Trials of each study that finished (since the server started reading it), by state",
+            studies.finished.clone(),
+        );
+        registry.register(
+            "hpo_trial_duration_seconds",
+            "Wall time of each study's finished trials, from start to end",
+            studies.durations.clone(),
+        );
+        registry.register(
+            "hpo_epochs_trained",
+            "Epochs (reported steps) that each study's finished trials trained",
+            studies.epochs_trained.clone(),
+        );
+        registry.register(
+            "hpo_epochs_saved",
+            "Epochs not trained because the pruner or early stopping ended a trial before the study's max_epochs",
+            studies.epochs_saved.clone(),
+        );
         registry.register("hpo_best_value", "The best value among a study's complete trials", best);
         registry.register(
             "hpo_last_activity_timestamp_seconds",
             "When a trial of the study last started or finished (Unix time)",
             last,
+        );
+        registry.register(
+            "hpo_last_finished_timestamp_seconds",
+            "When a trial of the study last finished (Unix time)",
+            last_finished,
+        );
+        registry.register(
+            "hpo_worker_heartbeat_age_seconds",
+            "Seconds since a worker process with running trials last beat (its freshest trial)",
+            heartbeat_age,
+        );
+        registry.register(
+            "hpo_device_trials",
+            "Trials placed on each device, running now or finished",
+            device_trials,
+        );
+        registry.register(
+            "hpo_device_trial_memory_bytes",
+            "Mean measured device memory of a trial on each GPU",
+            device_memory,
         );
         registry.register(
             "hpo_http_requests",
@@ -137,8 +411,114 @@ impl ServerMetrics {
     }
 }
 
+/// A worker's name from a trial's owner, `host:pid:start`: `host:pid`.
+fn worker_name(owner: &str) -> String {
+    match owner.rsplit_once(':') {
+        Some((worker, _)) if worker.contains(':') => worker.to_owned(),
+        _ => owner.to_owned(),
+    }
+}
+
 /// The answer's content type: OpenMetrics text, which Prometheus reads.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Shared by the app's handlers and middleware.
 pub type Shared = Arc<ServerMetrics>;
+
+#[cfg(test)]
+mod tests {
+    use hpo_core::memory::InMemoryStorage;
+    use hpo_core::run::open_study;
+    use hpo_core::spec::StudySpec;
+    use hpo_core::storage::Storage;
+    use hpo_core::trial::{AttrValue, TrialState, attr};
+
+    use super::ServerMetrics;
+
+    const STUDY: &str = r#"
+[study]
+name = "gpu"
+metric = "value"
+direction = "minimize"
+trials = 10
+
+[objective]
+kind = "function"
+function = "branin"
+max_epochs = 10
+
+[space]
+x0 = { float = [-5, 10] }
+x1 = { float = [0, 15] }
+"#;
+
+    fn line<'a>(text: &'a str, start: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start} in\n{text}"))
+    }
+
+    /// Devices, workers' heartbeats and the epochs that pruning and early stopping
+    /// saved, from trials as `hpo run` leaves them; folded in once each.
+    #[test]
+    fn devices_heartbeats_and_saved_epochs_come_from_the_trials() {
+        let storage = InMemoryStorage::default();
+        let spec = StudySpec::parse(STUDY, "gpu.toml").unwrap();
+        let study = open_study(&storage, &spec).unwrap().id;
+        let owner = |n: u32| {
+            vec![(attr::OWNER.to_owned(), AttrValue::Str(format!("node1:{n}:1700000000")))]
+        };
+        // Complete at 10 of 10 on cuda:0 with a 300 MB footprint; pruned at 3 on
+        // cuda:0 with 100 MB; early-stopped at 6 on cuda:1; one running on cuda:1.
+        for (steps, state, device, ended_by, mb) in [
+            (10, TrialState::Complete, "cuda:0", "completed", Some(300.0)),
+            (3, TrialState::Pruned, "cuda:0", "pruner", Some(100.0)),
+            (6, TrialState::Complete, "cuda:1", "early_stopping", None),
+            (2, TrialState::Running, "cuda:1", "", None),
+        ] {
+            let trial = storage.create_running_trial(study, None, &owner(7)).unwrap().unwrap();
+            for step in 1..=steps {
+                storage.report(trial.id, step, 1.0 / step as f64, &[]).unwrap();
+            }
+            let device = AttrValue::Str(device.into());
+            storage.set_trial_system_attr(trial.id, attr::DEVICE, &device).unwrap();
+            if let Some(mb) = mb {
+                storage
+                    .set_trial_user_attr(trial.id, "gpu_memory_mb", &AttrValue::Number(mb))
+                    .unwrap();
+            }
+            if state != TrialState::Running {
+                let ended = AttrValue::Str(ended_by.into());
+                storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended).unwrap();
+                let value = (state == TrialState::Complete).then_some(steps as f64);
+                storage.finish_trial(trial.id, state, value).unwrap();
+            }
+        }
+        let metrics = ServerMetrics::default();
+        for _ in 0..2 {
+            // A second scrape counts nothing twice.
+            let text = metrics.render(&storage).unwrap();
+            assert!(
+                line(&text, "hpo_device_trials{device=\"cuda:0\",state=\"finished\"}")
+                    .ends_with(" 2")
+            );
+            assert!(
+                line(&text, "hpo_device_trials{device=\"cuda:1\",state=\"running\"}")
+                    .ends_with(" 1")
+            );
+            let memory = line(&text, "hpo_device_trial_memory_bytes{device=\"cuda:0\"}");
+            assert!(memory.ends_with(" 200000000.0"), "{memory}");
+            assert!(!text.contains("hpo_device_trial_memory_bytes{device=\"cuda:1\"}"), "{text}");
+            assert!(line(&text, "hpo_epochs_trained_total{study=\"gpu\"}").ends_with(" 19"));
+            let pruning = line(&text, "hpo_epochs_saved_total{study=\"gpu\",by=\"pruning\"}");
+            assert!(pruning.ends_with(" 7"), "{pruning}");
+            let early = line(&text, "hpo_epochs_saved_total{study=\"gpu\",by=\"early_stopping\"}");
+            assert!(early.ends_with(" 4"), "{early}");
+            assert!(line(&text, "hpo_best_value{study=\"gpu\"}").ends_with(" 6.0"));
+            let age = line(&text, "hpo_worker_heartbeat_age_seconds{worker=\"node1:7\"}");
+            // The in-memory store's clock counts from 0: the age is all of Unix time.
+            let age: f64 = age.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(age > 1.7e9, "{age}");
+        }
+    }
+}

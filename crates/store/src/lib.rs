@@ -718,6 +718,81 @@ fn finish_in(
     Ok(())
 }
 
+/// Every study's summary, ordered by name; its best value only when `best` (that
+/// reads each complete trial's value). The counts come from the (study, state)
+/// index alone, and the last activity from three index look-ups: the latest end,
+/// the latest start among running trials, and the start of the newest trial.
+fn summaries(tx: &Transaction<'_>, best: bool) -> CoreResult<Vec<StudySummary>> {
+    let ids: Vec<i64> = tx
+        .prepare_cached("SELECT study_id FROM studies ORDER BY study_name")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(store_err)?;
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(study) = load_study(tx, "s.study_id = ?1", &id)? else { continue };
+        let mut summary = StudySummary {
+            study,
+            n_trials: 0,
+            n_complete: 0,
+            n_pruned: 0,
+            n_fail: 0,
+            n_running: 0,
+            n_waiting: 0,
+            best_value: None,
+            last_activity: None,
+        };
+        let mut stmt = tx
+            .prepare_cached("SELECT state, COUNT(*) FROM trials WHERE study_id = ?1 GROUP BY state")
+            .map_err(store_err)?;
+        let mut rows = stmt.query([id]).map_err(store_err)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let state: String = row.get(0).map_err(store_err)?;
+            let n = row.get::<_, i64>(1).map_err(store_err)? as usize;
+            summary.n_trials += n;
+            match TrialState::from_optuna_str(&state) {
+                Some(TrialState::Complete) => summary.n_complete += n,
+                Some(TrialState::Pruned) => summary.n_pruned += n,
+                Some(TrialState::Fail) => summary.n_fail += n,
+                Some(TrialState::Running) => summary.n_running += n,
+                Some(TrialState::Waiting) => summary.n_waiting += n,
+                None => {}
+            }
+        }
+        let last: Option<String> = tx
+            .one(
+                "SELECT MAX(at) FROM (
+                     SELECT MAX(datetime_complete) AS at FROM trials WHERE study_id = ?1
+                     UNION ALL SELECT MAX(datetime_start) FROM trials WHERE study_id = ?1 AND state = 'RUNNING'
+                     UNION ALL SELECT datetime_start FROM (
+                         SELECT datetime_start FROM trials WHERE study_id = ?1 ORDER BY number DESC LIMIT 1))",
+                [id],
+                |row| row.get(0),
+            )
+            .map_err(store_err)?;
+        summary.last_activity = last.as_deref().and_then(encode::parse_datetime);
+        if best {
+            let aggregate = match summary.study.direction {
+                Direction::Minimize => "MIN",
+                Direction::Maximize => "MAX",
+            };
+            // Infinite values are stored as NULL with a type; finite ones decide the best.
+            summary.best_value = tx
+                .one(
+                    &format!(
+                        "SELECT {aggregate}(v.value) FROM trial_values v JOIN trials t ON t.trial_id = v.trial_id
+                         WHERE t.study_id = ?1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'
+                           AND t.trial_id NOT IN (SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2)"
+                    ),
+                    params![id, attr::CONFIRM_OF],
+                    |row| row.get::<_, Option<f64>>(0),
+                )
+                .map_err(store_err)?;
+        }
+        out.push(summary);
+    }
+    Ok(out)
+}
+
 /// Reads trials with everything attached; `filter` is a WHERE clause on `t`.
 fn load_trials(
     tx: &Transaction<'_>,
@@ -917,67 +992,11 @@ impl Storage for SqliteStorage {
     }
 
     fn list_studies(&self) -> CoreResult<Vec<StudySummary>> {
-        self.read(|tx| {
-            let ids: Vec<i64> = tx
-                .prepare("SELECT study_id FROM studies ORDER BY study_name")
-                .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
-                .map_err(store_err)?;
-            let mut out = Vec::new();
-            for id in ids {
-                let Some(study) = load_study(tx, "s.study_id = ?1", &id)? else { continue };
-                let mut summary = StudySummary {
-                    study,
-                    n_trials: 0,
-                    n_complete: 0,
-                    n_pruned: 0,
-                    n_fail: 0,
-                    n_running: 0,
-                    n_waiting: 0,
-                    best_value: None,
-                    last_activity: None,
-                };
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT state, COUNT(*), MAX(COALESCE(datetime_complete, datetime_start)) FROM trials WHERE study_id = ?1 GROUP BY state",
-                    )
-                    .map_err(store_err)?;
-                let mut rows = stmt.query([id]).map_err(store_err)?;
-                while let Some(row) = rows.next().map_err(store_err)? {
-                    let state: String = row.get(0).map_err(store_err)?;
-                    let n = row.get::<_, i64>(1).map_err(store_err)? as usize;
-                    let last: Option<String> = row.get(2).map_err(store_err)?;
-                    summary.n_trials += n;
-                    match TrialState::from_optuna_str(&state) {
-                        Some(TrialState::Complete) => summary.n_complete += n,
-                        Some(TrialState::Pruned) => summary.n_pruned += n,
-                        Some(TrialState::Fail) => summary.n_fail += n,
-                        Some(TrialState::Running) => summary.n_running += n,
-                        Some(TrialState::Waiting) => summary.n_waiting += n,
-                        None => {}
-                    }
-                    let last = last.as_deref().and_then(encode::parse_datetime);
-                    summary.last_activity = summary.last_activity.max(last);
-                }
-                let aggregate = match summary.study.direction {
-                    Direction::Minimize => "MIN",
-                    Direction::Maximize => "MAX",
-                };
-                // Infinite values are stored as NULL with a type; finite ones decide the best.
-                summary.best_value = tx
-                    .query_row(
-                        &format!(
-                            "SELECT {aggregate}(v.value) FROM trial_values v JOIN trials t ON t.trial_id = v.trial_id
-                             WHERE t.study_id = ?1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'
-                               AND t.trial_id NOT IN (SELECT trial_id FROM trial_system_attributes WHERE \"key\" = ?2)"
-                        ),
-                        params![id, attr::CONFIRM_OF],
-                        |row| row.get::<_, Option<f64>>(0),
-                    )
-                    .map_err(store_err)?;
-                out.push(summary);
-            }
-            Ok(out)
-        })
+        self.read(|tx| summaries(tx, true))
+    }
+
+    fn study_counts(&self) -> CoreResult<Vec<StudySummary>> {
+        self.read(|tx| summaries(tx, false))
     }
 
     fn count_toward_budget(&self, study: StudyId) -> CoreResult<usize> {

@@ -25,9 +25,10 @@ const READ_ALL_FROM: usize = 64;
 /// study finishes hundreds of trials in this long, each asked for at every look.
 const CLOCK_LAG: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The finished trials of a study seen so far; see the module docs.
+/// The finished trials of a study seen so far, to read only those finished since;
+/// see the module docs.
 #[derive(Debug, Default)]
-pub(crate) struct FinishedFeed {
+pub struct FinishedFeed {
     /// The finished trials seen.
     seen: HashSet<TrialId>,
     /// The latest end time of a trial seen.
@@ -79,6 +80,11 @@ impl FinishedFeed {
     /// How many finished trials were seen.
     pub fn len(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 

@@ -20,7 +20,7 @@ mod finished_values;
 mod history;
 
 pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs};
-pub use history::History;
+pub use history::{FinishedFeed, History};
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
