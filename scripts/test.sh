@@ -3,7 +3,9 @@
 # - Python 3 with venv (the Optuna interop tests make a venv with Optuna 5.0.0
 #   under target/, from PyPI, on first use);
 # - the Fashion-MNIST and Jargon File datasets, from Debian's packages
-#   dataset-fashion-mnist and jargon-text, unless $HPO_DATA_DIR already has them.
+#   dataset-fashion-mnist and jargon-text, unless $HPO_DATA_DIR already has them;
+# - Prometheus and promtool (Debian's prometheus package), for the test of the
+#   monitoring kit in deploy/.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,12 @@ if [ ${#packages[@]} -gt 0 ]; then
   # jargon-text installs under /usr/share/doc, which minimal images exclude from
   # dpkg; include its folder explicitly.
   as_root apt-get install -y -q -o Dpkg::Options::=--path-include=/usr/share/doc/jargon-text/* "${packages[@]}"
+fi
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  as_root apt-get update -q
+  # Only the server and promtool: its recommended exporters are not needed.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
 fi
 
 cargo test --workspace "$@"

@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use crate::util::{Dir, repo};
 
 /// A running `hpo serve` on an ephemeral loopback port; stopped (SIGTERM) on drop.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     agent: ureq::Agent,
 }
 
 impl Server {
-    fn start(dir: &Dir, extra: &[&str]) -> Server {
+    pub fn start(dir: &Dir, extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--db", "api.sqlite", "--bind", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = dir
@@ -77,11 +77,11 @@ impl Server {
         (status, value)
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None, None)
     }
 
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
         self.call("POST", path, None, Some(body))
     }
 
@@ -101,7 +101,7 @@ impl Drop for Server {
     }
 }
 
-fn quadratic() -> String {
+pub fn quadratic() -> String {
     std::fs::read_to_string(repo().join("studies/external-quadratic.toml")).unwrap()
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod faults;
 mod fuzz;
+mod monitoring;
 mod optuna;
 mod parallel;
 mod report;
