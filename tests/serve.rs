@@ -487,3 +487,53 @@ fn metrics_parse_as_prometheus_text_and_match_the_store() {
     };
     assert_eq!(buckets.last().unwrap().count, 5.0, "every ask in the +Inf bucket");
 }
+
+/// The report's computations over HTTP are those of `hpo report`: the same pick
+/// (which `hpo report` stores), a leaderboard led by the best trial, an importance
+/// per parameter, a panel per regularization parameter, and every trial's gap.
+#[test]
+fn the_report_endpoint_answers_what_the_html_report_computes() {
+    let dir = Dir::new();
+    let study = quadratic().replace("[space]", "[space]\ndropout = { float = [0.0, 0.5] }");
+    let server = Server::start(&dir, &[]);
+    let mut values = Vec::new();
+    for number in 0..12u64 {
+        let body = if number == 0 { study.as_str() } else { "" };
+        let (status, asked) = server.post(&format!("{STUDY}/ask"), body);
+        assert_eq!(status, 200, "{asked}");
+        let x = asked["params"]["x"].as_f64().unwrap();
+        let dropout = asked["params"]["dropout"].as_f64().unwrap();
+        let value = x * x + dropout;
+        let tell = json!({"value": value}).to_string();
+        assert_eq!(server.post(&format!("{STUDY}/trials/{number}/tell"), &tell).0, 200);
+        values.push((value, number));
+    }
+    let best = values.iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap().1;
+    let (status, report) = server.get(&format!("{STUDY}/report"));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["recommendation"]["trial"], best, "{report}");
+    assert_eq!(report["recommendation"]["provisional"], true);
+    let leaderboard = report["leaderboard"].as_array().unwrap();
+    assert_eq!(leaderboard[0]["trial"], best);
+    assert_eq!(leaderboard[0]["rank"], 1);
+    let mut params: Vec<&str> = report["importance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["param"].as_str().unwrap())
+        .collect();
+    params.sort_unstable();
+    assert_eq!(params, ["dropout", "layers", "lr", "x"]);
+    let panels = report["regularization"].as_array().unwrap();
+    assert_eq!(panels.len(), 1, "{panels:?}");
+    assert_eq!(panels[0]["param"], "dropout");
+    assert_eq!(panels[0]["points"].as_array().unwrap().len(), 12);
+    assert_eq!(report["generalization_gap"].as_array().unwrap().len(), 12);
+    assert_eq!(report["overview"]["complete"], 12);
+    // `hpo report` computes the same pick, and stores it with the study.
+    dir.ok(&["report", "external-quadratic", "--db", "api.sqlite", "--out", "report"]);
+    let (_, summary) = server.get(STUDY);
+    assert_eq!(summary["pick"]["trial"], best, "{summary}");
+    // An unknown study is a 404.
+    assert_eq!(server.get("/api/v1/studies/nope/report").0, 404);
+}

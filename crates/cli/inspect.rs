@@ -26,15 +26,9 @@ pub fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
     }
 }
 
-/// The study's trials, then its confirm runs kept in its confirm study
-/// (`hpo_core::run::confirm_runs`): each confirm run carries `hpo:confirm_of`, and
-/// its number is its own study's.
+/// The study's trials, then its confirm runs (`hpo_report::load`).
 pub fn trials_with_confirm_runs(storage: &dyn Storage, study: &Study) -> Result<Vec<FrozenTrial>> {
-    let mut trials = storage.trials(study.id, None)?;
-    let known: BTreeSet<hpo_core::trial::TrialId> = trials.iter().map(|t| t.id).collect();
-    let runs = hpo_core::run::confirm_runs(storage, study)?;
-    trials.extend(runs.into_iter().filter(|t| !known.contains(&t.id)));
-    Ok(trials)
+    Ok(hpo_report::load::trials_with_confirm_runs(storage, study)?)
 }
 
 pub fn ls(storage: &dyn Storage) -> Result<String> {

@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use hpo_core::pruner::PrunerKind;
-use hpo_core::spec::{SamplerSpec, StudySpec};
 use hpo_core::storage::Storage;
 use hpo_core::trial::Timestamp;
 use hpo_report::StudyRecord;
@@ -74,87 +72,17 @@ fn parse_date(text: &str) -> Result<Timestamp> {
 }
 
 /// Reads a study from the store: trials (those finished by `until`, if given), the
-/// curves of the trials the report draws, and the setup from the stored study file.
+/// curves of the trials the report draws, and the setup from the stored study file
+/// (`hpo_report::load`).
 pub fn load(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
     let found = crate::inspect::find(storage, &study.name)?;
-    let mut trials = crate::inspect::trials_with_confirm_runs(storage, &found)?;
-    if let Some(until) = study.until {
-        trials.retain(|t| t.datetime_complete.is_some_and(|end| end <= until));
-    }
-    let spec = found.spec_text.as_deref().and_then(|text| StudySpec::parse(text, "stored").ok());
-    let mut record = StudyRecord {
-        name: match study.until {
-            Some(until) => {
-                format!(
-                    "{} as of {}",
-                    found.name,
-                    hpo_store::encode::datetime(until)[..16].to_owned()
-                )
-            }
-            None => found.name.clone(),
-        },
-        direction: found.direction,
-        metric: found.metric.clone().unwrap_or_else(|| "value".to_owned()),
-        setup: spec.as_ref().map(setup).unwrap_or_default(),
-        spec_text: found.spec_text.clone(),
-        trials,
-        curves: Default::default(),
-        study_attrs: storage
-            .study_user_attrs(found.id)?
-            .into_iter()
-            .map(|(key, value)| {
-                let text = match value {
-                    hpo_core::trial::AttrValue::Str(text) => text,
-                    other => other.to_string(),
-                };
-                (key, text)
-            })
-            .collect(),
-    };
-    // Curves only of the trials a chart draws: reading every curve of a large study
-    // would cost more than the whole report.
-    let drawn: Vec<_> = hpo_report::data::ranked(&record)
-        .into_iter()
-        .take(hpo_report::data::CURVE_TRIALS)
-        .map(|t| t.id)
-        .collect();
-    for id in drawn {
-        record.curves.insert(id, storage.metric_curves(id)?);
-    }
-    Ok(record)
-}
-
-/// The study file's budget, sampler, pruner and early stopping, in words.
-fn setup(spec: &StudySpec) -> Vec<(String, String)> {
-    let budget = match (spec.trials, spec.timeout) {
-        (Some(n), Some(t)) => format!("{n} trials or {} s", t.as_secs()),
-        (Some(n), None) => format!("{n} trials"),
-        (None, Some(t)) => format!("{} s", t.as_secs()),
-        (None, None) => "the whole grid".to_owned(),
-    };
-    let sampler = match spec.sampler {
-        SamplerSpec::Grid => "grid",
-        SamplerSpec::Random => "random",
-        SamplerSpec::Tpe(_) => "TPE",
-        SamplerSpec::Gp(_) => "Gaussian process",
-    };
-    let pruner = match spec.pruner.kind {
-        PrunerKind::None => "none".to_owned(),
-        ref other => {
-            let text = format!("{other:?}");
-            text.split_whitespace().next().unwrap_or("").to_lowercase()
+    let name = match study.until {
+        Some(until) => {
+            format!("{} as of {}", found.name, &hpo_store::encode::datetime(until)[..16])
         }
+        None => found.name.clone(),
     };
-    let early = spec.early_stopping.as_ref().map_or("off".to_owned(), |e| {
-        format!("patience {} epochs on {} (min delta {})", e.patience, e.monitor, e.min_delta)
-    });
-    vec![
-        ("budget".to_owned(), budget),
-        ("seed".to_owned(), spec.seed.to_string()),
-        ("sampler".to_owned(), sampler.to_owned()),
-        ("pruner".to_owned(), pruner),
-        ("early stopping".to_owned(), early),
-    ]
+    Ok(hpo_report::load::study_record(storage, &found, name, study.until)?)
 }
 
 /// `hpo report`: writes the report and says where. The report's pick is stored in

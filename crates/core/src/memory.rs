@@ -87,6 +87,10 @@ impl InMemoryStorage {
 }
 
 impl Storage for InMemoryStorage {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.lock().clock)
+    }
+
     fn create_study(&self, new: &NewStudy) -> Result<StudyId> {
         let mut state = self.lock();
         if state.studies.iter().any(|s| s.name == new.name) {

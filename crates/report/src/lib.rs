@@ -6,15 +6,17 @@
 //!   parallel coordinates, timeline, confirm statistics, comparisons);
 //! - [`importance`]: parameter importance by PED-ANOVA;
 //! - [`chart`]: plotters drawing of that data, to SVG text and PNG files;
-//! - [`html`]: the self-contained `index.html` (inline SVG, no JavaScript).
+//! - [`html`]: the self-contained `index.html` (inline SVG, no JavaScript);
+//! - [`load`]: a study read from any `Storage` into a [`StudyRecord`].
 //!
-//! The crate depends on hpo-core only; the binary reads the store and hands the
-//! trials over as a [`StudyRecord`].
+//! The crate depends on hpo-core only: the binary and the server open the store
+//! and read the study through [`load`].
 
 pub mod chart;
 pub mod data;
 pub mod html;
 pub mod importance;
+pub mod load;
 pub mod stats;
 #[cfg(test)]
 mod test_support;

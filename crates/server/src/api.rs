@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/studies", routing::get(list_studies))
         .route("/studies/{study}", routing::get(get_study))
+        .route("/studies/{study}/report", routing::get(get_report))
         .route("/studies/{study}/trials", routing::get(list_trials))
         .route("/studies/{study}/trials/{number}", routing::get(get_trial))
         .route("/studies/{study}/ask", routing::post(ask))
@@ -110,19 +111,30 @@ async fn list_studies(State(state): State<AppState>, headers: HeaderMap) -> ApiR
     Ok(Json(json!({ "studies": studies })))
 }
 
+/// A read of study `name`: the read token checked, then `f` with the study, on
+/// the store.
+async fn read_study(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: String,
+    f: impl FnOnce(&dyn Storage, Study) -> Result<Value, ApiError> + Send + 'static,
+) -> ApiResult {
+    state.access.check(headers, Role::Read)?;
+    let doc = on_store(state, move |storage| f(storage, find(storage, &name)?)).await?;
+    Ok(Json(doc))
+}
+
 async fn get_study(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult {
-    state.access.check(&headers, Role::Read)?;
-    let doc = on_store(&state, move |storage| {
-        let study = find(storage, &name)?;
+    read_study(&state, &headers, name, |storage, study| {
         let summary = storage
             .list_studies()?
             .into_iter()
             .find(|it| it.study.id == study.id)
-            .ok_or_else(|| ApiError::not_found(format!("no study named `{name}`")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no study named `{}`", study.name)))?;
         let pick = stored_pick(storage, &study)?;
         let mut doc = summary_json(&summary, pick);
         let spec = study.spec_text.as_deref().map(|text| StudySpec::parse(text, "study file"));
@@ -148,8 +160,22 @@ async fn get_study(
         }
         Ok(doc)
     })
-    .await?;
-    Ok(Json(doc))
+    .await
+}
+
+/// The report's computations (`crate::report`).
+async fn get_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    read_study(&state, &headers, name, |storage, study| {
+        let study = study.single_objective()?;
+        let record = hpo_report::load::study_record(storage, &study, study.name.clone(), None)?;
+        let sections = hpo_report::sections(&record, None);
+        Ok(crate::report::report_json(&record, &sections))
+    })
+    .await
 }
 
 /// `?state=complete,pruned&sort=value&order=asc&page=1&per_page=50`.

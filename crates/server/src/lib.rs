@@ -9,11 +9,13 @@
 //! - `auth` — tokens (`read`, `write`) and who may call what.
 //! - `error` — every error answer is JSON `{"error", "detail"}` with its status.
 //! - `metrics` — `GET /metrics` for Prometheus.
+//! - `report` — the report's computations as JSON.
 
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod report;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -18,11 +18,11 @@ use crate::trial::{FrozenTrial, Timestamp, TrialId, TrialState};
 /// New finished trials beyond this many are read in one query, not one by one.
 const READ_ALL_FROM: usize = 64;
 
-/// How far another machine's clock may lag behind the one that ended the latest
-/// trial seen: trials ending this long before it are asked for again. (On one
-/// machine a trial's end time is taken under the store's write lock, so trials
-/// that finish later never have earlier end times.) Longer would cost more: a fast
-/// study finishes hundreds of trials in this long, each asked for at every look.
+/// How far the clock of the machine that ends a trial may lag behind this one's,
+/// and how long a trial's end may take from its end time to its commit: a look
+/// asks again for trials ending this long before the previous look began. Longer
+/// would cost more: a fast study finishes hundreds of trials in this long, each
+/// asked for again at the next look.
 const CLOCK_LAG: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The finished trials of a study seen so far, to read only those finished since;
@@ -31,21 +31,23 @@ const CLOCK_LAG: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct FinishedFeed {
     /// The finished trials seen.
     seen: HashSet<TrialId>,
-    /// The latest end time of a trial seen.
-    latest: Option<Timestamp>,
+    /// When the previous look began, by the store's clock (`Storage::now`): a
+    /// trial that committed its end before then was seen then.
+    looked: Option<Timestamp>,
 }
 
 impl FinishedFeed {
-    /// The study's trials in `states` that finished since shortly before the latest
-    /// one seen (another machine's clock may lag) and were not seen yet; they are
-    /// seen from now on.
+    /// The study's trials in `states` that finished since shortly before the
+    /// previous look began (another machine's clock may lag) and were not seen yet;
+    /// they are seen from now on. The first look reads every finished trial.
     pub fn read_new(
         &mut self,
         storage: &dyn Storage,
         study: StudyId,
         states: &[TrialState],
     ) -> Result<Vec<FrozenTrial>> {
-        let since = self.latest.map(|at| Timestamp(at.0 - CLOCK_LAG.as_micros() as i64));
+        let since = self.looked.map(|at| Timestamp(at.0 - CLOCK_LAG.as_micros() as i64));
+        self.looked = Some(storage.now());
         let ids = storage.finished_trial_ids(study, states, since)?;
         let new: Vec<TrialId> = ids.into_iter().filter(|id| !self.seen.contains(id)).collect();
         let trials: Vec<FrozenTrial> = if new.len() > READ_ALL_FROM {
@@ -65,11 +67,7 @@ impl FinishedFeed {
 
     /// Marks `trial` (finished) seen; false when it already was.
     pub fn note(&mut self, trial: &FrozenTrial) -> bool {
-        if !self.seen.insert(trial.id) {
-            return false;
-        }
-        self.latest = self.latest.max(trial.datetime_complete);
-        true
+        self.seen.insert(trial.id)
     }
 
     /// Whether `trial` was seen.

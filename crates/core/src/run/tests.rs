@@ -925,6 +925,9 @@ impl Storage for Counting {
     fn list_studies(&self) -> Result<Vec<crate::study::StudySummary>> {
         self.inner.list_studies()
     }
+    fn now(&self) -> crate::trial::Timestamp {
+        self.inner.now()
+    }
     fn create_running_trial(
         &self,
         study: StudyId,
