@@ -8,9 +8,10 @@
 //! `FinishedValues` folds them into sorted values per step.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::Result;
+use crate::sampler::Memo;
 use crate::storage::Storage;
 use crate::study::StudyId;
 use crate::trial::{FrozenTrial, Timestamp, TrialId, TrialState};
@@ -90,51 +91,50 @@ impl FinishedFeed {
 const FINISHED: [TrialState; 3] = [TrialState::Complete, TrialState::Pruned, TrialState::Fail];
 
 /// A study's trials as a sampler reads them, kept across asks: the finished ones
-/// (complete, pruned, failed) read once each, the running ones at every ask.
+/// (complete, pruned, failed) read once each, the running ones at every ask; and
+/// the sampler's memo. Asks sample at once: each takes a snapshot of the finished
+/// trials (shared, not copied) and samples outside the lock.
 #[derive(Debug, Default)]
 pub struct History {
     inner: Mutex<HistoryInner>,
+    memo: Memo,
 }
 
 #[derive(Debug, Default)]
 struct HistoryInner {
     feed: FinishedFeed,
-    /// The finished trials in order of number, then (during [`History::read`]) the
-    /// running ones.
-    trials: Vec<FrozenTrial>,
+    /// The finished trials in order of number.
+    finished: Vec<Arc<FrozenTrial>>,
 }
 
 impl History {
     /// Calls `f` with the study's finished and running trials, all but `except`
-    /// (the trial being asked for): the finished ones in order of number, then the
-    /// running ones in order of number.
+    /// (the trial being asked for) — the finished ones in order of number, then the
+    /// running ones in order of number — and the sampler's memo for this study.
     pub fn read<T>(
         &self,
         storage: &dyn Storage,
         study: StudyId,
         except: TrialId,
-        f: impl FnOnce(&[FrozenTrial]) -> T,
+        f: impl FnOnce(&[&FrozenTrial], &Memo) -> T,
     ) -> Result<T> {
-        let mut inner = self.inner.lock().unwrap_or_else(|it| it.into_inner());
-        let inner = &mut *inner;
-        let n_finished = inner.feed.len();
-        // What a call that panicked in `f` left.
-        inner.trials.truncate(n_finished);
         // Running first: a trial that finishes in between is then in both reads, and
         // kept as finished, rather than in neither.
-        let running = storage.trials(study, Some(&[TrialState::Running]))?;
-        let new = inner.feed.read_new(storage, study, &FINISHED)?;
-        if !new.is_empty() {
-            inner.trials.extend(new);
-            // Mostly in order already: the sort merges the runs.
-            inner.trials.sort_by_key(|t| t.number);
-        }
-        let n_finished = inner.trials.len();
-        inner
-            .trials
-            .extend(running.into_iter().filter(|t| t.id != except && !inner.feed.has_seen(t.id)));
-        let out = f(&inner.trials);
-        inner.trials.truncate(n_finished);
-        Ok(out)
+        let mut running = storage.trials(study, Some(&[TrialState::Running]))?;
+        let finished = {
+            let mut inner = self.inner.lock().unwrap_or_else(|it| it.into_inner());
+            let inner = &mut *inner;
+            let new = inner.feed.read_new(storage, study, &FINISHED)?;
+            if !new.is_empty() {
+                inner.finished.extend(new.into_iter().map(Arc::new));
+                // Mostly in order already: the sort merges the runs.
+                inner.finished.sort_by_key(|t| t.number);
+            }
+            running.retain(|t| t.id != except && !inner.feed.has_seen(t.id));
+            inner.finished.clone()
+        };
+        let trials: Vec<&FrozenTrial> =
+            finished.iter().map(|t| t.as_ref()).chain(running.iter()).collect();
+        Ok(f(&trials, &self.memo))
     }
 }

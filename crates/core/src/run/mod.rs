@@ -401,8 +401,8 @@ pub fn ask(
     };
     let mut rng = sampler::trial_rng(spec.seed, trial.number);
     let params = if sampler.needs_history() {
-        history.read(storage, study, trial.id, |trials| {
-            sampler.sample(&spec.space, trials, &mut rng)
+        history.read(storage, study, trial.id, |trials, memo| {
+            sampler.sample_with_memo(&spec.space, trials, memo, &mut rng)
         })?
     } else {
         sampler.sample(&spec.space, &[], &mut rng)

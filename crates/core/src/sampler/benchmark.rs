@@ -180,7 +180,8 @@ pub fn run_all(
 
 /// Milliseconds per proposal of `sampler` on a study of `trials` finished trials over
 /// `params` float parameters in [0, 1] (values: a shifted sphere), median over 21
-/// proposals. This is the cost at that history size, not an average over a run.
+/// proposals with one memo, as a run keeps it. This is the cost at that history
+/// size, not an average over a run.
 pub fn proposal_cost(sampler: &dyn Sampler, trials: usize, params: usize) -> f64 {
     let space = box_space(params, 0.0, 1.0);
     let mut rng = trial_rng(0, u64::MAX);
@@ -196,10 +197,13 @@ pub fn proposal_cost(sampler: &dyn Sampler, trials: usize, params: usize) -> f64
             trial
         })
         .collect();
+    let memo = crate::sampler::Memo::default();
+    let history: Vec<&FrozenTrial> = history.iter().collect();
     let mut times: Vec<f64> = (0..21)
         .map(|k| {
             let started = Instant::now();
-            sampler.sample(&space, &history, &mut trial_rng(1, trials as u64 + k));
+            let mut rng = trial_rng(1, trials as u64 + k);
+            sampler.sample_with_memo(&space, &history, &memo, &mut rng);
             started.elapsed().as_secs_f64() * 1e3
         })
         .collect();

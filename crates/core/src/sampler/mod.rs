@@ -36,11 +36,59 @@ pub trait Sampler: Send + Sync {
     /// ones. Returns a value for every parameter active under the space's conditions.
     fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params;
 
+    /// [`Sampler::sample`] over trials held elsewhere (`history`, as `sample`
+    /// takes it, by reference), keeping what it derives from finished trials in
+    /// `memo`: the caller passes the same memo to every proposal of one study (a
+    /// finished trial never changes), and may call it from several threads at
+    /// once. The default copies the trials and keeps nothing.
+    fn sample_with_memo(
+        &self,
+        space: &SearchSpace,
+        history: &[&FrozenTrial],
+        memo: &Memo,
+        rng: &mut StdRng,
+    ) -> Params {
+        let _ = memo;
+        let owned: Vec<FrozenTrial> = history.iter().map(|t| (*t).clone()).collect();
+        self.sample(space, &owned, rng)
+    }
+
     /// Whether `sample` reads `history`. When false the caller may pass an empty
     /// slice and skip reading the study's trials from the store (a large saving for
     /// random search over long studies).
     fn needs_history(&self) -> bool {
         true
+    }
+}
+
+/// What a sampler keeps between the proposals of one study
+/// ([`Sampler::sample_with_memo`]); owned by the caller (`run::History`), empty
+/// until a sampler fills it, shared by proposals made at once.
+#[derive(Default)]
+pub struct Memo(std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>);
+
+impl Memo {
+    /// Calls `f` with the kept value of type `T` (made by `init` the first time, or
+    /// when the memo held another type); other proposals wait meanwhile.
+    pub fn with<T: Send + 'static, R>(
+        &self,
+        init: impl FnOnce() -> T,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        let mut kept = self.0.lock().unwrap_or_else(|it| it.into_inner());
+        if !kept.as_ref().is_some_and(|it| it.is::<T>()) {
+            *kept = Some(Box::new(init()));
+        }
+        f(kept
+            .as_mut()
+            .and_then(|it| it.downcast_mut::<T>())
+            .expect("a value of type T was just kept"))
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
     }
 }
 

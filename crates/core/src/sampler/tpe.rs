@@ -44,11 +44,11 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use crate::distribution::{Distribution, ParamValue, round_to_step};
-use crate::sampler::Sampler;
 use crate::sampler::random::sample_one;
+use crate::sampler::{Memo, Sampler};
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
 use crate::study::Direction;
-use crate::trial::{FrozenTrial, TrialState};
+use crate::trial::{FrozenTrial, TrialId, TrialState};
 
 /// Settings of the TPE sampler (`[sampler] kind = "tpe"` and these keys).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,8 +119,74 @@ pub struct TpeSampler {
     pub direction: Direction,
 }
 
+/// Each finished trial's parameters in the estimator's space, kept across
+/// proposals in the study's [`Memo`]: reading them from each trial's map again at
+/// every proposal is most of a proposal's cost once a study holds thousands of
+/// trials. Laid out by trial number (dense in a study), each trial's values in the
+/// order of the search space's parameters (`None` where the trial lacks one).
+#[derive(Default)]
+struct Points {
+    /// The trial kept at each number, if any.
+    ids: Vec<Option<TrialId>>,
+    /// `ids.len()` rows of one value per parameter of the space.
+    values: Vec<Option<f64>>,
+}
+
+impl Points {
+    /// `trial`'s row, encoded from its parameters the first time.
+    fn of(&mut self, space: &SearchSpace, trial: &FrozenTrial) -> &[Option<f64>] {
+        let width = space.params.len();
+        let at = usize::try_from(trial.number).unwrap_or(usize::MAX);
+        // Numbers are dense within a study; a far one is not worth the room.
+        if at > self.ids.len() + 100_000 {
+            self.ids.clear();
+            self.values.clear();
+        }
+        if at >= self.ids.len() {
+            self.ids.resize(at + 1, None);
+            self.values.resize((at + 1) * width, None);
+        }
+        let row = &mut self.values[at * width..(at + 1) * width];
+        if self.ids[at] != Some(trial.id) {
+            for (slot, p) in row.iter_mut().zip(&space.params) {
+                *slot = trial
+                    .params
+                    .get(&p.name)
+                    .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value));
+            }
+            self.ids[at] = Some(trial.id);
+        }
+        row
+    }
+}
+
 impl Sampler for TpeSampler {
     fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params {
+        let history: Vec<&FrozenTrial> = history.iter().collect();
+        self.propose(space, &history, None, rng)
+    }
+
+    fn sample_with_memo(
+        &self,
+        space: &SearchSpace,
+        history: &[&FrozenTrial],
+        memo: &Memo,
+        rng: &mut StdRng,
+    ) -> Params {
+        self.propose(space, history, Some(memo), rng)
+    }
+}
+
+impl TpeSampler {
+    /// A proposal; finished trials' points come from `memo` (kept there the first
+    /// time) when given, else from the trials themselves.
+    fn propose(
+        &self,
+        space: &SearchSpace,
+        history: &[&FrozenTrial],
+        memo: Option<&Memo>,
+        rng: &mut StdRng,
+    ) -> Params {
         let ranked = rank(history, self.direction);
         let n_complete = history
             .iter()
@@ -130,36 +196,48 @@ impl Sampler for TpeSampler {
             return space.assign(|param| sample_one(&param.distribution, rng));
         }
         let running: Vec<&FrozenTrial> = if self.config.constant_liar {
-            history.iter().filter(|t| t.state == TrialState::Running).collect()
+            history.iter().copied().filter(|t| t.state == TrialState::Running).collect()
         } else {
             Vec::new()
         };
+        // The ranked (finished) trials' rows of points, copied out of the memo so
+        // that other proposals need not wait for this one.
+        let table = memo.map(|memo| {
+            memo.with(Points::default, |points| {
+                let mut rows = Vec::with_capacity(ranked.len() * space.params.len());
+                for t in &ranked {
+                    rows.extend_from_slice(points.of(space, t));
+                }
+                rows
+            })
+        });
+        let known = Known { space, rows: table.as_deref() };
         let mut chosen = Params::new();
         for group in groups(space) {
             if !group[0].is_active(&chosen) {
                 continue;
             }
             let values = if self.config.multivariate {
-                self.sample_group(&group, &ranked, &running, rng)
+                self.sample_group(&group, &ranked, &running, &known, rng)
             } else {
-                group
-                    .iter()
-                    .flat_map(|param| self.sample_group(&[*param], &ranked, &running, rng))
-                    .collect()
+                let mut values = Vec::new();
+                for param in &group {
+                    values.extend(self.sample_group(&[*param], &ranked, &running, &known, rng));
+                }
+                values
             };
             chosen.extend(values);
         }
         chosen
     }
-}
 
-impl TpeSampler {
     /// Values for the parameters of one group, from the trials where they all exist.
     fn sample_group(
         &self,
         group: &[&ParamDef],
         ranked: &[&FrozenTrial],
         running: &[&FrozenTrial],
+        known: &Known<'_>,
         rng: &mut StdRng,
     ) -> Vec<(String, ParamValue)> {
         let dims: Vec<Dim> = group.iter().map(|p| Dim::of(&p.distribution)).collect();
@@ -167,11 +245,24 @@ impl TpeSampler {
         // parameters in one merged pass instead of a map lookup each.
         let mut by_name: Vec<usize> = (0..group.len()).collect();
         by_name.sort_unstable_by(|a, b| group[*a].name.cmp(&group[*b].name));
-        let observe = |trials: &[&FrozenTrial]| -> Vec<Observation> {
-            trials
-                .iter()
-                .filter_map(|t| {
-                    let mut point = vec![0.0; group.len()];
+        // Where each of the group's parameters is in the search space.
+        let in_space: Vec<usize> = group
+            .iter()
+            .map(|p| known.space.params.iter().position(|q| q.name == p.name).unwrap_or(usize::MAX))
+            .collect();
+        let width = known.space.params.len();
+        // `rows`: the trials' rows of points, in the trials' order, when known.
+        let observe = |trials: &[&FrozenTrial], rows: Option<&[Option<f64>]>| -> Vec<Observation> {
+            // Sized up front: growing it would fault in fresh pages at every proposal.
+            let mut out = Vec::with_capacity(trials.len());
+            out.extend(trials.iter().enumerate().filter_map(|(at, t)| {
+                let mut point = vec![0.0; group.len()];
+                if let Some(rows) = rows {
+                    let row = &rows[at * width..(at + 1) * width];
+                    for (i, k) in in_space.iter().enumerate() {
+                        point[i] = (*row.get(*k)?)?;
+                    }
+                } else {
                     let mut params = t.params.iter();
                     for &i in &by_name {
                         let value = loop {
@@ -184,17 +275,18 @@ impl TpeSampler {
                         };
                         point[i] = dims[i].encode(&group[i].distribution, value)?;
                     }
-                    let loss = match (t.state, t.value) {
-                        (TrialState::Complete, Some(v)) if v.is_finite() => {
-                            Some(if self.direction == Direction::Maximize { -v } else { v })
-                        }
-                        _ => None,
-                    };
-                    Some(Observation { number: t.number, loss, point })
-                })
-                .collect()
+                }
+                let loss = match (t.state, t.value) {
+                    (TrialState::Complete, Some(v)) if v.is_finite() => {
+                        Some(if self.direction == Direction::Maximize { -v } else { v })
+                    }
+                    _ => None,
+                };
+                Some(Observation { number: t.number, loss, point })
+            }));
+            out
         };
-        let observed = observe(ranked);
+        let observed = observe(ranked, known.rows);
         if observed.is_empty() {
             return group
                 .iter()
@@ -202,26 +294,29 @@ impl TpeSampler {
                 .collect();
         }
         let n_good = gamma(observed.len(), self.config.gamma);
-        let (good, bad) = observed.split_at(n_good);
+        let mut good = observed;
+        let mut bad = good.split_off(n_good);
+        let good = good;
         let good_weights = match self.config.good_weights {
-            GoodWeights::Improvement => improvement_weights(good, bad.first()),
+            GoodWeights::Improvement => improvement_weights(&good, bad.first()),
             GoodWeights::Uniform => None,
         };
-        let mut bad = bad.to_vec();
-        bad.extend(observe(running));
+        bad.extend(observe(running, None));
         let prior_weight = self.config.prior_weight;
         let good = match good_weights {
             Some(weights) => {
                 let mean = weights.iter().sum::<f64>() / weights.len() as f64;
-                Parzen::fit(&dims, good, &weights, prior_weight * mean)
+                Parzen::fit(&dims, &good, &weights, prior_weight * mean)
             }
-            None => Parzen::fit(&dims, good, &age_weights_of(good), prior_weight),
+            None => Parzen::fit(&dims, &good, &age_weights_of(&good), prior_weight),
         };
         let bad = Parzen::fit(&dims, &bad, &age_weights_of(&bad), prior_weight);
         let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut scratch = Vec::with_capacity(bad.log_weights.len());
         for _ in 0..self.config.candidates.max(1) {
             let x = good.sample(&dims, rng);
-            let score = good.log_density(&dims, &x) - bad.log_density(&dims, &x);
+            let score = good.log_density(&dims, &x, &mut scratch)
+                - bad.log_density(&dims, &x, &mut scratch);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 best = Some((score, x));
             }
@@ -236,10 +331,16 @@ impl TpeSampler {
     }
 }
 
+/// The search space, and the ranked trials' rows of points when the memo had them.
+struct Known<'a> {
+    space: &'a SearchSpace,
+    rows: Option<&'a [Option<f64>]>,
+}
+
 /// The finished trials, best first: complete ones with a finite value by value,
 /// then pruned ones (further first, then by their last value), then complete ones
 /// whose value is not finite. Failed, waiting and running trials are left out.
-fn rank(history: &[FrozenTrial], direction: Direction) -> Vec<&FrozenTrial> {
+fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<&'a FrozenTrial> {
     let loss = |v: f64| if direction == Direction::Maximize { -v } else { v };
     let key = |t: &FrozenTrial| -> (u8, f64, f64) {
         match (t.state, t.value) {
@@ -251,20 +352,20 @@ fn rank(history: &[FrozenTrial], direction: Direction) -> Vec<&FrozenTrial> {
             _ => (2, 0.0, 0.0),
         }
     };
-    let mut out: Vec<(u8, f64, f64, &FrozenTrial)> = history
+    // The number rides along, so a comparison reads no trial.
+    let mut out: Vec<(u8, f64, f64, u64, &FrozenTrial)> = history
         .iter()
+        .copied()
         .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
         .map(|t| {
             let (a, b, c) = key(t);
-            (a, b, c, t)
+            (a, b, c, t.number, t)
         })
         .collect();
     out.sort_unstable_by(|x, y| {
-        (x.0, x.1, x.2, x.3.number)
-            .partial_cmp(&(y.0, y.1, y.2, y.3.number))
-            .unwrap_or(std::cmp::Ordering::Equal)
+        (x.0, x.1, x.2, x.3).partial_cmp(&(y.0, y.1, y.2, y.3)).unwrap_or(std::cmp::Ordering::Equal)
     });
-    out.into_iter().map(|(_, _, _, t)| t).collect()
+    out.into_iter().map(|(_, _, _, _, t)| t).collect()
 }
 
 /// How many of `n` ranked trials are "good": `min(ceil(fraction n), 25)`, at least 1.
@@ -290,11 +391,13 @@ fn improvement_weights(good: &[Observation], best_bad: Option<&Observation>) -> 
 
 /// [`age_weights`] of observations in any order, by trial number.
 fn age_weights_of(observations: &[Observation]) -> Vec<f64> {
-    let mut by_age: Vec<usize> = (0..observations.len()).collect();
-    by_age.sort_unstable_by_key(|i| observations[*i].number);
+    // (number, index) pairs sort in place, without a look-up per comparison.
+    let mut by_age: Vec<(u64, usize)> =
+        observations.iter().enumerate().map(|(i, o)| (o.number, i)).collect();
+    by_age.sort_unstable();
     let ages = age_weights(observations.len());
     let mut weights = vec![0.0; observations.len()];
-    for (rank, i) in by_age.iter().enumerate() {
+    for (rank, (_, i)) in by_age.iter().enumerate() {
         weights[*i] = ages[rank];
     }
     weights
@@ -613,11 +716,13 @@ impl Parzen {
         dims.iter().zip(&self.columns).map(|(dim, column)| column.sample(dim, j, rng)).collect()
     }
 
-    /// log of the mixture's density (or mass, on discrete dimensions) at `x`.
-    fn log_density(&self, dims: &[Dim], x: &[f64]) -> f64 {
-        let mut acc = self.log_weights.clone();
+    /// log of the mixture's density (or mass, on discrete dimensions) at `x`;
+    /// `acc` is room to work in, reused across calls.
+    fn log_density(&self, dims: &[Dim], x: &[f64], acc: &mut Vec<f64>) -> f64 {
+        acc.clear();
+        acc.extend_from_slice(&self.log_weights);
         for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
-            column.add_log_density(dim, *x, &mut acc);
+            column.add_log_density(dim, *x, acc);
         }
         let max = acc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
@@ -643,9 +748,12 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     if n == 0 {
         return Vec::new();
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|a, b| mus[*a].total_cmp(&mus[*b]));
-    let sorted: Vec<f64> = order.iter().map(|i| mus[*i]).collect();
+    // (value, index) pairs sort in place, without a look-up per comparison; the
+    // order of equal values does not matter (they all get 0).
+    let mut pairs: Vec<(f64, usize)> = mus.iter().copied().zip(0..).collect();
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let order: Vec<usize> = pairs.iter().map(|p| p.1).collect();
+    let sorted: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let mut out = vec![0.0; n];
     for (rank, i) in order.iter().enumerate() {
         let tied = (rank > 0 && sorted[rank - 1] == sorted[rank])
