@@ -761,6 +761,9 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
 
 /// `hpo serve`: opens (or creates) the database and serves it until Ctrl-C or
 /// SIGTERM.
+/// Connections `hpo serve` reads through besides the one it writes through.
+const SERVE_READERS: usize = 2;
+
 /// How often `hpo serve` moves its write-ahead log into the database file.
 const SERVE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -779,8 +782,10 @@ fn serve(
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let storage =
-        std::sync::Arc::new(SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?);
+    let storage = SqliteStorage::open(db)
+        .and_then(|it| it.with_readers(SERVE_READERS))
+        .map_err(|err| explain_open_error(db, err))?;
+    let storage = std::sync::Arc::new(storage);
     // Requests seldom wait for the log to be moved into the database file.
     let _checkpoints = storage.checkpoint_in_background(SERVE_CHECKPOINT_EVERY)?;
     let access = match (&tokens, public_read) {

@@ -146,6 +146,9 @@ impl Drop for BackgroundCheckpoints {
 /// A Storage on one SQLite file, safe to share between threads and processes.
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    /// Connections for reads alone ([`SqliteStorage::with_readers`]): a read on one
+    /// of them waits for no write of this process.
+    readers: Vec<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -206,7 +209,7 @@ impl SqliteStorage {
     pub fn open_read_only(path: &Path) -> Result<SqliteStorage, Error> {
         let conn = read_only_connection(path)?;
         migrations::prepare_read_only(&conn)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new() })
     }
 
     /// Checks the file at `path` without writing to it, as [`SqliteStorage::check`]
@@ -233,7 +236,7 @@ impl SqliteStorage {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(err) => return Err(err),
-                Ok(()) => return Ok(SqliteStorage { conn: Mutex::new(conn) }),
+                Ok(()) => return Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new() }),
             }
         }
     }
@@ -352,8 +355,32 @@ impl SqliteStorage {
         checkpoint(&self.lock(), CHECKPOINT_WAIT).is_ok()
     }
 
+    /// Adds `n` connections that only read, for a process whose threads read and
+    /// write at once (`hpo serve`): the write-ahead log lets readers go on while a
+    /// write commits, so a read no longer waits for the writes of other requests.
+    /// Nothing to do for an in-memory database.
+    pub fn with_readers(mut self, n: usize) -> Result<SqliteStorage, Error> {
+        let path = self.lock().path().filter(|it| !it.is_empty()).map(PathBuf::from);
+        let Some(path) = path else { return Ok(self) };
+        for _ in 0..n {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+            let conn = Connection::open_with_flags(&path, flags)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+            self.readers.push(Mutex::new(conn));
+        }
+        Ok(self)
+    }
+
+    /// Runs `f` in a read transaction: on a free reader connection, if there is
+    /// one, else on the main connection.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> CoreResult<T>) -> CoreResult<T> {
-        let mut conn = self.lock();
+        let free = self.readers.iter().find_map(|reader| reader.try_lock().ok());
+        let mut conn = match free {
+            Some(reader) => reader,
+            None => self.lock(),
+        };
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(store_err)?;
         f(&tx)

@@ -28,6 +28,11 @@ mod conformance {
     hpo_core::storage_conformance_tests!(|| super::temp_db().storage);
 }
 
+/// Reads on reader connections see every write before them.
+mod conformance_with_readers {
+    hpo_core::storage_conformance_tests!(|| super::temp_db().storage.with_readers(2).unwrap());
+}
+
 mod conformance_in_memory {
     hpo_core::storage_conformance_tests!(|| super::SqliteStorage::open_in_memory().unwrap());
 }
