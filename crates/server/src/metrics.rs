@@ -350,7 +350,7 @@ impl ServerMetrics {
         registry.register("hpo_trials", "Trials of each study, by state", trials);
         registry.register(
             "hpo_trials_finished",
-            "Trials of each study that finished (since the server started reading it), by state",
+            "Trials of each study that finished, by state",
             studies.finished.clone(),
         );
         registry.register(
