@@ -45,8 +45,8 @@ PY
 
 query='sum by (state) (hpo_trials{study=~".*"})'
 encoded="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$query")"
-url="http://127.0.0.1:19090/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=3m&g0.stacked=0&g0.show_exemplars=0"
+url="http://127.0.0.1:19090/graph?g0.expr=$encoded&g0.tab=0&g0.range_input=2m&g0.stacked=0&g0.show_exemplars=0"
 mkdir -p docs/img
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,820 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1000 \
     --virtual-time-budget=8000 --screenshot="$PWD/docs/img/prometheus-trials-by-state.png" "$url" 2>/dev/null
 echo "wrote docs/img/prometheus-trials-by-state.png ($query)"
