@@ -537,3 +537,28 @@ fn the_report_endpoint_answers_what_the_html_report_computes() {
     // An unknown study is a 404.
     assert_eq!(server.get("/api/v1/studies/nope/report").0, 404);
 }
+
+/// One trial's answer carries the runs `hpo confirm` trained of its configuration.
+#[test]
+fn a_trial_comes_with_its_confirm_runs() {
+    let dir = Dir::new();
+    dir.write(
+        "study.toml",
+        "[study]\nname = \"conf\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = 6\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
+         [space]\nx0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n",
+    );
+    dir.ok(&["run", "study.toml", "--db", "api.sqlite"]);
+    dir.ok(&["confirm", "study.toml", "--top", "1", "--seeds", "2", "--db", "api.sqlite"]);
+    let server = Server::start(&dir, &[]);
+    let (_, report) = server.get("/api/v1/studies/conf/report");
+    let best = report["leaderboard"][0]["trial"].as_u64().unwrap();
+    let (status, trial) = server.get(&format!("/api/v1/studies/conf/trials/{best}"));
+    assert_eq!(status, 200, "{trial}");
+    let runs = trial["confirm_runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{trial}");
+    assert!(runs.iter().all(|r| r["state"] == "complete"), "{runs:?}");
+    let other = (0..6).find(|n| *n != best).unwrap();
+    let (_, other) = server.get(&format!("/api/v1/studies/conf/trials/{other}"));
+    assert_eq!(other["confirm_runs"], json!([]));
+}

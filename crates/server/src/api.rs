@@ -298,6 +298,9 @@ async fn get_trial(
             trial.intermediate_values.iter().map(|(s, v)| json!([s, value::number(*v)])).collect();
         doc["curves"] = json!(curves);
         doc["pruner_verdicts"] = json!(verdicts);
+        // `hpo confirm`'s runs of this configuration with new seeds.
+        let runs = hpo_core::run::confirm_runs_of(storage, &study, trial.number)?;
+        doc["confirm_runs"] = runs.iter().map(trial_summary).collect();
         doc["user_attrs"] =
             trial.user_attrs.iter().map(|(k, v)| (k.clone(), value::attr_value(v))).collect();
         doc["system_attrs"] =

@@ -185,6 +185,21 @@ pub fn confirm_runs(storage: &dyn Storage, study: &Study) -> Result<Vec<FrozenTr
     Ok(runs)
 }
 
+/// The confirm runs of trial `number` of `study`, from its confirm study alone
+/// (those an older version stored in the study itself would take a read of every
+/// trial to find; [`confirm_runs`] has them).
+pub fn confirm_runs_of(
+    storage: &dyn Storage,
+    study: &Study,
+    number: u64,
+) -> Result<Vec<FrozenTrial>> {
+    let Some(runs_study) = storage.find_study(&confirm_study_name(&study.name))? else {
+        return Ok(Vec::new());
+    };
+    let runs = storage.trials(runs_study.id, None)?;
+    Ok(runs.into_iter().filter(|t| t.confirm_of() == Some(number)).collect())
+}
+
 /// The study of `study`'s confirm runs, created (and linked both ways by study user
 /// attributes) the first time.
 fn open_confirm_study(storage: &dyn Storage, study: &Study) -> Result<Study> {

@@ -19,7 +19,9 @@ pub mod external;
 mod finished_values;
 mod history;
 
-pub use confirm::{ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs};
+pub use confirm::{
+    ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs, confirm_runs_of,
+};
 pub use history::{FinishedFeed, History};
 
 use std::collections::BTreeMap;
