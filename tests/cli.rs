@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Dir, OutputAsync, digits_study, repo, trials};
+use crate::util::{Dir, OutputAsync, branin_study, digits_study, repo, trials};
 
 /// A study file cut down to seconds: one epoch, a sliver of the data, few steps.
 fn shortened(text: &str) -> String {
@@ -323,12 +323,7 @@ fn a_script_drives_an_external_study_with_ask_report_step_and_tell() {
 #[test]
 fn confirm_trains_the_best_configurations_again_outside_the_budget() {
     let dir = Dir::new();
-    dir.write(
-        "study.toml",
-        "[study]\nname = \"conf\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = 6\n\
-         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
-         [space]\nx0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n",
-    );
+    dir.write("study.toml", &branin_study("conf", 6));
     dir.ok(&["run", "study.toml"]);
     let out = dir.ok(&["confirm", "study.toml", "--top", "2", "--seeds", "2"]);
     assert!(out.contains("study `conf`: confirmed; 4 confirm run(s) finished"), "{out}");

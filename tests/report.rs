@@ -2,15 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::{DIGITS_REGULARIZATION as DIGITS, Dir};
-
-fn branin(name: &str, trials: usize) -> String {
-    format!(
-        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = {trials}\n\
-         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
-         [space]\nx0 = {{ float = [-5, 10] }}\nx1 = {{ float = [0, 15] }}\n"
-    )
-}
+use crate::util::{DIGITS_REGULARIZATION as DIGITS, Dir, branin_study as branin};
 
 #[test]
 fn the_report_of_a_real_study_has_every_section_and_chart() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{Dir, repo};
+use crate::util::{Dir, branin_study, repo};
 
 /// A running `hpo serve` on an ephemeral loopback port; stopped (SIGTERM) on drop.
 pub struct Server {
@@ -542,12 +542,7 @@ fn the_report_endpoint_answers_what_the_html_report_computes() {
 #[test]
 fn a_trial_comes_with_its_confirm_runs() {
     let dir = Dir::new();
-    dir.write(
-        "study.toml",
-        "[study]\nname = \"conf\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = 6\n\
-         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
-         [space]\nx0 = { float = [-5, 10] }\nx1 = { float = [0, 15] }\n",
-    );
+    dir.write("study.toml", &branin_study("conf", 6));
     dir.ok(&["run", "study.toml", "--db", "api.sqlite"]);
     dir.ok(&["confirm", "study.toml", "--top", "1", "--seeds", "2", "--db", "api.sqlite"]);
     let server = Server::start(&dir, &[]);

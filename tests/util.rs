@@ -125,6 +125,15 @@ dropout = {{ float = [0.0, 0.3], step = 0.1, when = {{ activation = "relu" }} }}
     )
 }
 
+/// A random-search study of `trials` trials on the Branin function (seed 5).
+pub fn branin_study(name: &str, trials: usize) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 5\ntrials = {trials}\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"function\"\nfunction = \"branin\"\n\
+         [space]\nx0 = {{ float = [-5, 10] }}\nx1 = {{ float = [0, 15] }}\n"
+    )
+}
+
 pub fn trials(export: &Value) -> &Vec<Value> {
     export["trials"].as_array().expect("trials")
 }
