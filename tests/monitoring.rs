@@ -2,67 +2,15 @@
 //! alert rules, and a Prometheus scraping `hpo serve` during a study answers every
 //! PromQL expression of the Grafana dashboard and the alert rules with data.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hpo_core::run::open_study;
-use hpo_core::spec::StudySpec;
-use hpo_core::storage::Storage;
-use hpo_core::trial::{AttrValue, TrialState, attr};
+use hpo_core::testing::gpu_study;
 use hpo_store::SqliteStorage;
 use serde_json::Value;
 
 use crate::serve::{Server, quadratic};
 use crate::util::{Dir, repo};
-
-/// A `hpo run`-style study on two GPUs, written through the store as its workers
-/// would: finished trials with their devices and measured memory, one pruned, one
-/// early-stopped, and one running (its worker's heartbeat is its start).
-const GPU_STUDY: &str = r#"
-[study]
-name = "gpu"
-metric = "value"
-direction = "minimize"
-trials = 10
-
-[objective]
-kind = "function"
-function = "branin"
-max_epochs = 10
-
-[space]
-x0 = { float = [-5, 10] }
-x1 = { float = [0, 15] }
-"#;
-
-fn write_gpu_study(db: &Path) {
-    let storage = SqliteStorage::open(db).unwrap();
-    let spec = StudySpec::parse(GPU_STUDY, "gpu.toml").unwrap();
-    let study = open_study(&storage, &spec).unwrap().id;
-    let owner = [(attr::OWNER.to_owned(), AttrValue::Str("node1:7:1700000000".into()))];
-    for (steps, state, device, ended_by) in [
-        (10, TrialState::Complete, "cuda:0", "completed"),
-        (3, TrialState::Pruned, "cuda:0", "pruner"),
-        (6, TrialState::Complete, "cuda:1", "early_stopping"),
-        (2, TrialState::Running, "cuda:1", ""),
-    ] {
-        let trial = storage.create_running_trial(study, None, &owner).unwrap().unwrap();
-        for step in 1..=steps {
-            storage.report(trial.id, step, 1.0 / step as f64, &[]).unwrap();
-        }
-        storage
-            .set_trial_system_attr(trial.id, attr::DEVICE, &AttrValue::Str(device.into()))
-            .unwrap();
-        storage.set_trial_user_attr(trial.id, "gpu_memory_mb", &AttrValue::Number(250.0)).unwrap();
-        if state != TrialState::Running {
-            let ended = AttrValue::Str(ended_by.into());
-            storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended).unwrap();
-            let value = (state == TrialState::Complete).then_some(steps as f64);
-            storage.finish_trial(trial.id, state, value).unwrap();
-        }
-    }
-}
 
 /// A port free now on loopback.
 fn free_port() -> u16 {
@@ -177,7 +125,8 @@ fn prometheus_answers_every_dashboard_and_alert_expression_from_hpo_serve() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     let dir = Dir::new();
-    write_gpu_study(&dir.path().join("api.sqlite"));
+    // A study on two GPUs, as its workers would write it.
+    gpu_study(&SqliteStorage::open(&dir.path().join("api.sqlite")).unwrap());
     let server = Server::start(&dir, &[]);
     let target = server.base.trim_start_matches("http://").to_owned();
     let prometheus = start_prometheus(&dir, &target);

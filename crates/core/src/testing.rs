@@ -1,6 +1,7 @@
-//! The conformance suite every Storage must pass (feature `testing`).
+//! The conformance suite every Storage must pass, and studies other crates' tests
+//! share (feature `testing`).
 //!
-//! Use it from an implementation's tests with
+//! Use the suite from an implementation's tests with
 //! `hpo_core::storage_conformance_tests!(|| MyStorage::open_temp());` — it expands
 //! to one `#[test]` per case. Each case takes a fresh, empty storage.
 
@@ -713,4 +714,55 @@ pub fn concurrent_creation_respects_budget(storage: &dyn Storage) {
     let numbers: BTreeSet<u64> = trials.iter().map(|t| t.number).collect();
     assert_eq!(numbers, (0..40).collect());
     assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+}
+
+/// The study file of [`gpu_study`]: Branin with a 10-step curve (`max_epochs`).
+pub const GPU_STUDY: &str = r#"
+[study]
+name = "gpu"
+metric = "value"
+direction = "minimize"
+trials = 10
+
+[objective]
+kind = "function"
+function = "branin"
+max_epochs = 10
+
+[space]
+x0 = { float = [-5, 10] }
+x1 = { float = [0, 15] }
+"#;
+
+/// Writes study `gpu` ([`GPU_STUDY`]) into `storage` as the workers of `hpo run`
+/// on two GPUs leave it, all owned by worker `node1:7`: complete at step 10 of 10
+/// on cuda:0 with a 300 MB footprint; pruned at step 3 on cuda:0 with 100 MB;
+/// early-stopped at step 6 on cuda:1 (value 6); running at step 2 on cuda:1.
+pub fn gpu_study(storage: &dyn Storage) -> StudyId {
+    let spec = crate::spec::StudySpec::parse(GPU_STUDY, "gpu.toml").unwrap();
+    let study = crate::run::open_study(storage, &spec).unwrap().id;
+    let owner = [(attr::OWNER.to_owned(), AttrValue::Str("node1:7:1700000000".into()))];
+    for (steps, state, device, ended_by, mb) in [
+        (10, TrialState::Complete, "cuda:0", "completed", Some(300.0)),
+        (3, TrialState::Pruned, "cuda:0", "pruner", Some(100.0)),
+        (6, TrialState::Complete, "cuda:1", "early_stopping", None),
+        (2, TrialState::Running, "cuda:1", "", None),
+    ] {
+        let trial = storage.create_running_trial(study, None, &owner).unwrap().unwrap();
+        for step in 1..=steps {
+            storage.report(trial.id, step, 1.0 / step as f64, &[]).unwrap();
+        }
+        let device = AttrValue::Str(device.into());
+        storage.set_trial_system_attr(trial.id, attr::DEVICE, &device).unwrap();
+        if let Some(mb) = mb {
+            storage.set_trial_user_attr(trial.id, "gpu_memory_mb", &AttrValue::Number(mb)).unwrap();
+        }
+        if state != TrialState::Running {
+            let ended = AttrValue::Str(ended_by.into());
+            storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended).unwrap();
+            let value = (state == TrialState::Complete).then_some(steps as f64);
+            storage.finish_trial(trial.id, state, value).unwrap();
+        }
+    }
+    study
 }

@@ -428,29 +428,9 @@ pub type Shared = Arc<ServerMetrics>;
 #[cfg(test)]
 mod tests {
     use hpo_core::memory::InMemoryStorage;
-    use hpo_core::run::open_study;
-    use hpo_core::spec::StudySpec;
-    use hpo_core::storage::Storage;
-    use hpo_core::trial::{AttrValue, TrialState, attr};
+    use hpo_core::testing::gpu_study;
 
     use super::ServerMetrics;
-
-    const STUDY: &str = r#"
-[study]
-name = "gpu"
-metric = "value"
-direction = "minimize"
-trials = 10
-
-[objective]
-kind = "function"
-function = "branin"
-max_epochs = 10
-
-[space]
-x0 = { float = [-5, 10] }
-x1 = { float = [0, 15] }
-"#;
 
     fn line<'a>(text: &'a str, start: &str) -> &'a str {
         text.lines()
@@ -463,37 +443,7 @@ x1 = { float = [0, 15] }
     #[test]
     fn devices_heartbeats_and_saved_epochs_come_from_the_trials() {
         let storage = InMemoryStorage::default();
-        let spec = StudySpec::parse(STUDY, "gpu.toml").unwrap();
-        let study = open_study(&storage, &spec).unwrap().id;
-        let owner = |n: u32| {
-            vec![(attr::OWNER.to_owned(), AttrValue::Str(format!("node1:{n}:1700000000")))]
-        };
-        // Complete at 10 of 10 on cuda:0 with a 300 MB footprint; pruned at 3 on
-        // cuda:0 with 100 MB; early-stopped at 6 on cuda:1; one running on cuda:1.
-        for (steps, state, device, ended_by, mb) in [
-            (10, TrialState::Complete, "cuda:0", "completed", Some(300.0)),
-            (3, TrialState::Pruned, "cuda:0", "pruner", Some(100.0)),
-            (6, TrialState::Complete, "cuda:1", "early_stopping", None),
-            (2, TrialState::Running, "cuda:1", "", None),
-        ] {
-            let trial = storage.create_running_trial(study, None, &owner(7)).unwrap().unwrap();
-            for step in 1..=steps {
-                storage.report(trial.id, step, 1.0 / step as f64, &[]).unwrap();
-            }
-            let device = AttrValue::Str(device.into());
-            storage.set_trial_system_attr(trial.id, attr::DEVICE, &device).unwrap();
-            if let Some(mb) = mb {
-                storage
-                    .set_trial_user_attr(trial.id, "gpu_memory_mb", &AttrValue::Number(mb))
-                    .unwrap();
-            }
-            if state != TrialState::Running {
-                let ended = AttrValue::Str(ended_by.into());
-                storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended).unwrap();
-                let value = (state == TrialState::Complete).then_some(steps as f64);
-                storage.finish_trial(trial.id, state, value).unwrap();
-            }
-        }
+        gpu_study(&storage);
         let metrics = ServerMetrics::default();
         for _ in 0..2 {
             // A second scrape counts nothing twice.
