@@ -1,8 +1,11 @@
 //! hpo's end-to-end tests: each drives the `hpo` binary in a temp dir, as a user
 //! would. One test binary (as ripgrep does) keeps linking fast.
 
+#[path = "../crates/cli/browser.rs"]
+mod browser;
 mod cli;
 mod crash;
+mod dashboard;
 mod faults;
 mod fuzz;
 mod monitoring;

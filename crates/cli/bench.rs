@@ -997,24 +997,19 @@ augment         = { choice = ["none", "shift"] }
 train_fraction  = { choice = [0.25, 0.5, 1.0] }
 "#;
 
-/// `hpo bench report`: writes a synthetic study of `n` trials through the store (10
-/// epochs of train/val loss and accuracy each, a tenth of them pruned), then times
-/// reading it back and rendering its report.
-pub fn report(n: usize) -> Result<String> {
+/// Writes the report benchmark's synthetic study of `n` trials (random search over 6
+/// parameters, 10 epochs of train/val loss and accuracy and the gap per trial, every
+/// tenth trial pruned) into `storage` as study `name`.
+pub fn write_synthetic_study(storage: &SqliteStorage, name: &str, n: usize) -> Result<()> {
     use hpo_core::trial::{AttrValue, attr};
-    if n < 10 {
-        bail!("--trials must be at least 10");
-    }
-    let spec = StudySpec::parse(REPORT_STUDY, "<bench report>")?;
+    let text = REPORT_STUDY.replace("name = \"report-bench\"", &format!("name = \"{name}\""));
+    let spec = StudySpec::parse(&text, "<bench report>")?;
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
-    let dir = tempfile::tempdir()?;
-    let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
-    let study = open_study(&storage, &spec)?;
+    let study = open_study(storage, &spec)?;
     let history = History::default();
-    let started = Instant::now();
     for _ in 0..n {
         let Some(trial) =
-            ask(&storage, study.id, &spec, sampler.as_ref(), None, "bench:1:1", &history)?
+            ask(storage, study.id, &spec, sampler.as_ref(), None, "bench:1:1", &history)?
         else {
             bail!("ask returned no trial")
         };
@@ -1053,12 +1048,24 @@ pub fn report(n: usize) -> Result<String> {
         storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended)?;
         storage.finish_trial(trial.id, TrialState::Complete, Some(best.1))?;
     }
+    Ok(())
+}
+
+/// `hpo bench report`: writes a synthetic study of `n` trials through the store (10
+/// epochs of train/val loss and accuracy each, a tenth of them pruned), then times
+/// reading it back and rendering its report.
+pub fn report(n: usize) -> Result<String> {
+    if n < 10 {
+        bail!("--trials must be at least 10");
+    }
+    let dir = tempfile::tempdir()?;
+    let storage = SqliteStorage::open(&dir.path().join("bench.sqlite"))?;
+    let started = Instant::now();
+    let name = "report-bench".to_owned();
+    write_synthetic_study(&storage, &name, n)?;
     let write_seconds = started.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    let record = crate::report::load(
-        &storage,
-        &crate::report::StudyRef { name: spec.name.clone(), until: None },
-    )?;
+    let record = crate::report::load(&storage, &crate::report::StudyRef { name, until: None })?;
     let load_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let written = hpo_report::write_report(&record, None, &dir.path().join("report"))?;

@@ -45,13 +45,13 @@ layers = { int = [1, 4] }
 const STEPS: u32 = 10;
 
 /// A child `hpo serve` on `db`, stopped (SIGTERM) on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Served {
-    fn start(db: &Path) -> Result<Served> {
+    pub(crate) fn start(db: &Path) -> Result<Served> {
         let exe = std::env::current_exe().context("cannot find the hpo binary")?;
         let mut child = Command::new(exe)
             .args(["serve", "--bind", "127.0.0.1:0", "--db"])
@@ -74,7 +74,7 @@ impl Served {
     }
 
     /// The child's peak memory (VmHWM) so far, in MB.
-    fn peak_mb(&self) -> f64 {
+    pub(crate) fn peak_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
         status
             .ok()
@@ -102,7 +102,7 @@ struct Latencies {
     tell: Vec<f64>,
 }
 
-fn percentile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -5,7 +5,9 @@
 //! Exit codes: [`EXIT_CODES`] (what `hpo --help` prints).
 
 mod bench;
+mod bench_dashboard;
 mod bench_serve;
+mod browser;
 mod confirm;
 mod external;
 mod format;
@@ -279,6 +281,26 @@ enum BenchCommand {
         /// Trials per scraped study.
         #[arg(long, default_value_t = 1000, allow_hyphen_values = true)]
         scrape_trials: usize,
+    },
+    /// The dashboard in headless Chromium over `hpo serve`: time to the first chart
+    /// and to every chart of a large study's page, bytes transferred, the studies list.
+    Dashboard {
+        /// Trials of the large study.
+        #[arg(long, default_value_t = 10000, allow_hyphen_values = true)]
+        trials: usize,
+        /// Studies in the database (the large one and small ones of 20 trials).
+        #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
+        studies: usize,
+        /// Page views of each kind (medians are printed).
+        #[arg(long, default_value_t = 3, allow_hyphen_values = true)]
+        runs: usize,
+        /// Save screenshots of the large study's page and of a trial in this folder.
+        #[arg(long)]
+        screenshots: Option<PathBuf>,
+        /// Write the studies into this new database and keep it (to open it with
+        /// `hpo serve` afterwards), instead of a temporary one.
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Cost per reported step with each pruner, after N finished trials: `hpo run`
     /// of a few more trials on a study of N (a copy per pruner).
@@ -577,6 +599,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
+        Command::Bench {
+            which: BenchCommand::Dashboard { trials, studies, runs, screenshots, db },
+        } => print(bench_dashboard::dashboard(&bench_dashboard::DashboardBench {
+            trials,
+            studies,
+            runs,
+            screenshots: screenshots.as_deref(),
+            db: db.as_deref(),
+        })?),
         Command::Serve { db, bind, tokens, public_read } => {
             serve(&db.db, bind, tokens, public_read)
         }

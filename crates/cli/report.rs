@@ -46,29 +46,9 @@ impl StudyRef {
 /// `2026-11-27`, `2026-11-27T18:00` or `2026-11-27T18:00:00` (UTC) as the end of that
 /// day, minute or second.
 fn parse_date(text: &str) -> Result<Timestamp> {
-    let bad = || {
+    hpo_store::encode::parse_until(text).ok_or_else(|| {
         crate::usage(format!("`{text}` is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"))
-    };
-    let numbers = |part: &str, sep: char| -> Result<Vec<i64>> {
-        part.split(sep).map(|p| p.parse::<i64>().map_err(|_| bad())).collect()
-    };
-    let (day, time) = match text.split_once(['T', ' ']) {
-        Some((day, time)) => (day, Some(time)),
-        None => (text, None),
-    };
-    match numbers(day, '-')?[..] {
-        [_, month, dayn] if (1..=12).contains(&month) && (1..=31).contains(&dayn) => {}
-        _ => return Err(bad()),
-    }
-    let time = match time {
-        None => "23:59:59".to_owned(),
-        Some(time) => match numbers(time, ':')?[..] {
-            [h, m] if h < 24 && m < 60 => format!("{time}:59"),
-            [h, m, s] if h < 24 && m < 60 && s < 60 => time.to_owned(),
-            _ => return Err(bad()),
-        },
-    };
-    hpo_store::encode::parse_datetime(&format!("{day} {time}.999999")).ok_or_else(bad)
+    })
 }
 
 /// Reads a study from the store: trials (those finished by `until`, if given), the

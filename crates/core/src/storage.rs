@@ -45,6 +45,31 @@ pub struct NewTrial {
     pub system_attrs: Vec<(String, AttrValue)>,
 }
 
+/// A trial as a study's history shows it (`Storage::trial_outcomes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialOutcome {
+    /// The trial's number.
+    pub number: u64,
+    /// Its state.
+    pub state: TrialState,
+    /// Its value, when it has one.
+    pub value: Option<f64>,
+    /// Its last reported step and value there (where a pruned trial stopped).
+    pub last_step: Option<(u64, f64)>,
+}
+
+impl TrialOutcome {
+    /// The outcome of `trial`.
+    pub fn of(trial: &FrozenTrial) -> TrialOutcome {
+        TrialOutcome {
+            number: trial.number,
+            state: trial.state,
+            value: trial.value,
+            last_step: trial.intermediate_values.iter().next_back().map(|(s, v)| (*s, *v)),
+        }
+    }
+}
+
 /// Storage of studies and trials.
 pub trait Storage: Send + Sync {
     /// Creates a study, with its queued trials, atomically. Fails with
@@ -193,6 +218,14 @@ pub trait Storage: Send + Sync {
 
     /// The study's trials in order of number, optionally only those in `states`.
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>>;
+
+    /// Every trial's number, state, value and last reported step, in order of
+    /// number: what a study's history chart shows, without the parameters and
+    /// attributes (a storage that can read just these should; the default reads
+    /// every trial).
+    fn trial_outcomes(&self, study: StudyId) -> Result<Vec<TrialOutcome>> {
+        Ok(self.trials(study, None)?.iter().map(TrialOutcome::of).collect())
+    }
 
     /// How many of the study's trials count toward its budget (see
     /// `FrozenTrial::counts_toward_budget`). Called once per trial by the study

@@ -26,6 +26,7 @@ macro_rules! storage_conformance_tests {
             study_curves_agree_with_trial_curves,
             finished_trials_are_immutable,
             values_round_trip_including_infinities,
+            outcomes_agree_with_trials,
             budget_limits_creation,
             interrupted_failures_do_not_count,
             confirm_runs_do_not_count,
@@ -301,6 +302,28 @@ pub fn values_round_trip_including_infinities(storage: &dyn Storage) {
     storage.finish_trial(pruned.id, TrialState::Pruned, None).unwrap();
     let read = storage.trial(pruned.id).unwrap();
     assert_eq!((read.state, read.value), (TrialState::Pruned, None));
+}
+
+/// `trial_outcomes` tells every trial's number, state, value and last step as
+/// `trials` does, in order of number.
+pub fn outcomes_agree_with_trials(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    run_one(storage, s, 2.5);
+    let pruned = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    for (step, value) in [(1, 0.9), (3, f64::INFINITY), (2, 0.7)] {
+        storage.report(pruned.id, step, value, &[]).unwrap();
+    }
+    storage.finish_trial(pruned.id, TrialState::Pruned, None).unwrap();
+    let running = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.report(running.id, 1, -1.0, &[]).unwrap();
+    storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let outcomes = storage.trial_outcomes(s).unwrap();
+    let expected: Vec<crate::storage::TrialOutcome> =
+        storage.trials(s, None).unwrap().iter().map(crate::storage::TrialOutcome::of).collect();
+    assert_eq!(outcomes, expected);
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[1].last_step, Some((3, f64::INFINITY)));
+    assert_eq!(outcomes[3].last_step, None);
 }
 
 /// `create_running_trial` returns `None` once as many trials as the budget exist.

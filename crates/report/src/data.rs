@@ -10,6 +10,7 @@ use std::fmt;
 
 use hpo_core::display;
 use hpo_core::distribution::Distribution;
+use hpo_core::storage::TrialOutcome;
 use hpo_core::study::Direction;
 use hpo_core::trial::{AttrValue, FrozenTrial, TrialState, attr};
 
@@ -256,25 +257,35 @@ pub struct History {
 
 /// The optimization history of the search.
 pub fn history(record: &StudyRecord) -> History {
+    history_of(&record.metric, record.direction, search_trials(record).map(TrialOutcome::of))
+}
+
+/// The history of trials told by their outcomes (`Storage::trial_outcomes`): a
+/// complete trial at its value, a pruned one at the value of its last step.
+pub fn history_of(
+    metric: &str,
+    direction: Direction,
+    outcomes: impl IntoIterator<Item = TrialOutcome>,
+) -> History {
     let mut points = Vec::new();
     let mut best_so_far: Vec<(u64, f64)> = Vec::new();
-    for t in search_trials(record) {
+    for t in outcomes {
         let value = match t.state {
             TrialState::Complete => t.value,
-            TrialState::Pruned => t.intermediate_values.values().next_back().copied(),
+            TrialState::Pruned => t.last_step.map(|(_, v)| v),
             _ => None,
         };
         let Some(value) = value.filter(|v| v.is_finite()) else { continue };
         points.push(HistoryPoint { number: t.number, value, state: t.state });
         if t.state == TrialState::Complete {
             let best = match best_so_far.last() {
-                Some(&(_, best)) if !record.direction.is_better(value, best) => best,
+                Some(&(_, best)) if !direction.is_better(value, best) => best,
                 _ => value,
             };
             best_so_far.push((t.number, best));
         }
     }
-    History { metric: record.metric.clone(), points, best_so_far }
+    History { metric: metric.to_owned(), points, best_so_far }
 }
 
 /// One line of a learning-curve figure.
@@ -700,6 +711,11 @@ pub struct ParallelLine {
 
 /// Parallel coordinates of up to [`PARALLEL_MAX_LINES`] complete trials (the best).
 pub fn parallel(record: &StudyRecord) -> Option<Parallel> {
+    parallel_of_best(record, PARALLEL_MAX_LINES)
+}
+
+/// Parallel coordinates of up to `max_lines` complete trials (the best).
+pub fn parallel_of_best(record: &StudyRecord, max_lines: usize) -> Option<Parallel> {
     let trials = ranked(record);
     let first = *trials.first()?;
     let mut names: Vec<(&String, &Distribution)> =
@@ -717,7 +733,7 @@ pub fn parallel(record: &StudyRecord) -> Option<Parallel> {
         .map(|(name, axis)| ParallelAxis { name: name.clone(), ticks: ticks(axis) })
         .collect();
     axes.push(ParallelAxis { name: record.metric.clone(), ticks: ticks(&value_axis) });
-    let kept = trials.len().min(PARALLEL_MAX_LINES);
+    let kept = trials.len().min(max_lines);
     let lines = trials[..kept]
         .iter()
         .enumerate()

@@ -34,6 +34,8 @@ pub struct AppState {
     /// (which never changes), so a step or a tell neither reads nor parses it again
     /// and an ask reads only the trials finished since the last.
     pub studies: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<ExternalStudy>>>>,
+    /// The dashboard's study records and views, kept per study version.
+    pub views: Arc<crate::views::Cache>,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -43,7 +45,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/studies", routing::get(list_studies))
         .route("/studies/{study}", routing::get(get_study))
-        .route("/studies/{study}/report", routing::get(get_report))
+        .route("/studies/{study}/report", routing::get(crate::views::get_report))
+        .route("/studies/{study}/history", routing::get(crate::views::get_history))
+        .route("/studies/{study}/table", routing::get(crate::views::get_table))
+        .route("/studies/{study}/running", routing::get(crate::views::get_running))
         .route("/studies/{study}/trials", routing::get(list_trials))
         .route("/studies/{study}/trials/{number}", routing::get(get_trial))
         .route("/studies/{study}/ask", routing::post(ask))
@@ -52,7 +57,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Runs `f` on the store on a blocking thread (storage calls block).
-async fn on_store<T: Send + 'static>(
+pub(crate) async fn on_store<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&dyn Storage) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -83,6 +88,7 @@ fn summary_json(summary: &StudySummary, pick: Option<Value>) -> Value {
         "best_value": summary.best_value.map(value::number),
         "pick": pick,
         "last_activity": summary.last_activity.map(hpo_store::encode::datetime),
+        "version": crate::views::version_of(summary),
     })
 }
 
@@ -99,11 +105,22 @@ fn stored_pick(storage: &dyn Storage, study: &Study) -> Result<Option<Value>, Ap
 
 async fn list_studies(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     state.access.check(&headers, Role::Read)?;
-    let studies = on_store(&state, |storage| {
+    let cache = state.clone();
+    let studies = on_store(&state, move |storage| {
         let mut out = Vec::new();
         for summary in storage.list_studies()? {
             let pick = stored_pick(storage, &summary.study)?;
-            out.push(summary_json(&summary, pick));
+            let mut doc = summary_json(&summary, pick);
+            doc["sparkline"] = crate::views::sparkline(&cache, storage, &summary)?;
+            doc["budget"] = json!(
+                summary
+                    .study
+                    .spec_text
+                    .as_deref()
+                    .and_then(|text| StudySpec::parse(text, "stored study file").ok())
+                    .and_then(|spec| spec.trials)
+            );
+            out.push(doc);
         }
         Ok(out)
     })
@@ -159,21 +176,6 @@ async fn get_study(
             doc["budget"] = json!(spec.trials);
         }
         Ok(doc)
-    })
-    .await
-}
-
-/// The report's computations (`crate::report`).
-async fn get_report(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult {
-    read_study(&state, &headers, name, |storage, study| {
-        let study = study.single_objective()?;
-        let record = hpo_report::load::study_record(storage, &study, study.name.clone(), None)?;
-        let sections = hpo_report::sections(&record, None);
-        Ok(crate::report::report_json(&record, &sections))
     })
     .await
 }

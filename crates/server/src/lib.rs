@@ -7,15 +7,21 @@
 //!
 //! - `api` — the `/api/v1` routes: studies, trials, ask / report a step / tell.
 //! - `auth` — tokens (`read`, `write`) and who may call what.
+//! - `dashboard` — the browser pages and their embedded script and style
+//!   (docs/dashboard.md).
 //! - `error` — every error answer is JSON `{"error", "detail"}` with its status.
 //! - `metrics` — `GET /metrics` for Prometheus.
 //! - `report` — the report's computations as JSON.
+//! - `views` — the dashboard's reads (trial table, report, running trials),
+//!   kept per study version.
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod report;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +34,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use hpo_core::storage::Storage;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 
 use crate::api::AppState;
 use crate::auth::{Access, Tokens};
@@ -71,15 +79,28 @@ pub enum ServeError {
 
 /// The app: `/api/v1` and the request log, over `storage`.
 pub fn app(storage: Arc<dyn Storage>, access: Access, body_limit: usize) -> Router {
-    let state = AppState { storage, access, metrics: Arc::default(), studies: Arc::default() };
+    let state = AppState {
+        storage,
+        access,
+        metrics: Arc::default(),
+        studies: Arc::default(),
+        views: Arc::default(),
+    };
     Router::new()
         .nest("/api/v1", api::routes())
         .route("/metrics", routing::get(get_metrics))
+        .merge(dashboard::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(|| async {
             error::ApiError::not_found("no such endpoint; docs/api.md lists them under /api/v1")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        // gzip for the pages and the large reads (a study's table, its report);
+        // the small answers of ask, step and tell are sent as they are.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))),
+        )
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

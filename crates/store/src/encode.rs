@@ -223,6 +223,31 @@ pub fn parse_datetime(text: &str) -> Option<Timestamp> {
     Some(Timestamp(seconds * 1_000_000 + micros))
 }
 
+/// `2026-11-27`, `2026-11-27T18:00` or `2026-11-27T18:00:00` (UTC) as the end of that
+/// day, minute or second; `None` when `text` is no such date.
+pub fn parse_until(text: &str) -> Option<Timestamp> {
+    let numbers = |part: &str, sep: char| -> Option<Vec<i64>> {
+        part.split(sep).map(|p| p.parse::<i64>().ok()).collect()
+    };
+    let (day, time) = match text.split_once(['T', ' ']) {
+        Some((day, time)) => (day, Some(time)),
+        None => (text, None),
+    };
+    match numbers(day, '-')?[..] {
+        [_, month, dayn] if (1..=12).contains(&month) && (1..=31).contains(&dayn) => {}
+        _ => return None,
+    }
+    let time = match time {
+        None => "23:59:59".to_owned(),
+        Some(time) => match numbers(time, ':')?[..] {
+            [h, m] if h < 24 && m < 60 => format!("{time}:59"),
+            [h, m, s] if h < 24 && m < 60 && s < 60 => time.to_owned(),
+            _ => return None,
+        },
+    };
+    parse_datetime(&format!("{day} {time}.999999"))
+}
+
 // Conversions between days since 1970-01-01 and proleptic Gregorian dates, by
 // counting 400-year eras of 146097 days (the approach of H. Hinnant's "chrono-
 // compatible low-level date algorithms").

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::pruner::Verdict;
-use hpo_core::storage::{NewStudy, NewTrial, Storage};
+use hpo_core::storage::{NewStudy, NewTrial, Storage, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -866,12 +866,21 @@ fn load_trials(
             ))
             .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
+        let mut parsed: HashMap<String, hpo_core::distribution::Distribution> = HashMap::new();
         while let Some(row) = rows.next().map_err(store_err)? {
             let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
             let name: String = row.get(1).map_err(store_err)?;
             let internal: f64 = row.get(2).map_err(store_err)?;
             let json: String = row.get(3).map_err(store_err)?;
-            let distribution = encode::parse_distribution_json(&json).map_err(store_err)?;
+            // A study's trials share a few distributions: each is parsed once.
+            let distribution = match parsed.get(&json) {
+                Some(it) => it.clone(),
+                None => {
+                    let it = encode::parse_distribution_json(&json).map_err(store_err)?;
+                    parsed.insert(json, it.clone());
+                    it
+                }
+            };
             let value = distribution.to_external(internal).ok_or_else(|| {
                 store_err(Error::Corrupt(format!(
                     "`{name}` = {internal} is outside {}",
@@ -1463,6 +1472,48 @@ impl Storage for SqliteStorage {
             study_exists(tx, study)?;
             let Some(id) = trial_id_by_number(tx, study, number)? else { return Ok(None) };
             Ok(Some((id, trial_state(tx, id)?)))
+        })
+    }
+
+    fn trial_outcomes(&self, study: StudyId) -> CoreResult<Vec<TrialOutcome>> {
+        self.read(|tx| {
+            study_exists(tx, study)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT t.number, t.state, v.value, v.value_type, i.step, i.intermediate_value, i.intermediate_value_type
+                     FROM trials t
+                     LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+                     LEFT JOIN trial_intermediate_values i ON i.trial_id = t.trial_id AND i.step =
+                         (SELECT MAX(step) FROM trial_intermediate_values m WHERE m.trial_id = t.trial_id)
+                     WHERE t.study_id = ?1 ORDER BY t.number, t.trial_id",
+                )
+                .map_err(store_err)?;
+            let mut rows = stmt.query([study.0]).map_err(store_err)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(store_err)? {
+                let state: String = row.get(1).map_err(store_err)?;
+                let state = TrialState::from_optuna_str(&state)
+                    .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))?;
+                let value = match row.get::<_, Option<String>>(3).map_err(store_err)? {
+                    Some(kind) => Some(
+                        encode::decode_value(row.get(2).map_err(store_err)?, &kind)
+                            .map_err(store_err)?,
+                    ),
+                    None => None,
+                };
+                let last_step = match row.get::<_, Option<i64>>(4).map_err(store_err)? {
+                    Some(step) => {
+                        let kind: String = row.get(6).map_err(store_err)?;
+                        let v = encode::decode_value(row.get(5).map_err(store_err)?, &kind)
+                            .map_err(store_err)?;
+                        Some((step as u64, v))
+                    }
+                    None => None,
+                };
+                let number = row.get::<_, Option<i64>>(0).map_err(store_err)?.unwrap_or(0) as u64;
+                out.push(TrialOutcome { number, state, value, last_step });
+            }
+            Ok(out)
         })
     }
 
