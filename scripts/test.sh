@@ -5,7 +5,9 @@
 # - the Fashion-MNIST and Jargon File datasets, from Debian's packages
 #   dataset-fashion-mnist and jargon-text, unless $HPO_DATA_DIR already has them;
 # - Prometheus and promtool (Debian's prometheus package), for the test of the
-#   monitoring kit in deploy/.
+#   monitoring kit in deploy/;
+# - Chromium and Node.js (Debian's chromium and nodejs packages), for the
+#   dashboard's tests in a real headless browser and its script's unit tests.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,11 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   as_root apt-get update -q
   # Only the server and promtool: its recommended exporters are not needed.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+fi
+
+if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium nodejs fonts-dejavu-core
 fi
 
 cargo test --workspace "$@"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::browser::Browser;
-use crate::serve::Server;
+use crate::serve::{Server, tokens_file};
 use crate::util::{DIGITS_REGULARIZATION, Dir, branin_study, repo};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -88,6 +88,19 @@ fn studies_page_lists_filters_and_sorts_the_studies_of_a_database_and_compares_t
         .unwrap();
     assert_eq!(text(&mut browser, "document.getElementById('filter').value"), "in-b");
 
+    // A study as it was at a date: none of its trials had finished in 2000.
+    assert_eq!(
+        server.get("/api/v1/studies/branin-a/history").1["points"].as_array().unwrap().len(),
+        12
+    );
+    assert_eq!(
+        server.get("/api/v1/studies/branin-a@2000-01-01/history").1["points"],
+        serde_json::json!([])
+    );
+    let (status, body) = server.get("/api/v1/studies/branin-b/report?compare=branin-a@yesterday");
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().contains("YYYY-MM-DD"), "{body}");
+
     // Compare: B against A, the verdict and both histories.
     browser.goto(&format!("{}/compare?a=branin-a&b=branin-b", server.base)).unwrap();
     browser
@@ -110,6 +123,34 @@ fn studies_page_lists_filters_and_sorts_the_studies_of_a_database_and_compares_t
     assert!(overflow <= 1.0, "the page is {overflow} px wider than a phone");
     shot(&mut phone, "studies-phone");
     no_errors(&phone);
+}
+
+#[test]
+fn behind_tokens_the_pages_ask_for_a_read_token_once() {
+    let dir = Dir::new();
+    dir.write("a.toml", &branin_study("branin-a", 3));
+    dir.ok(&["run", "a.toml", "--db", "api.sqlite"]);
+    tokens_file(&dir);
+    let server = Server::start(&dir, &["--tokens", "tokens"]);
+    let mut browser = Browser::launch(1280, 800).unwrap();
+    browser.goto(&format!("{}/", server.base)).unwrap();
+    browser.wait_for("document.getElementById('token')", WAIT).unwrap();
+    browser
+        .eval("document.getElementById('token').value = 'reader-token'; document.querySelector('#token-form button').click(); 1")
+        .unwrap();
+    browser
+        .wait_for("document.querySelectorAll('#rows tr[data-study]').length === 1", WAIT)
+        .unwrap();
+    // The token is kept for the tab: another page reads without asking again.
+    browser.goto(&format!("{}/studies/branin-a", server.base)).unwrap();
+    browser.wait_for("window.hpoTimings.report", WAIT).unwrap();
+    assert!(browser.eval("document.getElementById('token')").unwrap().is_null());
+    // The browser's 401s before the token are the only errors.
+    assert!(
+        browser.errors.iter().all(|e| e.contains("401")),
+        "the page logged errors: {:#?}",
+        browser.errors
+    );
 }
 
 /// A study whose trials each train for some seconds, so a page sees them run.

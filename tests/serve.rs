@@ -163,7 +163,7 @@ fn the_api_runs_an_external_study_and_serves_its_trials() {
 }
 
 /// Writes a tokens file with one read and one write token, private.
-fn tokens_file(dir: &Dir) {
+pub fn tokens_file(dir: &Dir) {
     dir.write("tokens", "# team tokens\nreader-token read\nwriter-token write\n");
     std::fs::set_permissions(dir.path().join("tokens"), std::fs::Permissions::from_mode(0o600))
         .unwrap();

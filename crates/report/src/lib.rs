@@ -109,7 +109,7 @@ pub struct Sections {
 
 /// Computes every section; `baseline` is the study to compare with, if any.
 pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Sections {
-    let search: Vec<FrozenTrial> = data::search_trials(record).cloned().collect();
+    let search: Vec<&FrozenTrial> = data::search_trials(record).collect();
     let importance = importance::with_intervals(&search, record.direction);
     let confirmation = data::confirm_groups(record);
     let recommendation = data::recommend(record, confirmation.as_ref());

@@ -31,6 +31,8 @@
   }
 
   function askToken() {
+    page.stop();
+    if (document.getElementById("token-form")) return;
     main.innerHTML = `<h1>Sign in</h1><form id="token-form" class="card"><p>This server needs a read token (a line of its tokens file).</p>
       <label>Token <input id="token" type="password" autocomplete="off" required></label> <button>Use it</button></form>`;
     document.getElementById("token-form").addEventListener("submit", (event) => {
@@ -634,8 +636,8 @@
   function comparePage(view) {
     document.title = "Compare · hpo";
     main.innerHTML = `<nav class="crumbs" aria-label="breadcrumb"><a href="/">Studies</a> › <span>compare</span></nav><h1>Compare two studies</h1>
-      <form id="compare-form" class="controls"><label>A (baseline) <input id="a" list="study-names" value="${E(view.a)}" placeholder="study or study@2026-12-01" required></label>
-      <label>B <input id="b" list="study-names" value="${E(view.b)}" placeholder="study or study@DATE" required></label><button>Compare</button><datalist id="study-names"></datalist></form>
+      <form id="compare-form" class="controls"><label>A (baseline) <input id="a" list="study-names" size="36" value="${E(view.a)}" placeholder="study or study@2026-12-01" required></label>
+      <label>B <input id="b" list="study-names" size="36" value="${E(view.b)}" placeholder="study or study@DATE" required></label><button>Compare</button><datalist id="study-names"></datalist></form>
       <p class="note">Name a study, or one study at a date (NAME@YYYY-MM-DD or NAME@YYYY-MM-DDTHH:MM, UTC): its trials finished by then.</p><div id="comparison"></div>`;
     api("/studies").then((r) => (document.getElementById("study-names").innerHTML = r.studies.map((s) => `<option value="${E(s.name)}">`).join(""))).catch(showError);
     document.getElementById("compare-form").addEventListener("submit", (event) => {
@@ -655,7 +657,7 @@
         const verdict = { better: "B is better than A.", same: "A and B reach the same value.", worse_within_noise: "B is worse than A, but within the seed noise.", worse_beyond_noise: "B is worse than A, beyond the seed noise.", unknown: "One side has no complete trial." }[c.verdict];
         const cell = (side) => side.best ? `<a href="${trialPath(side.label.split("@")[0], side.best.trial)}">trial ${side.best.trial}</a>` : "–";
         const row = (label, f) => `<tr><th scope="row">${label}</th><td>${f(c.a)}</td><td>${f(c.b)}</td></tr>`;
-        const names = [view.a, view.b].map((it) => it.split("@")[0]);
+        const names = [view.a, view.b];
         out.innerHTML = `<section class="card"><h2>${E(verdict)}</h2><p>${E(c.direction)} ${E(c.metric)}${c.noise !== null ? `; seed noise (std of one run) ${C.fmt(c.noise)}` : "; seed noise unknown (no confirm runs)"}.</p>
           <div class="scroll"><table class="compare"><thead><tr><th></th><th scope="col">A: ${E(c.a.label)}</th><th scope="col">B: ${E(c.b.label)}</th></tr></thead><tbody>
           ${row("complete trials", (s) => s.complete)}${row("pick", cell)}${row(E(c.metric), (s) => (s.best ? C.fmt(s.best.value) + (s.best.confirmed ? ` ± ${C.fmt(s.best.confirmed.ci95_half_width)} (${s.best.confirmed.runs} confirm runs)` : "") : "–"))}
@@ -665,7 +667,7 @@
         const histories = await Promise.all(names.map((n) => api(`${studyPath(n)}/history`)));
         histories.forEach((h, i) => {
           const marks = h.points.map(([n, v, st]) => ({ x: n, y: v, trial: n, color: C.STATE_COLOR[st], square: st === "P" }));
-          document.getElementById(i ? "hist-b" : "hist-a").innerHTML = C.xy({ title: `history of ${names[i]}`, marks, series: [{ points: C.stairs(h.best_so_far, h.last), color: "#000", label: "best so far" }], xLabel: "trial number", yLabel: h.metric, width: 440, height: 260 }) + `<figcaption>${i ? "B" : "A"}: ${E(names[i])} (every trial, today)</figcaption>`;
+          document.getElementById(i ? "hist-b" : "hist-a").innerHTML = C.xy({ title: `history of ${names[i]}`, marks, series: [{ points: C.stairs(h.best_so_far, h.last), color: "#000", label: "best so far" }], xLabel: "trial number", yLabel: h.metric, width: 440, height: 260 }) + `<figcaption>${i ? "B" : "A"}: ${E(names[i])}${names[i].includes("@") ? " (the trials finished by then)" : ""}</figcaption>`;
         });
       } catch (err) {
         out.innerHTML = `<p class="error" role="alert">${E(err.message)}</p>`;

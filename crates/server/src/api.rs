@@ -67,7 +67,7 @@ pub(crate) async fn on_store<T: Send + 'static>(
         .map_err(|err| ApiError::internal(format!("the request's work stopped: {err}")))?
 }
 
-fn find(storage: &dyn Storage, name: &str) -> Result<Study, ApiError> {
+pub(crate) fn find(storage: &dyn Storage, name: &str) -> Result<Study, ApiError> {
     storage.find_study(name)?.ok_or_else(|| ApiError::not_found(format!("no study named `{name}`")))
 }
 
@@ -283,13 +283,7 @@ async fn get_trial(
         let trial = storage
             .trial_by_number(study.id, number)?
             .ok_or(hpo_core::Error::NoSuchTrial { study: study.name.clone(), number })?;
-        let mut curves: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-        for point in storage.metric_curves(trial.id)? {
-            curves
-                .entry(point.name)
-                .or_default()
-                .push(json!([point.step, value::number(point.value)]));
-        }
+        let curves = curves_json(storage, trial.id)?;
         let verdicts: Vec<Value> = storage
             .pruner_verdicts(trial.id)?
             .into_iter()
@@ -311,6 +305,18 @@ async fn get_trial(
     })
     .await?;
     Ok(Json(doc))
+}
+
+/// Every metric curve of a trial, by metric name, as `[step, value]` points.
+pub(crate) fn curves_json(
+    storage: &dyn Storage,
+    trial: hpo_core::trial::TrialId,
+) -> Result<std::collections::BTreeMap<String, Vec<Value>>, ApiError> {
+    let mut curves: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for point in storage.metric_curves(trial)? {
+        curves.entry(point.name).or_default().push(json!([point.step, value::number(point.value)]));
+    }
+    Ok(curves)
 }
 
 fn trial_number(text: &str) -> Result<u64, ApiError> {

@@ -122,48 +122,67 @@ fn json_response(bytes: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-/// `GET /api/v1/studies/{study}/table`: every trial as a row, the history and the
-/// parallel coordinates (`crate::report::table_json`).
-pub async fn get_table(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
+/// View `kind` of study `name`: the read token checked, then the view kept for the
+/// study's current version, or made by `make` (with the cache, the store, the study
+/// and its version) and kept.
+async fn cached_view(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: String,
+    kind: &'static str,
+    make: impl FnOnce(&Cache, &dyn Storage, &Study, &str) -> Result<Value, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    state.access.check(&headers, Role::Read)?;
+    state.access.check(headers, Role::Read)?;
     let cache = Arc::clone(&state.views);
-    let bytes = on_store(&state, move |storage| {
+    let bytes = on_store(state, move |storage| {
         let (study, version) = study_version(storage, &name)?;
-        cache.view(&name, "table", &version, || {
-            let record = cache.record(storage, &study, &version)?;
-            Ok(crate::report::table_json(&record))
-        })
+        cache.view(&name, kind, &version, || make(&cache, storage, &study, &version))
     })
     .await?;
     Ok(json_response(bytes))
 }
 
+/// `GET /api/v1/studies/{study}/table`: every trial as a row and the parallel
+/// coordinates (`crate::report::table_json`).
+pub async fn get_table(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    cached_view(&state, &headers, name, "table", |cache, storage, study, version| {
+        let record = cache.record(storage, study, version)?;
+        Ok(crate::report::table_json(&record))
+    })
+    .await
+}
+
 /// `GET /api/v1/studies/{study}/history`: every trial's value and the best so far
 /// (`crate::report::history_json`), from the trials' outcomes alone: the
-/// dashboard's first chart, cheap at any study size.
+/// dashboard's first chart, cheap at any study size. `{study}` may be
+/// `NAME@DATE`: the trials finished by then (read in full).
 pub async fn get_history(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.access.check(&headers, Role::Read)?;
-    let cache = Arc::clone(&state.views);
-    let bytes = on_store(&state, move |storage| {
-        let (study, version) = study_version(storage, &name)?;
-        cache.view(&name, "history", &version, || {
-            let single = study.clone().single_objective()?;
-            let metric = single.metric.clone().unwrap_or_else(|| "value".to_owned());
-            let outcomes = storage.trial_outcomes(single.id)?;
-            let history = hpo_report::data::history_of(&metric, single.direction, outcomes);
-            Ok(crate::report::history_json(&history))
+    if name.contains('@') {
+        // A study as it was at a date (the compare page's dated side).
+        state.access.check(&headers, Role::Read)?;
+        let doc = on_store(&state, move |storage| {
+            let record = record_of(storage, &name)?;
+            Ok(crate::report::history_json(&hpo_report::data::history(&record)))
         })
+        .await?;
+        return Ok(json_response(Bytes::from(doc.to_string())));
+    }
+    cached_view(&state, &headers, name, "history", |_, storage, study, _| {
+        let single = study.clone().single_objective()?;
+        let metric = single.metric.clone().unwrap_or_else(|| "value".to_owned());
+        let outcomes = storage.trial_outcomes(single.id)?;
+        let history = hpo_report::data::history_of(&metric, single.direction, outcomes);
+        Ok(crate::report::history_json(&history))
     })
-    .await?;
-    Ok(json_response(bytes))
+    .await
 }
 
 /// `?compare=OTHER` (or `OTHER@DATE`): the report with its comparison against
@@ -208,28 +227,24 @@ pub async fn get_report(
     Path(name): Path<String>,
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    state.access.check(&headers, Role::Read)?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    let cache = Arc::clone(&state.views);
-    let bytes = on_store(&state, move |storage| {
-        if let Some(other) = query.compare {
+    if let Some(other) = query.compare {
+        state.access.check(&headers, Role::Read)?;
+        let doc = on_store(&state, move |storage| {
             let record = record_of(storage, &name)?;
             let baseline = record_of(storage, &other)?;
             let sections = hpo_report::sections(&record, Some(&baseline));
-            let doc = crate::report::report_json(&record, &sections);
-            return serde_json::to_vec(&doc).map(Bytes::from).map_err(|err| {
-                ApiError::internal(format!("the report could not be written as JSON: {err}"))
-            });
-        }
-        let (study, version) = study_version(storage, &name)?;
-        cache.view(&name, "report", &version, || {
-            let record = cache.record(storage, &study, &version)?;
-            let sections = hpo_report::sections(&record, None);
             Ok(crate::report::report_json(&record, &sections))
         })
+        .await?;
+        return Ok(json_response(Bytes::from(doc.to_string())));
+    }
+    cached_view(&state, &headers, name, "report", |cache, storage, study, version| {
+        let record = cache.record(storage, study, version)?;
+        let sections = hpo_report::sections(&record, None);
+        Ok(crate::report::report_json(&record, &sections))
     })
-    .await?;
-    Ok(json_response(bytes))
+    .await
 }
 
 /// `GET /api/v1/studies/{study}/running`: the running trials with every curve point
@@ -241,18 +256,10 @@ pub async fn get_running(
 ) -> Result<Response, ApiError> {
     state.access.check(&headers, Role::Read)?;
     let doc = on_store(&state, move |storage| {
-        let study = storage
-            .find_study(&name)?
-            .ok_or_else(|| ApiError::not_found(format!("no study named `{name}`")))?;
+        let study = crate::api::find(storage, &name)?;
         let mut trials = Vec::new();
         for trial in storage.trials(study.id, Some(&[TrialState::Running]))? {
-            let mut curves: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-            for point in storage.metric_curves(trial.id)? {
-                curves
-                    .entry(point.name)
-                    .or_default()
-                    .push(json!([point.step, value::number(point.value)]));
-            }
+            let mut curves = crate::api::curves_json(storage, trial.id)?;
             if curves.is_empty() && !trial.intermediate_values.is_empty() {
                 let metric = study.metric.clone().unwrap_or_else(|| "value".to_owned());
                 curves.insert(
