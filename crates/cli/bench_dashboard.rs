@@ -129,13 +129,14 @@ pub fn dashboard(bench: &DashboardBench<'_>) -> Result<String> {
         out,
         "dashboard of a synthetic study of {trials} trials x 10 epochs x 5 metrics, {studies} studies in the database; medians of {runs} run(s), headless Chromium at 1280x900"
     )?;
+    let cell = |v: f64| if v.is_nan() { "–".to_owned() } else { format!("{v:.0}") };
     let row = |label: &str, views: &[View]| {
         vec![
             label.to_owned(),
-            format!("{:.0}", median(views, |v| v.first_chart_ms)),
-            format!("{:.0}", median(views, |v| v.all_ms)),
-            format!("{:.0}", median(views, |v| v.transferred / 1024.0)),
-            format!("{:.0}", median(views, |v| v.decoded / 1024.0)),
+            cell(median(views, |v| v.first_chart_ms)),
+            cell(median(views, |v| v.all_ms)),
+            cell(median(views, |v| v.transferred / 1024.0)),
+            cell(median(views, |v| v.decoded / 1024.0)),
         ]
     };
     out.push_str(&crate::format::table(

@@ -359,7 +359,7 @@ fn matches_optuna_on_a_mixed_space_when_minimizing_and_maximizing() {
 
 #[test]
 fn no_trials_give_no_importances_and_one_or_two_give_zeros() {
-    assert!(ped_anova(&[], Direction::Minimize).is_empty());
+    assert!(ped_anova::<FrozenTrial>(&[], Direction::Minimize).is_empty());
     let trials = x_matters_y_does_not(1, 2);
     check(
         &trials[..1],
