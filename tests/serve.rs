@@ -238,6 +238,12 @@ fn bad_requests_are_told_with_their_status_and_change_nothing() {
             422,
             "got the value NaN at step 1",
         ),
+        (
+            steps.clone(),
+            r#"{"step": 9223372036854775808, "value": 1.0}"#.into(),
+            400,
+            "past the largest step, 9223372036854775807",
+        ),
         (tell.clone(), r#"{"value": "NaN"}"#.into(), 422, "tell a finite value"),
         (tell.clone(), r#"{"state": "done"}"#.into(), 400, "unknown state `done`"),
         (format!("{STUDY}/trials/9/tell"), r#"{"value": 1}"#.into(), 404, "has no trial 9"),

@@ -428,9 +428,10 @@ struct RunArgs {
     /// Stop starting new trials after this long ("90s", "30m", "2h").
     #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
     timeout: Option<std::time::Duration>,
-    /// Trials to run at once in this process (threads), replacing `[study] workers`.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
-    workers: Option<u64>,
+    /// Trials to run at once in this process (threads, 1 to 1024), replacing `[study]
+    /// workers`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), allow_hyphen_values = true)]
+    workers: Option<u16>,
 }
 
 #[derive(clap::Args)]
@@ -558,7 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(RunArgs { study, db, trials, timeout, workers })
         | Command::Worker(RunArgs { study, db, trials, timeout, workers }) => {
-            let workers = workers.map(|n| n as usize);
+            let workers = workers.map(usize::from);
             run_study(&study, &db.db, RunConfig { trials, timeout, workers })
         }
         Command::Confirm { study, top, seeds, db } => {

@@ -115,6 +115,9 @@ pub enum Error {
         /// Each objective's direction, in order.
         directions: Vec<crate::study::Direction>,
     },
+    /// A step past the largest Optuna stores (steps are signed 64-bit integers there).
+    #[error("step {0} is past the largest step Optuna stores ({max}); report steps from 0 to {max}", max = i64::MAX)]
+    StepOutOfRange(u64),
     /// The storage backend failed (a SQLite error, a corrupt value); holds the
     /// backend's own error.
     #[error(transparent)]

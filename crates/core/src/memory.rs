@@ -233,6 +233,9 @@ impl Storage for InMemoryStorage {
         value: f64,
         metrics: &[(String, f64)],
     ) -> Result<()> {
+        if i64::try_from(step).is_err() {
+            return Err(Error::StepOutOfRange(step));
+        }
         let mut state = self.lock();
         state.running_mut(trial)?.intermediate_values.insert(step, value);
         let curve = state.curves.entry(trial).or_default();

@@ -27,6 +27,7 @@ macro_rules! storage_conformance_tests {
             finished_trials_are_immutable,
             values_round_trip_including_infinities,
             outcomes_agree_with_trials,
+            steps_past_the_largest_are_refused,
             budget_limits_creation,
             interrupted_failures_do_not_count,
             confirm_runs_do_not_count,
@@ -324,6 +325,21 @@ pub fn outcomes_agree_with_trials(storage: &dyn Storage) {
     assert_eq!(outcomes.len(), 4);
     assert_eq!(outcomes[1].last_step, Some((3, f64::INFINITY)));
     assert_eq!(outcomes[3].last_step, None);
+}
+
+/// The largest step Optuna stores (i64::MAX) round-trips; one past it is refused
+/// with `Error::StepOutOfRange`, and nothing is stored.
+pub fn steps_past_the_largest_are_refused(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    let largest = i64::MAX as u64;
+    storage.report(trial.id, largest, 0.5, &[]).unwrap();
+    for step in [largest + 1, u64::MAX] {
+        let err = storage.report(trial.id, step, 0.25, &[]).unwrap_err();
+        assert!(matches!(err, Error::StepOutOfRange(at) if at == step), "{err}");
+    }
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!(read.intermediate_values.into_iter().collect::<Vec<_>>(), vec![(largest, 0.5)]);
 }
 
 /// `create_running_trial` returns `None` once as many trials as the budget exist.

@@ -49,7 +49,7 @@ impl From<hpo_core::Error> for ApiError {
         use hpo_core::Error as E;
         let detail = err.to_string();
         match err {
-            E::Spec(_) => ApiError::bad_request(detail),
+            E::Spec(_) | E::StepOutOfRange(_) => ApiError::bad_request(detail),
             E::StudyNotFound(_) | E::NoSuchTrial { .. } => ApiError::not_found(detail),
             E::NotRunning { .. }
             | E::TrialFinished { .. }

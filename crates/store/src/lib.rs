@@ -1168,10 +1168,7 @@ impl Storage for SqliteStorage {
         // Optuna stores steps as signed 64-bit integers: a larger one would read back
         // negative.
         let Ok(step) = i64::try_from(step) else {
-            return Err(store_err(Error::Corrupt(format!(
-                "step {step} is past the largest step Optuna stores ({})",
-                i64::MAX
-            ))));
+            return Err(hpo_core::Error::StepOutOfRange(step));
         };
         self.write(|tx| {
             require_running(tx, trial)?;

@@ -11,6 +11,7 @@
 
 use crate::Result;
 use crate::error::Error;
+use crate::run::finished_values::FinishedValues;
 use crate::run::{History, ask, open_study, should_prune};
 use crate::sampler::{self, Sampler};
 use crate::spec::{ObjectiveSpec, SamplerSpec, StudySpec};
@@ -34,9 +35,12 @@ pub enum Outcome {
 }
 
 /// An external study opened once, for a process that answers many asks, steps and
-/// tells (`hpo serve`): its stored record, its study file, its sampler, and what
-/// the sampler has read of its trials ([`History`]), so that a step costs one
-/// look-up and one write, and an ask reads only the trials finished since the last.
+/// tells (`hpo serve`): its stored record, its study file, its sampler, what the
+/// sampler has read of its trials ([`History`]) and what the pruner has read of
+/// the finished ones, so that a step costs the same at trial 10 and at trial
+/// 10,000, and an ask reads only the trials finished since the last. (`hpo
+/// report-step`, one process per step, opens it for that step: it reads every
+/// finished trial the pruner needs, each time.)
 pub struct ExternalStudy {
     /// The stored study.
     pub study: Study,
@@ -45,6 +49,9 @@ pub struct ExternalStudy {
     sampler: Box<dyn Sampler>,
     budget: Option<usize>,
     history: History,
+    /// What the pruner reads of the finished trials, kept across steps: a step
+    /// reads only the trials finished since the last.
+    finished_values: Option<FinishedValues>,
 }
 
 /// A told trial: its number, and the state and value it ended with.
@@ -77,7 +84,15 @@ impl ExternalStudy {
             SamplerSpec::Grid => Some(sampler::grid::count_points(&spec.space)),
             _ => None,
         });
-        Ok(ExternalStudy { study, spec, sampler, budget, history: History::default() })
+        let finished_values = FinishedValues::for_pruner(spec.pruner);
+        Ok(ExternalStudy {
+            study,
+            spec,
+            sampler,
+            budget,
+            history: History::default(),
+            finished_values,
+        })
     }
 
     /// Creates (or claims a queued) Running trial with proposed parameters. `None`
@@ -117,8 +132,12 @@ impl ExternalStudy {
         if !spec.pruner.is_active() {
             return Ok(None);
         }
+        let kept = self.finished_values.as_ref();
+        if let Some(kept) = kept {
+            kept.refresh(storage, self.study.id)?;
+        }
         let trial = storage.trial(id)?;
-        should_prune(storage, self.study.id, spec, &trial, &trial.intermediate_values, step, None)
+        should_prune(storage, self.study.id, spec, &trial, &trial.intermediate_values, step, kept)
     }
 
     /// Finishes Running trial `number` with `outcome`.

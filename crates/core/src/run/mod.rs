@@ -550,7 +550,12 @@ impl Worker<'_> {
     /// Runs trials on `device` (when the study shares devices); returns how many it
     /// finished and why it stopped.
     fn run(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
-        let outcome = self.run_trials(device);
+        // A panic (a bug) ends this worker with an error, as an error would: the
+        // other workers stop after their trial and the run returns the error.
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| self.run_trials(device))).unwrap_or_else(|panic| {
+                Err(Error::Worker(format!("internal error: {}", panic_message(&panic))))
+            });
         if !matches!(outcome, Ok((_, RunEnd::BudgetMet | RunEnd::TimedOut))) {
             self.stop.store(true, Ordering::SeqCst);
         }
@@ -627,8 +632,47 @@ impl Worker<'_> {
             else {
                 return Ok((n_finished, RunEnd::BudgetMet));
             };
+            // An error or a panic while the trial runs or is told fails it as
+            // interrupted (it runs again when the study resumes) before the worker
+            // stops: no trial is left Running by this process.
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_one(device, &trial)))
+                .unwrap_or_else(|panic| {
+                    Err(Error::Worker(format!(
+                        "internal error while trial {} ran: {}",
+                        trial.number,
+                        panic_message(&panic)
+                    )))
+                });
+            match outcome {
+                Ok(end) => {
+                    n_finished += 1;
+                    if let Some(end) = end {
+                        return Ok((n_finished, end));
+                    }
+                }
+                Err(err) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    let still_running = storage
+                        .trial_state_by_number(study.id, trial.number)
+                        .is_ok_and(|it| it.is_some_and(|(_, state)| state == TrialState::Running));
+                    if still_running {
+                        let reason = format!("the run stopped on an error: {err}");
+                        let requeue = Requeue::UpToRetries(spec.max_retries);
+                        let _ = fail_interrupted(storage, study.id, &trial, &reason, requeue);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Runs and records claimed trial `trial` on `device`; `Some(end)` when this
+    /// worker stops after it.
+    fn run_one(&self, device: Option<&str>, trial: &FrozenTrial) -> Result<Option<RunEnd>> {
+        let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
+        {
             let n_counted = storage.count_toward_budget(study.id)?;
-            host.event(Event::Started { trial: &trial, budget: self.budget, n_counted });
+            host.event(Event::Started { trial, budget: self.budget, n_counted });
             // Leaves the device to the other workers there, if there are any: decided
             // under the lock, so the last worker on a device never leaves it.
             let try_leave = || {
@@ -647,8 +691,7 @@ impl Worker<'_> {
                 kept.refresh(storage, study.id)?;
             }
             let end =
-                run_trial(storage, study.id, spec, self.objective, host, &trial, placement, kept)?;
-            n_finished += 1;
+                run_trial(storage, study.id, spec, self.objective, host, trial, placement, kept)?;
             let finished = storage.trial(trial.id)?;
             if let Some(kept) = kept {
                 kept.add(&finished);
@@ -668,14 +711,14 @@ impl Worker<'_> {
             };
             host.event(Event::Finished { trial: &finished, best: best.as_ref() });
             match end {
-                TrialEnd::Finished => {}
-                TrialEnd::Interrupted => return Ok((n_finished, RunEnd::Interrupted)),
+                TrialEnd::Finished => Ok(None),
+                TrialEnd::Interrupted => Ok(Some(RunEnd::Interrupted)),
                 TrialEnd::OutOfMemory => {
                     let loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
                     let remaining = device.and_then(|d| loads.get(d).copied()).unwrap_or(0);
                     drop(loads);
                     host.event(Event::DeviceShrunk { device: device.unwrap_or("?"), remaining });
-                    return Ok((n_finished, RunEnd::BudgetMet));
+                    Ok(Some(RunEnd::BudgetMet))
                 }
             }
         }

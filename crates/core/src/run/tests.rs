@@ -913,6 +913,8 @@ fn a_running_worker_recovers_a_trial_another_worker_left_behind() {
 struct Counting {
     inner: InMemoryStorage,
     trials_read: AtomicUsize,
+    /// When set, the next `finish_trial` panics (a bug in a store) and clears it.
+    panic_on_finish: AtomicBool,
 }
 
 impl Storage for Counting {
@@ -999,6 +1001,9 @@ impl Storage for Counting {
         state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
+        if self.panic_on_finish.swap(false, Ordering::SeqCst) {
+            panic!("injected: the store panicked as a trial was told");
+        }
         self.inner.finish_trial(trial, state, value)
     }
     fn record_heartbeat(&self, trial: crate::trial::TrialId) -> Result<()> {
@@ -1011,6 +1016,13 @@ impl Storage for Counting {
     }
     fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
         self.inner.count_toward_budget(study)
+    }
+    fn trial_state_by_number(
+        &self,
+        study: StudyId,
+        number: u64,
+    ) -> Result<Option<(crate::trial::TrialId, TrialState)>> {
+        self.inner.trial_state_by_number(study, number)
     }
     fn finished_trial_ids(
         &self,
@@ -1113,4 +1125,72 @@ fn an_interrupted_grid_point_runs_again_in_its_place() {
     order.sort_by_key(|(start, number, _)| (*start, *number));
     let points: Vec<Params> = order.into_iter().map(|(_, _, point)| point).collect();
     assert_eq!(points, grid::grid_points(&spec.space)[..4]);
+}
+
+/// A panic outside the objective (here in the store, as a trial is told) ends the
+/// run with an error, neither hanging nor leaving a trial Running: the trial is
+/// failed as interrupted (it runs again on resume), the other worker stops after
+/// its trial, and resuming meets the budget.
+#[test]
+fn a_panic_while_a_trial_is_told_fails_it_as_interrupted_and_stops_the_run() {
+    let storage = Counting::default();
+    let spec = spec("random", "trials = 12\nworkers = 2", BRANIN);
+    let objective = Curve(vec![3.0, 2.0, 1.0]);
+    storage.panic_on_finish.store(true, Ordering::SeqCst);
+    let err = run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("internal error") && text.contains("injected"), "{text}");
+    let study = storage.find_study("t").unwrap().unwrap();
+    let trials = storage.trials(study.id, None).unwrap();
+    assert!(trials.iter().all(|t| t.state != TrialState::Running), "a trial was left Running");
+    let cut: Vec<&FrozenTrial> =
+        trials.iter().filter(|t| t.system_attrs.contains_key(attr::INTERRUPTED)).collect();
+    assert_eq!(cut.len(), 1, "the told trial is failed as interrupted");
+    assert!(cut[0].fail_reason().unwrap().contains("injected"), "{:?}", cut[0].fail_reason());
+    let complete = trials.iter().filter(|t| t.state == TrialState::Complete).count();
+    assert!(complete < 12, "the run went on after the panic: {complete} complete");
+    let resumed = run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap();
+    assert_eq!(resumed.end, RunEnd::BudgetMet);
+    let complete = storage.trials(study.id, Some(&[TrialState::Complete])).unwrap().len();
+    assert_eq!(complete, 12);
+}
+
+/// `hpo serve`'s external study keeps what its pruner reads of the finished trials:
+/// a step reads the store's trials a fixed number of times, at trial 10 and at
+/// trial 200 alike.
+#[test]
+fn an_external_studys_pruned_step_reads_no_more_at_trial_200_than_at_trial_10() {
+    use crate::pruner::{Pruner, PrunerKind};
+    use crate::run::external::{ExternalStudy, Outcome};
+    let storage = Counting::default();
+    let mut spec = spec("random", "trials = 1000", BRANIN);
+    spec.objective = ObjectiveSpec::External;
+    spec.pruner = Pruner {
+        kind: PrunerKind::Percentile {
+            percentile: 50.0,
+            startup_trials: 1,
+            warmup_steps: 0,
+            interval: 1,
+        },
+        patience: None,
+    };
+    let study = ExternalStudy::open(&storage, spec).unwrap();
+    let mut read_at = Vec::new();
+    for n in 0..200u64 {
+        let trial = study.ask(&storage).unwrap().unwrap();
+        let before = storage.trials_read.load(Ordering::SeqCst);
+        for step in 1..=5 {
+            study
+                .report_step(&storage, trial.number, step, 10.0 - step as f64 + n as f64 % 7.0)
+                .unwrap();
+        }
+        read_at.push(storage.trials_read.load(Ordering::SeqCst) - before);
+        study.tell(&storage, trial.number, Outcome::Complete(n as f64 % 7.0)).unwrap();
+    }
+    assert!(
+        read_at[199] <= read_at[10] + 5,
+        "a step read {} trials at trial 199, {} at trial 10",
+        read_at[199],
+        read_at[10]
+    );
 }

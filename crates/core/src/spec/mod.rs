@@ -1419,12 +1419,16 @@ fn validate_distribution(
     let (Some(low), Some(high), Some(2)) = (low, high, n_bounds) else {
         return Err(ctx.error(bounds_span, field, "give the range as two numbers: `[low, high]`"));
     };
-    if !low.is_finite() || !high.is_finite() || low >= high {
-        return Err(ctx.error(
-            bounds_span,
+    let empty = |low: &dyn fmt::Display, high: &dyn fmt::Display| {
+        ctx.error(
+            bounds_span.clone(),
             field,
             format!("the range [{low}, {high}] is empty; write [low, high] with low < high"),
-        ));
+        )
+    };
+    // Int bounds are compared as written below (through f64, 2^53 + 1 is 2^53).
+    if !low.is_finite() || !high.is_finite() || (low >= high && !is_int) {
+        return Err(empty(&low, &high));
     }
     if log && low <= 0.0 {
         return Err(ctx.error(
@@ -1457,7 +1461,12 @@ fn validate_distribution(
                 "`log = true` and `step` can't be combined (as in Optuna); drop one",
             ));
         }
-        let (low, high) = (low as i64, high as i64);
+        // The bounds as written: through f64, 2^53 + 1 would become 2^53.
+        let exact = param.int.as_ref().map(|it| (it.get_ref()[0], it.get_ref()[1]));
+        let Some((low, high)) = exact else { unreachable!("an int parameter has int bounds") };
+        if low >= high {
+            return Err(empty(&low, &high));
+        }
         if (i128::from(high) - i128::from(low)) % i128::from(step) != 0 {
             return Err(ctx.error(
                 bounds_span,

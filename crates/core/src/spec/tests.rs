@@ -934,3 +934,24 @@ fn wrong_shapes_are_told_in_the_files_terms() {
         expect.assert_eq(&message);
     }
 }
+
+/// Int bounds are kept as written, not through f64 (where 2^53 + 1 is 2^53).
+#[test]
+fn int_bounds_are_kept_exactly() {
+    let text = replace("depth = { int = [1, 3] }", "depth = { int = [0, 9007199254740993] }");
+    let spec = StudySpec::parse(&text, "studies/x.toml").unwrap();
+    let depth = spec.space.get("depth").unwrap();
+    assert_eq!(
+        depth.distribution,
+        Distribution::Int { low: 0, high: 9_007_199_254_740_993, log: false, step: 1 }
+    );
+    check_err(
+        &replace(
+            "depth = { int = [1, 3] }",
+            "depth = { int = [9007199254740993, 9007199254740992] }",
+        ),
+        expect![
+            "studies/bad.toml:33:17: [space].depth: the range [9007199254740993, 9007199254740992] is empty; write [low, high] with low < high"
+        ],
+    );
+}
