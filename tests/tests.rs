@@ -4,6 +4,7 @@
 #[path = "../crates/cli/browser.rs"]
 mod browser;
 mod cli;
+mod command;
 mod crash;
 mod dashboard;
 mod faults;

@@ -12,7 +12,7 @@ use crate::{format, host, open_existing_writable, print, study_and_objective};
 
 /// Runs the confirm runs `config` asks for; exits 130 when Ctrl-C cut them short.
 pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
-    let (spec, objective) = study_and_objective(path)?;
+    let (spec, objective) = study_and_objective(path, db)?;
     let storage = open_existing_writable(db)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
     let summary = host.with_heartbeats(&storage, || {

@@ -80,6 +80,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The process between hpo and a command trial's program (started by hpo).
+    #[command(hide = true)]
+    Supervise {
+        /// Milliseconds between SIGTERM and SIGKILL when the trial stops.
+        #[arg(long, default_value_t = 10_000)]
+        grace_ms: u64,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Run a study file until its budget is met (resumes a study that exists). Any
     /// number of `hpo run` / `hpo worker` processes may share one study and database:
     /// they cooperate on its budget.
@@ -485,6 +495,12 @@ fn main() -> ExitCode {
     }
     keep_freed_memory();
     let cli = Cli::parse();
+    if let Command::Supervise { grace_ms, argv } = &cli.command {
+        // Nothing else: the supervisor stays small and starts fast.
+        let code =
+            hpo_command::supervise::supervise(argv, std::time::Duration::from_millis(*grace_ms));
+        std::process::exit(code);
+    }
     // The server logs its requests unless HPO_LOG says otherwise; other commands
     // log only what HPO_LOG asks for.
     let default_log = match cli.command {
@@ -557,6 +573,7 @@ fn is_bad_input(err: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Supervise { .. } => unreachable!("handled before logging starts"),
         Command::Run(RunArgs { study, db, trials, timeout, workers })
         | Command::Worker(RunArgs { study, db, trials, timeout, workers }) => {
             let workers = workers.map(usize::from);
@@ -880,17 +897,32 @@ pub fn read_study_file(path: &Path) -> Result<StudySpec> {
     Ok(StudySpec::parse(&text, &path.display().to_string())?)
 }
 
-/// Reads a study file and builds its objective (dataset paths resolve against the
-/// file's folder).
-fn study_and_objective(path: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
+/// Reads a study file and builds its objective (dataset paths and a command's
+/// folder resolve against the file's folder; a command's trial folders go beside
+/// the database `db`).
+fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
     let spec = read_study_file(path)?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    let objective = hpo_train::build_objective(&spec, base_dir)?;
+    let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let objective: Box<dyn Objective> = match &spec.objective {
+        hpo_core::spec::ObjectiveSpec::Command(command) => {
+            let exe = std::env::current_exe().context("cannot find the hpo binary")?;
+            let base_dir = std::path::absolute(base_dir)?;
+            let root = std::path::absolute(hpo_command::trials_root(db))?;
+            Box::new(hpo_command::CommandObjective::new(
+                command.clone(),
+                &spec.name,
+                &base_dir,
+                &root,
+                &exe,
+            ))
+        }
+        _ => hpo_train::build_objective(&spec, base_dir)?,
+    };
     Ok((spec, objective))
 }
 
 fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
-    let (spec, objective) = study_and_objective(path)?;
+    let (spec, objective) = study_and_objective(path, db)?;
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

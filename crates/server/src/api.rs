@@ -172,6 +172,9 @@ async fn get_study(
                     format!("candle {} on {dataset}", candle.model)
                 }
                 hpo_core::spec::ObjectiveSpec::External => "external".to_owned(),
+                hpo_core::spec::ObjectiveSpec::Command(command) => {
+                    format!("command {}", command.command.join(" "))
+                }
             });
             doc["budget"] = json!(spec.trials);
         }

@@ -164,7 +164,7 @@ impl Tally {
         let max_epochs = spec.and_then(|spec| match spec.objective {
             ObjectiveSpec::Candle(candle) => Some(u64::from(candle.max_epochs)),
             ObjectiveSpec::Function { steps, .. } => Some(steps),
-            ObjectiveSpec::External => None,
+            ObjectiveSpec::External | ObjectiveSpec::Command(_) => None,
         });
         Tally {
             feed: FinishedFeed::default(),

@@ -33,6 +33,8 @@ pub enum Error {
         "this study's objective is `external`: a program outside hpo runs it; get a trial with `hpo ask STUDY.toml` and finish it with `hpo tell STUDY.toml --trial N --value V`"
     )]
     External,
+    #[error("a command objective runs its program through hpo-command, not hpo-train")]
+    Command,
     #[error("unknown dataset `{name}`; available: {known}")]
     UnknownDataset { name: String, known: String },
     #[error(
@@ -68,6 +70,7 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
         }
         ObjectiveSpec::Candle(candle) => candle,
         ObjectiveSpec::External => return Err(Error::External),
+        ObjectiveSpec::Command(_) => return Err(Error::Command),
     };
     hyper::check(spec, candle)?;
     let source = match &candle.dataset {

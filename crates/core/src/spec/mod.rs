@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_spanned::Spanned;
 
+pub mod command;
 mod shape;
 
 use crate::distribution::{Distribution, ParamValue};
@@ -106,6 +107,8 @@ pub enum ObjectiveSpec {
     Candle(CandleSpec),
     /// Driven from outside: `hpo ask` hands out trials and `hpo tell` finishes them.
     External,
+    /// A program run once per trial, its metrics read from its output.
+    Command(command::CommandSpec),
 }
 
 /// `[objective] dataset`: a name, or a table naming a user's file.
@@ -542,6 +545,12 @@ struct RawObjective {
     devices: Option<Spanned<Vec<Spanned<String>>>>,
     trials_per_device: Option<Spanned<toml::Value>>,
     fixed: Option<Spanned<toml::Table>>,
+    command: Option<Spanned<Vec<Spanned<String>>>>,
+    cwd: Option<Spanned<String>>,
+    env: Option<Spanned<toml::Table>>,
+    timeout: Option<Spanned<String>>,
+    metrics: Option<Spanned<toml::Value>>,
+    grace: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -550,6 +559,7 @@ enum RawObjectiveKind {
     Function,
     Candle,
     External,
+    Command,
 }
 
 #[derive(Deserialize)]
@@ -1029,6 +1039,126 @@ fn validate_early_stopping(
     Ok(EarlyStoppingSpec { monitor, direction, patience, min_delta })
 }
 
+/// `[objective] kind = "command"`'s settings, each placeholder checked against the
+/// space.
+fn command_spec(
+    ctx: &Ctx<'_>,
+    raw: RawObjective,
+    space: &SearchSpace,
+) -> Result<command::CommandSpec, SpecError> {
+    use command::{MetricsFormat, MetricsSource};
+    let template = |text: &str, span: Range<usize>, field: &str| {
+        command::check_template(text, space)
+            .map_err(|msg| ctx.error(span, format!("[objective].{field}"), msg))
+    };
+    let Some(argv) = raw.command else {
+        return Err(ctx.error(
+            raw.kind.span(),
+            "[objective].command",
+            "a command objective needs `command = [\"python\", \"train.py\", \"--lr\", \"{lr}\"]`: the program and its arguments",
+        ));
+    };
+    if argv.get_ref().is_empty() || argv.get_ref()[0].get_ref().trim().is_empty() {
+        return Err(ctx.error(
+            argv.span(),
+            "[objective].command",
+            "`command` names the program first, then its arguments: `[\"python\", \"train.py\"]`",
+        ));
+    }
+    let mut command = Vec::new();
+    for arg in argv.into_inner() {
+        template(arg.get_ref(), arg.span(), "command")?;
+        command.push(arg.into_inner());
+    }
+    let mut env = Vec::new();
+    if let Some(table) = raw.env {
+        let span = table.span();
+        for (key, value) in table.into_inner() {
+            let toml::Value::String(value) = value else {
+                return Err(ctx.error(
+                    span,
+                    format!("[objective.env].{key}"),
+                    "an environment variable's value is a string",
+                ));
+            };
+            template(&value, span.clone(), "env")?;
+            env.push((key, value));
+        }
+    }
+    if let Some(cwd) = &raw.cwd {
+        template(cwd.get_ref(), cwd.span(), "cwd")?;
+    }
+    let duration = |it: &Option<Spanned<String>>,
+                    field: &str|
+     -> Result<Option<Duration>, SpecError> {
+        let Some(it) = it else { return Ok(None) };
+        parse_duration(it.get_ref()).map(Some).ok_or_else(|| {
+            ctx.error(
+                it.span(),
+                format!("[objective].{field}"),
+                format!("`{}` is not a duration; write \"90s\", \"30m\" or \"2h\"", it.get_ref()),
+            )
+        })
+    };
+    let timeout = duration(&raw.timeout, "timeout")?;
+    let grace = duration(&raw.grace, "grace")?.unwrap_or(Duration::from_secs(10));
+    let format_of = |name: &str, span: Range<usize>| match name {
+        "json" => Ok(MetricsFormat::Json),
+        "key=value" => Ok(MetricsFormat::KeyValue),
+        other => Err(ctx.error(
+            span,
+            "[objective].metrics",
+            format!("unknown metrics format `{other}`; use \"json\" or \"key=value\""),
+        )),
+    };
+    let metrics = match raw.metrics {
+        None => MetricsSource::Stdout(MetricsFormat::Json),
+        Some(it) => {
+            let span = it.span();
+            match it.into_inner() {
+                toml::Value::String(name) => MetricsSource::Stdout(format_of(&name, span)?),
+                toml::Value::Table(table) => {
+                    let file = table.get("file").and_then(toml::Value::as_str);
+                    let format =
+                        table.get("format").and_then(toml::Value::as_str).unwrap_or("json");
+                    let unknown = table.keys().find(|k| !["file", "format"].contains(&k.as_str()));
+                    match (file, unknown) {
+                        (Some(path), None) => {
+                            template(path, span.clone(), "metrics")?;
+                            MetricsSource::File {
+                                path: path.to_owned(),
+                                format: format_of(format, span)?,
+                            }
+                        }
+                        _ => {
+                            return Err(ctx.error(
+                                span,
+                                "[objective].metrics",
+                                "write `metrics = \"json\"`, `\"key=value\"` or `{ file = \"{trial_dir}/metrics.jsonl\", format = \"json\" }`",
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(ctx.error(
+                        span,
+                        "[objective].metrics",
+                        "write `metrics = \"json\"`, `\"key=value\"` or `{ file = \"...\", format = \"json\" }`",
+                    ));
+                }
+            }
+        }
+    };
+    Ok(command::CommandSpec {
+        command,
+        cwd: raw.cwd.map(Spanned::into_inner),
+        env,
+        timeout,
+        metrics,
+        grace,
+    })
+}
+
 fn validate_objective(
     ctx: &Ctx<'_>,
     raw: RawObjective,
@@ -1041,9 +1171,10 @@ fn validate_objective(
         RawObjectiveKind::Function => "function",
         RawObjectiveKind::Candle => "candle",
         RawObjectiveKind::External => "external",
+        RawObjectiveKind::Command => "command",
     };
     // Each field and the kinds that take it; any other kind refuses it.
-    use RawObjectiveKind::{Candle, Function};
+    use RawObjectiveKind::{Candle, Command, Function};
     let fields = [
         ("function", raw.function.as_ref().map(Spanned::span), &[Function][..]),
         ("model", raw.model.as_ref().map(Spanned::span), &[Candle][..]),
@@ -1053,6 +1184,12 @@ fn validate_objective(
         ("devices", raw.devices.as_ref().map(Spanned::span), &[Candle][..]),
         ("trials_per_device", raw.trials_per_device.as_ref().map(Spanned::span), &[Candle][..]),
         ("fixed", raw.fixed.as_ref().map(Spanned::span), &[Candle][..]),
+        ("command", raw.command.as_ref().map(Spanned::span), &[Command][..]),
+        ("cwd", raw.cwd.as_ref().map(Spanned::span), &[Command][..]),
+        ("env", raw.env.as_ref().map(Spanned::span), &[Command][..]),
+        ("timeout", raw.timeout.as_ref().map(Spanned::span), &[Command][..]),
+        ("metrics", raw.metrics.as_ref().map(Spanned::span), &[Command][..]),
+        ("grace", raw.grace.as_ref().map(Spanned::span), &[Command][..]),
     ];
     for (field, span, kinds) in fields {
         if let Some(span) = span
@@ -1067,6 +1204,7 @@ fn validate_objective(
     }
     match kind {
         RawObjectiveKind::External => Ok(ObjectiveSpec::External),
+        RawObjectiveKind::Command => command_spec(ctx, raw, space).map(ObjectiveSpec::Command),
         RawObjectiveKind::Function => {
             let Some(name) = raw.function else {
                 return Err(ctx.error(

@@ -658,7 +658,11 @@ fn datasets_are_names_or_file_tables() {
         let text = replace("dataset = \"digits\"", &format!("dataset = {dataset}"));
         StudySpec::parse(&text, "d.toml").map(|spec| match spec.objective {
             ObjectiveSpec::Candle(candle) => candle.dataset,
-            ObjectiveSpec::Function { .. } | ObjectiveSpec::External => unreachable!(),
+            ObjectiveSpec::Function { .. }
+            | ObjectiveSpec::External
+            | ObjectiveSpec::Command(_) => {
+                unreachable!()
+            }
         })
     };
     assert_eq!(
