@@ -180,6 +180,8 @@ fn misbehaving_programs_end_their_trials_with_a_clear_reason() {
         }
     }
     assert!(dir.ok(&["check", "--db", "c.sqlite"]).contains("ok"));
+    let log = dir.ok(&["show", "status", "--db", "c.sqlite", "--trial", "0", "--log"]);
+    assert!(log.contains("stderr.log") && log.contains("Traceback: something broke"), "{log}");
     wait_until_gone("hpo-test-timeout-marker");
     // The flood's log is capped.
     let log = std::fs::metadata(dir.path().join("c-trials/flood/0/stdout.log")).unwrap().len();
@@ -272,4 +274,86 @@ fn a_placeholder_that_names_no_parameter_is_a_study_file_error() {
         err.contains("bad.toml:") && err.contains("`{learning_rate}` names no parameter"),
         "{err}"
     );
+}
+
+#[test]
+fn each_trial_gets_its_gpu_and_one_out_of_memory_leaves_the_device_to_fewer_trials() {
+    let dir = Dir::new();
+    // Two GPUs with two trials each: every trial sees one GPU, recorded on it.
+    dir.write(
+        "gpu.sh",
+        "#!/bin/sh\nsleep 0.3\necho \"{\\\"step\\\": 1, \\\"val_loss\\\": $1, \\\"gpu\\\": $CUDA_VISIBLE_DEVICES}\"\n",
+    );
+    dir.write(
+        "gpu.toml",
+        &study(
+            "gpu",
+            8,
+            "[\"sh\", \"./gpu.sh\", \"{lr}\"]",
+            "devices = [\"cuda:0\", \"cuda:1\"]\ntrials_per_device = 2",
+            "kind = \"none\"",
+        ),
+    );
+    dir.ok(&["run", "gpu.toml", "--db", "c.sqlite"]);
+    let export = dir.export("gpu", "c.sqlite");
+    let mut seen = std::collections::BTreeSet::new();
+    for trial in trials(&export) {
+        assert_eq!(trial["state"], "COMPLETE", "{trial}");
+        let gpu = trial["user_attrs"]["gpu"].as_f64().unwrap() as u64;
+        assert_eq!(trial["system_attrs"]["hpo:device"], format!("cuda:{gpu}"), "{trial}");
+        seen.insert(gpu);
+    }
+    assert_eq!(seen.len(), 2, "both GPUs ran trials");
+    // One GPU that holds one trial: a second trial at once runs out of memory, is
+    // queued again, and its worker leaves the GPU to the other.
+    dir.write(
+        "oom.sh",
+        "#!/bin/sh\nif ! mkdir busy 2>/dev/null; then echo 'torch.OutOfMemoryError: CUDA out of memory.' >&2; exit 1; fi\n\
+         sleep 0.5\nrmdir busy\necho \"{\\\"step\\\": 1, \\\"val_loss\\\": $1}\"\n",
+    );
+    dir.write(
+        "oom.toml",
+        &study(
+            "oom",
+            4,
+            "[\"sh\", \"./oom.sh\", \"{lr}\"]",
+            "devices = [\"cuda:0\"]\ntrials_per_device = 2",
+            "kind = \"none\"",
+        ),
+    );
+    dir.ok(&["run", "oom.toml", "--db", "c.sqlite"]);
+    let states = states(&dir, "oom");
+    assert_eq!(states.iter().filter(|(state, _)| state == "COMPLETE").count(), 4, "{states:?}");
+    for (state, why) in &states {
+        if state == "FAIL" {
+            assert!(why.as_deref().unwrap_or_default().contains("out of"), "{why:?}");
+        }
+    }
+}
+
+/// studies/digits-command.toml: a real model (examples/digits_logreg.py, logistic
+/// regression on the digits) trained epoch by epoch under a median pruner, its
+/// train and validation curves stored as a candle trial's are.
+#[test]
+fn the_digits_command_study_trains_a_real_model_with_pruning() {
+    let dir = Dir::new();
+    let study = crate::util::repo().join("studies/digits-command.toml");
+    dir.ok(&["run", study.to_str().unwrap(), "--db", "c.sqlite", "--trials", "6"]);
+    let export = dir.export("digits-command", "c.sqlite");
+    let trials = trials(&export);
+    assert_eq!(trials.len(), 6);
+    let mut verdicts = 0;
+    for trial in trials {
+        let state = trial["state"].as_str().unwrap();
+        assert!(state == "COMPLETE" || state == "PRUNED", "{trial}");
+        let curves = trial["curves"].as_object().unwrap();
+        for metric in ["train_loss", "val_loss", "train_accuracy", "val_accuracy"] {
+            assert!(curves.contains_key(metric), "{metric} missing: {trial}");
+        }
+        verdicts += trial["pruner_verdicts"].as_array().map_or(0, Vec::len);
+    }
+    assert!(verdicts > 0, "the median pruner judged no step");
+    let best =
+        trials.iter().filter_map(|t| t["user_attrs"]["val_accuracy"].as_f64()).fold(0.0, f64::max);
+    assert!(best > 0.85, "a real model: best val_accuracy {best}");
 }

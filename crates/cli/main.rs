@@ -183,6 +183,9 @@ enum Command {
         /// Show this trial (its number) with its whole learning curve.
         #[arg(long, allow_hyphen_values = true)]
         trial: Option<u64>,
+        /// With --trial: its program's output (a command trial's stdout and stderr).
+        #[arg(long, requires = "trial")]
+        log: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -645,7 +648,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
-        Command::Show { study, trial, db } => {
+        Command::Show { study, trial: Some(trial), log: true, db } => {
+            let storage = open_existing(&db.db)?;
+            inspect::find(&storage, &study)?;
+            let dir = hpo_command::trial_dir(&hpo_command::trials_root(&db.db), &study, trial);
+            print(hpo_command::logs(&dir).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "trial {trial} of `{study}` kept no output ({} does not exist): only command trials keep their program's output",
+                    dir.display()
+                )
+            })?)
+        }
+        Command::Show { study, trial, db, .. } => {
             print(inspect::show(&open_existing(&db.db)?, &study, trial)?)
         }
         Command::Export { study, format, curves, flat, out, db } => {
@@ -847,6 +861,7 @@ fn serve(
         tokens,
         public_read,
         body_limit: hpo_server::DEFAULT_BODY_LIMIT,
+        trials_root: Some(hpo_command::trials_root(db)),
     };
     let shown = db.display().to_string();
     let outcome = hpo_server::serve(storage, config, |addr| {

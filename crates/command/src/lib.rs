@@ -46,6 +46,24 @@ pub fn trials_root(db: &Path) -> PathBuf {
     db.with_file_name(format!("{stem}-trials"))
 }
 
+/// A trial's kept output (`stdout.log`, then `stderr.log`, each under a heading),
+/// or `None` when its folder does not exist.
+pub fn logs(dir: &Path) -> Option<String> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut out = String::new();
+    for name in ["stdout.log", "stderr.log"] {
+        let text = std::fs::read(dir.join(name)).unwrap_or_default();
+        out.push_str(&format!("==> {} <==\n", dir.join(name).display()));
+        out.push_str(&String::from_utf8_lossy(&text));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
 /// A command study's objective.
 pub struct CommandObjective {
     spec: CommandSpec,

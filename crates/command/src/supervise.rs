@@ -11,7 +11,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Exit code when the program cannot be started (as a shell says it).
 pub const CANNOT_START: i32 = 127;
@@ -60,33 +60,30 @@ pub fn supervise(argv: &[String], grace: Duration) -> i32 {
             }
         };
     let group = child.id();
+    // The program's end is waited for on a thread of its own, so it is seen at once;
+    // a stop is seen within a few milliseconds.
+    let (exited, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let code_of = |status: std::io::Result<ExitStatus>| status.map_or(CANNOT_START, code);
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
+        match ended.recv_timeout(Duration::from_millis(5)) {
+            Ok(status) => {
                 // Whatever the program forked and left running ends with it.
                 signal_group(group, "KILL");
-                return code(status);
+                return code_of(status);
             }
-            Ok(None) => {}
-            Err(_) => return CANNOT_START,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return CANNOT_START,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
         if stop.load(Ordering::SeqCst) {
             signal_group(group, "TERM");
-            let deadline = Instant::now() + grace;
-            let status = loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    break Some(status);
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let status = ended.recv_timeout(grace).ok();
             signal_group(group, "KILL");
-            let status = status.or_else(|| child.wait().ok());
-            return status.map_or(128 + 9, code);
+            let status = status.or_else(|| ended.recv().ok());
+            return status.map_or(128 + 9, code_of);
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -36,6 +36,8 @@ pub struct AppState {
     pub studies: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<ExternalStudy>>>>,
     /// The dashboard's study records and views, kept per study version.
     pub views: Arc<crate::views::Cache>,
+    /// Where command trials keep their folders, if anywhere.
+    pub trials_root: Option<Arc<std::path::PathBuf>>,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -281,6 +283,7 @@ async fn get_trial(
 ) -> ApiResult {
     state.access.check(&headers, Role::Read)?;
     let number = trial_number(&number)?;
+    let trials_root = state.trials_root.clone();
     let doc = on_store(&state, move |storage| {
         let study = find(storage, &name)?;
         let trial = storage
@@ -304,6 +307,19 @@ async fn get_trial(
             trial.user_attrs.iter().map(|(k, v)| (k.clone(), value::attr_value(v))).collect();
         doc["system_attrs"] =
             trial.system_attrs.iter().map(|(k, v)| (k.clone(), value::attr_value(v))).collect();
+        // A command trial's program output: the last 64 KiB of each stream.
+        let dir = trials_root.map(|root| hpo_command::trial_dir(&root, &study.name, number));
+        doc["log"] = match dir.filter(|dir| dir.is_dir()) {
+            Some(dir) => {
+                let tail = |name: &str| {
+                    let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
+                    let from = bytes.len().saturating_sub(64 << 10);
+                    String::from_utf8_lossy(&bytes[from..]).into_owned()
+                };
+                json!({"stdout": tail("stdout.log"), "stderr": tail("stderr.log")})
+            }
+            None => Value::Null,
+        };
         Ok(doc)
     })
     .await?;

@@ -51,6 +51,9 @@ pub struct ServeConfig {
     pub public_read: bool,
     /// The largest request body, in bytes.
     pub body_limit: usize,
+    /// Where command trials keep their folders (their program's output), if the
+    /// database has such a place.
+    pub trials_root: Option<std::path::PathBuf>,
 }
 
 /// The largest request body by default: a study file or a step is far smaller.
@@ -78,13 +81,19 @@ pub enum ServeError {
 }
 
 /// The app: `/api/v1` and the request log, over `storage`.
-pub fn app(storage: Arc<dyn Storage>, access: Access, body_limit: usize) -> Router {
+pub fn app(
+    storage: Arc<dyn Storage>,
+    access: Access,
+    body_limit: usize,
+    trials_root: Option<std::path::PathBuf>,
+) -> Router {
     let state = AppState {
         storage,
         access,
         metrics: Arc::default(),
         studies: Arc::default(),
         views: Arc::default(),
+        trials_root: trials_root.map(Arc::new),
     };
     Router::new()
         .nest("/api/v1", api::routes())
@@ -173,7 +182,7 @@ pub fn serve(
             .map_err(|source| ServeError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr()?;
         let access = Access { tokens: config.tokens, public_read: config.public_read };
-        let app = app(storage, access, config.body_limit);
+        let app = app(storage, access, config.body_limit, config.trials_root);
         ready(addr);
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         Ok(())

@@ -171,6 +171,9 @@ impl StudySpec {
                     .flat_map(|_| devices.iter().map(|d| Some(d.clone())))
                     .collect()
             }
+            ObjectiveSpec::Command(c) if !c.devices.is_empty() => (0..c.trials_per_device)
+                .flat_map(|_| c.devices.iter().map(|d| Some(d.clone())))
+                .collect(),
             _ => vec![None; self.workers],
         }
     }
@@ -941,10 +944,17 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let objective_span = raw.objective.span();
     let objective =
         validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
-    if let (Some(it), ObjectiveSpec::Candle(candle)) = (&study.workers, &objective)
-        && (!candle.devices.is_empty()
-            || candle.trials_per_device > 1
-            || candle.auto_trials_per_device)
+    let has_slots = match &objective {
+        ObjectiveSpec::Candle(candle) => {
+            !candle.devices.is_empty()
+                || candle.trials_per_device > 1
+                || candle.auto_trials_per_device
+        }
+        ObjectiveSpec::Command(command) => !command.devices.is_empty(),
+        _ => false,
+    };
+    if let Some(it) = &study.workers
+        && has_slots
     {
         return Err(ctx.error(
             it.span(),
@@ -1149,8 +1159,57 @@ fn command_spec(
             }
         }
     };
+    let devices = match &raw.devices {
+        None => Vec::new(),
+        Some(list) => {
+            let mut devices = Vec::new();
+            for it in list.get_ref() {
+                let value = it.get_ref().as_str();
+                let valid = value == "cpu"
+                    || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+                if !valid {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[objective].devices",
+                        format!("unknown device `{value}` for a command; valid: \"cpu\", \"cuda:N\" (its trials get CUDA_VISIBLE_DEVICES=N)"),
+                    ));
+                }
+                devices.push(value.to_owned());
+            }
+            if devices.is_empty() {
+                return Err(ctx.error(
+                    list.span(),
+                    "[objective].devices",
+                    "`devices` lists at least one device, e.g. [\"cuda:0\", \"cuda:1\"]",
+                ));
+            }
+            devices
+        }
+    };
+    let trials_per_device = match &raw.trials_per_device {
+        None => 1,
+        Some(it) => match it.get_ref() {
+            toml::Value::Integer(n)
+                if (1..=most("trials_per_device")).contains(n) && !devices.is_empty() =>
+            {
+                *n as usize
+            }
+            _ => {
+                return Err(ctx.error(
+                    it.span(),
+                    "[objective].trials_per_device",
+                    format!(
+                        "a command's `trials_per_device` is a whole number between 1 and {}, with `devices` naming the devices",
+                        most("trials_per_device")
+                    ),
+                ));
+            }
+        },
+    };
     Ok(command::CommandSpec {
         command,
+        devices,
+        trials_per_device,
         cwd: raw.cwd.map(Spanned::into_inner),
         env,
         timeout,
@@ -1181,8 +1240,12 @@ fn validate_objective(
         ("dataset", raw.dataset.as_ref().map(Spanned::span), &[Candle][..]),
         ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle, Function][..]),
         ("device", raw.device.as_ref().map(Spanned::span), &[Candle][..]),
-        ("devices", raw.devices.as_ref().map(Spanned::span), &[Candle][..]),
-        ("trials_per_device", raw.trials_per_device.as_ref().map(Spanned::span), &[Candle][..]),
+        ("devices", raw.devices.as_ref().map(Spanned::span), &[Candle, Command][..]),
+        (
+            "trials_per_device",
+            raw.trials_per_device.as_ref().map(Spanned::span),
+            &[Candle, Command][..],
+        ),
         ("fixed", raw.fixed.as_ref().map(Spanned::span), &[Candle][..]),
         ("command", raw.command.as_ref().map(Spanned::span), &[Command][..]),
         ("cwd", raw.cwd.as_ref().map(Spanned::span), &[Command][..]),
