@@ -7,7 +7,8 @@
 # - Prometheus and promtool (Debian's prometheus package), for the test of the
 #   monitoring kit in deploy/;
 # - Chromium and Node.js (Debian's chromium and nodejs packages), for the
-#   dashboard's tests in a real headless browser and its script's unit tests.
+#   dashboard's tests in a real headless browser and its script's unit tests;
+# - procps (pgrep, kill), for the command objective.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,13 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   as_root apt-get update -q
   # Only the server and promtool: its recommended exporters are not needed.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+fi
+
+# procps: pgrep for the command objective's tests, and kill, which `hpo supervise`
+# signals a trial's process group with.
+if ! command -v pgrep >/dev/null || ! { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; then
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends procps
 fi
 
 if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then
