@@ -122,6 +122,91 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
     ))
 }
 
+/// The study `hpo bench overhead --objective command` runs: `steps.sh` prints 10
+/// steps and exits.
+const COMMAND_STUDY: &str = r#"
+[study]
+name = "overhead-command"
+metric = "loss"
+direction = "minimize"
+seed = 1
+trials = 1
+
+[sampler]
+kind = "random"
+
+[objective]
+kind = "command"
+command = ["sh", "steps.sh", "{x}"]
+
+[space]
+x = { float = [0, 1] }
+"#;
+
+/// The program of [`COMMAND_STUDY`]: 10 JSON lines, one per step.
+const STEPS_PROGRAM: &str =
+    "for s in 1 2 3 4 5 6 7 8 9 10; do echo \"{\\\"step\\\": $s, \\\"loss\\\": $1}\"; done\n";
+
+/// `hpo bench overhead --objective command`: hpo's own cost per command trial
+/// (the supervisor's start, reading and storing 10 steps, ending the trial) beyond
+/// the program's own run time. For each size N, `hpo run` of a command study whose
+/// program prints 10 steps, in a child process; the cost per trial is the mean time
+/// between trial ends over the run, and the program's own time the median of 100
+/// runs of it alone (started, its output read, waited for), as hpo starts it.
+pub fn overhead_command(sizes: &[usize]) -> Result<String> {
+    if sizes.iter().any(|n| *n < 10) {
+        bail!("--trials: each size must be at least 10");
+    }
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("steps.sh"), STEPS_PROGRAM)?;
+    let mut alone = Vec::new();
+    for _ in 0..100 {
+        let t0 = Instant::now();
+        let out = std::process::Command::new("sh")
+            .args(["steps.sh", "0.5"])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!("the benchmark's program failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        alone.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let alone_ms = crate::bench_serve::percentile(&mut alone, 0.5);
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let study = dir.path().join(format!("command-{n}.toml"));
+        std::fs::write(&study, COMMAND_STUDY.replace("trials = 1\n", &format!("trials = {n}\n")))?;
+        let db = dir.path().join(format!("command-{n}.sqlite"));
+        let (wall, peak_kb) = hpo_run_child(&study, &db, None, &dir.path().join("run.log"))?;
+        let storage = SqliteStorage::open_read_only(&db)?;
+        let found = storage.find_study("overhead-command")?.context("the benchmark's study")?;
+        let trials = storage.trials(found.id, Some(&[TrialState::Complete]))?;
+        if trials.len() != n || trials.iter().any(|t| t.intermediate_values.len() != 10) {
+            bail!("`hpo run` finished {} trials of 10 steps, expected {n}", trials.len());
+        }
+        let end = |t: &hpo_core::trial::FrozenTrial| -> Result<f64> {
+            t.datetime_complete.map(|it| it.0 as f64 / 1e3).context("a trial without its end")
+        };
+        let per_trial = (end(&trials[n - 1])? - end(&trials[0])?) / (n - 1) as f64;
+        rows.push(vec![
+            n.to_string(),
+            format!("{alone_ms:.2}"),
+            format!("{per_trial:.2}"),
+            format!("{:.2}", per_trial - alone_ms),
+            format!("{wall:.1}"),
+            format!("{:.1}", peak_kb as f64 / 1024.0),
+        ]);
+    }
+    Ok(format!(
+        "`hpo run` of a command study (`sh steps.sh`, 10 JSON steps a trial, random sampler, SQLite), a child process\n{}",
+        crate::format::table(
+            &["TRIALS", "PROGRAM ALONE MS", "MS/TRIAL", "HPO'S OWN MS", "WALL S", "PEAK MB"],
+            &rows
+        )
+    ))
+}
+
 /// Runs the overhead study through `hpo run --trials n` in a child process and
 /// measures, from the stored trial times, the cost per trial over the first and
 /// the last `min(1000, n / 2)` trials; the peak memory is the child's high-water

@@ -264,6 +264,15 @@ enum Command {
     },
 }
 
+/// What `hpo bench overhead` times.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OverheadObjective {
+    /// A benchmark function (ask + tell).
+    Function,
+    /// A command trial.
+    Command,
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Per-trial cost of ask + tell with the random sampler on SQLite.
@@ -275,6 +284,10 @@ enum BenchCommand {
         /// the study (a list: 1,2,4), instead of ask + tell in this process.
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         workers: Vec<usize>,
+        /// `command`: hpo's own cost per trial of a command objective (a program
+        /// printing 10 steps) beyond the program's run time, through `hpo run`.
+        #[arg(long, value_enum, default_value_t = OverheadObjective::Function)]
+        objective: OverheadObjective,
     },
     /// `hpo serve` under load: C HTTP clients, each looping ask -> 10 steps -> tell;
     /// trials/s and p50/p99 per verb; then the /metrics scrape time.
@@ -691,7 +704,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Bench { which: BenchCommand::Overhead { trials, workers } } => {
+        Command::Bench {
+            which: BenchCommand::Overhead { trials, objective: OverheadObjective::Command, .. },
+        } => print(bench::overhead_command(&trials)?),
+        Command::Bench { which: BenchCommand::Overhead { trials, workers, .. } } => {
             if workers.is_empty() {
                 print(bench::overhead(&trials)?)
             } else {
