@@ -84,7 +84,7 @@ enum Command {
     #[command(hide = true)]
     Supervise {
         /// Milliseconds between SIGTERM and SIGKILL when the trial stops.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, allow_hyphen_values = true)]
         grace_ms: u64,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
