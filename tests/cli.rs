@@ -51,7 +51,11 @@ fn every_example_study_parses_and_runs_shortened() {
                 ]);
                 continue;
             }
-            let out = dir.ok(&["run", name, "--trials", "2", "--db", "examples.sqlite"]);
+            // A command study runs a program beside it in the repository: run the
+            // file where it is.
+            let file =
+                if text.contains("kind = \"command\"") { path.to_str().unwrap() } else { name };
+            let out = dir.ok(&["run", file, "--trials", "2", "--db", "examples.sqlite"]);
             assert!(out.contains("budget met; 2 trial(s) finished"), "{name}: {out}");
         }
     }
