@@ -153,7 +153,8 @@ fn behind_tokens_the_pages_ask_for_a_read_token_once() {
     );
 }
 
-/// A study whose trials each train for some seconds, so a page sees them run.
+/// A study whose trials each run for some seconds, a step every quarter second, so a
+/// page sees them run however fast the machine is.
 const SLOW: &str = r#"
 [study]
 name = "live"
@@ -166,15 +167,21 @@ trials = 6
 kind = "random"
 
 [objective]
-kind = "candle"
-model = "mlp"
-dataset = "digits"
-max_epochs = 40
-device = "cpu"
-fixed = { hidden = 128, depth = 2, batch_size = 16 }
+kind = "command"
+command = ["sh", "slow.sh", "{lr}"]
+metrics = "key=value"
 
 [space]
 lr = { float = [1e-3, 1e-2], log = true }
+"#;
+
+/// The program behind `SLOW`: 40 steps, each a quarter second apart.
+const SLOW_PROGRAM: &str = r#"i=1
+while [ $i -le 40 ]; do
+  echo "step=$i val_accuracy=0.$((50 + i)) train_accuracy=0.$((55 + i))"
+  sleep 0.25
+  i=$((i + 1))
+done
 "#;
 
 /// The number of points of trial `trial`'s running curves on the page.
@@ -191,6 +198,7 @@ fn running_points(browser: &mut Browser, trial: u64) -> f64 {
 fn a_study_being_run_grows_on_its_page_without_a_reload() {
     let dir = Dir::new();
     dir.write("live.toml", SLOW);
+    dir.write("slow.sh", SLOW_PROGRAM);
     let mut run = dir
         .hpo(&["run", "live.toml", "--db", "api.sqlite"])
         .stdout(Stdio::null())
