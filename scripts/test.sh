@@ -36,8 +36,8 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
 fi
 
-# procps: pgrep for the command objective's tests, and kill, which `hpo supervise`
-# signals a trial's process group with.
+# procps: pgrep and kill, with which the command objective's tests watch and
+# signal processes.
 if ! command -v pgrep >/dev/null || ! { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends procps

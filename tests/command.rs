@@ -357,3 +357,42 @@ fn the_digits_command_study_trains_a_real_model_with_pruning() {
         trials.iter().filter_map(|t| t["user_attrs"]["val_accuracy"].as_f64()).fold(0.0, f64::max);
     assert!(best > 0.85, "a real model: best val_accuracy {best}");
 }
+
+#[test]
+fn an_inactive_conditional_parameter_takes_its_placeholder_default_and_is_absent() {
+    let dir = Dir::new();
+    dir.write("cond.sh", "#!/bin/sh\nprintf '{\"step\": 1, \"val_loss\": %s}\\n' \"$1\"\n");
+    dir.write(
+        "cond.toml",
+        "[study]\nname = \"cond\"\nmetric = \"val_loss\"\ndirection = \"minimize\"\nseed = 1\ntrials = 10\n\
+         [sampler]\nkind = \"random\"\n[objective]\nkind = \"command\"\n\
+         command = [\"sh\", \"./cond.sh\", \"{momentum:0}\"]\n[space]\n\
+         optimizer = { choice = [\"sgd\", \"adam\"] }\n\
+         momentum = { float = [0.1, 0.9], when = { optimizer = \"sgd\" } }\n",
+    );
+    dir.ok(&["run", "cond.toml", "--db", "c.sqlite"]);
+    let export = dir.export("cond", "c.sqlite");
+    let mut seen = [false, false];
+    for trial in trials(&export) {
+        assert_eq!(trial["state"], "COMPLETE");
+        let number = trial["number"].as_u64().unwrap();
+        let params: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("c-trials/cond/{number}/params.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let value = trial["value"].as_f64().unwrap();
+        if trial["params"]["optimizer"] == "sgd" {
+            let momentum = trial["params"]["momentum"].as_f64().unwrap();
+            assert!((value - momentum).abs() < 1e-9, "trial {number}: {value} != {momentum}");
+            assert_eq!(params["momentum"].as_f64(), Some(momentum));
+            seen[0] = true;
+        } else {
+            assert!(trial["params"].get("momentum").is_none(), "{trial}");
+            assert_eq!(value, 0.0, "the default `{{momentum:0}}`");
+            assert!(params.get("momentum").is_none(), "params.json: {params}");
+            seen[1] = true;
+        }
+    }
+    assert_eq!(seen, [true, true], "both branches ran");
+}

@@ -80,16 +80,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The process between hpo and a command trial's program (started by hpo).
+    /// The process that ends a run's command trials if hpo dies (started by hpo).
     #[command(hide = true)]
-    Supervise {
-        /// Milliseconds between SIGTERM and SIGKILL when the trial stops.
-        #[arg(long, default_value_t = 10_000, allow_hyphen_values = true)]
-        grace_ms: u64,
-        /// The program and its arguments.
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
+    Watchdog,
     /// Run a study file until its budget is met (resumes a study that exists). Any
     /// number of `hpo run` / `hpo worker` processes may share one study and database:
     /// they cooperate on its budget.
@@ -511,11 +504,9 @@ fn main() -> ExitCode {
     }
     keep_freed_memory();
     let cli = Cli::parse();
-    if let Command::Supervise { grace_ms, argv } = &cli.command {
-        // Nothing else: the supervisor stays small and starts fast.
-        let code =
-            hpo_command::supervise::supervise(argv, std::time::Duration::from_millis(*grace_ms));
-        std::process::exit(code);
+    if let Command::Watchdog = &cli.command {
+        // Nothing else: no logging, no allocator tuning.
+        std::process::exit(hpo_command::watchdog::watch());
     }
     // The server logs its requests unless HPO_LOG says otherwise; other commands
     // log only what HPO_LOG asks for.
@@ -589,7 +580,7 @@ fn is_bad_input(err: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Supervise { .. } => unreachable!("handled before logging starts"),
+        Command::Watchdog => unreachable!("handled before logging starts"),
         Command::Run(RunArgs { study, db, trials, timeout, workers })
         | Command::Worker(RunArgs { study, db, trials, timeout, workers }) => {
             let workers = workers.map(usize::from);
@@ -993,7 +984,8 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         text.push_str(&format!("\n{n_failed} of {} trial(s) failed:", summary.n_finished));
         for (reason, count) in reasons {
-            text.push_str(&format!("\n  {count} x {reason}"));
+            // A reason may carry the program's last lines of stderr: indent them under it.
+            text.push_str(&format!("\n  {count} x {}", reason.replace('\n', "\n      ")));
         }
     }
     text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db.display()));

@@ -1,31 +1,36 @@
 //! hpo-command: `[objective] kind = "command"` — a program the user already has
 //! (PyTorch, JAX, a shell pipeline) as a trial's training.
 //!
-//! Each trial runs the study file's command, placeholders filled, through `hpo
-//! supervise` ([`supervise`]), which keeps the program and everything it forks in
-//! one process group and ends that group when the trial stops or hpo dies. The
-//! program reports metrics a step per line ([`metrics`]); each step goes to the
-//! study loop's reporter (curves, pruning, early stopping) exactly as a candle
-//! trial's epochs do. Its standard output and error are kept in the trial's folder
+//! Each trial runs the study file's command, placeholders filled, in a process
+//! group of its own: a trial that stops ends the whole group (SIGTERM, the grace
+//! period, SIGKILL), a program that exits takes what it forked with it, and a
+//! run's [`watchdog`] process ends the groups if hpo itself dies. The program
+//! reports metrics a step per line ([`metrics`]); each step goes to the study
+//! loop's reporter (curves, pruning, early stopping) exactly as a candle trial's
+//! epochs do. Its standard output and error are kept in the trial's folder
 //! (`stdout.log`, `stderr.log`, the first [`LOG_CAP`] bytes of each).
 //!
 //! - `metrics` — parsing the metric lines;
-//! - `supervise` — the supervisor process.
+//! - `watchdog` — the process that outlives hpo to end its trials' groups.
 
 pub mod metrics;
-pub mod supervise;
+pub mod watchdog;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::ControlFlow;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 use hpo_core::distribution::ParamValue;
 use hpo_core::objective::{Objective, ObjectiveOutput, Reporter, TrialContext, TrialFailure};
 use hpo_core::spec::command::{CommandSpec, MetricsFormat, MetricsSource, fill};
+use watchdog::{Watchdog, signal_group};
 
 /// The most bytes of a trial's stdout or stderr kept in its log.
 pub const LOG_CAP: usize = 1 << 20;
@@ -70,26 +75,51 @@ pub struct CommandObjective {
     study: String,
     base_dir: PathBuf,
     trials_root: PathBuf,
-    supervisor: PathBuf,
+    hpo: PathBuf,
+    watchdog: Mutex<Option<Watchdog>>,
 }
 
 impl CommandObjective {
     /// The objective of study `study` whose file lives in `base_dir`; trial folders
-    /// go under `trials_root`; `supervisor` is the `hpo` binary (run as `hpo
-    /// supervise`).
+    /// go under `trials_root`; `hpo` is the hpo binary (its `hpo watchdog` guards
+    /// the trials' process groups).
     pub fn new(
         spec: CommandSpec,
         study: &str,
         base_dir: &Path,
         trials_root: &Path,
-        supervisor: &Path,
+        hpo: &Path,
     ) -> CommandObjective {
         CommandObjective {
             spec,
             study: study.to_owned(),
             base_dir: base_dir.to_owned(),
             trials_root: trials_root.to_owned(),
-            supervisor: supervisor.to_owned(),
+            hpo: hpo.to_owned(),
+            watchdog: Mutex::new(None),
+        }
+    }
+
+    /// Tells the run's watchdog (started on first use) that `group` runs.
+    fn watch(&self, group: u32) -> Result<(), String> {
+        let mut watchdog = self.watchdog.lock().unwrap_or_else(|it| it.into_inner());
+        if watchdog.is_none() {
+            let started = Watchdog::start(&self.hpo)
+                .map_err(|err| format!("cannot start `{} watchdog`: {err}", self.hpo.display()))?;
+            *watchdog = Some(started);
+        }
+        let told = watchdog.as_mut().map(|it| it.watch(group, self.spec.grace));
+        if let Some(Err(err)) = told {
+            *watchdog = None;
+            return Err(format!("hpo's watchdog process is gone: {err}"));
+        }
+        Ok(())
+    }
+
+    fn forget(&self, group: u32) {
+        let mut watchdog = self.watchdog.lock().unwrap_or_else(|it| it.into_inner());
+        if let Some(watchdog) = watchdog.as_mut() {
+            watchdog.forget(group);
         }
     }
 }
@@ -116,10 +146,12 @@ impl Log {
     }
 }
 
-/// What the reader threads send: a line of stdout, or the end of stdout.
+/// What a trial's threads send: a line of stdout, the end of stdout, the
+/// program's exit.
 enum Output {
     Line(String),
     Closed,
+    Exited(std::io::Result<ExitStatus>),
 }
 
 fn failure(reason: impl Into<String>) -> TrialFailure {
@@ -149,26 +181,44 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// A running trial program (its supervisor), stopped on drop.
-struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
+/// A running trial program's process group: ended (SIGKILL) and forgotten by the
+/// watchdog on drop, however the trial ends.
+struct Group<'a> {
+    id: u32,
+    objective: &'a CommandObjective,
 }
 
-impl Running {
-    /// Asks the supervisor to end the program's group (SIGTERM, grace, SIGKILL)
-    /// and waits for it.
-    fn stop(&mut self) -> Option<i32> {
-        self.stdin.take();
-        self.child.wait().ok().and_then(|it| it.code())
-    }
-}
-
-impl Drop for Running {
+impl Drop for Group<'_> {
     fn drop(&mut self) {
-        self.stdin.take();
-        let _ = self.child.wait();
+        signal_group(self.id, Signal::SIGKILL);
+        self.objective.forget(self.id);
     }
+}
+
+/// Ends group `group` as a stopped trial's: SIGTERM, up to `grace` for the program
+/// to exit (its lines are no longer read), then SIGKILL; the program's exit.
+fn stop(group: &Group<'_>, grace: Duration, rx: &mpsc::Receiver<Output>) -> Option<ExitStatus> {
+    signal_group(group.id, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    let mut exited = None;
+    while exited.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Output::Exited(status)) => exited = Some(status.ok()),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+    signal_group(group.id, Signal::SIGKILL);
+    while exited.is_none() {
+        match rx.recv() {
+            Ok(Output::Exited(status)) => exited = Some(status.ok()),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    exited.flatten()
 }
 
 impl Objective for CommandObjective {
@@ -205,20 +255,24 @@ impl Objective for CommandObjective {
             Some(cwd) => self.base_dir.join(fill(cwd, value).map_err(failure)?),
             None => self.base_dir.clone(),
         };
-        let mut command = Command::new(&self.supervisor);
+        let (format, file) = match &self.spec.metrics {
+            MetricsSource::Stdout(format) => (*format, None),
+            MetricsSource::File { path, format } => {
+                let path = PathBuf::from(fill(path, value).map_err(failure)?);
+                (*format, Some((cwd.join(path), 0_u64)))
+            }
+        };
+        let mut command = Command::new(&argv[0]);
         command
-            .arg("supervise")
-            .arg("--grace-ms")
-            .arg(self.spec.grace.as_millis().to_string())
-            .arg("--")
-            .args(&argv)
+            .args(&argv[1..])
             .current_dir(&cwd)
+            .process_group(0)
             .env("HPO_TRIAL", ctx.number.to_string())
             .env("HPO_STUDY", &self.study)
             .env("HPO_TRIAL_DIR", &dir)
             .env("HPO_PARAMS", &params_json)
             .env("HPO_SEED", ctx.seed.to_string())
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(gpu) = ctx.device.and_then(|d| d.strip_prefix("cuda:")) {
@@ -228,15 +282,21 @@ impl Objective for CommandObjective {
             command.env(key, fill(text, value).map_err(failure)?);
         }
         let mut child = command.spawn().map_err(|err| {
-            failure(format!("cannot start `{}`: {err}", self.supervisor.display()))
+            failure(format!("cannot start `{}` (in {}): {err}", argv[0], cwd.display()))
         })?;
+        let group = Group { id: child.id(), objective: self };
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let mut running = Running { stdin: child.stdin.take(), child };
 
         let (tx, rx) = mpsc::channel::<Output>();
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(Output::Exited(child.wait()));
+            });
+        }
         let mut stdout_log = Log::create(&dir.join("stdout.log"));
-        let stdout_thread = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             each_line(stdout, &mut stdout_log, |line| {
                 // Only short lines can be metric lines.
                 line.len() > 64 * 1024
@@ -245,7 +305,8 @@ impl Objective for CommandObjective {
             let _ = tx.send(Output::Closed);
         });
         let mut stderr_log = Log::create(&dir.join("stderr.log"));
-        let stderr_thread = std::thread::spawn(move || {
+        let (stderr_tx, stderr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
             let mut tail: VecDeque<String> = VecDeque::new();
             let mut oom = false;
             each_line(stderr, &mut stderr_log, |line| {
@@ -260,23 +321,22 @@ impl Objective for CommandObjective {
                 }
                 true
             });
-            (tail.into_iter().collect::<Vec<_>>().join("\n"), oom)
+            let _ = stderr_tx.send((tail.into_iter().collect::<Vec<_>>().join("\n"), oom));
         });
+        self.watch(group.id).map_err(failure)?;
 
-        let (format, file) = match &self.spec.metrics {
-            MetricsSource::Stdout(format) => (*format, None),
-            MetricsSource::File { path, format } => {
-                let path = PathBuf::from(fill(path, value).map_err(failure)?);
-                (*format, Some((cwd.join(path), 0_u64)))
-            }
-        };
         let mut file = file;
         let started = Instant::now();
         let mut steps = 0_u64;
         let mut last: Vec<(String, f64)> = Vec::new();
         let mut stopped = false;
         let mut timed_out = false;
-        loop {
+        let mut exited: Option<Option<ExitStatus>> = None;
+        let mut closed = false;
+        // After the program exits, the rest of its output is read for this long at
+        // most (something outside its group may hold the pipe open).
+        let mut drain_until: Option<Instant> = None;
+        while !(closed && exited.is_some()) {
             if let Some((path, offset)) = &mut file {
                 for line in read_new_lines(path, offset) {
                     if report_line(reporter, format, &line, &mut steps, &mut last).is_break() {
@@ -288,6 +348,9 @@ impl Objective for CommandObjective {
             if stopped {
                 break;
             }
+            if drain_until.is_some_and(|until| Instant::now() >= until) {
+                break;
+            }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Output::Line(line)) => {
                     if file.is_none()
@@ -297,26 +360,32 @@ impl Objective for CommandObjective {
                         break;
                     }
                 }
-                Ok(Output::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(Output::Closed) => closed = true,
+                Ok(Output::Exited(status)) => {
+                    exited = Some(status.ok());
+                    // Whatever the program forked and left running ends with it.
+                    signal_group(group.id, Signal::SIGKILL);
+                    drain_until = Some(Instant::now() + Duration::from_secs(2));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            if self.spec.timeout.is_some_and(|t| started.elapsed() >= t) {
+            if exited.is_none() && self.spec.timeout.is_some_and(|t| started.elapsed() >= t) {
                 timed_out = true;
                 break;
             }
-            if reporter.interrupted() {
-                running.stop();
+            if exited.is_none() && reporter.interrupted() {
+                stop(&group, self.spec.grace, &rx);
                 return Err(failure("interrupted (Ctrl-C)"));
             }
         }
-        let code = if stopped || timed_out {
-            running.stop()
-        } else {
-            running.child.wait().ok().and_then(|it| it.code())
+        let status = match exited {
+            Some(status) => status,
+            None if stopped || timed_out => stop(&group, self.spec.grace, &rx),
+            None => None,
         };
-        drop(rx);
-        let _ = stdout_thread.join();
-        let (stderr_tail, oom) = stderr_thread.join().unwrap_or_default();
+        drop(group);
+        let (stderr_tail, oom) = stderr_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
         // Lines written to the metrics file just before the program ended.
         if !stopped
             && !timed_out
@@ -340,31 +409,33 @@ impl Objective for CommandObjective {
             )));
         }
         let said = if stderr_tail.is_empty() { String::new() } else { format!(":\n{stderr_tail}") };
-        match code {
-            Some(0) => {}
-            Some(supervise::CANNOT_START) => {
-                return Err(failure(format!(
-                    "the program exited with status 127: `{}` or a command it ran was not found{said}",
-                    argv[0]
-                )));
-            }
-            Some(code) if code > 128 => {
-                let signal = code - 128;
+        let Some(status) = status else {
+            return Err(failure(format!("the program's end could not be awaited{said}")));
+        };
+        match (status.code(), status.signal()) {
+            (Some(0), _) => {}
+            (_, Some(signal)) => {
                 return Err(failure(format!(
                     "the program was killed by signal {signal} ({}){said}",
                     signal_name(signal)
                 )));
             }
-            Some(code) if oom => {
+            (Some(127), _) => {
+                return Err(failure(format!(
+                    "the program exited with status 127: `{}` or a command it ran was not found{said}",
+                    argv[0]
+                )));
+            }
+            (Some(code), _) if oom => {
                 return Err(TrialFailure::out_of_memory(format!(
                     "the program ran out of device memory (exit status {code}){said}"
                 )));
             }
-            Some(code) => {
+            (Some(code), _) => {
                 return Err(failure(format!("the program exited with status {code}{said}")));
             }
-            None => {
-                return Err(failure(format!("the program's supervisor ended abnormally{said}")));
+            (None, None) => {
+                return Err(failure(format!("the program ended without an exit status{said}")));
             }
         }
         if steps == 0 {
