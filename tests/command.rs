@@ -377,8 +377,10 @@ fn an_inactive_conditional_parameter_takes_its_placeholder_default_and_is_absent
         assert_eq!(trial["state"], "COMPLETE");
         let number = trial["number"].as_u64().unwrap();
         let params: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join(format!("c-trials/cond/{number}/params.json")))
-                .unwrap(),
+            &std::fs::read_to_string(
+                dir.path().join(format!("c-trials/cond/{number}/params.json")),
+            )
+            .unwrap(),
         )
         .unwrap();
         let value = trial["value"].as_f64().unwrap();
