@@ -8,7 +8,9 @@
 #   monitoring kit in deploy/;
 # - Chromium and Node.js (Debian's chromium and nodejs packages), for the
 #   dashboard's tests in a real headless browser and its script's unit tests;
-# - procps (pgrep, kill), for the command objective.
+# - procps (pgrep, kill), for the command objective;
+# - PostgreSQL (Debian's postgresql package), for the PostgreSQL store's tests,
+#   which start throwaway servers of their own.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +43,13 @@ fi
 if ! command -v pgrep >/dev/null || ! { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends procps
+fi
+
+# PostgreSQL: the tests start throwaway servers of their own
+# (scripts/pg-test-cluster.sh), as the postgres user when run as root.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v runuser >/dev/null; then
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql util-linux
 fi
 
 if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then

@@ -17,6 +17,9 @@
 pub mod encode;
 pub mod json;
 mod migrations;
+pub mod pg;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,6 +92,29 @@ pub enum Error {
     /// The system refused a thread (of [`SqliteStorage::checkpoint_in_background`]).
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// PostgreSQL refused a statement or the connection failed.
+    #[error("PostgreSQL: {}", pg::message(.0))]
+    Postgres(#[from] postgres::Error),
+    /// No connection to a PostgreSQL server could be made.
+    #[error("cannot connect to PostgreSQL at {database}: {reason}")]
+    Connect {
+        /// The database's address, its password left out.
+        database: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// The connection to a PostgreSQL server was lost and not made again in time.
+    #[error(
+        "lost the connection to PostgreSQL at {database} and could not make it again for {seconds} s (last: {last}); nothing half-written was kept: run the same command again once the server is back"
+    )]
+    Unreachable {
+        /// The database's address, its password left out.
+        database: String,
+        /// How long reconnecting was tried.
+        seconds: u64,
+        /// The last error.
+        last: String,
+    },
 }
 
 impl Error {
@@ -157,11 +183,11 @@ impl std::fmt::Debug for SqliteStorage {
     }
 }
 
-fn store_err(err: impl Into<Error>) -> hpo_core::Error {
+pub(crate) fn store_err(err: impl Into<Error>) -> hpo_core::Error {
     hpo_core::Error::Storage(Box::new(err.into()))
 }
 
-type CoreResult<T> = hpo_core::Result<T>;
+pub(crate) type CoreResult<T> = hpo_core::Result<T>;
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and applies pending
@@ -566,7 +592,7 @@ const PAGE_CACHE_KIB: i64 = 64 * 1024;
 /// Prepared statements kept per connection: every statement hpo runs, with room.
 const STATEMENT_CACHE: usize = 128;
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let since =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(since.as_micros() as i64)
@@ -757,17 +783,7 @@ fn summaries(tx: &Transaction<'_>, best: bool) -> CoreResult<Vec<StudySummary>> 
     let mut out = Vec::new();
     for id in ids {
         let Some(study) = load_study(tx, "s.study_id = ?1", &id)? else { continue };
-        let mut summary = StudySummary {
-            study,
-            n_trials: 0,
-            n_complete: 0,
-            n_pruned: 0,
-            n_fail: 0,
-            n_running: 0,
-            n_waiting: 0,
-            best_value: None,
-            last_activity: None,
-        };
+        let mut counts = Vec::new();
         let mut stmt = tx
             .prepare_cached("SELECT state, COUNT(*) FROM trials WHERE study_id = ?1 GROUP BY state")
             .map_err(store_err)?;
@@ -775,16 +791,9 @@ fn summaries(tx: &Transaction<'_>, best: bool) -> CoreResult<Vec<StudySummary>> 
         while let Some(row) = rows.next().map_err(store_err)? {
             let state: String = row.get(0).map_err(store_err)?;
             let n = row.get::<_, i64>(1).map_err(store_err)? as usize;
-            summary.n_trials += n;
-            match TrialState::from_optuna_str(&state) {
-                Some(TrialState::Complete) => summary.n_complete += n,
-                Some(TrialState::Pruned) => summary.n_pruned += n,
-                Some(TrialState::Fail) => summary.n_fail += n,
-                Some(TrialState::Running) => summary.n_running += n,
-                Some(TrialState::Waiting) => summary.n_waiting += n,
-                None => {}
-            }
+            counts.push((TrialState::from_optuna_str(&state), n));
         }
+        let mut summary = summary_of(study, &counts);
         let last: Option<String> = tx
             .one(
                 "SELECT MAX(at) FROM (
@@ -866,29 +875,13 @@ fn load_trials(
             ))
             .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
-        let mut parsed: HashMap<String, hpo_core::distribution::Distribution> = HashMap::new();
+        let mut parsed: HashMap<String, Distribution> = HashMap::new();
         while let Some(row) = rows.next().map_err(store_err)? {
             let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
             let name: String = row.get(1).map_err(store_err)?;
             let internal: f64 = row.get(2).map_err(store_err)?;
             let json: String = row.get(3).map_err(store_err)?;
-            // A study's trials share a few distributions: each is parsed once.
-            let distribution = match parsed.get(&json) {
-                Some(it) => it.clone(),
-                None => {
-                    let it = encode::parse_distribution_json(&json).map_err(store_err)?;
-                    parsed.insert(json, it.clone());
-                    it
-                }
-            };
-            let value = distribution.to_external(internal).ok_or_else(|| {
-                store_err(Error::Corrupt(format!(
-                    "`{name}` = {internal} is outside {}",
-                    distribution.describe()
-                )))
-            })?;
-            trials[idx].params.insert(name.clone(), value);
-            trials[idx].distributions.insert(name, distribution);
+            add_param(&mut trials[idx], &mut parsed, name, internal, json)?;
         }
     }
     {
@@ -969,10 +962,28 @@ fn load_study(
         .optional()
         .map_err(store_err)?;
     let Some((id, name, direction, metric_names, spec_text, all)) = row else { return Ok(None) };
-    let direction =
-        direction.as_deref().and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
+    Ok(Some(study_of(
+        id,
+        name,
+        direction.as_deref(),
+        metric_names.as_deref(),
+        spec_text,
+        all.as_deref(),
+    )))
+}
+
+/// A study from its stored columns: its first direction, its metric names (JSON),
+/// its study file, and every direction in objective order, comma-separated.
+pub(crate) fn study_of(
+    id: i64,
+    name: String,
+    direction: Option<&str>,
+    metric_names: Option<&str>,
+    spec_text: Option<String>,
+    all: Option<&str>,
+) -> Study {
+    let direction = direction.and_then(Direction::from_optuna_str).unwrap_or(Direction::Minimize);
     let mut directions: Vec<Direction> = all
-        .as_deref()
         .unwrap_or("")
         .split(',')
         .filter(|it| !it.is_empty())
@@ -981,8 +992,63 @@ fn load_study(
     if directions.is_empty() {
         directions.push(direction);
     }
-    let metric = metric_names.as_deref().and_then(encode::first_metric_name);
-    Ok(Some(Study { id: StudyId(id), name, direction, metric, spec_text, directions }))
+    let metric = metric_names.and_then(encode::first_metric_name);
+    Study { id: StudyId(id), name, direction, metric, spec_text, directions }
+}
+
+/// A study's summary from its trial counts by state; no best value or activity yet.
+pub(crate) fn summary_of(study: Study, counts: &[(Option<TrialState>, usize)]) -> StudySummary {
+    let mut summary = StudySummary {
+        study,
+        n_trials: 0,
+        n_complete: 0,
+        n_pruned: 0,
+        n_fail: 0,
+        n_running: 0,
+        n_waiting: 0,
+        best_value: None,
+        last_activity: None,
+    };
+    for &(state, n) in counts {
+        summary.n_trials += n;
+        match state {
+            Some(TrialState::Complete) => summary.n_complete += n,
+            Some(TrialState::Pruned) => summary.n_pruned += n,
+            Some(TrialState::Fail) => summary.n_fail += n,
+            Some(TrialState::Running) => summary.n_running += n,
+            Some(TrialState::Waiting) => summary.n_waiting += n,
+            None => {}
+        }
+    }
+    summary
+}
+
+/// Adds a stored parameter (`internal`, its distribution as `json`) to `trial`;
+/// `parsed` keeps the distributions parsed so far, since a study's trials share a few.
+pub(crate) fn add_param(
+    trial: &mut FrozenTrial,
+    parsed: &mut HashMap<String, Distribution>,
+    name: String,
+    internal: f64,
+    json: String,
+) -> CoreResult<()> {
+    let distribution = match parsed.get(&json) {
+        Some(it) => it.clone(),
+        None => {
+            let it = encode::parse_distribution_json(&json).map_err(store_err)?;
+            parsed.insert(json, it.clone());
+            it
+        }
+    };
+    let value = distribution.to_external(internal).ok_or_else(|| {
+        store_err(Error::Corrupt(format!(
+            "`{name}` = {internal} is outside {}",
+            distribution.describe()
+        )))
+    })?;
+    trial.params.insert(name.clone(), value);
+    trial.distributions.insert(name, distribution);
+    Ok(())
 }
 
 impl Storage for SqliteStorage {

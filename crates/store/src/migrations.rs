@@ -58,15 +58,21 @@ fn check_optuna_revision(conn: &Connection) -> Result<(), Error> {
         let revision: Option<String> = conn
             .query_row("SELECT version_num FROM alembic_version LIMIT 1", [], |r| r.get(0))
             .optional()?;
-        if let Some(found) = revision
-            && found != OPTUNA_ALEMBIC_REVISION
-        {
-            return Err(if revision_order(&found) < revision_order(OPTUNA_ALEMBIC_REVISION) {
-                Error::OlderOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
-            } else {
-                Error::NewerOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
-            });
-        }
+        compare_revision(revision)?;
+    }
+    Ok(())
+}
+
+/// Refuses an Optuna schema revision other than the one hpo reads.
+pub(crate) fn compare_revision(revision: Option<String>) -> Result<(), Error> {
+    if let Some(found) = revision
+        && found != OPTUNA_ALEMBIC_REVISION
+    {
+        return Err(if revision_order(&found) < revision_order(OPTUNA_ALEMBIC_REVISION) {
+            Error::OlderOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
+        } else {
+            Error::NewerOptunaSchema { found, expected: OPTUNA_ALEMBIC_REVISION }
+        });
     }
     Ok(())
 }

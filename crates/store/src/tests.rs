@@ -231,3 +231,11 @@ fn the_budget_is_counted_through_indexes_without_scanning_the_trials() {
         assert!(!line.ends_with("ix_hpo_trials_study_state (study_id=?)"), "{plan:#?}");
     }
 }
+
+/// The same cases on a real PostgreSQL server (scripts/pg-test-cluster.sh).
+mod conformance_postgres {
+    hpo_core::storage_conformance_tests!(|| {
+        let url = crate::testing::cluster().new_database();
+        crate::pg::PostgresStorage::open(&url).unwrap()
+    });
+}
