@@ -12,6 +12,10 @@ use crate::util::{DIGITS_REGULARIZATION, Dir, digits_study, repo, text, trials};
 
 const OPTUNA_VERSION: &str = "5.0.0";
 
+/// What the venv holds: Optuna, and the PostgreSQL driver its SQLAlchemy uses for
+/// `postgresql+psycopg2://` storages.
+const PACKAGES: [&str; 2] = ["optuna==5.0.0", "psycopg2-binary==2.9.13"];
+
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
@@ -19,7 +23,7 @@ fn python() -> &'static PathBuf {
             .join(format!("optuna-{OPTUNA_VERSION}-venv"));
         let python = venv.join("bin/python");
         let ready = venv.join("ready");
-        if !ready.exists() {
+        if std::fs::read_to_string(&ready).ok().as_deref() != Some(&PACKAGES.join(" ")) {
             let system = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
             let status = Command::new(&system)
                 .args(["-m", "venv"])
@@ -28,18 +32,12 @@ fn python() -> &'static PathBuf {
                 .expect("python3 -m venv");
             assert!(status.success(), "python3 -m venv failed");
             let out = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    &format!("optuna=={OPTUNA_VERSION}"),
-                ])
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(PACKAGES)
                 .output()
                 .expect("pip");
             assert!(out.status.success(), "pip install optuna failed:\n{}", text(&out.stderr));
-            std::fs::write(&ready, OPTUNA_VERSION).unwrap();
+            std::fs::write(&ready, PACKAGES.join(" ")).unwrap();
         }
         python
     })

@@ -2,6 +2,8 @@
 
   python optuna_interop.py read  DB STUDY   prints the study as Optuna sees it, as JSON
   python optuna_interop.py write DB STUDY   writes a study with Optuna, prints it as JSON
+
+DB is an SQLite file or a postgresql:// URL.
 """
 
 import json
@@ -81,7 +83,11 @@ def write_multi(storage, name):
 def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     mode, db, name = sys.argv[1:4]
-    storage = f"sqlite:///{db}"
+    # An SQLite file, or a PostgreSQL URL (through psycopg2).
+    if db.startswith("postgresql://"):
+        storage = db.replace("postgresql://", "postgresql+psycopg2://", 1)
+    else:
+        storage = f"sqlite:///{db}"
     if mode == "read":
         out = dump(optuna.load_study(storage=storage, study_name=name))
     elif mode == "write":

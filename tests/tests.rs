@@ -12,6 +12,7 @@ mod fuzz;
 mod monitoring;
 mod optuna;
 mod parallel;
+mod postgres;
 mod report;
 mod serve;
 mod util;

@@ -15,16 +15,16 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     let (spec, objective) = study_and_objective(path, db)?;
     let storage = open_existing_writable(db)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
-    let summary = host.with_heartbeats(&storage, || {
-        hpo_core::run::confirm(&storage, &spec, objective.as_ref(), &host, config)
+    let summary = host.with_heartbeats(&*storage, || {
+        hpo_core::run::confirm(&*storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
     storage.checkpoint();
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
     let mut text = summary_text(&summary, &spec.metric, config, db);
     // The pick, from the study and all its confirm runs, stored for every view.
-    if let Some(pick) = crate::pick::of_study(&storage, &spec.name)? {
-        crate::pick::store(&storage, &summary.study, &pick)?;
+    if let Some(pick) = crate::pick::of_study(&*storage, &spec.name)? {
+        crate::pick::store(&*storage, &summary.study, &pick)?;
         text.push_str(&format!("\n\npick: {}", crate::pick::headline(&pick, &spec.metric)));
         for line in crate::pick::evidence(&pick, Some(pick.number), true) {
             text.push_str(&format!("\n  {line}"));
@@ -48,7 +48,7 @@ fn summary_text(
         "study `{name}`: {}; {} confirm run(s) finished in this run; database {}",
         if summary.interrupted { "interrupted" } else { "confirmed" },
         summary.n_finished,
-        db.display()
+        crate::db::shown(db)
     );
     if summary.trials.is_empty() {
         text.push_str("\nno complete trial to confirm; run the study first (hpo run)");

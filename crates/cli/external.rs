@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use crate::db::Database;
+use anyhow::{Result, bail};
 use hpo_core::run::external::{self, Outcome};
 use hpo_core::spec::StudySpec;
-use hpo_store::SqliteStorage;
 use serde_json::json;
 
 /// The study file, parsed.
@@ -17,26 +17,21 @@ fn read_spec(path: &Path) -> Result<StudySpec> {
 
 /// The database, created with its folder for `ask` (the first call creates the
 /// study), required to exist otherwise.
-fn open(db: &Path, create: bool) -> Result<SqliteStorage> {
-    if create {
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-    } else if !db.exists() {
+fn open(db: &Path, create: bool) -> Result<Database> {
+    if !create && crate::db::postgres_url(db).is_none() && !db.exists() {
         bail!(
             "no database at {}; `hpo ask STUDY.toml` creates it, or point --db (or HPO_DB) at one",
             db.display()
         );
     }
-    SqliteStorage::open_without_check(db).map_err(|err| crate::explain_open_error(db, err))
+    crate::db::open_writable(db, true, false)
 }
 
 /// `{"trial": N, "params": {...}}` of a new Running trial.
 pub fn ask(study: &Path, db: &Path) -> Result<String> {
     let spec = read_spec(study)?;
     let storage = open(db, true)?;
-    let Some(trial) = external::ask_external(&storage, &spec)? else {
+    let Some(trial) = external::ask_external(&*storage, &spec)? else {
         bail!(
             "study `{}` has met its budget of {} trials; raise `[study] trials` to ask for more",
             spec.name,
@@ -52,7 +47,7 @@ pub fn ask(study: &Path, db: &Path) -> Result<String> {
 pub fn tell(study: &Path, db: &Path, number: u64, outcome: Outcome) -> Result<String> {
     let spec = read_spec(study)?;
     let storage = open(db, false)?;
-    let trial = external::tell(&storage, &spec, number, outcome)?;
+    let trial = external::tell(&*storage, &spec, number, outcome)?;
     Ok(json!({
         "trial": trial.number,
         "state": trial.state.to_string(),
@@ -65,7 +60,7 @@ pub fn tell(study: &Path, db: &Path, number: u64, outcome: Outcome) -> Result<St
 pub fn report_step(study: &Path, db: &Path, number: u64, step: u64, value: f64) -> Result<String> {
     let spec = read_spec(study)?;
     let storage = open(db, false)?;
-    Ok(match external::report_step(&storage, &spec, number, step, value)? {
+    Ok(match external::report_step(&*storage, &spec, number, step, value)? {
         None => json!({"trial": number, "step": step, "prune": false}),
         Some(reason) => json!({"trial": number, "step": step, "prune": true, "reason": reason}),
     }

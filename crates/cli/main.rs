@@ -9,6 +9,7 @@ mod bench_dashboard;
 mod bench_serve;
 mod browser;
 mod confirm;
+mod db;
 mod external;
 mod format;
 mod host;
@@ -455,7 +456,8 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct DbArg {
-    /// The SQLite database.
+    /// The database: an SQLite file, or a PostgreSQL database as
+    /// postgresql://USER:PASSWORD@HOST:PORT/DATABASE (workers on many hosts).
     #[arg(long, env = "HPO_DB", default_value = "db/hpo.sqlite")]
     db: PathBuf,
 }
@@ -589,9 +591,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Confirm { study, top, seeds, db } => {
             confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
         }
-        Command::Report { study, out, compare, db } => {
-            print(report::report(&open_existing(&db.db)?, &db.db, &study, compare.as_deref(), out)?)
-        }
+        Command::Report { study, out, compare, db } => print(report::report(
+            &*open_existing(&db.db)?,
+            &db.db,
+            &study,
+            compare.as_deref(),
+            out,
+        )?),
         Command::Diff { a, b, db, db_a, db_b, json } => {
             let compared = (|| -> Result<ExitCode> {
                 let (path_a, a) = report::split_database(&a, db_a.as_deref().unwrap_or(&db.db));
@@ -605,7 +611,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let storage_a = open_existing(&path_a)?;
                 let storage_b = if path_b == path_a { None } else { Some(open_existing(&path_b)?) };
                 let comparison =
-                    report::diff(&storage_a, a, storage_b.as_ref().unwrap_or(&storage_a), b)?;
+                    report::diff(&*storage_a, a, storage_b.as_deref().unwrap_or(&*storage_a), b)?;
                 if json {
                     print(serde_json::to_string_pretty(&report::diff_json(&comparison))?)?;
                 } else {
@@ -636,6 +642,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { db, bind, tokens, public_read } => {
             serve(&db.db, bind, tokens, public_read)
         }
+        Command::Check { db } if db::postgres_url(&db.db).is_some() => {
+            let problems = match open_existing_writable(&db.db)? {
+                db::Database::Postgres(storage) => storage.check()?,
+                db::Database::Sqlite(storage) => storage.check()?,
+            };
+            if problems.is_empty() {
+                print(format!("{}: ok", db::shown(&db.db)))
+            } else {
+                print(problems.join("\n"))?;
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Check { db } => {
             must_exist(&db.db)?;
             let problems =
@@ -651,11 +669,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Ls { db } => print(inspect::ls(&open_existing(&db.db)?)?),
+        Command::Ls { db } => print(inspect::ls(&*open_existing(&db.db)?)?),
         Command::Show { study, trial: Some(trial), log: true, db } => {
             let storage = open_existing(&db.db)?;
-            inspect::find(&storage, &study)?;
-            let dir = hpo_command::trial_dir(&hpo_command::trials_root(&db.db), &study, trial);
+            inspect::find(&*storage, &study)?;
+            let dir = hpo_command::trial_dir(&db::trials_root(&db.db), &study, trial);
             print(hpo_command::logs(&dir).ok_or_else(|| {
                 anyhow::anyhow!(
                     "trial {trial} of `{study}` kept no output ({} does not exist): only command trials keep their program's output",
@@ -664,7 +682,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?)
         }
         Command::Show { study, trial, db, .. } => {
-            print(inspect::show(&open_existing(&db.db)?, &study, trial)?)
+            print(inspect::show(&*open_existing(&db.db)?, &study, trial)?)
         }
         Command::Export { study, format, curves, flat, out, db } => {
             let storage = open_existing(&db.db)?;
@@ -672,14 +690,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExportFormat::Csv if flat => {
                     return Err(usage("--flat applies to JSON; CSV is already one row per trial"));
                 }
-                ExportFormat::Csv => inspect::export_csv(&storage, &study, curves)?,
+                ExportFormat::Csv => inspect::export_csv(&*storage, &study, curves)?,
                 ExportFormat::Json if curves => {
                     return Err(usage(
                         "--curves applies to CSV; the JSON export always includes the curves",
                     ));
                 }
-                ExportFormat::Json if flat => inspect::export_json_flat(&storage, &study)?,
-                ExportFormat::Json => inspect::export_json(&storage, &study)?,
+                ExportFormat::Json if flat => inspect::export_json_flat(&*storage, &study)?,
+                ExportFormat::Json => inspect::export_json(&*storage, &study)?,
             };
             match out {
                 Some(path) => {
@@ -772,17 +790,15 @@ fn print(text: String) -> Result<ExitCode> {
 }
 
 /// Opens a database that must exist for a command that only reads it: read
-/// commands never create a database, and never change a byte of one (any database
-/// in Optuna's schema, writable or not).
-fn open_existing(path: &Path) -> Result<SqliteStorage> {
-    must_exist(path)?;
-    SqliteStorage::open_read_only(path).map_err(|err| explain_open_error(path, err))
+/// commands never create a database, and never change a byte of an SQLite one (any
+/// database in Optuna's schema, writable or not).
+fn open_existing(path: &Path) -> Result<db::Database> {
+    db::open_readable(path)
 }
 
 /// Opens a database that must exist, for a command that writes into it.
-fn open_existing_writable(path: &Path) -> Result<SqliteStorage> {
-    must_exist(path)?;
-    SqliteStorage::open(path).map_err(|err| explain_open_error(path, err))
+fn open_existing_writable(path: &Path) -> Result<db::Database> {
+    db::open_writable(path, false, true)
 }
 
 fn must_exist(path: &Path) -> Result<()> {
@@ -801,7 +817,7 @@ pub fn explain_run_error(db: &Path, err: hpo_core::Error) -> anyhow::Error {
     if hpo_store::is_write_failure(&err) {
         anyhow::Error::new(err).context(format!(
             "cannot write to the database {} (is the disk full?); what it holds is intact: free space, then run the same command to resume (the trial cut short is marked failed and run again)",
-            db.display()
+            db::shown(db)
         ))
     } else {
         anyhow::Error::new(err)
@@ -849,15 +865,22 @@ fn serve(
         }
         None => None,
     };
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let storage = SqliteStorage::open(db)
-        .and_then(|it| it.with_readers(SERVE_READERS))
-        .map_err(|err| explain_open_error(db, err))?;
-    let storage = std::sync::Arc::new(storage);
-    // Requests seldom wait for the log to be moved into the database file.
-    let _checkpoints = storage.checkpoint_in_background(SERVE_CHECKPOINT_EVERY)?;
+    let (storage, _checkpoints): (std::sync::Arc<dyn hpo_core::storage::Storage>, _) =
+        if db::postgres_url(db).is_some() {
+            (db::open_writable(db, true, true)?.into_shared(), None)
+        } else {
+            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let storage = SqliteStorage::open(db)
+                .and_then(|it| it.with_readers(SERVE_READERS))
+                .map_err(|err| explain_open_error(db, err))?;
+            let storage = std::sync::Arc::new(storage);
+            // Requests seldom wait for the log to be moved into the database file.
+            let checkpoints = storage.checkpoint_in_background(SERVE_CHECKPOINT_EVERY)?;
+            (storage, Some(checkpoints))
+        };
     let access = match (&tokens, public_read) {
         (None, _) => "no tokens file: loopback only, every request may read and write",
         (Some(_), true) => "tokens: write endpoints need a write token; reads are public",
@@ -868,9 +891,9 @@ fn serve(
         tokens,
         public_read,
         body_limit: hpo_server::DEFAULT_BODY_LIMIT,
-        trials_root: Some(hpo_command::trials_root(db)),
+        trials_root: Some(db::trials_root(db)),
     };
-    let shown = db.display().to_string();
+    let shown = db::shown(db);
     let outcome = hpo_server::serve(storage, config, |addr| {
         #[allow(clippy::print_stderr)]
         {
@@ -929,7 +952,7 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
         hpo_core::spec::ObjectiveSpec::Command(command) => {
             let exe = std::env::current_exe().context("cannot find the hpo binary")?;
             let base_dir = std::path::absolute(base_dir)?;
-            let root = std::path::absolute(hpo_command::trials_root(db))?;
+            let root = std::path::absolute(db::trials_root(db))?;
             Box::new(hpo_command::CommandObjective::new(
                 command.clone(),
                 &spec.name,
@@ -945,13 +968,10 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
 
 fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
     let (spec, objective) = study_and_objective(path, db)?;
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let storage = SqliteStorage::open(db).map_err(|err| explain_open_error(db, err))?;
+    let storage = db::open_writable(db, true, true)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric)?;
-    let summary = host.with_heartbeats(&storage, || {
-        hpo_core::run::run_study(&storage, &spec, objective.as_ref(), &host, config)
+    let summary = host.with_heartbeats(&*storage, || {
+        hpo_core::run::run_study(&*storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
     // However the run ended (a full disk included), the log goes into the database
@@ -967,7 +987,7 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
         "study `{}`: {end}; {} trial(s) finished in this run; database {}",
         spec.name,
         summary.n_finished,
-        db.display()
+        db::shown(db)
     );
     if let Some(best) = &summary.best {
         text.push_str(&format!(
@@ -988,7 +1008,7 @@ fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
             text.push_str(&format!("\n  {count} x {}", reason.replace('\n', "\n      ")));
         }
     }
-    text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db.display()));
+    text.push_str(&format!("\nnext: hpo show {} --db {}", spec.name, db::shown(db)));
     let all_failed =
         summary.end != RunEnd::Interrupted && n_failed > 0 && n_failed == summary.n_finished;
     if all_failed {

@@ -84,18 +84,22 @@ pub fn report(
     {
         // The report is written whatever happens here: a pick that cannot be
         // stored is a note, not an error.
-        let outcome = hpo_store::SqliteStorage::open(db)
-            .map_err(|err| {
-                if err.is_read_only() {
-                    anyhow::anyhow!("the database is read-only")
-                } else {
-                    anyhow::Error::new(err)
-                }
-            })
-            .and_then(|writable| {
-                let found = crate::inspect::find(&writable, &study.name)?;
-                crate::pick::store(&writable, &found, &pick)
-            });
+        let writable = match crate::db::postgres_url(db) {
+            Some(_) => crate::db::open_writable(db, false, true),
+            None => {
+                hpo_store::SqliteStorage::open(db).map(crate::db::Database::Sqlite).map_err(|err| {
+                    if err.is_read_only() {
+                        anyhow::anyhow!("the database is read-only")
+                    } else {
+                        anyhow::Error::new(err)
+                    }
+                })
+            }
+        };
+        let outcome = writable.and_then(|writable| {
+            let found = crate::inspect::find(&*writable, &study.name)?;
+            crate::pick::store(&*writable, &found, &pick)
+        });
         stored = match outcome {
             Ok(()) => format!("; pick: trial {} (stored in the database)", pick.number),
             Err(err) => format!("; pick: trial {} (not stored: {err:#})", pick.number),

@@ -175,7 +175,12 @@ fn int(id: i64) -> CoreResult<i32> {
 /// the server rolled it back.
 fn is_retryable(err: &hpo_core::Error) -> bool {
     let hpo_core::Error::Storage(inner) = err else { return false };
-    let Some(Error::Postgres(err)) = inner.downcast_ref::<Error>() else { return false };
+    let err = match inner.downcast_ref::<Error>() {
+        Some(Error::Postgres(err)) => err,
+        // The server is down (restarting): it may be back in a moment.
+        Some(Error::Connect { .. }) => return true,
+        _ => return false,
+    };
     if err.is_closed() {
         return true;
     }

@@ -22,9 +22,14 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-cluster.sh")
 }
 
-/// The test process's cluster, started on first use.
+/// The test process's shared cluster, started on first use.
 pub fn cluster() -> &'static PgCluster {
-    CLUSTER.get_or_init(|| {
+    CLUSTER.get_or_init(PgCluster::start)
+}
+
+impl PgCluster {
+    /// A cluster of its own (for a test that restarts it), stopped when dropped.
+    pub fn start() -> PgCluster {
         let mut child = Command::new(script())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -37,13 +42,11 @@ pub fn cluster() -> &'static PgCluster {
         stdout.read_line(&mut url).expect("read its URL");
         let url = url.trim().to_owned();
         assert!(url.starts_with("postgresql://"), "pg-test-cluster.sh failed: {url:?}");
-        // The script runs until this process exits; its child is not waited for.
+        // The script runs until its stdin closes; it is not waited for.
         std::mem::forget(child);
         PgCluster { url, control: Mutex::new((stdin, stdout)) }
-    })
-}
+    }
 
-impl PgCluster {
     /// A new empty database on the cluster; its URL.
     pub fn new_database(&self) -> String {
         let name =
@@ -51,6 +54,11 @@ impl PgCluster {
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls)
             .expect("connect to the test cluster");
         client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create a test database");
+        self.url_of(&name)
+    }
+
+    /// The URL of database `name` on this cluster.
+    pub fn url_of(&self, name: &str) -> String {
         let base = self.url.rsplit_once('/').map_or(self.url.as_str(), |it| it.0);
         format!("{base}/{name}")
     }

@@ -1,0 +1,170 @@
+//! hpo on PostgreSQL, against real throwaway servers (scripts/pg-test-cluster.sh):
+//! workers in many processes share one study, Optuna reads what hpo wrote and hpo
+//! what Optuna wrote, and a server restart or a killed session loses nothing.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use hpo_store::testing::{PgCluster, cluster};
+use serde_json::Value;
+
+use crate::optuna::{assert_same_trial, optuna};
+use crate::util::{Dir, trials};
+
+/// A random study of a fast function objective reporting a 10-step curve.
+fn study(name: &str, budget: usize) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 9\ntrials = {budget}\nworkers = 2\nmax_retries = 1\n\
+         [sampler]\nkind = \"random\"\n[pruner]\nkind = \"median\"\nstartup_trials = 5\n\
+         [objective]\nkind = \"function\"\nfunction = \"branin\"\nmax_epochs = 10\n\
+         [space]\nx0 = {{ float = [-5, 10] }}\nx1 = {{ float = [0, 15] }}\n"
+    )
+}
+
+fn worker(dir: &Dir, db: &str) -> Child {
+    dir.hpo(&["worker", "study.toml", "--db", db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What every run must keep: exactly `budget` trials that count (complete or
+/// pruned), each complete one with its whole curve, numbers unique and dense, only
+/// interrupted trials failed, `hpo check` clean.
+fn check_invariants(dir: &Dir, db: &str, name: &str, budget: usize) -> Vec<Value> {
+    let export = dir.export(name, db);
+    let all = trials(&export).clone();
+    let numbers: Vec<u64> = all.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    let unique: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(unique.len(), numbers.len(), "duplicate trial numbers");
+    assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>(), "numbers are dense");
+    let counted = all.iter().filter(|t| t["state"] == "COMPLETE" || t["state"] == "PRUNED").count();
+    assert_eq!(counted, budget, "exactly the budget finishes");
+    for trial in all.iter().filter(|t| t["state"] == "COMPLETE") {
+        let curve = trial["intermediate_values"].as_object().unwrap();
+        assert_eq!(curve.len(), 10, "trial {} has its whole curve", trial["number"]);
+    }
+    for trial in all.iter().filter(|t| t["state"] == "FAIL" || t["state"] == "WAITING") {
+        if trial["state"] == "WAITING" {
+            assert!(trial["system_attrs"].get("hpo:retry_of").is_some(), "{trial}");
+        } else {
+            assert_eq!(trial["system_attrs"]["hpo:interrupted"], true, "{trial}");
+        }
+    }
+    let check = dir.ok(&["check", "--db", db]);
+    assert!(check.trim_end().ends_with(": ok"), "{check}");
+    all
+}
+
+#[test]
+fn four_processes_share_a_study_on_postgresql_and_optuna_reads_it() {
+    let dir = Dir::new();
+    let db = cluster().new_database();
+    dir.write("study.toml", &study("shared", 200));
+    let mut children: Vec<Child> = (0..4).map(|_| worker(&dir, &db)).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    let all = check_invariants(&dir, &db, "shared", 200);
+    assert_eq!(all.len(), 200, "no process died, so no trial failed");
+    let owners: BTreeSet<&str> =
+        all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
+    assert!(owners.len() >= 2, "{owners:?}");
+
+    // Optuna, through SQLAlchemy and psycopg2, sees the same trials.
+    let theirs = optuna("read", std::path::Path::new(&db), "shared");
+    let theirs = trials(&theirs);
+    assert_eq!(theirs.len(), all.len());
+    for (a, b) in all.iter().zip(theirs) {
+        assert_same_trial(a, b);
+    }
+    // Read commands work on it.
+    let show = dir.ok(&["show", "shared", "--db", &db]);
+    assert!(show.contains("trials: 200 total"), "{show}");
+}
+
+#[test]
+fn hpo_reads_a_postgresql_database_optuna_wrote() {
+    let dir = Dir::new();
+    let db = cluster().new_database();
+    let written = optuna("write", std::path::Path::new(&db), "from-optuna");
+    let ours = dir.export("from-optuna", &db);
+    let (ours, theirs) = (trials(&ours), trials(&written));
+    assert_eq!(ours.len(), 6);
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_same_trial(a, b);
+    }
+    let ls = dir.ok(&["ls", "--db", &db]);
+    let row = ls.lines().find(|l| l.starts_with("from-optuna")).expect(&ls);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..9], ["maximize", "-", "6", "4", "1", "1", "0", "0"], "{ls}");
+}
+
+#[test]
+fn a_server_restart_and_killed_sessions_mid_run_lose_nothing() {
+    let own = PgCluster::start();
+    let dir = Dir::new();
+    let db = own.new_database();
+    dir.write("study.toml", &study("bumpy", 600));
+    let mut children: Vec<Child> = (0..3).map(|_| worker(&dir, &db)).collect();
+    // Once trials are being written: cut every worker's session, then restart the
+    // server (fast shutdown: sessions cut mid-transaction).
+    let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
+    let mut reader = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    let started = Instant::now();
+    loop {
+        let written: i64 =
+            reader.query_one("SELECT COUNT(*) FROM trials", &[]).map(|row| row.get(0)).unwrap_or(0);
+        if written >= 50 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no trial was written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(reader);
+    let name = db.rsplit_once('/').unwrap().1;
+    let cut: i64 = admin
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(cut >= 1, "no worker session was cut");
+    drop(admin);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut reader = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    let before: i64 = reader.query_one("SELECT COUNT(*) FROM trials", &[]).unwrap().get(0);
+    drop(reader);
+    own.restart();
+    for child in &mut children {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "a worker failed: {status:?}");
+    }
+    assert!(before < 600, "the run was over before the server restarted");
+    // A last worker fails what a cut session may have left running, if anything.
+    dir.ok(&["worker", "study.toml", "--db", &db]);
+    let all = check_invariants(&dir, &db, "bumpy", 600);
+    assert!(all.iter().all(|t| t["state"] != "RUNNING"), "a trial was left running");
+}
+
+#[test]
+fn a_bad_postgresql_url_is_told_without_its_password() {
+    let dir = Dir::new();
+    dir.write("study.toml", &study("nowhere", 5));
+    // Nothing listens on port 1.
+    let err = dir.err(&["run", "study.toml", "--db", "postgresql://alice:s3cret@127.0.0.1:1/hpo"]);
+    assert!(
+        err.contains("cannot connect to PostgreSQL at postgresql://alice:***@127.0.0.1:1/hpo"),
+        "{err}"
+    );
+    assert!(err.contains("check the URL"), "{err}");
+    assert!(!err.contains("s3cret"), "the password leaked: {err}");
+    // A server that is up, a database that is not.
+    let url = cluster().url_of("no_such_database");
+    let err = dir.err(&["ls", "--db", &url]);
+    assert!(err.contains("no_such_database") && err.contains("does not exist"), "{err}");
+}
