@@ -168,3 +168,85 @@ fn a_bad_postgresql_url_is_told_without_its_password() {
     let err = dir.err(&["ls", "--db", &url]);
     assert!(err.contains("no_such_database") && err.contains("does not exist"), "{err}");
 }
+
+/// A study whose trials take over half a second: a program printing 10 steps,
+/// pruned from step 8 on.
+fn slow_study(name: &str, budget: usize) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 4\ntrials = {budget}\nmax_retries = 1\n\
+         [sampler]\nkind = \"random\"\n[pruner]\nkind = \"median\"\nstartup_trials = 5\nwarmup_steps = 8\n\
+         [objective]\nkind = \"command\"\ncommand = [\"sh\", \"steps.sh\", \"{{x}}\"]\n\
+         [space]\nx = {{ float = [0, 1] }}\n"
+    )
+}
+
+const STEPS: &str = "for s in 1 2 3 4 5 6 7 8 9 10; do echo \"{\\\"step\\\": $s, \\\"value\\\": $1}\"; sleep 0.06; done\n";
+
+/// `hpo worker` as host `host`, taking other hosts' trials for dead after 2 s.
+fn host_worker(dir: &Dir, db: &str, host: &str) -> Child {
+    dir.hpo(&["worker", "study.toml", "--db", db, "--host-id", host, "--heartbeat-grace", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
+    let dir = Dir::new();
+    let db = cluster().new_database();
+    dir.write("study.toml", &slow_study("hosts", 400));
+    dir.write("steps.sh", STEPS);
+    let mut hosts = 0;
+    let mut next_host = |dir: &Dir| {
+        hosts += 1;
+        host_worker(dir, &db, &format!("host-{hosts}"))
+    };
+    let mut children: Vec<Child> = (0..8).map(|_| next_host(&dir)).collect();
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut seed = 77u64;
+    while started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(500));
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let victim = (seed >> 33) as usize % children.len();
+        if children[victim].try_wait().unwrap().is_none() {
+            children[victim].kill().unwrap();
+            children[victim].wait().unwrap();
+            kills += 1;
+        }
+        children[victim] = next_host(&dir);
+    }
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    // The killed hosts' last heartbeats are past the grace by now: a last worker
+    // fails their trials as interrupted and runs the retries still queued.
+    std::thread::sleep(Duration::from_millis(2500));
+    dir.ok(&["worker", "study.toml", "--db", &db, "--host-id", "last", "--heartbeat-grace", "2s"]);
+    let all = check_invariants(&dir, &db, "hosts", 400);
+    assert!(kills >= 15, "killed only {kills} workers");
+    assert!(all.iter().all(|t| t["state"] != "RUNNING"), "a trial was left running");
+    let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
+    assert!(!failed.is_empty(), "no trial was cut short: the kills came too late");
+    for trial in &failed {
+        let reason = trial["system_attrs"]["fail_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("stopped (killed or crashed)"), "{reason}");
+        let has_params = trial["params"].as_object().is_some_and(|p| !p.is_empty());
+        if trial["system_attrs"].get("hpo:retry_of").is_none() && has_params {
+            let number = trial["number"].as_f64().unwrap();
+            let retry = all
+                .iter()
+                .find(|t| t["system_attrs"]["hpo:retry_of"].as_f64() == Some(number))
+                .unwrap_or_else(|| panic!("trial {number} was not retried: {trial}"));
+            assert_eq!(retry["params"], trial["params"], "a retry runs the same parameters");
+        }
+    }
+    // Optuna reads the same study.
+    let theirs = optuna("read", std::path::Path::new(&db), "hosts");
+    let theirs = trials(&theirs);
+    assert_eq!(theirs.len(), all.len());
+    for (a, b) in all.iter().zip(theirs) {
+        assert_same_trial(a, b);
+    }
+}

@@ -14,7 +14,7 @@ use crate::{format, host, open_existing_writable, print, study_and_objective};
 pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
     let (spec, objective) = study_and_objective(path, db)?;
     let storage = open_existing_writable(db)?;
-    let host = host::CliHost::with_ctrl_c(&spec.metric)?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
     let summary = host.with_heartbeats(&*storage, || {
         hpo_core::run::confirm(&*storage, &spec, objective.as_ref(), &host, config)
     });

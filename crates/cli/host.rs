@@ -16,16 +16,30 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::format;
 
-/// A Running trial of another machine whose heartbeat is older than this is
-/// considered abandoned (on this machine a dead owner process is seen at once).
-const HEARTBEAT_GRACE: Duration = Duration::from_secs(60);
-/// How often the trials this process runs renew their heartbeat (besides each
-/// reported epoch).
+/// How often, at most, the trials this process runs renew their heartbeat (besides
+/// each reported epoch); a third of the grace when that is shorter.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Who this process is to other workers, and when it takes theirs for dead.
+pub struct Liveness {
+    /// The host name in this process's trials (`None`: the machine's name).
+    pub host_id: Option<String>,
+    /// A Running trial of another host whose heartbeat is older than this is taken
+    /// as abandoned (on this host a dead owner process is seen at once).
+    pub grace: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness { host_id: None, grace: Duration::from_secs(60) }
+    }
+}
 
 pub struct CliHost {
     started: Instant,
     interrupted: Arc<AtomicBool>,
+    host: String,
+    grace: Duration,
     owner: String,
     metric: String,
     progress: Mutex<Progress>,
@@ -41,7 +55,7 @@ enum Progress {
 impl CliHost {
     /// A host whose interruption flag Ctrl-C sets (a second Ctrl-C exits at once),
     /// showing `metric` in its progress.
-    pub fn with_ctrl_c(metric: &str) -> Result<CliHost> {
+    pub fn with_ctrl_c(metric: &str, liveness: Liveness) -> Result<CliHost> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&interrupted);
         ctrlc::set_handler(move || {
@@ -56,10 +70,10 @@ impl CliHost {
             }
         })
         .context("cannot install the Ctrl-C handler")?;
-        Ok(CliHost::new(interrupted, metric))
+        Ok(CliHost::new(interrupted, metric, liveness))
     }
 
-    fn new(interrupted: Arc<AtomicBool>, metric: &str) -> CliHost {
+    fn new(interrupted: Arc<AtomicBool>, metric: &str, liveness: Liveness) -> CliHost {
         let progress = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -73,11 +87,14 @@ impl CliHost {
         } else {
             Progress::Lines
         };
+        let host = liveness.host_id.unwrap_or_else(hostname);
         CliHost {
             started: Instant::now(),
             interrupted,
-            owner: process_identity(std::process::id())
-                .unwrap_or_else(|| format!("{}:{}:0", hostname(), std::process::id())),
+            owner: process_identity(&host, std::process::id())
+                .unwrap_or_else(|| format!("{host}:{}:0", std::process::id())),
+            host,
+            grace: liveness.grace,
             metric: metric.to_owned(),
             progress: Mutex::new(progress),
             running: Mutex::new(BTreeSet::new()),
@@ -94,7 +111,7 @@ impl CliHost {
                 let mut last = Instant::now();
                 while !done.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(50));
-                    if last.elapsed() < HEARTBEAT_INTERVAL {
+                    if last.elapsed() < HEARTBEAT_INTERVAL.min(self.grace / 3) {
                         continue;
                     }
                     last = Instant::now();
@@ -153,17 +170,17 @@ impl Host for CliHost {
     fn is_orphaned(&self, trial: &FrozenTrial, last_heartbeat: Option<Timestamp>) -> bool {
         let owner = trial.system_attrs.get(attr::OWNER).and_then(AttrValue::as_str);
         if let Some((host, pid, start)) = owner.and_then(parse_owner)
-            && host == hostname()
+            && host == self.host
         {
-            // Same machine: the process is alive iff its pid exists with the same
+            // Same host: the process is alive iff its pid exists with the same
             // start time (pids are reused).
-            return process_identity(pid).as_deref() != Some(&format!("{host}:{pid}:{start}"));
+            return process_identity(&host, pid).as_deref()
+                != Some(&format!("{host}:{pid}:{start}"));
         }
         let now =
             SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
-        last_heartbeat.is_none_or(|beat| {
-            Duration::from_micros((now - beat.0).max(0) as u64) > HEARTBEAT_GRACE
-        })
+        last_heartbeat
+            .is_none_or(|beat| Duration::from_micros((now - beat.0).max(0) as u64) > self.grace)
     }
 
     fn event(&self, event: Event<'_>) {
@@ -275,9 +292,10 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_owned())
 }
 
-/// `host:pid:start` of a live process (start = its start time in clock ticks since
-/// boot, field 22 of /proc/PID/stat), or None when no such process runs.
-fn process_identity(pid: u32) -> Option<String> {
+/// `host:pid:start` of a live process of this machine, named `host` (start = its
+/// start time in clock ticks since boot, field 22 of /proc/PID/stat), or None when
+/// no such process runs.
+fn process_identity(host: &str, pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces; fields after it follow ")".
     let after = &stat[stat.rfind(')')? + 2..];
@@ -287,7 +305,7 @@ fn process_identity(pid: u32) -> Option<String> {
         return None;
     }
     let start = fields.get(19)?;
-    Some(format!("{}:{pid}:{start}", hostname()))
+    Some(format!("{host}:{pid}:{start}"))
 }
 
 /// Sets its flag when dropped, on a normal return and on a panic alike.

@@ -452,6 +452,23 @@ struct RunArgs {
     /// workers`.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), allow_hyphen_values = true)]
     workers: Option<u16>,
+    #[command(flatten)]
+    liveness: LivenessArgs,
+}
+
+/// How workers on many hosts tell a dead worker's trials from a live one's.
+#[derive(clap::Args)]
+struct LivenessArgs {
+    /// This process's host name in the trials it runs (default: the machine's).
+    /// Workers on one host see at once that a worker there died; a worker on another
+    /// host is taken for dead once its trials' heartbeats are older than
+    /// --heartbeat-grace.
+    #[arg(long, env = "HPO_HOST_ID", value_parser = host_id)]
+    host_id: Option<String>,
+    /// How old the heartbeat of another host's running trial may grow before the
+    /// trial is taken as abandoned, failed and retried ("30s", "2m"; at least 1s).
+    #[arg(long, env = "HPO_HEARTBEAT_GRACE", default_value = "60s", value_parser = parse_grace, allow_hyphen_values = true)]
+    heartbeat_grace: std::time::Duration,
 }
 
 #[derive(clap::Args)]
@@ -488,6 +505,27 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 /// `--start-within`: a duration, or `0` for "start no run".
 fn parse_start_within(text: &str) -> Result<std::time::Duration, String> {
     if text.trim() == "0" { Ok(std::time::Duration::ZERO) } else { parse_timeout(text) }
+}
+
+/// `--host-id`: a name without `:` (it is the first part of a trial's owner).
+fn host_id(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() || text.contains(':') || text.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{text}` is not a host name: give a name without spaces or `:`, e.g. gpu-07"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// `--heartbeat-grace`: a duration of at least a second.
+fn parse_grace(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let grace = parse_timeout(text)?;
+    if grace < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` is under a second; give at least \"1s\" (the default is \"60s\")"
+        ));
+    }
+    Ok(grace)
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
@@ -583,10 +621,12 @@ fn is_bad_input(err: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Watchdog => unreachable!("handled before logging starts"),
-        Command::Run(RunArgs { study, db, trials, timeout, workers })
-        | Command::Worker(RunArgs { study, db, trials, timeout, workers }) => {
+        Command::Run(RunArgs { study, db, trials, timeout, workers, liveness })
+        | Command::Worker(RunArgs { study, db, trials, timeout, workers, liveness }) => {
             let workers = workers.map(usize::from);
-            run_study(&study, &db.db, RunConfig { trials, timeout, workers })
+            let liveness =
+                host::Liveness { host_id: liveness.host_id, grace: liveness.heartbeat_grace };
+            run_study(&study, &db.db, RunConfig { trials, timeout, workers }, liveness)
         }
         Command::Confirm { study, top, seeds, db } => {
             confirm::confirm(&study, &db.db, ConfirmConfig { top, seeds })
@@ -966,10 +1006,15 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
     Ok((spec, objective))
 }
 
-fn run_study(path: &Path, db: &Path, config: RunConfig) -> Result<ExitCode> {
+fn run_study(
+    path: &Path,
+    db: &Path,
+    config: RunConfig,
+    liveness: host::Liveness,
+) -> Result<ExitCode> {
     let (spec, objective) = study_and_objective(path, db)?;
     let storage = db::open_writable(db, true, true)?;
-    let host = host::CliHost::with_ctrl_c(&spec.metric)?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, liveness)?;
     let summary = host.with_heartbeats(&*storage, || {
         hpo_core::run::run_study(&*storage, &spec, objective.as_ref(), &host, config)
     });
