@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Dir, trials};
+use crate::util::{Dir, assert_killed_trials_were_retried, kill_and_replace, trials};
 
 /// A random study of a fast function objective reporting a 10-step curve.
 fn study(name: &str, budget: usize) -> String {
@@ -76,23 +76,14 @@ fn killing_workers_at_random_loses_no_trial() {
     let dir = Dir::new();
     dir.write("study.toml", &study("chaos", 4000));
     let mut children: Vec<Child> = (0..3).map(|_| worker(&dir)).collect();
-    let started = Instant::now();
-    let mut kills = 0;
-    let mut seed = 12345u64;
-    // Every 0.5 s pick a worker, kill it if it is still running, and start a fresh
-    // one: until 6 have been killed (the budget is large enough to outlast that on
-    // a fast machine), or 30 s.
-    while kills < 6 && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(500));
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let victim = (seed >> 33) as usize % children.len();
-        if children[victim].try_wait().unwrap().is_none() {
-            children[victim].kill().unwrap();
-            children[victim].wait().unwrap();
-            kills += 1;
-        }
-        children[victim] = worker(&dir);
-    }
+    // Until 6 have been killed (the budget is large enough to outlast that on a
+    // fast machine), or 30 s.
+    let kills = kill_and_replace(
+        &mut children,
+        12345,
+        |kills, elapsed| kills < 6 && elapsed < Duration::from_secs(30),
+        || worker(&dir),
+    );
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
@@ -100,22 +91,8 @@ fn killing_workers_at_random_loses_no_trial() {
     dir.ok(&["worker", "study.toml", "--db", "shared.sqlite"]);
     let all = check_invariants(&dir, "chaos", 4000);
     assert!(kills >= 5, "killed {kills} workers");
-    let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
     // Interrupted trials were retried with their parameters (max_retries = 1).
-    for trial in &failed {
-        let reason = trial["system_attrs"]["fail_reason"].as_str().unwrap();
-        assert!(reason.contains("stopped (killed or crashed)"), "{reason}");
-        // Killed before its parameters were set, a trial has nothing to retry.
-        let has_params = trial["params"].as_object().is_some_and(|p| !p.is_empty());
-        if trial["system_attrs"].get("hpo:retry_of").is_none() && has_params {
-            let number = trial["number"].as_f64().unwrap();
-            let retry = all
-                .iter()
-                .find(|t| t["system_attrs"]["hpo:retry_of"].as_f64() == Some(number))
-                .unwrap_or_else(|| panic!("trial {number} was not retried: {trial}"));
-            assert_eq!(retry["params"], trial["params"], "a retry runs the same parameters");
-        }
-    }
+    let failed = assert_killed_trials_were_retried(&all);
     #[allow(clippy::print_stderr)]
     {
         eprintln!("chaos: {kills} workers killed, {} trials failed and were retried", failed.len());

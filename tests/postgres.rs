@@ -10,7 +10,7 @@ use hpo_store::testing::{PgCluster, cluster};
 use serde_json::Value;
 
 use crate::optuna::{assert_same_trial, optuna};
-use crate::util::{Dir, trials};
+use crate::util::{Dir, assert_killed_trials_were_retried, kill_and_replace, trials};
 
 /// A random study of a fast function objective reporting a 10-step curve.
 fn study(name: &str, budget: usize) -> String {
@@ -203,20 +203,12 @@ fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
         host_worker(dir, &db, &format!("host-{hosts}"))
     };
     let mut children: Vec<Child> = (0..8).map(|_| next_host(&dir)).collect();
-    let started = Instant::now();
-    let mut kills = 0;
-    let mut seed = 77u64;
-    while started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(500));
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let victim = (seed >> 33) as usize % children.len();
-        if children[victim].try_wait().unwrap().is_none() {
-            children[victim].kill().unwrap();
-            children[victim].wait().unwrap();
-            kills += 1;
-        }
-        children[victim] = next_host(&dir);
-    }
+    let kills = kill_and_replace(
+        &mut children,
+        77,
+        |_, elapsed| elapsed < Duration::from_secs(20),
+        || next_host(&dir),
+    );
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
@@ -227,21 +219,8 @@ fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
     let all = check_invariants(&dir, &db, "hosts", 400);
     assert!(kills >= 15, "killed only {kills} workers");
     assert!(all.iter().all(|t| t["state"] != "RUNNING"), "a trial was left running");
-    let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
+    let failed = assert_killed_trials_were_retried(&all);
     assert!(!failed.is_empty(), "no trial was cut short: the kills came too late");
-    for trial in &failed {
-        let reason = trial["system_attrs"]["fail_reason"].as_str().unwrap_or_default();
-        assert!(reason.contains("stopped (killed or crashed)"), "{reason}");
-        let has_params = trial["params"].as_object().is_some_and(|p| !p.is_empty());
-        if trial["system_attrs"].get("hpo:retry_of").is_none() && has_params {
-            let number = trial["number"].as_f64().unwrap();
-            let retry = all
-                .iter()
-                .find(|t| t["system_attrs"]["hpo:retry_of"].as_f64() == Some(number))
-                .unwrap_or_else(|| panic!("trial {number} was not retried: {trial}"));
-            assert_eq!(retry["params"], trial["params"], "a retry runs the same parameters");
-        }
-    }
     // Optuna reads the same study.
     let theirs = optuna("read", std::path::Path::new(&db), "hosts");
     let theirs = trials(&theirs);
@@ -249,4 +228,43 @@ fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
     for (a, b) in all.iter().zip(theirs) {
         assert_same_trial(a, b);
     }
+}
+
+#[test]
+fn hpo_copy_moves_studies_whole_between_sqlite_and_postgresql() {
+    let dir = Dir::new();
+    let db = cluster().new_database();
+    dir.write("study.toml", &study("moved", 40));
+    dir.ok(&["run", "study.toml", "--db", "a.sqlite"]);
+    let report = dir.ok(&["report", "moved", "--db", "a.sqlite", "--out", "rep"]);
+    assert!(report.contains("stored in the database"), "{report}");
+    dir.write("other.toml", &study("other", 5).replace("name = \"moved\"", "name = \"other\""));
+    dir.ok(&["run", "other.toml", "--db", "a.sqlite"]);
+
+    // SQLite to PostgreSQL, one study, then back into a new SQLite file: the same
+    // export (parameters, values, curves, verdicts, attributes, times, the pick).
+    let out = dir.ok(&["copy", "a.sqlite", &db, "--study", "moved"]);
+    assert!(out.contains("copied study `moved` (40 trials)"), "{out}");
+    dir.ok(&["copy", &db, "b.sqlite"]);
+    let original = dir.ok(&["export", "moved", "--db", "a.sqlite", "--format", "json"]);
+    assert_eq!(dir.ok(&["export", "moved", "--db", &db, "--format", "json"]), original);
+    assert_eq!(dir.ok(&["export", "moved", "--db", "b.sqlite", "--format", "json"]), original);
+    let export: Value = serde_json::from_str(&original).unwrap();
+    assert!(export["pick"]["trial"].is_number(), "the pick went along: {}", export["pick"]);
+    assert!(
+        trials(&export)
+            .iter()
+            .any(|t| t["pruner_verdicts"].as_array().is_some_and(|v| !v.is_empty()))
+    );
+    // The study file went along: the copy resumes from it.
+    dir.ok(&["run", "study.toml", "--db", &db, "--trials", "45"]);
+    assert_eq!(trials(&dir.export("moved", &db)).len(), 45);
+
+    // A study the destination has is refused, and nothing is written.
+    let err = dir.bad_input(&["copy", "a.sqlite", &db]);
+    assert!(err.contains("already has `moved`") && err.contains("nothing was copied"), "{err}");
+    assert!(dir.bad_input(&["show", "other", "--db", &db]).contains("no study named `other`"));
+    // The study it lacks goes.
+    let out = dir.ok(&["copy", "a.sqlite", &db, "--study", "other"]);
+    assert!(out.contains("copied study `other` (5 trials)"), "{out}");
 }

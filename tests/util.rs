@@ -168,3 +168,52 @@ dropout         = { float = [0.0, 0.5] }
 weight_decay    = { float = [1e-5, 1e-1], log = true }
 label_smoothing = { float = [0.0, 0.2] }
 "#;
+
+/// Every 0.5 s picks a child at random, kills it if it still runs, and starts a
+/// fresh one in its place with `spawn`, while `go_on(kills, elapsed)`; returns how
+/// many it killed.
+pub fn kill_and_replace(
+    children: &mut [std::process::Child],
+    seed: u64,
+    go_on: impl Fn(usize, std::time::Duration) -> bool,
+    mut spawn: impl FnMut() -> std::process::Child,
+) -> usize {
+    let started = std::time::Instant::now();
+    let mut kills = 0;
+    let mut seed = seed;
+    while go_on(kills, started.elapsed()) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let victim = (seed >> 33) as usize % children.len();
+        if children[victim].try_wait().unwrap().is_none() {
+            children[victim].kill().unwrap();
+            children[victim].wait().unwrap();
+            kills += 1;
+        }
+        children[victim] = spawn();
+    }
+    kills
+}
+
+/// Each failed trial of `all` (an export's trials) failed because its worker was
+/// killed, and each one that had its parameters was retried with them; returns
+/// the failed trials.
+#[track_caller]
+pub fn assert_killed_trials_were_retried(all: &[Value]) -> Vec<&Value> {
+    let failed: Vec<&Value> = all.iter().filter(|t| t["state"] == "FAIL").collect();
+    for trial in &failed {
+        let reason = trial["system_attrs"]["fail_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("stopped (killed or crashed)"), "{reason}");
+        // Killed before its parameters were set, a trial has nothing to retry.
+        let has_params = trial["params"].as_object().is_some_and(|p| !p.is_empty());
+        if trial["system_attrs"].get("hpo:retry_of").is_none() && has_params {
+            let number = trial["number"].as_f64().unwrap();
+            let retry = all
+                .iter()
+                .find(|t| t["system_attrs"]["hpo:retry_of"].as_f64() == Some(number))
+                .unwrap_or_else(|| panic!("trial {number} was not retried: {trial}"));
+            assert_eq!(retry["params"], trial["params"], "a retry runs the same parameters");
+        }
+    }
+    failed
+}

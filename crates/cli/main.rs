@@ -159,6 +159,19 @@ enum Command {
         #[arg(long)]
         public_read: bool,
     },
+    /// Copy studies, whole, from one database to another: SQLite to PostgreSQL and
+    /// back (every trial with its parameters, values, curves, verdicts and
+    /// attributes, the study file, the pick). Refuses, writing nothing, a study
+    /// the destination already has.
+    Copy {
+        /// The database to read: an SQLite file or a postgresql:// URL.
+        from: PathBuf,
+        /// The database to write (an SQLite file is created if missing).
+        to: PathBuf,
+        /// Copy only this study (default: every study).
+        #[arg(long)]
+        study: Option<String>,
+    },
     /// Check a database: SQLite's integrity check, foreign keys, and unique trial
     /// numbers. Prints `ok` or the problems (exit 1).
     Check {
@@ -682,6 +695,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { db, bind, tokens, public_read } => {
             serve(&db.db, bind, tokens, public_read)
         }
+        Command::Copy { from, to, study } => print(copy_studies(&from, &to, study.as_deref())?),
         Command::Check { db } if db::postgres_url(&db.db).is_some() => {
             let problems = match open_existing_writable(&db.db)? {
                 db::Database::Postgres(storage) => storage.check()?,
@@ -1004,6 +1018,51 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
         _ => hpo_train::build_objective(&spec, base_dir)?,
     };
     Ok((spec, objective))
+}
+
+/// `hpo copy`: every study of `from` (or `study` alone) into `to`, each in one
+/// transaction, after checking that `to` has none of them.
+fn copy_studies(from: &Path, to: &Path, study: Option<&str>) -> Result<String> {
+    if db::shown(from) == db::shown(to) {
+        return Err(usage("FROM and TO are the same database; give two"));
+    }
+    let source = open_existing(from)?;
+    let names: Vec<String> = match study {
+        Some(name) => {
+            inspect::find(&*source, name)?;
+            vec![name.to_owned()]
+        }
+        None => source.list_studies()?.into_iter().map(|it| it.study.name).collect(),
+    };
+    if names.is_empty() {
+        return Err(usage(format!("{} has no study to copy", db::shown(from))));
+    }
+    let target = db::open_writable(to, true, true)?;
+    let taken: Vec<&String> =
+        names.iter().filter(|name| matches!(target.find_study(name), Ok(Some(_)))).collect();
+    if !taken.is_empty() {
+        let list = taken.iter().map(|it| format!("`{it}`")).collect::<Vec<_>>().join(", ");
+        return Err(usage(format!(
+            "{} already has {list}; nothing was copied (hpo copy never overwrites a study: copy into another database, or --study one it lacks)",
+            db::shown(to)
+        )));
+    }
+    let mut lines = Vec::new();
+    for name in &names {
+        let copy = hpo_core::storage::StudyCopy::read(&*source, name)?
+            .with_context(|| format!("study `{name}` vanished from {}", db::shown(from)))?;
+        if copy.study.directions.len() > 1 {
+            return Err(usage(format!(
+                "study `{name}` has {} objectives; hpo keeps one value per trial, so it cannot copy it whole",
+                copy.study.directions.len()
+            )));
+        }
+        target.import_study(&copy)?;
+        lines.push(format!("copied study `{name}` ({} trials)", copy.trials.len()));
+    }
+    target.checkpoint();
+    lines.push(format!("from {} to {}", db::shown(from), db::shown(to)));
+    Ok(lines.join("\n"))
 }
 
 fn run_study(

@@ -10,7 +10,7 @@ use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
 use crate::pruner::Verdict;
-use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::storage::{NewStudy, NewTrial, Storage, StudyCopy};
 use crate::study::{Study, StudyId, StudySummary};
 use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 
@@ -347,6 +347,25 @@ impl Storage for InMemoryStorage {
         let mut state = self.lock();
         let beat = state.heartbeats.get(&trial).copied();
         Ok(beat.or(state.trial_mut(trial)?.datetime_start))
+    }
+
+    fn import_study(&self, copy: &StudyCopy) -> Result<StudyId> {
+        let mut state = self.lock();
+        if state.studies.iter().any(|s| s.name == copy.study.name) {
+            return Err(Error::StudyExists(copy.study.name.clone()));
+        }
+        let id = StudyId(state.studies.len() as i64 + 1);
+        state.studies.push(Study { id, ..copy.study.clone() });
+        state.study_user_attrs.insert(id, copy.user_attrs.clone());
+        for it in &copy.trials {
+            let trial =
+                FrozenTrial { id: TrialId(state.trials.len() as i64 + 1), ..it.trial.clone() };
+            let curve = it.curves.iter().map(|p| ((p.step, p.name.clone()), p.value)).collect();
+            state.curves.insert(trial.id, curve);
+            state.verdicts.insert(trial.id, it.verdicts.iter().cloned().collect());
+            state.trials.push((id, trial));
+        }
+        Ok(id)
     }
 }
 

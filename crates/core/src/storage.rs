@@ -315,4 +315,50 @@ pub trait Storage: Send + Sync {
 
     /// The last heartbeat of a Running trial (its start when it never beat).
     fn last_heartbeat(&self, trial: TrialId) -> Result<Option<crate::trial::Timestamp>>;
+
+    /// Writes a whole study read from another storage ([`StudyCopy::read`], for
+    /// `hpo copy`) as one change: the study, its attributes and file, and every
+    /// trial as it was — number, state, times, parameters, value, curves,
+    /// attributes, pruner verdicts. Fails with [`Error::StudyExists`] when the name
+    /// is taken, writing nothing. Returns the new study's id.
+    fn import_study(&self, copy: &StudyCopy) -> Result<StudyId>;
+}
+
+/// Everything a storage holds of one study, to write into another
+/// ([`Storage::import_study`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyCopy {
+    /// The study (its id is the source storage's).
+    pub study: Study,
+    /// The study's user attributes (hpo's stored pick among them).
+    pub user_attrs: BTreeMap<String, AttrValue>,
+    /// Every trial, in order of number, each with its metric curves and verdicts.
+    pub trials: Vec<TrialCopy>,
+}
+
+/// One trial of a [`StudyCopy`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialCopy {
+    /// The trial (its id is the source storage's).
+    pub trial: FrozenTrial,
+    /// Every metric at every step.
+    pub curves: Vec<MetricPoint>,
+    /// The pruner's verdicts, by step.
+    pub verdicts: Vec<(u64, Verdict)>,
+}
+
+impl StudyCopy {
+    /// Reads study `name` of `storage` whole; `None` when there is no such study.
+    pub fn read(storage: &dyn Storage, name: &str) -> Result<Option<StudyCopy>> {
+        let Some(study) = storage.find_study(name)? else { return Ok(None) };
+        let mut curves = storage.study_metric_curves(study.id)?;
+        let mut trials = Vec::new();
+        for trial in storage.trials(study.id, None)? {
+            let verdicts = storage.pruner_verdicts(trial.id)?;
+            let curves = curves.remove(&trial.id).unwrap_or_default();
+            trials.push(TrialCopy { trial, curves, verdicts });
+        }
+        let user_attrs = storage.study_user_attrs(study.id)?;
+        Ok(Some(StudyCopy { study, user_attrs, trials }))
+    }
 }

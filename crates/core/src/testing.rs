@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
 use crate::pruner::Verdict;
-use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::storage::{NewStudy, NewTrial, Storage, StudyCopy};
 use crate::study::{Direction, StudyId};
 use crate::trial::{AttrValue, MetricPoint, TrialState, attr};
 
@@ -43,6 +43,7 @@ macro_rules! storage_conformance_tests {
             fail_and_enqueue_happen_together_once,
             end_trial_sets_results_and_state_together,
             concurrent_creation_respects_budget,
+            a_copied_study_reads_back_whole,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -804,4 +805,82 @@ pub fn gpu_study(storage: &dyn Storage) -> StudyId {
         }
     }
     study
+}
+
+/// A study read whole ([`StudyCopy::read`]) and imported under another name reads
+/// back the same — every trial state, time, parameter, value, curve, attribute
+/// and verdict, the study's file and attributes — and importing a name that is
+/// taken fails, writing nothing.
+pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
+    let s = storage
+        .create_study(&NewStudy {
+            name: "a".into(),
+            direction: Direction::Maximize,
+            metric: Some("acc".into()),
+            spec_text: Some("[study]\nname = \"a\"\n".into()),
+            queued: vec![NewTrial {
+                params: vec![("x".into(), ParamValue::Float(0.5), float(0.0, 1.0))],
+                system_attrs: vec![("hpo:grid_point".into(), AttrValue::Number(3.0))],
+            }],
+        })
+        .unwrap();
+    storage.set_study_user_attrs(s, &[("hpo:pick".into(), AttrValue::Number(1.0))]).unwrap();
+    let choice = Distribution::Categorical {
+        choices: vec![ParamValue::Str("relu".into()), ParamValue::Int(3)],
+    };
+    for (i, end) in
+        [TrialState::Complete, TrialState::Pruned, TrialState::Fail, TrialState::Running]
+            .into_iter()
+            .enumerate()
+    {
+        let owner = [(attr::OWNER.to_owned(), AttrValue::Str(format!("host:{i}:0")))];
+        let trial = storage.create_running_trial(s, None, &owner).unwrap().unwrap();
+        let params = [
+            ("x".to_owned(), ParamValue::Float(i as f64 / 10.0), float(0.0, 1.0)),
+            ("act".to_owned(), ParamValue::Str("relu".into()), choice.clone()),
+        ];
+        storage.set_trial_params(trial.id, &params).unwrap();
+        for step in 1..=3 {
+            let metrics = [("acc".to_owned(), step as f64 / 4.0), ("loss".to_owned(), f64::NAN)];
+            storage.report(trial.id, step, step as f64 / 4.0, &metrics).unwrap();
+            storage
+                .record_pruner_verdict(trial.id, step, &Verdict::keep(format!("step {step}")))
+                .unwrap();
+        }
+        if end != TrialState::Running {
+            let value = (end == TrialState::Complete).then_some(f64::INFINITY);
+            let user = [("best_step".to_owned(), AttrValue::Number(3.0))];
+            let system = [("fail_reason".to_owned(), AttrValue::Str(format!("ended {i}")))];
+            storage.end_trial(trial.id, end, value, &user, &system).unwrap();
+        }
+    }
+    let mut copy = StudyCopy::read(storage, "a").unwrap().unwrap();
+    assert_eq!(copy.trials.len(), 5);
+    copy.study.name = "b".into();
+    let b = storage.import_study(&copy).unwrap();
+    assert_ne!(b, s);
+    let read = StudyCopy::read(storage, "b").unwrap().unwrap();
+    assert_eq!(read.study.id, b);
+    let without_ids = |mut it: StudyCopy| {
+        it.study.id = StudyId(0);
+        for t in &mut it.trials {
+            t.trial.id = crate::trial::TrialId(0);
+        }
+        it
+    };
+    let (copy, read) = (without_ids(copy), without_ids(read));
+    assert_eq!(read.study, copy.study);
+    assert_eq!(read.user_attrs, copy.user_attrs);
+    for (ours, theirs) in read.trials.iter().zip(&copy.trials) {
+        assert_eq!(ours.trial, theirs.trial, "trial {}", theirs.trial.number);
+        assert_eq!(ours.verdicts, theirs.verdicts, "trial {}", theirs.trial.number);
+        // NaN is not equal to itself: compare the curves as text.
+        assert_eq!(format!("{:?}", ours.curves), format!("{:?}", theirs.curves));
+    }
+    // The copy's trials count toward its budget as the original's do.
+    assert_eq!(storage.count_toward_budget(b).unwrap(), storage.count_toward_budget(s).unwrap());
+    // A taken name: refused, nothing written.
+    let studies = storage.list_studies().unwrap().len();
+    assert!(matches!(storage.import_study(&copy), Err(Error::StudyExists(name)) if name == "b"));
+    assert_eq!(storage.list_studies().unwrap().len(), studies);
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::pruner::Verdict;
-use hpo_core::storage::{NewStudy, NewTrial, Storage, TrialOutcome};
+use hpo_core::storage::{NewStudy, NewTrial, Storage, StudyCopy, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -1023,6 +1023,18 @@ pub(crate) fn summary_of(study: Study, counts: &[(Option<TrialState>, usize)]) -
     summary
 }
 
+/// A trial's parameters with their distributions, as they are inserted.
+pub(crate) fn params_of(trial: &FrozenTrial) -> Vec<(String, ParamValue, Distribution)> {
+    trial
+        .params
+        .iter()
+        .filter_map(|(name, value)| {
+            let distribution = trial.distributions.get(name)?;
+            Some((name.clone(), value.clone(), distribution.clone()))
+        })
+        .collect()
+}
+
 /// Adds a stored parameter (`internal`, its distribution as `json`) to `trial`;
 /// `parsed` keeps the distributions parsed so far, since a study's trials share a few.
 pub(crate) fn add_param(
@@ -1648,6 +1660,103 @@ impl Storage for SqliteStorage {
                 .map_err(store_err)?;
             let (beat, start) = row.ok_or(hpo_core::Error::UnknownTrial(trial))?;
             Ok(beat.or(start).as_deref().and_then(encode::parse_datetime))
+        })
+    }
+
+    fn import_study(&self, copy: &StudyCopy) -> CoreResult<StudyId> {
+        self.write(|tx| {
+            let study = &copy.study;
+            let taken: Option<i64> = tx
+                .query_row("SELECT study_id FROM studies WHERE study_name = ?1", [&study.name], |row| row.get(0))
+                .optional()
+                .map_err(store_err)?;
+            if taken.is_some() {
+                return Err(hpo_core::Error::StudyExists(study.name.clone()));
+            }
+            tx.run("INSERT INTO studies (study_name) VALUES (?1)", [&study.name]).map_err(store_err)?;
+            let id = tx.last_insert_rowid();
+            for (objective, direction) in study.directions.iter().enumerate() {
+                tx.run(
+                    "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, ?3)",
+                    params![direction.as_optuna_str(), id, objective as i64],
+                )
+                .map_err(store_err)?;
+            }
+            if let Some(metric) = &study.metric {
+                tx.run(
+                    "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES (?1, 'study:metric_names', ?2)",
+                    params![id, encode::metric_names_json(metric)],
+                )
+                .map_err(store_err)?;
+            }
+            if let Some(text) = &study.spec_text {
+                tx.run(
+                    "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES (?1, ?2, ?3)",
+                    params![id, text, encode::datetime(now())],
+                )
+                .map_err(store_err)?;
+            }
+            for (key, value) in &copy.user_attrs {
+                tx.run(
+                    "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES (?1, ?2, ?3)",
+                    params![id, key, encode::attr_json(value)],
+                )
+                .map_err(store_err)?;
+            }
+            for it in &copy.trials {
+                let t = &it.trial;
+                tx.run(
+                    "INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        t.number as i64,
+                        id,
+                        t.state.as_optuna_str(),
+                        t.datetime_start.map(encode::datetime),
+                        t.datetime_complete.map(encode::datetime)
+                    ],
+                )
+                .map_err(store_err)?;
+                let trial = TrialId(tx.last_insert_rowid());
+                insert_params(tx, trial, &params_of(t))?;
+                if let Some(value) = t.value {
+                    let (stored, kind) = encode::encode_value(value);
+                    tx.run(
+                        "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
+                        params![trial.0, stored, kind],
+                    )
+                    .map_err(store_err)?;
+                }
+                for (step, value) in &t.intermediate_values {
+                    let (stored, kind) = encode::encode_value(*value);
+                    tx.run(
+                        "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type) VALUES (?1, ?2, ?3, ?4)",
+                        params![trial.0, *step as i64, stored, kind],
+                    )
+                    .map_err(store_err)?;
+                }
+                for (key, value) in &t.user_attrs {
+                    set_attr(tx, "trial_user_attributes", trial, key, value)?;
+                }
+                for (key, value) in &t.system_attrs {
+                    set_attr(tx, "trial_system_attributes", trial, key, value)?;
+                }
+                for point in &it.curves {
+                    let value = (!point.value.is_nan()).then_some(point.value);
+                    tx.run(
+                        "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES (?1, ?2, ?3, ?4)",
+                        params![trial.0, point.step as i64, point.name, value],
+                    )
+                    .map_err(store_err)?;
+                }
+                for (step, verdict) in &it.verdicts {
+                    tx.run(
+                        "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason) VALUES (?1, ?2, ?3, ?4)",
+                        params![trial.0, *step as i64, verdict.prune, verdict.reason],
+                    )
+                    .map_err(store_err)?;
+                }
+            }
+            Ok(StudyId(id))
         })
     }
 }

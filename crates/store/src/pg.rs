@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::pruner::Verdict;
-use hpo_core::storage::{NewStudy, NewTrial, Storage, TrialOutcome};
+use hpo_core::storage::{NewStudy, NewTrial, Storage, StudyCopy, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use postgres::types::ToSql;
@@ -1186,6 +1186,98 @@ impl Storage for PostgresStorage {
             let beat: Option<String> = get(&row, 0)?;
             let start: Option<String> = get(&row, 1)?;
             Ok(beat.or(start).as_deref().and_then(encode::parse_datetime))
+        })
+    }
+
+    fn import_study(&self, copy: &StudyCopy) -> CoreResult<StudyId> {
+        self.write(|tx| {
+            let study = &copy.study;
+            let row = tx.opt(
+                "INSERT INTO studies (study_name) VALUES ($1) ON CONFLICT (study_name) DO NOTHING RETURNING study_id",
+                &[&study.name],
+            )?;
+            let Some(row) = row else {
+                return Err(hpo_core::Error::StudyExists(study.name.clone()));
+            };
+            let id: i32 = get(&row, 0)?;
+            for (objective, direction) in study.directions.iter().enumerate() {
+                tx.exec(
+                    "INSERT INTO study_directions (direction, study_id, objective) VALUES ($1::text::studydirection, $2, $3)",
+                    &[&direction.as_optuna_str(), &id, &(objective as i32)],
+                )?;
+            }
+            if let Some(metric) = &study.metric {
+                tx.exec(
+                    "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES ($1, 'study:metric_names', $2)",
+                    &[&id, &encode::metric_names_json(metric)],
+                )?;
+            }
+            if let Some(text) = &study.spec_text {
+                tx.exec(
+                    "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES ($1, $2, $3::text::timestamp)",
+                    &[&id, text, &encode::datetime(now())],
+                )?;
+            }
+            for (key, value) in &copy.user_attrs {
+                tx.exec(
+                    "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES ($1, $2, $3)",
+                    &[&id, key, &encode::attr_json(value)],
+                )?;
+            }
+            for it in &copy.trials {
+                let t = &it.trial;
+                let number = i32::try_from(t.number)
+                    .map_err(|_| store_err(Error::Corrupt(format!("trial number {} is past INTEGER", t.number))))?;
+                let row = tx.one(
+                    "INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete)
+                     VALUES ($1, $2, $3::text::trialstate, $4::text::timestamp, $5::text::timestamp) RETURNING trial_id",
+                    &[
+                        &number,
+                        &id,
+                        &t.state.as_optuna_str(),
+                        &t.datetime_start.map(encode::datetime),
+                        &t.datetime_complete.map(encode::datetime),
+                    ],
+                )?;
+                let trial = TrialId(i64::from(get::<i32>(&row, 0)?));
+                let trial_id = int(trial.0)?;
+                insert_params(tx, trial, &crate::params_of(t))?;
+                if let Some(value) = t.value {
+                    let (stored, kind) = encode::encode_value(value);
+                    tx.exec(
+                        "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES ($1, 0, $2, $3::text::trialvaluetype)",
+                        &[&trial_id, &stored, &kind],
+                    )?;
+                }
+                for (step, value) in &t.intermediate_values {
+                    let (stored, kind) = encode::encode_value(*value);
+                    tx.exec(
+                        "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+                         VALUES ($1, $2, $3, $4::text::trialintermediatevaluetype)",
+                        &[&trial_id, &(*step as i64), &stored, &kind],
+                    )?;
+                }
+                for (key, value) in &t.user_attrs {
+                    set_attr(tx, "trial_user_attributes", trial, key, value)?;
+                }
+                for (key, value) in &t.system_attrs {
+                    set_attr(tx, "trial_system_attributes", trial, key, value)?;
+                }
+                for point in &it.curves {
+                    let value = (!point.value.is_nan()).then_some(point.value);
+                    tx.exec(
+                        "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES ($1, $2, $3, $4)",
+                        &[&trial_id, &(point.step as i64), &point.name, &value],
+                    )?;
+                }
+                for (step, verdict) in &it.verdicts {
+                    tx.exec(
+                        "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason) VALUES ($1, $2, $3, $4)",
+                        &[&trial_id, &(*step as i64), &verdict.prune, &verdict.reason],
+                    )?;
+                }
+            }
+            Ok(StudyId(i64::from(id)))
         })
     }
 }

@@ -1063,6 +1063,10 @@ impl Storage for Counting {
     fn last_heartbeat(&self, trial: crate::trial::TrialId) -> Result<Option<Timestamp>> {
         self.inner.last_heartbeat(trial)
     }
+
+    fn import_study(&self, copy: &crate::storage::StudyCopy) -> Result<StudyId> {
+        self.inner.import_study(copy)
+    }
 }
 
 /// The study loop reads the whole study a fixed number of times per run, not per
