@@ -268,3 +268,36 @@ fn hpo_copy_moves_studies_whole_between_sqlite_and_postgresql() {
     let out = dir.ok(&["copy", "a.sqlite", &db, "--study", "other"]);
     assert!(out.contains("copied study `other` (5 trials)"), "{out}");
 }
+
+#[test]
+fn hpo_serve_serves_a_postgresql_database_while_workers_write_it() {
+    let dir = Dir::new();
+    let db = cluster().new_database();
+    dir.write("study.toml", &study("served", 30));
+    dir.ok(&["worker", "study.toml", "--db", &db]);
+    let server = crate::serve::Server::start(&dir, &["--db", &db]);
+    let (status, body) = server.get("/api/v1/studies/served");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["trials"]["complete"].as_u64().unwrap() + body["trials"]["pruned"].as_u64().unwrap(),
+        30,
+        "{body}"
+    );
+    // Ask and tell over HTTP land in the same database.
+    dir.write(
+        "ext.toml",
+        &study("remote", 3).replace(
+            "kind = \"function\"\nfunction = \"branin\"\nmax_epochs = 10\n",
+            "kind = \"external\"\n",
+        ),
+    );
+    let text = std::fs::read_to_string(dir.path().join("ext.toml")).unwrap();
+    let (status, asked) = server.post("/api/v1/studies/remote/ask", &text);
+    assert_eq!(status, 200, "{asked}");
+    let trial = asked["trial"].as_u64().unwrap();
+    let (status, told) =
+        server.post(&format!("/api/v1/studies/remote/trials/{trial}/tell"), "{\"value\": 1.5}");
+    assert_eq!(status, 200, "{told}");
+    let export = dir.export("remote", &db);
+    assert_eq!(trials(&export)[0]["value"], 1.5);
+}

@@ -18,7 +18,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Dir, extra: &[&str]) -> Server {
-        let mut args = vec!["serve", "--db", "api.sqlite", "--bind", "127.0.0.1:0"];
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        if !extra.contains(&"--db") {
+            args.extend_from_slice(&["--db", "api.sqlite"]);
+        }
         args.extend_from_slice(extra);
         let mut child = dir
             .hpo(&args)

@@ -245,6 +245,15 @@ fn time_hpo_run(n: usize) -> Result<Vec<String>> {
     ])
 }
 
+/// The peak resident memory (VmHWM) of process `pid` so far, in KiB.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+}
+
 /// Runs `hpo run STUDY --db DB [--trials N]` as a child process, its progress lines
 /// into `log` (as a run's log would: a pipe nobody read would fill and stall it).
 /// Returns its wall time in seconds and its peak memory (VmHWM) in kB, sampled
@@ -267,17 +276,9 @@ fn hpo_run_child(
         .stderr(std::fs::File::create(log)?)
         .spawn()
         .context("cannot start `hpo run`")?;
-    let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0u64;
     let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file)
-            && let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak_kb = peak_kb.max(kb);
-        }
+        peak_kb = peak_kb.max(vm_hwm_kb(child.id()).unwrap_or(0));
         if let Some(status) = child.try_wait()? {
             break status;
         }
@@ -968,36 +969,39 @@ fn append_run(path: &std::path::Path, run: &PruningRun) -> Result<()> {
 /// P processes (`hpo bench overhead-worker`) share one fresh SQLite study and run
 /// ask + 10 reported steps + tell until N trials are complete. Printed: wall time per
 /// trial (all processes together), and the check that exactly N trials completed.
-pub fn overhead_processes(sizes: &[usize], workers: &[usize]) -> Result<String> {
+pub fn overhead_processes(
+    sizes: &[usize],
+    workers: &[usize],
+    db: Option<&std::path::Path>,
+) -> Result<String> {
     if sizes.iter().any(|n| *n < 10) || workers.contains(&0) {
         bail!("--trials: each size must be at least 10; --workers: at least 1");
     }
     let exe = std::env::current_exe().context("cannot find the hpo binary to start workers")?;
-    let spec = StudySpec::parse(STUDY, "<bench overhead>")?;
     let mut rows = Vec::new();
     for &n in sizes {
         for &p in workers {
             let dir = tempfile::tempdir()?;
-            let db = dir.path().join("bench.sqlite");
-            open_study(&SqliteStorage::open(&db)?, &spec)?;
+            let db = db.map_or_else(|| dir.path().join("bench.sqlite"), std::path::Path::to_owned);
+            let mut spec = StudySpec::parse(STUDY, "<bench overhead>")?;
+            // A study of its own per run, so runs can share a server's database.
+            spec.name = format!("overhead-{n}-{p}-{}", std::process::id());
+            open_study(&*crate::db::open_writable(&db, true, false)?, &spec)?;
             let started = Instant::now();
             let children: Vec<std::process::Child> = (0..p)
                 .map(|_| {
                     std::process::Command::new(&exe)
-                        .args(["bench", "overhead-worker", "--trials", &n.to_string(), "--db"])
+                        .args(["bench", "overhead-worker", "--trials", &n.to_string()])
+                        .args(["--study", &spec.name, "--db"])
                         .arg(&db)
                         .stdout(std::process::Stdio::null())
                         .spawn()
                         .context("cannot start a worker process")
                 })
                 .collect::<Result<_>>()?;
-            for mut child in children {
-                if !child.wait()?.success() {
-                    bail!("a worker process failed");
-                }
-            }
+            let peak_kb = peak_of_children(children)?;
             let seconds = started.elapsed().as_secs_f64();
-            let storage = SqliteStorage::open(&db)?;
+            let storage = crate::db::open_writable(&db, false, false)?;
             let study = storage.find_study(&spec.name)?.context("the study")?;
             let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
             let whole = complete.iter().all(|t| t.intermediate_values.len() == 10);
@@ -1007,31 +1011,77 @@ pub fn overhead_processes(sizes: &[usize], workers: &[usize]) -> Result<String> 
                     complete.len()
                 );
             }
+            // The cost per trial near the end, from the stored end times.
+            let ends: Vec<f64> = complete
+                .iter()
+                .filter_map(|t| t.datetime_complete.map(|it| it.0 as f64 / 1e3))
+                .collect();
+            let last = n.min(1000);
+            let span = ends[n - 1] - ends[n - last];
             rows.push(vec![
                 n.to_string(),
                 p.to_string(),
                 format!("{:.3}", seconds * 1e3 / n as f64),
+                format!("{:.3}", span / (last - 1).max(1) as f64),
                 format!("{:.0}", n as f64 / seconds),
                 format!("{seconds:.1}"),
+                format!("{:.1}", peak_kb as f64 / 1024.0),
             ]);
         }
     }
+    let store =
+        db.map_or_else(|| "SQLite (WAL), a fresh file per run".to_owned(), crate::db::shown);
     Ok(format!(
-        "ask + 10 reported steps + tell per trial, P processes sharing one SQLite study (WAL), random sampler\n{}",
-        crate::format::table(&["TRIALS", "PROCESSES", "MS/TRIAL", "TRIALS/S", "WALL S"], &rows)
+        "ask + 10 reported steps + tell per trial, P processes sharing one study, random sampler; {store}\n{}",
+        crate::format::table(
+            &[
+                "TRIALS",
+                "PROCESSES",
+                "MS/TRIAL",
+                "LAST 1000 MS/TRIAL",
+                "TRIALS/S",
+                "WALL S",
+                "PEAK MB/PROCESS"
+            ],
+            &rows
+        )
     ))
+}
+
+/// Waits for `children`; the highest peak resident memory (VmHWM) any reached,
+/// sampled every 50 ms, in KiB.
+fn peak_of_children(mut children: Vec<std::process::Child>) -> Result<u64> {
+    let mut peak = 0;
+    while !children.is_empty() {
+        for child in &children {
+            peak = peak.max(vm_hwm_kb(child.id()).unwrap_or(0));
+        }
+        let mut running = Vec::new();
+        for mut child in children {
+            match child.try_wait()? {
+                Some(status) if !status.success() => bail!("a worker process failed"),
+                Some(_) => {}
+                None => running.push(child),
+            }
+        }
+        children = running;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(peak)
 }
 
 /// One worker process of `overhead_processes`: runs trials until the budget is met;
 /// prints how many it ran.
-pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
-    let spec = StudySpec::parse(STUDY, "<bench overhead>")?;
+pub fn overhead_worker(db: &std::path::Path, name: &str, n: usize) -> Result<String> {
+    let mut spec = StudySpec::parse(STUDY, "<bench overhead>")?;
+    spec.name = name.to_owned();
     let hpo_core::spec::ObjectiveSpec::Function { function, .. } = spec.objective else {
         bail!("function objective")
     };
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
-    let storage = SqliteStorage::open(db)?;
-    let study = open_study(&storage, &spec)?;
+    let storage = crate::db::open_writable(db, false, false)?;
+    let storage: &dyn hpo_core::storage::Storage = &*storage;
+    let study = open_study(storage, &spec)?;
     let owner = format!("bench:{}:0", std::process::id());
     let host = QuietHost(Instant::now());
     let history = History::default();
@@ -1040,11 +1090,11 @@ pub fn overhead_worker(db: &std::path::Path, n: usize) -> Result<String> {
     loop {
         // As a real worker does every few seconds: look for dead workers' trials.
         if last_look.is_none_or(|at| at.elapsed().as_secs() >= 2) {
-            hpo_core::run::recover_orphans(&storage, study.id, &host, 0)?;
+            hpo_core::run::recover_orphans(storage, study.id, &host, 0)?;
             last_look = Some(Instant::now());
         }
         let Some(trial) =
-            ask(&storage, study.id, &spec, sampler.as_ref(), Some(n), &owner, &history)?
+            ask(storage, study.id, &spec, sampler.as_ref(), Some(n), &owner, &history)?
         else {
             break;
         };

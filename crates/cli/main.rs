@@ -295,6 +295,11 @@ enum BenchCommand {
         /// printing 10 steps) beyond the program's run time, through `hpo run`.
         #[arg(long, value_enum, default_value_t = OverheadObjective::Function)]
         objective: OverheadObjective,
+        /// With --workers: the database the processes share, e.g. a PostgreSQL
+        /// server's postgresql://USER:PASSWORD@HOST:PORT/DATABASE (each run makes a
+        /// study of its own there); by default a fresh SQLite file per run.
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// `hpo serve` under load: C HTTP clients, each looping ask -> 10 steps -> tell;
     /// trials/s and p50/p99 per verb; then the /metrics scrape time.
@@ -354,6 +359,9 @@ enum BenchCommand {
         /// The shared benchmark database.
         #[arg(long)]
         db: PathBuf,
+        /// The study's name.
+        #[arg(long, default_value = "overhead")]
+        study: String,
         /// The study's budget.
         #[arg(long, allow_hyphen_values = true)]
         trials: usize,
@@ -770,11 +778,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             which: BenchCommand::Overhead { trials, objective: OverheadObjective::Command, .. },
         } => print(bench::overhead_command(&trials)?),
-        Command::Bench { which: BenchCommand::Overhead { trials, workers, .. } } => {
+        Command::Bench { which: BenchCommand::Overhead { trials, workers, db, .. } } => {
             if workers.is_empty() {
                 print(bench::overhead(&trials)?)
             } else {
-                print(bench::overhead_processes(&trials, &workers)?)
+                print(bench::overhead_processes(&trials, &workers, db.as_deref())?)
             }
         }
         Command::Bench {
@@ -783,8 +791,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { which: BenchCommand::PrunerSteps { trials, steps, measured } } => {
             print(bench::pruner_steps(&trials, steps, measured)?)
         }
-        Command::Bench { which: BenchCommand::OverheadWorker { db, trials } } => {
-            print(bench::overhead_worker(&db, trials)?)
+        Command::Bench { which: BenchCommand::OverheadWorker { db, study, trials } } => {
+            print(bench::overhead_worker(&db, &study, trials)?)
         }
         Command::Bench {
             which: BenchCommand::Train { device, workload, batch, steps, precision, json },

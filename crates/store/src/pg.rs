@@ -121,6 +121,9 @@ impl std::fmt::Debug for PostgresStorage {
 struct Tx<'a> {
     tx: postgres::Transaction<'a>,
     statements: &'a mut HashMap<String, Statement>,
+    /// Whether this runs the call again after a lost connection: the first try may
+    /// have committed before the connection went.
+    again: bool,
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -224,14 +227,16 @@ impl PostgresStorage {
         let mut guard = self.lock();
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
+        let mut again = false;
         loop {
             let outcome = match guard.as_mut() {
-                Some(conn) => once(conn, write, &f),
+                Some(conn) => once(conn, write, again, &f),
                 None => match connect(&self.url) {
-                    Ok(conn) => once(guard.insert(conn), write, &f),
+                    Ok(conn) => once(guard.insert(conn), write, again, &f),
                     Err(err) => Err(store_err(err)),
                 },
             };
+            again = true;
             match outcome {
                 Err(err) if is_retryable(&err) && started.elapsed() < RECONNECT_FOR => {
                     tracing::warn!(
@@ -292,6 +297,7 @@ impl PostgresStorage {
 fn once<T>(
     conn: &mut Conn,
     write: bool,
+    again: bool,
     f: &impl Fn(&mut Tx<'_>) -> CoreResult<T>,
 ) -> CoreResult<T> {
     let tx = conn
@@ -301,7 +307,7 @@ fn once<T>(
         .read_only(!write)
         .start()
         .map_err(pg_err)?;
-    let mut tx = Tx { tx, statements: &mut conn.statements };
+    let mut tx = Tx { tx, statements: &mut conn.statements, again };
     let out = f(&mut tx)?;
     tx.tx.commit().map_err(pg_err)?;
     Ok(out)
@@ -358,6 +364,12 @@ fn trial_state(tx: &mut Tx<'_>, trial: TrialId) -> CoreResult<TrialState> {
 fn parse_state(state: &str) -> CoreResult<TrialState> {
     TrialState::from_optuna_str(state)
         .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
+}
+
+/// Whether a call ending `trial` as `state` already happened: run again after a
+/// lost connection, it finds the trial ended as asked, by its own first try.
+fn already_ended(tx: &mut Tx<'_>, trial: TrialId, state: TrialState) -> CoreResult<bool> {
+    Ok(tx.again && trial_state(tx, trial)? == state)
 }
 
 fn require_running(tx: &mut Tx<'_>, trial: TrialId) -> CoreResult<()> {
@@ -910,6 +922,9 @@ impl Storage for PostgresStorage {
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<()> {
         self.write(|tx| {
+            if already_ended(tx, trial, state)? {
+                return Ok(());
+            }
             require_running(tx, trial)?;
             for (key, value) in user_attrs {
                 set_attr(tx, "trial_user_attributes", trial, key, value)?;
@@ -928,6 +943,9 @@ impl Storage for PostgresStorage {
         value: Option<f64>,
     ) -> CoreResult<()> {
         self.write(|tx| {
+            if already_ended(tx, trial, state)? {
+                return Ok(());
+            }
             require_running(tx, trial)?;
             finish_in(tx, trial, state, value)
         })
