@@ -192,9 +192,11 @@ fn host_worker(dir: &Dir, db: &str, host: &str) -> Child {
 }
 
 #[test]
-fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
+fn eight_hosts_killed_and_replaced_every_half_second_and_a_server_restart_lose_no_trial() {
+    // A server of its own: it is restarted in the middle of the run.
+    let own = PgCluster::start();
     let dir = Dir::new();
-    let db = cluster().new_database();
+    let db = own.new_database();
     dir.write("study.toml", &slow_study("hosts", 400));
     dir.write("steps.sh", STEPS);
     let mut hosts = 0;
@@ -203,10 +205,17 @@ fn eight_hosts_killed_and_replaced_every_half_second_lose_no_trial() {
         host_worker(dir, &db, &format!("host-{hosts}"))
     };
     let mut children: Vec<Child> = (0..8).map(|_| next_host(&dir)).collect();
+    let mut restarted = false;
     let kills = kill_and_replace(
         &mut children,
         77,
-        |_, elapsed| elapsed < Duration::from_secs(20),
+        |_, elapsed| {
+            if elapsed > Duration::from_secs(10) && !restarted {
+                own.restart();
+                restarted = true;
+            }
+            elapsed < Duration::from_secs(20)
+        },
         || next_host(&dir),
     );
     for child in &mut children {

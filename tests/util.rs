@@ -175,7 +175,7 @@ label_smoothing = { float = [0.0, 0.2] }
 pub fn kill_and_replace(
     children: &mut [std::process::Child],
     seed: u64,
-    go_on: impl Fn(usize, std::time::Duration) -> bool,
+    mut go_on: impl FnMut(usize, std::time::Duration) -> bool,
     mut spawn: impl FnMut() -> std::process::Child,
 ) -> usize {
     let started = std::time::Instant::now();

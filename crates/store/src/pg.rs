@@ -28,7 +28,7 @@ use hpo_core::storage::{NewStudy, NewTrial, Storage, StudyCopy, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Statement};
+use postgres::{Client, NoTls, Row, Statement};
 
 use crate::{CoreResult, Error, encode, now, store_err};
 
@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_hpo_trials_complete_index",
         include_str!("../../../db/migrations/postgres/0004_hpo_trials_complete_index.sql"),
+    ),
+    (
+        5,
+        "0005_hpo_call_tokens",
+        include_str!("../../../db/migrations/postgres/0005_hpo_call_tokens.sql"),
     ),
 ];
 
@@ -102,6 +107,8 @@ pub fn message(err: &postgres::Error) -> String {
 struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Whether a transaction was begun and not ended (a call that panicked).
+    open: bool,
 }
 
 /// A Storage on a PostgreSQL database, safe to share between threads, processes
@@ -117,9 +124,10 @@ impl std::fmt::Debug for PostgresStorage {
     }
 }
 
-/// One transaction of a call, with the connection's statement cache.
+/// One call's statements, with the connection's statement cache: in the
+/// transaction `once` began for a write, else each its own transaction.
 struct Tx<'a> {
-    tx: postgres::Transaction<'a>,
+    tx: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
     /// Whether this runs the call again after a lost connection: the first try may
     /// have committed before the connection went.
@@ -217,11 +225,11 @@ impl PostgresStorage {
         self.conn.lock().unwrap_or_else(|it| it.into_inner())
     }
 
-    /// Runs `f` in one transaction (read-only unless `write`), reconnecting and
+    /// Runs `f` in one transaction of kind `write`, reconnecting and
     /// running it again when the connection is lost, for up to `RECONNECT_FOR`.
     fn transaction<T>(
         &self,
-        write: bool,
+        write: Mode,
         f: impl Fn(&mut Tx<'_>) -> CoreResult<T>,
     ) -> CoreResult<T> {
         let mut guard = self.lock();
@@ -263,11 +271,15 @@ impl PostgresStorage {
     }
 
     fn write<T>(&self, f: impl Fn(&mut Tx<'_>) -> CoreResult<T>) -> CoreResult<T> {
-        self.transaction(true, f)
+        self.transaction(Mode::Write, f)
+    }
+
+    fn write_step<T>(&self, f: impl Fn(&mut Tx<'_>) -> CoreResult<T>) -> CoreResult<T> {
+        self.transaction(Mode::Step, f)
     }
 
     fn read<T>(&self, f: impl Fn(&mut Tx<'_>) -> CoreResult<T>) -> CoreResult<T> {
-        self.transaction(false, f)
+        self.transaction(Mode::Read, f)
     }
 
     /// hpo's invariants on this database: no study has two trials with one number,
@@ -294,29 +306,57 @@ impl PostgresStorage {
     }
 }
 
+/// What a transaction does, which decides how it commits.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Reads only.
+    Read,
+    /// Writes that wait for the server's disk at commit: studies, trials made,
+    /// claimed and ended, parameters, attributes.
+    Write,
+    /// A reported step, a heartbeat or a verdict: each statement its own
+    /// transaction, committed without waiting for the server's disk
+    /// (`synchronous_commit = off`). The server keeps commits in order, so a trial's
+    /// end, which waits, makes every step before it durable; only a crash of the
+    /// server's machine can lose the last moments' steps of a running trial.
+    Step,
+}
+
 fn once<T>(
     conn: &mut Conn,
-    write: bool,
+    mode: Mode,
     again: bool,
     f: &impl Fn(&mut Tx<'_>) -> CoreResult<T>,
 ) -> CoreResult<T> {
-    let tx = conn
-        .client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .read_only(!write)
-        .start()
-        .map_err(pg_err)?;
-    let mut tx = Tx { tx, statements: &mut conn.statements, again };
-    let out = f(&mut tx)?;
-    tx.tx.commit().map_err(pg_err)?;
+    if conn.open {
+        conn.client.batch_execute("ROLLBACK").map_err(pg_err)?;
+        conn.open = false;
+    }
+    if mode != Mode::Write {
+        // Each statement its own transaction: under READ COMMITTED a transaction
+        // would give reads no more (each statement sees what was committed when
+        // it began), and a step is one statement.
+        return f(&mut Tx { tx: &mut conn.client, statements: &mut conn.statements, again });
+    }
+    // One round trip to begin, and the commit waits for the server's disk.
+    conn.client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO on").map_err(pg_err)?;
+    conn.open = true;
+    let out = f(&mut Tx { tx: &mut conn.client, statements: &mut conn.statements, again });
+    let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.client.batch_execute(end);
+    conn.open = false;
+    let out = out?;
+    ended.map_err(pg_err)?;
     Ok(out)
 }
 
 fn connect(url: &str) -> Result<Conn, Error> {
-    let client = Client::connect(url, NoTls)
+    let mut client = Client::connect(url, NoTls)
         .map_err(|err| Error::Connect { database: redacted(url), reason: message(&err) })?;
-    Ok(Conn { client, statements: HashMap::new() })
+    // Steps and heartbeats commit without waiting for the server's disk; every
+    // other write waits (`Mode`).
+    client.batch_execute("SET synchronous_commit TO off")?;
+    Ok(Conn { client, statements: HashMap::new(), open: false })
 }
 
 /// Applies the pending migrations in one transaction, under an advisory lock.
@@ -366,6 +406,39 @@ fn parse_state(state: &str) -> CoreResult<TrialState> {
         .ok_or_else(|| store_err(Error::Corrupt(format!("trial state `{state}`"))))
 }
 
+/// A random token naming one call that makes a trial (`hpo_call_tokens`).
+fn call_token() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded afresh for each value, from the process's random keys.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish() as i64
+}
+
+/// The trial the call of `token` made, when it ran before and committed (only
+/// asked when the call runs again after a lost connection).
+fn made_by(tx: &mut Tx<'_>, token: i64) -> CoreResult<Option<TrialId>> {
+    if !tx.again {
+        return Ok(None);
+    }
+    let row = tx.opt("SELECT trial_id FROM hpo_call_tokens WHERE token = $1", &[&token])?;
+    row.map(|row| get::<i32>(&row, 0).map(|id| TrialId(i64::from(id)))).transpose()
+}
+
+/// Records that the call of `token` made `trial`, in the call's transaction.
+fn mark_made(tx: &mut Tx<'_>, token: i64, trial: TrialId) -> CoreResult<()> {
+    tx.exec(
+        "INSERT INTO hpo_call_tokens (token, trial_id) VALUES ($1, $2)",
+        &[&token, &int(trial.0)?],
+    )?;
+    Ok(())
+}
+
 /// Whether a call ending `trial` as `state` already happened: run again after a
 /// lost connection, it finds the trial ended as asked, by its own first try.
 fn already_ended(tx: &mut Tx<'_>, trial: TrialId, state: TrialState) -> CoreResult<bool> {
@@ -397,9 +470,13 @@ fn trial_id_by_number(tx: &mut Tx<'_>, study: StudyId, number: u64) -> CoreResul
 
 /// Takes the study's advisory lock until the transaction ends: trial numbers and
 /// the budget are decided by one transaction at a time, on every host.
+/// Fails with `UnknownStudy` when there is no such study.
 fn lock_study(tx: &mut Tx<'_>, study: StudyId) -> CoreResult<()> {
-    tx.exec("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &int(study.0)?])?;
-    Ok(())
+    let locked = tx.opt(
+        "SELECT pg_advisory_xact_lock($1, study_id) FROM studies WHERE study_id = $2",
+        &[&LOCK_SPACE, &int(study.0)?],
+    )?;
+    locked.map(|_| ()).ok_or(hpo_core::Error::UnknownStudy(study))
 }
 
 /// The trials of study $1 that count toward its budget ($2 = `attr::INTERRUPTED`,
@@ -435,9 +512,7 @@ fn insert_trial(
     let number = get::<i32>(&row, 1)? as u64;
     let start: Option<String> = get(&row, 2)?;
     insert_params(tx, trial, &new.params)?;
-    for (key, value) in &new.system_attrs {
-        set_attr(tx, "trial_system_attributes", trial, key, value)?;
-    }
+    set_attrs(tx, "trial_system_attributes", trial, &new.system_attrs)?;
     Ok((trial, number, start))
 }
 
@@ -446,6 +521,12 @@ fn insert_params(
     trial: TrialId,
     params: &[(String, ParamValue, Distribution)],
 ) -> CoreResult<()> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let mut names = Vec::with_capacity(params.len());
+    let mut values = Vec::with_capacity(params.len());
+    let mut distributions = Vec::with_capacity(params.len());
     for (name, value, distribution) in params {
         let internal = distribution.to_internal(value).ok_or_else(|| {
             store_err(Error::Corrupt(format!(
@@ -453,11 +534,16 @@ fn insert_params(
                 distribution.describe()
             )))
         })?;
-        tx.exec(
-            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) VALUES ($1, $2, $3, $4)",
-            &[&int(trial.0)?, name, &internal, &encode::distribution_json(distribution)],
-        )?;
+        names.push(name.as_str());
+        values.push(internal);
+        distributions.push(encode::distribution_json(distribution));
     }
+    // One statement for all of them.
+    tx.exec(
+        "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json)
+         SELECT $1, x.name, x.value, x.distribution FROM unnest($2::text[], $3::float8[], $4::text[]) AS x(name, value, distribution)",
+        &[&int(trial.0)?, &names, &values, &distributions],
+    )?;
     Ok(())
 }
 
@@ -468,14 +554,35 @@ fn set_attr(
     key: &str,
     value: &AttrValue,
 ) -> CoreResult<()> {
+    set_attrs(tx, table, trial, &[(key.to_owned(), value.clone())])
+}
+
+/// Sets attributes of `trial` in `table`, replacing values under the same keys;
+/// one statement (a key given twice keeps its last value).
+fn set_attrs(
+    tx: &mut Tx<'_>,
+    table: &str,
+    trial: TrialId,
+    attrs: &[(String, AttrValue)],
+) -> CoreResult<()> {
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    let unique: BTreeMap<&str, String> =
+        attrs.iter().map(|(key, value)| (key.as_str(), encode::attr_json(value))).collect();
+    let keys: Vec<&str> = unique.keys().copied().collect();
+    let values: Vec<&str> = unique.values().map(String::as_str).collect();
     let sql = format!(
-        "INSERT INTO {table} (trial_id, \"key\", value_json) VALUES ($1, $2, $3)
+        "INSERT INTO {table} (trial_id, \"key\", value_json)
+         SELECT $1, x.key, x.value FROM unnest($2::text[], $3::text[]) AS x(key, value)
          ON CONFLICT (trial_id, \"key\") DO UPDATE SET value_json = excluded.value_json"
     );
-    tx.exec(&sql, &[&int(trial.0)?, &key, &encode::attr_json(value)])?;
+    tx.exec(&sql, &[&int(trial.0)?, &keys, &values])?;
     Ok(())
 }
 
+/// Ends the Running trial (an error when it is not running): its state, end time
+/// and, for a Complete one, its value; its heartbeat is dropped. One statement.
 fn finish_in(
     tx: &mut Tx<'_>,
     trial: TrialId,
@@ -483,18 +590,25 @@ fn finish_in(
     value: Option<f64>,
 ) -> CoreResult<()> {
     let id = int(trial.0)?;
-    tx.exec(
-        "UPDATE trials SET state = $2::text::trialstate, datetime_complete = $3::text::timestamp WHERE trial_id = $1",
-        &[&id, &state.as_optuna_str(), &encode::datetime(now())],
+    let (stored, kind) = match (state, value) {
+        (TrialState::Complete, Some(value)) => {
+            let (stored, kind) = encode::encode_value(value);
+            (stored, Some(kind))
+        }
+        _ => (None, None),
+    };
+    let row = tx.one(
+        "WITH u AS (UPDATE trials SET state = $2::text::trialstate, datetime_complete = $3::text::timestamp
+                    WHERE trial_id = $1 AND state = 'RUNNING' RETURNING trial_id),
+         v AS (INSERT INTO trial_values (trial_id, objective, value, value_type)
+               SELECT trial_id, 0, $4, $5::text::trialvaluetype FROM u WHERE $5::text IS NOT NULL RETURNING 1),
+         h AS (DELETE FROM trial_heartbeats WHERE trial_id IN (SELECT trial_id FROM u) RETURNING 1)
+         SELECT (SELECT COUNT(*) FROM u), (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM h)",
+        &[&id, &state.as_optuna_str(), &encode::datetime(now()), &stored, &kind],
     )?;
-    if let (TrialState::Complete, Some(value)) = (state, value) {
-        let (stored, kind) = encode::encode_value(value);
-        tx.exec(
-            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES ($1, 0, $2, $3::text::trialvaluetype)",
-            &[&id, &stored, &kind],
-        )?;
+    if get::<i64>(&row, 0)? == 0 {
+        require_running(tx, trial)?;
     }
-    tx.exec("DELETE FROM trial_heartbeats WHERE trial_id = $1", &[&id])?;
     Ok(())
 }
 
@@ -741,8 +855,11 @@ impl Storage for PostgresStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<Option<FrozenTrial>> {
+        let token = call_token();
         self.write(|tx| {
-            study_exists(tx, study)?;
+            if let Some(made) = made_by(tx, token)? {
+                return Ok(load_trials(tx, made.0, true, None)?.pop());
+            }
             lock_study(tx, study)?;
             if let Some(budget) = budget
                 && counted(tx, study)? >= budget
@@ -751,6 +868,7 @@ impl Storage for PostgresStorage {
             }
             let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
             let (id, number, start) = insert_trial(tx, study, TrialState::Running, &new)?;
+            mark_made(tx, token, id)?;
             let mut trial = FrozenTrial::new(id, number, TrialState::Running);
             trial.system_attrs = system_attrs.iter().cloned().collect();
             trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
@@ -759,10 +877,15 @@ impl Storage for PostgresStorage {
     }
 
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> CoreResult<TrialId> {
+        let token = call_token();
         self.write(|tx| {
-            study_exists(tx, study)?;
+            if let Some(made) = made_by(tx, token)? {
+                return Ok(made);
+            }
             lock_study(tx, study)?;
-            Ok(insert_trial(tx, study, TrialState::Waiting, new)?.0)
+            let id = insert_trial(tx, study, TrialState::Waiting, new)?.0;
+            mark_made(tx, token, id)?;
+            Ok(id)
         })
     }
 
@@ -780,8 +903,11 @@ impl Storage for PostgresStorage {
         if any_waiting.is_none() {
             return Ok(None);
         }
+        let token = call_token();
         self.write(|tx| {
-            study_exists(tx, study)?;
+            if let Some(made) = made_by(tx, token)? {
+                return Ok(load_trials(tx, made.0, true, None)?.pop());
+            }
             lock_study(tx, study)?;
             if let Some(budget) = budget
                 && counted(tx, study)? >= budget
@@ -812,9 +938,8 @@ impl Storage for PostgresStorage {
                 "UPDATE trials SET state = 'RUNNING', datetime_start = $2::text::timestamp WHERE trial_id = $1 AND state = 'WAITING'",
                 &[&trial, &encode::datetime(now())],
             )?;
-            for (key, value) in system_attrs {
-                set_attr(tx, "trial_system_attributes", TrialId(i64::from(trial)), key, value)?;
-            }
+            set_attrs(tx, "trial_system_attributes", TrialId(i64::from(trial)), system_attrs)?;
+            mark_made(tx, token, TrialId(i64::from(trial)))?;
             Ok(load_trials(tx, i64::from(trial), true, None)?.pop())
         })
     }
@@ -840,26 +965,37 @@ impl Storage for PostgresStorage {
         let Ok(step) = i64::try_from(step) else {
             return Err(hpo_core::Error::StepOutOfRange(step));
         };
-        self.write(|tx| {
-            require_running(tx, trial)?;
-            let id = int(trial.0)?;
-            let (stored, kind) = encode::encode_value(value);
-            tx.exec(
-                "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
-                 VALUES ($1, $2, $3, $4::text::trialintermediatevaluetype)
-                 ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
-                     intermediate_value_type = excluded.intermediate_value_type",
-                &[&id, &step, &stored, &kind],
+        let id = int(trial.0)?;
+        let (stored, kind) = encode::encode_value(value);
+        let names: Vec<&str> = metrics.iter().map(|(name, _)| name.as_str()).collect();
+        let values: Vec<Option<f64>> =
+            metrics.iter().map(|(_, value)| (!value.is_nan()).then_some(*value)).collect();
+        let beat = encode::datetime(now());
+        self.write_step(|tx| {
+            // One statement: the step, every metric and the heartbeat, written only
+            // while the trial runs.
+            let row = tx.one(
+                "WITH t AS (SELECT trial_id FROM trials WHERE trial_id = $1 AND state = 'RUNNING' FOR SHARE),
+                 v AS (INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+                       SELECT trial_id, $2, $3, $4::text::trialintermediatevaluetype FROM t
+                       ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
+                           intermediate_value_type = excluded.intermediate_value_type
+                       RETURNING 1),
+                 m AS (INSERT INTO hpo_trial_metrics (trial_id, step, name, value)
+                       SELECT t.trial_id, $2, x.name, x.value FROM t, unnest($5::text[], $6::float8[]) AS x(name, value)
+                       ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value
+                       RETURNING 1),
+                 h AS (INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, $7::text::timestamp FROM t
+                       ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat
+                       RETURNING 1)
+                 SELECT (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM m), (SELECT COUNT(*) FROM h)",
+                &[&id, &step, &stored, &kind, &names, &values, &beat],
             )?;
-            for (name, value) in metrics {
-                let value = (!value.is_nan()).then_some(*value);
-                tx.exec(
-                    "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value",
-                    &[&id, &step, name, &value],
-                )?;
+            if get::<i64>(&row, 0)? == 0 {
+                // Not running: say why (unknown, finished or waiting).
+                require_running(tx, trial)?;
             }
-            heartbeat(tx, trial)
+            Ok(())
         })
     }
 
@@ -888,7 +1024,7 @@ impl Storage for PostgresStorage {
         step: u64,
         verdict: &Verdict,
     ) -> CoreResult<()> {
-        self.write(|tx| {
+        self.write_step(|tx| {
             require_running(tx, trial)?;
             tx.exec(
                 "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason) VALUES ($1, $2, $3, $4)
@@ -925,13 +1061,10 @@ impl Storage for PostgresStorage {
             if already_ended(tx, trial, state)? {
                 return Ok(());
             }
-            require_running(tx, trial)?;
-            for (key, value) in user_attrs {
-                set_attr(tx, "trial_user_attributes", trial, key, value)?;
-            }
-            for (key, value) in system_attrs {
-                set_attr(tx, "trial_system_attributes", trial, key, value)?;
-            }
+            // The attributes first, then the end, which fails (rolling them back)
+            // when the trial is not running.
+            set_attrs(tx, "trial_user_attributes", trial, user_attrs)?;
+            set_attrs(tx, "trial_system_attributes", trial, system_attrs)?;
             finish_in(tx, trial, state, value)
         })
     }
@@ -946,7 +1079,6 @@ impl Storage for PostgresStorage {
             if already_ended(tx, trial, state)? {
                 return Ok(());
             }
-            require_running(tx, trial)?;
             finish_in(tx, trial, state, value)
         })
     }
@@ -957,14 +1089,21 @@ impl Storage for PostgresStorage {
         study: StudyId,
         retry: Option<&NewTrial>,
     ) -> CoreResult<Option<TrialId>> {
+        let token = call_token();
         self.write(|tx| {
-            require_running(tx, trial)?;
+            if let Some(made) = made_by(tx, token)? {
+                return Ok(Some(made));
+            }
+            if retry.is_none() && already_ended(tx, trial, TrialState::Fail)? {
+                return Ok(None);
+            }
             finish_in(tx, trial, TrialState::Fail, None)?;
             match retry {
                 Some(new) => {
-                    study_exists(tx, study)?;
                     lock_study(tx, study)?;
-                    Ok(Some(insert_trial(tx, study, TrialState::Waiting, new)?.0))
+                    let id = insert_trial(tx, study, TrialState::Waiting, new)?.0;
+                    mark_made(tx, token, id)?;
+                    Ok(Some(id))
                 }
                 None => Ok(None),
             }
@@ -972,7 +1111,7 @@ impl Storage for PostgresStorage {
     }
 
     fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
-        self.write(|tx| {
+        self.write_step(|tx| {
             require_running(tx, trial)?;
             heartbeat(tx, trial)
         })
@@ -1275,12 +1414,11 @@ impl Storage for PostgresStorage {
                         &[&trial_id, &(*step as i64), &stored, &kind],
                     )?;
                 }
-                for (key, value) in &t.user_attrs {
-                    set_attr(tx, "trial_user_attributes", trial, key, value)?;
-                }
-                for (key, value) in &t.system_attrs {
-                    set_attr(tx, "trial_system_attributes", trial, key, value)?;
-                }
+                let attrs = |it: &BTreeMap<String, AttrValue>| -> Vec<(String, AttrValue)> {
+                    it.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                };
+                set_attrs(tx, "trial_user_attributes", trial, &attrs(&t.user_attrs))?;
+                set_attrs(tx, "trial_system_attributes", trial, &attrs(&t.system_attrs))?;
                 for point in &it.curves {
                     let value = (!point.value.is_nan()).then_some(point.value);
                     tx.exec(
