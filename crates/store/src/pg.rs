@@ -8,15 +8,19 @@
 //! The migrations are db/migrations/postgres, numbered as SQLite's and applied under
 //! an advisory lock, so workers starting together on an empty database make it once.
 //!
-//! Concurrency: every Storage call is one short READ COMMITTED transaction. What
-//! must not race across hosts — the budget check and the next trial number, the
-//! claim of a queued trial — runs under a per-study transaction-scoped advisory
-//! lock (`pg_advisory_xact_lock`), so numbers stay dense and unique and a budget is
+//! Concurrency: every Storage call that writes more than one statement is one
+//! short transaction (READ COMMITTED) whose commit waits for the server's disk; a
+//! reported step (its value, metrics and heartbeat) is one statement committed
+//! without waiting (see [`Mode`]); reads run each statement on its own. What must
+//! not race across hosts — the budget check and the next trial number, the claim
+//! of a queued trial — runs under a per-study transaction-scoped advisory lock
+//! (`pg_advisory_xact_lock`), so numbers stay dense and unique and a budget is
 //! never overshot; a queued trial is claimed `FOR UPDATE SKIP LOCKED`, which keeps
 //! another client claiming from the same queue without that lock (Optuna) apart.
 //! A lost connection (a server restart, a killed session) is reconnected with
-//! backoff and the call's transaction run again: the server rolled the cut one
-//! back, so nothing is written half.
+//! backoff and the call run again: the server rolled the cut transaction back, so
+//! nothing is written half, and a call whose first try committed unseen knows it
+//! (`hpo_call_tokens`: it returns the trial it made instead of making another).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -354,8 +358,11 @@ fn connect(url: &str) -> Result<Conn, Error> {
     let mut client = Client::connect(url, NoTls)
         .map_err(|err| Error::Connect { database: redacted(url), reason: message(&err) })?;
     // Steps and heartbeats commit without waiting for the server's disk; every
-    // other write waits (`Mode`).
-    client.batch_execute("SET synchronous_commit TO off")?;
+    // other write waits (`Mode`). hpo's statements are prepared once and look rows
+    // up by key: planned once, not again at each run with its values.
+    client.batch_execute(
+        "SET synchronous_commit TO off; SET plan_cache_mode TO force_generic_plan",
+    )?;
     Ok(Conn { client, statements: HashMap::new(), open: false })
 }
 
@@ -437,6 +444,32 @@ fn mark_made(tx: &mut Tx<'_>, token: i64, trial: TrialId) -> CoreResult<()> {
         &[&token, &int(trial.0)?],
     )?;
     Ok(())
+}
+
+/// `create_running_trial` as the call of `token`.
+fn create_running(
+    tx: &mut Tx<'_>,
+    token: i64,
+    study: StudyId,
+    budget: Option<usize>,
+    system_attrs: &[(String, AttrValue)],
+) -> CoreResult<Option<FrozenTrial>> {
+    if let Some(made) = made_by(tx, token)? {
+        return Ok(load_trials(tx, made.0, true, None)?.pop());
+    }
+    lock_study(tx, study)?;
+    if let Some(budget) = budget
+        && counted(tx, study)? >= budget
+    {
+        return Ok(None);
+    }
+    let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
+    let (id, number, start) = insert_trial(tx, study, TrialState::Running, &new)?;
+    mark_made(tx, token, id)?;
+    let mut trial = FrozenTrial::new(id, number, TrialState::Running);
+    trial.system_attrs = system_attrs.iter().cloned().collect();
+    trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
+    Ok(Some(trial))
 }
 
 /// Whether a call ending `trial` as `state` already happened: run again after a
@@ -856,24 +889,7 @@ impl Storage for PostgresStorage {
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<Option<FrozenTrial>> {
         let token = call_token();
-        self.write(|tx| {
-            if let Some(made) = made_by(tx, token)? {
-                return Ok(load_trials(tx, made.0, true, None)?.pop());
-            }
-            lock_study(tx, study)?;
-            if let Some(budget) = budget
-                && counted(tx, study)? >= budget
-            {
-                return Ok(None);
-            }
-            let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
-            let (id, number, start) = insert_trial(tx, study, TrialState::Running, &new)?;
-            mark_made(tx, token, id)?;
-            let mut trial = FrozenTrial::new(id, number, TrialState::Running);
-            trial.system_attrs = system_attrs.iter().cloned().collect();
-            trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
-            Ok(Some(trial))
-        })
+        self.write(|tx| create_running(tx, token, study, budget, system_attrs))
     }
 
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> CoreResult<TrialId> {
@@ -1435,5 +1451,55 @@ impl Storage for PostgresStorage {
             }
             Ok(StudyId(i64::from(id)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` as a call's second try after a lost connection.
+    fn again<T>(storage: &PostgresStorage, f: impl Fn(&mut Tx<'_>) -> CoreResult<T>) -> T {
+        let mut guard = storage.lock();
+        once(guard.as_mut().unwrap(), Mode::Write, true, &f).unwrap()
+    }
+
+    #[test]
+    fn a_call_run_again_after_its_first_try_committed_makes_nothing_twice() {
+        let url = crate::testing::cluster().new_database();
+        let storage = PostgresStorage::open(&url).unwrap();
+        let study = storage
+            .create_study(&NewStudy {
+                name: "a".into(),
+                direction: Direction::Minimize,
+                metric: None,
+                spec_text: None,
+                queued: Vec::new(),
+            })
+            .unwrap();
+        let owner = [(attr::OWNER.to_owned(), AttrValue::Str("h:1:2".into()))];
+        // The first try commits (and its answer is lost); the second finds its trial.
+        let first =
+            storage.write(|tx| create_running(tx, 7, study, Some(5), &owner)).unwrap().unwrap();
+        let second = again(&storage, |tx| create_running(tx, 7, study, Some(5), &owner)).unwrap();
+        assert_eq!(second.id, first.id);
+        assert_eq!(second.number, 0);
+        // Another call (another token) makes the next trial.
+        let third = again(&storage, |tx| create_running(tx, 8, study, Some(5), &owner)).unwrap();
+        assert_eq!(third.number, 1);
+        assert_eq!(storage.trials(study, None).unwrap().len(), 2);
+        // Ending a trial again finds it ended; ending it anew is refused.
+        storage.finish_trial(first.id, TrialState::Complete, Some(1.0)).unwrap();
+        again(&storage, |tx| {
+            if already_ended(tx, first.id, TrialState::Complete)? {
+                return Ok(());
+            }
+            finish_in(tx, first.id, TrialState::Complete, Some(1.0))
+        });
+        assert!(matches!(
+            storage.finish_trial(first.id, TrialState::Complete, Some(1.0)),
+            Err(hpo_core::Error::TrialFinished { .. })
+        ));
+        assert_eq!(storage.trial(first.id).unwrap().value, Some(1.0));
     }
 }
