@@ -446,6 +446,45 @@ fn mark_made(tx: &mut Tx<'_>, token: i64, trial: TrialId) -> CoreResult<()> {
     Ok(())
 }
 
+/// Inserts a study: its name (refused with `StudyExists` when taken: the unique
+/// name index decides between two hosts creating one study), directions in
+/// objective order, metric name and study file.
+fn insert_study(
+    tx: &mut Tx<'_>,
+    name: &str,
+    directions: &[Direction],
+    metric: Option<&str>,
+    spec_text: Option<&str>,
+) -> CoreResult<StudyId> {
+    let row = tx.opt(
+        "INSERT INTO studies (study_name) VALUES ($1) ON CONFLICT (study_name) DO NOTHING RETURNING study_id",
+        &[&name],
+    )?;
+    let Some(row) = row else {
+        return Err(hpo_core::Error::StudyExists(name.to_owned()));
+    };
+    let id: i32 = get(&row, 0)?;
+    for (objective, direction) in directions.iter().enumerate() {
+        tx.exec(
+            "INSERT INTO study_directions (direction, study_id, objective) VALUES ($1::text::studydirection, $2, $3)",
+            &[&direction.as_optuna_str(), &id, &(objective as i32)],
+        )?;
+    }
+    if let Some(metric) = metric {
+        tx.exec(
+            "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES ($1, 'study:metric_names', $2)",
+            &[&id, &encode::metric_names_json(metric)],
+        )?;
+    }
+    if let Some(text) = spec_text {
+        tx.exec(
+            "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES ($1, $2, $3::text::timestamp)",
+            &[&id, &text, &encode::datetime(now())],
+        )?;
+    }
+    Ok(StudyId(i64::from(id)))
+}
+
 /// `create_running_trial` as the call of `token`.
 fn create_running(
     tx: &mut Tx<'_>,
@@ -832,33 +871,13 @@ fn summaries(tx: &mut Tx<'_>, best: bool) -> CoreResult<Vec<StudySummary>> {
 impl Storage for PostgresStorage {
     fn create_study(&self, new: &NewStudy) -> CoreResult<StudyId> {
         self.write(|tx| {
-            // Two hosts creating one study: the unique name index decides, and the
-            // loser is told the study exists.
-            let row = tx.opt(
-                "INSERT INTO studies (study_name) VALUES ($1) ON CONFLICT (study_name) DO NOTHING RETURNING study_id",
-                &[&new.name],
+            let study = insert_study(
+                tx,
+                &new.name,
+                &[new.direction],
+                new.metric.as_deref(),
+                new.spec_text.as_deref(),
             )?;
-            let Some(row) = row else {
-                return Err(hpo_core::Error::StudyExists(new.name.clone()));
-            };
-            let study = StudyId(i64::from(get::<i32>(&row, 0)?));
-            let id = int(study.0)?;
-            tx.exec(
-                "INSERT INTO study_directions (direction, study_id, objective) VALUES ($1::text::studydirection, $2, 0)",
-                &[&new.direction.as_optuna_str(), &id],
-            )?;
-            if let Some(metric) = &new.metric {
-                tx.exec(
-                    "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES ($1, 'study:metric_names', $2)",
-                    &[&id, &encode::metric_names_json(metric)],
-                )?;
-            }
-            if let Some(text) = &new.spec_text {
-                tx.exec(
-                    "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES ($1, $2, $3::text::timestamp)",
-                    &[&id, text, &encode::datetime(now())],
-                )?;
-            }
             for trial in &new.queued {
                 insert_trial(tx, study, TrialState::Waiting, trial)?;
             }
@@ -1365,32 +1384,14 @@ impl Storage for PostgresStorage {
     fn import_study(&self, copy: &StudyCopy) -> CoreResult<StudyId> {
         self.write(|tx| {
             let study = &copy.study;
-            let row = tx.opt(
-                "INSERT INTO studies (study_name) VALUES ($1) ON CONFLICT (study_name) DO NOTHING RETURNING study_id",
-                &[&study.name],
+            let found = insert_study(
+                tx,
+                &study.name,
+                &study.directions,
+                study.metric.as_deref(),
+                study.spec_text.as_deref(),
             )?;
-            let Some(row) = row else {
-                return Err(hpo_core::Error::StudyExists(study.name.clone()));
-            };
-            let id: i32 = get(&row, 0)?;
-            for (objective, direction) in study.directions.iter().enumerate() {
-                tx.exec(
-                    "INSERT INTO study_directions (direction, study_id, objective) VALUES ($1::text::studydirection, $2, $3)",
-                    &[&direction.as_optuna_str(), &id, &(objective as i32)],
-                )?;
-            }
-            if let Some(metric) = &study.metric {
-                tx.exec(
-                    "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES ($1, 'study:metric_names', $2)",
-                    &[&id, &encode::metric_names_json(metric)],
-                )?;
-            }
-            if let Some(text) = &study.spec_text {
-                tx.exec(
-                    "INSERT INTO hpo_study_files (study_id, spec_text, created_at) VALUES ($1, $2, $3::text::timestamp)",
-                    &[&id, text, &encode::datetime(now())],
-                )?;
-            }
+            let id = int(found.0)?;
             for (key, value) in &copy.user_attrs {
                 tx.exec(
                     "INSERT INTO study_user_attributes (study_id, \"key\", value_json) VALUES ($1, $2, $3)",
@@ -1449,7 +1450,7 @@ impl Storage for PostgresStorage {
                     )?;
                 }
             }
-            Ok(StudyId(i64::from(id)))
+            Ok(found)
         })
     }
 }
