@@ -358,11 +358,8 @@ fn connect(url: &str) -> Result<Conn, Error> {
     let mut client = Client::connect(url, NoTls)
         .map_err(|err| Error::Connect { database: redacted(url), reason: message(&err) })?;
     // Steps and heartbeats commit without waiting for the server's disk; every
-    // other write waits (`Mode`). hpo's statements are prepared once and look rows
-    // up by key: planned once, not again at each run with its values.
-    client.batch_execute(
-        "SET synchronous_commit TO off; SET plan_cache_mode TO force_generic_plan",
-    )?;
+    // other write waits (`Mode`).
+    client.batch_execute("SET synchronous_commit TO off")?;
     Ok(Conn { client, statements: HashMap::new(), open: false })
 }
 
