@@ -681,12 +681,19 @@ fn finish_in(
     Ok(())
 }
 
-fn heartbeat(tx: &mut Tx<'_>, trial: TrialId) -> CoreResult<()> {
-    tx.exec(
-        "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES ($1, $2::text::timestamp)
-         ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
-        &[&int(trial.0)?, &encode::datetime(now())],
-    )?;
+/// Runs `sql`, a write that touches trial $1 only while it runs (its rows come from
+/// `FROM trials WHERE trial_id = $1 AND state = 'RUNNING'`), as one statement; when
+/// it wrote nothing, says why the trial is not running. A step's write, which is
+/// its own transaction, thus never lands on a trial another call just ended.
+fn write_while_running(
+    tx: &mut Tx<'_>,
+    trial: TrialId,
+    sql: &str,
+    params: Params<'_>,
+) -> CoreResult<()> {
+    if tx.exec(sql, params)? == 0 {
+        require_running(tx, trial)?;
+    }
     Ok(())
 }
 
@@ -1057,13 +1064,14 @@ impl Storage for PostgresStorage {
         verdict: &Verdict,
     ) -> CoreResult<()> {
         self.write_step(|tx| {
-            require_running(tx, trial)?;
-            tx.exec(
-                "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason) VALUES ($1, $2, $3, $4)
+            write_while_running(
+                tx,
+                trial,
+                "INSERT INTO hpo_pruner_verdicts (trial_id, step, prune, reason)
+                 SELECT trial_id, $2, $3, $4 FROM trials WHERE trial_id = $1 AND state = 'RUNNING'
                  ON CONFLICT (trial_id, step) DO UPDATE SET prune = excluded.prune, reason = excluded.reason",
                 &[&int(trial.0)?, &(step as i64), &verdict.prune, &verdict.reason],
-            )?;
-            Ok(())
+            )
         })
     }
 
@@ -1144,8 +1152,14 @@ impl Storage for PostgresStorage {
 
     fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
         self.write_step(|tx| {
-            require_running(tx, trial)?;
-            heartbeat(tx, trial)
+            write_while_running(
+                tx,
+                trial,
+                "INSERT INTO trial_heartbeats (trial_id, heartbeat)
+                 SELECT trial_id, $2::text::timestamp FROM trials WHERE trial_id = $1 AND state = 'RUNNING'
+                 ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                &[&int(trial.0)?, &encode::datetime(now())],
+            )
         })
     }
 
