@@ -12,9 +12,10 @@ use crate::util::{DIGITS_REGULARIZATION, Dir, digits_study, repo, text, trials};
 
 const OPTUNA_VERSION: &str = "5.0.0";
 
-/// What the venv holds: Optuna, and the PostgreSQL driver its SQLAlchemy uses for
-/// `postgresql+psycopg2://` storages.
-const PACKAGES: [&str; 2] = ["optuna==5.0.0", "psycopg2-binary==2.9.13"];
+/// What the venv holds: Optuna, the PostgreSQL driver its SQLAlchemy uses for
+/// `postgresql+psycopg2://` storages, and optuna-dashboard.
+const PACKAGES: [&str; 3] =
+    ["optuna==5.0.0", "psycopg2-binary==2.9.13", "optuna-dashboard==0.21.0"];
 
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -51,6 +52,100 @@ pub(crate) fn optuna(mode: &str, db: &std::path::Path, study: &str) -> Value {
         .expect("run python");
     assert!(out.status.success(), "optuna_interop.py {mode} failed:\n{}", text(&out.stderr));
     serde_json::from_str(&text(&out.stdout)).expect("json from python")
+}
+
+/// optuna-dashboard (from the venv) serving `db`, an SQLite file or a
+/// `postgresql://` URL, on a free loopback port; killed on drop.
+pub(crate) struct OptunaDashboard {
+    child: std::process::Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl OptunaDashboard {
+    pub(crate) fn start(db: &str) -> OptunaDashboard {
+        let storage = match db.strip_prefix("postgresql://") {
+            Some(rest) => format!("postgresql+psycopg2://{rest}"),
+            None => format!("sqlite:///{}", std::fs::canonicalize(db).unwrap().display()),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(python().with_file_name("optuna-dashboard"))
+            .args([storage.as_str(), "--host", "127.0.0.1", "--port", &port.to_string(), "--quiet"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start optuna-dashboard");
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut dashboard =
+            OptunaDashboard { child, base: format!("http://127.0.0.1:{port}"), agent };
+        let started = std::time::Instant::now();
+        while dashboard.agent.get(format!("{}/api/studies", dashboard.base)).call().is_err() {
+            assert!(
+                dashboard.child.try_wait().unwrap().is_none(),
+                "optuna-dashboard exited on {storage}"
+            );
+            assert!(started.elapsed().as_secs() < 60, "optuna-dashboard never answered");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        dashboard
+    }
+
+    /// `GET path` as JSON.
+    pub(crate) fn get(&self, path: &str) -> Value {
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .call()
+            .unwrap_or_else(|err| panic!("optuna-dashboard GET {path}: {err}"));
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// What the dashboard's API shows of study `name`, checked against hpo's export
+    /// of it: every trial with its number, state, value, parameters and curve.
+    #[track_caller]
+    pub(crate) fn assert_shows(&self, name: &str, ours: &Value) {
+        let studies = self.get("/api/studies");
+        let study = studies["studies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["study_name"] == name)
+            .unwrap_or_else(|| panic!("optuna-dashboard lists no study {name}: {studies}"));
+        let detail = self.get(&format!("/api/studies/{}?after=0", study["study_id"]));
+        let (ours, theirs) = (trials(ours), detail["trials"].as_array().unwrap());
+        assert_eq!(theirs.len(), ours.len(), "optuna-dashboard's trials of {name}");
+        for (a, b) in ours.iter().zip(theirs) {
+            let n = &a["number"];
+            assert_eq!(a["number"], b["number"]);
+            let state = b["state"].as_str().unwrap().to_uppercase();
+            assert_eq!(a["state"].as_str().unwrap(), state, "trial {n}");
+            if state == "COMPLETE" {
+                let value = b["values"][0].as_f64().unwrap();
+                assert!((a["value"].as_f64().unwrap() - value).abs() < 1e-9, "trial {n}");
+            }
+            let names: std::collections::BTreeSet<&str> = b["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            let ours: std::collections::BTreeSet<&str> =
+                a["params"].as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(names, ours, "trial {n}'s parameters");
+            let steps = b["intermediate_values"].as_array().unwrap().len();
+            assert_eq!(steps, a["intermediate_values"].as_object().unwrap().len(), "trial {n}");
+        }
+    }
+}
+
+impl Drop for OptunaDashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// hpo's export and Optuna's dump agree on everything both record.
@@ -101,6 +196,10 @@ fn optuna_loads_an_hpo_database_and_sees_the_same_trials() {
         })
         .collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
+
+    // optuna-dashboard shows the same study.
+    OptunaDashboard::start(dir.path().join("hpo.sqlite").to_str().unwrap())
+        .assert_shows("for-optuna", &dir.export("for-optuna", "hpo.sqlite"));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hpo_store::testing::{PgCluster, cluster};
 use serde_json::Value;
 
-use crate::optuna::{assert_same_trial, optuna};
+use crate::optuna::{OptunaDashboard, assert_same_trial, optuna};
 use crate::util::{Dir, assert_killed_trials_were_retried, kill_and_replace, trials};
 
 /// A random study of a fast function objective reporting a 10-step curve.
@@ -80,6 +80,8 @@ fn four_processes_share_a_study_on_postgresql_and_optuna_reads_it() {
     for (a, b) in all.iter().zip(theirs) {
         assert_same_trial(a, b);
     }
+    // So does optuna-dashboard.
+    OptunaDashboard::start(&db).assert_shows("shared", &dir.export("shared", &db));
     // Read commands work on it.
     let show = dir.ok(&["show", "shared", "--db", &db]);
     assert!(show.contains("trials: 200 total"), "{show}");
@@ -100,6 +102,32 @@ fn hpo_reads_a_postgresql_database_optuna_wrote() {
     let row = ls.lines().find(|l| l.starts_with("from-optuna")).expect(&ls);
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[1..9], ["maximize", "-", "6", "4", "1", "1", "0", "0"], "{ls}");
+
+    // Read commands leave Optuna's database as it was: none of hpo's tables added.
+    let mut admin = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    let hpo_tables = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one("SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'hpo%'", &[])
+            .unwrap()
+            .get(0)
+    };
+    dir.ok(&["show", "from-optuna", "--db", &db]);
+    dir.ok(&["report", "from-optuna", "--out", "rep", "--db", &db]);
+    assert_eq!(hpo_tables(&mut admin), 0, "a read command added hpo's tables");
+
+    // A role that may only read runs them too; a writing command is told why not.
+    admin
+        .batch_execute(
+            "CREATE ROLE reader LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader",
+        )
+        .unwrap();
+    let (base, name) = db.rsplit_once('/').unwrap();
+    let reader = format!("{}/{name}", base.replacen("postgres@", "reader@", 1));
+    let show = dir.ok(&["show", "from-optuna", "--db", &reader]);
+    assert!(show.contains("trials: 6 total, 4 complete, 1 pruned, 1 failed"), "{show}");
+    dir.ok(&["copy", &reader, "copy.sqlite"]);
+    let err = dir.err(&["copy", "copy.sqlite", &reader, "--study", "from-optuna"]);
+    assert!(err.contains("permission denied"), "{err}");
 }
 
 #[test]

@@ -1200,7 +1200,8 @@ pub fn report(n: usize) -> Result<String> {
     write_synthetic_study(&storage, &name, n)?;
     let write_seconds = started.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    let record = crate::report::load(&storage, &crate::report::StudyRef { name, until: None })?;
+    let record =
+        crate::report::load(&storage, &crate::report::StudyRef { name, until: None, whole: None })?;
     let load_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let written = hpo_report::write_report(&record, None, &dir.path().join("report"))?;

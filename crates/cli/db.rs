@@ -69,8 +69,10 @@ pub fn trials_root(db: &Path) -> PathBuf {
     }
 }
 
-fn connect(url: &str) -> Result<Database> {
-    PostgresStorage::open(url).map(|it| Database::Postgres(Box::new(it))).map_err(|err| {
+fn connect(url: &str, read_only: bool) -> Result<Database> {
+    let opened =
+        if read_only { PostgresStorage::open_read_only(url) } else { PostgresStorage::open(url) };
+    opened.map(|it| Database::Postgres(Box::new(it))).map_err(|err| {
         anyhow::anyhow!(
             "{err}; check the URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE), that the server runs and accepts this user, and that the database exists (`createdb`)"
         )
@@ -82,7 +84,7 @@ fn connect(url: &str) -> Result<Database> {
 /// [`SqliteStorage::open`]).
 pub fn open_writable(db: &Path, create: bool, quick_check: bool) -> Result<Database> {
     if let Some(url) = postgres_url(db) {
-        return connect(url);
+        return connect(url, false);
     }
     if create {
         if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -98,10 +100,11 @@ pub fn open_writable(db: &Path, create: bool, quick_check: bool) -> Result<Datab
 }
 
 /// Opens `db`, which must exist, for a command that only reads it: an SQLite file
-/// is not changed by a byte.
+/// is not changed by a byte, nor is a PostgreSQL database (see
+/// [`PostgresStorage::open_read_only`]).
 pub fn open_readable(db: &Path) -> Result<Database> {
     if let Some(url) = postgres_url(db) {
-        return connect(url);
+        return connect(url, true);
     }
     crate::must_exist(db)?;
     SqliteStorage::open_read_only(db)

@@ -14,6 +14,7 @@ mod external;
 mod format;
 mod host;
 mod inspect;
+mod nightly;
 mod pick;
 mod report;
 
@@ -141,6 +142,28 @@ enum Command {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run tonight's night of a study that runs every night (docs/nightly.md): a
+    /// study NAME@DATE warm-started from the night before, its top trials confirmed,
+    /// its pick compared with the night before's, and its report with the trend over
+    /// every night. Exits 0 when the night is not worse, 1 when it is worse beyond
+    /// the seed noise, 2 for bad input (the study file, a flag, a dataset), 3 for any
+    /// other error (the database, every trial failed). Run again, it resumes the
+    /// night; a finished night it leaves as it is.
+    Nightly {
+        /// The study file, e.g. studies/quickstart.toml.
+        study: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+        /// The night, YYYY-MM-DD (default: today, local time).
+        #[arg(long, value_parser = nightly::parse_night_date)]
+        date: Option<String>,
+        /// Print the verdict, both nights' picks and the report's path as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The report's folder (default: reports/NAME@DATE).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Serve the HTTP API over a database (docs/api.md: studies, trials, ask and tell
     /// from any machine) until Ctrl-C or SIGTERM, beside the `hpo run` and `hpo
@@ -690,6 +713,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(if is_bad_input(&err) { 2 } else { 3 }))
             })
         }
+        Command::Nightly { study, db, date, json, out } => {
+            nightly::nightly(&nightly::NightlyArgs {
+                study: &study,
+                db: &db.db,
+                date: date.as_deref(),
+                json,
+                out,
+            })
+        }
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
         Command::Bench {
             which: BenchCommand::Dashboard { trials, studies, runs, screenshots, db },
@@ -1009,6 +1041,13 @@ pub fn read_study_file(path: &Path) -> Result<StudySpec> {
 /// the database `db`).
 fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
     let spec = read_study_file(path)?;
+    let objective = objective_for(&spec, path, db)?;
+    Ok((spec, objective))
+}
+
+/// The objective of `spec`, read from the study file at `path` (see
+/// [`study_and_objective`]).
+fn objective_for(spec: &StudySpec, path: &Path, db: &Path) -> Result<Box<dyn Objective>> {
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let objective: Box<dyn Objective> = match &spec.objective {
         hpo_core::spec::ObjectiveSpec::Command(command) => {
@@ -1023,9 +1062,9 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
                 &exe,
             ))
         }
-        _ => hpo_train::build_objective(&spec, base_dir)?,
+        _ => hpo_train::build_objective(spec, base_dir)?,
     };
-    Ok((spec, objective))
+    Ok(objective)
 }
 
 /// `hpo copy`: every study of `from` (or `study` alone) into `to`, each in one

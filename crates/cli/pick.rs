@@ -42,7 +42,7 @@ pub fn of(record: &StudyRecord) -> Option<Recommendation> {
 
 /// The pick of the study named `name`, read from `storage` as the report reads it.
 pub fn of_study(storage: &dyn Storage, name: &str) -> Result<Option<Recommendation>> {
-    let study = crate::report::StudyRef { name: name.to_owned(), until: None };
+    let study = crate::report::StudyRef { name: name.to_owned(), until: None, whole: None };
     Ok(of(&crate::report::load(storage, &study)?))
 }
 

@@ -16,6 +16,9 @@ pub struct StudyRef {
     pub name: String,
     /// Only trials finished by this time (UTC), when given.
     pub until: Option<Timestamp>,
+    /// The text as given when it has a date (`NAME@DATE`): also the name of a study
+    /// of its own when it is a night of a nightly study, which is then read instead.
+    pub whole: Option<String>,
 }
 
 impl StudyRef {
@@ -39,7 +42,8 @@ impl StudyRef {
             name.to_owned()
         };
         let until = date.map(parse_date).transpose()?;
-        Ok(StudyRef { name, until })
+        let whole = date.map(|_| text.to_owned());
+        Ok(StudyRef { name, until, whole })
     }
 }
 
@@ -55,6 +59,12 @@ fn parse_date(text: &str) -> Result<Timestamp> {
 /// curves of the trials the report draws, and the setup from the stored study file
 /// (`hpo_report::load`).
 pub fn load(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
+    if let Some(whole) = &study.whole
+        && let Some(night) = storage.find_study(whole)?
+    {
+        let night = night.single_objective()?;
+        return Ok(hpo_report::load::study_record(storage, &night, night.name.clone(), None)?);
+    }
     let found = crate::inspect::find(storage, &study.name)?;
     let name = match study.until {
         Some(until) => {

@@ -19,7 +19,8 @@ use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::data::{
-    Confirmation, CurveFigure, HeatMap, History, Parallel, ParamAxis, RegPanel, Timeline, Trend,
+    Confirmation, CurveFigure, HeatMap, History, NightTrend, Parallel, ParamAxis, RegPanel,
+    Timeline, Trend,
 };
 use crate::importance::Importance;
 
@@ -42,6 +43,8 @@ pub enum Figure<'a> {
     Timeline(&'a Timeline),
     /// Mean and 95% CI per confirmed configuration.
     Confirm(&'a Confirmation),
+    /// A nightly study's pick per night, with the budget used and failures.
+    Nights(&'a NightTrend),
 }
 
 /// Why a chart could not be drawn or written.
@@ -307,6 +310,7 @@ impl Figure<'_> {
             Figure::Importance(items) => (800, (120 + 36 * items.len() as u32).max(260)),
             Figure::Timeline(t) => (1100, (140 + 40 * t.workers.len() as u32).max(300)),
             Figure::HeatMap(_) => (820, 620),
+            Figure::Nights(_) => (1100, 560),
             _ => (900, 500),
         }
     }
@@ -347,6 +351,7 @@ impl Figure<'_> {
             Figure::Parallel(it) => draw_parallel(root, it, pick),
             Figure::Timeline(it) => draw_timeline(root, it, pick),
             Figure::Confirm(it) => draw_confirm(root, it, pick),
+            Figure::Nights(it) => draw_nights(root, it),
         }
     }
 }
@@ -1084,6 +1089,99 @@ fn draw_confirm<DB: DrawingBackend>(
             7,
             color.filled(),
         )))?;
+    }
+    Ok(())
+}
+
+/// Above, each night's pick (the confirmed mean with its 95% interval, a hollow
+/// marker while provisional) joined night to night; below, each night's trials,
+/// the failed ones in red on top.
+fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTrend) -> Drawn<DB> {
+    let n = data.nights.len().max(1);
+    let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 2 / 3);
+    let values: Vec<f64> = data
+        .nights
+        .iter()
+        .filter_map(|night| {
+            let value = night.value?;
+            let half = night.ci95.filter(|h| h.is_finite()).unwrap_or(0.0);
+            Some([value - half, value + half])
+        })
+        .flatten()
+        .collect();
+    let labels: Vec<String> = data.nights.iter().map(|night| night.date.clone()).collect();
+    let x_axis = ParamAxis::Categories(labels);
+    let x_format = |v: &f64| param_tick(&x_axis, *v);
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            format!("Nights of {}: the pick's {} with its 95% interval", data.base, data.metric),
+            (FONT, 18),
+        )
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(72)
+        .build_cartesian_2d(category_axis(n), axis(Scale::Linear, padded(values.into_iter())))?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| tick(*v))
+        .y_desc(data.metric.as_str())
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()?;
+    let points: Vec<(f64, f64)> = data
+        .nights
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, night)| Some((idx as f64, night.value?)))
+        .collect();
+    chart.draw_series(LineSeries::new(points, PICK.stroke_width(2)))?;
+    for (idx, night) in data.nights.iter().enumerate() {
+        let Some(value) = night.value else { continue };
+        let x = idx as f64;
+        match night.ci95.filter(|h| h.is_finite()) {
+            Some(half) => {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, value - half), (x, value + half)],
+                    PICK.stroke_width(2),
+                )))?;
+                chart.draw_series(std::iter::once(Circle::new((x, value), 5, PICK.filled())))?;
+            }
+            None => {
+                chart.draw_series(std::iter::once(Circle::new(
+                    (x, value),
+                    5,
+                    PICK.stroke_width(2),
+                )))?;
+            }
+        }
+    }
+    let most = data.nights.iter().map(|night| night.trials).max().unwrap_or(1).max(1);
+    let mut bars = ChartBuilder::on(&bottom)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(72)
+        .build_cartesian_2d(category_axis(n), axis(Scale::Linear, 0.0..most as f64 * 1.1))?;
+    bars.configure_mesh()
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| tick(*v))
+        .y_desc("trials (failed in red)")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()?;
+    for (idx, night) in data.nights.iter().enumerate() {
+        let x = idx as f64;
+        let (used, failed) = (night.trials as f64, night.failed as f64);
+        bars.draw_series(std::iter::once(Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, used - failed)],
+            COMPLETE.mix(0.8).filled(),
+        )))?;
+        if night.failed > 0 {
+            bars.draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.3, used - failed), (x + 0.3, used)],
+                FAILED.filled(),
+            )))?;
+        }
     }
     Ok(())
 }

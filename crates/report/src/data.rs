@@ -1291,5 +1291,36 @@ impl fmt::Display for Comparison {
     }
 }
 
+/// One night of a nightly study (`hpo nightly`), as the trend chart shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NightPoint {
+    /// The night, `YYYY-MM-DD`.
+    pub date: String,
+    /// The night's study (`NAME@YYYY-MM-DD`).
+    pub study: String,
+    /// The night's pick: its value (the confirmed mean once confirmed).
+    pub value: Option<f64>,
+    /// Half the width of the 95% interval of that mean, when confirmed.
+    pub ci95: Option<f64>,
+    /// The night's search trials (its budget used).
+    pub trials: usize,
+    /// Of those, the failed ones.
+    pub failed: usize,
+    /// What the night concluded against the night before, as `hpo nightly` stored
+    /// it (`better`, `worse_beyond_noise`, ...).
+    pub verdict: Option<String>,
+}
+
+/// Every night of a nightly study, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NightTrend {
+    /// The study file's `[study] name`, which every night's name starts with.
+    pub base: String,
+    /// The objective's metric.
+    pub metric: String,
+    /// The nights.
+    pub nights: Vec<NightPoint>,
+}
+
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,6 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
     let _ = writeln!(out, "<h1>Study <code>{name}</code></h1>");
     summary(&mut out, record, sections);
     recommendation(&mut out, sections, record.spec_text.is_some());
-    leaderboard(&mut out, record, sections);
     let chart = |out: &mut String, stem: &str, caption: &str| {
         if let Some((_, svg)) = charts.iter().find(|(name, _)| name == stem) {
             let _ = writeln!(
@@ -54,6 +53,18 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
             );
         }
     };
+    // A night of a nightly study: the night before and every night come first.
+    if let Some(trend) = &sections.trend {
+        comparison(&mut out, sections);
+        let _ = writeln!(out, "<h2>Nights</h2>");
+        nights(&mut out, trend);
+        chart(
+            &mut out,
+            "nights",
+            "Each night's pick: the confirmed mean with its 95% interval (a hollow marker: not confirmed); below, the night's trials, failed ones in red.",
+        );
+    }
+    leaderboard(&mut out, record, sections);
     let metric = escape(&record.metric);
     let _ = writeln!(out, "<h2>Optimization history</h2>");
     chart(
@@ -177,7 +188,9 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
             "Each dot is one confirm run with a new seed, the cross the original trial (chosen for being best, so biased and left out of the mean); the red bar is the 95% confidence interval of the mean.",
         );
     }
-    comparison(&mut out, sections);
+    if sections.trend.is_none() {
+        comparison(&mut out, sections);
+    }
     let _ = writeln!(
         out,
         "<p class=\"muted\">Written by hpo {}.</p>\n</body></html>",
@@ -407,9 +420,32 @@ fn confirmation(out: &mut String, record: &StudyRecord, sections: &Sections) {
     let _ = writeln!(out, "<p>{verdict}</p>");
 }
 
+/// The nights of a nightly study as a table, newest first.
+fn nights(out: &mut String, trend: &crate::data::NightTrend) {
+    let _ = writeln!(
+        out,
+        "<table><tr><th>night</th><th>pick {}</th><th>95% CI ±</th><th>trials</th><th>failed</th><th>verdict against the night before</th></tr>",
+        escape(&trend.metric)
+    );
+    for night in trend.nights.iter().rev() {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            escape(&night.date),
+            night.value.map_or("-".to_owned(), tick),
+            night.ci95.filter(|h| h.is_finite()).map_or("-".to_owned(), tick),
+            night.trials,
+            night.failed,
+            escape(night.verdict.as_deref().unwrap_or("-").replace('_', " ").as_str())
+        );
+    }
+    let _ = writeln!(out, "</table>");
+}
+
 fn comparison(out: &mut String, sections: &Sections) {
     let Some(cmp) = &sections.comparison else { return };
-    let _ = writeln!(out, "<h2>Comparison</h2>");
+    let heading = if sections.trend.is_some() { "Since last night" } else { "Comparison" };
+    let _ = writeln!(out, "<h2>{heading}</h2>");
     let best = |side: &crate::data::Side| match &side.best {
         Some(best) => format!(
             "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>",

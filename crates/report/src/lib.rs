@@ -46,6 +46,9 @@ pub struct StudyRecord {
     /// The study's user attributes as (key, value as text): Optuna's
     /// `study.user_attrs`, hpo's stored pick among them.
     pub study_attrs: Vec<(String, String)>,
+    /// Every night of the nightly study this study is a night of (`hpo nightly`),
+    /// when it is one and the reader asked for them ([`load::nights`]).
+    pub trend: Option<data::NightTrend>,
 }
 
 use std::path::{Path, PathBuf};
@@ -103,8 +106,11 @@ pub struct Sections {
     pub timeline: Timeline,
     /// Seed-noise results of `hpo confirm`.
     pub confirmation: Option<Confirmation>,
-    /// The comparison with another study or an earlier state.
+    /// The comparison with another study or an earlier state (for a night, with
+    /// the night before).
     pub comparison: Option<Comparison>,
+    /// Every night of a nightly study, when the record is a night.
+    pub trend: Option<data::NightTrend>,
 }
 
 /// Computes every section; `baseline` is the study to compare with, if any.
@@ -127,6 +133,7 @@ pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Section
         comparison: baseline.map(|base| data::compare(base, record)),
         importance,
         confirmation,
+        trend: record.trend.clone().filter(|trend| !trend.nights.is_empty()),
     }
 }
 
@@ -157,6 +164,9 @@ impl Sections {
         }
         if let Some(confirmation) = &self.confirmation {
             out.push(("confirm".to_owned(), Figure::Confirm(confirmation)));
+        }
+        if let Some(trend) = &self.trend {
+            out.push(("nights".to_owned(), Figure::Nights(trend)));
         }
         out
     }

@@ -80,6 +80,7 @@ pub fn record(trials: Vec<FrozenTrial>) -> StudyRecord {
         trials,
         curves,
         study_attrs: vec![],
+        trend: None,
     }
 }
 

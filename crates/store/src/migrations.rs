@@ -124,8 +124,8 @@ pub(crate) fn prepare_read_only(conn: &Connection) -> Result<(), Error> {
 
 /// An hpo table's name and column list from its `CREATE TABLE hpo_... (...)`
 /// statement, without references to other tables (a temporary table cannot point
-/// into the database file).
-fn hpo_table(statement: &str) -> Option<(String, String)> {
+/// into the database file). PostgreSQL's migrations are read the same way.
+pub(crate) fn hpo_table(statement: &str) -> Option<(String, String)> {
     let code: String = statement
         .lines()
         .filter(|line| !line.trim_start().starts_with("--"))

@@ -119,6 +119,8 @@ struct Conn {
 /// and hosts.
 pub struct PostgresStorage {
     url: String,
+    /// Opened by [`PostgresStorage::open_read_only`]: every connection reads only.
+    read_only: bool,
     conn: Mutex<Option<Conn>>,
 }
 
@@ -215,9 +217,19 @@ impl PostgresStorage {
     /// and applies pending migrations. A database Optuna created gets hpo's tables
     /// added; its own are left as they are.
     pub fn open(url: &str) -> Result<PostgresStorage, Error> {
-        let mut conn = connect(url)?;
+        let mut conn = connect(url, false)?;
         migrate(&mut conn.client)?;
-        Ok(PostgresStorage { url: url.to_owned(), conn: Mutex::new(Some(conn)) })
+        Ok(PostgresStorage { url: url.to_owned(), read_only: false, conn: Mutex::new(Some(conn)) })
+    }
+
+    /// Connects to the database at `url` for reading only, writing nothing to it:
+    /// no migration is applied (a database Optuna wrote stays as it is), hpo's tables
+    /// that its migrations would add are empty stand-ins in the session's own
+    /// temporary schema, and the session's transactions are read-only, so a role
+    /// allowed only to read the database can run every read command.
+    pub fn open_read_only(url: &str) -> Result<PostgresStorage, Error> {
+        let conn = connect(url, true)?;
+        Ok(PostgresStorage { url: url.to_owned(), read_only: true, conn: Mutex::new(Some(conn)) })
     }
 
     /// The database's address, its password left out.
@@ -243,7 +255,7 @@ impl PostgresStorage {
         loop {
             let outcome = match guard.as_mut() {
                 Some(conn) => once(conn, write, again, &f),
-                None => match connect(&self.url) {
+                None => match connect(&self.url, self.read_only) {
                     Ok(conn) => once(guard.insert(conn), write, again, &f),
                     Err(err) => Err(store_err(err)),
                 },
@@ -354,13 +366,55 @@ fn once<T>(
     Ok(out)
 }
 
-fn connect(url: &str) -> Result<Conn, Error> {
+fn connect(url: &str, read_only: bool) -> Result<Conn, Error> {
     let mut client = Client::connect(url, NoTls)
         .map_err(|err| Error::Connect { database: redacted(url), reason: message(&err) })?;
+    if read_only {
+        prepare_read_only(&mut client)?;
+    }
     // Steps and heartbeats commit without waiting for the server's disk; every
     // other write waits (`Mode`).
     client.batch_execute("SET synchronous_commit TO off")?;
     Ok(Conn { client, statements: HashMap::new(), open: false })
+}
+
+/// Makes this session able to read the database without writing to it: checks
+/// that no newer hpo or other Optuna schema wrote it, gives each hpo table its
+/// missing migrations would make an empty temporary stand-in (the session's
+/// temporary schema is searched first), then makes the session's transactions
+/// read-only.
+fn prepare_read_only(client: &mut Client) -> Result<(), Error> {
+    let exists = |client: &mut Client, name: &str| -> Result<bool, Error> {
+        Ok(client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?.get(0))
+    };
+    let applied = if exists(client, "hpo_schema_migrations")? {
+        let applied: i32 = client
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM hpo_schema_migrations", &[])?
+            .get(0);
+        i64::from(applied)
+    } else {
+        if exists(client, "alembic_version")? {
+            let found: Option<String> = client
+                .query_opt("SELECT version_num FROM alembic_version LIMIT 1", &[])?
+                .map(|row| row.get(0));
+            crate::migrations::compare_revision(found)?;
+        }
+        0
+    };
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied > known {
+        return Err(Error::NewerSchema { found: applied, known });
+    }
+    for (_, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+        for statement in sql.split(';') {
+            let Some((name, body)) = crate::migrations::hpo_table(statement) else { continue };
+            if !exists(client, &name)? {
+                client.batch_execute(&format!("CREATE TEMPORARY TABLE {name} {body}"))?;
+            }
+        }
+    }
+    client.batch_execute("SET default_transaction_read_only TO on")?;
+    Ok(())
 }
 
 /// Applies the pending migrations in one transaction, under an advisory lock.
@@ -548,20 +602,27 @@ fn lock_study(tx: &mut Tx<'_>, study: StudyId) -> CoreResult<()> {
     locked.map(|_| ()).ok_or(hpo_core::Error::UnknownStudy(study))
 }
 
-/// The trials of study $1 that count toward its budget ($2 = `attr::INTERRUPTED`,
-/// $3 = `attr::CONFIRM_OF`): as on SQLite, the number of trials (numbers are dense)
-/// less the queued ones, interrupted failures and confirm runs.
-const BUDGET_COUNTED: &str = "SELECT (SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = $1)::bigint
-                  - (SELECT COUNT(*) FROM trials WHERE study_id = $1 AND state = 'WAITING')
-                  - (SELECT COUNT(*) FROM trial_system_attributes a JOIN trials t ON t.trial_id = a.trial_id
-                     WHERE a.\"key\" = $2 AND t.study_id = $1 AND t.state = 'FAIL'
-                       AND NOT EXISTS (SELECT 1 FROM trial_system_attributes c
-                                       WHERE c.trial_id = t.trial_id AND c.\"key\" = $3))
-                  - (SELECT COUNT(*) FROM trial_system_attributes a JOIN trials t ON t.trial_id = a.trial_id
-                     WHERE a.\"key\" = $3 AND t.study_id = $1 AND t.state != 'WAITING')";
+/// The trials of study $1 that count toward its budget: as on SQLite, the number of
+/// trials (numbers are dense) less the queued ones, interrupted failures and
+/// confirm runs. Each part is an index look-up: the attribute keys are written in
+/// the statement, not bound, so its one cached plan reads the few rows of a rare
+/// key through the key index whatever the study's size.
+static BUDGET_COUNTED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let (interrupted, confirm_of) = (attr::INTERRUPTED, attr::CONFIRM_OF);
+    format!(
+        "SELECT (SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = $1)::bigint
+              - (SELECT COUNT(*) FROM trials WHERE study_id = $1 AND state = 'WAITING')
+              - (SELECT COUNT(*) FROM trial_system_attributes a JOIN trials t ON t.trial_id = a.trial_id
+                 WHERE a.\"key\" = '{interrupted}' AND t.study_id = $1 AND t.state = 'FAIL'
+                   AND NOT EXISTS (SELECT 1 FROM trial_system_attributes c
+                                   WHERE c.trial_id = t.trial_id AND c.\"key\" = '{confirm_of}'))
+              - (SELECT COUNT(*) FROM trial_system_attributes a JOIN trials t ON t.trial_id = a.trial_id
+                 WHERE a.\"key\" = '{confirm_of}' AND t.study_id = $1 AND t.state != 'WAITING')"
+    )
+});
 
 fn counted(tx: &mut Tx<'_>, study: StudyId) -> CoreResult<usize> {
-    let row = tx.one(BUDGET_COUNTED, &[&int(study.0)?, &attr::INTERRUPTED, &attr::CONFIRM_OF])?;
+    let row = tx.one(&BUDGET_COUNTED, &[&int(study.0)?])?;
     Ok(usize::try_from(get::<i64>(&row, 0)?).unwrap_or(0))
 }
 
@@ -725,9 +786,16 @@ fn load_study(
     )))
 }
 
-/// The ids of a study's trials in `states`, as a parameter list for `= ANY($n)`.
-fn state_names(states: &[TrialState]) -> Vec<String> {
-    states.iter().map(|s| s.as_optuna_str().to_owned()).collect()
+/// `column IN ('RUNNING', ...)`: trials in `states`, written out (states are a
+/// fixed set of words) rather than bound, so the planner sees how few rows a state
+/// such as RUNNING has and reads them through the (study, state) index instead of
+/// every trial of the study.
+fn state_in(column: &str, states: &[TrialState]) -> String {
+    if states.is_empty() {
+        return "FALSE".to_owned();
+    }
+    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_optuna_str())).collect();
+    format!("{column} IN ({})", names.join(", "))
 }
 
 /// Reads trials with everything attached: those of study $1 (in `states`, all when
@@ -739,13 +807,12 @@ fn load_trials(
     states: Option<&[TrialState]>,
 ) -> CoreResult<Vec<FrozenTrial>> {
     let id = int(id)?;
-    let names = state_names(states.unwrap_or(&[]));
     let filter = match (one, states) {
-        (true, _) => "t.trial_id = $1 AND $2::text[] IS NOT NULL",
-        (false, None) => "t.study_id = $1 AND $2::text[] IS NOT NULL",
-        (false, Some(_)) => "t.study_id = $1 AND t.state::text = ANY($2)",
+        (true, _) => "t.trial_id = $1".to_owned(),
+        (false, None) => "t.study_id = $1".to_owned(),
+        (false, Some(states)) => format!("t.study_id = $1 AND {}", state_in("t.state", states)),
     };
-    let args: [&(dyn ToSql + Sync); 2] = [&id, &names];
+    let args: [&(dyn ToSql + Sync); 1] = [&id];
     let mut trials: Vec<FrozenTrial> = Vec::new();
     let mut index: HashMap<i32, usize> = HashMap::new();
     for row in tx.rows(
@@ -860,9 +927,10 @@ fn summaries(tx: &mut Tx<'_>, best: bool) -> CoreResult<Vec<StudySummary>> {
                     &format!(
                         "SELECT {aggregate}(v.value) FROM trial_values v JOIN trials t ON t.trial_id = v.trial_id
                          WHERE t.study_id = $1 AND t.state = 'COMPLETE' AND v.objective = 0 AND v.value_type = 'FINITE'
-                           AND t.trial_id NOT IN (SELECT trial_id FROM trial_system_attributes WHERE \"key\" = $2)"
+                           AND t.trial_id NOT IN (SELECT trial_id FROM trial_system_attributes WHERE \"key\" = '{}')",
+                        attr::CONFIRM_OF
                     ),
-                    &[&id, &attr::CONFIRM_OF],
+                    &[&id],
                 )?,
                 0,
             )?;
@@ -1218,14 +1286,22 @@ impl Storage for PostgresStorage {
     ) -> CoreResult<Vec<TrialId>> {
         self.read(|tx| {
             study_exists(tx, study)?;
-            let since = since.map(encode::datetime);
-            tx.rows(
-                "SELECT trial_id FROM trials WHERE study_id = $1 AND state::text = ANY($2)
-                   AND ($3::text IS NULL OR datetime_complete >= $3::text::timestamp)
-                 ORDER BY number",
-                &[&int(study.0)?, &state_names(states), &since],
-            )?
-            .iter()
+            let id = int(study.0)?;
+            let states = state_in("state", states);
+            let rows = match since.map(encode::datetime) {
+                Some(since) => tx.rows(
+                    &format!(
+                        "SELECT trial_id FROM trials WHERE study_id = $1 AND {states}
+                           AND datetime_complete >= $2::text::timestamp ORDER BY number"
+                    ),
+                    &[&id, &since],
+                )?,
+                None => tx.rows(
+                    &format!("SELECT trial_id FROM trials WHERE study_id = $1 AND {states} ORDER BY number"),
+                    &[&id],
+                )?,
+            };
+            rows.iter()
             .map(|row| get::<i32>(row, 0).map(|id| TrialId(i64::from(id))))
             .collect()
         })
@@ -1243,7 +1319,7 @@ impl Storage for PostgresStorage {
             // Each trial's point at or before the step and its first point after,
             // each one look-up in the (trial_id, step) unique index.
             let rows = tx.rows(
-                "SELECT t.trial_id, t.number, t.state::text, v.step, v.intermediate_value, v.intermediate_value_type::text
+                &format!("SELECT t.trial_id, t.number, t.state::text, v.step, v.intermediate_value, v.intermediate_value_type::text
                  FROM trials t
                  LEFT JOIN LATERAL (
                      (SELECT b.step, b.intermediate_value, b.intermediate_value_type FROM trial_intermediate_values b
@@ -1252,8 +1328,8 @@ impl Storage for PostgresStorage {
                      (SELECT a.step, a.intermediate_value, a.intermediate_value_type FROM trial_intermediate_values a
                       WHERE a.trial_id = t.trial_id AND a.step > $2 ORDER BY a.step LIMIT 1)
                  ) v ON TRUE
-                 WHERE t.study_id = $1 AND t.state::text = ANY($3)",
-                &[&int(study.0)?, &step, &state_names(states)],
+                 WHERE t.study_id = $1 AND {}", state_in("t.state", states)),
+                &[&int(study.0)?, &step],
             )?;
             let mut by_id: BTreeMap<i32, FrozenTrial> = BTreeMap::new();
             for row in rows {

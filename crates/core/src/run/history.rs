@@ -98,6 +98,9 @@ const FINISHED: [TrialState; 3] = [TrialState::Complete, TrialState::Pruned, Tri
 pub struct History {
     inner: Mutex<HistoryInner>,
     memo: Memo,
+    /// Finished trials of earlier studies over the same space, read before the
+    /// study's own (see [`History::with_prior`]).
+    prior: Vec<FrozenTrial>,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +111,13 @@ struct HistoryInner {
 }
 
 impl History {
+    /// A history whose sampler also learns from `prior`: finished trials of other
+    /// studies over the same space (an earlier night's, for `hpo nightly`), read
+    /// before the study's own trials.
+    pub fn with_prior(prior: Vec<FrozenTrial>) -> History {
+        History { prior, ..History::default() }
+    }
+
     /// Calls `f` with the study's finished and running trials, all but `except`
     /// (the trial being asked for) — the finished ones in order of number, then the
     /// running ones in order of number — and the sampler's memo for this study.
@@ -133,8 +143,12 @@ impl History {
             running.retain(|t| t.id != except && !inner.feed.has_seen(t.id));
             inner.finished.clone()
         };
-        let trials: Vec<&FrozenTrial> =
-            finished.iter().map(|t| t.as_ref()).chain(running.iter()).collect();
+        let trials: Vec<&FrozenTrial> = self
+            .prior
+            .iter()
+            .chain(finished.iter().map(|t| t.as_ref()))
+            .chain(running.iter())
+            .collect();
         Ok(f(&trials, &self.memo))
     }
 }

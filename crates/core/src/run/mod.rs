@@ -426,6 +426,19 @@ pub fn run_study(
     host: &dyn Host,
     config: RunConfig,
 ) -> Result<RunSummary> {
+    run_study_with_prior(storage, spec, objective, host, config, Vec::new())
+}
+
+/// [`run_study`] whose sampler also learns from `prior`, finished trials of earlier
+/// studies over the same space (see [`History::with_prior`]).
+pub fn run_study_with_prior(
+    storage: &dyn Storage,
+    spec: &StudySpec,
+    objective: &dyn Objective,
+    host: &dyn Host,
+    config: RunConfig,
+    prior: Vec<FrozenTrial>,
+) -> Result<RunSummary> {
     let study = open_study(storage, spec)?;
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
@@ -466,7 +479,7 @@ pub fn run_study(
         )),
         failures: std::sync::Mutex::new(BTreeMap::new()),
         finished_values: FinishedValues::for_pruner(spec.pruner),
-        history: History::default(),
+        history: History::with_prior(prior),
     };
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]

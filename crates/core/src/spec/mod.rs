@@ -92,6 +92,22 @@ pub struct EarlyStoppingSpec {
     pub min_delta: f64,
 }
 
+/// `[nightly]`: how `hpo nightly` carries the study from one night to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NightlySpec {
+    /// K: the previous night's pick and its best configurations, K in all, are the
+    /// night's first trials; the night's best K are confirmed. 3 unless set.
+    pub top: usize,
+    /// Confirm runs (new seeds) of each of the night's top K. 3 unless set.
+    pub seeds: usize,
+}
+
+impl Default for NightlySpec {
+    fn default() -> NightlySpec {
+        NightlySpec { top: 3, seeds: 3 }
+    }
+}
+
 /// What a trial runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectiveSpec {
@@ -214,6 +230,8 @@ pub struct StudySpec {
     pub objective: ObjectiveSpec,
     /// The search space; never empty.
     pub space: SearchSpace,
+    /// `hpo nightly`'s settings (defaults when the file has no `[nightly]`).
+    pub nightly: NightlySpec,
     /// The file as written; stored with the study so a resume can diff against it.
     pub text: String,
     path: String,
@@ -413,6 +431,14 @@ struct RawFile {
     early_stopping: Option<Spanned<RawEarlyStopping>>,
     objective: Spanned<RawObjective>,
     space: Spanned<RawSpace>,
+    nightly: Option<RawNightly>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNightly {
+    top: Option<Spanned<i64>>,
+    seeds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -615,6 +641,7 @@ fn most(key: &str) -> i64 {
         "patience" => 1_000_000,
         "min_early_stopping_rate" => 30,
         "reduction_factor" => 1_000,
+        "top" | "seeds" => 100,
         _ => i64::from(u32::MAX),
     }
 }
@@ -991,6 +1018,17 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             Some(validate_early_stopping(ctx, it, &metric, direction)?)
         }
     };
+    let nightly = match raw.nightly {
+        None => NightlySpec::default(),
+        Some(it) => {
+            let default = NightlySpec::default();
+            NightlySpec {
+                top: ctx.at_least("nightly", &it.top, "top", default.top as i64, 1)? as usize,
+                seeds: ctx.at_least("nightly", &it.seeds, "seeds", default.seeds as i64, 1)?
+                    as usize,
+            }
+        }
+    };
 
     Ok(StudySpec {
         name,
@@ -1004,6 +1042,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         sampler,
         pruner,
         early_stopping,
+        nightly,
         objective,
         space,
         text: ctx.text.to_owned(),
