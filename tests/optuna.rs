@@ -108,7 +108,7 @@ impl OptunaDashboard {
     #[track_caller]
     pub(crate) fn assert_shows(&self, name: &str, ours: &Value) {
         let studies = self.get("/api/studies");
-        let study = studies["studies"]
+        let study = studies["study_summaries"]
             .as_array()
             .unwrap()
             .iter()

@@ -84,6 +84,14 @@ impl Server {
         self.call("GET", path, None, None)
     }
 
+    /// `GET /metrics`, parsed as Prometheus parses it.
+    pub fn scrape(&self) -> prometheus_parse::Scrape {
+        let mut response = self.agent.get(format!("{}/metrics", self.base)).call().unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("Prometheus text format")
+    }
+
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
         self.call("POST", path, None, Some(body))
     }

@@ -10,6 +10,7 @@ mod dashboard;
 mod faults;
 mod fuzz;
 mod monitoring;
+mod nightly;
 mod optuna;
 mod parallel;
 mod postgres;

@@ -17,6 +17,7 @@ mod inspect;
 mod nightly;
 mod pick;
 mod report;
+mod schedule;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -164,6 +165,19 @@ enum Command {
         /// The report's folder (default: reports/NAME@DATE).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Stop starting new trials after this long ("90s", "30m", "2h"): the
+        /// night's window, replacing the study file's `timeout`.
+        #[arg(long, value_parser = parse_timeout)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Drop the curves and trial folders of old nights of nightly studies, keeping
+    /// their trials, values and picks (the trend over every night stays whole).
+    Gc {
+        /// How many of each nightly study's newest nights to keep whole.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        keep_nights: u32,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Serve the HTTP API over a database (docs/api.md: studies, trials, ask and tell
     /// from any machine) until Ctrl-C or SIGTERM, beside the `hpo run` and `hpo
@@ -181,6 +195,14 @@ enum Command {
         /// Let the read endpoints answer without a token.
         #[arg(long)]
         public_read: bool,
+        /// Run nightly studies at set times (a TOML file of `[[night]]` tables:
+        /// `study`, `at`, `time_zone`, `window`; docs/nightly.md), one after another.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
+        /// Start the service's clock at this time (RFC 3339), for rehearsing a
+        /// schedule.
+        #[arg(long, hide = true, requires = "schedule", value_parser = schedule::parse_clock_start)]
+        clock_start: Option<jiff::Timestamp>,
     },
     /// Copy studies, whole, from one database to another: SQLite to PostgreSQL and
     /// back (every trial with its parameters, values, curves, verdicts and
@@ -595,7 +617,7 @@ fn main() -> ExitCode {
     // The server logs its requests unless HPO_LOG says otherwise; other commands
     // log only what HPO_LOG asks for.
     let default_log = match cli.command {
-        Command::Serve { .. } => "hpo_server=info",
+        Command::Serve { .. } => "hpo_server=info,hpo=info",
         _ => "error",
     };
     tracing_subscriber::fmt()
@@ -648,13 +670,22 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
-/// Whether `err` is bad input (exit 2): a study file with errors, a
-/// [`UsageError`], or a multi-objective study.
+/// Whether `err` is bad input (exit 2): a study file with errors, a dataset that is
+/// missing, unreadable or corrupt, a [`UsageError`], or a multi-objective study.
 fn is_bad_input(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<hpo_core::spec::SpecError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()
-            || matches!(cause.downcast_ref(), Some(hpo_train::Error::Spec(_)))
+            || matches!(
+                cause.downcast_ref(),
+                Some(
+                    hpo_train::Error::Spec(_)
+                        | hpo_train::Error::UnknownDataset { .. }
+                        | hpo_train::Error::MissingDataset { .. }
+                        | hpo_train::Error::Parse { .. }
+                        | hpo_train::Error::Checksum { .. }
+                )
+            )
             || matches!(
                 cause.downcast_ref(),
                 Some(hpo_core::Error::Spec(_) | hpo_core::Error::MultiObjective { .. })
@@ -713,15 +744,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(if is_bad_input(&err) { 2 } else { 3 }))
             })
         }
-        Command::Nightly { study, db, date, json, out } => {
+        Command::Nightly { study, db, date, json, out, timeout } => {
             nightly::nightly(&nightly::NightlyArgs {
                 study: &study,
                 db: &db.db,
                 date: date.as_deref(),
                 json,
                 out,
+                timeout,
             })
         }
+        Command::Gc { keep_nights, db } => print(nightly::gc(&db.db, keep_nights as usize)?),
         Command::Bench { which: BenchCommand::Report { trials } } => print(bench::report(trials)?),
         Command::Bench {
             which: BenchCommand::Dashboard { trials, studies, runs, screenshots, db },
@@ -732,8 +765,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             screenshots: screenshots.as_deref(),
             db: db.as_deref(),
         })?),
-        Command::Serve { db, bind, tokens, public_read } => {
-            serve(&db.db, bind, tokens, public_read)
+        Command::Serve { db, bind, tokens, public_read, schedule, clock_start } => {
+            let schedule = schedule.as_deref().map(schedule::load).transpose()?;
+            serve(&db.db, bind, tokens, public_read, schedule.map(|it| (it, clock_start)))
         }
         Command::Copy { from, to, study } => print(copy_studies(&from, &to, study.as_deref())?),
         Command::Check { db } if db::postgres_url(&db.db).is_some() => {
@@ -952,6 +986,7 @@ fn serve(
     bind: std::net::SocketAddr,
     tokens: Option<PathBuf>,
     public_read: bool,
+    schedule: Option<(Vec<schedule::ScheduledNight>, Option<jiff::Timestamp>)>,
 ) -> Result<ExitCode> {
     let tokens = match tokens {
         Some(path) => {
@@ -986,14 +1021,24 @@ fn serve(
         public_read,
         body_limit: hpo_server::DEFAULT_BODY_LIMIT,
         trials_root: Some(db::trials_root(db)),
+        scheduled: hpo_server::metrics::ScheduledNights::default(),
     };
+    let scheduled = std::sync::Arc::clone(&config.scheduled);
     let shown = db::shown(db);
+    let mut started = Ok(());
     let outcome = hpo_server::serve(storage, config, |addr| {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("hpo serve: http://{addr}/api/v1 over {shown} ({access}); Ctrl-C stops");
         }
+        // The scheduler starts once the service answers (its log comes after the
+        // line above, which tells the address).
+        if let Some((nights, clock_start)) = schedule {
+            let clock = schedule::Clock::starting_at(clock_start);
+            started = schedule::start(nights, clock, db.to_path_buf(), scheduled);
+        }
     });
+    started?;
     match outcome {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(err @ hpo_server::ServeError::OpenWithoutTokens(_)) => Err(usage(err.to_string())),

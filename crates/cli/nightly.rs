@@ -46,6 +46,8 @@ pub struct NightlyArgs<'a> {
     pub json: bool,
     /// The report's folder; `reports/NAME@DATE` when not given.
     pub out: Option<PathBuf>,
+    /// No new trial after this long (the night's window).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What a night found.
@@ -139,7 +141,7 @@ fn night(args: &NightlyArgs<'_>) -> Result<Option<Night>> {
     let n_prior = prior.len();
 
     let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
-    let config = RunConfig { trials: None, timeout: None, workers: None };
+    let config = RunConfig { trials: None, timeout: args.timeout, workers: None };
     let ran = host.with_heartbeats(storage, || {
         hpo_core::run::run_study_with_prior(
             storage,
@@ -448,4 +450,57 @@ impl Night {
             "exit_code": i32::from(worse),
         })
     }
+}
+
+/// `hpo gc --keep-nights N`: for every nightly study in the database, the nights
+/// before its newest N lose their curves (intermediate values, metric curves,
+/// pruner verdicts, their confirm runs' too) and their command trials' folders
+/// (logs, outputs); their trials, values, attributes and picks stay, so the trend
+/// over every night stays whole. Returns what it did, a line per study.
+pub fn gc(db: &Path, keep: usize) -> Result<String> {
+    let database = db::open_writable(db, false, true)?;
+    let storage: &dyn Storage = &*database;
+    let mut bases: Vec<String> = Vec::new();
+    for summary in storage.study_counts()? {
+        let Some((base, _)) = summary.study.name.rsplit_once('@') else { continue };
+        if hpo_report::load::night_date(&summary.study.name, base).is_none() {
+            continue;
+        }
+        let of = storage.study_user_attrs(summary.study.id)?.get(NIGHT_OF).cloned();
+        if of == Some(AttrValue::Str(base.to_owned())) && !bases.iter().any(|b| b == base) {
+            bases.push(base.to_owned());
+        }
+    }
+    let root = db::trials_root(db);
+    let mut lines = Vec::new();
+    for base in &bases {
+        let nights = night_studies(storage, base)?;
+        let old = nights.len().saturating_sub(keep);
+        let (mut points, mut folders) = (0, 0);
+        for (_, night) in &nights[..old] {
+            points += storage.drop_curves(night.id)?;
+            let confirm = hpo_core::study::confirm_study_name(&night.name);
+            if let Some(runs) = storage.find_study(&confirm)? {
+                points += storage.drop_curves(runs.id)?;
+            }
+            for name in [&night.name, &confirm] {
+                let folder = root.join(name);
+                if folder.is_dir() {
+                    std::fs::remove_dir_all(&folder)
+                        .with_context(|| format!("cannot remove {}", folder.display()))?;
+                    folders += 1;
+                }
+            }
+        }
+        lines.push(format!(
+            "`{base}`: {} night(s), the newest {} kept whole; {old} older night(s) lost {points} curve point(s) and {folders} trial folder(s), their trials and picks kept",
+            nights.len(),
+            nights.len().min(keep)
+        ));
+    }
+    database.checkpoint();
+    if lines.is_empty() {
+        lines.push(format!("no nightly study in {}", db::shown(db)));
+    }
+    Ok(lines.join("\n"))
 }

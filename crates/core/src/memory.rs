@@ -349,6 +349,23 @@ impl Storage for InMemoryStorage {
         Ok(beat.or(state.trial_mut(trial)?.datetime_start))
     }
 
+    fn drop_curves(&self, study: StudyId) -> Result<usize> {
+        let mut state = self.lock();
+        state.check_study(study)?;
+        let state = &mut *state;
+        let mut dropped = 0;
+        for (owner, trial) in state.trials.iter_mut() {
+            if *owner != study || !trial.state.is_finished() {
+                continue;
+            }
+            dropped += trial.intermediate_values.len();
+            trial.intermediate_values.clear();
+            dropped += state.curves.remove(&trial.id).map_or(0, |curve| curve.len());
+            state.verdicts.remove(&trial.id);
+        }
+        Ok(dropped)
+    }
+
     fn import_study(&self, copy: &StudyCopy) -> Result<StudyId> {
         let mut state = self.lock();
         if state.studies.iter().any(|s| s.name == copy.study.name) {

@@ -322,6 +322,13 @@ pub trait Storage: Send + Sync {
     /// attributes, pruner verdicts. Fails with [`Error::StudyExists`] when the name
     /// is taken, writing nothing. Returns the new study's id.
     fn import_study(&self, copy: &StudyCopy) -> Result<StudyId>;
+
+    /// Drops the curves of the study's finished trials — intermediate values, every
+    /// metric of every step, pruner verdicts — keeping the trials themselves (state,
+    /// parameters, value, attributes) and the study's attributes: what `hpo gc` does
+    /// to old nights. Running and queued trials are left whole. Returns how many
+    /// points (intermediate values and metric points) went.
+    fn drop_curves(&self, study: StudyId) -> Result<usize>;
 }
 
 /// Everything a storage holds of one study, to write into another

@@ -44,6 +44,7 @@ macro_rules! storage_conformance_tests {
             end_trial_sets_results_and_state_together,
             concurrent_creation_respects_budget,
             a_copied_study_reads_back_whole,
+            dropped_curves_leave_the_trials_whole,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -883,4 +884,43 @@ pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
     let studies = storage.list_studies().unwrap().len();
     assert!(matches!(storage.import_study(&copy), Err(Error::StudyExists(name)) if name == "b"));
     assert_eq!(storage.list_studies().unwrap().len(), studies);
+}
+
+/// Dropping a study's curves (`hpo gc`) empties its finished trials' intermediate
+/// values, metric curves and verdicts, and leaves everything else as it was: states,
+/// parameters, values, attributes, the study's attributes, and a running trial.
+pub fn dropped_curves_leave_the_trials_whole(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let other = study(storage, "b");
+    let done = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage
+        .set_trial_params(done.id, &[("x".into(), ParamValue::Float(0.5), float(0.0, 1.0))])
+        .unwrap();
+    for step in 1..=3 {
+        storage.report(done.id, step, 1.0 / step as f64, &[("val_loss".into(), 0.5)]).unwrap();
+    }
+    storage
+        .record_pruner_verdict(done.id, 2, &Verdict { prune: false, reason: "kept".into() })
+        .unwrap();
+    storage.finish_trial(done.id, TrialState::Complete, Some(0.25)).unwrap();
+    let running = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.report(running.id, 1, 0.9, &[("val_loss".into(), 0.9)]).unwrap();
+    let elsewhere = storage.create_running_trial(other, None, &[]).unwrap().unwrap();
+    storage.report(elsewhere.id, 1, 0.7, &[]).unwrap();
+    storage.finish_trial(elsewhere.id, TrialState::Complete, Some(0.7)).unwrap();
+    storage.set_study_user_attrs(s, &[("pick_trial".into(), AttrValue::Number(0.0))]).unwrap();
+
+    // Three intermediate values and three metric points.
+    assert_eq!(storage.drop_curves(s).unwrap(), 6);
+    let kept = storage.trial(done.id).unwrap();
+    assert!(kept.intermediate_values.is_empty());
+    assert!(storage.metric_curves(done.id).unwrap().is_empty());
+    assert!(storage.pruner_verdicts(done.id).unwrap().is_empty());
+    assert_eq!((kept.state, kept.value), (TrialState::Complete, Some(0.25)));
+    assert_eq!(kept.params.get("x"), Some(&ParamValue::Float(0.5)));
+    assert_eq!(storage.study_user_attrs(s).unwrap().len(), 1);
+    assert_eq!(storage.trial(running.id).unwrap().intermediate_values.len(), 1, "running: whole");
+    assert_eq!(storage.trial(elsewhere.id).unwrap().intermediate_values.len(), 1, "other study");
+    assert_eq!(storage.drop_curves(s).unwrap(), 0, "nothing left to drop");
+    assert!(matches!(storage.drop_curves(StudyId(9_999)), Err(Error::UnknownStudy(_))));
 }

@@ -1053,16 +1053,7 @@ fn draw_confirm<DB: DrawingBackend>(
             }
         })
         .collect();
-    let x_axis = ParamAxis::Categories(labels);
-    let x_format = |v: &f64| param_tick(&x_axis, *v);
-    chart
-        .configure_mesh()
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&|v| tick(*v))
-        .y_desc(data.metric.as_str())
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
+    category_mesh(&mut chart, &ParamAxis::Categories(labels), &data.metric)?;
     for (idx, group) in data.groups.iter().enumerate() {
         let x = idx as f64;
         let color = if Some(group.original) == pick { PICK } else { BEST };
@@ -1093,6 +1084,23 @@ fn draw_confirm<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The grid and labels of a chart whose x axis is `x_axis`'s categories.
+fn category_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<Axis, Axis>>,
+    x_axis: &ParamAxis,
+    y_desc: &str,
+) -> Drawn<DB> {
+    let x_format = |v: &f64| param_tick(x_axis, *v);
+    chart
+        .configure_mesh()
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| tick(*v))
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+}
+
 /// Above, each night's pick (the confirmed mean with its 95% interval, a hollow
 /// marker while provisional) joined night to night; below, each night's trials,
 /// the failed ones in red on top.
@@ -1109,9 +1117,7 @@ fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTr
         })
         .flatten()
         .collect();
-    let labels: Vec<String> = data.nights.iter().map(|night| night.date.clone()).collect();
-    let x_axis = ParamAxis::Categories(labels);
-    let x_format = |v: &f64| param_tick(&x_axis, *v);
+    let x_axis = ParamAxis::Categories(data.nights.iter().map(|n| n.date.clone()).collect());
     let mut chart = ChartBuilder::on(&top)
         .caption(
             format!("Nights of {}: the pick's {} with its 95% interval", data.base, data.metric),
@@ -1121,14 +1127,7 @@ fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTr
         .x_label_area_size(28)
         .y_label_area_size(72)
         .build_cartesian_2d(category_axis(n), axis(Scale::Linear, padded(values.into_iter())))?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&|v| tick(*v))
-        .y_desc(data.metric.as_str())
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
+    category_mesh(&mut chart, &x_axis, &data.metric)?;
     let points: Vec<(f64, f64)> = data
         .nights
         .iter()
@@ -1162,13 +1161,7 @@ fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTr
         .x_label_area_size(36)
         .y_label_area_size(72)
         .build_cartesian_2d(category_axis(n), axis(Scale::Linear, 0.0..most as f64 * 1.1))?;
-    bars.configure_mesh()
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&|v| tick(*v))
-        .y_desc("trials (failed in red)")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
+    category_mesh(&mut bars, &x_axis, "trials (failed in red)")?;
     for (idx, night) in data.nights.iter().enumerate() {
         let x = idx as f64;
         let (used, failed) = (night.trials as f64, night.failed as f64);

@@ -225,7 +225,8 @@
       <section><h2>Leaderboard</h2><div id="leaderboard" class="scroll"></div></section>
       <section><h2>Pruned trials</h2><div id="pruned" class="scroll"></div></section>
       <section><h2>Timeline</h2><div id="timeline" class="plot"></div></section>
-      <section id="confirm-section" hidden><h2>Confirm runs (new seeds)</h2><div id="confirm" class="plot"></div></section>`;
+      <section id="confirm-section" hidden><h2>Confirm runs (new seeds)</h2><div id="confirm" class="plot"></div></section>
+      <section id="nights-section" hidden><h2>Nights</h2><div id="nights" class="plot"></div><p class="note" id="nights-note"></p></section>`;
     const s = { summary: null, history: null, table: null, report: null, running: null, rows: new Map() };
     const $ = (id) => document.getElementById(id);
     const pick = () => (s.report && s.report.recommendation ? s.report.recommendation.trial : s.summary && s.summary.pick ? s.summary.pick.trial : null);
@@ -466,6 +467,26 @@
         `<p class="note">${c.welch_p !== null ? `Best vs runner-up: Welch p = ${C.fmt(c.welch_p, 2)} (${c.distinguishable ? "distinguishable" : "not distinguishable"} at 5%).` : ""} ${c.noise !== null ? `Seed noise (std of one run): ${C.fmt(c.noise)}.` : ""}</p>`;
     }
 
+    // A night of a nightly study: each night's pick with its 95% interval.
+    function drawNights() {
+      const n = s.report && s.report.nights;
+      $("nights-section").hidden = !n;
+      if (!n) return;
+      const points = [];
+      const series = [];
+      const marks = [];
+      n.nights.forEach((night, i) => {
+        if (night.value === null) return;
+        points.push([i, night.value]);
+        if (night.ci95 !== null) series.push({ points: [[i, night.value - night.ci95], [i, night.value + night.ci95]], color: "#000", width: 2, label: `${night.date} 95% CI` });
+        marks.push({ x: i, y: night.value, color: night.verdict === "worse_beyond_noise" ? C.STATE_COLOR.F : C.PALETTE[0], r: 5 });
+      });
+      series.unshift({ points, color: C.PALETTE[0], width: 2, label: "pick" });
+      $("nights").innerHTML = C.xy({ title: `nights of ${n.base}`, series, marks, xTicks: n.nights.map((night, i) => [i, night.date]), xDomain: [-0.6, n.nights.length - 0.4], xLabel: "night", yLabel: n.metric, width: 900, height: 280 }) +
+        legend([{ color: C.PALETTE[0], text: "the night's pick" }, { color: C.STATE_COLOR.F, text: "worse beyond the seed noise" }, { color: "#000", text: "95% CI of the confirmed mean" }]);
+      $("nights-note").textContent = n.nights.map((night) => `${night.date}: ${night.trials} trials, ${night.failed} failed, ${(night.verdict || "no verdict yet").replaceAll("_", " ")}`).join(" · ");
+    }
+
     function drawTableCharts() {
       drawHistory();
       drawParallel();
@@ -483,6 +504,7 @@
       drawLeaderboard();
       drawTimeline();
       drawConfirm();
+      drawNights();
       if (!window.hpoTimings.report) window.hpoTimings.report = performance.now();
     }
 

@@ -54,6 +54,9 @@ pub struct ServeConfig {
     /// Where command trials keep their folders (their program's output), if the
     /// database has such a place.
     pub trials_root: Option<std::path::PathBuf>,
+    /// What the service's scheduler (`--schedule`) writes of the nights it ran, for
+    /// `/metrics`.
+    pub scheduled: metrics::ScheduledNights,
 }
 
 /// The largest request body by default: a study file or a step is far smaller.
@@ -86,11 +89,12 @@ pub fn app(
     access: Access,
     body_limit: usize,
     trials_root: Option<std::path::PathBuf>,
+    scheduled: metrics::ScheduledNights,
 ) -> Router {
     let state = AppState {
         storage,
         access,
-        metrics: Arc::default(),
+        metrics: Arc::new(metrics::ServerMetrics::with_scheduled(scheduled)),
         studies: Arc::default(),
         views: Arc::default(),
         trials_root: trials_root.map(Arc::new),
@@ -182,7 +186,7 @@ pub fn serve(
             .map_err(|source| ServeError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr()?;
         let access = Access { tokens: config.tokens, public_read: config.public_read };
-        let app = app(storage, access, config.body_limit, config.trials_root);
+        let app = app(storage, access, config.body_limit, config.trials_root, config.scheduled);
         ready(addr);
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         Ok(())

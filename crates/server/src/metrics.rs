@@ -23,7 +23,7 @@ use hpo_core::run::FinishedFeed;
 use hpo_core::run::external::EXTERNAL_OWNER;
 use hpo_core::spec::{ObjectiveSpec, StudySpec};
 use hpo_core::storage::Storage;
-use hpo_core::study::{Direction, Study, StudyId};
+use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -110,15 +110,110 @@ pub struct ServerMetrics {
     requests: Family<StatusLabels, Counter>,
     latency: LatencyFamily,
     studies: Arc<Mutex<Studies>>,
+    scheduled: ScheduledNights,
 }
 
 impl Default for ServerMetrics {
     fn default() -> Self {
+        ServerMetrics::with_scheduled(ScheduledNights::default())
+    }
+}
+
+/// What the service's scheduler (`hpo serve --schedule`) last did for each nightly
+/// study: the exit code of its last night and when that night ended (Unix time).
+/// The scheduler writes it; `/metrics` tells it.
+pub type ScheduledNights = Arc<Mutex<BTreeMap<String, (i32, f64)>>>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NightLabels {
+    study: String,
+    verdict: String,
+}
+
+impl ServerMetrics {
+    /// Metrics that also tell what the scheduler wrote into `scheduled`.
+    pub fn with_scheduled(scheduled: ScheduledNights) -> ServerMetrics {
         ServerMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             studies: Arc::default(),
+            scheduled,
         }
+    }
+
+    /// The latest night of each nightly study (`hpo nightly`: studies named
+    /// `NAME@YYYY-MM-DD` that say they are nights of `NAME`): its verdict against
+    /// the night before, whether that is a regression, and when it last ran; and
+    /// the scheduler's last exit code per study. One attribute read per nightly
+    /// study.
+    fn nightly(
+        &self,
+        storage: &dyn Storage,
+        summaries: &[StudySummary],
+        registry: &mut Registry,
+    ) -> Result<(), ApiError> {
+        use hpo_report::load::{NIGHT_OF, NIGHT_VERDICT, night_date};
+        let verdicts = Family::<NightLabels, Gauge>::default();
+        let regressed = Family::<StudyLabels, Gauge>::default();
+        let last_night = Family::<StudyLabels, FloatGauge>::default();
+        let exit_codes = Family::<StudyLabels, Gauge>::default();
+        let ended = Family::<StudyLabels, FloatGauge>::default();
+        let mut latest: BTreeMap<&str, (&str, &StudySummary)> = BTreeMap::new();
+        for summary in summaries {
+            let Some((base, _)) = summary.study.name.rsplit_once('@') else { continue };
+            let Some(date) = night_date(&summary.study.name, base) else { continue };
+            if latest.get(base).is_none_or(|(newest, _)| *newest < date) {
+                latest.insert(base, (date, summary));
+            }
+        }
+        for (base, (_, summary)) in latest {
+            let attrs = storage.study_user_attrs(summary.study.id)?;
+            if attrs.get(NIGHT_OF) != Some(&AttrValue::Str(base.to_owned())) {
+                continue;
+            }
+            let verdict = match attrs.get(NIGHT_VERDICT) {
+                Some(AttrValue::Str(word)) => word.clone(),
+                _ => "none".to_owned(),
+            };
+            let labels = StudyLabels { study: base.to_owned() };
+            regressed.get_or_create(&labels).set(i64::from(verdict == "worse_beyond_noise"));
+            verdicts.get_or_create(&NightLabels { study: base.to_owned(), verdict }).set(1);
+            if let Some(at) = summary.last_activity {
+                last_night.get_or_create(&labels).set(at.0 as f64 / 1e6);
+            }
+        }
+        for (base, (code, at)) in self.scheduled.lock().unwrap_or_else(|it| it.into_inner()).iter()
+        {
+            let labels = StudyLabels { study: base.clone() };
+            exit_codes.get_or_create(&labels).set(i64::from(*code));
+            ended.get_or_create(&labels).set(*at);
+        }
+        registry.register(
+            "hpo_nightly_verdict",
+            "The latest night of each nightly study: 1 for its verdict against the night before (better, same, worse_within_noise, worse_beyond_noise, first_night; none while it runs or when it failed)",
+            verdicts,
+        );
+        registry.register(
+            "hpo_nightly_regression",
+            "1 when the latest night of a nightly study is worse than the night before beyond the seed noise",
+            regressed,
+        );
+        registry.register(
+            "hpo_nightly_last_night_activity_timestamp_seconds",
+            "When a trial of the latest night of a nightly study last started or finished (Unix time)",
+            last_night,
+        );
+        registry.register(
+            "hpo_nightly_scheduled_exit_code",
+            "The exit code of the last night the scheduler of hpo serve ran for a study (0 not worse, 1 worse, 2 bad input, 3 an error)",
+            exit_codes,
+        );
+        registry.register(
+            "hpo_nightly_scheduled_end_timestamp_seconds",
+            "When the last night the scheduler of hpo serve ran for a study ended (Unix time)",
+            ended,
+        );
+        Ok(())
     }
 }
 
@@ -253,7 +348,8 @@ impl ServerMetrics {
         let mut placed: BTreeMap<String, (i64, i64)> = BTreeMap::new();
         let mut memory: BTreeMap<String, (f64, u64)> = BTreeMap::new();
         let mut workers: BTreeMap<String, f64> = BTreeMap::new();
-        for summary in storage.study_counts()? {
+        let summaries = storage.study_counts()?;
+        for summary in &summaries {
             let study = summary.study.name.clone();
             let counts = [
                 ("complete", summary.n_complete),
@@ -347,6 +443,7 @@ impl ServerMetrics {
                 device_memory.get_or_create(&DeviceLabels { device }).set(bytes / measured as f64);
             }
         }
+        self.nightly(storage, &summaries, &mut registry)?;
         registry.register("hpo_trials", "Trials of each study, by state", trials);
         registry.register(
             "hpo_trials_finished",

@@ -313,7 +313,29 @@ pub fn report_json(record: &StudyRecord, sections: &Sections) -> Value {
         "timeline": timeline(&sections.timeline, &keep),
         "confirmation": sections.confirmation.as_ref().map(confirmation),
         "comparison": sections.comparison.as_ref().map(comparison),
+        "nights": sections.trend.as_ref().map(nights),
     })
+}
+
+/// Every night of a nightly study (when the study is a night): each night's pick
+/// with its interval, trials, failures and verdict, oldest first.
+fn nights(it: &hpo_report::data::NightTrend) -> Value {
+    let nights: Vec<Value> = it
+        .nights
+        .iter()
+        .map(|night| {
+            json!({
+                "date": night.date,
+                "study": night.study,
+                "value": optional(night.value),
+                "ci95": optional(night.ci95.filter(|h| h.is_finite())),
+                "trials": night.trials,
+                "failed": night.failed,
+                "verdict": night.verdict,
+            })
+        })
+        .collect();
+    json!({"base": it.base, "metric": it.metric, "nights": nights})
 }
 
 /// `history` as `[number, value, state]` points and the best so far where it

@@ -51,8 +51,18 @@ impl Cache {
         }
         drop(records);
         let single = study.clone().single_objective()?;
-        let record =
-            Arc::new(hpo_report::load::study_record(storage, &single, single.name.clone(), None)?);
+        let mut record =
+            hpo_report::load::study_record(storage, &single, single.name.clone(), None)?;
+        // A night of a nightly study shows every night.
+        let base = record
+            .study_attrs
+            .iter()
+            .find(|(key, _)| key == hpo_report::load::NIGHT_OF)
+            .map(|(_, base)| base.clone());
+        if let Some(base) = base {
+            record.trend = Some(hpo_report::load::nights(storage, &base)?);
+        }
+        let record = Arc::new(record);
         let mut records = self.records.lock().unwrap_or_else(|it| it.into_inner());
         records.insert(study.name.clone(), (version.to_owned(), Arc::clone(&record)));
         Ok(record)

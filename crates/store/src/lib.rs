@@ -1663,6 +1663,22 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn drop_curves(&self, study: StudyId) -> CoreResult<usize> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            let finished = "SELECT trial_id FROM trials WHERE study_id = ?1 AND state IN ('COMPLETE', 'PRUNED', 'FAIL')";
+            let mut dropped = 0;
+            for table in ["trial_intermediate_values", "hpo_trial_metrics"] {
+                dropped += tx
+                    .execute(&format!("DELETE FROM {table} WHERE trial_id IN ({finished})"), [study.0])
+                    .map_err(store_err)?;
+            }
+            tx.execute(&format!("DELETE FROM hpo_pruner_verdicts WHERE trial_id IN ({finished})"), [study.0])
+                .map_err(store_err)?;
+            Ok(dropped)
+        })
+    }
+
     fn import_study(&self, copy: &StudyCopy) -> CoreResult<StudyId> {
         self.write(|tx| {
             let study = &copy.study;

@@ -864,7 +864,7 @@ fn load_trials(
     for row in tx.rows(
         &joined(
             "trial_intermediate_values",
-            "x.step, x.intermediate_value, x.intermediate_value_type::text",
+            "x.step::bigint, x.intermediate_value, x.intermediate_value_type::text",
         ),
         &args,
     )? {
@@ -1319,7 +1319,7 @@ impl Storage for PostgresStorage {
             // Each trial's point at or before the step and its first point after,
             // each one look-up in the (trial_id, step) unique index.
             let rows = tx.rows(
-                &format!("SELECT t.trial_id, t.number, t.state::text, v.step, v.intermediate_value, v.intermediate_value_type::text
+                &format!("SELECT t.trial_id, t.number, t.state::text, v.step::bigint, v.intermediate_value, v.intermediate_value_type::text
                  FROM trials t
                  LEFT JOIN LATERAL (
                      (SELECT b.step, b.intermediate_value, b.intermediate_value_type FROM trial_intermediate_values b
@@ -1374,7 +1374,7 @@ impl Storage for PostgresStorage {
         self.read(|tx| {
             study_exists(tx, study)?;
             let rows = tx.rows(
-                "SELECT t.number, t.state::text, v.value, v.value_type::text, i.step, i.intermediate_value,
+                "SELECT t.number, t.state::text, v.value, v.value_type::text, i.step::bigint, i.intermediate_value,
                         i.intermediate_value_type::text
                  FROM trials t
                  LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
@@ -1465,6 +1465,25 @@ impl Storage for PostgresStorage {
             let beat: Option<String> = get(&row, 0)?;
             let start: Option<String> = get(&row, 1)?;
             Ok(beat.or(start).as_deref().and_then(encode::parse_datetime))
+        })
+    }
+
+    fn drop_curves(&self, study: StudyId) -> CoreResult<usize> {
+        self.write(|tx| {
+            study_exists(tx, study)?;
+            let finished = "SELECT trial_id FROM trials WHERE study_id = $1 AND state IN ('COMPLETE', 'PRUNED', 'FAIL')";
+            let mut dropped = 0;
+            for table in ["trial_intermediate_values", "hpo_trial_metrics"] {
+                dropped += tx.exec(
+                    &format!("DELETE FROM {table} WHERE trial_id IN ({finished})"),
+                    &[&int(study.0)?],
+                )?;
+            }
+            tx.exec(
+                &format!("DELETE FROM hpo_pruner_verdicts WHERE trial_id IN ({finished})"),
+                &[&int(study.0)?],
+            )?;
+            Ok(usize::try_from(dropped).unwrap_or(usize::MAX))
         })
     }
 

@@ -1067,6 +1067,10 @@ impl Storage for Counting {
     fn import_study(&self, copy: &crate::storage::StudyCopy) -> Result<StudyId> {
         self.inner.import_study(copy)
     }
+
+    fn drop_curves(&self, study: StudyId) -> Result<usize> {
+        self.inner.drop_curves(study)
+    }
 }
 
 /// The study loop reads the whole study a fixed number of times per run, not per
