@@ -433,7 +433,7 @@ impl Night {
             "previous": self.previous,
             "verdict": self.verdict().map_or("first_night", verdict_word),
             "worse": worse,
-            "tonight": tonight,
+            "tonight": comparison.as_ref().map_or(tonight, |c| Some(c["b"]["pick"].clone())),
             "last_night": comparison.as_ref().map(|c| c["a"]["pick"].clone()),
             "delta": self.delta(),
             "seed_noise": comparison.as_ref().map(|c| c["seed_noise"].clone()),

@@ -1102,8 +1102,9 @@ fn category_mesh<DB: DrawingBackend>(
 }
 
 /// Above, each night's pick (the confirmed mean with its 95% interval, a hollow
-/// marker while provisional) joined night to night; below, each night's trials,
-/// the failed ones in red on top.
+/// marker while provisional, red when the night was worse than the night before
+/// beyond the seed noise) joined night to night; below, each night's trials, the
+/// failed ones in red on top.
 fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTrend) -> Drawn<DB> {
     let n = data.nights.len().max(1);
     let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 2 / 3);
@@ -1138,19 +1139,22 @@ fn draw_nights<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &NightTr
     for (idx, night) in data.nights.iter().enumerate() {
         let Some(value) = night.value else { continue };
         let x = idx as f64;
+        // A night worse than the night before beyond the seed noise is red.
+        let worse = night.verdict.as_deref() == Some("worse_beyond_noise");
+        let color = if worse { FAILED } else { PICK };
         match night.ci95.filter(|h| h.is_finite()) {
             Some(half) => {
                 chart.draw_series(std::iter::once(PathElement::new(
                     vec![(x, value - half), (x, value + half)],
-                    PICK.stroke_width(2),
+                    color.stroke_width(2),
                 )))?;
-                chart.draw_series(std::iter::once(Circle::new((x, value), 5, PICK.filled())))?;
+                chart.draw_series(std::iter::once(Circle::new((x, value), 6, color.filled())))?;
             }
             None => {
                 chart.draw_series(std::iter::once(Circle::new(
                     (x, value),
-                    5,
-                    PICK.stroke_width(2),
+                    6,
+                    color.stroke_width(2),
                 )))?;
             }
         }

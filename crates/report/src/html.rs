@@ -61,7 +61,7 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
         chart(
             &mut out,
             "nights",
-            "Each night's pick: the confirmed mean with its 95% interval (a hollow marker: not confirmed); below, the night's trials, failed ones in red.",
+            "Each night's pick: the confirmed mean with its 95% interval (a hollow marker: not confirmed; red: worse than the night before beyond the seed noise); below, the night's trials, failed ones in red.",
         );
     }
     leaderboard(&mut out, record, sections);
