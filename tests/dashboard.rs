@@ -374,3 +374,33 @@ fn the_dashboard_script_passes_its_unit_tests_in_node() {
     assert!(out.status.success(), "{report}");
     assert!(report.contains("# fail 0") && !report.contains("# pass 0"), "{report}");
 }
+
+#[test]
+fn a_night_of_a_nightly_study_shows_every_night_on_its_page() {
+    use crate::nightly::{drift_dir, night};
+    let dir = drift_dir(4, 0.0);
+    assert_eq!(night(&dir, "2026-12-01", &[]).status.code(), Some(0));
+    assert_eq!(night(&dir, "2026-12-02", &[]).status.code(), Some(0));
+    dir.write("shift.txt", "5\n");
+    assert_eq!(night(&dir, "2026-12-03", &[]).status.code(), Some(1));
+    let server = Server::start(&dir, &["--db", "n.sqlite"]);
+    let mut browser = Browser::launch(1280, 900).unwrap();
+    browser.goto(&format!("{}/studies/drift@2026-12-03", server.base)).unwrap();
+    browser.wait_for("window.hpoTimings.report", WAIT).unwrap();
+    assert!(
+        !browser
+            .eval("document.getElementById('nights-section').hidden")
+            .unwrap()
+            .as_bool()
+            .unwrap()
+    );
+    let chart = text(&mut browser, "document.querySelector('#nights svg').textContent");
+    for date in ["2026-12-01", "2026-12-02", "2026-12-03"] {
+        assert!(chart.contains(date), "{date} on the nights chart: {chart}");
+    }
+    let note = text(&mut browser, "document.getElementById('nights-note').textContent");
+    assert!(note.contains("2026-12-03: 4 trials, 0 failed, worse beyond noise"), "{note}");
+    assert!(note.contains("2026-12-01: 4 trials, 0 failed, first night"), "{note}");
+    no_errors(&browser);
+    shot(&mut browser, "nights");
+}

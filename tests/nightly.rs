@@ -46,14 +46,14 @@ sleep "$3"
 awk -v x="$1" -v seed="$2" -v s="$shift_by" 'BEGIN { srand(seed); printf "loss=%.6f\n", (x - 1) ^ 2 + s + 0.01 * rand() }'
 "#;
 
-fn drift_dir(budget: usize, seconds: f64) -> Dir {
+pub(crate) fn drift_dir(budget: usize, seconds: f64) -> Dir {
     let dir = Dir::new();
     dir.write("drift.toml", &drift_study("drift", budget, seconds));
     dir.write("drift.sh", DRIFT);
     dir
 }
 
-fn night(dir: &Dir, date: &str, extra: &[&str]) -> Output {
+pub(crate) fn night(dir: &Dir, date: &str, extra: &[&str]) -> Output {
     let mut args = vec!["nightly", "drift.toml", "--db", "n.sqlite", "--date", date];
     args.extend_from_slice(extra);
     dir.hpo(&args).output().expect("run hpo nightly")
