@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium, over a real `hpo serve`: the studies
 //! page, a study growing live while `hpo run` writes it, the pick, a click from the
-//! history to a trial, brushing, the compare page, a phone-sized screen, and no
-//! console error anywhere. Each test saves screenshots under target/dashboard/.
+//! history to a trial, brushing, the compare page, a night's chart of every night, a
+//! phone-sized screen, and no console error anywhere. Each test saves screenshots
+//! under target/dashboard/.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -386,7 +387,9 @@ fn a_night_of_a_nightly_study_shows_every_night_on_its_page() {
     let server = Server::start(&dir, &["--db", "n.sqlite"]);
     let mut browser = Browser::launch(1280, 900).unwrap();
     browser.goto(&format!("{}/studies/drift@2026-12-03", server.base)).unwrap();
-    browser.wait_for("window.hpoTimings.report", WAIT).unwrap();
+    if let Err(err) = browser.wait_for("window.hpoTimings.report", WAIT) {
+        panic!("{err}; the page logged: {:#?}", browser.errors);
+    }
     assert!(
         !browser
             .eval("document.getElementById('nights-section').hidden")

@@ -43,7 +43,7 @@ seeds = 3
 const DRIFT: &str = r#"#!/bin/sh
 shift_by=$(cat shift.txt 2>/dev/null || echo 0)
 sleep "$3"
-awk -v x="$1" -v seed="$2" -v s="$shift_by" 'BEGIN { srand(seed); printf "loss=%.6f\n", (x - 1) ^ 2 + s + 0.01 * rand() }'
+awk -v x="$1" -v seed="$2" -v s="$shift_by" 'BEGIN { srand(seed % 1000003); printf "loss=%.6f\n", (x - 1) ^ 2 + s + 0.01 * rand() }'
 "#;
 
 pub(crate) fn drift_dir(budget: usize, seconds: f64) -> Dir {

@@ -175,9 +175,14 @@ pub async fn get_history(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if name.contains('@') {
-        // A study as it was at a date (the compare page's dated side).
+    // A study as it was at a date (the compare page's dated side), unless a study
+    // has that very name (a night of a nightly study, `NAME@YYYY-MM-DD`).
+    let dated = name.contains('@') && {
         state.access.check(&headers, Role::Read)?;
+        let exact = name.clone();
+        !on_store(&state, move |storage| Ok(storage.find_study(&exact)?.is_some())).await?
+    };
+    if dated {
         let doc = on_store(&state, move |storage| {
             let record = record_of(storage, &name)?;
             Ok(crate::report::history_json(&hpo_report::data::history(&record)))
@@ -218,8 +223,13 @@ fn study_ref(text: &str) -> Result<(String, Option<Timestamp>), ApiError> {
     }
 }
 
-/// The record of a study named as `NAME` or `NAME@DATE`.
+/// The record of a study named as `NAME` or `NAME@DATE` (a study whose name is the
+/// whole text, such as a night of a nightly study, first).
 fn record_of(storage: &dyn Storage, text: &str) -> Result<StudyRecord, ApiError> {
+    if let Some(study) = storage.find_study(text)? {
+        let study = study.single_objective()?;
+        return Ok(hpo_report::load::study_record(storage, &study, text.to_owned(), None)?);
+    }
     let (name, until) = study_ref(text)?;
     let study = storage
         .find_study(&name)?
