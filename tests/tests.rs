@@ -16,4 +16,5 @@ mod parallel;
 mod postgres;
 mod report;
 mod serve;
+mod tidy;
 mod util;

@@ -506,8 +506,12 @@ pub fn sampler_cost(names: &[String], sizes: &[String]) -> Result<String> {
     for (name, spec) in sampler_specs(names)? {
         let sampler = sampler::from_spec(spec, hpo_core::study::Direction::Minimize);
         for (trials, params) in &parsed {
-            let ms =
-                hpo_core::sampler::benchmark::proposal_cost(sampler.as_ref(), *trials, *params);
+            let ms = hpo_core::sampler::benchmark::proposal_cost(
+                sampler.as_ref(),
+                *trials,
+                *params,
+                &stopwatch(),
+            );
             rows.push(vec![
                 name.clone(),
                 trials.to_string(),
@@ -553,8 +557,8 @@ pub fn samplers(
     };
     let threads =
         jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cells =
-        benchmark::run_all(&problems, &specs, first_seed..first_seed + seeds, trials, threads);
+    let range = first_seed..first_seed + seeds;
+    let cells = benchmark::run_all(&problems, &specs, range, trials, threads, &stopwatch());
     let checkpoints: Vec<usize> = CHECKPOINTS.iter().copied().filter(|c| *c <= trials).collect();
     let mut lines = Vec::new();
     let mut rows = Vec::new();
@@ -1222,4 +1226,11 @@ pub fn report(n: usize) -> Result<String> {
             ]]
         )
     ))
+}
+
+/// Seconds since it was made, on the monotonic clock: what hpo-core's benchmarks
+/// time proposals with.
+fn stopwatch() -> impl Fn() -> f64 + Sync {
+    let origin = Instant::now();
+    move || origin.elapsed().as_secs_f64()
 }

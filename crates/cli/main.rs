@@ -167,15 +167,15 @@ enum Command {
         out: Option<PathBuf>,
         /// Stop starting new trials after this long ("90s", "30m", "2h"): the
         /// night's window, replacing the study file's `timeout`.
-        #[arg(long, value_parser = parse_timeout)]
+        #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true)]
         timeout: Option<std::time::Duration>,
     },
     /// Drop the curves and trial folders of old nights of nightly studies, keeping
     /// their trials, values and picks (the trend over every night stays whole).
     Gc {
         /// How many of each nightly study's newest nights to keep whole.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        keep_nights: u32,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
+        keep_nights: u64,
         #[command(flatten)]
         db: DbArg,
     },

@@ -192,13 +192,9 @@ pub trait Storage: Send + Sync {
     /// Marks a Running trial alive now.
     fn record_heartbeat(&self, trial: TrialId) -> Result<()>;
 
-    /// The time now as this storage stamps trials' starts and ends: the wall clock,
-    /// unless the storage keeps a clock of its own.
-    fn now(&self) -> Timestamp {
-        let since =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
-    }
+    /// The time now as this storage stamps trials' starts and ends (the wall clock
+    /// of a database's machine, or a clock the storage keeps).
+    fn now(&self) -> Timestamp;
 
     /// The study's trial numbered `number`, if it has one. A storage that can find
     /// it without reading every trial should (the default reads them all).

@@ -1663,6 +1663,10 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn now(&self) -> Timestamp {
+        now()
+    }
+
     fn drop_curves(&self, study: StudyId) -> CoreResult<usize> {
         self.write(|tx| {
             study_exists(tx, study)?;

@@ -1468,6 +1468,10 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn now(&self) -> Timestamp {
+        now()
+    }
+
     fn drop_curves(&self, study: StudyId) -> CoreResult<usize> {
         self.write(|tx| {
             study_exists(tx, study)?;

@@ -1,3 +1,6 @@
+//! The storage conformance suite on SQLite (file and memory) and PostgreSQL, and
+//! SQLite's own cases: migrations, fixtures of released schemas, damaged files.
+
 use std::path::PathBuf;
 
 use hpo_core::storage::Storage;

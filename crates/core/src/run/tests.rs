@@ -1,3 +1,6 @@
+//! Unit tests of the study loop on the in-memory storage: budgets, workers,
+//! orphans and retries, pruning, confirm runs.
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

@@ -9,7 +9,6 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
@@ -101,16 +100,27 @@ pub struct Run {
     pub sampler_seconds: f64,
 }
 
-/// One run: `trials` proposals of `sampler` on `problem` with study seed `seed`.
-pub fn run_one(problem: &Problem, sampler: &dyn Sampler, trials: usize, seed: u64) -> Run {
+/// A monotonic clock the caller reads for the benchmark, in seconds: hpo-core reads
+/// none of its own.
+pub type Stopwatch = dyn Fn() -> f64 + Sync;
+
+/// One run: `trials` proposals of `sampler` on `problem` with study seed `seed`,
+/// timed by `clock`.
+pub fn run_one(
+    problem: &Problem,
+    sampler: &dyn Sampler,
+    trials: usize,
+    seed: u64,
+    clock: &Stopwatch,
+) -> Run {
     let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials);
     let mut best = f64::INFINITY;
     let mut regret = Vec::new();
     let mut sampler_seconds = 0.0;
     for number in 0..trials as u64 {
-        let started = Instant::now();
+        let started = clock();
         let params: Params = sampler.sample(&problem.space, &history, &mut trial_rng(seed, number));
-        sampler_seconds += started.elapsed().as_secs_f64();
+        sampler_seconds += clock() - started;
         let value = problem.function.evaluate(&params);
         best = best.min(value);
         if CHECKPOINTS.contains(&(number as usize + 1)) {
@@ -137,13 +147,15 @@ pub struct Cell {
     pub runs: Vec<Run>,
 }
 
-/// Runs every (problem, sampler, seed) with the given seeds on `threads` threads.
+/// Runs every (problem, sampler, seed) with the given seeds on `threads` threads,
+/// timed by `clock`.
 pub fn run_all(
     problems: &[Problem],
     samplers: &[(String, SamplerSpec)],
     seeds: std::ops::Range<u64>,
     trials: usize,
     threads: usize,
+    clock: &Stopwatch,
 ) -> Vec<Cell> {
     let jobs: Vec<(usize, usize, u64)> = (0..problems.len())
         .flat_map(|p| {
@@ -160,7 +172,7 @@ pub fn run_all(
                     let idx = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(p, s, seed)) = jobs.get(idx) else { break };
                     let sampler = from_spec(samplers[s].1, Direction::Minimize);
-                    let run = run_one(&problems[p], sampler.as_ref(), trials, seed);
+                    let run = run_one(&problems[p], sampler.as_ref(), trials, seed, clock);
                     results.lock().expect("no panics while holding the lock")[idx] = Some(run);
                 }
             });
@@ -181,8 +193,13 @@ pub fn run_all(
 /// Milliseconds per proposal of `sampler` on a study of `trials` finished trials over
 /// `params` float parameters in [0, 1] (values: a shifted sphere), median over 21
 /// proposals with one memo, as a run keeps it. This is the cost at that history
-/// size, not an average over a run.
-pub fn proposal_cost(sampler: &dyn Sampler, trials: usize, params: usize) -> f64 {
+/// size, not an average over a run. Timed by `clock`.
+pub fn proposal_cost(
+    sampler: &dyn Sampler,
+    trials: usize,
+    params: usize,
+    clock: &Stopwatch,
+) -> f64 {
     let space = box_space(params, 0.0, 1.0);
     let mut rng = trial_rng(0, u64::MAX);
     let history: Vec<FrozenTrial> = (0..trials as u64)
@@ -201,10 +218,10 @@ pub fn proposal_cost(sampler: &dyn Sampler, trials: usize, params: usize) -> f64
     let history: Vec<&FrozenTrial> = history.iter().collect();
     let mut times: Vec<f64> = (0..21)
         .map(|k| {
-            let started = Instant::now();
+            let started = clock();
             let mut rng = trial_rng(1, trials as u64 + k);
             sampler.sample_with_memo(&space, &history, &memo, &mut rng);
-            started.elapsed().as_secs_f64() * 1e3
+            (clock() - started) * 1e3
         })
         .collect();
     times.sort_by(f64::total_cmp);
@@ -247,8 +264,8 @@ mod tests {
     fn runs_are_reproducible_and_regret_never_rises() {
         let problems = problems();
         let samplers = [("random".to_string(), SamplerSpec::Random)];
-        let a = run_all(&problems[..2], &samplers, 0..3, 50, 2);
-        let b = run_all(&problems[..2], &samplers, 0..3, 50, 1);
+        let a = run_all(&problems[..2], &samplers, 0..3, 50, 2, &|| 0.0);
+        let b = run_all(&problems[..2], &samplers, 0..3, 50, 1, &|| 0.0);
         for (a, b) in a.iter().zip(&b) {
             for (ra, rb) in a.runs.iter().zip(&b.runs) {
                 assert_eq!(ra.regret, rb.regret);

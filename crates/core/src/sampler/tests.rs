@@ -1,3 +1,5 @@
+//! Unit tests every sampler passes: proposals in the domain, conditions, seeds.
+
 use std::collections::BTreeSet;
 
 use super::*;

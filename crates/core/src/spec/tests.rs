@@ -1,3 +1,5 @@
+//! Unit tests of study files: what parses, and the message for each error.
+
 use expect_test::{Expect, expect};
 
 use super::*;
@@ -129,9 +131,9 @@ fn toml_syntax_error() {
 fn unknown_section() {
     check_err(
         &format!("{VALID}\n[studdy]\nname = \"x\"\n"),
-        expect![[
-            r#"studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`"#
-        ]],
+        expect![
+            "studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`, `nightly`"
+        ],
     );
 }
 

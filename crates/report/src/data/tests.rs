@@ -1,3 +1,5 @@
+//! Unit tests of the report's sections, computed from small hand-made studies.
+
 use expect_test::{Expect, expect};
 use hpo_core::study::Direction;
 

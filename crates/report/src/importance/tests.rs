@@ -1,3 +1,5 @@
+//! Unit tests of PED-ANOVA importance and its bootstrap intervals.
+
 use expect_test::{Expect, expect};
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::study::Direction;

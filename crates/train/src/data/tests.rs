@@ -1,3 +1,5 @@
+//! Unit tests of the datasets: checksums, splits and the files hpo reads.
+
 use std::collections::HashSet;
 
 use super::files::{FASHION_MNIST, FileDataset};

@@ -1,3 +1,5 @@
+//! Unit tests of the epoch loop: metrics, the best epoch, pruning and early stopping.
+
 use std::ops::ControlFlow;
 
 use hpo_core::distribution::ParamValue;
