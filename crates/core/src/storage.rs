@@ -1,10 +1,10 @@
 //! The Storage trait: the one place a study's state lives.
 //!
-//! The store is the single source of truth (DESIGN.md): samplers read history from
-//! it, workers claim trials through it, and a crashed run resumes from it. Every
-//! method is one short transaction, so several threads, processes (and later
-//! machines) can share a storage. Implementations: [`crate::memory::InMemoryStorage`]
-//! here, `SqliteStorage` in hpo-store. Every implementation passes the conformance
+//! The store is the single source of truth: samplers read history from it, workers
+//! claim trials through it, and a crashed run resumes from it. Every method is one
+//! short transaction, so several threads, processes and machines can share a
+//! storage. Implementations: [`crate::memory::InMemoryStorage`] here, `SqliteStorage`
+//! and `PostgresStorage` in hpo-store. Every implementation passes the conformance
 //! suite in `hpo_core::testing` (feature `testing`).
 //!
 //! Thread safety: implementations are `Send + Sync`; callers share one by reference.
