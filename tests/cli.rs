@@ -20,46 +20,78 @@ fn shortened(text: &str) -> String {
     out.join("\n")
 }
 
-#[test]
-fn every_example_study_parses_and_runs_shortened() {
+/// Runs example study `studies/NAME.toml`, shortened (two trials); an external
+/// study is asked and told once instead, as a program outside hpo would.
+fn runs_shortened(name: &str) {
     let dir = Dir::new();
-    let mut n = 0;
-    for entry in std::fs::read_dir(repo().join("studies")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            let text = std::fs::read_to_string(&path).unwrap();
-            dir.write(name, &shortened(&text));
-            n += 1;
-            if text.contains("kind = \"external\"") {
-                // Driven from outside: `run` says how, and one ask/tell works.
-                let err = dir.err(&["run", name, "--db", "examples.sqlite"]);
-                assert!(err.contains("hpo ask"), "{name}: {err}");
-                let asked: Value =
-                    serde_json::from_str(dir.ok(&["ask", name, "--db", "examples.sqlite"]).trim())
-                        .unwrap();
-                let trial = asked["trial"].to_string();
-                dir.ok(&[
-                    "tell",
-                    name,
-                    "--trial",
-                    &trial,
-                    "--value",
-                    "1.5",
-                    "--db",
-                    "examples.sqlite",
-                ]);
-                continue;
-            }
-            // A command study runs a program beside it in the repository: run the
-            // file where it is.
-            let file =
-                if text.contains("kind = \"command\"") { path.to_str().unwrap() } else { name };
-            let out = dir.ok(&["run", file, "--trials", "2", "--db", "examples.sqlite"]);
-            assert!(out.contains("budget met; 2 trial(s) finished"), "{name}: {out}");
-        }
+    let path = repo().join("studies").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    dir.write(name, &shortened(&text));
+    if text.contains("kind = \"external\"") {
+        // Driven from outside: `run` says how, and one ask/tell works.
+        let err = dir.err(&["run", name, "--db", "examples.sqlite"]);
+        assert!(err.contains("hpo ask"), "{name}: {err}");
+        let asked: Value =
+            serde_json::from_str(dir.ok(&["ask", name, "--db", "examples.sqlite"]).trim()).unwrap();
+        let trial = asked["trial"].to_string();
+        dir.ok(&["tell", name, "--trial", &trial, "--value", "1.5", "--db", "examples.sqlite"]);
+        return;
     }
-    assert!(n >= 7, "expected the example studies, found {n}");
+    // A command study runs a program beside it in the repository: run the file
+    // where it is.
+    let file = if text.contains("kind = \"command\"") { path.to_str().unwrap() } else { name };
+    let out = dir.ok(&["run", file, "--trials", "2", "--db", "examples.sqlite"]);
+    assert!(out.contains("budget met; 2 trial(s) finished"), "{name}: {out}");
+}
+
+/// One test per example study, so that one failing hides none of the others;
+/// `every_example_study_has_its_test` keeps the list whole.
+macro_rules! example_studies {
+    ($($test:ident => $file:literal),* $(,)?) => {
+        const EXAMPLE_STUDIES: &[&str] = &[$($file),*];
+        mod example_study {
+            $(
+                #[test]
+                fn $test() {
+                    super::runs_shortened($file);
+                }
+            )*
+        }
+    };
+}
+
+example_studies! {
+    branin => "branin.toml",
+    breast_cancer_mlp => "breast-cancer-mlp.toml",
+    digits_command => "digits-command.toml",
+    digits_mlp_asha => "digits-mlp-asha.toml",
+    digits_mlp_pruning => "digits-mlp-pruning.toml",
+    digits_mlp_regularization => "digits-mlp-regularization.toml",
+    digits_nightly => "digits-nightly.toml",
+    digits_regularization_grid => "digits-regularization-grid.toml",
+    external_quadratic => "external-quadratic.toml",
+    fashion_cnn_whole_study => "fashion-cnn-whole-study.toml",
+    fashion_cnn => "fashion-cnn.toml",
+    jargon_transformer => "jargon-transformer.toml",
+    quickstart => "quickstart.toml",
+    shell_sgd => "shell-sgd.toml",
+}
+
+#[test]
+fn every_example_study_has_its_test() {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("studies"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".toml"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = EXAMPLE_STUDIES.iter().map(|s| (*s).to_owned()).collect();
+    listed.sort();
+    assert_eq!(listed, files, "add the study to `example_studies!` in tests/cli.rs");
+}
+
+#[test]
+fn every_study_beside_the_examples_parses() {
     // Studies beside programs that need what CI lacks (PyTorch, a GPU) are parsed.
     let mut parsed = 0;
     for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
