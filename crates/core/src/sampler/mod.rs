@@ -117,6 +117,8 @@ pub(crate) fn splitmix64(mut z: u64) -> u64 {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
