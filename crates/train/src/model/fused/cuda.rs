@@ -379,8 +379,25 @@ pub struct AdamWSlot<'a> {
     pub v: &'a CudaSlice<f32>,
 }
 
-/// One AdamW step over `slots`, [`ADAMW_TENSORS`] tensors per launch.
+/// One AdamW step over `slots`, [`ADAMW_TENSORS`] tensors per launch. Each slot's
+/// gradient and moments must have one value per parameter from `param_offset` on,
+/// which is checked here, before any launch: the kernel reads that many of each.
 pub fn adamw_step(device: &CudaDevice, slots: &[AdamWSlot<'_>], s: AdamWScalars) -> Result<()> {
+    for (k, slot) in slots.iter().enumerate() {
+        let n = slot.m.len();
+        let fits = slot.v.len() == n
+            && slot.grad.len() == n
+            && slot.param.len().checked_sub(slot.param_offset).is_some_and(|rest| rest >= n);
+        if !fits {
+            candle_core::bail!(
+                "adamw_step: slot {k} has {n} first moments, {} second moments, {} gradients and {} parameters from offset {}; they must match",
+                slot.v.len(),
+                slot.grad.len(),
+                slot.param.len(),
+                slot.param_offset
+            );
+        }
+    }
     let stream = device.cuda_stream();
     let func = kernel(device, "adamw_step")?;
     for group in slots.chunks(ADAMW_TENSORS) {
