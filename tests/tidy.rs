@@ -1,7 +1,8 @@
 //! The rules ARCHITECTURE.md states ("Invariants"), checked on the source tree:
 //! what each crate may depend on, no clock, file system or process in hpo-core,
-//! SQL only in hpo-store, `unsafe` only in the files that need it, a `//!` doc at
-//! the top of every module, printing only in the binary. Each failure names the
+//! SQL only in hpo-store, `unsafe` only in the files that need it and each block
+//! with a `// SAFETY:` comment, a `//!` doc at the top of every module, printing
+//! only in the binary. Each failure names the
 //! file and line that breaks a rule, and the rule.
 
 use std::path::{Path, PathBuf};
@@ -245,6 +246,30 @@ fn unsafe_code_is_only_in_the_files_that_need_it() {
         }
     }
     assert_none(problems, "unsafe code outside the files listed in tests/tidy.rs");
+}
+
+#[test]
+fn every_unsafe_block_says_why_it_is_sound() {
+    let mut problems = Vec::new();
+    for path in ["crates", "tests"].iter().flat_map(|dir| rust_files(dir)) {
+        let name = shown(&path);
+        if name == "tests/tidy.rs" {
+            continue;
+        }
+        let lines = code_lines(&path);
+        for (at, (number, line)) in lines.iter().enumerate() {
+            let code = line.trim();
+            let unsafe_code = code.contains("unsafe {") || code.contains("unsafe impl");
+            if !unsafe_code || is_comment(code) {
+                continue;
+            }
+            let said = lines[at.saturating_sub(6)..=at].iter().any(|(_, l)| l.contains("SAFETY:"));
+            if !said {
+                problems.push(format!("{name}:{number}: {code}"));
+            }
+        }
+    }
+    assert_none(problems, "an unsafe block without a `// SAFETY:` comment just above it");
 }
 
 #[test]

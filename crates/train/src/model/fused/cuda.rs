@@ -85,11 +85,16 @@ pub fn softmax(s: &CudaStorage, l: &Layout, scale: f32, causal: bool) -> Result<
     let device = &s.device;
     let (rows, n) = rows_and_width(l);
     let x = view::<f32>(s, l)?;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(rows * n)? };
     let func = kernel(device, "softmax_fwd")?;
     let (rows_arg, n_arg, causal_arg) = (rows as i64, n as i32, causal as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&rows_arg).arg(&n_arg).arg(&scale).arg(&causal_arg);
+    // SAFETY: the arguments pushed above are those `softmax_fwd` takes in kernels/fused.cu,
+    // in order and type, and it bounds every index by the lengths passed, which are those
+    // of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -105,11 +110,16 @@ pub fn softmax_backward(
     let device = &ys.device;
     let (rows, n) = rows_and_width(yl);
     let (y, dy) = (view::<f32>(ys, yl)?, view::<f32>(dys, dyl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut ds = unsafe { device.alloc::<f32>(rows * n)? };
     let func = kernel(device, "softmax_bwd")?;
     let (rows_arg, n_arg) = (rows as i64, n as i32);
     let mut b = func.builder();
     b.arg(&y).arg(&dy).arg(&mut ds).arg(&rows_arg).arg(&n_arg).arg(&scale);
+    // SAFETY: the arguments pushed above are those `softmax_bwd` takes in kernels/fused.cu,
+    // in order and type, and it bounds every index by the lengths passed, which are those
+    // of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(ds, device))
 }
@@ -124,11 +134,16 @@ pub fn layer_norm(
     let device = &xs.device;
     let (rows, d) = rows_and_width(xl);
     let (x, gamma, beta) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(bs, bl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(rows * d)? };
     let func = kernel(device, "layer_norm_fwd")?;
     let (rows_arg, d_arg) = (rows as i64, d as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&gamma).arg(&beta).arg(&mut y).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    // SAFETY: the arguments pushed above are those `layer_norm_fwd` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -143,11 +158,16 @@ pub fn layer_norm_input_grad(
     let device = &xs.device;
     let (rows, d) = rows_and_width(xl);
     let (x, gamma, dy) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(dys, dyl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(rows * d)? };
     let func = kernel(device, "layer_norm_input_grad")?;
     let (rows_arg, d_arg) = (rows as i64, d as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&gamma).arg(&dy).arg(&mut dx).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    // SAFETY: the arguments pushed above are those `layer_norm_input_grad` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(dx, device))
 }
@@ -167,10 +187,15 @@ pub fn layer_norm_param_grad(
     let (rows, d) = rows_and_width(xl);
     let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
     let (rows_arg, d_arg) = (rows as i64, d as i32);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut stats = unsafe { device.alloc::<f32>(2 * rows.max(1))? };
     let func = kernel(device, "layer_norm_stats")?;
     let mut b = func.builder();
     b.arg(&x).arg(&mut stats).arg(&rows_arg).arg(&d_arg).arg(&eps);
+    // SAFETY: the arguments pushed above are those `layer_norm_stats` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
 
     let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
@@ -184,6 +209,9 @@ pub fn layer_norm_param_grad(
         block_dim: (32, 8, 1),
         shared_mem_bytes: 0,
     };
+    // SAFETY: the arguments pushed above are those `layer_norm_param_partial` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(config) }.w()?;
 
     let out = sum_chunks(device, &partial, chunks, 2 * d)?;
@@ -197,6 +225,8 @@ fn sum_chunks(
     chunks: usize,
     width: usize,
 ) -> Result<CudaSlice<f32>> {
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut out = unsafe { device.alloc::<f32>(width)? };
     let func = kernel(device, "sum_chunks")?;
     let (chunks_arg, width_arg) = (chunks as i32, width as i32);
@@ -207,6 +237,9 @@ fn sum_chunks(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
+    // SAFETY: the arguments pushed above are those `sum_chunks` takes in kernels/fused.cu,
+    // in order and type, and it bounds every index by the lengths passed, which are those
+    // of the buffers above.
     unsafe { b.launch(config) }.w()?;
     Ok(out)
 }
@@ -221,18 +254,28 @@ pub fn cross_entropy(
     let device = &ls.device;
     let (rows, v) = rows_and_width(ll);
     let (logits, targets) = (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut losses = unsafe { device.alloc::<f32>(rows.max(1))? };
     let func = kernel(device, "cross_entropy_rows")?;
     let (rows_arg, v_arg) = (rows as i64, v as i32);
     let mut b = func.builder();
     b.arg(&logits).arg(&targets).arg(&mut losses).arg(&rows_arg).arg(&v_arg).arg(&smoothing);
+    // SAFETY: the arguments pushed above are those `cross_entropy_rows` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
 
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut mean = unsafe { device.alloc::<f32>(1)? };
     let func = kernel(device, "mean_of")?;
     let mut b = func.builder();
     b.arg(&losses).arg(&mut mean).arg(&rows_arg);
     let config = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: the arguments pushed above are those `mean_of` takes in kernels/fused.cu, in
+    // order and type, and it bounds every index by the lengths passed, which are those of
+    // the buffers above.
     unsafe { b.launch(config) }.w()?;
     Ok(new_storage(mean, device))
 }
@@ -248,12 +291,17 @@ pub fn cross_entropy_grad(
     let (rows, v) = rows_and_width(ll);
     let (logits, targets, grad) =
         (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?, view::<f32>(gs, gl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut dlogits = unsafe { device.alloc::<f32>(rows * v)? };
     let func = kernel(device, "cross_entropy_grad")?;
     let (rows_arg, v_arg) = (rows as i64, v as i32);
     let mut b = func.builder();
     b.arg(&logits).arg(&targets).arg(&grad).arg(&mut dlogits);
     b.arg(&rows_arg).arg(&v_arg).arg(&smoothing);
+    // SAFETY: the arguments pushed above are those `cross_entropy_grad` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(dlogits, device))
 }
@@ -267,11 +315,16 @@ pub fn embedding(
     let (vocab, d) = rows_and_width(tab_l);
     let n = ids_l.shape().elem_count();
     let (table, ids) = (view::<f32>(tab_s, tab_l)?, view::<u32>(ids_s, ids_l)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut out = unsafe { device.alloc::<f32>((n * d).max(1))? };
     let func = kernel(device, "embedding_fwd")?;
     let (n_arg, d_arg, vocab_arg) = (n as i64, d as i32, vocab as i32);
     let mut b = func.builder();
     b.arg(&table).arg(&ids).arg(&mut out).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
+    // SAFETY: the arguments pushed above are those `embedding_fwd` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n * d)) }.w()?;
     Ok(new_storage(out, device))
 }
@@ -292,6 +345,9 @@ pub fn embedding_backward(
     let (n_arg, d_arg, vocab_arg) = (n as i64, d as i32, vocab as i32);
     let mut b = func.builder();
     b.arg(&ids).arg(&dy).arg(&mut dtable).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
+    // SAFETY: the arguments pushed above are those `embedding_bwd` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n * d)) }.w()?;
     Ok(new_storage(dtable, device))
 }
@@ -309,11 +365,16 @@ pub fn max_pool(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     let (n_planes, h, w) = planes(l);
     let total = n_planes * (h / 2) * (w / 2);
     let x = view::<f32>(s, l)?;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(total.max(1))? };
     let func = kernel(device, "max_pool_fwd")?;
     let (planes_arg, h_arg, w_arg) = (n_planes as i64, h as i32, w as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
+    // SAFETY: the arguments pushed above are those `max_pool_fwd` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -331,6 +392,9 @@ pub fn max_pool_backward(
     let (planes_arg, h_arg, w_arg) = (n_planes as i64, h as i32, w as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&mut dx).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
+    // SAFETY: the arguments pushed above are those `max_pool_bwd` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n_planes * (h / 2) * (w / 2))) }.w()?;
     Ok(new_storage(dx, device))
 }
@@ -426,6 +490,9 @@ pub fn adamw_step(device: &CudaDevice, slots: &[AdamWSlot<'_>], s: AdamWScalars)
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
+        // SAFETY: the arguments pushed above are those `adamw_step` takes in
+        // kernels/fused.cu, in order and type, and it bounds every index by the lengths
+        // passed, which are those of the buffers above.
         unsafe { b.launch(config) }.w()?;
         drop(guards);
     }
@@ -444,11 +511,16 @@ pub fn dropout(
     let device = &s.device;
     let n = l.shape().elem_count();
     let x = view::<f32>(s, l)?;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, "dropout")?;
     let n_arg = n as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&n_arg).arg(&seed).arg(&threshold).arg(&scale);
+    // SAFETY: the arguments pushed above are those `dropout` takes in kernels/fused.cu, in
+    // order and type, and it bounds every index by the lengths passed, which are those of
+    // the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -463,11 +535,16 @@ pub fn move_images(
     let dims = xl.shape().dims();
     let n = xl.shape().elem_count();
     let (x, table) = (view::<f32>(xs, xl)?, view::<i64>(ts, tl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, "move_images")?;
     let (n_arg, channels_arg, size_arg) = (n as i64, dims[1] as i32, dims[3] as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&table).arg(&mut y).arg(&n_arg).arg(&channels_arg).arg(&size_arg);
+    // SAFETY: the arguments pushed above are those `move_images` takes in kernels/fused.cu,
+    // in order and type, and it bounds every index by the lengths passed, which are those
+    // of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -477,11 +554,16 @@ pub fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage
     let device = &s.device;
     let n = l.shape().elem_count();
     let x = view::<f32>(s, l)?;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, &format!("{name}_fwd"))?;
     let n_arg = n as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&n_arg);
+    // SAFETY: the arguments pushed above are those `gelu_fwd` and `relu_fwd` take in
+    // kernels/fused.cu, in order and type, and they bound every index by the length
+    // passed, which is that of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -495,11 +577,16 @@ pub fn activation_backward(
     let device = &xs.device;
     let n = xl.shape().elem_count();
     let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, &format!("{name}_bwd"))?;
     let n_arg = n as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&mut dx).arg(&n_arg);
+    // SAFETY: the arguments pushed above are those `gelu_bwd` and `relu_bwd` take in
+    // kernels/fused.cu, in order and type, and they bound every index by the length
+    // passed, which is that of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(dx, device))
 }
@@ -512,11 +599,16 @@ pub fn add_trailing(
     let device = &xs.device;
     let (n, m) = (xl.shape().elem_count(), bl.shape().elem_count());
     let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, "add_trailing")?;
     let (n_arg, m_arg) = (n as i64, m as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&m_arg);
+    // SAFETY: the arguments pushed above are those `add_trailing` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -537,6 +629,9 @@ pub fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
         block_dim: (32, 8, 1),
         shared_mem_bytes: 0,
     };
+    // SAFETY: the arguments pushed above are those `column_sum_partial` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(config) }.w()?;
     Ok(new_storage(sum_chunks(device, &partial, chunks, m)?, device))
 }
@@ -550,11 +645,16 @@ pub fn add_per_row(
     let n = xl.shape().elem_count();
     let row_len = n / bl.shape().elem_count().max(1);
     let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
     let func = kernel(device, "add_per_row")?;
     let (n_arg, row_arg) = (n as i64, row_len as i64);
     let mut b = func.builder();
     b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&row_arg);
+    // SAFETY: the arguments pushed above are those `add_per_row` takes in kernels/fused.cu,
+    // in order and type, and it bounds every index by the lengths passed, which are those
+    // of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -571,11 +671,16 @@ fn convolution_columns(
 ) -> Result<CudaStorage> {
     let device = &s.device;
     let x = view::<f32>(s, l)?;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut out = unsafe { device.alloc::<f32>(out_len.max(1))? };
     let func = kernel(device, if backward { "col2im" } else { "im2col" })?;
     let [c, b_, h, w, k, p] = [g.c, g.b, g.h, g.w, g.k, g.p].map(|v| v as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&mut out).arg(&c).arg(&b_).arg(&h).arg(&w).arg(&k).arg(&p);
+    // SAFETY: the arguments pushed above are those `im2col` and `col2im` take in
+    // kernels/fused.cu, in order and type, and they bound every index by the sizes
+    // passed, which are those of the buffers above.
     unsafe { b.launch(elementwise_config(out_len)) }.w()?;
     Ok(new_storage(out, device))
 }
@@ -610,10 +715,15 @@ pub fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<Cud
     let device = &xs.device;
     let x = view::<f32>(xs, xl)?;
     let n = (xl.shape().elem_count() / channels.max(1)) as i64;
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut stats = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
     let func = kernel(device, "bn_stats")?;
     let mut b = func.builder();
     b.arg(&x).arg(&mut stats).arg(&n);
+    // SAFETY: the arguments pushed above are those `bn_stats` takes in kernels/fused.cu, in
+    // order and type, and it bounds every index by the lengths passed, which are those of
+    // the buffers above.
     unsafe { b.launch(channels_config(channels)) }.w()?;
     Ok(new_storage(stats, device))
 }
@@ -630,11 +740,16 @@ pub fn batch_norm(
     let total = xl.shape().elem_count();
     let n = (total / sl.shape().dims()[0].max(1)) as i64;
     let (x, stats, affine) = (view::<f32>(xs, xl)?, view::<f32>(ss, sl)?, view::<f32>(as_, al)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(total.max(1))? };
     let func = kernel(device, "bn_apply")?;
     let total_arg = total as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&stats).arg(&affine).arg(&mut y).arg(&total_arg).arg(&n).arg(&eps);
+    // SAFETY: the arguments pushed above are those `bn_apply` takes in kernels/fused.cu, in
+    // order and type, and it bounds every index by the lengths passed, which are those of
+    // the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
     Ok(new_storage(y, device))
 }
@@ -651,10 +766,15 @@ pub fn batch_norm_sums(
     let channels = sl.shape().dims()[0];
     let n = (xl.shape().elem_count() / channels.max(1)) as i64;
     let (x, dy, stats) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(ss, sl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut sums = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
     let func = kernel(device, "bn_sums")?;
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&stats).arg(&mut sums).arg(&n).arg(&eps);
+    // SAFETY: the arguments pushed above are those `bn_sums` takes in kernels/fused.cu, in
+    // order and type, and it bounds every index by the lengths passed, which are those of
+    // the buffers above.
     unsafe { b.launch(channels_config(channels)) }.w()?;
     Ok(new_storage(sums, device))
 }
@@ -672,11 +792,16 @@ pub fn batch_norm_input_grad(
     let total = xl.shape().elem_count();
     let n = (total / cl.shape().dims()[0].max(1)) as i64;
     let (x, dy, coef) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(cs, cl)?);
+    // SAFETY: left uninitialised; the kernel launched below writes every element that is
+    // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(total.max(1))? };
     let func = kernel(device, "bn_input_grad")?;
     let (total_arg, train_arg) = (total as i64, i32::from(train));
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&coef).arg(&mut dx).arg(&total_arg).arg(&n).arg(&eps).arg(&train_arg);
+    // SAFETY: the arguments pushed above are those `bn_input_grad` takes in
+    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
     Ok(new_storage(dx, device))
 }
