@@ -2,8 +2,8 @@
 //! what each crate may depend on, no clock, file system or process in hpo-core,
 //! SQL only in hpo-store, `unsafe` only in the files that need it and each block
 //! with a `// SAFETY:` comment, a `//!` doc at the top of every module, printing
-//! only in the binary. Each failure names the
-//! file and line that breaks a rule, and the rule.
+//! only in the binary. Each failure names the file and line that breaks a rule,
+//! and the rule.
 
 use std::path::{Path, PathBuf};
 
