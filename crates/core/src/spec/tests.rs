@@ -3,6 +3,8 @@
 use expect_test::{Expect, expect};
 
 use super::*;
+use crate::distribution::{Distribution, ParamValue};
+use crate::space::Condition;
 
 const VALID: &str = r#"
 [study]
