@@ -307,7 +307,9 @@ fn gc_drops_old_nights_curves_and_keeps_the_trend_whole() {
     let n_old = trials(&old).len();
     assert_eq!(n_old, 3 + 2 * 3, "three trials and two confirmed with three seeds each");
     assert!(trials(&old).iter().all(|t| !t["intermediate_values"].as_object().unwrap().is_empty()));
-    assert!(dir.path().join("db/hpo-trials").exists() || dir.path().join("n-trials").exists());
+    // Each command trial kept its output in a folder beside the database.
+    let folder = |night: &str| dir.path().join("n-trials").join(night);
+    assert!(folder("drift@2026-12-01").is_dir() && folder("drift@2026-12-03").is_dir());
 
     let out = dir.ok(&["gc", "--keep-nights", "1", "--db", "n.sqlite"]);
     assert!(
@@ -320,6 +322,8 @@ fn gc_drops_old_nights_curves_and_keeps_the_trend_whole() {
         assert!(trial["intermediate_values"].as_object().unwrap().is_empty(), "{trial}");
         assert!(trial["value"].is_number(), "{trial}");
     }
+    assert!(!folder("drift@2026-12-01").exists(), "an old night's trial folders go");
+    assert!(folder("drift@2026-12-03").is_dir(), "the newest night's stay");
     let newest = dir.export("drift@2026-12-03", "n.sqlite");
     assert!(
         trials(&newest).iter().all(|t| !t["intermediate_values"].as_object().unwrap().is_empty())

@@ -484,7 +484,7 @@ pub fn gc(db: &Path, keep: usize) -> Result<String> {
                 points += storage.drop_curves(runs.id)?;
             }
             for name in [&night.name, &confirm] {
-                let folder = root.join(name);
+                let folder = hpo_command::study_dir(&root, name);
                 if folder.is_dir() {
                     std::fs::remove_dir_all(&folder)
                         .with_context(|| format!("cannot remove {}", folder.display()))?;

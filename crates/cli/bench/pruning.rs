@@ -80,7 +80,7 @@ pub struct PruningBench {
     /// each new run is appended as it finishes, so a cut-short benchmark resumes.
     pub runs: Option<std::path::PathBuf>,
     /// Start no run after this long; runs under way finish. With `runs`, a benchmark
-    /// spread over calls of bounded length ends each call between runs instead of
+    /// run in several time-limited parts ends each part between runs instead of
     /// losing the one a hard limit would cut short.
     pub start_within: Option<std::time::Duration>,
 }

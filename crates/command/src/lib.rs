@@ -41,7 +41,12 @@ const REASON_LINES: usize = 8;
 /// The folder of trial `number` of `study`, under `root` (the database's
 /// `<name>-trials` folder).
 pub fn trial_dir(root: &Path, study: &str, number: u64) -> PathBuf {
-    root.join(study.replace(['/', '\\'], "_")).join(number.to_string())
+    study_dir(root, study).join(number.to_string())
+}
+
+/// The folder of every trial folder of `study`, under `root`.
+pub fn study_dir(root: &Path, study: &str) -> PathBuf {
+    root.join(study.replace(['/', '\\'], "_"))
 }
 
 /// Where the trials of the studies of database `db` keep their folders:

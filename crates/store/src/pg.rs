@@ -17,7 +17,7 @@
 //! (`pg_advisory_xact_lock`), so numbers stay dense and unique and a budget is
 //! never overshot; a queued trial is claimed `FOR UPDATE SKIP LOCKED`, which keeps
 //! another client claiming from the same queue without that lock (Optuna) apart.
-//! A lost connection (a server restart, a killed session) is reconnected with
+//! A lost connection (a server restart, a connection the server cut) is reconnected with
 //! backoff and the call run again: the server rolled the cut transaction back, so
 //! nothing is written half, and a call whose first try committed unseen knows it
 //! (`hpo_call_tokens`: it returns the trial it made instead of making another).
@@ -224,8 +224,8 @@ impl PostgresStorage {
 
     /// Connects to the database at `url` for reading only, writing nothing to it:
     /// no migration is applied (a database Optuna wrote stays as it is), hpo's tables
-    /// that its migrations would add are empty stand-ins in the session's own
-    /// temporary schema, and the session's transactions are read-only, so a role
+    /// that its migrations would add are empty stand-ins in the connection's own
+    /// temporary schema, and the connection's transactions are read-only, so a role
     /// allowed only to read the database can run every read command.
     pub fn open_read_only(url: &str) -> Result<PostgresStorage, Error> {
         let conn = connect(url, true)?;
@@ -378,10 +378,10 @@ fn connect(url: &str, read_only: bool) -> Result<Conn, Error> {
     Ok(Conn { client, statements: HashMap::new(), open: false })
 }
 
-/// Makes this session able to read the database without writing to it: checks
+/// Makes this connection able to read the database without writing to it: checks
 /// that no newer hpo or other Optuna schema wrote it, gives each hpo table its
-/// missing migrations would make an empty temporary stand-in (the session's
-/// temporary schema is searched first), then makes the session's transactions
+/// missing migrations would make an empty temporary stand-in (the connection's
+/// temporary schema is searched first), then makes the connection's transactions
 /// read-only.
 fn prepare_read_only(client: &mut Client) -> Result<(), Error> {
     let exists = |client: &mut Client, name: &str| -> Result<bool, Error> {
