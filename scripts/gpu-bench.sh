@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# hpo's GPU checks in one go on a GPU machine (H100/H200, CUDA 13, PyTorch, no
-# Rust). Prepare on the build machine with scripts/gpu-prepare.sh, which puts the
-# CUDA build of hpo, the CUDA test binary of hpo-train and the datasets under
-# target/gpu-carry/. On the GPU machine, from the repository root:
+# hpo's GPU checks and benchmarks in one go on a GPU machine (PyTorch installed, for
+# the comparisons). It uses the CUDA build of hpo that scripts/gpu-test.sh made on
+# this machine, or the one scripts/gpu-prepare.sh put, with the CUDA test binaries
+# and the datasets, under target/gpu-carry/ on a build machine (scripts/gpu-env.sh
+# says which). From the repository root:
 #   bash scripts/gpu-bench.sh                  # every section
 #   SECTIONS="tests throughput" bash scripts/gpu-bench.sh
 # Sections:
-#   tests       hpo-train's CUDA tests: each fused kernel against the composite
-#               candle ops on the GPU and its CPU form; every parameter of every
-#               model gets a gradient on the GPU; CUDA AdamW against the CPU update.
+#   tests       the CUDA tests of hpo-kernels and hpo-train: each fused kernel
+#               against the composite candle ops on the GPU and its CPU form; every
+#               parameter of every model gets a gradient on the GPU; CUDA AdamW
+#               against the CPU update.
 #   throughput  training steps/s of the MLP, the fashion-mnist CNN and the GPT
 #               ($WORKLOADS) at batches $BATCHES (default "64 256"), hpo (candle CUDA,
 #               also in bf16 when PRECISIONS="f32 bf16") against
@@ -28,11 +30,18 @@ source scripts/gpu-env.sh
 sections=${SECTIONS:-tests throughput precision study}
 
 if [[ " $sections " == *" tests "* ]]; then
-  echo "== hpo-train's CUDA tests"
-  python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('$carry/hpo-train-tests.xz'),open('/tmp/hpo-train-tests','wb'))"
-  chmod +x /tmp/hpo-train-tests
-  (cd crates/train && /tmp/hpo-train-tests --test-threads 1 cuda gpu 2>&1 | grep -E "^test |test result|panicked|differs|FAILED" | tail -40)
-  tests_rc=$?
+  echo "== the CUDA tests of hpo-kernels and hpo-train"
+  if [ -e "$carry/hpo-kernels-tests.xz" ]; then
+    tests_rc=0
+    for crate in kernels train; do
+      python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('$carry/hpo-$crate-tests.xz'),open('/tmp/hpo-$crate-tests','wb'))"
+      chmod +x "/tmp/hpo-$crate-tests"
+      (cd "crates/$crate" && "/tmp/hpo-$crate-tests" --test-threads 1 cuda gpu 2>&1 | grep -E "^test |test result|panicked|differs|FAILED" | tail -40) || tests_rc=1
+    done
+  else
+    (source scripts/gpu-build-env.sh && cargo test --release --features cuda -p hpo-kernels -p hpo-train -- --test-threads 1 cuda gpu)
+    tests_rc=$?
+  fi
 fi
 
 if [[ " $sections " == *" throughput "* ]]; then

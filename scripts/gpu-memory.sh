@@ -2,9 +2,9 @@
 # Peak memory of one fashion-mnist CNN trial on a GPU machine: the first trial of
 # studies/fashion-cnn.toml (channels, hidden and the rest as its seed draws them),
 # cut to $EPOCHS epochs (default 2; each ends with an evaluation of the training
-# and validation splits), run by the CUDA build that scripts/gpu-prepare.sh put in
-# target/gpu-carry. Prints the card's peak memory in use (nvidia-smi, sampled every
-# 0.2 s, less what was in use before) and the process's peak host memory (RSS).
+# and validation splits), run by the CUDA build of hpo (scripts/gpu-env.sh says
+# which). Prints the card's peak memory in use (nvidia-smi, sampled every 0.2 s,
+# less what was in use before) and the process's peak host memory (RSS).
 # With target/gpu-carry/hpo-before.xz present (another build, e.g. of an earlier
 # commit), measures it the same way first, for a before/after pair.
 set -uo pipefail

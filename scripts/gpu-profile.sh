@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where a training step's GPU time goes: runs `hpo bench train` under Nsight
 # Compute (ncu, measuring each kernel's duration only) and prints the kernels with
-# the most total time. On the GPU machine, after scripts/gpu-prepare.sh:
+# the most total time. On the GPU machine, with a CUDA build (scripts/gpu-env.sh):
 #   WORKLOADS="fashion-cnn:256 jargon-transformer:256" bash scripts/gpu-profile.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."

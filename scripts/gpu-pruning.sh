@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The fashion-mnist half of the pruning benchmark (hpo bench pruning), on a GPU machine (CUDA 13,
-# no Rust). Prepare on the build machine with scripts/gpu-prepare.sh.
+# The fashion-mnist half of the pruning benchmark (hpo bench pruning), on a GPU machine, with a CUDA
+# build of hpo (scripts/gpu-env.sh says which).
 # On the GPU machine, from the repository root: bash scripts/gpu-pruning.sh
 #
 # `hpo bench pruning` on studies/fashion-cnn.toml (30 trials, at most 15 epochs,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The multi-GPU checks (several workers and devices), in one go on a GPU machine (2 GPUs for part 1; one is
-# enough for part 2). Prepare on the build machine with scripts/gpu-prepare.sh.
+# enough for part 2). With a CUDA build of hpo (scripts/gpu-env.sh says which).
 # On the GPU machine, from the repository root: bash scripts/gpu-workers.sh
 #  1. A fashion-mnist CNN study spread over every visible GPU with
 #     `devices = [...]` and `trials_per_device = 2`: which trial ran where, wall time,

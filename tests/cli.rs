@@ -232,6 +232,27 @@ fn bad_study_files_are_refused_with_file_line_and_fix() {
         "{err}"
     );
 
+    // Device names are hpo-train's to check, at the place the file wrote them.
+    dir.write(
+        "device.toml",
+        &digits_study("s", 1, 1).replace("device = \"cpu\"", "device = \"gpu\""),
+    );
+    let err = dir.bad_input(&["run", "device.toml"]);
+    assert!(
+        err.contains(
+            r#"device.toml:21:10: [objective].device: unknown device `gpu`; valid: "auto", "cpu", "cuda", "cuda:N""#
+        ),
+        "{err}"
+    );
+    let devices =
+        digits_study("s", 1, 1).replace("device = \"cpu\"", "devices = [\"cpu\", \"gpu1\"]");
+    dir.write("devices.toml", &devices);
+    let err = dir.bad_input(&["run", "devices.toml"]);
+    assert!(
+        err.contains("devices.toml:21:19: [objective].devices[1]: unknown device `gpu1`"),
+        "{err}"
+    );
+
     let err = dir.err(&["run", "missing.toml"]);
     assert!(err.contains("cannot read study file missing.toml"), "{err}");
     assert!(!dir.path().join("db").exists(), "nothing is created for a bad run");

@@ -277,6 +277,18 @@ fn a_placeholder_that_names_no_parameter_is_a_study_file_error() {
 }
 
 #[test]
+fn a_device_a_command_cannot_see_is_a_study_file_error() {
+    let dir = Dir::new();
+    let devices = "devices = [\"cuda:0\", \"gpu\"]";
+    dir.write("gpu.toml", &study("gpu", 1, "[\"true\"]", devices, "kind = \"none\""));
+    let err = dir.bad_input(&["run", "gpu.toml", "--db", "c.sqlite"]);
+    assert!(
+        err.contains(r#"gpu.toml:14:22: [objective].devices[1]: unknown device `gpu` for a command; valid: "cpu", "cuda:N""#),
+        "{err}"
+    );
+}
+
+#[test]
 fn each_trial_gets_its_gpu_and_one_out_of_memory_leaves_the_device_to_fewer_trials() {
     let dir = Dir::new();
     // Two GPUs with two trials each: every trial sees one GPU, recorded on it.

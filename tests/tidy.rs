@@ -1,9 +1,9 @@
 //! The rules ARCHITECTURE.md states ("Invariants"), checked on the source tree:
 //! what each crate may depend on, no clock, file system or process in hpo-core,
-//! SQL only in hpo-store, `unsafe` only in the files that need it and each block
-//! with a `// SAFETY:` comment, a `//!` doc at the top of every module, printing
-//! only in the binary. Each failure names the file and line that breaks a rule,
-//! and the rule.
+//! SQL only in hpo-store, `unsafe` only in hpo-kernels (every other crate forbids
+//! it) and each block with a `// SAFETY:` comment, a `//!` doc at the top of every
+//! module, printing only in the binary. Each failure names the file and line that
+//! breaks a rule, and the rule.
 
 use std::path::{Path, PathBuf};
 
@@ -73,8 +73,15 @@ fn dependencies(manifest: &str) -> Vec<String> {
 
 #[test]
 fn each_crate_depends_only_on_what_its_layer_allows() {
-    const HPO: [&str; 6] =
-        ["hpo-core", "hpo-store", "hpo-train", "hpo-command", "hpo-report", "hpo-server"];
+    const HPO: [&str; 7] = [
+        "hpo-core",
+        "hpo-kernels",
+        "hpo-store",
+        "hpo-train",
+        "hpo-command",
+        "hpo-report",
+        "hpo-server",
+    ];
     // IO, databases, GPU, HTTP, plotting, terminals, async.
     const IO: [&str; 16] = [
         "rusqlite",
@@ -95,17 +102,33 @@ fn each_crate_depends_only_on_what_its_layer_allows() {
         "prometheus-client",
     ];
     // (manifest, the hpo crates it may use, the other crates it may not use)
-    let rules: [(&str, &[&str], &[&str]); 6] = [
+    let rules: [(&str, &[&str], &[&str]); 7] = [
         ("crates/core/Cargo.toml", &[], &IO),
+        (
+            // The kernels know candle and the GPU, nothing of studies.
+            "crates/kernels/Cargo.toml",
+            &[],
+            &["rusqlite", "postgres", "plotters", "axum", "tokio", "ureq", "tracing"],
+        ),
         (
             "crates/store/Cargo.toml",
             &["hpo-core"],
             &["candle-core", "candle-nn", "plotters", "axum", "tokio", "ureq"],
         ),
         (
+            // The matrix product and the allocator only through hpo-kernels.
             "crates/train/Cargo.toml",
-            &["hpo-core"],
-            &["rusqlite", "postgres", "plotters", "axum", "tokio", "ureq"],
+            &["hpo-core", "hpo-kernels"],
+            &[
+                "rusqlite",
+                "postgres",
+                "plotters",
+                "axum",
+                "tokio",
+                "ureq",
+                "gemm",
+                "libmimalloc-sys",
+            ],
         ),
         (
             "crates/command/Cargo.toml",
@@ -219,19 +242,11 @@ fn sql_is_written_only_in_hpo_store() {
 }
 
 #[test]
-fn unsafe_code_is_only_in_the_files_that_need_it() {
-    // The allocator's option, GPU memory pools and events, the CUDA launches and
-    // the matrix-product front; every crate's lints deny `unsafe_code` elsewhere.
-    const ALLOWED: [&str; 4] = [
-        "crates/cli/main.rs",
-        "crates/train/src/gpu.rs",
-        "crates/train/src/model/fused/cuda.rs",
-        "crates/train/src/model/gemm.rs",
-    ];
+fn unsafe_code_is_only_in_hpo_kernels() {
     let mut problems = Vec::new();
     for path in ["crates", "tests"].iter().flat_map(|dir| rust_files(dir)) {
         let name = shown(&path);
-        if ALLOWED.contains(&name.as_str()) || name == "tests/tidy.rs" {
+        if name.starts_with("crates/kernels/") || name == "tests/tidy.rs" {
             continue;
         }
         for (number, line) in code_lines(&path) {
@@ -245,7 +260,24 @@ fn unsafe_code_is_only_in_the_files_that_need_it() {
             }
         }
     }
-    assert_none(problems, "unsafe code outside the files listed in tests/tidy.rs");
+    assert_none(problems, "unsafe code outside crates/kernels (invariant 9)");
+}
+
+#[test]
+fn every_crate_but_hpo_kernels_forbids_unsafe_code() {
+    let mut problems = Vec::new();
+    let roots = std::fs::read_dir(repo().join("crates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| !dir.ends_with("kernels"))
+        .map(|dir| if dir.ends_with("cli") { dir.join("main.rs") } else { dir.join("src/lib.rs") });
+    for root in roots {
+        let text = std::fs::read_to_string(&root).unwrap();
+        if !text.lines().any(|line| line.trim() == "#![forbid(unsafe_code)]") {
+            problems.push(format!("{}:1: no #![forbid(unsafe_code)]", shown(&root)));
+        }
+    }
+    assert_none(problems, "a crate root without `#![forbid(unsafe_code)]` (invariant 9)");
 }
 
 #[test]
@@ -293,6 +325,7 @@ fn only_the_binary_prints_or_exits() {
     for dir in [
         "crates/core",
         "crates/store",
+        "crates/kernels/src",
         "crates/train/src",
         "crates/command",
         "crates/report",

@@ -3,6 +3,7 @@
 //! hpo-store's storage, hpo-train's objectives); this crate only prints.
 //!
 //! Exit codes: [`EXIT_CODES`] (what `hpo --help` prints).
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_dashboard;
@@ -36,21 +37,6 @@ use hpo_store::SqliteStorage;
 /// cost up to 40% of a CPU step (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay` (the 16th entry of `mi_option_e` in mimalloc.h,
-/// v2 and v3): how long freed memory waits before it is returned to the OS.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keeps freed memory for reuse instead of returning it to the OS 10 ms after it is
-/// freed (mimalloc's default): a training step frees and allocates the same large
-/// tensors every few milliseconds, and each purged page faulted back in zeroed,
-/// about 8% of a CPU transformer step. A process's footprint stays at its peak.
-#[allow(unsafe_code)]
-fn keep_freed_memory() {
-    // SAFETY: mi_option_set only stores an option value; mimalloc reads the purge
-    // delay each time it considers purging, and -1 is documented as "never purge".
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-}
 
 /// Refuses, with a message, a CPU without the instructions this build was compiled
 /// for (.cargo/config.toml: x86-64-v3, AVX2 and FMA).
@@ -608,7 +594,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    keep_freed_memory();
+    hpo_kernels::alloc::keep_freed_memory();
     let cli = Cli::parse();
     if let Command::Watchdog = &cli.command {
         // Nothing else: no logging, no allocator tuning.
@@ -1095,17 +1081,11 @@ fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Obj
 fn objective_for(spec: &StudySpec, path: &Path, db: &Path) -> Result<Box<dyn Objective>> {
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let objective: Box<dyn Objective> = match &spec.objective {
-        hpo_core::spec::ObjectiveSpec::Command(command) => {
+        hpo_core::spec::ObjectiveSpec::Command(_) => {
             let exe = std::env::current_exe().context("cannot find the hpo binary")?;
             let base_dir = std::path::absolute(base_dir)?;
             let root = std::path::absolute(db::trials_root(db))?;
-            Box::new(hpo_command::CommandObjective::new(
-                command.clone(),
-                &spec.name,
-                &base_dir,
-                &root,
-                &exe,
-            ))
+            Box::new(hpo_command::CommandObjective::new(spec, &base_dir, &root, &exe)?)
         }
         _ => hpo_train::build_objective(spec, base_dir)?,
     };

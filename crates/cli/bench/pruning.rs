@@ -134,7 +134,7 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
         let spec = crate::read_study_file(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read study file {}", path.display()))?;
-        let ObjectiveSpec::Candle(_) = &spec.objective else {
+        let ObjectiveSpec::Training(_) = &spec.objective else {
             bail!("{}: the pruning benchmark trains models; use a candle study", path.display());
         };
         let variants: Vec<_> = pruning_variants(&text)

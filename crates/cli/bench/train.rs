@@ -13,7 +13,7 @@ pub fn train(
     json: bool,
 ) -> Result<String> {
     use hpo_train::bench::{Workload, train_throughput};
-    let precision = hpo_train::model::fused::Precision::from_name(precision)
+    let precision = hpo_kernels::fused::Precision::from_name(precision)
         .map_err(|err| anyhow::anyhow!("--precision: {err}"))?;
     let selected: Vec<Workload> = if workloads.is_empty() {
         Workload::ALL.to_vec()
@@ -49,7 +49,7 @@ pub fn train(
                 "seconds": it.seconds,
                 "throughput": it.items_per_second,
                 "unit": it.unit,
-                "precision": if precision == hpo_train::model::fused::Precision::Bf16 { "bf16" } else { "f32" },
+                "precision": if precision == hpo_kernels::fused::Precision::Bf16 { "bf16" } else { "f32" },
             })
             .to_string(),
         );

@@ -12,6 +12,7 @@
 //!
 //! - `metrics` — parsing the metric lines;
 //! - `watchdog` — the process that outlives hpo to end its trials' groups.
+#![forbid(unsafe_code)]
 
 pub mod metrics;
 pub mod watchdog;
@@ -30,6 +31,7 @@ use nix::sys::signal::Signal;
 use hpo_core::distribution::ParamValue;
 use hpo_core::objective::{Objective, ObjectiveOutput, Reporter, TrialContext, TrialFailure};
 use hpo_core::spec::command::{CommandSpec, MetricsFormat, MetricsSource, fill};
+use hpo_core::spec::{ObjectiveSpec, SpecError, StudySpec};
 use watchdog::{Watchdog, signal_group};
 
 /// The most bytes of a trial's stdout or stderr kept in its log.
@@ -85,24 +87,37 @@ pub struct CommandObjective {
 }
 
 impl CommandObjective {
-    /// The objective of study `study` whose file lives in `base_dir`; trial folders
-    /// go under `trials_root`; `hpo` is the hpo binary (its `hpo watchdog` guards
-    /// the trials' process groups).
+    /// The objective of study file `spec` (a `kind = "command"` one) that lives in
+    /// `base_dir`; trial folders go under `trials_root`; `hpo` is the hpo binary
+    /// (its `hpo watchdog` guards the trials' process groups). Device names other
+    /// than `cpu` and `cuda:N` are refused, at the place the file wrote them.
     pub fn new(
-        spec: CommandSpec,
-        study: &str,
+        spec: &StudySpec,
         base_dir: &Path,
         trials_root: &Path,
         hpo: &Path,
-    ) -> CommandObjective {
-        CommandObjective {
-            spec,
-            study: study.to_owned(),
+    ) -> Result<CommandObjective, SpecError> {
+        let ObjectiveSpec::Command(command) = &spec.objective else {
+            return Err(spec.error_at("objective.kind", "this study's objective is not a command"));
+        };
+        for (i, name) in command.devices.devices.iter().enumerate() {
+            let valid = name == "cpu"
+                || name.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+            if !valid {
+                return Err(spec.error_at(
+                    &command.devices.location(i),
+                    format!("unknown device `{name}` for a command; valid: \"cpu\", \"cuda:N\" (its trials get CUDA_VISIBLE_DEVICES=N)"),
+                ));
+            }
+        }
+        Ok(CommandObjective {
+            spec: command.clone(),
+            study: spec.name.clone(),
             base_dir: base_dir.to_owned(),
             trials_root: trials_root.to_owned(),
             hpo: hpo.to_owned(),
             watchdog: Mutex::new(None),
-        }
+        })
     }
 
     /// Tells the run's watchdog (started on first use) that `group` runs.

@@ -9,7 +9,7 @@
 //! This crate never names SQLite, HTTP, candle or plotters, and reads no clock or
 //! file: the study loop gets time, signals and process liveness from a
 //! [`run::Host`]. Start reading at [`run::run_study`].
-
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod display;

@@ -11,6 +11,7 @@
 //!
 //! The crate depends on hpo-core only: the binary and the server open the store
 //! and read the study through [`load`].
+#![forbid(unsafe_code)]
 
 pub mod chart;
 pub mod data;

@@ -165,7 +165,7 @@ async fn get_study(
                 hpo_core::spec::ObjectiveSpec::Function { function, .. } => {
                     format!("function {}", function.name())
                 }
-                hpo_core::spec::ObjectiveSpec::Candle(candle) => {
+                hpo_core::spec::ObjectiveSpec::Training(candle) => {
                     let dataset = match &candle.dataset {
                         hpo_core::spec::DatasetSpec::Named(name) => name.clone(),
                         hpo_core::spec::DatasetSpec::Csv { path, .. } => path.clone(),

@@ -14,6 +14,7 @@
 //! - `report` — the report's computations as JSON.
 //! - `views` — the dashboard's reads (trial table, report, running trials),
 //!   kept per study version.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;

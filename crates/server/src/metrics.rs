@@ -257,7 +257,7 @@ impl Tally {
     fn new(study: &Study) -> Tally {
         let spec = study.spec_text.as_deref().and_then(|text| StudySpec::parse(text, "").ok());
         let max_epochs = spec.and_then(|spec| match spec.objective {
-            ObjectiveSpec::Candle(candle) => Some(u64::from(candle.max_epochs)),
+            ObjectiveSpec::Training(candle) => Some(u64::from(candle.max_epochs)),
             ObjectiveSpec::Function { steps, .. } => Some(steps),
             ObjectiveSpec::External | ObjectiveSpec::Command(_) => None,
         });

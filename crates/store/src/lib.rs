@@ -11,7 +11,7 @@
 //! `BEGIN IMMEDIATE` transaction per Storage call, so several processes can share a
 //! file. Start reading at [`SqliteStorage::open`]; the value encodings Optuna uses
 //! are in [`encode`].
-
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod encode;

@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 
 use crate::data::ImageShape;
-use crate::model::fused::contiguous;
+use hpo_kernels::fused::contiguous;
 
 /// Which augmentations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl CustomOp2 for MoveImages {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let out = crate::model::fused::cuda::move_images((s1, l1), (s2, l2))?;
+        let out = hpo_kernels::cuda::move_images((s1, l1), (s2, l2))?;
         Ok((out, l1.shape().clone()))
     }
 }

@@ -17,7 +17,9 @@ use crate::data::{Dataset, Source, load};
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::mlp::{Mlp, MlpConfig, Norm};
 use crate::model::transformer::{Transformer, TransformerConfig, lm_loss};
-use crate::model::{Mode, Model, fused};
+use hpo_kernels::fused;
+
+use crate::model::{Mode, Model};
 use crate::optim::{Optimizer, OptimizerConfig};
 
 /// One benchmark workload.

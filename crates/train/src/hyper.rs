@@ -6,7 +6,7 @@
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::space::Params;
-use hpo_core::spec::{CandleSpec, SpecError, StudySpec};
+use hpo_core::spec::{SpecError, StudySpec, TrainingSpec};
 
 /// One hyperparameter.
 pub struct Knob {
@@ -133,7 +133,7 @@ pub fn knobs(model: &str) -> Option<Vec<&'static Knob>> {
 
 /// Checks every searched and fixed name and domain against the model. Returns the
 /// first offender's error, located in the study file.
-pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
+pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let Some(knobs) = knobs(&candle.model) else {
         return Err(spec.error_at(
             "objective.model",
@@ -176,7 +176,7 @@ pub fn check(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
 
 /// Refuses a study metric (or early-stopping monitor) that the model never
 /// reports: every trial would fail for want of it.
-fn check_metrics(spec: &StudySpec, candle: &CandleSpec) -> Result<(), SpecError> {
+fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let reported = crate::trainer::metric_names(&candle.model);
     let mut watched = vec![("study.metric", "metric", spec.metric.as_str())];
     if let Some(early) = &spec.early_stopping {

@@ -8,7 +8,10 @@
 //! [`hyper`]; optimizers, schedules and clipping in [`optim`].
 //!
 //! Training runs on the calling thread (a plain thread, never an async runtime) and
-//! reports after every epoch; it stops when the study loop says so.
+//! reports after every epoch; it stops when the study loop says so. The kernels the
+//! models run (fused ops, AdamW's update, GPU memory) are hpo-kernels'; this crate
+//! has no unsafe code.
+#![forbid(unsafe_code)]
 
 pub mod augment;
 pub mod bench;
@@ -18,6 +21,9 @@ pub mod hyper;
 pub mod model;
 pub mod optim;
 pub mod trainer;
+
+#[cfg(all(test, feature = "cuda"))]
+mod cuda_tests;
 
 use std::path::Path;
 
@@ -68,7 +74,7 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
         ObjectiveSpec::Function { function, steps } => {
             return Ok(Box::new(FunctionObjective { function: *function, steps: *steps }));
         }
-        ObjectiveSpec::Candle(candle) => candle,
+        ObjectiveSpec::Training(candle) => candle,
         ObjectiveSpec::External => return Err(Error::External),
         ObjectiveSpec::Command(_) => return Err(Error::Command),
     };
@@ -107,16 +113,19 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
         };
         return Err(spec.error_at("objective.model", message).into());
     }
-    let names = if candle.devices.is_empty() {
-        vec![candle.device.clone()]
-    } else {
-        candle.devices.clone()
-    };
+    let names = candle.devices.names();
+    for (i, name) in names.iter().enumerate() {
+        if trainer::DeviceChoice::parse(name).is_none() {
+            let valid = trainer::DeviceChoice::VALID;
+            let message = format!("unknown device `{name}`; valid: {valid}");
+            return Err(spec.error_at(&candle.devices.location(i), message).into());
+        }
+    }
     let mut devices = Vec::new();
     for name in names {
-        if !devices.iter().any(|(it, _): &(String, _)| *it == name) {
-            let device = trainer::select_device(&name)?;
-            devices.push((name, device));
+        if !devices.iter().any(|(it, _): &(String, _)| it == name) {
+            let device = trainer::select_device(name)?;
+            devices.push((name.to_owned(), device));
         }
     }
     let dataset = data::load(&source)?;

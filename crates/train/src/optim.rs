@@ -15,6 +15,8 @@ use candle_core::cuda_backend::cudarc::driver::CudaSlice;
 use candle_core::{Result, Storage, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer as _, ParamsAdamW};
 
+use hpo_kernels::adamw::{AdamWScalars, adamw_update};
+
 use crate::model::{Param, ParamKind};
 
 /// SGD with (Nesterov) momentum and decoupled weight decay.
@@ -77,29 +79,17 @@ impl CpuAdamW {
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.steps += 1;
-        let p = &self.params;
-        let scale_m = (1.0 / (1.0 - p.beta1.powi(self.steps))) as f32;
-        let scale_v = (1.0 / (1.0 - p.beta2.powi(self.steps))) as f32;
-        let decay = (1.0 - p.lr * p.weight_decay) as f32;
-        let (beta1, beta2, lr, eps) = (p.beta1 as f32, p.beta2 as f32, p.lr as f32, p.eps as f32);
+        let scalars = AdamWScalars::new(&self.params, self.steps);
         for (var, m, v) in &mut self.vars {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
             let grad = grad.contiguous()?;
             let theta = var.as_tensor().contiguous()?;
-            let next: Vec<f32> = {
+            let next = {
                 let (grad_storage, grad_layout) = grad.storage_and_layout();
                 let (theta_storage, theta_layout) = theta.storage_and_layout();
                 let g = cpu_f32(&grad_storage, grad_layout)?;
                 let t = cpu_f32(&theta_storage, theta_layout)?;
-                m.iter_mut()
-                    .zip(v.iter_mut())
-                    .zip(g.iter().zip(t))
-                    .map(|((m, v), (g, t))| {
-                        *m = *m * beta1 + g * (1.0 - beta1);
-                        *v = *v * beta2 + g * g * (1.0 - beta2);
-                        t * decay - (*m * scale_m) / ((*v * scale_v).sqrt() + eps) * lr
-                    })
-                    .collect()
+                adamw_update(t, g, m, v, scalars)?
             };
             var.set(&Tensor::from_vec(next, var.shape(), var.device())?)?;
         }
@@ -141,18 +131,9 @@ impl CudaAdamW {
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        use crate::model::fused::cuda::{AdamWScalars, AdamWSlot, adamw_step};
+        use hpo_kernels::cuda::{AdamWSlot, adamw_step};
         self.steps += 1;
-        let p = &self.params;
-        let scalars = AdamWScalars {
-            beta1: p.beta1 as f32,
-            beta2: p.beta2 as f32,
-            lr: p.lr as f32,
-            eps: p.eps as f32,
-            decay: (1.0 - p.lr * p.weight_decay) as f32,
-            scale_m: (1.0 / (1.0 - p.beta1.powi(self.steps))) as f32,
-            scale_v: (1.0 / (1.0 - p.beta2.powi(self.steps))) as f32,
-        };
+        let scalars = AdamWScalars::new(&self.params, self.steps);
         let mut with_grads = Vec::with_capacity(self.vars.len());
         for (var, m, v) in &self.vars {
             if let Some(grad) = grads.get(var.as_tensor()) {
@@ -211,10 +192,7 @@ fn cpu_f32<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Result<&'a
     let Storage::Cpu(cpu) = storage else {
         candle_core::bail!("CpuAdamW: a parameter is not on the CPU")
     };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&cpu.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("CpuAdamW: a tensor is not contiguous"),
-    }
+    hpo_kernels::fused::contiguous(cpu, layout)
 }
 
 /// What the study file chose.

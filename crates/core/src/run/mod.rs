@@ -15,6 +15,7 @@
 //! (`hpo confirm`), through the same `run_trial`, outside the budget.
 
 mod confirm;
+mod devices;
 pub mod external;
 mod finished_values;
 mod history;
@@ -38,11 +39,12 @@ use crate::objective::{Objective, ObjectiveOutput, Reporter, Stop, TrialContext,
 use crate::pruner::PrunerKind;
 use crate::sampler::{self, Sampler, grid};
 use crate::space::{Params, SearchSpace};
-use crate::spec::{CandleSpec, ObjectiveSpec, SamplerSpec, StudySpec};
+use crate::spec::{Devices, ObjectiveSpec, SamplerSpec, StudySpec, TrainingSpec};
 use crate::storage::{NewStudy, NewTrial, Storage};
 use crate::study::{Direction, Study, StudyId};
 use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 
+use self::devices::DeviceShare;
 use self::finished_values::FinishedValues;
 
 /// The loop's window on the world.
@@ -240,12 +242,9 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
 
 fn without_device(objective: &ObjectiveSpec) -> ObjectiveSpec {
     match objective {
-        ObjectiveSpec::Candle(candle) => ObjectiveSpec::Candle(CandleSpec {
-            device: String::new(),
-            devices: Vec::new(),
-            trials_per_device: 1,
-            auto_trials_per_device: false,
-            ..candle.clone()
+        ObjectiveSpec::Training(training) => ObjectiveSpec::Training(TrainingSpec {
+            devices: Devices::default(),
+            ..training.clone()
         }),
         other => other.clone(),
     }
@@ -446,19 +445,8 @@ pub fn run_study_with_prior(
         SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
-    let mut slots = spec.worker_slots();
-    if let Some(n) = config.workers {
-        if slots.iter().any(Option::is_some) {
-            return Err(Error::Worker(
-                "--workers does not apply to a study with `devices` or `trials_per_device`: its workers are one per device slot".to_owned(),
-            ));
-        }
-        slots = vec![None; n.max(1)];
-    }
-    let mut device_load: BTreeMap<String, usize> = BTreeMap::new();
-    for device in slots.iter().flatten() {
-        *device_load.entry(device.clone()).or_default() += 1;
-    }
+    let devices = DeviceShare::new(spec, config.workers)?;
+    let workers = devices.slots().len();
     let worker = Worker {
         storage,
         study: &study,
@@ -470,9 +458,9 @@ pub fn run_study_with_prior(
         timeout,
         owner: host.owner(),
         stop: AtomicBool::new(false),
-        device_load: std::sync::Mutex::new(device_load),
+        devices,
         last_recovery: std::sync::Mutex::new(None),
-        workers: slots.len(),
+        workers,
         best: std::sync::Mutex::new(best_trial(
             &storage.trials(study.id, Some(&[TrialState::Complete]))?,
             spec.direction,
@@ -481,6 +469,7 @@ pub fn run_study_with_prior(
         finished_values: FinishedValues::for_pruner(spec.pruner),
         history: History::with_prior(prior),
     };
+    let slots = worker.devices.slots();
     let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
         vec![worker.run(slots[0].as_deref())]
     } else {
@@ -533,9 +522,8 @@ struct Worker<'a> {
     /// Set by a worker that failed or was interrupted, so the others stop after
     /// their current trial.
     stop: AtomicBool,
-    /// Workers still running per device: one that ran out of memory leaves, so the
-    /// device has fewer trials at once, unless it is the last one there.
-    device_load: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Each worker's device, and the workers still running on each.
+    devices: DeviceShare,
     /// When (by `Host::elapsed`) a worker last looked for dead workers' trials.
     last_recovery: std::sync::Mutex<Option<Duration>>,
     /// Workers of this run (trials at once in this process).
@@ -587,31 +575,6 @@ impl Worker<'_> {
         due
     }
 
-    /// With `trials_per_device = "auto"`: whether this worker leaves `device`
-    /// because the objective measured that fewer trials fit there than its workers
-    /// (decided under the lock, so exactly the excess leaves).
-    fn over_capacity(&self, device: &str) -> bool {
-        let ObjectiveSpec::Candle(candle) = &self.spec.objective else { return false };
-        if !candle.auto_trials_per_device {
-            return false;
-        }
-        let Some(capacity) = self.objective.capacity(device) else { return false };
-        let mut loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
-        match loads.get_mut(device) {
-            Some(n) if *n > capacity.max(1) => {
-                *n -= 1;
-                let remaining = *n;
-                drop(loads);
-                // One true line per device: when the last excess worker leaves.
-                if remaining == capacity.max(1) {
-                    self.host.event(Event::DeviceFitted { device, remaining });
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-
     fn run_trials(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
         let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
         let mut n_finished = 0;
@@ -629,7 +592,7 @@ impl Worker<'_> {
                 recover_orphans(storage, study.id, host, spec.max_retries)?;
             }
             if let Some(device) = device
-                && self.over_capacity(device)
+                && self.devices.over_capacity(device, self.objective, host)
             {
                 return Ok((n_finished, RunEnd::BudgetMet));
             }
@@ -686,18 +649,7 @@ impl Worker<'_> {
         {
             let n_counted = storage.count_toward_budget(study.id)?;
             host.event(Event::Started { trial, budget: self.budget, n_counted });
-            // Leaves the device to the other workers there, if there are any: decided
-            // under the lock, so the last worker on a device never leaves it.
-            let try_leave = || {
-                let mut loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
-                match device.and_then(|d| loads.get_mut(d)) {
-                    Some(n) if *n > 1 => {
-                        *n -= 1;
-                        true
-                    }
-                    _ => false,
-                }
-            };
+            let try_leave = || self.devices.try_leave(device);
             let placement = Placement { device, workers: self.workers, try_leave: &try_leave };
             let kept = self.finished_values.as_ref();
             if let Some(kept) = kept {
@@ -727,10 +679,7 @@ impl Worker<'_> {
                 TrialEnd::Finished => Ok(None),
                 TrialEnd::Interrupted => Ok(Some(RunEnd::Interrupted)),
                 TrialEnd::OutOfMemory => {
-                    let loads = self.device_load.lock().unwrap_or_else(|it| it.into_inner());
-                    let remaining = device.and_then(|d| loads.get(d).copied()).unwrap_or(0);
-                    drop(loads);
-                    host.event(Event::DeviceShrunk { device: device.unwrap_or("?"), remaining });
+                    self.devices.tell_shrunk(device, host);
                     Ok(Some(RunEnd::BudgetMet))
                 }
             }

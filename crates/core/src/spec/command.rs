@@ -11,11 +11,10 @@ use crate::space::SearchSpace;
 pub struct CommandSpec {
     /// The program and its arguments, placeholders unfilled.
     pub command: Vec<String>,
-    /// Devices to share the trials among (`cuda:N`: the trial's program sees that
-    /// GPU alone, through `CUDA_VISIBLE_DEVICES`); empty unless set.
-    pub devices: Vec<String>,
-    /// Trials at once on each of `devices`; 1 unless set.
-    pub trials_per_device: usize,
+    /// Devices to share the trials among (`devices`, `trials_per_device`; hpo-command
+    /// reads `cuda:N` as: the trial's program sees that GPU alone, through
+    /// `CUDA_VISIBLE_DEVICES`).
+    pub devices: super::Devices,
     /// The folder it runs in, as written (relative to the study file's folder);
     /// the study file's folder when unset.
     pub cwd: Option<String>,

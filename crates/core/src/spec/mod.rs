@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 pub mod command;
+mod devices;
 mod objective;
 mod pruner;
 mod raw;
@@ -37,6 +38,8 @@ use pruner::*;
 use raw::*;
 use sampler::*;
 use space::*;
+
+pub use devices::{AUTO_TRIALS_PER_DEVICE, Devices, PerDevice};
 
 /// Grids larger than this are refused: they would not finish and would fill the store.
 pub const MAX_GRID_POINTS: usize = 1_000_000;
@@ -129,8 +132,9 @@ pub enum ObjectiveSpec {
         /// (`max_epochs`; 1 unless set), for exercising pruners and curves cheaply.
         steps: u64,
     },
-    /// A candle training; hpo-train checks `model`, `dataset` and the parameter names.
-    Candle(CandleSpec),
+    /// `kind = "candle"`: a model trained by hpo-train, which checks `model`,
+    /// `dataset`, the device names and the parameter names.
+    Training(TrainingSpec),
     /// Driven from outside: `hpo ask` hands out trials and `hpo tell` finishes them.
     External,
     /// A program run once per trial, its metrics read from its output.
@@ -157,57 +161,44 @@ pub enum DatasetSpec {
     },
 }
 
-/// `[objective] kind = "candle"`.
+/// `[objective] kind = "candle"`: what hpo-train trains.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CandleSpec {
+pub struct TrainingSpec {
     /// The model's name (`mlp`, ...).
     pub model: String,
     /// Where the data comes from.
     pub dataset: DatasetSpec,
     /// The most epochs a trial trains, 1 to 100000.
     pub max_epochs: u32,
-    /// Where to train: `auto` (the default), `cpu`, `cuda` or `cuda:N`. The only
-    /// setting that may change when a study is resumed.
-    pub device: String,
-    /// Several devices to share the trials among (`devices = ["cuda:0", "cuda:1"]`);
-    /// empty unless set (then `device` is the one). May change on resume.
-    pub devices: Vec<String>,
-    /// Trials run at once on each device (`trials_per_device`), 1 unless set. May
-    /// change on resume. With `"auto"`, [`AUTO_TRIALS_PER_DEVICE`] to start with,
-    /// fewer once the objective has measured how many fit.
-    pub trials_per_device: usize,
-    /// `trials_per_device = "auto"`: the objective decides how many fit
-    /// ([`crate::objective::Objective::capacity`]).
-    pub auto_trials_per_device: bool,
+    /// Where trials train (`device`, `devices`, `trials_per_device`); the only
+    /// settings that may change when a study is resumed.
+    pub devices: Devices,
     /// Hyperparameters fixed for every trial (`[objective.fixed]`).
     pub fixed: Params,
 }
 
-impl StudySpec {
-    /// The workers a run starts, each with the device it trains on: one per
-    /// (device, slot) when the objective sets `devices` or `trials_per_device`
-    /// (devices interleaved, so the first workers spread across them), else
-    /// `workers` workers with no device of their own.
-    pub fn worker_slots(&self) -> Vec<Option<String>> {
-        match &self.objective {
-            ObjectiveSpec::Candle(c) if !c.devices.is_empty() || c.trials_per_device > 1 => {
-                let devices =
-                    if c.devices.is_empty() { vec![c.device.clone()] } else { c.devices.clone() };
-                (0..c.trials_per_device)
-                    .flat_map(|_| devices.iter().map(|d| Some(d.clone())))
-                    .collect()
-            }
-            ObjectiveSpec::Command(c) if !c.devices.is_empty() => (0..c.trials_per_device)
-                .flat_map(|_| c.devices.iter().map(|d| Some(d.clone())))
-                .collect(),
-            _ => vec![None; self.workers],
+impl ObjectiveSpec {
+    /// Where the objective's trials run, for the objectives that say.
+    pub fn devices(&self) -> Option<&Devices> {
+        match self {
+            ObjectiveSpec::Training(training) => Some(&training.devices),
+            ObjectiveSpec::Command(command) => Some(&command.devices),
+            ObjectiveSpec::Function { .. } | ObjectiveSpec::External => None,
         }
     }
 }
 
-/// The trials per device that `trials_per_device = "auto"` starts with (and the
-/// most it keeps): the objective lowers it from measured memory.
-pub const AUTO_TRIALS_PER_DEVICE: usize = 8;
+impl StudySpec {
+    /// The workers a run starts, each with the device it trains on: one per
+    /// device slot when the objective shares devices ([`Devices::worker_slots`]),
+    /// else `workers` workers with no device of their own.
+    pub fn worker_slots(&self) -> Vec<Option<String>> {
+        match self.objective.devices().and_then(Devices::worker_slots) {
+            Some(slots) => slots.into_iter().map(Some).collect(),
+            None => vec![None; self.workers],
+        }
+    }
+}
 
 /// A validated study file.
 #[derive(Debug, Clone, PartialEq)]
@@ -538,15 +529,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     let objective_span = raw.objective.span();
     let objective =
         validate_objective(ctx, raw.objective.into_inner(), &space, &metric, &mut locate)?;
-    let has_slots = match &objective {
-        ObjectiveSpec::Candle(candle) => {
-            !candle.devices.is_empty()
-                || candle.trials_per_device > 1
-                || candle.auto_trials_per_device
-        }
-        ObjectiveSpec::Command(command) => !command.devices.is_empty(),
-        _ => false,
-    };
+    let has_slots = objective.devices().is_some_and(Devices::is_shared);
     if let Some(it) = &study.workers
         && has_slots
     {

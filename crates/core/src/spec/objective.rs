@@ -9,6 +9,7 @@ use serde_spanned::Spanned;
 use crate::functions::BenchmarkFunction;
 use crate::space::{Params, SearchSpace};
 
+use super::devices::{DeviceRules, validate_devices};
 use super::raw::*;
 use super::*;
 
@@ -18,8 +19,10 @@ pub(super) fn command_spec(
     ctx: &Ctx<'_>,
     raw: RawObjective,
     space: &SearchSpace,
+    locate: &mut impl FnMut(&str, Range<usize>),
 ) -> Result<command::CommandSpec, SpecError> {
     use command::{MetricsFormat, MetricsSource};
+    let devices = validate_devices(ctx, &raw, DeviceRules::Command, locate)?;
     let template = |text: &str, span: Range<usize>, field: &str| {
         command::check_template(text, space)
             .map_err(|msg| ctx.error(span, format!("[objective].{field}"), msg))
@@ -122,57 +125,9 @@ pub(super) fn command_spec(
             }
         }
     };
-    let devices = match &raw.devices {
-        None => Vec::new(),
-        Some(list) => {
-            let mut devices = Vec::new();
-            for it in list.get_ref() {
-                let value = it.get_ref().as_str();
-                let valid = value == "cpu"
-                    || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-                if !valid {
-                    return Err(ctx.error(
-                        it.span(),
-                        "[objective].devices",
-                        format!("unknown device `{value}` for a command; valid: \"cpu\", \"cuda:N\" (its trials get CUDA_VISIBLE_DEVICES=N)"),
-                    ));
-                }
-                devices.push(value.to_owned());
-            }
-            if devices.is_empty() {
-                return Err(ctx.error(
-                    list.span(),
-                    "[objective].devices",
-                    "`devices` lists at least one device, e.g. [\"cuda:0\", \"cuda:1\"]",
-                ));
-            }
-            devices
-        }
-    };
-    let trials_per_device = match &raw.trials_per_device {
-        None => 1,
-        Some(it) => match it.get_ref() {
-            toml::Value::Integer(n)
-                if (1..=most("trials_per_device")).contains(n) && !devices.is_empty() =>
-            {
-                *n as usize
-            }
-            _ => {
-                return Err(ctx.error(
-                    it.span(),
-                    "[objective].trials_per_device",
-                    format!(
-                        "a command's `trials_per_device` is a whole number between 1 and {}, with `devices` naming the devices",
-                        most("trials_per_device")
-                    ),
-                ));
-            }
-        },
-    };
     Ok(command::CommandSpec {
         command,
         devices,
-        trials_per_device,
         cwd: raw.cwd.map(Spanned::into_inner),
         env,
         timeout,
@@ -230,7 +185,9 @@ pub(super) fn validate_objective(
     }
     match kind {
         RawObjectiveKind::External => Ok(ObjectiveSpec::External),
-        RawObjectiveKind::Command => command_spec(ctx, raw, space).map(ObjectiveSpec::Command),
+        RawObjectiveKind::Command => {
+            command_spec(ctx, raw, space, locate).map(ObjectiveSpec::Command)
+        }
         RawObjectiveKind::Function => {
             let Some(name) = raw.function else {
                 return Err(ctx.error(
@@ -260,6 +217,7 @@ pub(super) fn validate_objective(
             Ok(ObjectiveSpec::Function { function, steps })
         }
         RawObjectiveKind::Candle => {
+            let devices = validate_devices(ctx, &raw, DeviceRules::Training, locate)?;
             let required = |field: &str, it: Option<Spanned<String>>, example: &str| {
                 it.ok_or_else(|| {
                     ctx.error(
@@ -303,73 +261,6 @@ pub(super) fn validate_objective(
                 }
                 Some(it) => *it.get_ref() as u32,
             };
-            let check_device = |it: &Spanned<String>, field: &str| {
-                let value = it.get_ref().as_str();
-                let valid = matches!(value, "auto" | "cpu" | "cuda")
-                    || value.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-                if valid {
-                    Ok(value.to_owned())
-                } else {
-                    Err(ctx.error(
-                        it.span(),
-                        format!("[objective].{field}"),
-                        format!("unknown device `{value}`; valid: \"auto\", \"cpu\", \"cuda\", \"cuda:N\""),
-                    ))
-                }
-            };
-            let device_span = raw.device.as_ref().map(Spanned::span);
-            let device = match raw.device {
-                Some(it) => {
-                    locate("objective.device", it.span());
-                    check_device(&it, "device")?
-                }
-                None => "auto".to_owned(),
-            };
-            let devices = match raw.devices {
-                Some(list) if list.get_ref().is_empty() => {
-                    return Err(ctx.error(
-                        list.span(),
-                        "[objective].devices",
-                        "`devices` lists at least one device, e.g. [\"cuda:0\", \"cuda:1\"]",
-                    ));
-                }
-                Some(list) => {
-                    locate("objective.devices", list.span());
-                    list.into_inner()
-                        .iter()
-                        .map(|it| check_device(it, "devices"))
-                        .collect::<Result<Vec<_>, _>>()?
-                }
-                None => Vec::new(),
-            };
-            if let Some(span) = device_span
-                && !devices.is_empty()
-            {
-                return Err(ctx.error(
-                    span,
-                    "[objective].device",
-                    "set `device` or `devices`, not both",
-                ));
-            }
-            let (trials_per_device, auto_trials_per_device) = match &raw.trials_per_device {
-                None => (1, false),
-                Some(it) => match it.get_ref() {
-                    toml::Value::Integer(n) if (1..=most("trials_per_device")).contains(n) => {
-                        (*n as usize, false)
-                    }
-                    toml::Value::String(s) if s == "auto" => (AUTO_TRIALS_PER_DEVICE, true),
-                    other => {
-                        return Err(ctx.error(
-                            it.span(),
-                            "[objective].trials_per_device",
-                            format!(
-                                "`trials_per_device` must be a whole number between 1 and {} or \"auto\", got {other}",
-                                most("trials_per_device")
-                            ),
-                        ));
-                    }
-                },
-            };
             let mut fixed = Params::new();
             if let Some(table) = raw.fixed {
                 let span = table.span();
@@ -392,14 +283,11 @@ pub(super) fn validate_objective(
                     fixed.insert(key, value);
                 }
             }
-            Ok(ObjectiveSpec::Candle(CandleSpec {
+            Ok(ObjectiveSpec::Training(TrainingSpec {
                 model: model.into_inner(),
                 dataset,
                 max_epochs,
-                device,
                 devices,
-                trials_per_device,
-                auto_trials_per_device,
                 fixed,
             }))
         }

@@ -79,7 +79,7 @@ pub(super) fn pruner_spec(
         },
         Hyperband => {
             let default_max = match objective {
-                ObjectiveSpec::Candle(candle) => Some(candle.max_epochs as i64),
+                ObjectiveSpec::Training(candle) => Some(candle.max_epochs as i64),
                 _ => None,
             };
             let max_resource = match (&raw.max_resource, default_max) {

@@ -7,7 +7,9 @@ use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, BatchNorm, Conv2d, Linear};
-use crate::model::{Mode, Model, Param, fused};
+use hpo_kernels::fused;
+
+use crate::model::{Mode, Model, Param};
 
 /// The shape of a CNN.
 #[derive(Debug, Clone, PartialEq)]

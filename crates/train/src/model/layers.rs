@@ -6,7 +6,9 @@ use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::model::{Mode, Param, fused};
+use hpo_kernels::fused::{self, drop_threshold};
+
+use crate::model::{Mode, Param};
 
 /// A variable of `shape` drawn uniformly from ±`bound`.
 pub fn uniform(rng: &mut StdRng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
@@ -265,42 +267,11 @@ pub fn dropout(xs: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     fused::dropout(xs, rng.random::<u64>(), drop_threshold(p), scale)
 }
 
-/// The [`is_dropped`] threshold of dropout probability `p`: `p * 2^24`.
-pub(crate) fn drop_threshold(p: f64) -> u64 {
-    (p * (1u64 << 24) as f64) as u64
-}
-
-/// Whether element `index` of the dropout mask seeded by `seed` is dropped: when
-/// the top 24 bits of a SplitMix64 hash of the two fall below `threshold`. A mask
-/// is a pure function of its seed (the attention op draws it again in its backward
-/// pass), and each element costs a few nanoseconds: drawing every element from the
-/// trial's ChaCha RNG took a tenth of a wide MLP's training step.
-pub(crate) fn is_dropped(seed: u64, index: u64, threshold: u64) -> bool {
-    let mut z = (seed ^ index).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 40) < threshold
-}
-
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
 
     use super::*;
-
-    #[test]
-    fn a_dropout_mask_drops_p_of_its_elements_and_follows_its_seed() {
-        let threshold = drop_threshold(0.3);
-        let mask =
-            |seed| (0..100_000u64).map(|i| is_dropped(seed, i, threshold)).collect::<Vec<_>>();
-        let dropped = mask(7).iter().filter(|d| **d).count() as f64 / 100_000.0;
-        assert!((dropped - 0.3).abs() < 0.005, "{dropped}");
-        assert_eq!(mask(7), mask(7));
-        let same = mask(7).iter().zip(mask(8)).filter(|(a, b)| **a == *b).count();
-        // Independent masks agree on about 0.7^2 + 0.3^2 = 58% of the elements.
-        assert!((55_000..61_000).contains(&same), "{same}");
-        assert!(!is_dropped(7, 0, drop_threshold(0.0)));
-    }
 
     #[test]
     fn channel_first_convolution_matches_candles_conv2d() {

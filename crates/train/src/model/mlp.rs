@@ -5,7 +5,9 @@ use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::rngs::StdRng;
 
 use crate::model::layers::{self, BatchNorm, LayerNorm, Linear};
-use crate::model::{Mode, Model, Param, fused};
+use hpo_kernels::fused;
+
+use crate::model::{Mode, Model, Param};
 
 /// Normalization after each hidden Linear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

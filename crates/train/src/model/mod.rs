@@ -7,13 +7,11 @@
 //! and its whole state (parameters plus running statistics) for best-epoch
 //! snapshots. Layers use only ops that have a backward pass: candle's
 //! `candle_nn::LayerNorm`, `RmsNorm` and `ops::softmax_last_dim` are fused ops
-//! without one and would silently stop gradients, so they are not used; [`fused`]
-//! has our own fused ops (CPU, and CUDA kernels in a `cuda` build), each with a
+//! without one and would silently stop gradients, so they are not used;
+//! `hpo_kernels::fused` has hpo's own fused ops (CPU, and CUDA kernels in a `cuda` build), each with a
 //! backward pass.
 
 pub mod cnn;
-pub mod fused;
-pub mod gemm;
 pub mod layers;
 pub mod mlp;
 pub mod transformer;

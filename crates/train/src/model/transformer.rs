@@ -7,9 +7,10 @@ use candle_core::{Device, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::model::fused::AttentionDropout;
 use crate::model::layers::{self, LayerNorm, Linear};
-use crate::model::{Mode, Model, Param, fused};
+use hpo_kernels::fused::{self, AttentionDropout};
+
+use crate::model::{Mode, Model, Param};
 
 /// The shape of a transformer LM.
 #[derive(Debug, Clone, PartialEq)]

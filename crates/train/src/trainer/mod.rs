@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
 use hpo_core::objective::{ObjectiveOutput, Reporter, TrialContext, TrialFailure};
-use hpo_core::spec::CandleSpec;
+use hpo_core::spec::TrainingSpec;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -29,22 +29,51 @@ use crate::hyper::Resolved;
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::mlp::{Mlp, MlpConfig, Norm};
 use crate::model::transformer::{Transformer, TransformerConfig, lm_loss};
-use crate::model::{self, Mode, Model, Param, ParamKind, fused};
+use hpo_kernels::fused;
+
+use crate::model::{self, Mode, Model, Param, ParamKind};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
 
 /// Evaluation runs in chunks of this many rows to bound memory.
 const EVAL_CHUNK: usize = 512;
 
-/// Picks the device a study file asks for.
+/// A device as a study file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// `auto`: the first GPU when this build has CUDA and one is visible, else the CPU.
+    Auto,
+    /// `cpu`.
+    Cpu,
+    /// `cuda` (GPU 0) or `cuda:N`.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// The names a study file may write, for error messages.
+    pub const VALID: &str = "\"auto\", \"cpu\", \"cuda\", \"cuda:N\"";
+
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; `None` for anything else.
+    pub fn parse(name: &str) -> Option<DeviceChoice> {
+        match name {
+            "auto" => Some(DeviceChoice::Auto),
+            "cpu" => Some(DeviceChoice::Cpu),
+            "cuda" => Some(DeviceChoice::Cuda(0)),
+            other => other.strip_prefix("cuda:")?.parse().ok().map(DeviceChoice::Cuda),
+        }
+    }
+}
+
+/// Opens the device a study file names.
 pub fn select_device(name: &str) -> Result<Device, Error> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(if candle_core::utils::cuda_is_available() { cuda(0)? } else { Device::Cpu }),
-        "cuda" => cuda(0),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(ordinal) => cuda(ordinal),
-            None => Err(Error::Device(format!("unknown device `{other}`"))),
-        },
+    match DeviceChoice::parse(name) {
+        Some(DeviceChoice::Cpu) => Ok(Device::Cpu),
+        Some(DeviceChoice::Auto) => {
+            Ok(if candle_core::utils::cuda_is_available() { cuda(0)? } else { Device::Cpu })
+        }
+        Some(DeviceChoice::Cuda(ordinal)) => cuda(ordinal),
+        None => {
+            Err(Error::Device(format!("unknown device `{name}`; valid: {}", DeviceChoice::VALID)))
+        }
     }
 }
 
@@ -117,7 +146,7 @@ pub struct CandleObjective {
 impl CandleObjective {
     /// Trains every trial on `device`.
     pub fn new(
-        spec: CandleSpec,
+        spec: TrainingSpec,
         dataset: Dataset,
         device: Device,
     ) -> Result<CandleObjective, Error> {
@@ -128,7 +157,7 @@ impl CandleObjective {
     /// Trains each trial on the device named by its worker (`TrialContext::device`,
     /// one of `devices` by the name the study file gives it), or on the first.
     pub fn on_devices(
-        spec: CandleSpec,
+        spec: TrainingSpec,
         dataset: Dataset,
         devices: Vec<(String, Device)>,
     ) -> Result<CandleObjective, Error> {
@@ -153,7 +182,7 @@ impl CandleObjective {
 /// The trainers of one device. On the CPU one trainer serves every trial (tensors
 /// there are plain shared memory). On a GPU each trial running at once trains in a
 /// lane of its own: a device with its own stream, cuBLAS handle and copy of the
-/// data ([`gpu::lane_device`]), opened when a trial first needs it and kept for the
+/// data ([`hpo_kernels::gpu::lane_device`]), opened when a trial first needs it and kept for the
 /// trials after. Trials on one candle device would share its one cuBLAS handle and
 /// wait on each other (docs/benchmarks.md, fused CUDA kernels).
 struct DeviceTrainers {
@@ -165,14 +194,14 @@ struct DeviceTrainers {
     /// What the GPU's lanes share.
     gpu: Arc<gpu::SharedGpu>,
     ordinal: usize,
-    spec: CandleSpec,
+    spec: TrainingSpec,
     dataset: Dataset,
 }
 
 impl DeviceTrainers {
     fn new(
         name: String,
-        spec: &CandleSpec,
+        spec: &TrainingSpec,
         dataset: &Dataset,
         device: Device,
     ) -> Result<DeviceTrainers, Error> {
@@ -214,7 +243,7 @@ impl DeviceTrainers {
                 // the first eight trials failed with CUDA_ERROR_OUT_OF_MEMORY on
                 // an H200 with over 100 GB free; the cause was not isolated.
                 let _alone = self.gpu.alone();
-                let device = gpu::lane_device(self.ordinal).map_err(|err| {
+                let device = hpo_kernels::gpu::lane_device(self.ordinal).map_err(|err| {
                     Error::Device(format!("cannot open a lane on {}: {err}", self.name))
                 })?;
                 let trainer = Trainer::new(self.spec.clone(), self.dataset.clone(), device)?;
@@ -281,7 +310,7 @@ fn device_name(device: &Device) -> String {
 /// A candle training on one device, with the dataset loaded there once and shared
 /// by all its trials.
 struct Trainer {
-    spec: CandleSpec,
+    spec: TrainingSpec,
     device: Device,
     data: Data,
     /// A GPU lane's share of its GPU (`None` on the CPU).
@@ -289,7 +318,7 @@ struct Trainer {
 }
 
 impl Trainer {
-    fn new(spec: CandleSpec, dataset: Dataset, device: Device) -> Result<Trainer, Error> {
+    fn new(spec: TrainingSpec, dataset: Dataset, device: Device) -> Result<Trainer, Error> {
         let data = match dataset {
             Dataset::Classification(meta) => Data::Classification {
                 train: DeviceSplit::new(&meta.train, &meta, &device)?,

@@ -5,12 +5,12 @@ use std::ops::ControlFlow;
 use hpo_core::distribution::ParamValue;
 use hpo_core::objective::{Objective, Stop};
 use hpo_core::space::Params;
-use hpo_core::spec::DatasetSpec;
+use hpo_core::spec::{DatasetSpec, Devices};
 use hpo_core::study::Direction;
 
 use super::*;
 use crate::data::{Source, load};
-use crate::model::fused::Precision;
+use hpo_kernels::fused::Precision;
 
 struct Collect {
     steps: Vec<(u64, Vec<(String, f64)>)>,
@@ -32,14 +32,11 @@ impl Reporter for Collect {
 }
 
 fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
-    let spec = CandleSpec {
+    let spec = TrainingSpec {
         model: model.into(),
         dataset: DatasetSpec::Named(String::new()),
         max_epochs,
-        device: "cpu".into(),
-        devices: Vec::new(),
-        trials_per_device: 1,
-        auto_trials_per_device: false,
+        devices: Devices { device: Some("cpu".into()), ..Devices::default() },
         fixed: Params::new(),
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
@@ -393,14 +390,11 @@ fn evaluation_sums_hold_no_backward_graph() {
         ("mlp", vec![("hidden", ParamValue::Int(16))]),
         ("cnn", vec![("channels", ParamValue::Int(4))]),
     ] {
-        let spec = CandleSpec {
+        let spec = TrainingSpec {
             model: model.into(),
             dataset: DatasetSpec::Named(String::new()),
             max_epochs: 1,
-            device: "cpu".into(),
-            devices: Vec::new(),
-            trials_per_device: 1,
-            auto_trials_per_device: false,
+            devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
         };
         let trainer = Trainer::new(spec, load(&digits()).unwrap(), Device::Cpu).unwrap();
@@ -447,14 +441,11 @@ impl Reporter for InterruptAt {
 fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
     let p = params(&[("batch_size", ParamValue::Int(64))]);
     let trainer = Trainer::new(
-        CandleSpec {
+        TrainingSpec {
             model: "mlp".into(),
             dataset: DatasetSpec::Named(String::new()),
             max_epochs: 3,
-            device: "cpu".into(),
-            devices: Vec::new(),
-            trials_per_device: 1,
-            auto_trials_per_device: false,
+            devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
         },
         load(&digits()).unwrap(),

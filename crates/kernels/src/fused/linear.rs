@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::{Precision, SumRows, add_trailing, data, matmul_in};
-use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
+use crate::gemm::{MatMut, MatRef, Threads, matmul};
 
 /// The forward op; the bias, if any, is the third input.
 struct Linear;

@@ -1,12 +1,11 @@
-//! The CUDA forms of the fused ops: launches of the kernels in `kernels/fused.cu`
+//! The CUDA forms of the fused ops: launches of the kernels in `cuda/fused.cu`
 //! (compiled to PTX by the build script under the `cuda` feature), called from the
 //! ops' `cuda_fwd`. Inputs must be contiguous `f32` (ids and targets `u32`); each
 //! function returns the new storage, like candle's own kernels.
 //!
-//! Unsafe by nature, and allowed here only: a kernel launch takes raw pointers,
-//! and outputs are allocated uninitialized because their kernel writes every
-//! element (those that must start at zero use `alloc_zeros`).
-#![allow(unsafe_code)]
+//! Unsafe by nature: a kernel launch takes raw pointers, and outputs are
+//! allocated uninitialized because their kernel writes every element (those that
+//! must start at zero use `alloc_zeros`).
 
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use candle_core::cuda_backend::cudarc::driver::{
 };
 use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape};
 
-use super::conv::Window;
+use crate::adamw::AdamWScalars;
+use crate::window::Window;
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/fused.ptx"));
 
@@ -81,7 +81,12 @@ fn new_storage(slice: CudaSlice<f32>, device: &CudaDevice) -> CudaStorage {
 
 /// Softmax over the last dim of `scale * x`; `causal`: each `[t, t]` matrix's row
 /// `i` sees columns `0..=i`.
-pub fn softmax(s: &CudaStorage, l: &Layout, scale: f32, causal: bool) -> Result<CudaStorage> {
+pub(crate) fn softmax(
+    s: &CudaStorage,
+    l: &Layout,
+    scale: f32,
+    causal: bool,
+) -> Result<CudaStorage> {
     let device = &s.device;
     let (rows, n) = rows_and_width(l);
     let x = view::<f32>(s, l)?;
@@ -92,7 +97,7 @@ pub fn softmax(s: &CudaStorage, l: &Layout, scale: f32, causal: bool) -> Result<
     let (rows_arg, n_arg, causal_arg) = (rows as i64, n as i32, causal as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&rows_arg).arg(&n_arg).arg(&scale).arg(&causal_arg);
-    // SAFETY: the arguments pushed above are those `softmax_fwd` takes in kernels/fused.cu,
+    // SAFETY: the arguments pushed above are those `softmax_fwd` takes in cuda/fused.cu,
     // in order and type, and it bounds every index by the lengths passed, which are those
     // of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
@@ -100,7 +105,7 @@ pub fn softmax(s: &CudaStorage, l: &Layout, scale: f32, causal: bool) -> Result<
 }
 
 /// Softmax's backward: (weights y, their gradient dy) -> `scale * y * (dy - sum(y * dy))`.
-pub fn softmax_backward(
+pub(crate) fn softmax_backward(
     ys: &CudaStorage,
     yl: &Layout,
     dys: &CudaStorage,
@@ -117,7 +122,7 @@ pub fn softmax_backward(
     let (rows_arg, n_arg) = (rows as i64, n as i32);
     let mut b = func.builder();
     b.arg(&y).arg(&dy).arg(&mut ds).arg(&rows_arg).arg(&n_arg).arg(&scale);
-    // SAFETY: the arguments pushed above are those `softmax_bwd` takes in kernels/fused.cu,
+    // SAFETY: the arguments pushed above are those `softmax_bwd` takes in cuda/fused.cu,
     // in order and type, and it bounds every index by the lengths passed, which are those
     // of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
@@ -125,7 +130,7 @@ pub fn softmax_backward(
 }
 
 /// Layer normalization of the rows of x with scale gamma and shift beta.
-pub fn layer_norm(
+pub(crate) fn layer_norm(
     (xs, xl): (&CudaStorage, &Layout),
     (gs, gl): (&CudaStorage, &Layout),
     (bs, bl): (&CudaStorage, &Layout),
@@ -142,14 +147,14 @@ pub fn layer_norm(
     let mut b = func.builder();
     b.arg(&x).arg(&gamma).arg(&beta).arg(&mut y).arg(&rows_arg).arg(&d_arg).arg(&eps);
     // SAFETY: the arguments pushed above are those `layer_norm_fwd` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(y, device))
 }
 
 /// Layer norm's input gradient from (x, gamma, dy).
-pub fn layer_norm_input_grad(
+pub(crate) fn layer_norm_input_grad(
     (xs, xl): (&CudaStorage, &Layout),
     (gs, gl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
@@ -166,7 +171,7 @@ pub fn layer_norm_input_grad(
     let mut b = func.builder();
     b.arg(&x).arg(&gamma).arg(&dy).arg(&mut dx).arg(&rows_arg).arg(&d_arg).arg(&eps);
     // SAFETY: the arguments pushed above are those `layer_norm_input_grad` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(dx, device))
@@ -178,7 +183,7 @@ const CHUNK_ROWS: usize = 64;
 /// Layer norm's parameter gradients from (x, dy): `[2, d]`, dgamma then dbeta.
 /// Row statistics first, then per chunk of rows partial column sums, then their
 /// sum in chunk order (no atomics, so the result repeats exactly).
-pub fn layer_norm_param_grad(
+pub(crate) fn layer_norm_param_grad(
     (xs, xl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
     eps: f32,
@@ -194,7 +199,7 @@ pub fn layer_norm_param_grad(
     let mut b = func.builder();
     b.arg(&x).arg(&mut stats).arg(&rows_arg).arg(&d_arg).arg(&eps);
     // SAFETY: the arguments pushed above are those `layer_norm_stats` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
 
@@ -210,7 +215,7 @@ pub fn layer_norm_param_grad(
         shared_mem_bytes: 0,
     };
     // SAFETY: the arguments pushed above are those `layer_norm_param_partial` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(config) }.w()?;
 
@@ -237,7 +242,7 @@ fn sum_chunks(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    // SAFETY: the arguments pushed above are those `sum_chunks` takes in kernels/fused.cu,
+    // SAFETY: the arguments pushed above are those `sum_chunks` takes in cuda/fused.cu,
     // in order and type, and it bounds every index by the lengths passed, which are those
     // of the buffers above.
     unsafe { b.launch(config) }.w()?;
@@ -246,7 +251,7 @@ fn sum_chunks(
 
 /// The mean softmax cross-entropy (label smoothing `smoothing`) of logits
 /// `[rows, v]` against `u32` targets `[rows]`: a scalar.
-pub fn cross_entropy(
+pub(crate) fn cross_entropy(
     (ls, ll): (&CudaStorage, &Layout),
     (ts, tl): (&CudaStorage, &Layout),
     smoothing: f32,
@@ -262,7 +267,7 @@ pub fn cross_entropy(
     let mut b = func.builder();
     b.arg(&logits).arg(&targets).arg(&mut losses).arg(&rows_arg).arg(&v_arg).arg(&smoothing);
     // SAFETY: the arguments pushed above are those `cross_entropy_rows` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
 
@@ -273,7 +278,7 @@ pub fn cross_entropy(
     let mut b = func.builder();
     b.arg(&losses).arg(&mut mean).arg(&rows_arg);
     let config = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
-    // SAFETY: the arguments pushed above are those `mean_of` takes in kernels/fused.cu, in
+    // SAFETY: the arguments pushed above are those `mean_of` takes in cuda/fused.cu, in
     // order and type, and it bounds every index by the lengths passed, which are those of
     // the buffers above.
     unsafe { b.launch(config) }.w()?;
@@ -281,7 +286,7 @@ pub fn cross_entropy(
 }
 
 /// The logits' gradient of [`cross_entropy`] given the loss's gradient (a scalar).
-pub fn cross_entropy_grad(
+pub(crate) fn cross_entropy_grad(
     (ls, ll): (&CudaStorage, &Layout),
     (ts, tl): (&CudaStorage, &Layout),
     (gs, gl): (&CudaStorage, &Layout),
@@ -300,14 +305,14 @@ pub fn cross_entropy_grad(
     b.arg(&logits).arg(&targets).arg(&grad).arg(&mut dlogits);
     b.arg(&rows_arg).arg(&v_arg).arg(&smoothing);
     // SAFETY: the arguments pushed above are those `cross_entropy_grad` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(rows_config(rows)) }.w()?;
     Ok(new_storage(dlogits, device))
 }
 
 /// Rows `ids` of `table` `[vocab, d]`: `[n, d]` (an out-of-range id gives NaNs).
-pub fn embedding(
+pub(crate) fn embedding(
     (tab_s, tab_l): (&CudaStorage, &Layout),
     (ids_s, ids_l): (&CudaStorage, &Layout),
 ) -> Result<CudaStorage> {
@@ -323,7 +328,7 @@ pub fn embedding(
     let mut b = func.builder();
     b.arg(&table).arg(&ids).arg(&mut out).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
     // SAFETY: the arguments pushed above are those `embedding_fwd` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n * d)) }.w()?;
     Ok(new_storage(out, device))
@@ -331,7 +336,7 @@ pub fn embedding(
 
 /// The embedding table's gradient `[vocab, d]`: rows of `dy` `[n, d]` added at
 /// their ids, by the whole grid at once.
-pub fn embedding_backward(
+pub(crate) fn embedding_backward(
     (ids_s, ids_l): (&CudaStorage, &Layout),
     (dy_s, dy_l): (&CudaStorage, &Layout),
     vocab: usize,
@@ -346,7 +351,7 @@ pub fn embedding_backward(
     let mut b = func.builder();
     b.arg(&ids).arg(&dy).arg(&mut dtable).arg(&n_arg).arg(&d_arg).arg(&vocab_arg);
     // SAFETY: the arguments pushed above are those `embedding_bwd` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n * d)) }.w()?;
     Ok(new_storage(dtable, device))
@@ -360,7 +365,7 @@ fn planes(layout: &Layout) -> (usize, usize, usize) {
 }
 
 /// 2x2 max pooling with stride 2 over the last two dims.
-pub fn max_pool(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+pub(crate) fn max_pool(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     let device = &s.device;
     let (n_planes, h, w) = planes(l);
     let total = n_planes * (h / 2) * (w / 2);
@@ -373,14 +378,14 @@ pub fn max_pool(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
     // SAFETY: the arguments pushed above are those `max_pool_fwd` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
     Ok(new_storage(y, device))
 }
 
 /// Max pooling's backward: (input x, output gradient dy) -> dx.
-pub fn max_pool_backward(
+pub(crate) fn max_pool_backward(
     (xs, xl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
 ) -> Result<CudaStorage> {
@@ -393,14 +398,14 @@ pub fn max_pool_backward(
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&mut dx).arg(&planes_arg).arg(&h_arg).arg(&w_arg);
     // SAFETY: the arguments pushed above are those `max_pool_bwd` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n_planes * (h / 2) * (w / 2))) }.w()?;
     Ok(new_storage(dx, device))
 }
 
 /// Parameter tensors one AdamW launch updates (`ADAMW_TENSORS` in `fused.cu`).
-pub const ADAMW_TENSORS: usize = 16;
+pub(crate) const ADAMW_TENSORS: usize = 16;
 
 /// Device pointers and lengths of up to [`ADAMW_TENSORS`] tensors, passed by
 /// value as one kernel argument (layout of `AdamWTensors` in `fused.cu`).
@@ -416,19 +421,6 @@ struct AdamWTensors {
 
 // SAFETY: plain old data with the C layout of the kernel's struct.
 unsafe impl DeviceRepr for AdamWTensors {}
-
-/// AdamW's scalars for one step (`AdamWScalars` in `fused.cu`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct AdamWScalars {
-    pub beta1: f32,
-    pub beta2: f32,
-    pub lr: f32,
-    pub eps: f32,
-    pub decay: f32,
-    pub scale_m: f32,
-    pub scale_v: f32,
-}
 
 // SAFETY: plain old data with the C layout of the kernel's struct.
 unsafe impl DeviceRepr for AdamWScalars {}
@@ -491,7 +483,7 @@ pub fn adamw_step(device: &CudaDevice, slots: &[AdamWSlot<'_>], s: AdamWScalars)
             shared_mem_bytes: 0,
         };
         // SAFETY: the arguments pushed above are those `adamw_step` takes in
-        // kernels/fused.cu, in order and type, and it bounds every index by the lengths
+        // cuda/fused.cu, in order and type, and it bounds every index by the lengths
         // passed, which are those of the buffers above.
         unsafe { b.launch(config) }.w()?;
         drop(guards);
@@ -500,8 +492,8 @@ pub fn adamw_step(device: &CudaDevice, slots: &[AdamWSlot<'_>], s: AdamWScalars)
 }
 
 /// `x * scale`, or 0 where the dropout mask of `seed` drops the element
-/// (`layers::is_dropped`'s hash, so the mask equals the CPU's).
-pub fn dropout(
+/// (`fused::is_dropped`'s hash, so the mask equals the CPU's).
+pub(crate) fn dropout(
     s: &CudaStorage,
     l: &Layout,
     seed: u64,
@@ -518,7 +510,7 @@ pub fn dropout(
     let n_arg = n as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&n_arg).arg(&seed).arg(&threshold).arg(&scale);
-    // SAFETY: the arguments pushed above are those `dropout` takes in kernels/fused.cu, in
+    // SAFETY: the arguments pushed above are those `dropout` takes in cuda/fused.cu, in
     // order and type, and it bounds every index by the lengths passed, which are those of
     // the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
@@ -533,6 +525,14 @@ pub fn move_images(
 ) -> Result<CudaStorage> {
     let device = &xs.device;
     let dims = xl.shape().dims();
+    let square = dims.len() == 4 && dims[2] == dims[3];
+    if !square || tl.shape().dims() != [dims[0], 3] {
+        candle_core::bail!(
+            "move_images: needs [n, channels, size, size] images and an [n, 3] table, got {:?} and {:?}",
+            xl.shape(),
+            tl.shape()
+        );
+    }
     let n = xl.shape().elem_count();
     let (x, table) = (view::<f32>(xs, xl)?, view::<i64>(ts, tl)?);
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
@@ -542,7 +542,7 @@ pub fn move_images(
     let (n_arg, channels_arg, size_arg) = (n as i64, dims[1] as i32, dims[3] as i32);
     let mut b = func.builder();
     b.arg(&x).arg(&table).arg(&mut y).arg(&n_arg).arg(&channels_arg).arg(&size_arg);
-    // SAFETY: the arguments pushed above are those `move_images` takes in kernels/fused.cu,
+    // SAFETY: the arguments pushed above are those `move_images` takes in cuda/fused.cu,
     // in order and type, and it bounds every index by the lengths passed, which are those
     // of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
@@ -550,7 +550,7 @@ pub fn move_images(
 }
 
 /// An activation (`kernel` "gelu" or "relu") of every element.
-pub fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage> {
+pub(crate) fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage> {
     let device = &s.device;
     let n = l.shape().elem_count();
     let x = view::<f32>(s, l)?;
@@ -562,14 +562,14 @@ pub fn activation(s: &CudaStorage, l: &Layout, name: &str) -> Result<CudaStorage
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&n_arg);
     // SAFETY: the arguments pushed above are those `gelu_fwd` and `relu_fwd` take in
-    // kernels/fused.cu, in order and type, and they bound every index by the length
+    // cuda/fused.cu, in order and type, and they bound every index by the length
     // passed, which is that of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
 
 /// An activation's backward: (x, dy) -> dy * f'(x).
-pub fn activation_backward(
+pub(crate) fn activation_backward(
     (xs, xl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
     name: &str,
@@ -585,14 +585,14 @@ pub fn activation_backward(
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&mut dx).arg(&n_arg);
     // SAFETY: the arguments pushed above are those `gelu_bwd` and `relu_bwd` take in
-    // kernels/fused.cu, in order and type, and they bound every index by the length
+    // cuda/fused.cu, in order and type, and they bound every index by the length
     // passed, which is that of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(dx, device))
 }
 
 /// `x + bias`, `bias` (`m` values) repeated over the leading dims of `x`.
-pub fn add_trailing(
+pub(crate) fn add_trailing(
     (xs, xl): (&CudaStorage, &Layout),
     (bs, bl): (&CudaStorage, &Layout),
 ) -> Result<CudaStorage> {
@@ -607,14 +607,14 @@ pub fn add_trailing(
     let mut b = func.builder();
     b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&m_arg);
     // SAFETY: the arguments pushed above are those `add_trailing` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
     Ok(new_storage(y, device))
 }
 
 /// The sum of the rows of `m` values of `x`: `[m]`, in a fixed order.
-pub fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
+pub(crate) fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
     let device = &s.device;
     let rows = l.shape().elem_count() / m.max(1);
     let x = view::<f32>(s, l)?;
@@ -630,14 +630,14 @@ pub fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStorage> {
         shared_mem_bytes: 0,
     };
     // SAFETY: the arguments pushed above are those `column_sum_partial` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(config) }.w()?;
     Ok(new_storage(sum_chunks(device, &partial, chunks, m)?, device))
 }
 
 /// `x + bias[row]` over the rows (first dim) of `x`.
-pub fn add_per_row(
+pub(crate) fn add_per_row(
     (xs, xl): (&CudaStorage, &Layout),
     (bs, bl): (&CudaStorage, &Layout),
 ) -> Result<CudaStorage> {
@@ -652,7 +652,7 @@ pub fn add_per_row(
     let (n_arg, row_arg) = (n as i64, row_len as i64);
     let mut b = func.builder();
     b.arg(&x).arg(&bias).arg(&mut y).arg(&n_arg).arg(&row_arg);
-    // SAFETY: the arguments pushed above are those `add_per_row` takes in kernels/fused.cu,
+    // SAFETY: the arguments pushed above are those `add_per_row` takes in cuda/fused.cu,
     // in order and type, and it bounds every index by the lengths passed, which are those
     // of the buffers above.
     unsafe { b.launch(elementwise_config(n)) }.w()?;
@@ -679,14 +679,14 @@ fn convolution_columns(
     let mut b = func.builder();
     b.arg(&x).arg(&mut out).arg(&c).arg(&b_).arg(&h).arg(&w).arg(&k).arg(&p);
     // SAFETY: the arguments pushed above are those `im2col` and `col2im` take in
-    // kernels/fused.cu, in order and type, and they bound every index by the sizes
+    // cuda/fused.cu, in order and type, and they bound every index by the sizes
     // passed, which are those of the buffers above.
     unsafe { b.launch(elementwise_config(out_len)) }.w()?;
     Ok(new_storage(out, device))
 }
 
 /// im2col: `[c, b, h, w]` -> `[c k k, b oh ow]`.
-pub(super) fn im2col(
+pub(crate) fn im2col(
     s: &CudaStorage,
     l: &Layout,
     g: Window,
@@ -696,7 +696,7 @@ pub(super) fn im2col(
 }
 
 /// col2im, im2col's backward: `[c k k, b oh ow]` -> `[c, b, h, w]`.
-pub(super) fn col2im(s: &CudaStorage, l: &Layout, g: Window) -> Result<CudaStorage> {
+pub(crate) fn col2im(s: &CudaStorage, l: &Layout, g: Window) -> Result<CudaStorage> {
     convolution_columns(s, l, g, g.c * g.b * g.h * g.w, true)
 }
 
@@ -711,7 +711,7 @@ fn channels_config(channels: usize) -> LaunchConfig {
 
 /// Each channel's (mean, biased variance) of a channel-first x of `channels` rows:
 /// `[channels, 2]`.
-pub fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<CudaStorage> {
+pub(crate) fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<CudaStorage> {
     let device = &xs.device;
     let x = view::<f32>(xs, xl)?;
     let n = (xl.shape().elem_count() / channels.max(1)) as i64;
@@ -721,7 +721,7 @@ pub fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<Cud
     let func = kernel(device, "bn_stats")?;
     let mut b = func.builder();
     b.arg(&x).arg(&mut stats).arg(&n);
-    // SAFETY: the arguments pushed above are those `bn_stats` takes in kernels/fused.cu, in
+    // SAFETY: the arguments pushed above are those `bn_stats` takes in cuda/fused.cu, in
     // order and type, and it bounds every index by the lengths passed, which are those of
     // the buffers above.
     unsafe { b.launch(channels_config(channels)) }.w()?;
@@ -730,7 +730,7 @@ pub fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Result<Cud
 
 /// Batch normalization of a channel-first x by its `[c, 2]` statistics and
 /// `[c, 2]` (gamma, beta).
-pub fn batch_norm(
+pub(crate) fn batch_norm(
     (xs, xl): (&CudaStorage, &Layout),
     (ss, sl): (&CudaStorage, &Layout),
     (as_, al): (&CudaStorage, &Layout),
@@ -747,7 +747,7 @@ pub fn batch_norm(
     let total_arg = total as i64;
     let mut b = func.builder();
     b.arg(&x).arg(&stats).arg(&affine).arg(&mut y).arg(&total_arg).arg(&n).arg(&eps);
-    // SAFETY: the arguments pushed above are those `bn_apply` takes in kernels/fused.cu, in
+    // SAFETY: the arguments pushed above are those `bn_apply` takes in cuda/fused.cu, in
     // order and type, and it bounds every index by the lengths passed, which are those of
     // the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
@@ -756,7 +756,7 @@ pub fn batch_norm(
 
 /// Batch norm's parameter gradients from (x, dy, stats): `[c, 2]`, each channel's
 /// (sum of dy x̂, sum of dy).
-pub fn batch_norm_sums(
+pub(crate) fn batch_norm_sums(
     (xs, xl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
     (ss, sl): (&CudaStorage, &Layout),
@@ -772,7 +772,7 @@ pub fn batch_norm_sums(
     let func = kernel(device, "bn_sums")?;
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&stats).arg(&mut sums).arg(&n).arg(&eps);
-    // SAFETY: the arguments pushed above are those `bn_sums` takes in kernels/fused.cu, in
+    // SAFETY: the arguments pushed above are those `bn_sums` takes in cuda/fused.cu, in
     // order and type, and it bounds every index by the lengths passed, which are those of
     // the buffers above.
     unsafe { b.launch(channels_config(channels)) }.w()?;
@@ -781,7 +781,7 @@ pub fn batch_norm_sums(
 
 /// Batch norm's input gradient from (x, dy, coef); coef rows are (mean, var,
 /// gamma, beta, sum dy x̂, sum dy).
-pub fn batch_norm_input_grad(
+pub(crate) fn batch_norm_input_grad(
     (xs, xl): (&CudaStorage, &Layout),
     (dys, dyl): (&CudaStorage, &Layout),
     (cs, cl): (&CudaStorage, &Layout),
@@ -800,7 +800,7 @@ pub fn batch_norm_input_grad(
     let mut b = func.builder();
     b.arg(&x).arg(&dy).arg(&coef).arg(&mut dx).arg(&total_arg).arg(&n).arg(&eps).arg(&train_arg);
     // SAFETY: the arguments pushed above are those `bn_input_grad` takes in
-    // kernels/fused.cu, in order and type, and it bounds every index by the lengths passed,
+    // cuda/fused.cu, in order and type, and it bounds every index by the lengths passed,
     // which are those of the buffers above.
     unsafe { b.launch(elementwise_config(total)) }.w()?;
     Ok(new_storage(dx, device))

@@ -6,11 +6,11 @@
 //! (whose composite backward is candle's slow strided sum), dropout, GELU and ReLU.
 //!
 //! Each op is a candle custom op. Its CPU forward is one pass of plain loops and
-//! matrix products ([`crate::model::gemm`]) over contiguous `f32` data (rows
+//! matrix products ([`crate::gemm`]) over contiguous `f32` data (rows
 //! spread over cores with rayon), and its `bwd` calls a second, gradient-free op
 //! or computes its gradients from plain slices. In a build with the `cuda`
 //! feature, most ops also have a CUDA form (`cuda.rs`, kernels in
-//! `kernels/fused.cu`); the CPU form is their reference. Where an op has no kernel
+//! `cuda/fused.cu`); the CPU form is their reference. Where an op has no kernel
 //! for the device, the public function runs the composite form (plain candle
 //! ops), and tests check that every form agrees in value and gradient.
 
@@ -22,7 +22,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use crate::model::layers::is_dropped;
+#[cfg(feature = "cuda")]
+use crate::cuda;
 
 /// The number format of a model's matrix products. `Bf16` is autocast: weights,
 /// gradients and optimizer state stay `f32` (the master copy); each product casts
@@ -67,7 +68,7 @@ pub fn matmul_in(a: &Tensor, b: &Tensor, precision: Precision) -> Result<Tensor>
 }
 
 /// Whether the fused ops run their own kernels on `device`: on the CPU, and on
-/// CUDA GPUs in a build with the `cuda` feature (kernels in `kernels/fused.cu`).
+/// CUDA GPUs in a build with the `cuda` feature (kernels in `cuda/fused.cu`).
 /// Elsewhere the composite forms run.
 fn has_kernels(device: &Device) -> bool {
     device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
@@ -79,10 +80,7 @@ fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
 }
 
 /// The `T` data of a contiguous input (`u32` for ids and targets).
-pub(crate) fn contiguous<'a, T: WithDType>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-) -> Result<&'a [T]> {
+pub fn contiguous<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [T]> {
     let all = storage.as_slice::<T>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&all[start..end]),
@@ -903,6 +901,23 @@ pub fn gelu(xs: &Tensor) -> Result<Tensor> {
     xs.gelu_erf()
 }
 
+/// The [`is_dropped`] threshold of dropout probability `p`: `p * 2^24`.
+pub fn drop_threshold(p: f64) -> u64 {
+    (p * (1u64 << 24) as f64) as u64
+}
+
+/// Whether element `index` of the dropout mask seeded by `seed` is dropped: when
+/// the top 24 bits of a SplitMix64 hash of the two fall below `threshold`. A mask
+/// is a pure function of its seed (the attention op draws it again in its backward
+/// pass), and each element costs a few nanoseconds: drawing every element from the
+/// trial's ChaCha RNG took a tenth of a wide MLP's training step.
+pub fn is_dropped(seed: u64, index: u64, threshold: u64) -> bool {
+    let mut z = (seed ^ index).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 40) < threshold
+}
+
 /// `xs` times a dropout mask: element `i` (flat index) is 0 where
 /// [`is_dropped`]`(seed, i, threshold)`, else multiplied by `scale`. Its backward
 /// applies the same mask to the gradient.
@@ -965,8 +980,6 @@ fn dropout_composite(xs: &Tensor, seed: u64, threshold: u64, scale: f32) -> Resu
 mod attention;
 mod batch_norm;
 mod conv;
-#[cfg(feature = "cuda")]
-pub(crate) mod cuda;
 mod linear;
 mod loss;
 

@@ -12,9 +12,11 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Precision, causal_softmax, causal_softmax_row, data, matmul_in, softmax_backward_row};
-use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
-use crate::model::layers::{drop_threshold, is_dropped};
+use super::{
+    Precision, causal_softmax, causal_softmax_row, data, drop_threshold, is_dropped, matmul_in,
+    softmax_backward_row,
+};
+use crate::gemm::{MatMut, MatRef, Threads, matmul};
 
 /// Dropout on the attention weights: each weight is zeroed with probability `p`
 /// (the rest scaled by 1 / (1 - p)), by a hash of `seed` and its position, so the

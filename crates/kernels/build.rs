@@ -1,4 +1,4 @@
-//! Compiles `kernels/fused.cu` to PTX with nvcc when the `cuda` feature is on (the
+//! Compiles `cuda/fused.cu` to PTX with nvcc when the `cuda` feature is on (the
 //! fused ops' CUDA forms load it at run time). nvcc comes from `$NVCC`, else
 //! `$CUDA_HOME/bin/nvcc`, else the PATH; the target is compute capability
 //! `$CUDA_COMPUTE_CAP` (default 90: H100/H200), as for candle's own kernels.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo::rerun-if-changed=kernels/fused.cu");
+    println!("cargo::rerun-if-changed=cuda/fused.cu");
     for var in ["NVCC", "CUDA_HOME", "CUDA_COMPUTE_CAP"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
@@ -25,14 +25,14 @@ fn main() {
     let status = Command::new(&nvcc)
         .args(["--ptx", "-O3", &format!("-arch=sm_{cap}"), "-o"])
         .arg(&out)
-        .arg("kernels/fused.cu")
+        .arg("cuda/fused.cu")
         .status()
         .unwrap_or_else(|err| {
             panic!(
-                "the cuda feature needs nvcc to compile kernels/fused.cu, but running {} failed: {err}. \
-                 Install a CUDA toolkit and set NVCC or CUDA_HOME (see scripts/gpu-prepare.sh).",
+                "the cuda feature needs nvcc to compile cuda/fused.cu, but running {} failed: {err}. \
+                 Install a CUDA toolkit and set NVCC or CUDA_HOME (see scripts/gpu-build-env.sh).",
                 nvcc.display()
             )
         });
-    assert!(status.success(), "nvcc failed to compile kernels/fused.cu ({status})");
+    assert!(status.success(), "nvcc failed to compile cuda/fused.cu ({status})");
 }

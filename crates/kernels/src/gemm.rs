@@ -6,8 +6,8 @@
 //! otherwise). candle's `matmul` allocates and zero-fills every output and runs
 //! batched products one small product at a time.
 //!
-//! This is the only module of the workspace with `unsafe` code: one call into
-//! `gemm`, after the checks that make it sound.
+//! Its one unsafe block, the call into `gemm`, comes after the checks that make it
+//! sound.
 
 /// A read-only `rows` x `cols` matrix inside a slice: element (i, j) is at
 /// `i * row_stride + j * col_stride`.
@@ -136,7 +136,6 @@ pub fn matmul(dst: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, t
     // inside its slice, and `MatMut` that no two of dst's elements share memory;
     // dst is borrowed mutably and a, b shared, so dst aliases neither. The shapes
     // were checked above, and every stride fits an isize because it indexes a slice.
-    #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
             dst.rows,

@@ -19,48 +19,8 @@ use super::{
     Activation, Precision, ReluActivation, add_per_row, data, for_each_window_max, has_kernels,
     matmul_in, max_pool_2x2,
 };
-use crate::model::gemm::{MatMut, MatRef, Threads, matmul};
-
-/// Geometry of a stride-1 `k`x`k` convolution with zero padding `p` over an input
-/// laid out channel-first across the batch, `[c, b, h, w]`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Window {
-    pub(super) c: usize,
-    pub(super) b: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) k: usize,
-    pub(super) p: usize,
-}
-
-impl Window {
-    pub(super) fn oh(&self) -> usize {
-        self.h + 2 * self.p + 1 - self.k
-    }
-
-    pub(super) fn ow(&self) -> usize {
-        self.w + 2 * self.p + 1 - self.k
-    }
-
-    /// Columns per im2col row: every output position of every image.
-    pub(super) fn row_len(&self) -> usize {
-        self.b * self.oh() * self.ow()
-    }
-
-    /// For kernel column `dx`: the output columns `lo..hi` that read an input pixel
-    /// (the others read padding), and the input column of `lo` is `lo + dx - p`.
-    fn columns(&self, dx: usize) -> (usize, usize) {
-        let lo = self.p.saturating_sub(dx);
-        let hi = (self.w + self.p).saturating_sub(dx).min(self.ow());
-        (lo, hi.max(lo))
-    }
-
-    /// The input row read by output row `oy` at kernel row `dy`, if not padding.
-    fn input_row(&self, oy: usize, dy: usize) -> Option<usize> {
-        let y = oy + dy;
-        (y >= self.p && y < self.h + self.p).then(|| y - self.p)
-    }
-}
+use crate::gemm::{MatMut, MatRef, Threads, matmul};
+use crate::window::Window;
 
 /// im2col: `[c, b, h, w]` -> `[c*k*k, b*oh*ow]`, row `(ci*k + dy)*k + dx` holding
 /// every output position's input pixel at that kernel offset (0 in the padding).

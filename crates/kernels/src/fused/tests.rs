@@ -449,12 +449,25 @@ fn embedding_names_an_id_beyond_the_vocabulary() {
 #[test]
 fn dropout_op_applies_the_hashed_mask_forward_and_backward() {
     let x = random(&[7, 1031], 5);
-    let threshold = crate::model::layers::drop_threshold(0.25);
+    let threshold = drop_threshold(0.25);
     assert_same(
         &[x],
         |t| dropout(&t[0], 9, threshold, 1.0 / 0.75),
         |t| dropout_composite(&t[0], 9, threshold, 1.0 / 0.75),
     );
+}
+
+#[test]
+fn a_dropout_mask_drops_p_of_its_elements_and_follows_its_seed() {
+    let threshold = drop_threshold(0.3);
+    let mask = |seed| (0..100_000u64).map(|i| is_dropped(seed, i, threshold)).collect::<Vec<_>>();
+    let dropped = mask(7).iter().filter(|d| **d).count() as f64 / 100_000.0;
+    assert!((dropped - 0.3).abs() < 0.005, "{dropped}");
+    assert_eq!(mask(7), mask(7));
+    let same = mask(7).iter().zip(mask(8)).filter(|(a, b)| **a == *b).count();
+    // Independent masks agree on about 0.7^2 + 0.3^2 = 58% of the elements.
+    assert!((55_000..61_000).contains(&same), "{same}");
+    assert!(!is_dropped(7, 0, drop_threshold(0.0)));
 }
 
 #[cfg(feature = "cuda")]
