@@ -13,7 +13,7 @@ if [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
   exit 2
 fi
 if [ -z "${CUDA_COMPUTE_CAP:-}" ]; then
-  CUDA_COMPUTE_CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+  CUDA_COMPUTE_CAP=$( (nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null || true) | head -1 | tr -d '. ')
   : "${CUDA_COMPUTE_CAP:=90}"
 fi
 if [ -z "${CUDARC_CUDA_VERSION:-}" ]; then

@@ -120,6 +120,18 @@ fn as_reader(dir: &Dir, args: &[&str]) -> std::process::Output {
     }
 }
 
+/// `hpo run` into the read-only `ro.sqlite` exits 1 with the fix and changes
+/// nothing in it.
+fn assert_a_run_is_refused_as_read_only(dir: &Dir) {
+    let before = bytes(dir, "ro.sqlite");
+    let run = as_reader(dir, &["run", "study.toml", "--db", "ro.sqlite", "--trials", "5"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(err.contains("database ro.sqlite is read-only"), "{err}");
+    assert!(err.contains("make the file and its folder writable"), "{err}");
+    assert_eq!(bytes(dir, "ro.sqlite"), before);
+}
+
 #[test]
 fn a_read_only_database_is_read_and_refuses_writes_clearly() {
     let dir = Dir::new();
@@ -138,13 +150,8 @@ fn a_read_only_database_is_read_and_refuses_writes_clearly() {
     assert!(text(&listed.stdout).contains("faults"), "{}", text(&listed.stdout));
     let shown = as_reader(&dir, &["show", "faults", "--db", "ro.sqlite"]);
     assert!(shown.status.success(), "{}", text(&shown.stderr));
-
-    let run = as_reader(&dir, &["run", "study.toml", "--db", "ro.sqlite", "--trials", "5"]);
-    assert_eq!(run.status.code(), Some(1));
-    let err = text(&run.stderr);
-    assert!(err.contains("database ro.sqlite is read-only"), "{err}");
-    assert!(err.contains("make the file and its folder writable"), "{err}");
     assert_eq!(bytes(&dir, "ro.sqlite"), before);
+    assert_a_run_is_refused_as_read_only(&dir);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -155,13 +162,7 @@ fn a_read_only_file_in_a_writable_folder_is_refused_leaving_nothing_behind() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(dir.path().join("ro.sqlite"), std::fs::Permissions::from_mode(0o444))
         .unwrap();
-    let before = bytes(&dir, "ro.sqlite");
-    let run = as_reader(&dir, &["run", "study.toml", "--db", "ro.sqlite", "--trials", "5"]);
-    assert_eq!(run.status.code(), Some(1));
-    let err = text(&run.stderr);
-    assert!(err.contains("database ro.sqlite is read-only"), "{err}");
-    assert!(err.contains("make the file and its folder writable"), "{err}");
-    assert_eq!(bytes(&dir, "ro.sqlite"), before);
+    assert_a_run_is_refused_as_read_only(&dir);
     for leftover in ["ro.sqlite-wal", "ro.sqlite-shm"] {
         assert!(!dir.path().join(leftover).exists(), "{leftover} was left behind");
     }

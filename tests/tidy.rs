@@ -55,6 +55,26 @@ fn is_comment(line: &str) -> bool {
     line.starts_with("//")
 }
 
+/// `file:line: code` for each line of code (comments skipped, and a trailing test
+/// module) under `crates/` and `tests/` that `matches`, in the files (named
+/// relative to the repository) that `skip` does not skip.
+fn code_where(skip: impl Fn(&str) -> bool, matches: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in ["crates", "tests"].iter().flat_map(|dir| rust_files(dir)) {
+        let name = shown(&path);
+        if skip(&name) {
+            continue;
+        }
+        for (number, line) in code_lines(&path) {
+            let code = line.trim();
+            if matches(code) && !is_comment(code) {
+                found.push(format!("{name}:{number}: {code}"));
+            }
+        }
+    }
+    found
+}
+
 #[track_caller]
 fn assert_none(problems: Vec<String>, rule: &str) {
     assert!(problems.is_empty(), "{rule}:\n  {}", problems.join("\n  "));
@@ -223,43 +243,22 @@ fn sql_is_written_only_in_hpo_store() {
         "\"ALTER TABLE",
     ];
     // Tests that break a database on purpose, or administer the PostgreSQL
-    // server (roles, cut sessions), and count rows the way an outsider would.
+    // server (roles, cut connections), and count rows the way an outsider would.
     const ALLOWED: [&str; 3] = ["tests/faults.rs", "tests/postgres.rs", "tests/tidy.rs"];
-    let mut problems = Vec::new();
-    let files = ["crates", "tests"].iter().flat_map(|dir| rust_files(dir));
-    for path in files {
-        let name = shown(&path);
-        if name.starts_with("crates/store/") || ALLOWED.contains(&name.as_str()) {
-            continue;
-        }
-        for (number, line) in code_lines(&path) {
-            if SQL.iter().any(|word| line.contains(word)) && !is_comment(&line) {
-                problems.push(format!("{name}:{number}: {}", line.trim()));
-            }
-        }
-    }
+    let problems = code_where(
+        |name| name.starts_with("crates/store/") || ALLOWED.contains(&name),
+        |code| SQL.iter().any(|word| code.contains(word)),
+    );
     assert_none(problems, "SQL outside hpo-store (invariant 2)");
 }
 
 #[test]
 fn unsafe_code_is_only_in_hpo_kernels() {
-    let mut problems = Vec::new();
-    for path in ["crates", "tests"].iter().flat_map(|dir| rust_files(dir)) {
-        let name = shown(&path);
-        if name.starts_with("crates/kernels/") || name == "tests/tidy.rs" {
-            continue;
-        }
-        for (number, line) in code_lines(&path) {
-            let code = line.trim();
-            let unsafe_code = code.contains("unsafe {")
-                || code.contains("unsafe fn")
-                || code.contains("unsafe impl")
-                || code.contains("allow(unsafe_code)");
-            if unsafe_code && !is_comment(code) {
-                problems.push(format!("{name}:{number}: {code}"));
-            }
-        }
-    }
+    const UNSAFE: [&str; 4] = ["unsafe {", "unsafe fn", "unsafe impl", "allow(unsafe_code)"];
+    let problems = code_where(
+        |name| name.starts_with("crates/kernels/") || name == "tests/tidy.rs",
+        |code| UNSAFE.iter().any(|word| code.contains(word)),
+    );
     assert_none(problems, "unsafe code outside crates/kernels (invariant 9)");
 }
 

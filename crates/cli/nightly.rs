@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hpo_core::run::{ConfirmConfig, RunConfig, RunEnd};
 use hpo_core::spec::{SamplerSpec, StudySpec};
-use hpo_core::storage::{NewStudy, NewTrial, Storage};
+use hpo_core::storage::{NewTrial, Storage};
 use hpo_core::study::Study;
 use hpo_core::trial::{AttrValue, FrozenTrial, TrialState};
 use hpo_report::data::{Comparison, Recommendation, Verdict};
@@ -239,14 +239,7 @@ fn make_night(
         // A grid queues its points itself.
         hpo_core::run::open_study(storage, night_spec)?;
     } else {
-        let new = NewStudy {
-            name: night_spec.name.clone(),
-            direction: spec.direction,
-            metric: Some(spec.metric.clone()),
-            spec_text: Some(spec.text.clone()),
-            queued,
-        };
-        match storage.create_study(&new) {
+        match storage.create_study(&hpo_core::run::new_study(night_spec, queued)) {
             // Another process made the same night first: its queue stands.
             Ok(_) | Err(hpo_core::Error::StudyExists(_)) => {}
             Err(err) => return Err(err.into()),

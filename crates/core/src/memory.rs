@@ -18,6 +18,19 @@ use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, Tria
 #[derive(Debug, Default)]
 pub struct InMemoryStorage {
     state: Mutex<State>,
+    /// What hpo-core's own tests watch and break.
+    #[cfg(test)]
+    pub(crate) probe: Probe,
+}
+
+/// hpo-core's tests' view into an [`InMemoryStorage`]: how many trials its reads
+/// returned (what reading the whole study costs), and a panic injected into the
+/// next `finish_trial` (a bug in a store).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Probe {
+    pub(crate) trials_read: std::sync::atomic::AtomicUsize,
+    pub(crate) panic_on_finish: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -58,11 +71,17 @@ impl State {
         }
     }
 
+    /// The trials of `study`, in order of number.
+    fn study_trials(&self, study: StudyId) -> impl Iterator<Item = &FrozenTrial> {
+        self.trials.iter().filter(move |(s, _)| *s == study).map(|(_, t)| t)
+    }
+
+    fn counted_toward_budget(&self, study: StudyId) -> usize {
+        self.study_trials(study).filter(|t| t.counts_toward_budget()).count()
+    }
+
     fn budget_spent(&self, study: StudyId, budget: Option<usize>) -> bool {
-        budget.is_some_and(|budget| {
-            self.trials.iter().filter(|(s, t)| *s == study && t.counts_toward_budget()).count()
-                >= budget
-        })
+        budget.is_some_and(|budget| self.counted_toward_budget(study) >= budget)
     }
 
     fn insert_trial(&mut self, study: StudyId, state: TrialState, new: &NewTrial) -> FrozenTrial {
@@ -83,6 +102,18 @@ impl InMemoryStorage {
         // A panic in another thread can't leave State half-updated (every method
         // validates before it writes), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|it| it.into_inner())
+    }
+
+    /// The state, locked, when `study` exists and its budget leaves room for a
+    /// trial; `None` when the budget is spent.
+    fn lock_with_room(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+    ) -> Result<Option<std::sync::MutexGuard<'_, State>>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok((!state.budget_spent(study, budget)).then_some(state))
     }
 }
 
@@ -158,11 +189,7 @@ impl Storage for InMemoryStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> Result<Option<FrozenTrial>> {
-        let mut state = self.lock();
-        state.check_study(study)?;
-        if state.budget_spent(study, budget) {
-            return Ok(None);
-        }
+        let Some(mut state) = self.lock_with_room(study, budget)? else { return Ok(None) };
         let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
         Ok(Some(state.insert_trial(study, TrialState::Running, &new)))
     }
@@ -179,11 +206,7 @@ impl Storage for InMemoryStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> Result<Option<FrozenTrial>> {
-        let mut state = self.lock();
-        state.check_study(study)?;
-        if state.budget_spent(study, budget) {
-            return Ok(None);
-        }
+        let Some(mut state) = self.lock_with_room(study, budget)? else { return Ok(None) };
         let now = state.tick();
         // Retries first, in grid order; then by number (the trials are in number order).
         let Some((_, trial)) = state
@@ -279,6 +302,10 @@ impl Storage for InMemoryStorage {
         new_state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
+        #[cfg(test)]
+        if self.probe.panic_on_finish.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected: the store panicked as a trial was told");
+        }
         let mut state = self.lock();
         let now = state.tick();
         let trial = state.running_mut(trial)?;
@@ -299,12 +326,48 @@ impl Storage for InMemoryStorage {
     fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>> {
         let state = self.lock();
         state.check_study(study)?;
-        Ok(state
+        let trials: Vec<FrozenTrial> = state
             .trials
             .iter()
             .filter(|(s, t)| *s == study && states.is_none_or(|states| states.contains(&t.state)))
             .map(|(_, t)| t.clone())
-            .collect())
+            .collect();
+        #[cfg(test)]
+        self.probe.trials_read.fetch_add(trials.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(trials)
+    }
+
+    // The three reads below need no copy of the trials: the study loop calls them
+    // for every trial or step.
+    fn trial_state_by_number(
+        &self,
+        study: StudyId,
+        number: u64,
+    ) -> Result<Option<(TrialId, TrialState)>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok(state.study_trials(study).find(|t| t.number == number).map(|t| (t.id, t.state)))
+    }
+
+    fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok(state.counted_toward_budget(study))
+    }
+
+    fn finished_trial_ids(
+        &self,
+        study: StudyId,
+        states: &[TrialState],
+        since: Option<Timestamp>,
+    ) -> Result<Vec<TrialId>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        let finished_since = |t: &&FrozenTrial| {
+            states.contains(&t.state)
+                && since.is_none_or(|since| t.datetime_complete.is_some_and(|at| at >= since))
+        };
+        Ok(state.study_trials(study).filter(finished_since).map(|t| t.id).collect())
     }
 
     fn trial(&self, trial: TrialId) -> Result<FrozenTrial> {

@@ -450,12 +450,17 @@
         : `<p class="empty">No trial started yet.</p>`;
     }
 
+    // The report's section `key`, its element `id` shown when there is one.
+    function section(key, id) {
+      const it = s.report && s.report[key];
+      $(id).hidden = !it;
+      return it;
+    }
+
     function drawConfirm() {
-      const c = s.report && s.report.confirmation;
-      $("confirm-section").hidden = !c;
+      const c = section("confirmation", "confirm-section");
       if (!c) return;
-      const marks = [];
-      const series = [];
+      const [marks, series] = [[], []];
       c.groups.forEach((g, i) => {
         g.values.forEach((v) => marks.push({ x: i, y: v, trial: g.trial, color: C.PALETTE[0] }));
         if (g.original_value !== null) marks.push({ x: i + 0.2, y: g.original_value, trial: g.trial, color: C.PALETTE[1], square: true });
@@ -469,12 +474,9 @@
 
     // A night of a nightly study: each night's pick with its 95% interval.
     function drawNights() {
-      const n = s.report && s.report.nights;
-      $("nights-section").hidden = !n;
+      const n = section("nights", "nights-section");
       if (!n) return;
-      const points = [];
-      const series = [];
-      const marks = [];
+      const [points, series, marks] = [[], [], []];
       n.nights.forEach((night, i) => {
         if (night.value === null) return;
         points.push([i, night.value]);

@@ -156,6 +156,17 @@ pub struct RunConfig {
     pub workers: Option<usize>,
 }
 
+/// The study `spec` describes, to be created with `queued` trials queued.
+pub fn new_study(spec: &StudySpec, queued: Vec<NewTrial>) -> NewStudy {
+    NewStudy {
+        name: spec.name.clone(),
+        direction: spec.direction,
+        metric: Some(spec.metric.clone()),
+        spec_text: Some(spec.text.clone()),
+        queued,
+    }
+}
+
 /// Gets the study of a spec, creating it (with its grid queued) or checking that the
 /// stored one has the same space, metric and direction.
 pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
@@ -174,14 +185,7 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
             .collect(),
         SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => Vec::new(),
     };
-    let new = NewStudy {
-        name: spec.name.clone(),
-        direction: spec.direction,
-        metric: Some(spec.metric.clone()),
-        spec_text: Some(spec.text.clone()),
-        queued,
-    };
-    match storage.create_study(&new) {
+    match storage.create_study(&new_study(spec, queued)) {
         Ok(_) => {}
         // Another process created it between our find and create: use theirs.
         Err(Error::StudyExists(_)) => {}

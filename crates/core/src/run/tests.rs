@@ -910,172 +910,6 @@ fn a_running_worker_recovers_a_trial_another_worker_left_behind() {
     assert_eq!(trials.iter().filter(|t| t.state == TrialState::Complete).count(), 4);
 }
 
-/// An InMemoryStorage that counts the trials `trials` returns: what reading the
-/// whole study costs.
-#[derive(Default)]
-struct Counting {
-    inner: InMemoryStorage,
-    trials_read: AtomicUsize,
-    /// When set, the next `finish_trial` panics (a bug in a store) and clears it.
-    panic_on_finish: AtomicBool,
-}
-
-impl Storage for Counting {
-    fn create_study(&self, new: &crate::storage::NewStudy) -> Result<StudyId> {
-        self.inner.create_study(new)
-    }
-    fn find_study(&self, name: &str) -> Result<Option<Study>> {
-        self.inner.find_study(name)
-    }
-    fn list_studies(&self) -> Result<Vec<crate::study::StudySummary>> {
-        self.inner.list_studies()
-    }
-    fn now(&self) -> crate::trial::Timestamp {
-        self.inner.now()
-    }
-    fn create_running_trial(
-        &self,
-        study: StudyId,
-        budget: Option<usize>,
-        attrs: &[(String, AttrValue)],
-    ) -> Result<Option<FrozenTrial>> {
-        self.inner.create_running_trial(study, budget, attrs)
-    }
-    fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<crate::trial::TrialId> {
-        self.inner.enqueue_trial(study, new)
-    }
-    fn claim_waiting_trial(
-        &self,
-        study: StudyId,
-        budget: Option<usize>,
-        attrs: &[(String, AttrValue)],
-    ) -> Result<Option<FrozenTrial>> {
-        self.inner.claim_waiting_trial(study, budget, attrs)
-    }
-    fn set_trial_params(
-        &self,
-        trial: crate::trial::TrialId,
-        params: &[(String, crate::distribution::ParamValue, crate::distribution::Distribution)],
-    ) -> Result<()> {
-        self.inner.set_trial_params(trial, params)
-    }
-    fn report(
-        &self,
-        trial: crate::trial::TrialId,
-        step: u64,
-        value: f64,
-        metrics: &[(String, f64)],
-    ) -> Result<()> {
-        self.inner.report(trial, step, value, metrics)
-    }
-    fn set_trial_user_attr(
-        &self,
-        trial: crate::trial::TrialId,
-        key: &str,
-        value: &AttrValue,
-    ) -> Result<()> {
-        self.inner.set_trial_user_attr(trial, key, value)
-    }
-    fn set_trial_system_attr(
-        &self,
-        trial: crate::trial::TrialId,
-        key: &str,
-        value: &AttrValue,
-    ) -> Result<()> {
-        self.inner.set_trial_system_attr(trial, key, value)
-    }
-    fn record_pruner_verdict(
-        &self,
-        trial: crate::trial::TrialId,
-        step: u64,
-        verdict: &crate::pruner::Verdict,
-    ) -> Result<()> {
-        self.inner.record_pruner_verdict(trial, step, verdict)
-    }
-    fn pruner_verdicts(
-        &self,
-        trial: crate::trial::TrialId,
-    ) -> Result<Vec<(u64, crate::pruner::Verdict)>> {
-        self.inner.pruner_verdicts(trial)
-    }
-    fn finish_trial(
-        &self,
-        trial: crate::trial::TrialId,
-        state: TrialState,
-        value: Option<f64>,
-    ) -> Result<()> {
-        if self.panic_on_finish.swap(false, Ordering::SeqCst) {
-            panic!("injected: the store panicked as a trial was told");
-        }
-        self.inner.finish_trial(trial, state, value)
-    }
-    fn record_heartbeat(&self, trial: crate::trial::TrialId) -> Result<()> {
-        self.inner.record_heartbeat(trial)
-    }
-    fn trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<Vec<FrozenTrial>> {
-        let trials = self.inner.trials(study, states)?;
-        self.trials_read.fetch_add(trials.len(), Ordering::SeqCst);
-        Ok(trials)
-    }
-    fn count_toward_budget(&self, study: StudyId) -> Result<usize> {
-        self.inner.count_toward_budget(study)
-    }
-    fn trial_state_by_number(
-        &self,
-        study: StudyId,
-        number: u64,
-    ) -> Result<Option<(crate::trial::TrialId, TrialState)>> {
-        self.inner.trial_state_by_number(study, number)
-    }
-    fn finished_trial_ids(
-        &self,
-        study: StudyId,
-        states: &[TrialState],
-        since: Option<Timestamp>,
-    ) -> Result<Vec<crate::trial::TrialId>> {
-        self.inner.finished_trial_ids(study, states, since)
-    }
-    fn trials_at_step(
-        &self,
-        study: StudyId,
-        states: &[TrialState],
-        step: u64,
-    ) -> Result<Vec<FrozenTrial>> {
-        let trials = self.inner.trials_at_step(study, states, step)?;
-        self.trials_read.fetch_add(trials.len(), Ordering::SeqCst);
-        Ok(trials)
-    }
-    fn trial(&self, trial: crate::trial::TrialId) -> Result<FrozenTrial> {
-        self.inner.trial(trial)
-    }
-    fn metric_curves(
-        &self,
-        trial: crate::trial::TrialId,
-    ) -> Result<Vec<crate::trial::MetricPoint>> {
-        self.inner.metric_curves(trial)
-    }
-    fn set_study_user_attrs(&self, study: StudyId, attrs: &[(String, AttrValue)]) -> Result<()> {
-        self.inner.set_study_user_attrs(study, attrs)
-    }
-    fn study_user_attrs(
-        &self,
-        study: StudyId,
-    ) -> Result<std::collections::BTreeMap<String, AttrValue>> {
-        self.inner.study_user_attrs(study)
-    }
-    fn last_heartbeat(&self, trial: crate::trial::TrialId) -> Result<Option<Timestamp>> {
-        self.inner.last_heartbeat(trial)
-    }
-
-    fn import_study(&self, copy: &crate::storage::StudyCopy) -> Result<StudyId> {
-        self.inner.import_study(copy)
-    }
-
-    fn drop_curves(&self, study: StudyId) -> Result<usize> {
-        self.inner.drop_curves(study)
-    }
-}
-
 /// The study loop reads the whole study a fixed number of times per run, not per
 /// trial or per step: counting the budget, telling the best so far and pruning
 /// cost the same at trial 10 and at trial 10,000 (before, every trial loaded the
@@ -1097,14 +931,14 @@ fn the_loop_reads_the_whole_study_a_fixed_number_of_times_per_run() {
     ];
     for kind in pruners {
         let pruned = format!("{kind:?}");
-        let storage = Counting::default();
+        let storage = InMemoryStorage::default();
         let mut spec = spec("random", "trials = 60", BRANIN);
         spec.pruner = Pruner { kind, patience: None };
         let objective = Curve((0..20).map(|s| 10.0 - s as f64 * 0.1).collect());
         let summary =
             run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap();
         assert_eq!(summary.n_finished, 60);
-        let read = storage.trials_read.load(Ordering::SeqCst);
+        let read = storage.probe.trials_read.load(Ordering::SeqCst);
         // The best at the start (none yet) and at the end (60); Running-only
         // looks for dead workers' trials read a trial or none, and so does each
         // rung's look at the running trials (3 rungs in 20 steps).
@@ -1144,10 +978,10 @@ fn an_interrupted_grid_point_runs_again_in_its_place() {
 /// its trial, and resuming meets the budget.
 #[test]
 fn a_panic_while_a_trial_is_told_fails_it_as_interrupted_and_stops_the_run() {
-    let storage = Counting::default();
+    let storage = InMemoryStorage::default();
     let spec = spec("random", "trials = 12\nworkers = 2", BRANIN);
     let objective = Curve(vec![3.0, 2.0, 1.0]);
-    storage.panic_on_finish.store(true, Ordering::SeqCst);
+    storage.probe.panic_on_finish.store(true, Ordering::SeqCst);
     let err = run_study(&storage, &spec, &objective, &TestHost::new(), NO_OVERRIDES).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("internal error") && text.contains("injected"), "{text}");
@@ -1173,7 +1007,7 @@ fn a_panic_while_a_trial_is_told_fails_it_as_interrupted_and_stops_the_run() {
 fn an_external_studys_pruned_step_reads_no_more_at_trial_200_than_at_trial_10() {
     use crate::pruner::{Pruner, PrunerKind};
     use crate::run::external::{ExternalStudy, Outcome};
-    let storage = Counting::default();
+    let storage = InMemoryStorage::default();
     let mut spec = spec("random", "trials = 1000", BRANIN);
     spec.objective = ObjectiveSpec::External;
     spec.pruner = Pruner {
@@ -1189,13 +1023,13 @@ fn an_external_studys_pruned_step_reads_no_more_at_trial_200_than_at_trial_10() 
     let mut read_at = Vec::new();
     for n in 0..200u64 {
         let trial = study.ask(&storage).unwrap().unwrap();
-        let before = storage.trials_read.load(Ordering::SeqCst);
+        let before = storage.probe.trials_read.load(Ordering::SeqCst);
         for step in 1..=5 {
             study
                 .report_step(&storage, trial.number, step, 10.0 - step as f64 + n as f64 % 7.0)
                 .unwrap();
         }
-        read_at.push(storage.trials_read.load(Ordering::SeqCst) - before);
+        read_at.push(storage.probe.trials_read.load(Ordering::SeqCst) - before);
         study.tell(&storage, trial.number, Outcome::Complete(n as f64 % 7.0)).unwrap();
     }
     assert!(

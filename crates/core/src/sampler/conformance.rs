@@ -240,24 +240,30 @@ pub(crate) fn a_running_trial_at_its_proposal_moves_the_next_one(subject: &Subje
     assert!(distance > 1e-3, "{first:?} then {second:?}");
 }
 
-/// The suite as tests for the sampler `$subject` (a [`Subject`]); `model` adds the
-/// cases of a sampler with a model.
+/// The suite as a module `$name` of tests for the sampler `$subject` (a
+/// [`Subject`]); `model` adds the cases of a sampler with a model.
 macro_rules! sampler_conformance_tests {
-    ($subject:expr) => {
-        $crate::sampler::conformance::sampler_conformance_tests!(@cases $subject;
-            every_kind_of_parameter_gets_a_value_in_its_domain,
-            conditional_parameters_appear_exactly_when_their_condition_holds,
-            the_same_rng_gives_the_same_proposal,
-            failed_pruned_and_non_finite_trials_break_nothing,
-        );
+    ($name:ident: $subject:expr) => {
+        $crate::sampler::conformance::sampler_conformance_tests!(@module $name, $subject;);
     };
-    ($subject:expr, model) => {
-        $crate::sampler::conformance::sampler_conformance_tests!($subject);
-        $crate::sampler::conformance::sampler_conformance_tests!(@cases $subject;
+    ($name:ident: $subject:expr, model) => {
+        $crate::sampler::conformance::sampler_conformance_tests!(@module $name, $subject;
             before_its_startup_trials_it_draws_what_random_search_draws,
             it_moves_toward_better_values_in_either_direction,
             a_running_trial_at_its_proposal_moves_the_next_one,
         );
+    };
+    (@module $name:ident, $subject:expr; $($extra:ident),* $(,)?) => {
+        mod $name {
+            use super::*;
+            $crate::sampler::conformance::sampler_conformance_tests!(@cases $subject;
+                every_kind_of_parameter_gets_a_value_in_its_domain,
+                conditional_parameters_appear_exactly_when_their_condition_holds,
+                the_same_rng_gives_the_same_proposal,
+                failed_pruned_and_non_finite_trials_break_nothing,
+                $($extra,)*
+            );
+        }
     };
     (@cases $subject:expr; $($case:ident),* $(,)?) => {
         $(
@@ -270,59 +276,39 @@ macro_rules! sampler_conformance_tests {
 }
 pub(crate) use sampler_conformance_tests;
 
-mod random {
+mod subjects {
     use super::{Kind, Subject};
-    use crate::sampler::{RandomSampler, Sampler};
-    use crate::study::Direction;
-
-    fn make(_: Direction) -> Box<dyn Sampler> {
-        Box::new(RandomSampler)
-    }
-    sampler_conformance_tests!(Subject { make, kind: Kind::Memoryless });
-}
-
-mod tpe {
-    use super::{Kind, Subject};
-    use crate::sampler::Sampler;
-    use crate::sampler::tpe::{TpeConfig, TpeSampler};
-    use crate::study::Direction;
-
-    fn make(direction: Direction) -> Box<dyn Sampler> {
-        Box::new(TpeSampler { config: TpeConfig::default(), direction })
-    }
-    sampler_conformance_tests!(
-        Subject { make, kind: Kind::Model { startup: TpeConfig::default().startup_trials } },
-        model
-    );
-}
-
-mod tpe_multivariate {
-    use super::{Kind, Subject};
-    use crate::sampler::Sampler;
-    use crate::sampler::tpe::{TpeConfig, TpeSampler};
-    use crate::study::Direction;
-
-    fn make(direction: Direction) -> Box<dyn Sampler> {
-        let config = TpeConfig { multivariate: true, ..TpeConfig::default() };
-        Box::new(TpeSampler { config, direction })
-    }
-    sampler_conformance_tests!(
-        Subject { make, kind: Kind::Model { startup: TpeConfig::default().startup_trials } },
-        model
-    );
-}
-
-mod gp {
-    use super::{Kind, Subject};
-    use crate::sampler::Sampler;
+    use crate::sampler::RandomSampler;
     use crate::sampler::gp::{GpConfig, GpSampler};
-    use crate::study::Direction;
+    use crate::sampler::tpe::{TpeConfig, TpeSampler};
 
-    fn make(direction: Direction) -> Box<dyn Sampler> {
-        Box::new(GpSampler { config: GpConfig::default(), direction })
+    fn tpe() -> Kind {
+        Kind::Model { startup: TpeConfig::default().startup_trials }
     }
+
+    sampler_conformance_tests!(random: Subject { make: |_| Box::new(RandomSampler), kind: Kind::Memoryless });
     sampler_conformance_tests!(
-        Subject { make, kind: Kind::Model { startup: GpConfig::default().startup_trials } },
+        tpe: Subject {
+            make: |direction| Box::new(TpeSampler { config: TpeConfig::default(), direction }),
+            kind: tpe(),
+        },
+        model
+    );
+    sampler_conformance_tests!(
+        tpe_multivariate: Subject {
+            make: |direction| {
+                let config = TpeConfig { multivariate: true, ..TpeConfig::default() };
+                Box::new(TpeSampler { config, direction })
+            },
+            kind: tpe(),
+        },
+        model
+    );
+    sampler_conformance_tests!(
+        gp: Subject {
+            make: |direction| Box::new(GpSampler { config: GpConfig::default(), direction }),
+            kind: Kind::Model { startup: GpConfig::default().startup_trials },
+        },
         model
     );
 }

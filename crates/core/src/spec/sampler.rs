@@ -32,6 +32,13 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
     let count = |value: Option<Spanned<i64>>, key: &str, default: usize, min: i64| {
         ctx.at_least("sampler", &value, key, default as i64, min).map(|it| it as usize)
     };
+    // A model's random trials before it proposes, and its candidates per proposal.
+    let model_counts = |startup: usize, candidates: usize| -> Result<(usize, usize), SpecError> {
+        Ok((
+            count(raw.startup_trials.clone(), "startup_trials", startup, 0)?,
+            count(raw.candidates.clone(), "candidates", candidates, 1)?,
+        ))
+    };
     // Each setting and the samplers that take it.
     use RawSamplerKind::{Gp, Tpe};
     let settings = [
@@ -80,14 +87,11 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
                 Some(RawGoodWeights::Uniform) => GoodWeights::Uniform,
                 None => defaults.good_weights,
             };
+            let (startup_trials, candidates) =
+                model_counts(defaults.startup_trials, defaults.candidates)?;
             SamplerSpec::Tpe(TpeConfig {
-                startup_trials: count(
-                    raw.startup_trials,
-                    "startup_trials",
-                    defaults.startup_trials,
-                    0,
-                )?,
-                candidates: count(raw.candidates, "candidates", defaults.candidates, 1)?,
+                startup_trials,
+                candidates,
                 multivariate: raw.multivariate.unwrap_or(defaults.multivariate),
                 constant_liar: raw.constant_liar.unwrap_or(defaults.constant_liar),
                 prior_weight,
@@ -97,14 +101,11 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
         }
         RawSamplerKind::Gp => {
             let defaults = GpConfig::default();
+            let (startup_trials, candidates) =
+                model_counts(defaults.startup_trials, defaults.candidates)?;
             SamplerSpec::Gp(GpConfig {
-                startup_trials: count(
-                    raw.startup_trials,
-                    "startup_trials",
-                    defaults.startup_trials,
-                    0,
-                )?,
-                candidates: count(raw.candidates, "candidates", defaults.candidates, 1)?,
+                startup_trials,
+                candidates,
                 restarts: count(raw.restarts, "restarts", defaults.restarts, 1)?,
             })
         }

@@ -166,11 +166,11 @@ fn encoding_round_trips_every_grid_value() {
 fn only_usable_values_count_toward_its_startup_and_equal_values_divide_by_nothing() {
     let space = SearchSpace { params: vec![float("x0", 0.0, 1.0), float("x1", 0.0, 1.0)] };
     let mut history = random_history(&space, x0, 14);
-    history[2].value = Some(f64::NAN);
-    history[5].value = Some(f64::INFINITY);
-    history[6].value = Some(f64::NEG_INFINITY);
-    history[7].state = TrialState::Fail;
-    history[7].value = None;
+    // Five unusable trials: three non-finite values, a failed and a pruned trial.
+    for (i, value) in [(2, f64::NAN), (5, f64::INFINITY), (6, f64::NEG_INFINITY)] {
+        history[i].value = Some(value);
+    }
+    (history[7].state, history[7].value) = (TrialState::Fail, None);
     history[8].state = TrialState::Pruned;
     // 9 usable trials: still random search.
     let before = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(4, 14));
