@@ -2,8 +2,8 @@
 //! what each crate may depend on, no clock, file system or process in hpo-core,
 //! SQL only in hpo-store, `unsafe` only in hpo-kernels (every other crate forbids
 //! it) and each block with a `// SAFETY:` comment, a `//!` doc at the top of every
-//! module, printing only in the binary. Each failure names the file and line that
-//! breaks a rule, and the rule.
+//! module, printing only in the binary; and every file the code map names exists.
+//! Each failure names the file and line that breaks a rule, and the rule.
 
 use std::path::{Path, PathBuf};
 
@@ -347,4 +347,51 @@ fn only_the_binary_prints_or_exits() {
         problems,
         "a library prints or exits (invariant 4: libraries return values and log through `tracing`)",
     );
+}
+
+/// Every file and folder the code map of ARCHITECTURE.md names (`spec/`,
+/// `shape.rs`, `crates/kernels/cuda/fused.cu`, ...) is in the repository, so a
+/// reader following it finds each one.
+#[test]
+fn every_file_the_code_map_names_exists() {
+    const KINDS: [&str; 10] =
+        [".rs", ".js", ".sh", ".py", ".toml", ".md", ".cu", ".css", ".sql", ".jsonl"];
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = shown(&path);
+            if name == "target" || name.starts_with('.') || name.ends_with("node_modules") {
+                continue;
+            }
+            if path.is_dir() {
+                out.push(format!("{name}/"));
+                walk(&path, out);
+            } else {
+                out.push(name);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo(), &mut files);
+    let text = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap();
+    let (before, after) = text.split_once("## Code map").expect("a code map");
+    let map = after.split("\n## ").next().unwrap();
+    let first_line = before.lines().count();
+    let mut named = 0;
+    let mut problems = Vec::new();
+    for (number, line) in map.lines().enumerate() {
+        for name in line.split('`').skip(1).step_by(2) {
+            let is_file = KINDS.iter().any(|kind| name.ends_with(kind)) || name.ends_with('/');
+            if !is_file || name.contains(char::is_whitespace) {
+                continue;
+            }
+            named += 1;
+            let suffix = format!("/{name}");
+            if !files.iter().any(|file| file == name || file.ends_with(&suffix)) {
+                problems.push(format!("ARCHITECTURE.md:{}: `{name}`", first_line + number + 1));
+            }
+        }
+    }
+    assert!(named > 100, "the code map names {named} files; is it still there?");
+    assert_none(problems, "a file the code map names is not in the repository");
 }

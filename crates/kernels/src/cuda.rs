@@ -47,6 +47,15 @@ fn view<'a, T: CudaDType>(storage: &'a CudaStorage, layout: &Layout) -> Result<C
     }
 }
 
+/// Fails unless input `what` of `op` holds `len` elements, the number its kernel
+/// reads: each launch below checks every input whose length its kernel assumes.
+fn expect_len(op: &str, what: &str, actual: usize, len: usize) -> Result<()> {
+    if actual != len {
+        candle_core::bail!("{op}: {what} has {actual} elements where {len} are needed");
+    }
+    Ok(())
+}
+
 /// Rows per block of the row-wise kernels (one warp each).
 const ROWS_PER_BLOCK: u32 = 8;
 
@@ -115,6 +124,7 @@ pub(crate) fn softmax_backward(
     let device = &ys.device;
     let (rows, n) = rows_and_width(yl);
     let (y, dy) = (view::<f32>(ys, yl)?, view::<f32>(dys, dyl)?);
+    expect_len("softmax_bwd", "the gradient", dy.len(), rows * n)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut ds = unsafe { device.alloc::<f32>(rows * n)? };
@@ -139,6 +149,8 @@ pub(crate) fn layer_norm(
     let device = &xs.device;
     let (rows, d) = rows_and_width(xl);
     let (x, gamma, beta) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(bs, bl)?);
+    expect_len("layer_norm", "gamma", gamma.len(), d)?;
+    expect_len("layer_norm", "beta", beta.len(), d)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(rows * d)? };
@@ -163,6 +175,8 @@ pub(crate) fn layer_norm_input_grad(
     let device = &xs.device;
     let (rows, d) = rows_and_width(xl);
     let (x, gamma, dy) = (view::<f32>(xs, xl)?, view::<f32>(gs, gl)?, view::<f32>(dys, dyl)?);
+    expect_len("layer_norm_input_grad", "gamma", gamma.len(), d)?;
+    expect_len("layer_norm_input_grad", "the gradient", dy.len(), rows * d)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(rows * d)? };
@@ -191,6 +205,7 @@ pub(crate) fn layer_norm_param_grad(
     let device = &xs.device;
     let (rows, d) = rows_and_width(xl);
     let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    expect_len("layer_norm_param_grad", "the gradient", dy.len(), rows * d)?;
     let (rows_arg, d_arg) = (rows as i64, d as i32);
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
@@ -259,6 +274,7 @@ pub(crate) fn cross_entropy(
     let device = &ls.device;
     let (rows, v) = rows_and_width(ll);
     let (logits, targets) = (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?);
+    expect_len("cross_entropy", "the targets", targets.len(), rows)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut losses = unsafe { device.alloc::<f32>(rows.max(1))? };
@@ -296,6 +312,8 @@ pub(crate) fn cross_entropy_grad(
     let (rows, v) = rows_and_width(ll);
     let (logits, targets, grad) =
         (view::<f32>(ls, ll)?, view::<u32>(ts, tl)?, view::<f32>(gs, gl)?);
+    expect_len("cross_entropy_grad", "the targets", targets.len(), rows)?;
+    expect_len("cross_entropy_grad", "the loss's gradient", grad.len(), 1)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut dlogits = unsafe { device.alloc::<f32>(rows * v)? };
@@ -345,6 +363,7 @@ pub(crate) fn embedding_backward(
     let n = ids_l.shape().elem_count();
     let d = dy_l.shape().elem_count() / n.max(1);
     let (ids, dy) = (view::<u32>(ids_s, ids_l)?, view::<f32>(dy_s, dy_l)?);
+    expect_len("embedding_bwd", "the gradient", dy.len(), n * d)?;
     let mut dtable = device.alloc_zeros::<f32>((vocab * d).max(1))?;
     let func = kernel(device, "embedding_bwd")?;
     let (n_arg, d_arg, vocab_arg) = (n as i64, d as i32, vocab as i32);
@@ -392,6 +411,7 @@ pub(crate) fn max_pool_backward(
     let device = &xs.device;
     let (n_planes, h, w) = planes(xl);
     let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    expect_len("max_pool_bwd", "the gradient", dy.len(), n_planes * (h / 2) * (w / 2))?;
     let mut dx = device.alloc_zeros::<f32>(xl.shape().elem_count().max(1))?;
     let func = kernel(device, "max_pool_bwd")?;
     let (planes_arg, h_arg, w_arg) = (n_planes as i64, h as i32, w as i32);
@@ -577,6 +597,7 @@ pub(crate) fn activation_backward(
     let device = &xs.device;
     let n = xl.shape().elem_count();
     let (x, dy) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?);
+    expect_len("activation_bwd", "the gradient", dy.len(), n)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(n.max(1))? };
@@ -599,6 +620,9 @@ pub(crate) fn add_trailing(
     let device = &xs.device;
     let (n, m) = (xl.shape().elem_count(), bl.shape().elem_count());
     let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    if m == 0 || n % m != 0 {
+        candle_core::bail!("add_trailing: a bias of {m} values does not repeat over {n} values");
+    }
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
@@ -618,6 +642,7 @@ pub(crate) fn sum_rows(s: &CudaStorage, l: &Layout, m: usize) -> Result<CudaStor
     let device = &s.device;
     let rows = l.shape().elem_count() / m.max(1);
     let x = view::<f32>(s, l)?;
+    expect_len("sum_rows", "the input", x.len(), rows * m)?;
     let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
     let mut partial = device.alloc_zeros::<f32>(chunks * m)?;
     let func = kernel(device, "column_sum_partial")?;
@@ -645,6 +670,7 @@ pub(crate) fn add_per_row(
     let n = xl.shape().elem_count();
     let row_len = n / bl.shape().elem_count().max(1);
     let (x, bias) = (view::<f32>(xs, xl)?, view::<f32>(bs, bl)?);
+    expect_len("add_per_row", "the input", n, row_len * bias.len())?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(n.max(1))? };
@@ -671,6 +697,10 @@ fn convolution_columns(
 ) -> Result<CudaStorage> {
     let device = &s.device;
     let x = view::<f32>(s, l)?;
+    let (image, columns) = (g.c * g.b * g.h * g.w, g.c * g.k * g.k * g.row_len());
+    let (input, output) = if backward { (columns, image) } else { (image, columns) };
+    expect_len("im2col", "the input", x.len(), input)?;
+    expect_len("im2col", "the output", out_len, output)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut out = unsafe { device.alloc::<f32>(out_len.max(1))? };
@@ -715,6 +745,7 @@ pub(crate) fn batch_stats(xs: &CudaStorage, xl: &Layout, channels: usize) -> Res
     let device = &xs.device;
     let x = view::<f32>(xs, xl)?;
     let n = (xl.shape().elem_count() / channels.max(1)) as i64;
+    expect_len("batch_stats", "the input", x.len(), channels * n as usize)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut stats = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
@@ -740,6 +771,10 @@ pub(crate) fn batch_norm(
     let total = xl.shape().elem_count();
     let n = (total / sl.shape().dims()[0].max(1)) as i64;
     let (x, stats, affine) = (view::<f32>(xs, xl)?, view::<f32>(ss, sl)?, view::<f32>(as_, al)?);
+    let channels = sl.shape().dims()[0];
+    expect_len("batch_norm", "the input", total, channels * n as usize)?;
+    expect_len("batch_norm", "the statistics", stats.len(), 2 * channels)?;
+    expect_len("batch_norm", "gamma and beta", affine.len(), 2 * channels)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut y = unsafe { device.alloc::<f32>(total.max(1))? };
@@ -766,6 +801,9 @@ pub(crate) fn batch_norm_sums(
     let channels = sl.shape().dims()[0];
     let n = (xl.shape().elem_count() / channels.max(1)) as i64;
     let (x, dy, stats) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(ss, sl)?);
+    expect_len("batch_norm_sums", "the input", x.len(), channels * n as usize)?;
+    expect_len("batch_norm_sums", "the gradient", dy.len(), x.len())?;
+    expect_len("batch_norm_sums", "the statistics", stats.len(), 2 * channels)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut sums = unsafe { device.alloc::<f32>(2 * channels.max(1))? };
@@ -792,6 +830,10 @@ pub(crate) fn batch_norm_input_grad(
     let total = xl.shape().elem_count();
     let n = (total / cl.shape().dims()[0].max(1)) as i64;
     let (x, dy, coef) = (view::<f32>(xs, xl)?, view::<f32>(dys, dyl)?, view::<f32>(cs, cl)?);
+    let channels = cl.shape().dims()[0];
+    expect_len("batch_norm_input_grad", "the input", total, channels * n as usize)?;
+    expect_len("batch_norm_input_grad", "the gradient", dy.len(), total)?;
+    expect_len("batch_norm_input_grad", "the coefficients", coef.len(), 6 * channels)?;
     // SAFETY: left uninitialised; the kernel launched below writes every element that is
     // read afterwards.
     let mut dx = unsafe { device.alloc::<f32>(total.max(1))? };
