@@ -129,3 +129,28 @@ fn diff_exit_codes_json_and_two_databases() {
     dir.write("notes.sqlite", "not a database at all, just some notes");
     assert_eq!(code(&["diff", "notes.sqlite:good", "a.sqlite:good"]), Some(3));
 }
+
+/// `kind = "auto"`: each trial records the model that proposed it and why, and
+/// `hpo show` and the report list which model proposed which trials.
+#[test]
+fn an_auto_study_says_which_model_proposed_each_trial_and_why() {
+    let dir = Dir::new();
+    let study = branin("auto", 13).replace("kind = \"random\"", "kind = \"auto\"");
+    dir.write("auto.toml", &study);
+    dir.ok(&["run", "auto.toml"]);
+    let shown = dir.ok(&["show", "auto"]);
+    assert!(
+        shown.contains(
+            "proposed by:\n  random for trials 0-9: 9 of the first 10 complete trials, which are drawn at random before a model is fitted\n  gp for trials 10-12: 2 numeric and 0 categorical parameters (2 inputs) and 12 complete trials"
+        ),
+        "{shown}"
+    );
+    let trial = dir.ok(&["show", "auto", "--trial", "11"]);
+    assert!(trial.contains("hpo:sampler: gp: 2 numeric and 0 categorical parameters (2 inputs) and 11 complete trials"), "{trial}");
+    dir.ok(&["report", "auto"]);
+    let page = std::fs::read_to_string(dir.path().join("reports/auto/index.html")).unwrap();
+    assert!(
+        page.contains("proposed by") && page.contains("gp for trials 10-12"),
+        "the report's setup"
+    );
+}

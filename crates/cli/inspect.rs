@@ -184,6 +184,13 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         ],
         &rows,
     ));
+    let runs = hpo_report::data::model_runs(&trials);
+    if !runs.is_empty() {
+        out.push_str("\n\nproposed by:");
+        for run in &runs {
+            out.push_str(&format!("\n  {run}"));
+        }
+    }
     let failed: Vec<&FrozenTrial> = trials.iter().filter(|t| t.state == TrialState::Fail).collect();
     if !failed.is_empty() {
         out.push_str("\n\nfailed:");

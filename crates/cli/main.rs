@@ -459,7 +459,7 @@ enum BenchCommand {
     /// Simple regret of samplers on the benchmark functions (median and quartiles
     /// over seeds) and the time they spend per proposal.
     Samplers {
-        /// Samplers to compare: random, tpe, tpe-optuna (Optuna 5's TPE settings), tpe-univariate, gp.
+        /// Samplers to compare: random, tpe, tpe-optuna (Optuna 5's TPE settings), tpe-univariate, gp, auto (GP, TPE or random search chosen per proposal).
         #[arg(long, value_delimiter = ',', default_values_t = vec!["random".to_string(), "tpe".to_string()])]
         samplers: Vec<String>,
         /// Problems: branin, hartmann6, rosenbrock-5d, ackley-5d, levy-5d, mixed (default: all).

@@ -19,9 +19,10 @@ fn sampler_specs(names: &[String]) -> Result<Vec<(String, hpo_core::spec::Sample
                 ..sampler::TpeConfig::default()
             }),
             "gp" => SamplerSpec::Gp(sampler::GpConfig::default()),
+            "auto" => SamplerSpec::Auto,
             other => {
                 bail!(
-                    "--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-optuna, tpe-univariate, gp"
+                    "--samplers: unknown sampler `{other}`; valid: random, tpe, tpe-optuna, tpe-univariate, gp, auto"
                 )
             }
         };

@@ -151,6 +151,9 @@ pub mod attr {
     /// configuration it trains again with a new seed, as a number. Confirm runs do
     /// not count toward the study's budget and are never pruned.
     pub const CONFIRM_OF: &str = "hpo:confirm_of";
+    /// The model that proposed the trial's parameters and why (`gp: ...`), for a
+    /// sampler that chooses between models (`kind = "auto"`).
+    pub const SAMPLER: &str = "hpo:sampler";
 }
 
 /// A trial as read from the store: an immutable snapshot.

@@ -1291,6 +1291,56 @@ impl fmt::Display for Comparison {
     }
 }
 
+/// Consecutive trials proposed by one model of a sampler that chooses between
+/// models (`kind = "auto"`, the `hpo:sampler` attribute).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRun {
+    /// The model (`random`, `tpe`, `gp`).
+    pub model: String,
+    /// The run's first trial number.
+    pub first: u64,
+    /// The run's last trial number.
+    pub last: u64,
+    /// Why the model proposed the run's last trial.
+    pub reason: String,
+}
+
+impl fmt::Display for ModelRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trials = if self.first == self.last {
+            format!("trial {}", self.first)
+        } else {
+            format!("trials {}-{}", self.first, self.last)
+        };
+        write!(f, "{} for {trials}: {}", self.model, self.reason)
+    }
+}
+
+/// The runs of trials each model proposed, in order of number; empty when no
+/// trial says which model proposed it.
+pub fn model_runs<'a>(trials: impl IntoIterator<Item = &'a FrozenTrial>) -> Vec<ModelRun> {
+    let mut runs: Vec<ModelRun> = Vec::new();
+    for trial in trials {
+        let Some(text) = trial.system_attrs.get(attr::SAMPLER).and_then(AttrValue::as_str) else {
+            continue;
+        };
+        let (model, reason) = text.split_once(": ").unwrap_or((text, ""));
+        match runs.last_mut() {
+            Some(run) if run.model == model => {
+                run.last = trial.number;
+                reason.clone_into(&mut run.reason);
+            }
+            _ => runs.push(ModelRun {
+                model: model.to_owned(),
+                first: trial.number,
+                last: trial.number,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    runs
+}
+
 /// One night of a nightly study (`hpo nightly`), as the trend chart shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NightPoint {

@@ -150,6 +150,9 @@ pub fn study_record(
             .collect(),
         trend: None,
     };
+    for run in crate::data::model_runs(&record.trials) {
+        record.setup.push(("proposed by".to_owned(), run.to_string()));
+    }
     // Curves only of the trials a chart draws: reading every curve of a large study
     // would cost more than the whole report.
     let drawn: Vec<TrialId> =
@@ -173,6 +176,7 @@ fn setup(spec: &StudySpec) -> Vec<(String, String)> {
         SamplerSpec::Random => "random",
         SamplerSpec::Tpe(_) => "TPE",
         SamplerSpec::Gp(_) => "Gaussian process",
+        SamplerSpec::Auto => "auto (GP, TPE or random search by the space and the history)",
     };
     let pruner = match spec.pruner.kind {
         PrunerKind::None => "none".to_owned(),

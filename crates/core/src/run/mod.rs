@@ -183,7 +183,9 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
                 system_attrs: vec![(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))],
             })
             .collect(),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => Vec::new(),
+        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) | SamplerSpec::Auto => {
+            Vec::new()
+        }
     };
     match storage.create_study(&new_study(spec, queued)) {
         Ok(_) => {}
@@ -405,13 +407,18 @@ pub fn ask(
         return Ok(None);
     };
     let mut rng = sampler::trial_rng(spec.seed, trial.number);
-    let params = if sampler.needs_history() {
+    let (params, why) = if sampler.needs_history() {
         history.read(storage, study, trial.id, |trials, memo| {
-            sampler.sample_with_memo(&spec.space, trials, memo, &mut rng)
+            let why = sampler.explain(&spec.space, trials);
+            (sampler.sample_with_memo(&spec.space, trials, memo, &mut rng), why)
         })?
     } else {
-        sampler.sample(&spec.space, &[], &mut rng)
+        (sampler.sample(&spec.space, &[], &mut rng), None)
     };
+    if let Some(why) = why {
+        storage.set_trial_system_attr(trial.id, attr::SAMPLER, &AttrValue::Str(why.clone()))?;
+        trial.system_attrs.insert(attr::SAMPLER.to_owned(), AttrValue::Str(why));
+    }
     let params = with_distributions(&spec.space, &params);
     storage.set_trial_params(trial.id, &params)?;
     for (name, value, distribution) in params {
@@ -446,7 +453,7 @@ pub fn run_study_with_prior(
     let sampler = sampler::from_spec(spec.sampler, spec.direction);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) => None,
+        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) | SamplerSpec::Auto => None,
     });
     let timeout = config.timeout.or(spec.timeout);
     let devices = DeviceShare::new(spec, config.workers)?;

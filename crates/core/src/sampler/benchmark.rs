@@ -21,16 +21,103 @@ use crate::trial::{FrozenTrial, TrialId, TrialState};
 /// The trial counts at which regret is reported.
 pub const CHECKPOINTS: [usize; 4] = [10, 25, 50, 100];
 
-/// A benchmark problem: a function and the space it is searched over.
+/// A benchmark problem: what it scores and the space it is searched over.
 #[derive(Debug, Clone)]
 pub struct Problem {
     /// The name printed, e.g. "rosenbrock-5d".
     pub name: &'static str,
-    /// The function.
-    pub function: BenchmarkFunction,
+    /// What a trial scores.
+    pub scored: Scored,
     /// Its search space.
     pub space: SearchSpace,
 }
+
+/// What a benchmark problem scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scored {
+    /// A benchmark function with a known optimum.
+    Function(BenchmarkFunction),
+    /// A surface shaped like a real tuning study.
+    Tuning(Tuning),
+}
+
+/// Problems shaped like real tuning studies, each with a known optimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tuning {
+    /// A validation loss over a log-scale learning rate and weight decay, dropout
+    /// and a log-scale batch size: the best learning rate grows with the batch,
+    /// the best decay with the rate, and rates above 0.1 diverge. Minimum 0.2 at
+    /// lr = 10^-2.5, weight decay 1e-4, dropout 0.2, batch 64.
+    LearningRate,
+    /// SGD with momentum or Adam with its beta2 (conditional parameters), a
+    /// learning rate and a weight decay for both, each optimizer best at its own
+    /// rate and decay. Minimum 0.1 with SGD at lr = 10^-1.5, momentum 0.9, decay
+    /// 1e-4; Adam's best is 0.12.
+    Optimizers,
+    /// hartmann6 observed with Gaussian noise of standard deviation 0.1; regret is
+    /// the noise-free value of the trial that looked best.
+    NoisyHartmann6,
+}
+
+impl Scored {
+    /// The value a sampler sees for trial `number` of a run with `seed`.
+    pub fn observed(self, params: &Params, seed: u64, number: u64) -> f64 {
+        let exact = self.exact(params);
+        match self {
+            Scored::Tuning(Tuning::NoisyHartmann6) => {
+                let mut rng = trial_rng(seed ^ NOISE_SALT, number);
+                let z: f64 = rand::Rng::sample(&mut rng, rand_distr::StandardNormal);
+                exact + 0.1 * z
+            }
+            _ => exact,
+        }
+    }
+
+    /// The noise-free value at `params`.
+    pub fn exact(self, params: &Params) -> f64 {
+        let num = |name: &str| params.get(name).and_then(ParamValue::as_f64).unwrap_or(f64::NAN);
+        match self {
+            Scored::Function(function) => function.evaluate(params),
+            Scored::Tuning(Tuning::NoisyHartmann6) => BenchmarkFunction::Hartmann6.evaluate(params),
+            Scored::Tuning(Tuning::LearningRate) => {
+                let (lr, wd, b) =
+                    (num("lr").log10(), num("weight_decay").log10(), num("batch").log2());
+                let u = lr + 2.5 - 0.25 * (b - 6.0);
+                let v = wd + 4.0;
+                0.2 + 0.08 * u * u
+                    + 0.02 * (v - 0.5 * u).powi(2)
+                    + 0.4 * (num("dropout") - 0.2).powi(2)
+                    + 0.005 * (b - 6.0).powi(2)
+                    + 0.3 * (lr + 1.0).max(0.0).powi(2)
+            }
+            Scored::Tuning(Tuning::Optimizers) => {
+                let (lr, wd) = (num("lr").log10(), num("weight_decay").log10());
+                if params.contains_key("momentum") {
+                    0.1 + 0.06 * (lr + 1.5).powi(2)
+                        + 0.5 * (num("momentum") - 0.9).powi(2)
+                        + 0.02 * (wd + 4.0).powi(2)
+                } else {
+                    0.12 + 0.06 * (lr + 3.0).powi(2)
+                        + 20.0 * (num("beta2") - 0.995).powi(2)
+                        + 0.02 * (wd + 5.0).powi(2)
+                }
+            }
+        }
+    }
+
+    /// The global minimum.
+    pub fn optimum(self) -> f64 {
+        match self {
+            Scored::Function(function) => function.optimum(),
+            Scored::Tuning(Tuning::NoisyHartmann6) => BenchmarkFunction::Hartmann6.optimum(),
+            Scored::Tuning(Tuning::LearningRate) => 0.2,
+            Scored::Tuning(Tuning::Optimizers) => 0.1,
+        }
+    }
+}
+
+/// Mixed into a run's seed for its noise, so the noise is not the sampler's draws.
+const NOISE_SALT: u64 = 0x6e6f_6973_6521;
 
 fn float(name: String, low: f64, high: f64) -> ParamDef {
     ParamDef {
@@ -45,8 +132,68 @@ fn box_space(dim: usize, low: f64, high: f64) -> SearchSpace {
     SearchSpace { params: (0..dim).map(|i| float(format!("x{i}"), low, high)).collect() }
 }
 
-/// The six problems of the benchmark: branin, hartmann6, rosenbrock-5d, ackley-5d,
-/// levy-5d, and the mixed function (4 floats, a categorical, an int).
+fn log_float(name: &str, low: f64, high: f64) -> ParamDef {
+    ParamDef {
+        name: name.into(),
+        distribution: Distribution::Float { low, high, log: true, step: None },
+        condition: None,
+        grid: None,
+    }
+}
+
+/// The spaces of the [`Tuning`] problems.
+fn tuning_space(tuning: Tuning) -> SearchSpace {
+    match tuning {
+        Tuning::NoisyHartmann6 => box_space(6, 0.0, 1.0),
+        Tuning::LearningRate => SearchSpace {
+            params: vec![
+                log_float("lr", 1e-5, 1.0),
+                log_float("weight_decay", 1e-6, 1e-1),
+                float("dropout".into(), 0.0, 0.5),
+                ParamDef {
+                    name: "batch".into(),
+                    distribution: Distribution::Int { low: 16, high: 512, log: true, step: 1 },
+                    condition: None,
+                    grid: None,
+                },
+            ],
+        },
+        Tuning::Optimizers => {
+            let when = |choice: &str| {
+                Some(crate::space::Condition {
+                    parent: "optimizer".into(),
+                    values: vec![ParamValue::Str(choice.into())],
+                })
+            };
+            let mut momentum = float("momentum".into(), 0.0, 0.99);
+            momentum.condition = when("sgd");
+            let mut beta2 = float("beta2".into(), 0.9, 0.9999);
+            beta2.condition = when("adam");
+            let optimizer = ParamDef {
+                name: "optimizer".into(),
+                distribution: Distribution::Categorical {
+                    choices: vec![ParamValue::Str("sgd".into()), ParamValue::Str("adam".into())],
+                },
+                condition: None,
+                grid: None,
+            };
+            SearchSpace {
+                params: vec![
+                    optimizer,
+                    log_float("lr", 1e-5, 1.0),
+                    momentum,
+                    beta2,
+                    log_float("weight_decay", 1e-6, 1e-2),
+                ],
+            }
+        }
+    }
+}
+
+/// The problems of the benchmark: branin, hartmann6, rosenbrock-5d, ackley-5d,
+/// levy-5d and the mixed function (4 floats, a categorical, an int); then
+/// rosenbrock-20d and the [`Tuning`] problems (tuning-lr, tuning-optimizers,
+/// noisy-hartmann6).
 pub fn problems() -> Vec<Problem> {
     let mut mixed = box_space(4, -5.0, 5.0);
     mixed.params.push(ParamDef {
@@ -66,28 +213,52 @@ pub fn problems() -> Vec<Problem> {
     let branin =
         SearchSpace { params: vec![float("x0".into(), -5.0, 10.0), float("x1".into(), 0.0, 15.0)] };
     vec![
-        Problem { name: "branin", function: BenchmarkFunction::Branin, space: branin },
+        Problem {
+            name: "branin",
+            scored: Scored::Function(BenchmarkFunction::Branin),
+            space: branin,
+        },
         Problem {
             name: "hartmann6",
-            function: BenchmarkFunction::Hartmann6,
+            scored: Scored::Function(BenchmarkFunction::Hartmann6),
             space: box_space(6, 0.0, 1.0),
         },
         Problem {
             name: "rosenbrock-5d",
-            function: BenchmarkFunction::Rosenbrock,
+            scored: Scored::Function(BenchmarkFunction::Rosenbrock),
             space: box_space(5, -5.0, 10.0),
         },
         Problem {
             name: "ackley-5d",
-            function: BenchmarkFunction::Ackley,
+            scored: Scored::Function(BenchmarkFunction::Ackley),
             space: box_space(5, -32.768, 32.768),
         },
         Problem {
             name: "levy-5d",
-            function: BenchmarkFunction::Levy,
+            scored: Scored::Function(BenchmarkFunction::Levy),
             space: box_space(5, -10.0, 10.0),
         },
-        Problem { name: "mixed", function: BenchmarkFunction::Mixed, space: mixed },
+        Problem { name: "mixed", scored: Scored::Function(BenchmarkFunction::Mixed), space: mixed },
+        Problem {
+            name: "rosenbrock-20d",
+            scored: Scored::Function(BenchmarkFunction::Rosenbrock),
+            space: box_space(20, -5.0, 10.0),
+        },
+        Problem {
+            name: "tuning-lr",
+            scored: Scored::Tuning(Tuning::LearningRate),
+            space: tuning_space(Tuning::LearningRate),
+        },
+        Problem {
+            name: "tuning-optimizers",
+            scored: Scored::Tuning(Tuning::Optimizers),
+            space: tuning_space(Tuning::Optimizers),
+        },
+        Problem {
+            name: "noisy-hartmann6",
+            scored: Scored::Tuning(Tuning::NoisyHartmann6),
+            space: tuning_space(Tuning::NoisyHartmann6),
+        },
     ]
 }
 
@@ -114,17 +285,20 @@ pub fn run_one(
     clock: &Stopwatch,
 ) -> Run {
     let mut history: Vec<FrozenTrial> = Vec::with_capacity(trials);
-    let mut best = f64::INFINITY;
+    // The best observed value, and the noise-free value of the trial that had it.
+    let (mut best, mut best_exact) = (f64::INFINITY, f64::INFINITY);
     let mut regret = Vec::new();
     let mut sampler_seconds = 0.0;
     for number in 0..trials as u64 {
         let started = clock();
         let params: Params = sampler.sample(&problem.space, &history, &mut trial_rng(seed, number));
         sampler_seconds += clock() - started;
-        let value = problem.function.evaluate(&params);
-        best = best.min(value);
+        let value = problem.scored.observed(&params, seed, number);
+        if value < best {
+            (best, best_exact) = (value, problem.scored.exact(&params));
+        }
         if CHECKPOINTS.contains(&(number as usize + 1)) {
-            regret.push(best - problem.function.optimum());
+            regret.push(best_exact - problem.scored.optimum());
         }
         let mut trial = FrozenTrial::new(TrialId(number as i64 + 1), number, TrialState::Complete);
         trial.distributions =
@@ -256,8 +430,48 @@ mod tests {
     #[test]
     fn every_problem_space_fits_its_function() {
         for problem in problems() {
-            problem.function.check_space(&problem.space).unwrap();
+            if let Scored::Function(function) = problem.scored {
+                function.check_space(&problem.space).unwrap();
+            }
         }
+    }
+
+    #[test]
+    fn each_tuning_problem_has_its_optimum_where_its_documentation_says() {
+        let at = |pairs: &[(&str, ParamValue)]| -> Params {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        };
+        let lr = at(&[
+            ("lr", ParamValue::Float(10f64.powf(-2.5))),
+            ("weight_decay", ParamValue::Float(1e-4)),
+            ("dropout", ParamValue::Float(0.2)),
+            ("batch", ParamValue::Int(64)),
+        ]);
+        let scored = Scored::Tuning(Tuning::LearningRate);
+        assert!((scored.exact(&lr) - scored.optimum()).abs() < 1e-12);
+        let mut worse = lr.clone();
+        worse.insert("batch".into(), ParamValue::Int(256));
+        assert!(scored.exact(&worse) > scored.optimum() + 1e-3);
+        let sgd = at(&[
+            ("optimizer", ParamValue::Str("sgd".into())),
+            ("lr", ParamValue::Float(10f64.powf(-1.5))),
+            ("momentum", ParamValue::Float(0.9)),
+            ("weight_decay", ParamValue::Float(1e-4)),
+        ]);
+        let scored = Scored::Tuning(Tuning::Optimizers);
+        assert!((scored.exact(&sgd) - 0.1).abs() < 1e-12);
+        let adam = at(&[
+            ("optimizer", ParamValue::Str("adam".into())),
+            ("lr", ParamValue::Float(1e-3)),
+            ("beta2", ParamValue::Float(0.995)),
+            ("weight_decay", ParamValue::Float(1e-5)),
+        ]);
+        assert!((scored.exact(&adam) - 0.12).abs() < 1e-12);
+        // Noise moves what a sampler sees, not the regret's noise-free value.
+        let noisy = Scored::Tuning(Tuning::NoisyHartmann6);
+        let x: Params = (0..6).map(|i| (format!("x{i}"), ParamValue::Float(0.5))).collect();
+        assert_ne!(noisy.observed(&x, 1, 2), noisy.exact(&x));
+        assert_eq!(noisy.observed(&x, 1, 2), noisy.observed(&x, 1, 2));
     }
 
     #[test]

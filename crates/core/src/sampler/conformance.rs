@@ -1,5 +1,5 @@
 //! The sampler conformance suite: what every sampler that proposes from a space
-//! must do, run over random search, TPE (univariate and multivariate) and GP
+//! must do, run over random search, TPE (univariate and multivariate), GP and auto
 //! (`sampler_conformance_tests!`, at the end), as the storage suite is run over
 //! every storage. Each sampler's own tests keep what is its alone (TPE's estimator,
 //! GP's kernel, their benchmarks against random search); the grid, which walks a
@@ -278,9 +278,10 @@ pub(crate) use sampler_conformance_tests;
 
 mod subjects {
     use super::{Kind, Subject};
-    use crate::sampler::RandomSampler;
+    use crate::sampler::auto::STARTUP_TRIALS;
     use crate::sampler::gp::{GpConfig, GpSampler};
     use crate::sampler::tpe::{TpeConfig, TpeSampler};
+    use crate::sampler::{AutoSampler, RandomSampler};
 
     fn tpe() -> Kind {
         Kind::Model { startup: TpeConfig::default().startup_trials }
@@ -308,6 +309,13 @@ mod subjects {
         gp: Subject {
             make: |direction| Box::new(GpSampler { config: GpConfig::default(), direction }),
             kind: Kind::Model { startup: GpConfig::default().startup_trials },
+        },
+        model
+    );
+    sampler_conformance_tests!(
+        auto: Subject {
+            make: |direction| Box::new(AutoSampler { direction }),
+            kind: Kind::Model { startup: STARTUP_TRIALS },
         },
         model
     );

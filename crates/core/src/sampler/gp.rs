@@ -44,10 +44,17 @@
 //! Decoding rounds ints and stepped floats to their grid, takes the largest input
 //! of a categorical's one-hot block, and clamps to the bounds.
 //!
-//! Conditional parameters are not modelled: the GP covers the unconditional
-//! parameters only, and a parameter with a `when` condition is drawn at random
-//! whenever it is active. (Optuna's GPSampler does the same for parameters outside
-//! the intersection search space.)
+//! **Conditional parameters** are modelled by imputation (Lévesque et al., 2017,
+//! "Bayesian optimization for conditional hyperparameter spaces"): every parameter
+//! has its inputs, and where a trial's parameter is inactive (its `when` condition
+//! does not hold) its numeric input holds [`INACTIVE`], outside `[0, 1]`, and its
+//! one-hot block holds zeros. Two trials of the same branch compare on that branch's
+//! parameters, and a trial of another branch is far from them in those inputs, so
+//! the kernel learns each branch from its own trials while the shared parameters
+//! learn from all. Candidates are made active or inactive by their conditions before
+//! the acquisition sees them, and L-BFGS moves only the active numeric inputs.
+//! (Optuna's GPSampler draws parameters outside the intersection search space at
+//! random instead.)
 //!
 //! Like every sampler here it is a pure function of (space, history, RNG); the fit
 //! restarts from scratch each call, since there is no state to warm-start from.
@@ -56,7 +63,6 @@
 //! milliseconds at a few hundred trials, under half a second at a thousand.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::f64::consts::{PI, SQRT_2};
 use std::rc::Rc;
 
@@ -128,8 +134,7 @@ const BOX_PENALTY: f64 = 1e3;
 
 impl Sampler for GpSampler {
     fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params {
-        let modelled: Vec<&ParamDef> =
-            space.params.iter().filter(|p| p.condition.is_none()).collect();
+        let modelled: Vec<&ParamDef> = space.params.iter().collect();
         let encoding = Encoding::new(&modelled);
         let sign = match self.direction {
             Direction::Minimize => 1.0,
@@ -155,13 +160,11 @@ impl Sampler for GpSampler {
                 _ => {}
             }
         }
-        let mut chosen: BTreeMap<String, ParamValue> = BTreeMap::new();
+        let mut chosen = Params::new();
         if !modelled.is_empty() && ys.len() >= self.config.startup_trials.max(1) {
             let data = Data { x: xs, y: ys, running };
             if let Some(point) = propose(&self.config, &encoding, data, rng) {
-                for (param, value) in modelled.iter().zip(encoding.decode(&point)) {
-                    chosen.insert(param.name.clone(), value);
-                }
+                chosen = encoding.decode(&point);
             }
         }
         space.assign(|param| match chosen.remove(&param.name) {
@@ -173,6 +176,11 @@ impl Sampler for GpSampler {
 
 // ---------------------------------------------------------------------------
 // Encoding: parameter values <-> points of [0, 1]^d.
+
+/// The numeric input of an inactive parameter (its condition does not hold): off
+/// the `[0, 1]` of active values, so every inactive value is equal and apart from
+/// every active one.
+const INACTIVE: f64 = -0.5;
 
 /// How one modelled parameter maps to its input dimension(s).
 #[derive(Debug, Clone)]
@@ -249,6 +257,34 @@ impl Coord {
         }
     }
 
+    /// Marks the parameter inactive in `x`.
+    fn deactivate(&self, x: &mut [f64]) {
+        if self.is_numeric() {
+            x[self.dim] = INACTIVE;
+        } else {
+            x[self.dim..self.dim + self.width()].fill(0.0);
+        }
+    }
+
+    /// Whether `x` marks the parameter inactive.
+    fn is_inactive(&self, x: &[f64]) -> bool {
+        if self.is_numeric() {
+            x[self.dim] < 0.0
+        } else {
+            x[self.dim..self.dim + self.width()].iter().all(|v| *v == 0.0)
+        }
+    }
+
+    /// Gives a parameter that `x` marks inactive the middle of its range (its first
+    /// choice), so that it decodes to a value.
+    fn activate(&self, x: &mut [f64]) {
+        if self.is_numeric() {
+            x[self.dim] = 0.5;
+        } else {
+            x[self.dim] = 1.0;
+        }
+    }
+
     /// Writes the encoding of `value` into `x`; `None` when it is outside the domain.
     fn encode(&self, value: &ParamValue, x: &mut [f64]) -> Option<()> {
         let internal = self.distribution.to_internal(value)?;
@@ -264,11 +300,12 @@ impl Coord {
     }
 }
 
-/// The encoding of the modelled (unconditional) parameters, in space order.
+/// The encoding of the parameters, in space order (a condition's parent comes
+/// before the parameters it governs).
 #[derive(Debug, Clone)]
 struct Encoding {
     coords: Vec<Coord>,
-    names: Vec<String>,
+    params: Vec<ParamDef>,
     /// The number of input dimensions.
     dims: usize,
 }
@@ -299,35 +336,62 @@ impl Encoding {
             dim += coord.width();
             coords.push(coord);
         }
-        Encoding { coords, names: params.iter().map(|p| p.name.clone()).collect(), dims: dim }
+        Encoding { coords, params: params.iter().map(|p| (*p).clone()).collect(), dims: dim }
     }
 
-    /// A trial's point, or `None` when it lacks a modelled parameter or has one
-    /// outside its domain.
+    /// A trial's point, or `None` when it lacks an unconditional parameter or has
+    /// one outside its domain. A conditional parameter it lacks is inactive.
     fn encode(&self, params: &Params) -> Option<Vec<f64>> {
         let mut x = vec![0.0; self.dims];
-        for (coord, name) in self.coords.iter().zip(&self.names) {
-            coord.encode(params.get(name)?, &mut x)?;
+        for (coord, param) in self.coords.iter().zip(&self.params) {
+            match params.get(&param.name) {
+                Some(value) => coord.encode(value, &mut x)?,
+                None if param.condition.is_some() => coord.deactivate(&mut x),
+                None => return None,
+            }
         }
         Some(x)
     }
 
-    fn decode(&self, x: &[f64]) -> Vec<ParamValue> {
-        self.coords.iter().map(|coord| coord.decode(x)).collect()
+    /// The values of the parameters active at `x`, by their conditions.
+    fn decode(&self, x: &[f64]) -> Params {
+        let mut chosen = Params::new();
+        for (coord, param) in self.coords.iter().zip(&self.params) {
+            if param.is_active(&chosen) {
+                chosen.insert(param.name.clone(), coord.decode(x));
+            }
+        }
+        chosen
     }
 
-    /// Moves `x` onto the nearest point that decodes and re-encodes to itself.
+    /// Moves `x` onto the nearest point that decodes and re-encodes to itself: each
+    /// parameter active or inactive as its condition says, and every active value
+    /// on its grid.
     fn snap(&self, x: &mut [f64]) {
-        for coord in &self.coords {
-            let value = coord.decode(x);
-            // The decoded value is always in its domain, so this cannot fail.
-            let _ = coord.encode(&value, x);
+        let mut chosen = Params::new();
+        for (coord, param) in self.coords.iter().zip(&self.params) {
+            if param.is_active(&chosen) {
+                if coord.is_inactive(x) {
+                    coord.activate(x);
+                }
+                let value = coord.decode(x);
+                // The decoded value is always in its domain, so this cannot fail.
+                let _ = coord.encode(&value, x);
+                chosen.insert(param.name.clone(), value);
+            } else {
+                coord.deactivate(x);
+            }
         }
     }
 
-    /// The input dimensions of numeric parameters (those L-BFGS moves).
-    fn numeric_dims(&self) -> Vec<usize> {
-        self.coords.iter().filter(|c| c.is_numeric()).map(|c| c.dim).collect()
+    /// The input dimensions of the numeric parameters (those L-BFGS moves) that are
+    /// active at `x`, or of every numeric parameter without `x`.
+    fn numeric_dims(&self, x: Option<&[f64]>) -> Vec<usize> {
+        self.coords
+            .iter()
+            .filter(|c| c.is_numeric() && x.is_none_or(|x| !c.is_inactive(x)))
+            .map(|c| c.dim)
+            .collect()
     }
 }
 
@@ -1133,7 +1197,7 @@ fn fit_subset(x: &[f64], y: &[f64], dims: usize, rng: &mut StdRng) -> (Vec<f64>,
 /// `count` points: the numeric inputs from an R_d sequence (Roberts' generalized
 /// golden ratio) rotated by a random shift, categoricals uniformly at random.
 fn quasi_random(encoding: &Encoding, count: usize, rng: &mut StdRng) -> Vec<f64> {
-    let numeric = encoding.numeric_dims();
+    let numeric = encoding.numeric_dims(None);
     let d = numeric.len();
     // phi_d: the positive root of x^(d+1) = x + 1.
     let mut phi = 2.0f64;
@@ -1159,7 +1223,9 @@ fn quasi_random(encoding: &Encoding, count: usize, rng: &mut StdRng) -> Vec<f64>
 fn perturb(encoding: &Encoding, center: &[f64], scale: f64, rng: &mut StdRng) -> Vec<f64> {
     let mut point = center.to_vec();
     for coord in &encoding.coords {
-        if coord.is_numeric() {
+        if coord.is_inactive(center) {
+            continue;
+        } else if coord.is_numeric() {
             let noise: f64 = rng.sample(rand_distr::StandardNormal);
             point[coord.dim] = (point[coord.dim] + scale * noise).clamp(0.0, 1.0);
         } else if rng.random_bool(0.2) {
@@ -1190,7 +1256,7 @@ impl Acquisition<'_> {
     /// the best point found (never worse than `start`) and its log EI.
     fn refine(&self, start: &[f64]) -> (f64, Vec<f64>) {
         let mut best = (self.values(start)[0], start.to_vec());
-        let free = self.encoding.numeric_dims();
+        let free = self.encoding.numeric_dims(Some(start));
         if !free.is_empty() {
             let objective = |u: &[f64]| {
                 let mut p = start.to_vec();
@@ -1228,12 +1294,16 @@ impl Acquisition<'_> {
         for _ in 0..4 {
             let mut neighbours: Vec<f64> = Vec::new();
             for coord in &self.encoding.coords {
-                if !coord.is_numeric() {
+                if coord.is_inactive(&best.1) {
+                    continue;
+                } else if !coord.is_numeric() {
                     for choice in 0..coord.width() {
                         if best.1[coord.dim + choice] != 1.0 {
                             let mut p = best.1.clone();
                             p[coord.dim..coord.dim + coord.width()].fill(0.0);
                             p[coord.dim + choice] = 1.0;
+                            // Another choice may switch conditional parameters on or off.
+                            self.encoding.snap(&mut p);
                             neighbours.extend(p);
                         }
                     }

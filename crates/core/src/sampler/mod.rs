@@ -7,8 +7,9 @@
 //! so trial k's parameters depend only on the study seed, k and the history.
 //!
 //! Start with [`Sampler`]; [`random`], [`grid`], [`tpe`] and [`gp`] are the
-//! implementations, [`benchmark`] measures them.
+//! implementations, [`auto`] chooses between them, [`benchmark`] measures them.
 
+pub mod auto;
 pub mod benchmark;
 pub mod gp;
 pub mod grid;
@@ -23,6 +24,7 @@ use crate::spec::SamplerSpec;
 use crate::study::Direction;
 use crate::trial::FrozenTrial;
 
+pub use auto::AutoSampler;
 pub use gp::{GpConfig, GpSampler};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
@@ -51,6 +53,15 @@ pub trait Sampler: Send + Sync {
         let _ = memo;
         let owned: Vec<FrozenTrial> = history.iter().map(|t| (*t).clone()).collect();
         self.sample(space, &owned, rng)
+    }
+
+    /// Which model proposes the next trial after `history`, and why
+    /// (`"gp: ..."`), for a sampler that chooses between models (`auto`); `None`
+    /// for the others. The study loop stores it with the trial
+    /// ([`crate::trial::attr::SAMPLER`]).
+    fn explain(&self, space: &SearchSpace, history: &[&FrozenTrial]) -> Option<String> {
+        let _ = (space, history);
+        None
     }
 
     /// Whether `sample` reads `history`. When false the caller may pass an empty
@@ -99,6 +110,7 @@ pub fn from_spec(spec: SamplerSpec, direction: Direction) -> Box<dyn Sampler> {
         SamplerSpec::Random => Box::new(RandomSampler),
         SamplerSpec::Tpe(config) => Box::new(TpeSampler { config, direction }),
         SamplerSpec::Gp(config) => Box::new(GpSampler { config, direction }),
+        SamplerSpec::Auto => Box::new(AutoSampler { direction }),
     }
 }
 

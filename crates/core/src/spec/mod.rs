@@ -78,6 +78,9 @@ pub enum SamplerSpec {
     Tpe(TpeConfig),
     /// Gaussian-process Bayesian optimization (see `sampler::gp`).
     Gp(GpConfig),
+    /// A GP, TPE or random search for each proposal, chosen from the space and the
+    /// history (see `sampler::auto`).
+    Auto,
 }
 
 impl SamplerSpec {
@@ -88,6 +91,7 @@ impl SamplerSpec {
             SamplerSpec::Random => "random",
             SamplerSpec::Tpe(_) => "tpe",
             SamplerSpec::Gp(_) => "gp",
+            SamplerSpec::Auto => "auto",
         }
     }
 }

@@ -85,6 +85,7 @@ pub(super) enum RawSamplerKind {
     Random,
     Tpe,
     Gp,
+    Auto,
 }
 
 impl RawSamplerKind {
@@ -94,6 +95,7 @@ impl RawSamplerKind {
             RawSamplerKind::Random => "random",
             RawSamplerKind::Tpe => "tpe",
             RawSamplerKind::Gp => "gp",
+            RawSamplerKind::Auto => "auto",
         }
     }
 }

@@ -55,6 +55,7 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
     Ok(match kind {
         RawSamplerKind::Grid => SamplerSpec::Grid,
         RawSamplerKind::Random => SamplerSpec::Random,
+        RawSamplerKind::Auto => SamplerSpec::Auto,
         RawSamplerKind::Tpe => {
             let defaults = TpeConfig::default();
             let prior_weight = match raw.prior_weight {

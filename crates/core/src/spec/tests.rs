@@ -193,9 +193,9 @@ fn bad_timeout() {
 fn unknown_sampler() {
     check_err(
         &replace("kind = \"random\"", "kind = \"bayes\""),
-        expect![[
-            r#"studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`, `gp`"#
-        ]],
+        expect![
+            "studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`, `gp`, `auto`"
+        ],
     );
 }
 
@@ -861,7 +861,7 @@ fn wrong_shapes_are_told_in_the_files_terms() {
         (
             replace("kind = \"random\"", "kind = [\"tpe\"]"),
             expect![[
-                r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, found a list `["tpe"]`"#
+                r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, `auto`, found a list `["tpe"]`"#
             ]],
         ),
         (

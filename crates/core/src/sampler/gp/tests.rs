@@ -261,6 +261,74 @@ fn conditional_parameters_are_drawn_only_when_active() {
     }
 }
 
+/// The optimizer branches of a tuning space: `opt` chooses adam or sgd, each with a
+/// learning rate of its own (`lr_adam`, `lr_sgd`), and `x0` for both.
+fn branch_space() -> SearchSpace {
+    let when = |choice: &str| Condition {
+        parent: "opt".into(),
+        values: vec![ParamValue::Str(choice.into())],
+    };
+    let (mut lr_adam, mut lr_sgd) = (float("lr_adam", 0.0, 1.0), float("lr_sgd", 0.0, 1.0));
+    lr_adam.condition = Some(when("adam"));
+    lr_sgd.condition = Some(when("sgd"));
+    let opt = Distribution::Categorical {
+        choices: vec![ParamValue::Str("adam".into()), ParamValue::Str("sgd".into())],
+    };
+    SearchSpace { params: vec![param("opt", opt), float("x0", 0.0, 1.0), lr_adam, lr_sgd] }
+}
+
+#[test]
+fn an_inactive_parameter_is_encoded_apart_from_every_active_value_and_decoded_as_absent() {
+    let space = branch_space();
+    let refs: Vec<&ParamDef> = space.params.iter().collect();
+    let encoding = Encoding::new(&refs);
+    let trial =
+        random_history(&space, x0, 6).into_iter().find(|t| t.params.contains_key("lr_adam"));
+    let params = trial.expect("a trial on the adam branch").params;
+    let x = encoding.encode(&params).unwrap();
+    let (adam, sgd) = (&encoding.coords[2], &encoding.coords[3]);
+    assert!((0.0..=1.0).contains(&x[adam.dim]));
+    assert_eq!(x[sgd.dim], INACTIVE);
+    assert_eq!(encoding.decode(&x), params);
+    // Switching the branch and snapping makes the other rate active, mid-range.
+    let mut y = x.clone();
+    y[encoding.coords[0].dim..encoding.coords[0].dim + 2].copy_from_slice(&[0.0, 1.0]);
+    encoding.snap(&mut y);
+    assert_eq!((y[adam.dim], y[sgd.dim]), (INACTIVE, 0.5));
+    assert_eq!(encoding.numeric_dims(Some(&y)), [encoding.coords[1].dim, sgd.dim]);
+}
+
+#[test]
+fn a_conditional_parameter_is_modelled_on_the_trials_of_its_branch() {
+    // adam is better, best at lr_adam = 0.8; sgd at best 0.5 worse.
+    let f = |p: &Params| {
+        let rate = |name: &str| p.get(name).and_then(ParamValue::as_f64);
+        0.1 * x0(p)
+            + match (rate("lr_adam"), rate("lr_sgd")) {
+                (Some(lr), _) => (lr - 0.8).powi(2),
+                (_, Some(lr)) => 0.5 + (lr - 0.2).powi(2),
+                _ => unreachable!("one branch is active"),
+            }
+    };
+    let space = branch_space();
+    let mut near = 0;
+    for seed in 0..6u64 {
+        let history: Vec<FrozenTrial> = (0..24)
+            .map(|number| {
+                let params = RandomSampler.sample(&space, &[], &mut trial_rng(seed, number));
+                let value = f(&params);
+                trial(number, TrialState::Complete, params, Some(value))
+            })
+            .collect();
+        let params = gp(Direction::Minimize).sample(&space, &history, &mut trial_rng(seed, 24));
+        let lr = params.get("lr_adam").and_then(ParamValue::as_f64);
+        near += usize::from(lr.is_some_and(|lr| (lr - 0.8).abs() < 0.15));
+    }
+    // Drawn at random, lr_adam would land within 0.15 of 0.8 on the adam branch in
+    // about 15% of proposals.
+    assert!(near >= 5, "{near} of 6 proposals took adam with a rate near 0.8");
+}
+
 /// GP (a cheaper configuration, for the debug build) against random search over
 /// 20 seeds of `trials` trials: its median regret must be below random's divided
 /// by `factor`.
