@@ -3,17 +3,14 @@
 use super::*;
 use crate::trial::TrialId;
 
-impl Pruner {
-    /// The tables' shorthand: [`Pruner::judge`]'s reason when it says prune.
-    fn decide(
-        &self,
-        direction: Direction,
-        number: u64,
-        curve: &BTreeMap<u64, f64>,
-        step: u64,
-        others: &[FrozenTrial],
-    ) -> Option<String> {
-        self.judge(direction, number, curve, step, others).filter(|v| v.prune).map(|v| v.reason)
+/// The tables' shorthand: a [`Pruner::judge`] verdict's reason when it says prune.
+trait Pruned {
+    fn pruned(self) -> Option<String>;
+}
+
+impl Pruned for Option<Verdict> {
+    fn pruned(self) -> Option<String> {
+        self.filter(|v| v.prune).map(|v| v.reason)
     }
 }
 
@@ -61,10 +58,10 @@ fn median_prunes_a_trial_worse_than_the_median_and_keeps_ties_and_better_ones() 
     ];
     for (c, prune) in cases {
         let step = *c.keys().last().unwrap();
-        let decision = p.decide(min, 9, &c, step, &finished());
+        let decision = p.judge(min, 9, &c, step, &finished()).pruned();
         assert_eq!(decision.is_some(), prune, "{c:?}: {decision:?}");
     }
-    let reason = p.decide(min, 9, &curve(&[(1, 2.5)]), 1, &finished()).unwrap();
+    let reason = p.judge(min, 9, &curve(&[(1, 2.5)]), 1, &finished()).pruned().unwrap();
     assert!(reason.contains("50th percentile 2 of 3 complete trials"), "{reason}");
 }
 
@@ -72,17 +69,20 @@ fn median_prunes_a_trial_worse_than_the_median_and_keeps_ties_and_better_ones() 
 fn median_maximizing_mirrors_the_comparison() {
     let p = median(1, 0);
     let max = Direction::Maximize;
-    assert!(p.decide(max, 9, &curve(&[(1, 1.5)]), 1, &finished()).is_some());
-    assert!(p.decide(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).is_none());
+    assert!(p.judge(max, 9, &curve(&[(1, 1.5)]), 1, &finished()).pruned().is_some());
+    assert!(p.judge(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).pruned().is_none());
 }
 
 #[test]
 fn median_waits_for_startup_trials_warmup_and_interval() {
     let bad = curve(&[(1, 9.0), (2, 9.0), (3, 9.0)]);
     let min = Direction::Minimize;
-    assert!(median(4, 0).decide(min, 9, &bad, 1, &finished()).is_none(), "3 < 4 complete trials");
-    assert!(median(1, 2).decide(min, 9, &bad, 1, &finished()).is_none(), "warm-up");
-    assert!(median(1, 2).decide(min, 9, &bad, 2, &finished()).is_some());
+    assert!(
+        median(4, 0).judge(min, 9, &bad, 1, &finished()).pruned().is_none(),
+        "3 < 4 complete trials"
+    );
+    assert!(median(1, 2).judge(min, 9, &bad, 1, &finished()).pruned().is_none(), "warm-up");
+    assert!(median(1, 2).judge(min, 9, &bad, 2, &finished()).pruned().is_some());
     let every_other = Pruner {
         kind: PrunerKind::Percentile {
             percentile: 50.0,
@@ -92,20 +92,26 @@ fn median_waits_for_startup_trials_warmup_and_interval() {
         },
         patience: None,
     };
-    assert!(every_other.decide(min, 9, &bad, 2, &finished()).is_none(), "off-interval");
-    assert!(every_other.decide(min, 9, &bad, 3, &finished()).is_some());
+    assert!(every_other.judge(min, 9, &bad, 2, &finished()).pruned().is_none(), "off-interval");
+    assert!(every_other.judge(min, 9, &bad, 3, &finished()).pruned().is_some());
     // Judged steps are 1, 3, 5, ...: a trial that skips step 3 is judged at its
     // first report after it (Optuna's rule), and then not again in that interval.
     let others: Vec<FrozenTrial> = (0..3u64)
         .map(|n| other(n, TrialState::Complete, &[(1, 1.0), (4, 1.0), (5, 1.0)]))
         .collect();
     let skips = curve(&[(1, 9.0), (2, 9.0), (4, 9.0)]);
-    let reason = every_other.decide(min, 9, &skips, 4, &others).unwrap();
+    let reason = every_other.judge(min, 9, &skips, 4, &others).pruned().unwrap();
     assert!(reason.contains("by step 4"), "{reason}");
     let after = curve(&[(1, 9.0), (4, 9.0), (5, 9.0)]);
-    assert!(every_other.decide(min, 9, &after, 5, &others).is_some(), "5 starts an interval");
+    assert!(
+        every_other.judge(min, 9, &after, 5, &others).pruned().is_some(),
+        "5 starts an interval"
+    );
     let within = curve(&[(1, 9.0), (3, 9.0), (4, 9.0)]);
-    assert!(every_other.decide(min, 9, &within, 4, &others).is_none(), "judged at 3 already");
+    assert!(
+        every_other.judge(min, 9, &within, 4, &others).pruned().is_none(),
+        "judged at 3 already"
+    );
     assert!(
         every_other.reads_others_at(0, &skips, 4).is_some()
             && every_other.reads_others_at(0, &within, 4).is_none()
@@ -118,23 +124,27 @@ fn median_ignores_running_pruned_and_trials_missing_the_step() {
     others.push(other(3, TrialState::Running, &[(1, 0.0)]));
     others.push(other(4, TrialState::Pruned, &[(1, 0.0)]));
     others.push(other(5, TrialState::Complete, &[(2, 0.0)])); // no step 1
-    let reason = median(1, 0).decide(Direction::Minimize, 9, &curve(&[(1, 2.5)]), 1, &others);
+    let reason =
+        median(1, 0).judge(Direction::Minimize, 9, &curve(&[(1, 2.5)]), 1, &others).pruned();
     assert!(reason.unwrap().contains("of 3 complete trials"));
     // No complete trial has the step: nothing to compare with.
     assert!(
-        median(1, 0).decide(Direction::Minimize, 9, &curve(&[(7, 99.0)]), 7, &others).is_none()
+        median(1, 0)
+            .judge(Direction::Minimize, 9, &curve(&[(7, 99.0)]), 7, &others)
+            .pruned()
+            .is_none()
     );
 }
 
 #[test]
 fn a_nan_value_is_pruned_by_median_and_threshold() {
     let nan = curve(&[(1, f64::NAN)]);
-    assert!(median(1, 0).decide(Direction::Minimize, 9, &nan, 1, &finished()).is_some());
+    assert!(median(1, 0).judge(Direction::Minimize, 9, &nan, 1, &finished()).pruned().is_some());
     let t = Pruner {
         kind: PrunerKind::Threshold { lower: None, upper: Some(10.0), warmup_steps: 5 },
         patience: None,
     };
-    let reason = t.decide(Direction::Minimize, 9, &nan, 1, &[]).unwrap();
+    let reason = t.judge(Direction::Minimize, 9, &nan, 1, &[]).pruned().unwrap();
     assert!(reason.contains("not finite"), "non-finite ignores the warm-up: {reason}");
 }
 
@@ -142,8 +152,8 @@ fn a_nan_value_is_pruned_by_median_and_threshold() {
 fn percentile_25_prunes_more_than_the_median() {
     let p25 = percentile(25.0, 1, 0);
     let c = curve(&[(1, 1.8)]);
-    assert!(p25.decide(Direction::Minimize, 9, &c, 1, &finished()).is_some(), "q25 = 1.5");
-    assert!(median(1, 0).decide(Direction::Minimize, 9, &c, 1, &finished()).is_none());
+    assert!(p25.judge(Direction::Minimize, 9, &c, 1, &finished()).pruned().is_some(), "q25 = 1.5");
+    assert!(median(1, 0).judge(Direction::Minimize, 9, &c, 1, &finished()).pruned().is_none());
 }
 
 #[test]
@@ -152,7 +162,9 @@ fn threshold_prunes_outside_the_bounds_after_warmup() {
         kind: PrunerKind::Threshold { lower: Some(0.0), upper: Some(10.0), warmup_steps: 2 },
         patience: None,
     };
-    let d = |step: u64, v: f64| t.decide(Direction::Minimize, 0, &curve(&[(step, v)]), step, &[]);
+    let d = |step: u64, v: f64| {
+        t.judge(Direction::Minimize, 0, &curve(&[(step, v)]), step, &[]).pruned()
+    };
     assert!(d(1, 50.0).is_none(), "warm-up");
     assert!(d(2, 50.0).unwrap().contains("above the threshold 10"));
     assert!(d(2, -1.0).unwrap().contains("below the threshold 0"));
@@ -180,32 +192,36 @@ fn rung_peers() -> Vec<FrozenTrial> {
 fn asha_promotes_the_top_third_at_each_rung() {
     let min = Direction::Minimize;
     // Rung 0 is step 1: 7 competitors (6 peers + this one) keep the best 7 / 3 = 2.
-    assert!(asha().decide(min, 9, &curve(&[(1, 1.5)]), 1, &rung_peers()).is_none());
-    let reason = asha().decide(min, 9, &curve(&[(1, 2.5)]), 1, &rung_peers()).unwrap();
+    assert!(asha().judge(min, 9, &curve(&[(1, 1.5)]), 1, &rung_peers()).pruned().is_none());
+    let reason = asha().judge(min, 9, &curve(&[(1, 2.5)]), 1, &rung_peers()).pruned().unwrap();
     assert!(reason.contains("rung 0 (step 1)") && reason.contains("best 2 of 7"), "{reason}");
     // Step 2 is between rungs: no decision.
-    assert!(asha().decide(min, 9, &curve(&[(1, 1.0), (2, 99.0)]), 2, &rung_peers()).is_none());
+    assert!(
+        asha().judge(min, 9, &curve(&[(1, 1.0), (2, 99.0)]), 2, &rung_peers()).pruned().is_none()
+    );
     // Rung 1 is step 3.
     let c = curve(&[(1, 1.0), (2, 1.0), (3, 4.0)]);
-    assert!(asha().decide(min, 9, &c, 3, &rung_peers()).unwrap().contains("rung 1 (step 3)"));
+    assert!(
+        asha().judge(min, 9, &c, 3, &rung_peers()).pruned().unwrap().contains("rung 1 (step 3)")
+    );
 }
 
 #[test]
 fn asha_maximizing_keeps_the_highest() {
     let max = Direction::Maximize;
-    assert!(asha().decide(max, 9, &curve(&[(1, 6.5)]), 1, &rung_peers()).is_none());
-    assert!(asha().decide(max, 9, &curve(&[(1, 4.5)]), 1, &rung_peers()).is_some());
+    assert!(asha().judge(max, 9, &curve(&[(1, 6.5)]), 1, &rung_peers()).pruned().is_none());
+    assert!(asha().judge(max, 9, &curve(&[(1, 4.5)]), 1, &rung_peers()).pruned().is_some());
 }
 
 #[test]
 fn asha_lets_the_first_trials_through_and_ties_with_the_cutoff_continue() {
     let min = Direction::Minimize;
     // Alone at a rung: the best (only) value continues.
-    assert!(asha().decide(min, 0, &curve(&[(1, 5.0)]), 1, &[]).is_none());
+    assert!(asha().judge(min, 0, &curve(&[(1, 5.0)]), 1, &[]).pruned().is_none());
     // With peers [1, 2], keep = max(3 / 3, 1) = 1; a tie with the best continues.
     let peers: Vec<FrozenTrial> = rung_peers().into_iter().take(2).collect();
-    assert!(asha().decide(min, 9, &curve(&[(1, 1.0)]), 1, &peers).is_none());
-    assert!(asha().decide(min, 9, &curve(&[(1, 1.5)]), 1, &peers).is_some());
+    assert!(asha().judge(min, 9, &curve(&[(1, 1.0)]), 1, &peers).pruned().is_none());
+    assert!(asha().judge(min, 9, &curve(&[(1, 1.5)]), 1, &peers).pruned().is_some());
 }
 
 #[test]
@@ -213,10 +229,15 @@ fn asha_judges_a_trial_that_skipped_the_rung_step_at_its_next_report() {
     // Reports at steps 2 and 4 only: step 4 is the first report past rung 1 (step 3),
     // and its value at the rung is the one reported at step 2.
     let c = curve(&[(2, 1.0), (4, 5.0)]);
-    let reason = asha().decide(Direction::Minimize, 9, &c, 4, &rung_peers());
+    let reason = asha().judge(Direction::Minimize, 9, &c, 4, &rung_peers()).pruned();
     assert!(reason.is_none(), "value 1.0 at rung 1 is the best: {reason:?}");
     // A trial that never reaches a rung is never judged there.
-    assert!(asha().decide(Direction::Minimize, 9, &curve(&[(0, 9.0)]), 0, &rung_peers()).is_none());
+    assert!(
+        asha()
+            .judge(Direction::Minimize, 9, &curve(&[(0, 9.0)]), 0, &rung_peers())
+            .pruned()
+            .is_none()
+    );
 }
 
 /// Hyperband with 3 brackets (rungs from step 1, 3 and 9), a trial number in
@@ -261,13 +282,18 @@ fn hyperband_shares_trials_like_optuna_and_compete_within_brackets() {
     // Three trials better than any in bracket 0, but of other brackets.
     let (hb, first, peers) = hyperband_case(3, 0.0);
     let bracket = |n: u64| hyperband_bracket(n, 3, 3);
-    let reason = hb.decide(Direction::Minimize, first, &curve(&[(1, 2.0)]), 1, &peers).unwrap();
+    let reason =
+        hb.judge(Direction::Minimize, first, &curve(&[(1, 2.0)]), 1, &peers).pruned().unwrap();
     assert!(
         reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("best 1 of 3"),
         "{reason}"
     );
     let elsewhere = (100..).find(|n| bracket(*n) == 2).unwrap();
-    assert!(hb.decide(Direction::Minimize, elsewhere, &curve(&[(1, 99.0)]), 1, &peers).is_none());
+    assert!(
+        hb.judge(Direction::Minimize, elsewhere, &curve(&[(1, 99.0)]), 1, &peers)
+            .pruned()
+            .is_none()
+    );
 }
 
 #[test]
@@ -276,17 +302,17 @@ fn patience_only_prunes_a_stalled_trial_and_only_when_the_rule_agrees() {
     let min = Direction::Minimize;
     let improving = curve(&[(1, 5.0), (2, 4.0), (3, 3.0)]);
     let stalled = curve(&[(1, 3.0), (2, 4.0), (3, 3.5)]);
-    assert!(patient_none.decide(min, 9, &improving, 3, &[]).is_none());
-    let reason = patient_none.decide(min, 9, &stalled, 3, &[]).unwrap();
+    assert!(patient_none.judge(min, 9, &improving, 3, &[]).pruned().is_none());
+    let reason = patient_none.judge(min, 9, &stalled, 3, &[]).pruned().unwrap();
     assert!(reason.contains("no improvement beyond 3 in the last 2 steps"), "{reason}");
     // Too short to tell.
-    assert!(patient_none.decide(min, 9, &curve(&[(1, 3.0), (2, 4.0)]), 2, &[]).is_none());
+    assert!(patient_none.judge(min, 9, &curve(&[(1, 3.0), (2, 4.0)]), 2, &[]).pruned().is_none());
     // Wrapping the median: stalled but better than the median -> continue.
     let patient_median = Pruner { patience: Some((2, 0.0)), ..median(1, 0) };
     let good_but_stalled = curve(&[(1, 1.0), (2, 1.2), (3, 1.1)]);
-    assert!(patient_median.decide(min, 9, &good_but_stalled, 3, &finished()).is_none());
+    assert!(patient_median.judge(min, 9, &good_but_stalled, 3, &finished()).pruned().is_none());
     let bad_and_stalled = curve(&[(1, 2.5), (2, 2.6), (3, 2.7)]);
-    let reason = patient_median.decide(min, 9, &bad_and_stalled, 3, &finished()).unwrap();
+    let reason = patient_median.judge(min, 9, &bad_and_stalled, 3, &finished()).pruned().unwrap();
     assert!(reason.contains("percentile") && reason.contains("no improvement"), "{reason}");
 }
 
@@ -297,10 +323,13 @@ fn percentile_maximizing_compares_with_the_mirrored_percentile() {
     // Values 1, 2, 3: maximizing, the worse side of the 25th percentile is below
     // the 75th percentile of the values, 2.5.
     let c = curve(&[(1, 2.2)]);
-    let reason = p25.decide(max, 9, &c, 1, &finished()).unwrap();
+    let reason = p25.judge(max, 9, &c, 1, &finished()).pruned().unwrap();
     assert!(reason.contains("25th percentile 2.5 of 3 complete trials"), "{reason}");
-    assert!(median(1, 0).decide(max, 9, &c, 1, &finished()).is_none(), "above the median 2");
-    assert!(p25.decide(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).is_none(), "a tie");
+    assert!(
+        median(1, 0).judge(max, 9, &c, 1, &finished()).pruned().is_none(),
+        "above the median 2"
+    );
+    assert!(p25.judge(max, 9, &curve(&[(1, 2.5)]), 1, &finished()).pruned().is_none(), "a tie");
 }
 
 #[test]
@@ -309,7 +338,7 @@ fn threshold_prunes_infinities_and_keeps_values_on_a_bound() {
         kind: PrunerKind::Threshold { lower: Some(0.0), upper: Some(10.0), warmup_steps: 0 },
         patience: None,
     };
-    let d = |v: f64| t.decide(Direction::Maximize, 0, &curve(&[(1, v)]), 1, &[]);
+    let d = |v: f64| t.judge(Direction::Maximize, 0, &curve(&[(1, v)]), 1, &[]).pruned();
     assert!(d(f64::INFINITY).unwrap().contains("value inf at step 1 is not finite"));
     assert!(d(f64::NEG_INFINITY).unwrap().contains("is not finite"));
     assert!(d(0.0).is_none() && d(10.0).is_none(), "a bound itself is inside");
@@ -318,7 +347,7 @@ fn threshold_prunes_infinities_and_keeps_values_on_a_bound() {
 #[test]
 fn asha_prunes_nan_and_leaves_out_nan_peers_and_peers_that_stopped_before_the_rung() {
     let min = Direction::Minimize;
-    let reason = asha().decide(min, 9, &curve(&[(1, f64::NAN)]), 1, &rung_peers()).unwrap();
+    let reason = asha().judge(min, 9, &curve(&[(1, f64::NAN)]), 1, &rung_peers()).pruned().unwrap();
     assert!(reason.contains("rung 0 (step 1): value is NaN"), "{reason}");
     let mut peers = rung_peers();
     peers.push(other(6, TrialState::Complete, &[(1, f64::NAN), (3, f64::NAN)]));
@@ -326,8 +355,8 @@ fn asha_prunes_nan_and_leaves_out_nan_peers_and_peers_that_stopped_before_the_ru
     peers.push(other(7, TrialState::Pruned, &[(1, 0.0)]));
     // Rung 1: the six peers with values 1..=6 and this trial; keep 7 / 3 = 2.
     let at_rung = |v: f64| curve(&[(1, 1.0), (2, 1.0), (3, v)]);
-    assert!(asha().decide(min, 9, &at_rung(1.5), 3, &peers).is_none());
-    let reason = asha().decide(min, 9, &at_rung(2.5), 3, &peers).unwrap();
+    assert!(asha().judge(min, 9, &at_rung(1.5), 3, &peers).pruned().is_none());
+    let reason = asha().judge(min, 9, &at_rung(2.5), 3, &peers).pruned().unwrap();
     assert!(reason.contains("best 2 of 7 trials there (cutoff 2)"), "{reason}");
 }
 
@@ -337,10 +366,13 @@ fn hyperband_maximizes_and_prunes_nan_within_its_bracket() {
     let (hb, first, peers) = hyperband_case(1, 99.0);
     let max = Direction::Maximize;
     // Three in the bracket keep the highest one.
-    assert!(hb.decide(max, first, &curve(&[(1, 2.0)]), 1, &peers).is_none(), "ties the best");
-    let reason = hb.decide(max, first, &curve(&[(1, 1.5)]), 1, &peers).unwrap();
+    assert!(
+        hb.judge(max, first, &curve(&[(1, 2.0)]), 1, &peers).pruned().is_none(),
+        "ties the best"
+    );
+    let reason = hb.judge(max, first, &curve(&[(1, 1.5)]), 1, &peers).pruned().unwrap();
     assert!(reason.starts_with("bracket 0: rung 0 (step 1)") && reason.contains("cutoff 2"));
-    let reason = hb.decide(max, first, &curve(&[(1, f64::NAN)]), 1, &peers).unwrap();
+    let reason = hb.judge(max, first, &curve(&[(1, f64::NAN)]), 1, &peers).pruned().unwrap();
     assert!(reason.contains("value is NaN"), "{reason}");
 }
 
@@ -348,17 +380,19 @@ fn hyperband_maximizes_and_prunes_nan_within_its_bracket() {
 fn patience_maximizing_ties_and_nan() {
     let patient = Pruner { kind: PrunerKind::None, patience: Some((2, 0.0)) };
     let max = Direction::Maximize;
-    assert!(patient.decide(max, 9, &curve(&[(1, 0.5), (2, 0.6), (3, 0.7)]), 3, &[]).is_none());
-    let reason = patient.decide(max, 9, &curve(&[(1, 0.7), (2, 0.6), (3, 0.65)]), 3, &[]);
+    assert!(
+        patient.judge(max, 9, &curve(&[(1, 0.5), (2, 0.6), (3, 0.7)]), 3, &[]).pruned().is_none()
+    );
+    let reason = patient.judge(max, 9, &curve(&[(1, 0.7), (2, 0.6), (3, 0.65)]), 3, &[]).pruned();
     assert!(reason.unwrap().contains("no improvement beyond 0.7"));
     // A tie with the best before is no improvement.
     let flat = curve(&[(1, 3.0), (2, 3.0), (3, 3.0)]);
-    assert!(patient.decide(Direction::Minimize, 9, &flat, 3, &[]).is_some());
+    assert!(patient.judge(Direction::Minimize, 9, &flat, 3, &[]).pruned().is_some());
     // Only NaN since the best: no improvement; only NaN at all: nothing to wait for.
     let lost = curve(&[(1, 3.0), (2, f64::NAN), (3, f64::NAN)]);
-    assert!(patient.decide(Direction::Minimize, 9, &lost, 3, &[]).is_some());
+    assert!(patient.judge(Direction::Minimize, 9, &lost, 3, &[]).pruned().is_some());
     let never = curve(&[(1, f64::NAN), (2, f64::NAN), (3, f64::NAN)]);
-    let reason = patient.decide(Direction::Minimize, 9, &never, 3, &[]).unwrap();
+    let reason = patient.judge(Direction::Minimize, 9, &never, 3, &[]).pruned().unwrap();
     assert!(reason.contains("no finite value yet"), "{reason}");
 }
 

@@ -410,7 +410,8 @@ pub fn ask(
     let (params, why) = if sampler.needs_history() {
         history.read(storage, study, trial.id, |trials, memo| {
             let why = sampler.explain(&spec.space, trials);
-            (sampler.sample_with_memo(&spec.space, trials, memo, &mut rng), why)
+            let kept = sampler::Kept { trials, memo };
+            (sampler.sample_with_memo(&spec.space, kept, &mut rng), why)
         })?
     } else {
         (sampler.sample(&spec.space, &[], &mut rng), None)

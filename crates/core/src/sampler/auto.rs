@@ -33,7 +33,7 @@
 use rand::rngs::StdRng;
 
 use crate::distribution::Distribution;
-use crate::sampler::{GpConfig, GpSampler, Memo, RandomSampler, Sampler, TpeConfig, TpeSampler};
+use crate::sampler::{GpConfig, GpSampler, Kept, RandomSampler, Sampler, TpeConfig, TpeSampler};
 use crate::space::{Params, SearchSpace};
 use crate::study::Direction;
 use crate::trial::{FrozenTrial, TrialState};
@@ -207,14 +207,8 @@ impl Sampler for AutoSampler {
         self.sampler(self.choose(space, &refs).model).sample(space, history, rng)
     }
 
-    fn sample_with_memo(
-        &self,
-        space: &SearchSpace,
-        history: &[&FrozenTrial],
-        memo: &Memo,
-        rng: &mut StdRng,
-    ) -> Params {
-        self.sampler(self.choose(space, history).model).sample_with_memo(space, history, memo, rng)
+    fn sample_with_memo(&self, space: &SearchSpace, history: Kept<'_>, rng: &mut StdRng) -> Params {
+        self.sampler(self.choose(space, history.trials).model).sample_with_memo(space, history, rng)
     }
 
     fn explain(&self, space: &SearchSpace, history: &[&FrozenTrial]) -> Option<String> {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::distribution::{Distribution, ParamValue};
 use crate::functions::BenchmarkFunction;
-use crate::sampler::{Sampler, from_spec, trial_rng};
+use crate::sampler::{Kept, Sampler, from_spec, trial_rng};
 use crate::space::{ParamDef, Params, SearchSpace};
 use crate::spec::SamplerSpec;
 use crate::study::Direction;
@@ -132,6 +132,16 @@ fn box_space(dim: usize, low: f64, high: f64) -> SearchSpace {
     SearchSpace { params: (0..dim).map(|i| float(format!("x{i}"), low, high)).collect() }
 }
 
+fn categorical(name: &str, choices: &[&str]) -> ParamDef {
+    let choices = choices.iter().map(|c| ParamValue::Str((*c).into())).collect();
+    ParamDef {
+        name: name.into(),
+        distribution: Distribution::Categorical { choices },
+        condition: None,
+        grid: None,
+    }
+}
+
 fn log_float(name: &str, low: f64, high: f64) -> ParamDef {
     ParamDef {
         name: name.into(),
@@ -169,17 +179,9 @@ fn tuning_space(tuning: Tuning) -> SearchSpace {
             momentum.condition = when("sgd");
             let mut beta2 = float("beta2".into(), 0.9, 0.9999);
             beta2.condition = when("adam");
-            let optimizer = ParamDef {
-                name: "optimizer".into(),
-                distribution: Distribution::Categorical {
-                    choices: vec![ParamValue::Str("sgd".into()), ParamValue::Str("adam".into())],
-                },
-                condition: None,
-                grid: None,
-            };
             SearchSpace {
                 params: vec![
-                    optimizer,
+                    categorical("optimizer", &["sgd", "adam"]),
                     log_float("lr", 1e-5, 1.0),
                     momentum,
                     beta2,
@@ -196,14 +198,7 @@ fn tuning_space(tuning: Tuning) -> SearchSpace {
 /// noisy-hartmann6).
 pub fn problems() -> Vec<Problem> {
     let mut mixed = box_space(4, -5.0, 5.0);
-    mixed.params.push(ParamDef {
-        name: "c".into(),
-        distribution: Distribution::Categorical {
-            choices: ["a", "b", "c"].iter().map(|c| ParamValue::Str((*c).into())).collect(),
-        },
-        condition: None,
-        grid: None,
-    });
+    mixed.params.push(categorical("c", &["a", "b", "c"]));
     mixed.params.push(ParamDef {
         name: "k".into(),
         distribution: Distribution::Int { low: -5, high: 10, log: false, step: 1 },
@@ -394,7 +389,7 @@ pub fn proposal_cost(
         .map(|k| {
             let started = clock();
             let mut rng = trial_rng(1, trials as u64 + k);
-            sampler.sample_with_memo(&space, &history, &memo, &mut rng);
+            sampler.sample_with_memo(&space, Kept { trials: &history, memo: &memo }, &mut rng);
             (clock() - started) * 1e3
         })
         .collect();

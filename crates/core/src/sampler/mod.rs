@@ -38,20 +38,13 @@ pub trait Sampler: Send + Sync {
     /// ones. Returns a value for every parameter active under the space's conditions.
     fn sample(&self, space: &SearchSpace, history: &[FrozenTrial], rng: &mut StdRng) -> Params;
 
-    /// [`Sampler::sample`] over trials held elsewhere (`history`, as `sample`
-    /// takes it, by reference), keeping what it derives from finished trials in
-    /// `memo`: the caller passes the same memo to every proposal of one study (a
-    /// finished trial never changes), and may call it from several threads at
-    /// once. The default copies the trials and keeps nothing.
-    fn sample_with_memo(
-        &self,
-        space: &SearchSpace,
-        history: &[&FrozenTrial],
-        memo: &Memo,
-        rng: &mut StdRng,
-    ) -> Params {
-        let _ = memo;
-        let owned: Vec<FrozenTrial> = history.iter().map(|t| (*t).clone()).collect();
+    /// [`Sampler::sample`] over trials held elsewhere ([`Kept`]: the trials, as
+    /// `sample` takes them, by reference), keeping what it derives from finished
+    /// trials in the memo: the caller passes the same memo to every proposal of
+    /// one study (a finished trial never changes), and may call it from several
+    /// threads at once. The default copies the trials and keeps nothing.
+    fn sample_with_memo(&self, space: &SearchSpace, history: Kept<'_>, rng: &mut StdRng) -> Params {
+        let owned: Vec<FrozenTrial> = history.trials.iter().map(|t| (*t).clone()).collect();
         self.sample(space, &owned, rng)
     }
 
@@ -70,6 +63,17 @@ pub trait Sampler: Send + Sync {
     fn needs_history(&self) -> bool {
         true
     }
+}
+
+/// A study's trials as a long-lived caller keeps them, for
+/// [`Sampler::sample_with_memo`].
+#[derive(Clone, Copy)]
+pub struct Kept<'a> {
+    /// The study's other trials, in order of number, as [`Sampler::sample`] takes
+    /// them.
+    pub trials: &'a [&'a FrozenTrial],
+    /// What samplers derived from the finished ones.
+    pub memo: &'a Memo,
 }
 
 /// What a sampler keeps between the proposals of one study

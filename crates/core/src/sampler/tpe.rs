@@ -45,7 +45,7 @@ use rand::rngs::StdRng;
 
 use crate::distribution::{Distribution, ParamValue, round_to_step};
 use crate::sampler::random::sample_one;
-use crate::sampler::{Memo, Sampler};
+use crate::sampler::{Kept, Memo, Sampler};
 use crate::space::{Condition, ParamDef, Params, SearchSpace};
 use crate::study::Direction;
 use crate::trial::{FrozenTrial, TrialId, TrialState};
@@ -166,14 +166,8 @@ impl Sampler for TpeSampler {
         self.propose(space, &history, None, rng)
     }
 
-    fn sample_with_memo(
-        &self,
-        space: &SearchSpace,
-        history: &[&FrozenTrial],
-        memo: &Memo,
-        rng: &mut StdRng,
-    ) -> Params {
-        self.propose(space, history, Some(memo), rng)
+    fn sample_with_memo(&self, space: &SearchSpace, history: Kept<'_>, rng: &mut StdRng) -> Params {
+        self.propose(space, history.trials, Some(history.memo), rng)
     }
 }
 
