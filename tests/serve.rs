@@ -157,7 +157,7 @@ fn the_api_runs_an_external_study_and_serves_its_trials() {
     let (_, study) = server.get(STUDY);
     assert_eq!(
         (study["sampler"].as_str(), study["objective"].as_str()),
-        (Some("tpe"), Some("external"))
+        (Some("auto"), Some("external"))
     );
     assert_eq!(study["study_file"].as_str(), Some(quadratic().as_str()));
     let (_, trials) = server.get(&format!("{STUDY}/trials?state=complete,fail&sort=value"));
