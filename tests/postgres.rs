@@ -107,7 +107,10 @@ fn hpo_reads_a_postgresql_database_optuna_wrote() {
     let mut admin = postgres::Client::connect(&db, postgres::NoTls).unwrap();
     let hpo_tables = |admin: &mut postgres::Client| -> i64 {
         admin
-            .query_one("SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'hpo%'", &[])
+            .query_one(
+                "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'hpo%' AND schemaname NOT LIKE 'pg_temp%'",
+                &[],
+            )
             .unwrap()
             .get(0)
     };
