@@ -138,7 +138,9 @@ fn prometheus_answers_every_dashboard_and_alert_expression_from_hpo_serve() {
     // An external study runs while Prometheus scrapes: a trial a quarter second,
     // every fifth one failing, for a few seconds of scrapes.
     let study = "/api/v1/studies/external-quadratic";
-    let file = quadratic().replace("trials = 30", "trials = 1000");
+    let file = quadratic()
+        .replace("trials = 30", "trials = 1000")
+        .replace("kind = \"auto\"", "kind = \"random\"");
     let mut queries = dashboard_queries();
     queries.extend(alert_queries());
     let started = Instant::now();

@@ -8,13 +8,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hpo_core::run::{ConfirmConfig, ConfirmSummary};
 
-use crate::{format, host, open_existing_writable, print, study_and_objective};
+use crate::{format, host, open_existing_writable, print};
 
 /// Runs the confirm runs `config` asks for; exits 130 when Ctrl-C cut them short.
 pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
-    let (spec, objective) = study_and_objective(path, db)?;
-    let storage = open_existing_writable(db)?;
+    // Ctrl-C is caught from before the objective loads its data.
+    let spec = crate::read_study_file(path)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
+    let objective = crate::objective_for(&spec, path, db)?;
+    let storage = open_existing_writable(db)?;
     let summary = host.with_heartbeats(&*storage, || {
         hpo_core::run::confirm(&*storage, &spec, objective.as_ref(), &host, config)
     });

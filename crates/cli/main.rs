@@ -1067,17 +1067,9 @@ pub fn read_study_file(path: &Path) -> Result<StudySpec> {
     Ok(StudySpec::parse(&text, &path.display().to_string())?)
 }
 
-/// Reads a study file and builds its objective (dataset paths and a command's
-/// folder resolve against the file's folder; a command's trial folders go beside
-/// the database `db`).
-fn study_and_objective(path: &Path, db: &Path) -> Result<(StudySpec, Box<dyn Objective>)> {
-    let spec = read_study_file(path)?;
-    let objective = objective_for(&spec, path, db)?;
-    Ok((spec, objective))
-}
-
-/// The objective of `spec`, read from the study file at `path` (see
-/// [`study_and_objective`]).
+/// The objective of `spec`, read from the study file at `path`: dataset paths and
+/// a command's folder resolve against the file's folder, and a command's trial
+/// folders go beside the database `db`.
 fn objective_for(spec: &StudySpec, path: &Path, db: &Path) -> Result<Box<dyn Objective>> {
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let objective: Box<dyn Objective> = match &spec.objective {
@@ -1143,9 +1135,12 @@ fn run_study(
     config: RunConfig,
     liveness: host::Liveness,
 ) -> Result<ExitCode> {
-    let (spec, objective) = study_and_objective(path, db)?;
-    let storage = db::open_writable(db, true, true)?;
+    // Ctrl-C is caught from before the objective loads its data (seconds for a large
+    // dataset), so one pressed meanwhile ends the run before its first trial.
+    let spec = read_study_file(path)?;
     let host = host::CliHost::with_ctrl_c(&spec.metric, liveness)?;
+    let objective = objective_for(&spec, path, db)?;
+    let storage = db::open_writable(db, true, true)?;
     let summary = host.with_heartbeats(&*storage, || {
         hpo_core::run::run_study(&*storage, &spec, objective.as_ref(), &host, config)
     });

@@ -121,6 +121,8 @@ fn night(args: &NightlyArgs<'_>) -> Result<Option<Night>> {
     let name = night_name(&base, &date);
     let mut night_spec = spec.clone();
     night_spec.name = name.clone();
+    // Ctrl-C is caught from before the objective loads its data.
+    let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
     let objective = crate::objective_for(&night_spec, args.study, args.db)?;
     let database = db::open_writable(args.db, true, true)?;
     let storage: &dyn Storage = &*database;
@@ -140,7 +142,6 @@ fn night(args: &NightlyArgs<'_>) -> Result<Option<Night>> {
     let prior = prior_trials(storage, &earlier, &spec)?;
     let n_prior = prior.len();
 
-    let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
     let config = RunConfig { trials: None, timeout: args.timeout, workers: None };
     let ran = host.with_heartbeats(storage, || {
         hpo_core::run::run_study_with_prior(
