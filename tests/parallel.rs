@@ -56,15 +56,15 @@ fn check_invariants(dir: &Dir, name: &str, budget: usize) -> Vec<Value> {
 }
 
 #[test]
-fn four_processes_of_two_threads_share_a_400_trial_budget() {
+fn four_processes_of_two_threads_share_a_2000_trial_budget() {
     let dir = Dir::new();
-    dir.write("study.toml", &study("stress", 400));
+    dir.write("study.toml", &study("stress", 2000));
     let mut children: Vec<Child> = (0..4).map(|_| worker(&dir)).collect();
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
-    let all = check_invariants(&dir, "stress", 400);
-    assert_eq!(all.len(), 400, "no process died, so no trial failed");
+    let all = check_invariants(&dir, "stress", 2000);
+    assert_eq!(all.len(), 2000, "no process died, so no trial failed");
     // Every process took part.
     let owners: BTreeSet<&str> =
         all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
@@ -74,7 +74,7 @@ fn four_processes_of_two_threads_share_a_400_trial_budget() {
 #[test]
 fn killing_workers_at_random_loses_no_trial() {
     let dir = Dir::new();
-    dir.write("study.toml", &study("chaos", 4000));
+    dir.write("study.toml", &study("chaos", 16000));
     let mut children: Vec<Child> = (0..3).map(|_| worker(&dir)).collect();
     // Until 6 have been killed (the budget is large enough to outlast that on a
     // fast machine), or 30 s.
@@ -89,7 +89,7 @@ fn killing_workers_at_random_loses_no_trial() {
     }
     // A last worker recovers the trials the killed ones left running, if any.
     dir.ok(&["worker", "study.toml", "--db", "shared.sqlite"]);
-    let all = check_invariants(&dir, "chaos", 4000);
+    let all = check_invariants(&dir, "chaos", 16000);
     assert!(kills >= 5, "killed {kills} workers");
     // Interrupted trials were retried with their parameters (max_retries = 1).
     let failed = assert_killed_trials_were_retried(&all);

@@ -13,8 +13,8 @@ use hpo_store::pg::{PostgresStorage, is_postgres_url, redacted};
 
 /// An open study database.
 pub enum Database {
-    /// An SQLite file.
-    Sqlite(SqliteStorage),
+    /// An SQLite file (shared with its background checkpoints, when it has them).
+    Sqlite(std::sync::Arc<SqliteStorage>),
     /// A PostgreSQL database.
     Postgres(Box<PostgresStorage>),
 }
@@ -24,7 +24,7 @@ impl Deref for Database {
 
     fn deref(&self) -> &Self::Target {
         match self {
-            Database::Sqlite(it) => it,
+            Database::Sqlite(it) => it.as_ref(),
             Database::Postgres(it) => it.as_ref(),
         }
     }
@@ -39,10 +39,25 @@ impl Database {
         }
     }
 
+    /// For a process that writes many trials (`hpo run`, `hpo serve`): an SQLite
+    /// file's write-ahead log is moved into the file by a thread of its own every
+    /// `every` (see [`SqliteStorage::checkpoint_in_background`]), until the
+    /// returned guard is dropped, so no commit waits for the disk. Nothing to do on
+    /// PostgreSQL.
+    pub fn checkpoint_in_background(
+        &self,
+        every: std::time::Duration,
+    ) -> Result<Option<hpo_store::BackgroundCheckpoints>> {
+        match self {
+            Database::Sqlite(it) => Ok(Some(it.checkpoint_in_background(every)?)),
+            Database::Postgres(_) => Ok(None),
+        }
+    }
+
     /// The storage to share between threads (`hpo serve`).
     pub fn into_shared(self) -> std::sync::Arc<dyn Storage> {
         match self {
-            Database::Sqlite(it) => std::sync::Arc::new(it),
+            Database::Sqlite(it) => it,
             Database::Postgres(it) => std::sync::Arc::new(*it),
         }
     }
@@ -96,7 +111,7 @@ pub fn open_writable(db: &Path, create: bool, quick_check: bool) -> Result<Datab
     }
     let opened =
         if quick_check { SqliteStorage::open(db) } else { SqliteStorage::open_without_check(db) };
-    opened.map(Database::Sqlite).map_err(|err| crate::explain_open_error(db, err))
+    opened.map(|it| Database::Sqlite(it.into())).map_err(|err| crate::explain_open_error(db, err))
 }
 
 /// Opens `db`, which must exist, for a command that only reads it: an SQLite file
@@ -108,6 +123,6 @@ pub fn open_readable(db: &Path) -> Result<Database> {
     }
     crate::must_exist(db)?;
     SqliteStorage::open_read_only(db)
-        .map(Database::Sqlite)
+        .map(|it| Database::Sqlite(it.into()))
         .map_err(|err| crate::explain_open_error(db, err))
 }

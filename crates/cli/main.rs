@@ -318,8 +318,8 @@ enum BenchCommand {
         /// Study sizes to measure.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1000, 10000], allow_hyphen_values = true)]
         trials: Vec<usize>,
-        /// Measure ask + 10 reported steps + tell with this many processes sharing
-        /// the study (a list: 1,2,4), instead of ask + tell in this process.
+        /// Measure `hpo run` in this many processes sharing the study, each trial
+        /// reporting 10 steps (a list: 1,2,4), instead of one process.
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         workers: Vec<usize>,
         /// `command`: hpo's own cost per trial of a command objective (a program
@@ -383,19 +383,6 @@ enum BenchCommand {
         /// Trials run and timed with each pruner.
         #[arg(long, default_value_t = 20, allow_hyphen_values = true)]
         measured: usize,
-    },
-    /// One process of `bench overhead --workers` (started by it).
-    #[command(hide = true)]
-    OverheadWorker {
-        /// The shared benchmark database.
-        #[arg(long)]
-        db: PathBuf,
-        /// The study's name.
-        #[arg(long, default_value = "overhead")]
-        study: String,
-        /// The study's budget.
-        #[arg(long, allow_hyphen_values = true)]
-        trials: usize,
     },
     /// Time to render the report of a synthetic study of N trials written through
     /// the store.
@@ -843,9 +830,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { which: BenchCommand::PrunerSteps { trials, steps, measured } } => {
             print(bench::pruner_steps(&trials, steps, measured)?)
         }
-        Command::Bench { which: BenchCommand::OverheadWorker { db, study, trials } } => {
-            print(bench::overhead_worker(&db, &study, trials)?)
-        }
         Command::Bench {
             which: BenchCommand::Train { device, workload, batch, steps, precision, json },
         } => print(bench::train(&device, &workload, batch, steps, &precision, json)?),
@@ -964,8 +948,9 @@ pub fn explain_open_error(path: &Path, err: hpo_store::Error) -> anyhow::Error {
 /// Connections `hpo serve` reads through besides the one it writes through.
 const SERVE_READERS: usize = 2;
 
-/// How often `hpo serve` moves its write-ahead log into the database file.
-const SERVE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often a run's or the server's SQLite write-ahead log is moved into the
+/// database file, by a thread of its own.
+pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn serve(
     db: &Path,
@@ -993,7 +978,7 @@ fn serve(
                 .map_err(|err| explain_open_error(db, err))?;
             let storage = std::sync::Arc::new(storage);
             // Requests seldom wait for the log to be moved into the database file.
-            let checkpoints = storage.checkpoint_in_background(SERVE_CHECKPOINT_EVERY)?;
+            let checkpoints = storage.checkpoint_in_background(CHECKPOINT_EVERY)?;
             (storage, Some(checkpoints))
         };
     let access = match (&tokens, public_read) {
@@ -1141,10 +1126,12 @@ fn run_study(
     let host = host::CliHost::with_ctrl_c(&spec.metric, liveness)?;
     let objective = objective_for(&spec, path, db)?;
     let storage = db::open_writable(db, true, true)?;
+    let checkpoints = storage.checkpoint_in_background(CHECKPOINT_EVERY)?;
     let summary = host.with_heartbeats(&*storage, || {
         hpo_core::run::run_study(&*storage, &spec, objective.as_ref(), &host, config)
     });
     host.finish();
+    drop(checkpoints);
     // However the run ended (a full disk included), the log goes into the database
     // file, so the space it held is free for the next run.
     storage.checkpoint();

@@ -125,6 +125,7 @@ fn night(args: &NightlyArgs<'_>) -> Result<Option<Night>> {
     let host = host::CliHost::with_ctrl_c(&spec.metric, host::Liveness::default())?;
     let objective = crate::objective_for(&night_spec, args.study, args.db)?;
     let database = db::open_writable(args.db, true, true)?;
+    let _checkpoints = database.checkpoint_in_background(crate::CHECKPOINT_EVERY)?;
     let storage: &dyn Storage = &*database;
 
     let nights = night_studies(storage, &base)?;

@@ -96,15 +96,15 @@ pub fn report(
         // stored is a note, not an error.
         let writable = match crate::db::postgres_url(db) {
             Some(_) => crate::db::open_writable(db, false, true),
-            None => {
-                hpo_store::SqliteStorage::open(db).map(crate::db::Database::Sqlite).map_err(|err| {
+            None => hpo_store::SqliteStorage::open(db)
+                .map(|it| crate::db::Database::Sqlite(it.into()))
+                .map_err(|err| {
                     if err.is_read_only() {
                         anyhow::anyhow!("the database is read-only")
                     } else {
                         anyhow::Error::new(err)
                     }
-                })
-            }
+                }),
         };
         let outcome = writable.and_then(|writable| {
             let found = crate::inspect::find(&*writable, &study.name)?;

@@ -9,7 +9,7 @@ mod report;
 mod samplers;
 mod train;
 
-pub use overhead::{overhead, overhead_command, overhead_processes, overhead_worker};
+pub use overhead::{overhead, overhead_command, overhead_processes};
 pub use pruner_steps::pruner_steps;
 pub use pruning::{PruningBench, pruning};
 pub use report::{report, write_synthetic_study};

@@ -10,12 +10,11 @@
 //! first and the last 1,000 trials, and the process's peak memory.
 //!
 //! `--objective command` times a command trial's own overhead, and `--workers P`
-//! runs P processes (`hpo bench overhead-worker`) sharing one study on SQLite or
-//! PostgreSQL.
+//! runs P `hpo run` processes sharing one study on SQLite or PostgreSQL.
 
 use std::time::Instant;
 
-use super::{QuietHost, hpo_run_child, vm_hwm_kb};
+use super::{hpo_run_child, vm_hwm_kb};
 use anyhow::{Context, Result, bail};
 use hpo_core::run::{History, ask, open_study};
 use hpo_core::sampler;
@@ -115,6 +114,7 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
         crate::format::table(
             &[
                 "TRIALS",
+                "MEAN MS/TRIAL",
                 "WINDOW",
                 "FIRST MS/TRIAL",
                 "LAST MS/TRIAL",
@@ -213,8 +213,9 @@ pub fn overhead_command(sizes: &[usize]) -> Result<String> {
 }
 
 /// Runs the overhead study through `hpo run --trials n` in a child process and
-/// measures, from the stored trial times, the cost per trial over the first and
-/// the last `min(1000, n / 2)` trials; the peak memory is the child's high-water
+/// measures, from the stored trial times, the cost per trial over the whole run
+/// (the first trial's start to the last one's end) and over the first and the
+/// last `min(1000, n / 2)` trials; the peak memory is the child's high-water
 /// mark (VmHWM), sampled until it exits.
 fn time_hpo_run(n: usize) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
@@ -234,6 +235,7 @@ fn time_hpo_run(n: usize) -> Result<Vec<String>> {
         let at = if end { t.datetime_complete } else { t.datetime_start };
         at.map(|it| it.0 as f64 / 1e6).context("a trial without its times")
     };
+    let mean = (seconds(&trials[n - 1], true)? - seconds(&trials[0], false)?) / n as f64;
     let window = 1000.min(n / 2);
     let first =
         (seconds(&trials[window - 1], true)? - seconds(&trials[0], true)?) / (window - 1) as f64;
@@ -241,6 +243,7 @@ fn time_hpo_run(n: usize) -> Result<Vec<String>> {
         / (window - 1) as f64;
     Ok(vec![
         n.to_string(),
+        format!("{:.3}", mean * 1e3),
         window.to_string(),
         format!("{:.3}", first * 1e3),
         format!("{:.3}", last * 1e3),
@@ -251,9 +254,11 @@ fn time_hpo_run(n: usize) -> Result<Vec<String>> {
 }
 
 /// `hpo bench overhead --workers P,...`: for each study size N and process count P,
-/// P processes (`hpo bench overhead-worker`) share one fresh SQLite study and run
-/// ask + 10 reported steps + tell until N trials are complete. Printed: wall time per
-/// trial (all processes together), and the check that exactly N trials completed.
+/// P `hpo run` processes share one fresh study whose trials report 10 steps each
+/// (the function objective with `max_epochs = 10`), until N trials are complete.
+/// Printed: wall time per trial (all processes together, from the first start to
+/// the last end), the cost per trial over the last 1,000, and the check that
+/// exactly N trials completed, each with its 10 steps.
 pub fn overhead_processes(
     sizes: &[usize],
     workers: &[usize],
@@ -268,26 +273,35 @@ pub fn overhead_processes(
         for &p in workers {
             let dir = tempfile::tempdir()?;
             let db = db.map_or_else(|| dir.path().join("bench.sqlite"), std::path::Path::to_owned);
-            let mut spec = StudySpec::parse(STUDY, "<bench overhead>")?;
             // A study of its own per run, so runs can share a server's database.
-            spec.name = format!("overhead-{n}-{p}-{}", std::process::id());
+            let name = format!("overhead-{n}-{p}-{}", std::process::id());
+            let text = STUDY
+                .replace("name = \"overhead\"", &format!("name = \"{name}\""))
+                .replace("trials = 1\n", &format!("trials = {n}\n"))
+                .replace("function = \"mixed\"\n", "function = \"mixed\"\nmax_epochs = 10\n");
+            let study_file = dir.path().join("overhead.toml");
+            std::fs::write(&study_file, text)?;
+            // The study exists before the processes start, as a team's would.
+            let spec = StudySpec::parse(&std::fs::read_to_string(&study_file)?, "overhead.toml")?;
             open_study(&*crate::db::open_writable(&db, true, false)?, &spec)?;
             let started = Instant::now();
             let children: Vec<std::process::Child> = (0..p)
-                .map(|_| {
+                .map(|i| {
                     std::process::Command::new(&exe)
-                        .args(["bench", "overhead-worker", "--trials", &n.to_string()])
-                        .args(["--study", &spec.name, "--db"])
+                        .arg("run")
+                        .arg(&study_file)
+                        .arg("--db")
                         .arg(&db)
                         .stdout(std::process::Stdio::null())
+                        .stderr(std::fs::File::create(dir.path().join(format!("run-{i}.log")))?)
                         .spawn()
-                        .context("cannot start a worker process")
+                        .context("cannot start `hpo run`")
                 })
                 .collect::<Result<_>>()?;
             let peak_kb = peak_of_children(children)?;
             let seconds = started.elapsed().as_secs_f64();
             let storage = crate::db::open_writable(&db, false, false)?;
-            let study = storage.find_study(&spec.name)?.context("the study")?;
+            let study = storage.find_study(&name)?.context("the study")?;
             let complete = storage.trials(study.id, Some(&[TrialState::Complete]))?;
             let whole = complete.iter().all(|t| t.intermediate_values.len() == 10);
             if complete.len() != n || !whole {
@@ -296,17 +310,19 @@ pub fn overhead_processes(
                     complete.len()
                 );
             }
-            // The cost per trial near the end, from the stored end times.
-            let ends: Vec<f64> = complete
+            let start = complete.iter().filter_map(|t| t.datetime_start).min();
+            let mut ends: Vec<f64> = complete
                 .iter()
                 .filter_map(|t| t.datetime_complete.map(|it| it.0 as f64 / 1e3))
                 .collect();
+            ends.sort_by(f64::total_cmp);
+            let first = start.context("trials without their start")?.0 as f64 / 1e3;
             let last = n.min(1000);
             let span = ends[n - 1] - ends[n - last];
             rows.push(vec![
                 n.to_string(),
                 p.to_string(),
-                format!("{:.3}", seconds * 1e3 / n as f64),
+                format!("{:.3}", (ends[n - 1] - first) / n as f64),
                 format!("{:.3}", span / (last - 1).max(1) as f64),
                 format!("{:.0}", n as f64 / seconds),
                 format!("{seconds:.1}"),
@@ -317,14 +333,14 @@ pub fn overhead_processes(
     let store =
         db.map_or_else(|| "SQLite (WAL), a fresh file per run".to_owned(), crate::db::shown);
     Ok(format!(
-        "ask + 10 reported steps + tell per trial, P processes sharing one study, random sampler; {store}\n{}",
+        "`hpo run` in P processes sharing one study, each trial ask + 10 reported steps + tell, random sampler; {store}\n{}",
         crate::format::table(
             &[
                 "TRIALS",
                 "PROCESSES",
                 "MS/TRIAL",
                 "LAST 1000 MS/TRIAL",
-                "TRIALS/S",
+                "TRIALS/S (WALL)",
                 "WALL S",
                 "PEAK MB/PROCESS"
             ],
@@ -344,7 +360,7 @@ fn peak_of_children(mut children: Vec<std::process::Child>) -> Result<u64> {
         let mut running = Vec::new();
         for mut child in children {
             match child.try_wait()? {
-                Some(status) if !status.success() => bail!("a worker process failed"),
+                Some(status) if !status.success() => bail!("an `hpo run` process failed"),
                 Some(_) => {}
                 None => running.push(child),
             }
@@ -353,43 +369,4 @@ fn peak_of_children(mut children: Vec<std::process::Child>) -> Result<u64> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     Ok(peak)
-}
-
-/// One worker process of `overhead_processes`: runs trials until the budget is met;
-/// prints how many it ran.
-pub fn overhead_worker(db: &std::path::Path, name: &str, n: usize) -> Result<String> {
-    let mut spec = StudySpec::parse(STUDY, "<bench overhead>")?;
-    spec.name = name.to_owned();
-    let hpo_core::spec::ObjectiveSpec::Function { function, .. } = spec.objective else {
-        bail!("function objective")
-    };
-    let sampler = sampler::from_spec(spec.sampler, spec.direction);
-    let storage = crate::db::open_writable(db, false, false)?;
-    let storage: &dyn hpo_core::storage::Storage = &*storage;
-    let study = open_study(storage, &spec)?;
-    let owner = format!("bench:{}:0", std::process::id());
-    let host = QuietHost(Instant::now());
-    let history = History::default();
-    let mut ran = 0;
-    let mut last_look: Option<Instant> = None;
-    loop {
-        // As a real worker does every few seconds: look for dead workers' trials.
-        if last_look.is_none_or(|at| at.elapsed().as_secs() >= 2) {
-            hpo_core::run::recover_orphans(storage, study.id, &host, 0)?;
-            last_look = Some(Instant::now());
-        }
-        let Some(trial) =
-            ask(storage, study.id, &spec, sampler.as_ref(), Some(n), &owner, &history)?
-        else {
-            break;
-        };
-        let value = function.evaluate(&trial.params);
-        for step in 1..=10u64 {
-            let at_step = value + (10 - step) as f64;
-            storage.report(trial.id, step, at_step, &[("value".to_owned(), at_step)])?;
-        }
-        storage.finish_trial(trial.id, TrialState::Complete, Some(value))?;
-        ran += 1;
-    }
-    Ok(ran.to_string())
 }

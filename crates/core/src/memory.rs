@@ -10,7 +10,7 @@ use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
 use crate::pruner::Verdict;
-use crate::storage::{NewStudy, NewTrial, Storage, StudyCopy};
+use crate::storage::{NewStudy, NewTrial, ReportedStep, Storage, StudyCopy};
 use crate::study::{Study, StudyId, StudySummary};
 use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 
@@ -31,6 +31,8 @@ pub struct InMemoryStorage {
 pub(crate) struct Probe {
     pub(crate) trials_read: std::sync::atomic::AtomicUsize,
     pub(crate) panic_on_finish: std::sync::atomic::AtomicBool,
+    /// Writes of steps: `report` and `report_steps` calls.
+    pub(crate) step_writes: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -256,14 +258,26 @@ impl Storage for InMemoryStorage {
         value: f64,
         metrics: &[(String, f64)],
     ) -> Result<()> {
-        if i64::try_from(step).is_err() {
-            return Err(Error::StepOutOfRange(step));
+        let step = ReportedStep { step, value, metrics: metrics.to_vec() };
+        self.report_steps(trial, std::slice::from_ref(&step))
+    }
+
+    fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> Result<()> {
+        if let Some(step) = steps.iter().find(|it| i64::try_from(it.step).is_err()) {
+            return Err(Error::StepOutOfRange(step.step));
         }
+        #[cfg(test)]
+        self.probe.step_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut state = self.lock();
-        state.running_mut(trial)?.intermediate_values.insert(step, value);
+        let running = state.running_mut(trial)?;
+        for step in steps {
+            running.intermediate_values.insert(step.step, step.value);
+        }
         let curve = state.curves.entry(trial).or_default();
-        for (name, value) in metrics {
-            curve.insert((step, name.clone()), *value);
+        for step in steps {
+            for (name, value) in &step.metrics {
+                curve.insert((step.step, name.clone()), *value);
+            }
         }
         let now = state.tick();
         state.heartbeats.insert(trial, now);

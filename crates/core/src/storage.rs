@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 
 use crate::Result;
 use crate::distribution::{Distribution, ParamValue};
-#[allow(unused_imports)]
 use crate::error::Error;
 use crate::pruner::Verdict;
 use crate::study::{Direction, Study, StudyId, StudySummary};
@@ -43,6 +42,30 @@ pub struct NewTrial {
     pub params: Vec<(String, ParamValue, Distribution)>,
     /// System attributes set on the trial (such as `attr::GRID_POINT`).
     pub system_attrs: Vec<(String, AttrValue)>,
+}
+
+impl NewTrial {
+    /// Adds these parameters (with their distributions) and system attributes to
+    /// `trial`, as the storage now holds them.
+    pub fn apply_to(self, trial: &mut FrozenTrial) {
+        for (name, value, distribution) in self.params {
+            trial.params.insert(name.clone(), value);
+            trial.distributions.insert(name, distribution);
+        }
+        trial.system_attrs.extend(self.system_attrs);
+    }
+}
+
+/// One step of a trial as [`Storage::report`] takes it: the study metric's value
+/// and every metric measured at that step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedStep {
+    /// The step.
+    pub step: u64,
+    /// The study metric's value there (Optuna's intermediate value).
+    pub value: f64,
+    /// Every metric measured there, the study metric included.
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// A trial as a study's history shows it (`Storage::trial_outcomes`).
@@ -101,6 +124,32 @@ pub trait Storage: Send + Sync {
         system_attrs: &[(String, AttrValue)],
     ) -> Result<Option<FrozenTrial>>;
 
+    /// [`Storage::create_running_trial`] that also stores, in the same change, what
+    /// `propose` returns for the new trial's number: its parameters and the system
+    /// attributes that explain them. `propose` runs while the change is open (in a
+    /// database, holding its write lock), so it must be quick; it returns `None` to
+    /// store nothing (the caller then sets the parameters itself). The returned
+    /// trial holds what was stored. The default makes the separate calls.
+    fn create_running_trial_with(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+        propose: &dyn Fn(u64) -> Option<NewTrial>,
+    ) -> Result<Option<FrozenTrial>> {
+        let Some(mut trial) = self.create_running_trial(study, budget, system_attrs)? else {
+            return Ok(None);
+        };
+        if let Some(proposal) = propose(trial.number) {
+            self.set_trial_params(trial.id, &proposal.params)?;
+            for (key, value) in &proposal.system_attrs {
+                self.set_trial_system_attr(trial.id, key, value)?;
+            }
+            proposal.apply_to(&mut trial);
+        }
+        Ok(Some(trial))
+    }
+
     /// Queues a Waiting trial with the next number (a grid point to run again).
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<TrialId>;
 
@@ -134,6 +183,20 @@ pub trait Storage: Send + Sync {
         metrics: &[(String, f64)],
     ) -> Result<()>;
 
+    /// Records several steps of a Running trial, in order, as `report` does each,
+    /// in one change: what a run writes when steps come faster than it writes them
+    /// one by one. A step Optuna cannot store (past `i64::MAX`) fails the batch
+    /// before any is written. The default calls `report` for each.
+    fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> Result<()> {
+        if let Some(step) = steps.iter().find(|it| i64::try_from(it.step).is_err()) {
+            return Err(Error::StepOutOfRange(step.step));
+        }
+        for step in steps {
+            self.report(trial, step.step, step.value, &step.metrics)?;
+        }
+        Ok(())
+    }
+
     /// Sets a user attribute of a Running trial, replacing any value under `key`.
     /// Called when a trial ends, to keep its best step's metrics and final measurements.
     fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> Result<()>;
@@ -154,18 +217,23 @@ pub trait Storage: Send + Sync {
     /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.
     fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> Result<()>;
 
-    /// Ends a Running trial like `finish_trial`, setting its user and system
-    /// attributes in the same change: a trial is never seen finished without its
-    /// results, and ending it is one write instead of one per attribute. The default
-    /// makes the separate calls.
+    /// Ends a Running trial like `finish_trial`, recording its last `steps` (as
+    /// `report_steps` does) and setting its user and system attributes in the same
+    /// change: a trial is never seen finished without its results, and ending it is
+    /// one write instead of one per step and attribute. The default makes the
+    /// separate calls.
     fn end_trial(
         &self,
         trial: TrialId,
         state: crate::trial::TrialState,
         value: Option<f64>,
+        steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
     ) -> Result<()> {
+        if !steps.is_empty() {
+            self.report_steps(trial, steps)?;
+        }
         for (key, value) in user_attrs {
             self.set_trial_user_attr(trial, key, value)?;
         }

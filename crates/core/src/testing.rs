@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::distribution::{Distribution, ParamValue};
 use crate::error::Error;
 use crate::pruner::Verdict;
-use crate::storage::{NewStudy, NewTrial, Storage, StudyCopy};
+use crate::storage::{NewStudy, NewTrial, ReportedStep, Storage, StudyCopy};
 use crate::study::{Direction, StudyId};
 use crate::trial::{AttrValue, MetricPoint, TrialState, attr};
 
@@ -42,6 +42,8 @@ macro_rules! storage_conformance_tests {
             heartbeats,
             fail_and_enqueue_happen_together_once,
             end_trial_sets_results_and_state_together,
+            steps_are_written_in_batches,
+            proposals_are_stored_with_their_trial,
             concurrent_creation_respects_budget,
             a_copied_study_reads_back_whole,
             dropped_curves_leave_the_trials_whole,
@@ -441,24 +443,89 @@ pub fn study_user_attrs_round_trip(storage: &dyn Storage) {
     assert!(storage.set_study_user_attrs(StudyId(999), &[]).is_err());
 }
 
-/// `end_trial` finishes a trial with its user and system attributes; on a
-/// finished trial it changes nothing.
+/// `end_trial` finishes a trial with its last steps and its user and system
+/// attributes; on a finished trial it changes nothing.
 pub fn end_trial_sets_results_and_state_together(storage: &dyn Storage) {
     let s = study(storage, "a");
     let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
-    let user = [("best_step".to_owned(), AttrValue::Number(3.0))];
+    storage.report(trial.id, 1, 0.5, &[("value".to_owned(), 0.5)]).unwrap();
+    let last = [step(2, 0.25), step(3, 0.375)];
+    let user = [("best_step".to_owned(), AttrValue::Number(2.0))];
     let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str("early_stopping".into()))];
-    storage.end_trial(trial.id, TrialState::Complete, Some(0.25), &user, &system).unwrap();
+    storage.end_trial(trial.id, TrialState::Complete, Some(0.25), &last, &user, &system).unwrap();
     let read = storage.trial(trial.id).unwrap();
     assert_eq!((read.state, read.value), (TrialState::Complete, Some(0.25)));
-    assert_eq!(read.user_attrs.get("best_step"), Some(&AttrValue::Number(3.0)));
+    assert_eq!(
+        read.intermediate_values.into_iter().collect::<Vec<_>>(),
+        vec![(1, 0.5), (2, 0.25), (3, 0.375)]
+    );
+    assert_eq!(storage.metric_curves(trial.id).unwrap().len(), 3);
+    assert_eq!(read.user_attrs.get("best_step"), Some(&AttrValue::Number(2.0)));
     assert_eq!(
         read.system_attrs.get(attr::ENDED_BY),
         Some(&AttrValue::Str("early_stopping".into()))
     );
-    let again = storage.end_trial(trial.id, TrialState::Fail, None, &user, &[]);
+    let again = storage.end_trial(trial.id, TrialState::Fail, None, &[step(4, 0.0)], &user, &[]);
     assert!(matches!(again, Err(Error::TrialFinished { .. })));
-    assert_eq!(storage.trial(trial.id).unwrap().state, TrialState::Complete);
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!((read.state, read.intermediate_values.len()), (TrialState::Complete, 3));
+}
+
+fn step(step: u64, value: f64) -> ReportedStep {
+    ReportedStep { step, value, metrics: vec![("value".to_owned(), value)] }
+}
+
+/// `report_steps` writes several steps at once, in order (a step given twice
+/// keeps its later value), with every metric; a batch with a step Optuna cannot
+/// store, or for a finished trial, writes none of its steps.
+pub fn steps_are_written_in_batches(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.report_steps(trial.id, &[step(1, 0.9), step(2, 0.8), step(2, 0.7)]).unwrap();
+    storage.report_steps(trial.id, &[]).unwrap();
+    let too_large = step(i64::MAX as u64 + 1, 0.1);
+    let err = storage.report_steps(trial.id, &[step(3, 0.6), too_large]).unwrap_err();
+    assert!(matches!(err, Error::StepOutOfRange(_)), "{err}");
+    let read = storage.trial(trial.id).unwrap();
+    assert_eq!(read.intermediate_values.into_iter().collect::<Vec<_>>(), vec![(1, 0.9), (2, 0.7)]);
+    let curves = storage.metric_curves(trial.id).unwrap();
+    assert_eq!(curves.iter().map(|p| (p.step, p.value)).collect::<Vec<_>>(), [(1, 0.9), (2, 0.7)]);
+    storage.finish_trial(trial.id, TrialState::Complete, Some(0.7)).unwrap();
+    let late = storage.report_steps(trial.id, &[step(5, 0.1)]);
+    assert!(matches!(late, Err(Error::TrialFinished { .. })));
+    assert_eq!(storage.trial(trial.id).unwrap().intermediate_values.len(), 2);
+}
+
+/// `create_running_trial_with` stores what `propose` returns for the new trial's
+/// number — parameters and system attributes — with the trial, and returns the
+/// trial as stored; `None` stores nothing more; a spent budget creates nothing.
+pub fn proposals_are_stored_with_their_trial(storage: &dyn Storage) {
+    let s = study(storage, "a");
+    let owner = [(attr::OWNER.to_owned(), AttrValue::Str("me".into()))];
+    let propose = |number: u64| {
+        Some(NewTrial {
+            params: vec![("x".into(), ParamValue::Float(number as f64), float(-10.0, 10.0))],
+            system_attrs: vec![(attr::SAMPLER.to_owned(), AttrValue::Str(format!("n{number}")))],
+        })
+    };
+    let first = storage.create_running_trial_with(s, Some(2), &owner, &propose).unwrap().unwrap();
+    let second = storage.create_running_trial_with(s, Some(2), &owner, &propose).unwrap().unwrap();
+    assert_eq!((first.number, second.number), (0, 1));
+    for trial in [&first, &second] {
+        let read = storage.trial(trial.id).unwrap();
+        assert_eq!(read.params.get("x"), Some(&ParamValue::Float(trial.number as f64)));
+        assert_eq!(read.distributions.get("x"), Some(&float(-10.0, 10.0)));
+        assert_eq!(read.system_attrs, trial.system_attrs);
+        assert_eq!(read.params, trial.params);
+        let why = AttrValue::Str(format!("n{}", trial.number));
+        assert_eq!(read.system_attrs.get(attr::SAMPLER), Some(&why));
+        assert_eq!(read.system_attrs.get(attr::OWNER), Some(&AttrValue::Str("me".into())));
+    }
+    assert!(storage.create_running_trial_with(s, Some(2), &owner, &propose).unwrap().is_none());
+    let bare = storage.create_running_trial_with(s, None, &[], &|_| None).unwrap().unwrap();
+    let read = storage.trial(bare.id).unwrap();
+    assert!(read.params.is_empty() && read.system_attrs.is_empty());
+    assert_eq!(storage.trials(s, None).unwrap().len(), 3);
 }
 
 /// `fail_and_enqueue` fails a Running trial and queues its retry; on a trial
@@ -852,7 +919,7 @@ pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
             let value = (end == TrialState::Complete).then_some(f64::INFINITY);
             let user = [("best_step".to_owned(), AttrValue::Number(3.0))];
             let system = [("fail_reason".to_owned(), AttrValue::Str(format!("ended {i}")))];
-            storage.end_trial(trial.id, end, value, &user, &system).unwrap();
+            storage.end_trial(trial.id, end, value, &[], &user, &system).unwrap();
         }
     }
     let mut copy = StudyCopy::read(storage, "a").unwrap().unwrap();

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::pruner::Verdict;
-use hpo_core::storage::{NewStudy, NewTrial, Storage, StudyCopy, TrialOutcome};
+use hpo_core::storage::{NewStudy, NewTrial, ReportedStep, Storage, StudyCopy, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -729,6 +729,49 @@ fn insert_params(
     Ok(())
 }
 
+/// `step` as Optuna stores it, a signed 64-bit integer: a larger one would read
+/// back negative, and is refused.
+fn step_number(step: u64) -> CoreResult<i64> {
+    i64::try_from(step).map_err(|_| hpo_core::Error::StepOutOfRange(step))
+}
+
+/// Records one step of a Running trial (checked by the caller) in `tx`: the study
+/// metric's value, every metric, and the heartbeat (a report is a sign of life).
+fn report_in(
+    tx: &Transaction<'_>,
+    trial: TrialId,
+    step: i64,
+    value: f64,
+    metrics: &[(String, f64)],
+) -> CoreResult<()> {
+    let (stored, kind) = encode::encode_value(value);
+    tx.run(
+        "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
+             intermediate_value_type = excluded.intermediate_value_type",
+        params![trial.0, step, stored, kind],
+    )
+    .map_err(store_err)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value",
+        )
+        .map_err(store_err)?;
+    for (name, value) in metrics {
+        let value = (!value.is_nan()).then_some(*value);
+        stmt.execute(params![trial.0, step, name, value]).map_err(store_err)?;
+    }
+    tx.run(
+        "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
+         ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
+        params![trial.0, encode::datetime(now())],
+    )
+    .map_err(store_err)?;
+    Ok(())
+}
+
 fn set_attr(
     tx: &Transaction<'_>,
     table: &str,
@@ -1133,6 +1176,16 @@ impl Storage for SqliteStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<Option<FrozenTrial>> {
+        self.create_running_trial_with(study, budget, system_attrs, &|_| None)
+    }
+
+    fn create_running_trial_with(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+        propose: &dyn Fn(u64) -> Option<NewTrial>,
+    ) -> CoreResult<Option<FrozenTrial>> {
         self.write(|tx| {
             study_exists(tx, study)?;
             if budget_spent(tx, study, budget)? {
@@ -1151,6 +1204,13 @@ impl Storage for SqliteStorage {
             let mut trial = FrozenTrial::new(id, number as u64, TrialState::Running);
             trial.system_attrs = system_attrs.iter().cloned().collect();
             trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
+            if let Some(proposal) = propose(trial.number) {
+                insert_params(tx, id, &proposal.params)?;
+                for (key, value) in &proposal.system_attrs {
+                    set_attr(tx, "trial_system_attributes", id, key, value)?;
+                }
+                proposal.apply_to(&mut trial);
+            }
             Ok(Some(trial))
         })
     }
@@ -1243,39 +1303,22 @@ impl Storage for SqliteStorage {
         value: f64,
         metrics: &[(String, f64)],
     ) -> CoreResult<()> {
-        // Optuna stores steps as signed 64-bit integers: a larger one would read back
-        // negative.
-        let Ok(step) = i64::try_from(step) else {
-            return Err(hpo_core::Error::StepOutOfRange(step));
-        };
+        let step = step_number(step)?;
         self.write(|tx| {
             require_running(tx, trial)?;
-            let (stored, kind) = encode::encode_value(value);
-            tx.prepare_cached(
-                "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
-                     intermediate_value_type = excluded.intermediate_value_type",
-            )
-            .and_then(|mut stmt| stmt.execute(params![trial.0, step, stored, kind]))
-            .map_err(store_err)?;
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO hpo_trial_metrics (trial_id, step, name, value) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value",
-                )
-                .map_err(store_err)?;
-            for (name, value) in metrics {
-                let value = (!value.is_nan()).then_some(*value);
-                stmt.execute(params![trial.0, step, name, value]).map_err(store_err)?;
+            report_in(tx, trial, step, value, metrics)
+        })
+    }
+
+    fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> CoreResult<()> {
+        for step in steps {
+            step_number(step.step)?;
+        }
+        self.write(|tx| {
+            require_running(tx, trial)?;
+            for step in steps {
+                report_in(tx, trial, step.step as i64, step.value, &step.metrics)?;
             }
-            // A report is a sign of life: the heartbeat is renewed in the same write.
-            tx.run(
-                "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
-                 ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
-                params![trial.0, encode::datetime(now())],
-            )
-            .map_err(store_err)?;
             Ok(())
         })
     }
@@ -1340,11 +1383,18 @@ impl Storage for SqliteStorage {
         trial: TrialId,
         state: TrialState,
         value: Option<f64>,
+        steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<()> {
+        for step in steps {
+            step_number(step.step)?;
+        }
         self.write(|tx| {
             require_running(tx, trial)?;
+            for step in steps {
+                report_in(tx, trial, step.step as i64, step.value, &step.metrics)?;
+            }
             for (key, value) in user_attrs {
                 set_attr(tx, "trial_user_attributes", trial, key, value)?;
             }

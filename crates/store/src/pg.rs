@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::pruner::Verdict;
-use hpo_core::storage::{NewStudy, NewTrial, Storage, StudyCopy, TrialOutcome};
+use hpo_core::storage::{NewStudy, NewTrial, ReportedStep, Storage, StudyCopy, TrialOutcome};
 use hpo_core::study::{Direction, Study, StudyId, StudySummary};
 use hpo_core::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, TrialState, attr};
 use postgres::types::ToSql;
@@ -537,12 +537,77 @@ fn insert_study(
 }
 
 /// `create_running_trial` as the call of `token`.
+/// One step as its statement takes it: the step, the study metric's value as
+/// Optuna stores it, and the metrics' names and values (NaN as NULL).
+struct StepRow {
+    step: i64,
+    stored: Option<f64>,
+    kind: &'static str,
+    names: Vec<String>,
+    values: Vec<Option<f64>>,
+}
+
+/// A trial's steps as [`report_in`] writes them, each step checked before any is.
+struct StepRows(Vec<StepRow>);
+
+impl StepRows {
+    fn new(steps: &[ReportedStep]) -> CoreResult<StepRows> {
+        let rows = steps.iter().map(|it| {
+            // Optuna stores steps as signed 64-bit integers: a larger one would
+            // read back negative.
+            let step =
+                i64::try_from(it.step).map_err(|_| hpo_core::Error::StepOutOfRange(it.step))?;
+            let (stored, kind) = encode::encode_value(it.value);
+            Ok(StepRow {
+                step,
+                stored,
+                kind,
+                names: it.metrics.iter().map(|(name, _)| name.clone()).collect(),
+                values: it.metrics.iter().map(|(_, v)| (!v.is_nan()).then_some(*v)).collect(),
+            })
+        });
+        Ok(StepRows(rows.collect::<CoreResult<_>>()?))
+    }
+}
+
+/// Records a Running trial's steps in `tx`: per step one statement writes the
+/// step, every metric and the heartbeat, only while the trial runs.
+fn report_in(tx: &mut Tx<'_>, trial: TrialId, steps: &StepRows) -> CoreResult<()> {
+    let id = int(trial.0)?;
+    let beat = encode::datetime(now());
+    for row in &steps.0 {
+        let written = tx.one(
+            "WITH t AS (SELECT trial_id FROM trials WHERE trial_id = $1 AND state = 'RUNNING' FOR SHARE),
+             v AS (INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+                   SELECT trial_id, $2, $3, $4::text::trialintermediatevaluetype FROM t
+                   ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
+                       intermediate_value_type = excluded.intermediate_value_type
+                   RETURNING 1),
+             m AS (INSERT INTO hpo_trial_metrics (trial_id, step, name, value)
+                   SELECT t.trial_id, $2, x.name, x.value FROM t, unnest($5::text[], $6::float8[]) AS x(name, value)
+                   ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value
+                   RETURNING 1),
+             h AS (INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, $7::text::timestamp FROM t
+                   ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat
+                   RETURNING 1)
+             SELECT (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM m), (SELECT COUNT(*) FROM h)",
+            &[&id, &row.step, &row.stored, &row.kind, &row.names, &row.values, &beat],
+        )?;
+        if get::<i64>(&written, 0)? == 0 {
+            // Not running: say why (unknown, finished or waiting).
+            require_running(tx, trial)?;
+        }
+    }
+    Ok(())
+}
+
 fn create_running(
     tx: &mut Tx<'_>,
     token: i64,
     study: StudyId,
     budget: Option<usize>,
     system_attrs: &[(String, AttrValue)],
+    propose: &dyn Fn(u64) -> Option<NewTrial>,
 ) -> CoreResult<Option<FrozenTrial>> {
     if let Some(made) = made_by(tx, token)? {
         return Ok(load_trials(tx, made.0, true, None)?.pop());
@@ -559,6 +624,11 @@ fn create_running(
     let mut trial = FrozenTrial::new(id, number, TrialState::Running);
     trial.system_attrs = system_attrs.iter().cloned().collect();
     trial.datetime_start = start.as_deref().and_then(encode::parse_datetime);
+    if let Some(proposal) = propose(number) {
+        insert_params(tx, id, &proposal.params)?;
+        set_attrs(tx, "trial_system_attributes", id, &proposal.system_attrs)?;
+        proposal.apply_to(&mut trial);
+    }
     Ok(Some(trial))
 }
 
@@ -979,8 +1049,18 @@ impl Storage for PostgresStorage {
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<Option<FrozenTrial>> {
+        self.create_running_trial_with(study, budget, system_attrs, &|_| None)
+    }
+
+    fn create_running_trial_with(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
+        propose: &dyn Fn(u64) -> Option<NewTrial>,
+    ) -> CoreResult<Option<FrozenTrial>> {
         let token = call_token();
-        self.write(|tx| create_running(tx, token, study, budget, system_attrs))
+        self.write(|tx| create_running(tx, token, study, budget, system_attrs, propose))
     }
 
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> CoreResult<TrialId> {
@@ -1069,41 +1149,13 @@ impl Storage for PostgresStorage {
         value: f64,
         metrics: &[(String, f64)],
     ) -> CoreResult<()> {
-        let Ok(step) = i64::try_from(step) else {
-            return Err(hpo_core::Error::StepOutOfRange(step));
-        };
-        let id = int(trial.0)?;
-        let (stored, kind) = encode::encode_value(value);
-        let names: Vec<&str> = metrics.iter().map(|(name, _)| name.as_str()).collect();
-        let values: Vec<Option<f64>> =
-            metrics.iter().map(|(_, value)| (!value.is_nan()).then_some(*value)).collect();
-        let beat = encode::datetime(now());
-        self.write_step(|tx| {
-            // One statement: the step, every metric and the heartbeat, written only
-            // while the trial runs.
-            let row = tx.one(
-                "WITH t AS (SELECT trial_id FROM trials WHERE trial_id = $1 AND state = 'RUNNING' FOR SHARE),
-                 v AS (INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
-                       SELECT trial_id, $2, $3, $4::text::trialintermediatevaluetype FROM t
-                       ON CONFLICT (trial_id, step) DO UPDATE SET intermediate_value = excluded.intermediate_value,
-                           intermediate_value_type = excluded.intermediate_value_type
-                       RETURNING 1),
-                 m AS (INSERT INTO hpo_trial_metrics (trial_id, step, name, value)
-                       SELECT t.trial_id, $2, x.name, x.value FROM t, unnest($5::text[], $6::float8[]) AS x(name, value)
-                       ON CONFLICT (trial_id, step, name) DO UPDATE SET value = excluded.value
-                       RETURNING 1),
-                 h AS (INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, $7::text::timestamp FROM t
-                       ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat
-                       RETURNING 1)
-                 SELECT (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM m), (SELECT COUNT(*) FROM h)",
-                &[&id, &step, &stored, &kind, &names, &values, &beat],
-            )?;
-            if get::<i64>(&row, 0)? == 0 {
-                // Not running: say why (unknown, finished or waiting).
-                require_running(tx, trial)?;
-            }
-            Ok(())
-        })
+        let step = ReportedStep { step, value, metrics: metrics.to_vec() };
+        self.report_steps(trial, std::slice::from_ref(&step))
+    }
+
+    fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> CoreResult<()> {
+        let steps = StepRows::new(steps)?;
+        self.write_step(|tx| report_in(tx, trial, &steps))
     }
 
     fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &AttrValue) -> CoreResult<()> {
@@ -1162,13 +1214,16 @@ impl Storage for PostgresStorage {
         trial: TrialId,
         state: TrialState,
         value: Option<f64>,
+        steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<()> {
+        let steps = StepRows::new(steps)?;
         self.write(|tx| {
             if already_ended(tx, trial, state)? {
                 return Ok(());
             }
+            report_in(tx, trial, &steps)?;
             // The attributes first, then the end, which fails (rolling them back)
             // when the trial is not running.
             set_attrs(tx, "trial_user_attributes", trial, user_attrs)?;
@@ -1590,13 +1645,17 @@ mod tests {
             .unwrap();
         let owner = [(attr::OWNER.to_owned(), AttrValue::Str("h:1:2".into()))];
         // The first try commits (and its answer is lost); the second finds its trial.
-        let first =
-            storage.write(|tx| create_running(tx, 7, study, Some(5), &owner)).unwrap().unwrap();
-        let second = again(&storage, |tx| create_running(tx, 7, study, Some(5), &owner)).unwrap();
+        let first = storage
+            .write(|tx| create_running(tx, 7, study, Some(5), &owner, &|_| None))
+            .unwrap()
+            .unwrap();
+        let second =
+            again(&storage, |tx| create_running(tx, 7, study, Some(5), &owner, &|_| None)).unwrap();
         assert_eq!(second.id, first.id);
         assert_eq!(second.number, 0);
         // Another call (another token) makes the next trial.
-        let third = again(&storage, |tx| create_running(tx, 8, study, Some(5), &owner)).unwrap();
+        let third =
+            again(&storage, |tx| create_running(tx, 8, study, Some(5), &owner, &|_| None)).unwrap();
         assert_eq!(third.number, 1);
         assert_eq!(storage.trials(study, None).unwrap().len(), 2);
         // Ending a trial again finds it ended; ending it anew is refused.

@@ -121,6 +121,8 @@ pub fn confirm(
     let mut interrupted = false;
     // Confirm runs are not candidates: the study's best stays what it was.
     let best = best_trial(&trials, spec.direction);
+    // Confirm runs train for long: each step is written as it comes.
+    let steps = super::steps::StepWriter::unbatched(host);
     'originals: for original in &originals {
         for _ in n_confirms(original.number)..config.seeds {
             if host.interrupted() {
@@ -143,6 +145,7 @@ pub fn confirm(
                 &trial,
                 Placement::ALONE,
                 None,
+                &steps,
             )?;
             let cut_short = end == TrialEnd::Interrupted;
             n_finished += 1;

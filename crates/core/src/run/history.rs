@@ -119,14 +119,16 @@ impl History {
     }
 
     /// Calls `f` with the study's finished and running trials, all but `except`
-    /// (the trial being asked for) — the finished ones in order of number, then the
-    /// running ones in order of number — and the sampler's memo for this study.
+    /// (the trial being asked for, when it exists) — the finished ones in order of
+    /// number, then the running ones in order of number — the sampler's memo for
+    /// this study, and the number after the highest of those trials' (what the
+    /// next trial gets when none is queued and no other process creates one).
     pub fn read<T>(
         &self,
         storage: &dyn Storage,
         study: StudyId,
-        except: TrialId,
-        f: impl FnOnce(&[&FrozenTrial], &Memo) -> T,
+        except: Option<TrialId>,
+        f: impl FnOnce(&[&FrozenTrial], &Memo, u64) -> T,
     ) -> Result<T> {
         // Running first: a trial that finishes in between is then in both reads, and
         // kept as finished, rather than in neither.
@@ -140,15 +142,21 @@ impl History {
                 // Mostly in order already: the sort merges the runs.
                 inner.finished.sort_by_key(|t| t.number);
             }
-            running.retain(|t| t.id != except && !inner.feed.has_seen(t.id));
+            running.retain(|t| Some(t.id) != except && !inner.feed.has_seen(t.id));
             inner.finished.clone()
         };
+        let highest = finished
+            .last()
+            .map(|t| t.number)
+            .into_iter()
+            .chain(running.iter().map(|t| t.number))
+            .max();
         let trials: Vec<&FrozenTrial> = self
             .prior
             .iter()
             .chain(finished.iter().map(|t| t.as_ref()))
             .chain(running.iter())
             .collect();
-        Ok(f(&trials, &self.memo))
+        Ok(f(&trials, &self.memo, highest.map_or(0, |n| n + 1)))
     }
 }

@@ -19,6 +19,7 @@ mod devices;
 pub mod external;
 mod finished_values;
 mod history;
+mod steps;
 
 pub use confirm::{
     ConfirmConfig, ConfirmSummary, ConfirmedTrial, confirm, confirm_runs, confirm_runs_of,
@@ -40,12 +41,13 @@ use crate::pruner::PrunerKind;
 use crate::sampler::{self, Sampler, grid};
 use crate::space::{Params, SearchSpace};
 use crate::spec::{Devices, ObjectiveSpec, SamplerSpec, StudySpec, TrainingSpec};
-use crate::storage::{NewStudy, NewTrial, Storage};
+use crate::storage::{NewStudy, NewTrial, ReportedStep, Storage};
 use crate::study::{Direction, Study, StudyId};
 use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 
 use self::devices::DeviceShare;
 use self::finished_values::FinishedValues;
+use self::steps::{Pending, StepWriter};
 
 /// The loop's window on the world.
 pub trait Host: Sync {
@@ -387,6 +389,12 @@ fn fail_interrupted(
 /// reading the study's trials through `history` (kept across asks by a
 /// long-lived process). `None` when the budget is met (or, for a grid, every point
 /// is taken).
+///
+/// A new trial is one write, its parameters included: a sampler that reads no
+/// history proposes while the trial is created; one that does reads the history
+/// first and proposes for the number the trial will get when no other process
+/// creates one meanwhile (one past the study's highest). When another did, the
+/// trial gets its own number's proposal in a second write.
 pub fn ask(
     storage: &dyn Storage,
     study: StudyId,
@@ -403,30 +411,56 @@ pub fn ask(
     if spec.sampler == SamplerSpec::Grid {
         return Ok(None);
     }
-    let Some(mut trial) = storage.create_running_trial(study, budget, &attrs)? else {
+    if !sampler.needs_history() {
+        let propose = |number| Some(proposal(spec, sampler, None, number));
+        return storage.create_running_trial_with(study, budget, &attrs, &propose);
+    }
+    let (guess, proposed) = history.read(storage, study, None, |trials, memo, next| {
+        (next, proposal(spec, sampler, Some(sampler::Kept { trials, memo }), next))
+    })?;
+    let propose = |number| (number == guess).then(|| proposed.clone());
+    let Some(mut trial) = storage.create_running_trial_with(study, budget, &attrs, &propose)?
+    else {
         return Ok(None);
     };
-    let mut rng = sampler::trial_rng(spec.seed, trial.number);
-    let (params, why) = if sampler.needs_history() {
-        history.read(storage, study, trial.id, |trials, memo| {
-            let why = sampler.explain(&spec.space, trials);
-            let kept = sampler::Kept { trials, memo };
-            (sampler.sample_with_memo(&spec.space, kept, &mut rng), why)
-        })?
-    } else {
-        (sampler.sample(&spec.space, &[], &mut rng), None)
-    };
-    if let Some(why) = why {
-        storage.set_trial_system_attr(trial.id, attr::SAMPLER, &AttrValue::Str(why.clone()))?;
-        trial.system_attrs.insert(attr::SAMPLER.to_owned(), AttrValue::Str(why));
-    }
-    let params = with_distributions(&spec.space, &params);
-    storage.set_trial_params(trial.id, &params)?;
-    for (name, value, distribution) in params {
-        trial.params.insert(name.clone(), value);
-        trial.distributions.insert(name, distribution);
+    if trial.number != guess {
+        let number = trial.number;
+        let proposed = history.read(storage, study, Some(trial.id), |trials, memo, _| {
+            proposal(spec, sampler, Some(sampler::Kept { trials, memo }), number)
+        })?;
+        for (key, value) in &proposed.system_attrs {
+            storage.set_trial_system_attr(trial.id, key, value)?;
+        }
+        storage.set_trial_params(trial.id, &proposed.params)?;
+        proposed.apply_to(&mut trial);
     }
     Ok(Some(trial))
+}
+
+/// What `sampler` proposes for trial `number` after `kept` (`None` for a sampler
+/// that reads no history): the parameters with their distributions, and the
+/// sampler's explanation of its choice as `attr::SAMPLER`, when it gives one.
+fn proposal(
+    spec: &StudySpec,
+    sampler: &dyn Sampler,
+    kept: Option<sampler::Kept<'_>>,
+    number: u64,
+) -> NewTrial {
+    let mut rng = sampler::trial_rng(spec.seed, number);
+    let (params, why) = match kept {
+        Some(kept) => {
+            let why = sampler.explain(&spec.space, kept.trials);
+            (sampler.sample_with_memo(&spec.space, kept, &mut rng), why)
+        }
+        None => (sampler.sample(&spec.space, &[], &mut rng), None),
+    };
+    NewTrial {
+        params: with_distributions(&spec.space, &params),
+        system_attrs: why
+            .map(|it| (attr::SAMPLER.to_owned(), AttrValue::Str(it)))
+            .into_iter()
+            .collect(),
+    }
 }
 
 /// Runs a study until its budget is met, its timeout passes, or the host says stop.
@@ -480,13 +514,24 @@ pub fn run_study_with_prior(
         failures: std::sync::Mutex::new(BTreeMap::new()),
         finished_values: FinishedValues::for_pruner(spec.pruner),
         history: History::with_prior(prior),
+        steps: StepWriter::batched(host),
     };
     let slots = worker.devices.slots();
-    let results: Vec<Result<(usize, RunEnd)>> = if slots.len() == 1 {
-        vec![worker.run(slots[0].as_deref())]
-    } else {
-        std::thread::scope(|scope| {
-            let worker = &worker;
+    let results: Vec<Result<(usize, RunEnd)>> = std::thread::scope(|scope| {
+        let worker = &worker;
+        // Writes the steps that came too fast to be written one by one, until the
+        // workers are done (the sender is dropped).
+        let (done, stopped) = std::sync::mpsc::channel::<()>();
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(steps::WRITE_EVERY / 2)
+            {
+                worker.steps.write_due(storage);
+            }
+        });
+        let results = if slots.len() == 1 {
+            vec![worker.run(slots[0].as_deref())]
+        } else {
             let handles: Vec<_> =
                 slots.iter().map(|slot| scope.spawn(move || worker.run(slot.as_deref()))).collect();
             handles
@@ -500,8 +545,10 @@ pub fn run_study_with_prior(
                     })
                 })
                 .collect()
-        })
-    };
+        };
+        drop(done);
+        results
+    });
     let mut n_finished = 0;
     let mut end = RunEnd::BudgetMet;
     for result in results {
@@ -551,6 +598,8 @@ struct Worker<'a> {
     finished_values: Option<FinishedValues>,
     /// What the sampler reads of the study's trials.
     history: History,
+    /// The steps of the running trials not yet written.
+    steps: StepWriter<'a>,
 }
 
 /// Mixed into the study seed for confirm runs' training seeds.
@@ -667,8 +716,17 @@ impl Worker<'_> {
             if let Some(kept) = kept {
                 kept.refresh(storage, study.id)?;
             }
-            let end =
-                run_trial(storage, study.id, spec, self.objective, host, trial, placement, kept)?;
+            let end = run_trial(
+                storage,
+                study.id,
+                spec,
+                self.objective,
+                host,
+                trial,
+                placement,
+                kept,
+                &self.steps,
+            )?;
             let finished = storage.trial(trial.id)?;
             if let Some(kept) = kept {
                 kept.add(&finished);
@@ -811,7 +869,8 @@ pub(crate) enum TrialEnd {
 }
 
 /// Runs one claimed trial to its end and records the outcome. `kept` is what the
-/// pruner reads of the finished trials, when the run keeps it.
+/// pruner reads of the finished trials, when the run keeps it; `steps` holds its
+/// steps until they are written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_trial(
     storage: &dyn Storage,
@@ -822,11 +881,14 @@ pub(crate) fn run_trial(
     trial: &FrozenTrial,
     placement: Placement<'_>,
     kept: Option<&FinishedValues>,
+    steps: &StepWriter<'_>,
 ) -> Result<TrialEnd> {
     if let Some(device) = objective.device(placement.device) {
         storage.set_trial_system_attr(trial.id, attr::DEVICE, &AttrValue::Str(device))?;
     }
     let mut reporter = TrialReporter {
+        steps,
+        pending: steps.start(trial.id),
         storage,
         host,
         study,
@@ -864,18 +926,30 @@ pub(crate) fn run_trial(
         .unwrap_or_else(|panic| {
             Err(TrialFailure::new(format!("the objective panicked: {}", panic_message(&panic))))
         });
+    let unwritten = steps.finish(trial.id);
     if let Some(err) = reporter.storage_error.take() {
         return Err(err);
     }
+    // The steps not yet written go with the trial's end; before any other ending.
+    let unwritten = unwritten?;
+    let written = std::cell::Cell::new(unwritten.is_empty());
+    let write_unwritten = || -> Result<()> {
+        if !written.replace(true) {
+            storage.report_steps(trial.id, &unwritten)?;
+        }
+        Ok(())
+    };
     let stop = reporter.stop;
     // An objective that notices the interruption between batches returns an error
     // without reporting; either way the trial was cut short, not failed.
     if stop == Some(Stop::Interrupted) || (host.interrupted() && result.is_err()) {
+        write_unwritten()?;
         let requeue = Requeue::UpToRetries(spec.max_retries);
         fail_interrupted(storage, study, trial, "interrupted (Ctrl-C)", requeue)?;
         return Ok(TrialEnd::Interrupted);
     }
     let fail = |reason: String| -> Result<TrialEnd> {
+        write_unwritten()?;
         storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason))?;
         storage.finish_trial(trial.id, TrialState::Fail, None)?;
         Ok(TrialEnd::Finished)
@@ -887,6 +961,7 @@ pub(crate) fn run_trial(
         // there, the trial runs again once, alone; out of memory again is a failure.
         Err(failure) if failure.out_of_memory && placement.device.is_some() => {
             let device = placement.device.unwrap_or("its device");
+            write_unwritten()?;
             if (placement.try_leave)() {
                 let reason = format!(
                     "{} (out of memory on {device} shared with other trials): queued again for fewer trials at once",
@@ -930,7 +1005,7 @@ pub(crate) fn run_trial(
     };
     let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
     let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str(ended_by))];
-    storage.end_trial(trial.id, state, Some(best_value), &results, &system)?;
+    storage.end_trial(trial.id, state, Some(best_value), &unwritten, &results, &system)?;
     Ok(TrialEnd::Finished)
 }
 
@@ -956,6 +1031,9 @@ impl NextU64 for rand::rngs::StdRng {
 type BestStep = (u64, f64, Vec<(String, f64)>);
 
 struct TrialReporter<'a> {
+    /// Where the trial's steps wait to be written.
+    steps: &'a StepWriter<'a>,
+    pending: std::sync::Arc<std::sync::Mutex<Pending>>,
     storage: &'a dyn Storage,
     host: &'a dyn Host,
     study: StudyId,
@@ -989,7 +1067,8 @@ impl Reporter for TrialReporter<'_> {
             ));
             return self.halt(Stop::Aborted);
         };
-        if let Err(err) = self.storage.report(self.trial.id, step, value, metrics) {
+        let reported = ReportedStep { step, value, metrics: metrics.to_vec() };
+        if let Err(err) = self.steps.report(self.storage, self.trial.id, &self.pending, reported) {
             self.storage_error = Some(err);
             return self.halt(Stop::Aborted);
         }

@@ -18,6 +18,8 @@ struct TestHost {
     log: Mutex<Vec<String>>,
     /// Seconds the clock moves at each trial's start (0: time stands still).
     seconds_per_trial: u64,
+    /// Seconds the clock moves at each reported step.
+    seconds_per_step: u64,
     now: std::sync::atomic::AtomicU64,
 }
 
@@ -31,6 +33,7 @@ impl TestHost {
             dead_owners: Vec::new(),
             log: Mutex::new(Vec::new()),
             seconds_per_trial: 0,
+            seconds_per_step: 0,
             now: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -65,6 +68,7 @@ impl Host for TestHost {
             Event::DeviceShrunk { device, remaining } => format!("shrunk {device} to {remaining}"),
             Event::DeviceFitted { device, remaining } => format!("fitted {device} to {remaining}"),
             Event::Step { number, step, .. } => {
+                self.now.fetch_add(self.seconds_per_step, Ordering::SeqCst);
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.interrupt_at_step == Some(n) {
                     self.interrupted.store(true, Ordering::SeqCst);
@@ -246,6 +250,80 @@ fn early_stopping_ends_a_flat_curve_and_the_value_is_its_best_step() {
     assert_eq!(trial.user_attrs.get("best_step"), Some(&AttrValue::Number(2.0)));
     assert_eq!(trial.user_attrs.get("test_value"), Some(&AttrValue::Number(9.0)));
     assert_eq!(trial.user_attrs.get("other"), Some(&AttrValue::Number(1.0)));
+}
+
+#[test]
+fn fast_steps_are_written_with_the_trial_end() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 2", BRANIN);
+    let curve: Vec<f64> = (0..20).map(|i| 20.0 - f64::from(i)).collect();
+    // Time stands still: every step comes at once after the one before.
+    let summary =
+        run_study(&storage, &spec, &Curve(curve), &TestHost::new(), NO_OVERRIDES).unwrap();
+    for trial in storage.trials(summary.study.id, None).unwrap() {
+        assert_eq!(trial.state, TrialState::Complete);
+        let steps: Vec<u64> = trial.intermediate_values.keys().copied().collect();
+        assert_eq!(steps, (1..=20).collect::<Vec<u64>>());
+        assert_eq!(storage.metric_curves(trial.id).unwrap().len(), 40);
+    }
+    assert_eq!(storage.probe.step_writes.load(Ordering::SeqCst), 2, "one write per trial");
+}
+
+#[test]
+fn slow_steps_are_written_as_they_come() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 1", BRANIN);
+    let host = TestHost { seconds_per_step: 1, ..TestHost::new() };
+    let summary = run_study(&storage, &spec, &Curve(vec![5.0; 10]), &host, NO_OVERRIDES).unwrap();
+    let trial = storage.trials(summary.study.id, None).unwrap().remove(0);
+    assert_eq!(trial.intermediate_values.len(), 10);
+    // The first step comes as the trial starts and waits for the second; each
+    // later one comes a second after the write before it.
+    assert_eq!(storage.probe.step_writes.load(Ordering::SeqCst), 9);
+}
+
+/// Reports three steps at once, lets a second pass, and waits (at most 10 s) for
+/// the run's writer thread to store them while the trial still runs.
+struct WaitsForItsSteps<'a> {
+    storage: &'a InMemoryStorage,
+    host: &'a TestHost,
+    seen: AtomicBool,
+}
+
+impl Objective for WaitsForItsSteps<'_> {
+    fn run(
+        &self,
+        ctx: &TrialContext<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<ObjectiveOutput, TrialFailure> {
+        for step in 1..=3 {
+            let _ = reporter.report(step, &[("value".into(), 1.0)]);
+        }
+        self.host.now.fetch_add(1, Ordering::SeqCst);
+        let study = self.storage.find_study("t").unwrap().unwrap().id;
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            let trial = self.storage.trial_by_number(study, ctx.number).unwrap().unwrap();
+            if trial.intermediate_values.len() == 3 {
+                self.seen.store(trial.state == TrialState::Running, Ordering::SeqCst);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(ObjectiveOutput::default())
+    }
+}
+
+#[test]
+fn steps_that_wait_are_written_while_the_trial_runs() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("random", "trials = 1", BRANIN);
+    let host = TestHost::new();
+    let objective =
+        WaitsForItsSteps { storage: &storage, host: &host, seen: AtomicBool::new(false) };
+    run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
+    assert!(objective.seen.load(Ordering::SeqCst), "the steps reached the store before the end");
+    assert_eq!(storage.probe.step_writes.load(Ordering::SeqCst), 1);
 }
 
 #[test]
