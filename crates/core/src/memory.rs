@@ -351,8 +351,8 @@ impl Storage for InMemoryStorage {
         Ok(trials)
     }
 
-    // The three reads below need no copy of the trials: the study loop calls them
-    // for every trial or step.
+    // The reads below copy no trial but the one asked for: the study loop calls them
+    // for every trial or step, or once a run.
     fn trial_state_by_number(
         &self,
         study: StudyId,
@@ -361,6 +361,23 @@ impl Storage for InMemoryStorage {
         let state = self.lock();
         state.check_study(study)?;
         Ok(state.study_trials(study).find(|t| t.number == number).map(|t| (t.id, t.state)))
+    }
+
+    fn trial_by_number(&self, study: StudyId, number: u64) -> Result<Option<FrozenTrial>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        let trial = state.study_trials(study).find(|t| t.number == number).cloned();
+        #[cfg(test)]
+        self.probe
+            .trials_read
+            .fetch_add(usize::from(trial.is_some()), std::sync::atomic::Ordering::SeqCst);
+        Ok(trial)
+    }
+
+    fn trial_outcomes(&self, study: StudyId) -> Result<Vec<crate::storage::TrialOutcome>> {
+        let state = self.lock();
+        state.check_study(study)?;
+        Ok(state.study_trials(study).map(crate::storage::TrialOutcome::of).collect())
     }
 
     fn count_toward_budget(&self, study: StudyId) -> Result<usize> {

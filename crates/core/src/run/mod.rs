@@ -507,10 +507,7 @@ pub fn run_study_with_prior(
         devices,
         last_recovery: std::sync::Mutex::new(None),
         workers,
-        best: std::sync::Mutex::new(best_trial(
-            &storage.trials(study.id, Some(&[TrialState::Complete]))?,
-            spec.direction,
-        )),
+        best: std::sync::Mutex::new(best_in_store(storage, study.id, spec.direction)?),
         failures: std::sync::Mutex::new(BTreeMap::new()),
         finished_values: FinishedValues::for_pruner(spec.pruner),
         history: History::with_prior(prior),
@@ -560,8 +557,7 @@ pub fn run_study_with_prior(
             _ => RunEnd::BudgetMet,
         };
     }
-    let best =
-        best_trial(&storage.trials(study.id, Some(&[TrialState::Complete]))?, spec.direction);
+    let best = best_in_store(storage, study.id, spec.direction)?;
     let failures = worker.failures.into_inner().unwrap_or_else(|it| it.into_inner());
     Ok(RunSummary { study, end, n_finished, failures, best })
 }
@@ -772,6 +768,29 @@ pub fn best_trial(trials: &[FrozenTrial], direction: Direction) -> Option<Frozen
         }
     }
     best.cloned()
+}
+
+/// [`best_trial`] of the study's trials in the store, reading only their outcomes
+/// and then the best one (not every trial whole: 450 MB at 100,000 trials).
+fn best_in_store(
+    storage: &dyn Storage,
+    study: StudyId,
+    direction: Direction,
+) -> Result<Option<FrozenTrial>> {
+    let best = storage
+        .trial_outcomes(study)?
+        .into_iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| Some((t.value.filter(|v| !v.is_nan())?, t.number)))
+        .reduce(
+            |a, b| if direction.is_better(b.0, a.0) || (b.0 == a.0 && b.1 < a.1) { b } else { a },
+        );
+    let Some((_, number)) = best else { return Ok(None) };
+    match storage.trial_by_number(study, number)? {
+        Some(trial) if trial.confirm_of().is_none() => Ok(Some(trial)),
+        // A confirm run kept in the study itself is no candidate: read them all.
+        _ => Ok(best_trial(&storage.trials(study, Some(&[TrialState::Complete]))?, direction)),
+    }
 }
 
 /// Asks the study's pruner about `trial`, whose curve so far is `curve` (ending at

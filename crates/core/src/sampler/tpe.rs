@@ -306,7 +306,7 @@ impl TpeSampler {
         };
         let bad = Parzen::fit(&dims, &bad, &age_weights_of(&bad), prior_weight);
         let mut best: Option<(f64, Vec<f64>)> = None;
-        let mut scratch = Vec::with_capacity(bad.log_weights.len());
+        let mut scratch = DensityScratch::default();
         for _ in 0..self.config.candidates.max(1) {
             let x = good.sample(&dims, rng);
             let score = good.log_density(&dims, &x, &mut scratch)
@@ -530,8 +530,18 @@ impl Column {
     fn normal(mus: &[f64], sigmas: &[f64], low: f64, high: f64) -> Column {
         let log_z: Vec<f64> =
             mus.iter().zip(sigmas).map(|(mu, sigma)| log_mass(*mu, *sigma, low, high)).collect();
-        let log_norm =
-            sigmas.iter().zip(&log_z).map(|(sigma, lz)| -sigma.ln() - LOG_SQRT_2PI - lz).collect();
+        // Most kernels share the clipped minimum width: its log is taken once.
+        let mut last = (f64::NAN, f64::NAN);
+        let log_norm = sigmas
+            .iter()
+            .zip(&log_z)
+            .map(|(sigma, lz)| {
+                if *sigma != last.0 {
+                    last = (*sigma, sigma.ln());
+                }
+                -last.1 - LOG_SQRT_2PI - lz
+            })
+            .collect();
         Column::Normal { mu: mus.to_vec(), sigma: sigmas.to_vec(), log_z, log_norm, grid: None }
     }
 
@@ -561,15 +571,15 @@ impl Column {
         self
     }
 
-    /// Adds each component's log kernel density (or mass) at `x` to `acc`.
-    fn add_log_density(&self, dim: &Dim, x: f64, acc: &mut [f64]) {
+    /// Adds to each `acc[i]` the log kernel density (or mass) at `x` of component
+    /// `at[i]`.
+    fn add_log_density(&self, dim: &Dim, x: f64, at: &[u32], acc: &mut [f64]) {
         match (self, dim) {
             (Column::Normal { mu, log_norm, sigma, .. }, Dim::Numeric { step: None, .. }) => {
-                for ((a, mu), (sigma, norm)) in
-                    acc.iter_mut().zip(mu).zip(sigma.iter().zip(log_norm))
-                {
-                    let z = (x - mu) / sigma;
-                    *a += norm - 0.5 * z * z;
+                for (a, j) in acc.iter_mut().zip(at) {
+                    let j = *j as usize;
+                    let z = (x - mu[j]) / sigma[j];
+                    *a += log_norm[j] - 0.5 * z * z;
                 }
             }
             (
@@ -583,9 +593,10 @@ impl Column {
                     grid.get(p * n..(p + 1) * n).filter(|_| on_grid)
                 });
                 match row {
-                    Some(row) => acc.iter_mut().zip(row).for_each(|(a, m)| *a += m),
+                    Some(row) => acc.iter_mut().zip(at).for_each(|(a, j)| *a += row[*j as usize]),
                     None => {
-                        for (j, a) in acc.iter_mut().enumerate() {
+                        for (a, j) in acc.iter_mut().zip(at) {
+                            let j = *j as usize;
                             *a += log_mass(mu[j], sigma[j], x - step / 2.0, x + step / 2.0)
                                 - log_z[j];
                         }
@@ -594,11 +605,23 @@ impl Column {
             }
             (Column::Choice { choices, log_p }, _) => {
                 let c = x as usize;
-                for (j, a) in acc.iter_mut().enumerate() {
+                for (a, j) in acc.iter_mut().zip(at) {
+                    let j = *j as usize;
                     *a += log_p.get(j * choices + c).copied().unwrap_or(f64::NEG_INFINITY);
                 }
             }
             _ => unreachable!("columns are built per dimension kind"),
+        }
+    }
+
+    /// The most any component's log kernel density (or mass) can be on this
+    /// dimension: a normal kernel's peak, or 0 for a mass or a probability.
+    fn log_density_bound(&self, dim: &Dim) -> f64 {
+        match (self, dim) {
+            (Column::Normal { log_norm, .. }, Dim::Numeric { step: None, .. }) => {
+                log_norm.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            }
+            _ => 0.0,
         }
     }
 
@@ -646,6 +669,10 @@ struct Parzen {
     log_weights: Vec<f64>,
     /// One column of kernels per dimension.
     columns: Vec<Column>,
+    /// For each dimension, the sum of the columns' density bounds
+    /// ([`Column::log_density_bound`]) after it: the most the dimensions left can
+    /// add to a component's log density.
+    bound_after: Vec<f64>,
 }
 
 impl Parzen {
@@ -700,33 +727,86 @@ impl Parzen {
                     }
                 }
             })
-            .collect();
-        Parzen { log_weights, columns }
+            .collect::<Vec<Column>>();
+        let mut bound_after = vec![0.0; dims.len()];
+        for d in (0..dims.len().saturating_sub(1)).rev() {
+            bound_after[d] = bound_after[d + 1] + columns[d + 1].log_density_bound(&dims[d + 1]);
+        }
+        Parzen { log_weights, columns, bound_after }
     }
 
     /// A draw: a component by weight, then each dimension from its kernel.
     fn sample(&self, dims: &[Dim], rng: &mut StdRng) -> Vec<f64> {
         let j = pick(self.log_weights.iter().map(|lw| lw.exp()), rng);
+
         dims.iter().zip(&self.columns).map(|(dim, column)| column.sample(dim, j, rng)).collect()
     }
 
-    /// log of the mixture's density (or mass, on discrete dimensions) at `x`;
-    /// `acc` is room to work in, reused across calls.
-    fn log_density(&self, dims: &[Dim], x: &[f64], acc: &mut Vec<f64>) -> f64 {
+    /// log of the mixture's density (or mass, on discrete dimensions) at `x`.
+    ///
+    /// A sum of exponentials, in which the terms more than e^-40 below the largest
+    /// change nothing and are left out. The components are added up a dimension at
+    /// a time, and a component is dropped as soon as even the largest densities on
+    /// the dimensions left could not lift it to within e^-50 of the prior's term
+    /// (which the largest term is at least): far from `x` in one dimension, it
+    /// could only be left out at the end. With thousands of trials in ten
+    /// dimensions, most components go after the first two. The result is the sum
+    /// over every component, to the last bit.
+    fn log_density(&self, dims: &[Dim], x: &[f64], scratch: &mut DensityScratch) -> f64 {
+        let n = self.log_weights.len();
+        let prior = [n as u32 - 1];
+        let mut floor = [self.log_weights[n - 1]];
+        for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
+            column.add_log_density(dim, *x, &prior, &mut floor);
+        }
+        // A few components are cheaper to add up than to sort out.
+        if n < PRUNE_FROM {
+            floor[0] = f64::NEG_INFINITY;
+        }
+        let DensityScratch { at, acc } = scratch;
+        at.clear();
+        at.extend(0..n as u32);
         acc.clear();
         acc.extend_from_slice(&self.log_weights);
-        for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
-            column.add_log_density(dim, *x, acc);
+        for (((dim, column), x), left) in
+            dims.iter().zip(&self.columns).zip(x).zip(&self.bound_after)
+        {
+            column.add_log_density(dim, *x, at, acc);
+            if n < PRUNE_FROM {
+                continue;
+            }
+            let keep = floor[0] - 50.0 - left.max(0.0);
+            // Without a branch: which components stay is data, not a pattern a
+            // branch predictor could learn.
+            let mut k = 0;
+            for i in 0..at.len() {
+                let (j, a) = (at[i], acc[i]);
+                at[k] = j;
+                acc[k] = a;
+                k += usize::from(a >= keep || a.is_nan());
+            }
+            at.truncate(k);
+            acc.truncate(k);
         }
         let max = acc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
             return max;
         }
-        // Terms more than e^-40 below the largest change nothing; skipping them also
-        // avoids exp's slow underflow path.
+        // Skipping the small terms also avoids exp's slow underflow path.
         let sum: f64 = acc.iter().map(|a| a - max).filter(|d| *d > -40.0).map(f64::exp).sum();
         max + sum.ln()
     }
+}
+
+/// Components from which [`Parzen::log_density`] drops the far ones as it goes.
+const PRUNE_FROM: usize = 64;
+
+/// Room for [`Parzen::log_density`] to work in, reused across calls: the
+/// components still counted and their sums so far.
+#[derive(Default)]
+struct DensityScratch {
+    at: Vec<u32>,
+    acc: Vec<f64>,
 }
 
 /// Bandwidths from the distances to the sorted neighbours (the domain's ends stand
@@ -742,11 +822,9 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     if n == 0 {
         return Vec::new();
     }
-    // (value, index) pairs sort in place, without a look-up per comparison; the
-    // order of equal values does not matter (they all get 0).
-    let mut pairs: Vec<(f64, usize)> = mus.iter().copied().zip(0..).collect();
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let order: Vec<usize> = pairs.iter().map(|p| p.1).collect();
+    // The order of equal values does not matter (they all get 0).
+    let pairs = sorted_with_index(mus, low, high);
+    let order: Vec<usize> = pairs.iter().map(|p| p.1 as usize).collect();
     let sorted: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let mut out = vec![0.0; n];
     for (rank, i) in order.iter().enumerate() {
@@ -768,6 +846,44 @@ fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
     out
 }
 
+/// `values` (each in `[low, high]`) in ascending order, each with its index; equal
+/// values in any order. Sorted by a bucket per value (then within each bucket),
+/// in time linear in their number for values spread over the range, as a
+/// study's parameters are: a comparison sort of thousands of values on each
+/// dimension was most of an estimator's fitting.
+fn sorted_with_index(values: &[f64], low: f64, high: f64) -> Vec<(f64, u32)> {
+    let n = values.len();
+    let range = high - low;
+    let mut out: Vec<(f64, u32)> = values.iter().copied().zip(0..).collect();
+    if n < 64 || !(range > 0.0 && range.is_finite()) {
+        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        return out;
+    }
+    let bucket = |x: f64| (((x - low) / range * n as f64) as usize).min(n - 1);
+    // Where each bucket starts in the output, from the counts.
+    let mut starts = vec![0u32; n + 1];
+    for (x, _) in &out {
+        starts[bucket(*x) + 1] += 1;
+    }
+    for b in 0..n {
+        starts[b + 1] += starts[b];
+    }
+    let mut sorted = vec![(0.0, 0u32); n];
+    let mut next = starts.clone();
+    for (x, i) in out {
+        let b = bucket(x);
+        sorted[next[b] as usize] = (x, i);
+        next[b] += 1;
+    }
+    for b in 0..n {
+        let within = &mut sorted[starts[b] as usize..starts[b + 1] as usize];
+        if within.len() > 1 {
+            within.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+    sorted
+}
+
 /// The most values of a discrete dimension whose kernel masses are tabulated.
 const GRID_TABLE_MAX: usize = 64;
 
@@ -779,6 +895,15 @@ fn log_mass(mu: f64, sigma: f64, a: f64, b: f64) -> f64 {
     let (za, zb) = ((a - mu) / sigma, (b - mu) / sigma);
     if za < -9.0 && zb > 9.0 {
         return 0.0; // Both tails below 1e-19: the mass is 1 to f64 precision.
+    }
+    // One tail below 1e-19 and the other side past the mean: what the tail would
+    // take off is below half a unit in the last place of the rest.
+    if za < -9.0 && zb >= 0.0 {
+        return normal_cdf(zb).ln();
+    }
+    if zb > 9.0 && za <= 0.0 {
+        // The upper side's CDF is exactly 1 there.
+        return (1.0 - normal_cdf(za)).ln();
     }
     // In the upper tail, use the mirrored lower-tail probabilities.
     let mass =

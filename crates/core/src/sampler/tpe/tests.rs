@@ -240,7 +240,7 @@ fn parzen_log_density_matches_optunas_estimator() {
     let points = [[0.0, 0.0, 3.0], [1.0, 2.0, 7.0], [-4.9, 1.0, -5.0]];
     let reference = [-5.71936852, -5.94094995, -6.41695666];
     for (x, want) in points.iter().zip(reference) {
-        let got = parzen.log_density(&dims, x, &mut Vec::new());
+        let got = parzen.log_density(&dims, x, &mut DensityScratch::default());
         assert!((got - want).abs() < 1e-6, "{x:?}: {got} vs optuna {want}");
     }
 }
