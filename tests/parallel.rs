@@ -56,15 +56,15 @@ fn check_invariants(dir: &Dir, name: &str, budget: usize) -> Vec<Value> {
 }
 
 #[test]
-fn four_processes_of_two_threads_share_a_2000_trial_budget() {
+fn four_processes_of_two_threads_share_an_8000_trial_budget() {
     let dir = Dir::new();
-    dir.write("study.toml", &study("stress", 2000));
+    dir.write("study.toml", &study("stress", 8000));
     let mut children: Vec<Child> = (0..4).map(|_| worker(&dir)).collect();
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
-    let all = check_invariants(&dir, "stress", 2000);
-    assert_eq!(all.len(), 2000, "no process died, so no trial failed");
+    let all = check_invariants(&dir, "stress", 8000);
+    assert_eq!(all.len(), 8000, "no process died, so no trial failed");
     // Every process took part.
     let owners: BTreeSet<&str> =
         all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
