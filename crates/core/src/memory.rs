@@ -185,15 +185,22 @@ impl Storage for InMemoryStorage {
         Ok(out)
     }
 
-    fn create_running_trial(
+    fn create_running_trial_with(
         &self,
         study: StudyId,
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
+        propose: &dyn Fn(u64) -> Option<NewTrial>,
     ) -> Result<Option<FrozenTrial>> {
         let Some(mut state) = self.lock_with_room(study, budget)? else { return Ok(None) };
         let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
-        Ok(Some(state.insert_trial(study, TrialState::Running, &new)))
+        let mut trial = state.insert_trial(study, TrialState::Running, &new);
+        if let Some(proposal) = propose(trial.number) {
+            let stored = state.running_mut(trial.id)?;
+            proposal.clone().apply_to(stored);
+            proposal.apply_to(&mut trial);
+        }
+        Ok(Some(trial))
     }
 
     fn enqueue_trial(&self, study: StudyId, new: &NewTrial) -> Result<TrialId> {
@@ -263,9 +270,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> Result<()> {
-        if let Some(step) = steps.iter().find(|it| i64::try_from(it.step).is_err()) {
-            return Err(Error::StepOutOfRange(step.step));
-        }
+        ReportedStep::check_all(steps)?;
         #[cfg(test)]
         self.probe.step_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut state = self.lock();

@@ -68,6 +68,17 @@ pub struct ReportedStep {
     pub metrics: Vec<(String, f64)>,
 }
 
+impl ReportedStep {
+    /// Fails with [`Error::StepOutOfRange`] when a step is past `i64::MAX`, which
+    /// Optuna's schema cannot store: a batch is refused before any of it is written.
+    pub fn check_all(steps: &[ReportedStep]) -> Result<()> {
+        match steps.iter().find(|it| i64::try_from(it.step).is_err()) {
+            Some(step) => Err(Error::StepOutOfRange(step.step)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A trial as a study's history shows it (`Storage::trial_outcomes`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialOutcome {
@@ -117,37 +128,30 @@ pub trait Storage: Send + Sync {
     /// spent: returns `None` when `budget` is `Some(n)` and `n` trials already count
     /// toward it (see `FrozenTrial::counts_toward_budget`). The check and the insert
     /// are one transaction, so concurrent workers never overshoot.
-    fn create_running_trial(
-        &self,
-        study: StudyId,
-        budget: Option<usize>,
-        system_attrs: &[(String, AttrValue)],
-    ) -> Result<Option<FrozenTrial>>;
-
-    /// [`Storage::create_running_trial`] that also stores, in the same change, what
-    /// `propose` returns for the new trial's number: its parameters and the system
-    /// attributes that explain them. `propose` runs while the change is open (in a
+    ///
+    /// In the same change it stores what `propose` returns for the new trial's
+    /// number: its parameters and the system attributes that explain them (`ask`
+    /// makes a trial in one write so). `propose` runs while the change is open (in a
     /// database, holding its write lock), so it must be quick; it returns `None` to
     /// store nothing (the caller then sets the parameters itself). The returned
-    /// trial holds what was stored. The default makes the separate calls.
+    /// trial holds what was stored.
     fn create_running_trial_with(
         &self,
         study: StudyId,
         budget: Option<usize>,
         system_attrs: &[(String, AttrValue)],
         propose: &dyn Fn(u64) -> Option<NewTrial>,
+    ) -> Result<Option<FrozenTrial>>;
+
+    /// [`Storage::create_running_trial_with`] storing nothing but the trial and
+    /// `system_attrs`.
+    fn create_running_trial(
+        &self,
+        study: StudyId,
+        budget: Option<usize>,
+        system_attrs: &[(String, AttrValue)],
     ) -> Result<Option<FrozenTrial>> {
-        let Some(mut trial) = self.create_running_trial(study, budget, system_attrs)? else {
-            return Ok(None);
-        };
-        if let Some(proposal) = propose(trial.number) {
-            self.set_trial_params(trial.id, &proposal.params)?;
-            for (key, value) in &proposal.system_attrs {
-                self.set_trial_system_attr(trial.id, key, value)?;
-            }
-            proposal.apply_to(&mut trial);
-        }
-        Ok(Some(trial))
+        self.create_running_trial_with(study, budget, system_attrs, &|_| None)
     }
 
     /// Queues a Waiting trial with the next number (a grid point to run again).
@@ -188,9 +192,7 @@ pub trait Storage: Send + Sync {
     /// one by one. A step Optuna cannot store (past `i64::MAX`) fails the batch
     /// before any is written. The default calls `report` for each.
     fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> Result<()> {
-        if let Some(step) = steps.iter().find(|it| i64::try_from(it.step).is_err()) {
-            return Err(Error::StepOutOfRange(step.step));
-        }
+        ReportedStep::check_all(steps)?;
         for step in steps {
             self.report(trial, step.step, step.value, &step.metrics)?;
         }

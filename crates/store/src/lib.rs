@@ -763,6 +763,11 @@ fn report_in(
         let value = (!value.is_nan()).then_some(*value);
         stmt.execute(params![trial.0, step, name, value]).map_err(store_err)?;
     }
+    beat(tx, trial)
+}
+
+/// Marks a Running trial (checked by the caller) alive now, in `tx`.
+fn beat(tx: &Transaction<'_>, trial: TrialId) -> CoreResult<()> {
     tx.run(
         "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
          ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
@@ -1170,15 +1175,6 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn create_running_trial(
-        &self,
-        study: StudyId,
-        budget: Option<usize>,
-        system_attrs: &[(String, AttrValue)],
-    ) -> CoreResult<Option<FrozenTrial>> {
-        self.create_running_trial_with(study, budget, system_attrs, &|_| None)
-    }
-
     fn create_running_trial_with(
         &self,
         study: StudyId,
@@ -1311,9 +1307,7 @@ impl Storage for SqliteStorage {
     }
 
     fn report_steps(&self, trial: TrialId, steps: &[ReportedStep]) -> CoreResult<()> {
-        for step in steps {
-            step_number(step.step)?;
-        }
+        ReportedStep::check_all(steps)?;
         self.write(|tx| {
             require_running(tx, trial)?;
             for step in steps {
@@ -1387,9 +1381,7 @@ impl Storage for SqliteStorage {
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
     ) -> CoreResult<()> {
-        for step in steps {
-            step_number(step.step)?;
-        }
+        ReportedStep::check_all(steps)?;
         self.write(|tx| {
             require_running(tx, trial)?;
             for step in steps {
@@ -1439,13 +1431,7 @@ impl Storage for SqliteStorage {
     fn record_heartbeat(&self, trial: TrialId) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            tx.run(
-                "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)
-                 ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat",
-                params![trial.0, encode::datetime(now())],
-            )
-            .map_err(store_err)?;
-            Ok(())
+            beat(tx, trial)
         })
     }
 

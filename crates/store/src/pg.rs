@@ -1043,15 +1043,6 @@ impl Storage for PostgresStorage {
         self.read(|tx| counted(tx, study))
     }
 
-    fn create_running_trial(
-        &self,
-        study: StudyId,
-        budget: Option<usize>,
-        system_attrs: &[(String, AttrValue)],
-    ) -> CoreResult<Option<FrozenTrial>> {
-        self.create_running_trial_with(study, budget, system_attrs, &|_| None)
-    }
-
     fn create_running_trial_with(
         &self,
         study: StudyId,

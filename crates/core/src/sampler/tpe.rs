@@ -754,14 +754,14 @@ impl Parzen {
     /// over every component, to the last bit.
     fn log_density(&self, dims: &[Dim], x: &[f64], scratch: &mut DensityScratch) -> f64 {
         let n = self.log_weights.len();
-        let prior = [n as u32 - 1];
-        let mut floor = [self.log_weights[n - 1]];
-        for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
-            column.add_log_density(dim, *x, &prior, &mut floor);
-        }
         // A few components are cheaper to add up than to sort out.
-        if n < PRUNE_FROM {
-            floor[0] = f64::NEG_INFINITY;
+        let prune = n >= PRUNE_FROM;
+        let mut floor = [self.log_weights[n - 1]];
+        if prune {
+            let prior = [n as u32 - 1];
+            for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
+                column.add_log_density(dim, *x, &prior, &mut floor);
+            }
         }
         let DensityScratch { at, acc } = scratch;
         at.clear();
@@ -772,7 +772,7 @@ impl Parzen {
             dims.iter().zip(&self.columns).zip(x).zip(&self.bound_after)
         {
             column.add_log_density(dim, *x, at, acc);
-            if n < PRUNE_FROM {
+            if !prune {
                 continue;
             }
             let keep = floor[0] - 50.0 - left.max(0.0);
