@@ -33,6 +33,9 @@ pub(crate) struct Probe {
     pub(crate) panic_on_finish: std::sync::atomic::AtomicBool,
     /// Writes of steps: `report` and `report_steps` calls.
     pub(crate) step_writes: std::sync::atomic::AtomicUsize,
+    /// Makes the next `create_running_trial_with` create another Running trial
+    /// first, as another process creating one at that moment would.
+    pub(crate) another_creates_first: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +197,10 @@ impl Storage for InMemoryStorage {
     ) -> Result<Option<FrozenTrial>> {
         let Some(mut state) = self.lock_with_room(study, budget)? else { return Ok(None) };
         let new = NewTrial { params: Vec::new(), system_attrs: system_attrs.to_vec() };
+        #[cfg(test)]
+        if self.probe.another_creates_first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            state.insert_trial(study, TrialState::Running, &NewTrial::default());
+        }
         let mut trial = state.insert_trial(study, TrialState::Running, &new);
         if let Some(proposal) = propose(trial.number) {
             let stored = state.running_mut(trial.id)?;

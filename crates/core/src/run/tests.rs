@@ -252,6 +252,37 @@ fn early_stopping_ends_a_flat_curve_and_the_value_is_its_best_step() {
     assert_eq!(trial.user_attrs.get("other"), Some(&AttrValue::Number(1.0)));
 }
 
+/// When another process creates a trial between the history read and the
+/// creation, the asked trial gets the next number and the proposal for that
+/// number, as if the sampler had proposed after the other trial was made.
+#[test]
+fn a_trial_whose_number_was_taken_gets_its_own_numbers_proposal() {
+    let storage = InMemoryStorage::default();
+    let spec = spec("tpe", "trials = 12", BRANIN);
+    let host = TestHost::new();
+    run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
+    let study = storage.find_study("t").unwrap().unwrap().id;
+    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let history = History::default();
+    storage.probe.another_creates_first.store(true, Ordering::SeqCst);
+    let trial =
+        ask(&storage, study, &spec, sampler.as_ref(), None, "me", &history).unwrap().unwrap();
+    // Trials 0-11 ran, the other process took 12.
+    assert_eq!(trial.number, 13);
+    let others: Vec<FrozenTrial> =
+        storage.trials(study, None).unwrap().into_iter().filter(|t| t.id != trial.id).collect();
+    let mut rng = sampler::trial_rng(spec.seed, 13);
+    let expected = sampler.sample(&spec.space, &others, &mut rng);
+    assert_eq!(trial.params, expected);
+    assert_eq!(storage.trial(trial.id).unwrap().params, expected);
+    // Without the other process, the proposal goes with the trial in one write.
+    let next =
+        ask(&storage, study, &spec, sampler.as_ref(), None, "me", &history).unwrap().unwrap();
+    assert_eq!(next.number, 14);
+    assert_eq!(storage.trial(next.id).unwrap().params, next.params);
+    assert!(!next.params.is_empty());
+}
+
 #[test]
 fn fast_steps_are_written_with_the_trial_end() {
     let storage = InMemoryStorage::default();
