@@ -329,7 +329,8 @@ fn every_schema_fixture_opens_and_resumes() {
 #[test]
 fn two_processes_share_a_grid_without_running_a_point_twice() {
     let dir = Dir::new();
-    dir.write("grid.toml", &mixed_grid("shared-grid", 0.01));
+    // Enough points that neither process finishes the grid before the other starts.
+    dir.write("grid.toml", &mixed_grid("shared-grid", 0.002));
     let children: Vec<_> = (0..2)
         .map(|_| dir.hpo(&["run", "grid.toml", "--db", "shared.sqlite"]).output_async())
         .collect();
@@ -339,7 +340,7 @@ fn two_processes_share_a_grid_without_running_a_point_twice() {
     }
     let export = dir.export("shared-grid", "shared.sqlite");
     let all = trials(&export);
-    assert_eq!(all.len(), 101 * 2 * 3);
+    assert_eq!(all.len(), 501 * 2 * 3);
     assert!(all.iter().all(|t| t["state"] == "COMPLETE"));
     let points: std::collections::BTreeSet<String> =
         all.iter().map(|t| t["params"].to_string()).collect();

@@ -102,8 +102,9 @@ fn killing_workers_at_random_loses_no_trial() {
 #[test]
 fn two_processes_prune_one_study_by_its_stored_curves_and_show_why() {
     let dir = Dir::new();
-    // Enough trials that neither process finishes the budget before the other starts.
-    let text = study("asha", 150).replace(
+    // Enough trials that neither process finishes the budget before the other starts,
+    // even when the second starts late behind other tests' load.
+    let text = study("asha", 1500).replace(
         "[sampler]",
         "[pruner]\nkind = \"asha\"\nmin_resource = 1\nreduction_factor = 3\n[sampler]",
     );
@@ -113,13 +114,13 @@ fn two_processes_prune_one_study_by_its_stored_curves_and_show_why() {
         assert!(child.wait().unwrap().success());
     }
     let all = trials(&dir.export("asha", "shared.sqlite")).clone();
-    assert_eq!(all.len(), 150);
+    assert_eq!(all.len(), 1500);
     let owners: BTreeSet<&str> =
         all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
     assert_eq!(owners.len(), 2, "both processes ran trials: {owners:?}");
     let pruned: Vec<&Value> = all.iter().filter(|t| t["state"] == "PRUNED").collect();
     // With reduction factor 3, most trials stop at rung 0 or 1 of 10 steps.
-    assert!(pruned.len() >= 50, "{} pruned", pruned.len());
+    assert!(pruned.len() >= 500, "{} pruned", pruned.len());
     for t in &pruned {
         let reason = t["system_attrs"]["prune_reason"].as_str().unwrap();
         // A trial stops at the rung that judged it (steps 1, 3 and 9), its curve kept

@@ -62,13 +62,13 @@ fn check_invariants(dir: &Dir, db: &str, name: &str, budget: usize) -> Vec<Value
 fn four_processes_share_a_study_on_postgresql_and_optuna_reads_it() {
     let dir = Dir::new();
     let db = cluster().new_database();
-    dir.write("study.toml", &study("shared", 200));
+    dir.write("study.toml", &study("shared", 600));
     let mut children: Vec<Child> = (0..4).map(|_| worker(&dir, &db)).collect();
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
-    let all = check_invariants(&dir, &db, "shared", 200);
-    assert_eq!(all.len(), 200, "no process died, so no trial failed");
+    let all = check_invariants(&dir, &db, "shared", 600);
+    assert_eq!(all.len(), 600, "no process died, so no trial failed");
     let owners: BTreeSet<&str> =
         all.iter().filter_map(|t| t["system_attrs"]["hpo:owner"].as_str()).collect();
     assert!(owners.len() >= 2, "{owners:?}");
@@ -84,7 +84,7 @@ fn four_processes_share_a_study_on_postgresql_and_optuna_reads_it() {
     OptunaDashboard::start(&db).assert_shows("shared", &dir.export("shared", &db));
     // Read commands work on it.
     let show = dir.ok(&["show", "shared", "--db", &db]);
-    assert!(show.contains("trials: 200 total"), "{show}");
+    assert!(show.contains("trials: 600 total"), "{show}");
 }
 
 #[test]

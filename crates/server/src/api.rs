@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::{Json, Router, routing};
 use hpo_core::run::external::{ExternalStudy, Outcome};
@@ -38,6 +37,8 @@ pub struct AppState {
     pub views: Arc<crate::views::Cache>,
     /// Where command trials keep their folders, if anywhere.
     pub trials_root: Option<Arc<std::path::PathBuf>>,
+    /// The longest request body taken, in bytes.
+    pub body_limit: usize,
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -344,17 +345,48 @@ fn trial_number(text: &str) -> Result<u64, ApiError> {
     })
 }
 
-/// The body as bytes, a body over the cap told as 413.
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    bytes.map_err(|err| ApiError {
-        status: err.status(),
-        error: if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_request"
-        },
-        detail: err.body_text(),
-    })
+/// How much of a body past the limit is read and dropped before the 413 goes out:
+/// a client still sending its body then reads the answer, where a connection
+/// closed under it would reset and lose the answer. A longer body is cut off.
+const DRAIN_PAST_LIMIT: usize = 16 << 20;
+
+/// A request body of at most [`AppState::body_limit`] bytes; a longer one is
+/// answered 413 (`too_large`) once it is read through or `DRAIN_PAST_LIMIT` more
+/// bytes have come.
+pub(crate) struct LimitedBody(Bytes);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        use http_body_util::BodyExt;
+        let limit = state.body_limit;
+        let mut body = request.into_body();
+        let mut kept = Vec::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| {
+                ApiError::bad_request(format!("the request body could not be read: {err}"))
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                kept.extend_from_slice(&data);
+            } else if seen > limit.saturating_add(DRAIN_PAST_LIMIT) {
+                break;
+            }
+        }
+        if seen > limit {
+            return Err(ApiError {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                error: "too_large",
+                detail: format!(
+                    "the body is over the length limit of {limit} bytes; send a shorter one"
+                ),
+            });
+        }
+        Ok(LimitedBody(Bytes::from(kept)))
+    }
 }
 
 /// The body as JSON of type `T`: 400 naming the bad field otherwise.
@@ -418,10 +450,9 @@ async fn ask(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
+    LimitedBody(bytes): LimitedBody,
 ) -> ApiResult {
     state.access.check(&headers, Role::Write)?;
-    let bytes = body(bytes)?;
     let cache = state.clone();
     let doc = on_store(&state, move |storage| {
         let study = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -480,11 +511,11 @@ fn trial_request<B: serde::de::DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
     number: &str,
-    bytes: Result<Bytes, BytesRejection>,
+    LimitedBody(bytes): LimitedBody,
 ) -> Result<(u64, B), ApiError> {
     state.access.check(headers, Role::Write)?;
     let number = trial_number(number)?;
-    Ok((number, json_body(&body(bytes)?)?))
+    Ok((number, json_body(&bytes)?))
 }
 
 /// Runs `f` on the store with external study `name`.
@@ -512,7 +543,7 @@ async fn report_step(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((name, number)): Path<(String, String)>,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: LimitedBody,
 ) -> ApiResult {
     let (number, step_body): (u64, StepBody) = trial_request(&state, &headers, &number, bytes)?;
     let value = step_body.value.get("value")?;
@@ -544,7 +575,7 @@ async fn tell(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((name, number)): Path<(String, String)>,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: LimitedBody,
 ) -> ApiResult {
     let (number, tell_body): (u64, TellBody) = trial_request(&state, &headers, &number, bytes)?;
     let outcome = match (tell_body.state.as_deref(), &tell_body.value) {

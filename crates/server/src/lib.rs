@@ -99,6 +99,7 @@ pub fn app(
         studies: Arc::default(),
         views: Arc::default(),
         trials_root: trials_root.map(Arc::new),
+        body_limit,
     };
     Router::new()
         .nest("/api/v1", api::routes())
