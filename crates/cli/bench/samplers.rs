@@ -62,7 +62,7 @@ pub fn sampler_cost(names: &[String], sizes: &[String]) -> Result<String> {
         }
     }
     let mut out =
-        "one proposal after TRIALS finished trials of PARAMS floats, median of 21\n".to_string();
+        "one proposal after TRIALS finished trials of PARAMS floats, median of 21 (each after one more trial)\n".to_string();
     out.push_str(&crate::format::table(&["SAMPLER", "TRIALS", "PARAMS", "MS/PROPOSAL"], &rows));
     Ok(out)
 }

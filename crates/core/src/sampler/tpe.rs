@@ -124,12 +124,29 @@ pub struct TpeSampler {
 /// every proposal is most of a proposal's cost once a study holds thousands of
 /// trials. Laid out by trial number (dense in a study), each trial's values in the
 /// order of the search space's parameters (`None` where the trial lacks one).
+///
+/// Kept with them, so that fitting the bad estimator (hundreds of kernels, refitted
+/// at every proposal while one trial changes) does only the new trial's work:
+/// each parameter's values in sorted order, and the kernel last fitted at each
+/// trial on it.
 #[derive(Default)]
 struct Points {
+    /// The parameters in the space (the width of a row).
+    width: usize,
     /// The trial kept at each number, if any.
     ids: Vec<Option<TrialId>>,
     /// `ids.len()` rows of one value per parameter of the space.
     values: Vec<Option<f64>>,
+    /// For each parameter of the space, the kept trials' values on it in ascending
+    /// order, each with its trial's number; brought up to date by
+    /// [`Points::sorted`].
+    sorted: Vec<Vec<(f64, usize)>>,
+    /// The numbers encoded since `sorted` was brought up to date; `None` when it
+    /// must be built again (a row was encoded again, or none was ever built).
+    fresh: Option<Vec<usize>>,
+    /// `ids.len()` rows of, for each parameter, the kernel last fitted at that
+    /// trial: its width and the log of its mass inside the bounds (width NaN: none).
+    kernels: Vec<(f64, f64)>,
 }
 
 impl Points {
@@ -138,13 +155,17 @@ impl Points {
         let width = space.params.len();
         let at = usize::try_from(trial.number).unwrap_or(usize::MAX);
         // Numbers are dense within a study; a far one is not worth the room.
-        if at > self.ids.len() + 100_000 {
+        if at > self.ids.len() + 100_000 || width != self.width {
             self.ids.clear();
             self.values.clear();
+            self.kernels.clear();
+            self.width = width;
+            self.fresh = None;
         }
         if at >= self.ids.len() {
             self.ids.resize(at + 1, None);
             self.values.resize((at + 1) * width, None);
+            self.kernels.resize((at + 1) * width, (f64::NAN, 0.0));
         }
         let row = &mut self.values[at * width..(at + 1) * width];
         if self.ids[at] != Some(trial.id) {
@@ -154,9 +175,47 @@ impl Points {
                     .get(&p.name)
                     .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value));
             }
+            self.kernels[at * width..(at + 1) * width].fill((f64::NAN, 0.0));
+            match (&mut self.fresh, self.ids[at]) {
+                (Some(fresh), None) => fresh.push(at),
+                _ => self.fresh = None,
+            }
             self.ids[at] = Some(trial.id);
         }
         row
+    }
+
+    /// The kept trials' values on parameter `k` in ascending order, with their
+    /// numbers: the trials encoded since the last call inserted, or all sorted
+    /// again when many were (or a row was encoded again).
+    fn sorted(&mut self, k: usize) -> &[(f64, usize)] {
+        let width = self.width;
+        match self.fresh.take() {
+            Some(fresh) if fresh.len() <= 64 && self.sorted.len() == width => {
+                for at in fresh {
+                    for (k, column) in self.sorted.iter_mut().enumerate() {
+                        if let Some(v) = self.values[at * width + k] {
+                            let pos = column.partition_point(|(x, _)| x.total_cmp(&v).is_le());
+                            column.insert(pos, (v, at));
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.sorted = (0..width)
+                    .map(|k| {
+                        let mut column: Vec<(f64, usize)> = (0..self.ids.len())
+                            .filter(|at| self.ids[*at].is_some())
+                            .filter_map(|at| Some((self.values[at * width + k]?, at)))
+                            .collect();
+                        column.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                        column
+                    })
+                    .collect();
+            }
+        }
+        self.fresh = Some(Vec::new());
+        &self.sorted[k]
     }
 }
 
@@ -205,7 +264,7 @@ impl TpeSampler {
                 rows
             })
         });
-        let known = Known { space, rows: table.as_deref() };
+        let known = Known { space, rows: table.as_deref(), memo };
         let mut chosen = Params::new();
         for group in groups(space) {
             if !group[0].is_active(&chosen) {
@@ -276,7 +335,7 @@ impl TpeSampler {
                     }
                     _ => None,
                 };
-                Some(Observation { number: t.number, loss, point })
+                Some(Observation { number: t.number, loss, point, kept: rows.is_some() })
             }));
             out
         };
@@ -300,11 +359,18 @@ impl TpeSampler {
         let good = match good_weights {
             Some(weights) => {
                 let mean = weights.iter().sum::<f64>() / weights.len() as f64;
-                Parzen::fit(&dims, &good, &weights, prior_weight * mean)
+                Parzen::fit(&dims, &good, &weights, prior_weight * mean, None)
             }
-            None => Parzen::fit(&dims, &good, &age_weights_of(&good), prior_weight),
+            None => Parzen::fit(&dims, &good, &age_weights_of(&good), prior_weight, None),
         };
-        let bad = Parzen::fit(&dims, &bad, &age_weights_of(&bad), prior_weight);
+        let bad_weights = age_weights_of(&bad);
+        let bad = match known.memo {
+            Some(memo) => memo.with(Points::default, |points| {
+                let kept = KeptFit { points, in_space: &in_space };
+                Parzen::fit(&dims, &bad, &bad_weights, prior_weight, Some(kept))
+            }),
+            None => Parzen::fit(&dims, &bad, &bad_weights, prior_weight, None),
+        };
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut scratch = DensityScratch::default();
         for _ in 0..self.config.candidates.max(1) {
@@ -325,10 +391,12 @@ impl TpeSampler {
     }
 }
 
-/// The search space, and the ranked trials' rows of points when the memo had them.
+/// The search space, the ranked trials' rows of points when the memo had them,
+/// and the memo.
 struct Known<'a> {
     space: &'a SearchSpace,
     rows: Option<&'a [Option<f64>]>,
+    memo: Option<&'a Memo>,
 }
 
 /// The finished trials, best first: complete ones with a finite value by value,
@@ -374,6 +442,8 @@ struct Observation {
     number: u64,
     loss: Option<f64>,
     point: Vec<f64>,
+    /// Whether the point came from the memo's [`Points`] (a finished trial's).
+    kept: bool,
 }
 
 /// The good trials' weights by improvement on the best bad trial's loss, at least
@@ -527,9 +597,9 @@ enum Column {
 }
 
 impl Column {
-    fn normal(mus: &[f64], sigmas: &[f64], low: f64, high: f64) -> Column {
-        let log_z: Vec<f64> =
-            mus.iter().zip(sigmas).map(|(mu, sigma)| log_mass(*mu, *sigma, low, high)).collect();
+    /// Kernels at `mus` of widths `sigmas`, `log_z` the log of each one's mass
+    /// inside the bounds.
+    fn normal(mus: &[f64], sigmas: &[f64], log_z: Vec<f64>) -> Column {
         // Most kernels share the clipped minimum width: its log is taken once.
         let mut last = (f64::NAN, f64::NAN);
         let log_norm = sigmas
@@ -675,13 +745,70 @@ struct Parzen {
     bound_after: Vec<f64>,
 }
 
+/// The memo's sorted values and fitted kernels, for a fit over a group's
+/// dimensions (`in_space[d]`: dimension `d`'s parameter in the space).
+struct KeptFit<'a> {
+    points: &'a mut Points,
+    in_space: &'a [usize],
+}
+
+impl KeptFit<'_> {
+    /// The observations' values on dimension `d` in ascending order, each with its
+    /// index: the kept ones in the order of the memo's sorted values (`at[number]`:
+    /// the observation of that trial), the others merged in. `None` when the memo
+    /// does not hold every kept one (it was rebuilt meanwhile).
+    fn sorted(
+        &mut self,
+        observations: &[Observation],
+        d: usize,
+        at: &[u32],
+    ) -> Option<Vec<(f64, u32)>> {
+        let mut others: Vec<(f64, u32)> = observations
+            .iter()
+            .zip(0..)
+            .filter(|(o, _)| !o.kept)
+            .map(|(o, j)| (o.point[d], j))
+            .collect();
+        others.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut others = others.into_iter().peekable();
+        let mut out = Vec::with_capacity(observations.len());
+        for (_, number) in self.points.sorted(*self.in_space.get(d)?) {
+            let Some(&j) = at.get(*number).filter(|j| **j != u32::MAX) else { continue };
+            let x = observations[j as usize].point[d];
+            while let Some(other) = others.next_if(|o| o.0 < x) {
+                out.push(other);
+            }
+            out.push((x, j));
+        }
+        out.extend(others);
+        (out.len() == observations.len()).then_some(out)
+    }
+
+    /// The log mass inside `[low, high]` of the kernel of observation `o` on
+    /// dimension `d`, as fitted before when its width is the same.
+    fn log_mass(&mut self, o: &Observation, d: usize, sigma: f64, low: f64, high: f64) -> f64 {
+        let at =
+            (o.number as usize).saturating_mul(self.points.width).saturating_add(self.in_space[d]);
+        match self.points.kernels.get_mut(at).filter(|_| o.kept) {
+            Some(kept) if kept.0 == sigma => kept.1,
+            Some(kept) => {
+                *kept = (sigma, log_mass(o.point[d], sigma, low, high));
+                kept.1
+            }
+            None => log_mass(o.point[d], sigma, low, high),
+        }
+    }
+}
+
 impl Parzen {
-    /// The estimator of `observations` with these `weights`, plus the prior.
+    /// The estimator of `observations` with these `weights`, plus the prior; with
+    /// `kept`, the bandwidths and kernel masses come from the memo where they can.
     fn fit(
         dims: &[Dim],
         observations: &[Observation],
         weights: &[f64],
         prior_weight: f64,
+        mut kept: Option<KeptFit<'_>>,
     ) -> Parzen {
         let mut weights = weights.to_vec();
         weights.push(prior_weight.max(1e-12));
@@ -689,6 +816,16 @@ impl Parzen {
         let log_weights = weights.iter().map(|w| (w / total).ln()).collect();
 
         let n = observations.len();
+        // The observation of each kept trial, by number.
+        let mut at = Vec::new();
+        if let Some(kept) = &kept {
+            at.resize(kept.points.ids.len(), u32::MAX);
+            for (o, j) in observations.iter().zip(0..) {
+                if let Some(slot) = at.get_mut(o.number as usize).filter(|_| o.kept) {
+                    *slot = j;
+                }
+            }
+        }
         let columns = dims
             .iter()
             .enumerate()
@@ -700,13 +837,30 @@ impl Parzen {
                         // The "magic clip": no kernel narrower than the range over the
                         // number of kernels + 1 (at most 100).
                         let min_sigma = range / (n as f64 + 2.0).min(100.0);
-                        let mut sigmas: Vec<f64> = neighbour_sigmas(&mus, low, high)
+                        let sorted = kept
+                            .as_mut()
+                            .and_then(|kept| kept.sorted(observations, d, &at))
+                            .unwrap_or_else(|| sorted_with_index(&mus, low, high));
+                        let mut sigmas: Vec<f64> = neighbour_sigmas(&sorted, low, high)
                             .into_iter()
                             .map(|s| s.clamp(min_sigma, range))
                             .collect();
+                        let mut log_z: Vec<f64> = match &mut kept {
+                            Some(kept) => observations
+                                .iter()
+                                .zip(&sigmas)
+                                .map(|(o, sigma)| kept.log_mass(o, d, *sigma, low, high))
+                                .collect(),
+                            None => mus
+                                .iter()
+                                .zip(&sigmas)
+                                .map(|(mu, sigma)| log_mass(*mu, *sigma, low, high))
+                                .collect(),
+                        };
                         mus.push((low + high) / 2.0);
                         sigmas.push(range);
-                        let column = Column::normal(&mus, &sigmas, low, high);
+                        log_z.push(log_mass((low + high) / 2.0, range, low, high));
+                        let column = Column::normal(&mus, &sigmas, log_z);
                         match step {
                             Some(step) => column.with_grid(low, high, step),
                             None => column,
@@ -809,7 +963,8 @@ struct DensityScratch {
     acc: Vec<f64>,
 }
 
-/// Bandwidths from the distances to the sorted neighbours (the domain's ends stand
+/// Bandwidths from the distances to the sorted neighbours, for values sorted
+/// with their indices ([`sorted_with_index`]) (the domain's ends stand
 /// in as the outer neighbours only when there is one observation). A value observed
 /// more than once gets 0 (the minimum width, after clipping) for every one of its
 /// observations: its neighbour at distance 0 is itself. Optuna gives the first and
@@ -817,13 +972,12 @@ struct DensityScratch {
 /// distinct value instead, so which trials get wide kernels depends on the sort
 /// algorithm; on integer parameters, where ties are the rule, the even rule here
 /// also proposes better points (docs/benchmarks.md).
-fn neighbour_sigmas(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
-    let n = mus.len();
+fn neighbour_sigmas(pairs: &[(f64, u32)], low: f64, high: f64) -> Vec<f64> {
+    let n = pairs.len();
     if n == 0 {
         return Vec::new();
     }
     // The order of equal values does not matter (they all get 0).
-    let pairs = sorted_with_index(mus, low, high);
     let order: Vec<usize> = pairs.iter().map(|p| p.1 as usize).collect();
     let sorted: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let mut out = vec![0.0; n];

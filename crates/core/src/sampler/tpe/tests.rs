@@ -7,7 +7,7 @@ use super::*;
 use crate::distribution::Distribution;
 use crate::functions::BenchmarkFunction;
 use crate::sampler::test_support::{float, median, optimize, trial};
-use crate::sampler::{RandomSampler, trial_rng};
+use crate::sampler::{Kept, Memo, RandomSampler, trial_rng};
 use crate::space::Condition;
 use crate::trial::TrialState;
 
@@ -35,7 +35,7 @@ fn gamma_takes_its_fraction_rounded_up_between_1_and_25() {
 }
 
 fn observation(number: u64, loss: Option<f64>) -> Observation {
-    Observation { number, loss, point: vec![0.0] }
+    Observation { number, loss, point: vec![0.0], kept: false }
 }
 
 #[test]
@@ -234,9 +234,14 @@ fn parzen_log_density_matches_optunas_estimator() {
         [[0.5, 0.0, 3.0], [-2.0, 1.0, -4.0], [3.0, 0.0, 8.0], [1.2, 2.0, 2.0], [4.4, 0.0, 9.0]]
             .iter()
             .enumerate()
-            .map(|(i, x)| Observation { number: i as u64, loss: None, point: x.to_vec() })
+            .map(|(i, x)| Observation {
+                number: i as u64,
+                loss: None,
+                point: x.to_vec(),
+                kept: false,
+            })
             .collect();
-    let parzen = Parzen::fit(&dims, &obs, &age_weights_of(&obs), 1.0);
+    let parzen = Parzen::fit(&dims, &obs, &age_weights_of(&obs), 1.0, None);
     let points = [[0.0, 0.0, 3.0], [1.0, 2.0, 7.0], [-4.9, 1.0, -5.0]];
     let reference = [-5.71936852, -5.94094995, -6.41695666];
     for (x, want) in points.iter().zip(reference) {
@@ -249,9 +254,93 @@ fn parzen_log_density_matches_optunas_estimator() {
 fn tied_observations_all_get_the_narrowest_kernel_whatever_their_order() {
     // 3 is observed three times: each of its kernels gets width 0 (clipped later to
     // the minimum), not the distance to 1 or 6; 1 and 6 get their neighbours' gaps.
-    let sigmas = neighbour_sigmas(&[3.0, 1.0, 3.0, 6.0, 3.0], 0.0, 10.0);
+    let sigmas =
+        neighbour_sigmas(&sorted_with_index(&[3.0, 1.0, 3.0, 6.0, 3.0], 0.0, 10.0), 0.0, 10.0);
     assert_eq!(sigmas, [0.0, 2.0, 0.0, 3.0, 0.0]);
     // The same multiset in another order gives each value the same width.
-    let shuffled = neighbour_sigmas(&[6.0, 3.0, 3.0, 1.0, 3.0], 0.0, 10.0);
+    let shuffled =
+        neighbour_sigmas(&sorted_with_index(&[6.0, 3.0, 3.0, 1.0, 3.0], 0.0, 10.0), 0.0, 10.0);
     assert_eq!(shuffled, [3.0, 0.0, 0.0, 2.0, 0.0]);
+}
+
+/// What the memo keeps (points, sorted values, fitted kernels) changes the cost of
+/// a proposal, never the proposal: over a growing study of every kind of parameter,
+/// with running, pruned and failed trials, trials arriving one and a hundred at a
+/// time, and a number taken over by another trial, each proposal made with the
+/// memo is the one made without it.
+#[test]
+fn proposals_with_the_memo_are_those_made_without_it() {
+    let mut lr = float("lr", 1e-5, 1e-1, true);
+    lr.condition =
+        Some(Condition { parent: "opt".into(), values: vec![ParamValue::Str("sgd".into())] });
+    let space = space_of(vec![
+        float("x", -2.0, 3.0, false),
+        crate::sampler::test_support::param(
+            "opt",
+            Distribution::Categorical {
+                choices: vec![ParamValue::Str("sgd".into()), ParamValue::Str("adam".into())],
+            },
+        ),
+        lr,
+        crate::sampler::test_support::param(
+            "k",
+            Distribution::Int { low: 1, high: 9, log: false, step: 2 },
+        ),
+        crate::sampler::test_support::param(
+            "q",
+            Distribution::Float { low: 0.0, high: 1.0, log: false, step: Some(0.05) },
+        ),
+        crate::sampler::test_support::param(
+            "width",
+            Distribution::Int { low: 8, high: 512, log: true, step: 1 },
+        ),
+    ]);
+    let made = |number: u64, id: i64| {
+        let params =
+            RandomSampler.sample(&space, &[], &mut trial_rng(7, number + id as u64 * 1000));
+        let value = params.values().filter_map(ParamValue::as_f64).map(|v| (v - 0.4).abs()).sum();
+        let state = match number % 13 {
+            3 => TrialState::Running,
+            5 => TrialState::Pruned,
+            8 => TrialState::Fail,
+            _ => TrialState::Complete,
+        };
+        let mut t = trial(number, state, params, (state == TrialState::Complete).then_some(value));
+        t.id = TrialId(id);
+        if state == TrialState::Pruned {
+            t.intermediate_values.insert(number % 4, value);
+        }
+        t
+    };
+    for multivariate in [true, false] {
+        let sampler = TpeSampler {
+            config: TpeConfig { multivariate, ..TpeConfig::default() },
+            direction: Direction::Minimize,
+        };
+        let memo = Memo::default();
+        let mut history: Vec<FrozenTrial> = Vec::new();
+        let mut proposals = 0;
+        while history.len() < 260 {
+            let arriving = if history.len() == 120 { 100 } else { 1 };
+            for _ in 0..arriving {
+                let number = history.len() as u64;
+                history.push(made(number, number as i64 + 1));
+            }
+            if history.len() == 200 {
+                // Trial 40 is replaced by another trial of that number.
+                history[40] = made(40, 5000);
+            }
+            let number = history.len() as u64;
+            let without = sampler.sample(&space, &history, &mut trial_rng(3, number));
+            let trials: Vec<&FrozenTrial> = history.iter().collect();
+            let with = sampler.sample_with_memo(
+                &space,
+                Kept { trials: &trials, memo: &memo },
+                &mut trial_rng(3, number),
+            );
+            assert_eq!(with, without, "proposal {number}, multivariate {multivariate}");
+            proposals += 1;
+        }
+        assert!(proposals > 150);
+    }
 }
