@@ -144,9 +144,9 @@ struct Points {
     /// The numbers encoded since `sorted` was brought up to date; `None` when it
     /// must be built again (a row was encoded again, or none was ever built).
     fresh: Option<Vec<usize>>,
-    /// `ids.len()` rows of, for each parameter, the kernel last fitted at that
-    /// trial: its width and the log of its mass inside the bounds (width NaN: none).
-    kernels: Vec<(f64, f64)>,
+    /// For each parameter of the space, the kernel last fitted at each number:
+    /// its width and the log of its mass inside the bounds (width NaN: none).
+    kernels: Vec<Vec<(f64, f64)>>,
 }
 
 impl Points {
@@ -165,7 +165,10 @@ impl Points {
         if at >= self.ids.len() {
             self.ids.resize(at + 1, None);
             self.values.resize((at + 1) * width, None);
-            self.kernels.resize((at + 1) * width, (f64::NAN, 0.0));
+            self.kernels.resize(width, Vec::new());
+            for column in &mut self.kernels {
+                column.resize(at + 1, (f64::NAN, 0.0));
+            }
         }
         let row = &mut self.values[at * width..(at + 1) * width];
         if self.ids[at] != Some(trial.id) {
@@ -175,7 +178,9 @@ impl Points {
                     .get(&p.name)
                     .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value));
             }
-            self.kernels[at * width..(at + 1) * width].fill((f64::NAN, 0.0));
+            for column in &mut self.kernels {
+                column[at] = (f64::NAN, 0.0);
+            }
             match (&mut self.fresh, self.ids[at]) {
                 (Some(fresh), None) => fresh.push(at),
                 _ => self.fresh = None,
@@ -305,11 +310,12 @@ impl TpeSampler {
             .collect();
         let width = known.space.params.len();
         // `rows`: the trials' rows of points, in the trials' order, when known.
-        let observe = |trials: &[&FrozenTrial], rows: Option<&[Option<f64>]>| -> Vec<Observation> {
-            // Sized up front: growing it would fault in fresh pages at every proposal.
-            let mut out = Vec::with_capacity(trials.len());
-            out.extend(trials.iter().enumerate().filter_map(|(at, t)| {
-                let mut point = vec![0.0; group.len()];
+        let observe = |trials: &[&FrozenTrial], rows: Option<&[Option<f64>]>| -> Observations {
+            let mut out = Observations::with_capacity(group.len(), trials.len());
+            let mut point = vec![0.0; group.len()];
+            // `point` filled with trial `t`'s values (`at`: its place in `trials`),
+            // or `None` when it lacks one of the group's parameters.
+            let read = |point: &mut [f64], at: usize, t: &FrozenTrial| -> Option<()> {
                 if let Some(rows) = rows {
                     let row = &rows[at * width..(at + 1) * width];
                     for (i, k) in in_space.iter().enumerate() {
@@ -329,14 +335,20 @@ impl TpeSampler {
                         point[i] = dims[i].encode(&group[i].distribution, value)?;
                     }
                 }
+                Some(())
+            };
+            for (at, t) in trials.iter().enumerate() {
+                if read(&mut point, at, t).is_none() {
+                    continue;
+                }
                 let loss = match (t.state, t.value) {
                     (TrialState::Complete, Some(v)) if v.is_finite() => {
                         Some(if self.direction == Direction::Maximize { -v } else { v })
                     }
                     _ => None,
                 };
-                Some(Observation { number: t.number, loss, point, kept: rows.is_some() })
-            }));
+                out.push(t.number, loss, rows.is_some(), &point);
+            }
             out
         };
         let observed = observe(ranked, known.rows);
@@ -351,19 +363,22 @@ impl TpeSampler {
         let mut bad = good.split_off(n_good);
         let good = good;
         let good_weights = match self.config.good_weights {
-            GoodWeights::Improvement => improvement_weights(&good, bad.first()),
+            GoodWeights::Improvement => {
+                improvement_weights(&good.losses, bad.losses.first().copied().flatten())
+            }
             GoodWeights::Uniform => None,
         };
-        bad.extend(observe(running, None));
+        bad.append(observe(running, None));
         let prior_weight = self.config.prior_weight;
         let good = match good_weights {
             Some(weights) => {
                 let mean = weights.iter().sum::<f64>() / weights.len() as f64;
                 Parzen::fit(&dims, &good, &weights, prior_weight * mean, None)
             }
-            None => Parzen::fit(&dims, &good, &age_weights_of(&good), prior_weight, None),
-        };
-        let bad_weights = age_weights_of(&bad);
+            None => Parzen::fit(&dims, &good, &age_weights_of(&good.numbers), prior_weight, None),
+        }
+        .for_drawing(&dims);
+        let bad_weights = age_weights_of(&bad.numbers);
         let bad = match known.memo {
             Some(memo) => memo.with(Points::default, |points| {
                 let kept = KeptFit { points, in_space: &in_space };
@@ -414,20 +429,30 @@ fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<&'a Frozen
             _ => (2, 0.0, 0.0),
         }
     };
-    // The number rides along, so a comparison reads no trial.
-    let mut out: Vec<(u8, f64, f64, u64, &FrozenTrial)> = history
+    // The keys as integers in the same order (every number in them is finite), the
+    // number riding along: a comparison reads no trial and compares no float.
+    let mut out: Vec<(RankKey, &FrozenTrial)> = history
         .iter()
         .copied()
         .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
         .map(|t| {
             let (a, b, c) = key(t);
-            (a, b, c, t.number, t)
+            ((a, ordered_bits(b), ordered_bits(c), t.number), t)
         })
         .collect();
-    out.sort_unstable_by(|x, y| {
-        (x.0, x.1, x.2, x.3).partial_cmp(&(y.0, y.1, y.2, y.3)).unwrap_or(std::cmp::Ordering::Equal)
-    });
-    out.into_iter().map(|(_, _, _, _, t)| t).collect()
+    out.sort_unstable_by_key(|(key, _)| *key);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// A ranked trial's key: its class (complete, pruned, other), two numbers as
+/// [`ordered_bits`], and its number.
+type RankKey = (u8, u64, u64, u64);
+
+/// An integer in the order of the finite floats, `-0.0` and `0.0` equal.
+fn ordered_bits(x: f64) -> u64 {
+    // Adding 0 turns -0 into 0.
+    let bits = (x + 0.0).to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
 }
 
 /// How many of `n` ranked trials are "good": `min(ceil(fraction n), 25)`, at least 1.
@@ -435,32 +460,101 @@ pub fn gamma(n: usize, fraction: f64) -> usize {
     ((fraction * n as f64).ceil() as usize).clamp(1, 25)
 }
 
-/// One trial's point in a group's space, with its loss (the value, negated when
-/// maximizing) when it is complete and finite.
-#[derive(Debug, Clone)]
-struct Observation {
-    number: u64,
-    loss: Option<f64>,
-    point: Vec<f64>,
-    /// Whether the point came from the memo's [`Points`] (a finished trial's).
-    kept: bool,
+/// Trials' points in a group's space, a row of `width` values each, with each
+/// trial's number, its loss (the value, negated when maximizing) when it is
+/// complete and finite, and whether its point came from the memo's [`Points`]
+/// (a finished trial's). One buffer for all the points: a proposal observes
+/// every finished trial, and a buffer each was much of its cost.
+#[derive(Debug, Clone, Default)]
+struct Observations {
+    width: usize,
+    numbers: Vec<u64>,
+    losses: Vec<Option<f64>>,
+    kept: Vec<bool>,
+    points: Vec<f64>,
 }
 
-/// The good trials' weights by improvement on the best bad trial's loss, at least
-/// 1e-12 each; `None` (uniform) when there is no bad trial or a loss is missing.
-fn improvement_weights(good: &[Observation], best_bad: Option<&Observation>) -> Option<Vec<f64>> {
-    let threshold = best_bad?.loss?;
-    good.iter().map(|o| Some((threshold - o.loss?).max(1e-12))).collect()
+impl Observations {
+    fn with_capacity(width: usize, n: usize) -> Observations {
+        Observations {
+            width,
+            numbers: Vec::with_capacity(n),
+            losses: Vec::with_capacity(n),
+            kept: Vec::with_capacity(n),
+            points: Vec::with_capacity(n * width),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.numbers.is_empty()
+    }
+
+    fn push(&mut self, number: u64, loss: Option<f64>, kept: bool, point: &[f64]) {
+        self.numbers.push(number);
+        self.losses.push(loss);
+        self.kept.push(kept);
+        self.points.extend_from_slice(point);
+    }
+
+    /// The observations from `at` on, taken out.
+    fn split_off(&mut self, at: usize) -> Observations {
+        Observations {
+            width: self.width,
+            numbers: self.numbers.split_off(at),
+            losses: self.losses.split_off(at),
+            kept: self.kept.split_off(at),
+            points: self.points.split_off(at * self.width),
+        }
+    }
+
+    fn append(&mut self, mut other: Observations) {
+        self.numbers.append(&mut other.numbers);
+        self.losses.append(&mut other.losses);
+        self.kept.append(&mut other.kept);
+        self.points.append(&mut other.points);
+    }
+
+    /// Every observation's value on dimension `d`.
+    fn column(&self, d: usize) -> Vec<f64> {
+        self.points.iter().skip(d).step_by(self.width.max(1)).copied().collect()
+    }
 }
 
-/// [`age_weights`] of observations in any order, by trial number.
-fn age_weights_of(observations: &[Observation]) -> Vec<f64> {
+/// The good trials' weights (`losses`) by improvement on `threshold`, the best bad
+/// trial's loss, at least 1e-12 each; `None` (uniform) when there is no bad trial
+/// or a loss is missing.
+fn improvement_weights(losses: &[Option<f64>], threshold: Option<f64>) -> Option<Vec<f64>> {
+    let threshold = threshold?;
+    losses.iter().map(|loss| Some((threshold - (*loss)?).max(1e-12))).collect()
+}
+
+/// [`age_weights`] of observations in any order, by their trial `numbers`.
+fn age_weights_of(numbers: &[u64]) -> Vec<f64> {
+    let ages = age_weights(numbers.len());
+    let mut weights = vec![0.0; numbers.len()];
+    // Numbers are unique and dense in a study: each observation is put at its
+    // number, and the numbers are read in order.
+    let top = numbers.iter().copied().max().unwrap_or(0);
+    if top < 4 * numbers.len() as u64 + 64 {
+        let mut at = vec![u32::MAX; top as usize + 1];
+        let unique = numbers
+            .iter()
+            .zip(0..)
+            .all(|(n, i)| std::mem::replace(&mut at[*n as usize], i) == u32::MAX);
+        if unique {
+            for (i, age) in at.into_iter().filter(|i| *i != u32::MAX).zip(ages) {
+                weights[i as usize] = age;
+            }
+            return weights;
+        }
+    }
     // (number, index) pairs sort in place, without a look-up per comparison.
-    let mut by_age: Vec<(u64, usize)> =
-        observations.iter().enumerate().map(|(i, o)| (o.number, i)).collect();
+    let mut by_age: Vec<(u64, usize)> = numbers.iter().copied().zip(0..).collect();
     by_age.sort_unstable();
-    let ages = age_weights(observations.len());
-    let mut weights = vec![0.0; observations.len()];
     for (rank, (_, i)) in by_age.iter().enumerate() {
         weights[*i] = ages[rank];
     }
@@ -585,12 +679,15 @@ enum Column {
     /// dimension of at most `GRID_TABLE_MAX` values, `grid` holds each kernel's
     /// log mass at each value, `grid[p * kernels + j]`: candidates fall on those
     /// values, and the table costs fewer normal CDFs than evaluating each candidate.
+    /// In an estimator drawn from many times, `bounds` holds each kernel's
+    /// [`truncation`] CDFs, so a draw takes no CDF.
     Normal {
         mu: Vec<f64>,
         sigma: Vec<f64>,
         log_z: Vec<f64>,
         log_norm: Vec<f64>,
         grid: Option<Vec<f64>>,
+        bounds: Option<Vec<(f64, f64)>>,
     },
     /// Log-probabilities of each choice, `log_p[j * choices + c]`.
     Choice { choices: usize, log_p: Vec<f64> },
@@ -599,10 +696,10 @@ enum Column {
 impl Column {
     /// Kernels at `mus` of widths `sigmas`, `log_z` the log of each one's mass
     /// inside the bounds.
-    fn normal(mus: &[f64], sigmas: &[f64], log_z: Vec<f64>) -> Column {
+    fn normal(mu: Vec<f64>, sigma: Vec<f64>, log_z: Vec<f64>) -> Column {
         // Most kernels share the clipped minimum width: its log is taken once.
         let mut last = (f64::NAN, f64::NAN);
-        let log_norm = sigmas
+        let log_norm = sigma
             .iter()
             .zip(&log_z)
             .map(|(sigma, lz)| {
@@ -612,7 +709,7 @@ impl Column {
                 -last.1 - LOG_SQRT_2PI - lz
             })
             .collect();
-        Column::Normal { mu: mus.to_vec(), sigma: sigmas.to_vec(), log_z, log_norm, grid: None }
+        Column::Normal { mu, sigma, log_z, log_norm, grid: None, bounds: None }
     }
 
     /// The value of grid point `p` of a discrete dimension, as a draw snaps it.
@@ -642,8 +739,23 @@ impl Column {
     }
 
     /// Adds to each `acc[i]` the log kernel density (or mass) at `x` of component
-    /// `at[i]`.
-    fn add_log_density(&self, dim: &Dim, x: f64, at: &[u32], acc: &mut [f64]) {
+    /// `at[i]`; with `at` `None`, of component `i`, for every component.
+    fn add_log_density(&self, dim: &Dim, x: f64, at: Option<&[u32]>, acc: &mut [f64]) {
+        let at = match (self, dim, at) {
+            // Every component in order: a loop without indirection, which the
+            // compiler turns into vector instructions (the same arithmetic, so
+            // the same sums).
+            (Column::Normal { mu, log_norm, sigma, .. }, Dim::Numeric { step: None, .. }, None) => {
+                for (((a, mu), sigma), log_norm) in acc.iter_mut().zip(mu).zip(sigma).zip(log_norm)
+                {
+                    let z = (x - mu) / sigma;
+                    *a += log_norm - 0.5 * z * z;
+                }
+                return;
+            }
+            (_, _, None) => &(0..acc.len() as u32).collect::<Vec<u32>>(),
+            (_, _, Some(at)) => at,
+        };
         match (self, dim) {
             (Column::Normal { mu, log_norm, sigma, .. }, Dim::Numeric { step: None, .. }) => {
                 for (a, j) in acc.iter_mut().zip(at) {
@@ -698,8 +810,13 @@ impl Column {
     /// A draw from component `j`'s kernel.
     fn sample(&self, dim: &Dim, j: usize, rng: &mut StdRng) -> f64 {
         match (self, dim) {
-            (Column::Normal { mu, sigma, .. }, Dim::Numeric { low, high, step }) => {
-                let x = truncated_normal(mu[j], sigma[j], *low, *high, rng);
+            (Column::Normal { mu, sigma, bounds, .. }, Dim::Numeric { low, high, step }) => {
+                let (mu, sigma) = (mu[j], sigma[j]);
+                let cdfs = match bounds {
+                    Some(bounds) => bounds[j],
+                    None => truncation(mu, sigma, *low, *high),
+                };
+                let x = truncated_normal(mu, sigma, *low, *high, cdfs, rng);
                 match step {
                     // Onto the grid, so the likelihoods are those of a real value.
                     Some(step) => {
@@ -753,50 +870,64 @@ struct KeptFit<'a> {
 }
 
 impl KeptFit<'_> {
-    /// The observations' values on dimension `d` in ascending order, each with its
-    /// index: the kept ones in the order of the memo's sorted values (`at[number]`:
-    /// the observation of that trial), the others merged in. `None` when the memo
-    /// does not hold every kept one (it was rebuilt meanwhile).
-    fn sorted(
+    /// The bandwidths of the kernels at `mus` (dimension `d`, clipped to
+    /// `[min_sigma, high - low]`) and the log of each one's mass inside the
+    /// bounds. The kept observations (`numbers[j]`: observation `j`'s trial number,
+    /// `usize::MAX` for one not kept; `at[number]`: the observation of that
+    /// trial) are read in the memo's sorted order and the others merged in; a
+    /// kernel's mass is the one fitted before when its width is the same. `None`
+    /// when the memo does not hold every kept observation (it was rebuilt
+    /// meanwhile).
+    #[allow(clippy::too_many_arguments)]
+    fn kernels(
         &mut self,
-        observations: &[Observation],
         d: usize,
+        mus: &[f64],
+        numbers: &[usize],
         at: &[u32],
-    ) -> Option<Vec<(f64, u32)>> {
-        let mut others: Vec<(f64, u32)> = observations
+        low: f64,
+        high: f64,
+        min_sigma: f64,
+    ) -> Option<(Vec<f64>, Vec<f64>)> {
+        let k = *self.in_space.get(d)?;
+        let mut others: Vec<(f64, u32)> = numbers
             .iter()
             .zip(0..)
-            .filter(|(o, _)| !o.kept)
-            .map(|(o, j)| (o.point[d], j))
+            .filter(|(number, _)| **number == usize::MAX)
+            .map(|(_, j)| (mus[j as usize], j))
             .collect();
         others.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut others = others.into_iter().peekable();
-        let mut out = Vec::with_capacity(observations.len());
-        for (_, number) in self.points.sorted(*self.in_space.get(d)?) {
-            let Some(&j) = at.get(*number).filter(|j| **j != u32::MAX) else { continue };
-            let x = observations[j as usize].point[d];
+        let mut pairs = Vec::with_capacity(mus.len());
+        let column = self.points.sorted(k);
+        for &(x, number) in column {
+            let Some(&j) = at.get(number).filter(|j| **j != u32::MAX) else { continue };
             while let Some(other) = others.next_if(|o| o.0 < x) {
-                out.push(other);
+                pairs.push(other);
             }
-            out.push((x, j));
+            pairs.push((x, j));
         }
-        out.extend(others);
-        (out.len() == observations.len()).then_some(out)
-    }
-
-    /// The log mass inside `[low, high]` of the kernel of observation `o` on
-    /// dimension `d`, as fitted before when its width is the same.
-    fn log_mass(&mut self, o: &Observation, d: usize, sigma: f64, low: f64, high: f64) -> f64 {
-        let at =
-            (o.number as usize).saturating_mul(self.points.width).saturating_add(self.in_space[d]);
-        match self.points.kernels.get_mut(at).filter(|_| o.kept) {
-            Some(kept) if kept.0 == sigma => kept.1,
-            Some(kept) => {
-                *kept = (sigma, log_mass(o.point[d], sigma, low, high));
-                kept.1
-            }
-            None => log_mass(o.point[d], sigma, low, high),
+        pairs.extend(others);
+        if pairs.len() != mus.len() {
+            return None;
         }
+        let range = high - low;
+        let kept = self.points.kernels.get_mut(k)?;
+        let (mut sigmas, mut log_z) = (vec![0.0; mus.len()], vec![0.0; mus.len()]);
+        // Each kernel's width and mass in one pass.
+        each_neighbour_sigma(&pairs, low, high, |j, sigma| {
+            let (mu, sigma) = (mus[j], sigma.clamp(min_sigma, range));
+            sigmas[j] = sigma;
+            log_z[j] = match kept.get_mut(numbers[j]) {
+                Some(kernel) if kernel.0 == sigma => kernel.1,
+                Some(kernel) => {
+                    *kernel = (sigma, log_mass(mu, sigma, low, high));
+                    kernel.1
+                }
+                None => log_mass(mu, sigma, low, high),
+            };
+        });
+        Some((sigmas, log_z))
     }
 }
 
@@ -805,7 +936,7 @@ impl Parzen {
     /// `kept`, the bandwidths and kernel masses come from the memo where they can.
     fn fit(
         dims: &[Dim],
-        observations: &[Observation],
+        observations: &Observations,
         weights: &[f64],
         prior_weight: f64,
         mut kept: Option<KeptFit<'_>>,
@@ -817,12 +948,15 @@ impl Parzen {
 
         let n = observations.len();
         // The observation of each kept trial, by number.
-        let mut at = Vec::new();
+        let (mut at, mut numbers) = (Vec::new(), Vec::new());
         if let Some(kept) = &kept {
             at.resize(kept.points.ids.len(), u32::MAX);
-            for (o, j) in observations.iter().zip(0..) {
-                if let Some(slot) = at.get_mut(o.number as usize).filter(|_| o.kept) {
+            numbers.resize(n, usize::MAX);
+            let kept_ones = observations.numbers.iter().zip(&observations.kept).zip(0..);
+            for (((o, kept), j), number) in kept_ones.zip(&mut numbers) {
+                if let Some(slot) = at.get_mut(*o as usize).filter(|_| *kept) {
                     *slot = j;
+                    *number = *o as usize;
                 }
             }
         }
@@ -830,37 +964,33 @@ impl Parzen {
             .iter()
             .enumerate()
             .map(|(d, dim)| {
-                let mut mus: Vec<f64> = observations.iter().map(|o| o.point[d]).collect();
+                let mut mus: Vec<f64> = observations.column(d);
                 match *dim {
                     Dim::Numeric { low, high, step } => {
                         let range = high - low;
                         // The "magic clip": no kernel narrower than the range over the
                         // number of kernels + 1 (at most 100).
                         let min_sigma = range / (n as f64 + 2.0).min(100.0);
-                        let sorted = kept
-                            .as_mut()
-                            .and_then(|kept| kept.sorted(observations, d, &at))
-                            .unwrap_or_else(|| sorted_with_index(&mus, low, high));
-                        let mut sigmas: Vec<f64> = neighbour_sigmas(&sorted, low, high)
-                            .into_iter()
-                            .map(|s| s.clamp(min_sigma, range))
-                            .collect();
-                        let mut log_z: Vec<f64> = match &mut kept {
-                            Some(kept) => observations
-                                .iter()
-                                .zip(&sigmas)
-                                .map(|(o, sigma)| kept.log_mass(o, d, *sigma, low, high))
-                                .collect(),
-                            None => mus
+                        let kernels = kept.as_mut().and_then(|kept| {
+                            kept.kernels(d, &mus, &numbers, &at, low, high, min_sigma)
+                        });
+                        let (mut sigmas, mut log_z) = kernels.unwrap_or_else(|| {
+                            let sorted = sorted_with_index(&mus, low, high);
+                            let sigmas: Vec<f64> = neighbour_sigmas(&sorted, low, high)
+                                .into_iter()
+                                .map(|s| s.clamp(min_sigma, range))
+                                .collect();
+                            let log_z = mus
                                 .iter()
                                 .zip(&sigmas)
                                 .map(|(mu, sigma)| log_mass(*mu, *sigma, low, high))
-                                .collect(),
-                        };
+                                .collect();
+                            (sigmas, log_z)
+                        });
                         mus.push((low + high) / 2.0);
                         sigmas.push(range);
                         log_z.push(log_mass((low + high) / 2.0, range, low, high));
-                        let column = Column::normal(&mus, &sigmas, log_z);
+                        let column = Column::normal(mus, sigmas, log_z);
                         match step {
                             Some(step) => column.with_grid(low, high, step),
                             None => column,
@@ -889,6 +1019,21 @@ impl Parzen {
         Parzen { log_weights, columns, bound_after }
     }
 
+    /// The estimator with each kernel's truncation CDFs kept, for drawing from it
+    /// many times.
+    fn for_drawing(mut self, dims: &[Dim]) -> Parzen {
+        for (column, dim) in self.columns.iter_mut().zip(dims) {
+            if let (Column::Normal { mu, sigma, bounds, .. }, Dim::Numeric { low, high, .. }) =
+                (column, dim)
+            {
+                let cdfs = mu.iter().zip(sigma.iter());
+                *bounds =
+                    Some(cdfs.map(|(mu, sigma)| truncation(*mu, *sigma, *low, *high)).collect());
+            }
+        }
+        self
+    }
+
     /// A draw: a component by weight, then each dimension from its kernel.
     fn sample(&self, dims: &[Dim], rng: &mut StdRng) -> Vec<f64> {
         let j = pick(self.log_weights.iter().map(|lw| lw.exp()), rng);
@@ -914,18 +1059,23 @@ impl Parzen {
         if prune {
             let prior = [n as u32 - 1];
             for ((dim, column), x) in dims.iter().zip(&self.columns).zip(x) {
-                column.add_log_density(dim, *x, &prior, &mut floor);
+                column.add_log_density(dim, *x, Some(&prior), &mut floor);
             }
         }
         let DensityScratch { at, acc } = scratch;
         at.clear();
-        at.extend(0..n as u32);
         acc.clear();
         acc.extend_from_slice(&self.log_weights);
         for (((dim, column), x), left) in
             dims.iter().zip(&self.columns).zip(x).zip(&self.bound_after)
         {
-            column.add_log_density(dim, *x, at, acc);
+            // The first dimension: every component, in order.
+            if at.is_empty() {
+                column.add_log_density(dim, *x, None, acc);
+                at.extend(0..n as u32);
+            } else {
+                column.add_log_density(dim, *x, Some(at), acc);
+            }
             if !prune {
                 continue;
             }
@@ -973,31 +1123,28 @@ struct DensityScratch {
 /// algorithm; on integer parameters, where ties are the rule, the even rule here
 /// also proposes better points (docs/benchmarks.md).
 fn neighbour_sigmas(pairs: &[(f64, u32)], low: f64, high: f64) -> Vec<f64> {
-    let n = pairs.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    // The order of equal values does not matter (they all get 0).
-    let order: Vec<usize> = pairs.iter().map(|p| p.1 as usize).collect();
-    let sorted: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-    let mut out = vec![0.0; n];
-    for (rank, i) in order.iter().enumerate() {
-        let tied = (rank > 0 && sorted[rank - 1] == sorted[rank])
-            || (rank + 1 < n && sorted[rank + 1] == sorted[rank]);
-        if tied {
-            continue;
-        }
-        let left = if rank > 0 { sorted[rank] - sorted[rank - 1] } else { sorted[rank] - low };
-        let right =
-            if rank + 1 < n { sorted[rank + 1] - sorted[rank] } else { high - sorted[rank] };
-        out[*i] = match (rank > 0, rank + 1 < n) {
-            (true, true) => left.max(right),
-            (false, true) => right,
-            (true, false) => left,
-            (false, false) => left.max(right),
-        };
-    }
+    let mut out = vec![0.0; pairs.len()];
+    each_neighbour_sigma(pairs, low, high, |i, sigma| out[i] = sigma);
     out
+}
+
+/// [`neighbour_sigmas`] told one at a time: `f(index, width)` in sorted order.
+fn each_neighbour_sigma(pairs: &[(f64, u32)], low: f64, high: f64, mut f: impl FnMut(usize, f64)) {
+    for (rank, &(x, i)) in pairs.iter().enumerate() {
+        let before = rank.checked_sub(1).map(|r| pairs[r].0);
+        let after = pairs.get(rank + 1).map(|p| p.0);
+        let sigma = if before == Some(x) || after == Some(x) {
+            0.0
+        } else {
+            let (left, right) = (x - before.unwrap_or(low), after.unwrap_or(high) - x);
+            match (before, after) {
+                (Some(_), None) => left,
+                (None, Some(_)) => right,
+                _ => left.max(right),
+            }
+        };
+        f(i as usize, sigma);
+    }
 }
 
 /// `values` (each in `[low, high]`) in ascending order, each with its index; equal
@@ -1122,16 +1269,28 @@ fn normal_quantile(p: f64) -> f64 {
     x - u / (1.0 + x * u / 2.0)
 }
 
-/// A draw from N(mu, sigma²) truncated to [low, high], by inverting the CDF (in the
-/// mirrored lower tail when the interval lies above the mean, for precision).
-fn truncated_normal(mu: f64, sigma: f64, low: f64, high: f64, rng: &mut StdRng) -> f64 {
+/// The standard normal CDF at the bounds of N(mu, sigma²) truncated to
+/// [low, high], mirrored (the CDF at the negated bounds, in reverse) when the
+/// interval lies above the mean, for precision in that tail.
+fn truncation(mu: f64, sigma: f64, low: f64, high: f64) -> (f64, f64) {
     let (za, zb) = ((low - mu) / sigma, (high - mu) / sigma);
+    if za > 0.0 { (normal_cdf(-zb), normal_cdf(-za)) } else { (normal_cdf(za), normal_cdf(zb)) }
+}
+
+/// A draw from N(mu, sigma²) truncated to [low, high], by inverting the CDF
+/// between its values at the bounds, `cdfs` ([`truncation`]).
+fn truncated_normal(
+    mu: f64,
+    sigma: f64,
+    low: f64,
+    high: f64,
+    (pa, pb): (f64, f64),
+    rng: &mut StdRng,
+) -> f64 {
     let u: f64 = rng.random();
-    let z = if za > 0.0 {
-        let (pa, pb) = (normal_cdf(-zb), normal_cdf(-za));
+    let z = if (low - mu) / sigma > 0.0 {
         -normal_quantile(pa + u * (pb - pa))
     } else {
-        let (pa, pb) = (normal_cdf(za), normal_cdf(zb));
         normal_quantile(pa + u * (pb - pa))
     };
     (mu + sigma * z).clamp(low, high)

@@ -34,21 +34,30 @@ fn gamma_takes_its_fraction_rounded_up_between_1_and_25() {
     );
 }
 
-fn observation(number: u64, loss: Option<f64>) -> Observation {
-    Observation { number, loss, point: vec![0.0], kept: false }
+#[test]
+fn improvement_weights_are_the_gaps_to_the_best_bad_loss() {
+    let good = [Some(1.0), Some(2.5), Some(5.0)];
+    // 5 - 1, 5 - 2.5, and a tie with the threshold at the floor.
+    assert_eq!(improvement_weights(&good, Some(5.0)), Some(vec![4.0, 2.5, 1e-12]));
+    // No bad trial or a bad trial without a value (no threshold), or a good one
+    // without a value: uniform.
+    assert_eq!(improvement_weights(&good, None), None);
+    assert_eq!(improvement_weights(&[Some(1.0), None], Some(5.0)), None);
 }
 
 #[test]
-fn improvement_weights_are_the_gaps_to_the_best_bad_loss() {
-    let good = [observation(4, Some(1.0)), observation(2, Some(2.5)), observation(7, Some(5.0))];
-    let best_bad = observation(1, Some(5.0));
-    // 5 - 1, 5 - 2.5, and a tie with the threshold at the floor.
-    assert_eq!(improvement_weights(&good, Some(&best_bad)), Some(vec![4.0, 2.5, 1e-12]));
-    // No bad trial, a bad trial without a value, or a good one without: uniform.
-    assert_eq!(improvement_weights(&good, None), None);
-    assert_eq!(improvement_weights(&good, Some(&observation(1, None))), None);
-    let pruned_good = [observation(4, Some(1.0)), observation(5, None)];
-    assert_eq!(improvement_weights(&pruned_good, Some(&best_bad)), None);
+fn age_weights_follow_the_trial_numbers_whatever_the_order() {
+    // Numbers dense, sparse, and repeated (each read by its own path).
+    let ramp = age_weights(30);
+    for numbers in
+        [(0..30u64).rev().collect::<Vec<u64>>(), (0..30u64).map(|n| 1000 * (29 - n)).collect()]
+    {
+        let weights = age_weights_of(&numbers);
+        let expected: Vec<f64> = ramp.iter().rev().copied().collect();
+        assert_eq!(weights, expected, "{numbers:?}");
+    }
+    let repeated = [3, 1, 3, 2];
+    assert_eq!(age_weights_of(&repeated), vec![1.0; 4]);
 }
 
 #[test]
@@ -111,13 +120,15 @@ fn truncated_normal_draws_stay_in_bounds_even_far_in_a_tail() {
         [(0.0, 1.0, -1.0, 1.0), (0.0, 0.1, 5.0, 6.0), (0.0, 0.1, -6.0, -5.0)]
     {
         for _ in 0..200 {
-            let x = truncated_normal(mu, sigma, low, high, &mut rng);
+            let x =
+                truncated_normal(mu, sigma, low, high, truncation(mu, sigma, low, high), &mut rng);
             assert!((low..=high).contains(&x), "{x} outside [{low}, {high}]");
         }
     }
     // Far above the mean, the draws crowd the near end, as the density says.
-    let draws: Vec<f64> =
-        (0..200).map(|_| truncated_normal(0.0, 0.1, 5.0, 6.0, &mut rng)).collect();
+    let draws: Vec<f64> = (0..200)
+        .map(|_| truncated_normal(0.0, 0.1, 5.0, 6.0, truncation(0.0, 0.1, 5.0, 6.0), &mut rng))
+        .collect();
     assert!(median(draws) < 5.05);
 }
 
@@ -230,18 +241,13 @@ fn parzen_log_density_matches_optunas_estimator() {
         Dim::Categorical { n: 3 },
         Dim::of(&Distribution::Int { low: -5, high: 10, log: false, step: 1 }),
     ];
-    let obs: Vec<Observation> =
-        [[0.5, 0.0, 3.0], [-2.0, 1.0, -4.0], [3.0, 0.0, 8.0], [1.2, 2.0, 2.0], [4.4, 0.0, 9.0]]
-            .iter()
-            .enumerate()
-            .map(|(i, x)| Observation {
-                number: i as u64,
-                loss: None,
-                point: x.to_vec(),
-                kept: false,
-            })
-            .collect();
-    let parzen = Parzen::fit(&dims, &obs, &age_weights_of(&obs), 1.0, None);
+    let mut obs = Observations::with_capacity(3, 5);
+    let points =
+        [[0.5, 0.0, 3.0], [-2.0, 1.0, -4.0], [3.0, 0.0, 8.0], [1.2, 2.0, 2.0], [4.4, 0.0, 9.0]];
+    for (number, x) in (0..).zip(&points) {
+        obs.push(number, None, false, x);
+    }
+    let parzen = Parzen::fit(&dims, &obs, &age_weights_of(&obs.numbers), 1.0, None);
     let points = [[0.0, 0.0, 3.0], [1.0, 2.0, 7.0], [-4.9, 1.0, -5.0]];
     let reference = [-5.71936852, -5.94094995, -6.41695666];
     for (x, want) in points.iter().zip(reference) {
@@ -342,5 +348,18 @@ fn proposals_with_the_memo_are_those_made_without_it() {
             proposals += 1;
         }
         assert!(proposals > 150);
+    }
+}
+
+#[test]
+fn ordered_bits_keep_the_order_of_finite_floats() {
+    let xs = [-1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 3.0, 1e300];
+    for pair in xs.windows(2) {
+        let (a, b) = (ordered_bits(pair[0]), ordered_bits(pair[1]));
+        if pair[0] == pair[1] {
+            assert_eq!(a, b, "{pair:?}");
+        } else {
+            assert!(a < b, "{pair:?}");
+        }
     }
 }
