@@ -796,6 +796,11 @@ impl Column {
         }
     }
 
+    /// Whether this is a column of normal kernels on a continuous dimension.
+    fn is_continuous(&self, dim: &Dim) -> bool {
+        matches!((self, dim), (Column::Normal { .. }, Dim::Numeric { step: None, .. }))
+    }
+
     /// The most any component's log kernel density (or mass) can be on this
     /// dimension: a normal kernel's peak, or 0 for a mass or a probability.
     fn log_density_bound(&self, dim: &Dim) -> f64 {
@@ -860,6 +865,9 @@ struct Parzen {
     /// ([`Column::log_density_bound`]) after it: the most the dimensions left can
     /// add to a component's log density.
     bound_after: Vec<f64>,
+    /// The mixture weights (`log_weights` exponentiated), in an estimator drawn
+    /// from many times ([`Parzen::for_drawing`]).
+    weights: Option<Vec<f64>>,
 }
 
 /// The memo's sorted values and fitted kernels, for a fit over a group's
@@ -1016,12 +1024,13 @@ impl Parzen {
         for d in (0..dims.len().saturating_sub(1)).rev() {
             bound_after[d] = bound_after[d + 1] + columns[d + 1].log_density_bound(&dims[d + 1]);
         }
-        Parzen { log_weights, columns, bound_after }
+        Parzen { log_weights, columns, bound_after, weights: None }
     }
 
-    /// The estimator with each kernel's truncation CDFs kept, for drawing from it
-    /// many times.
+    /// The estimator with its weights and each kernel's truncation CDFs kept, for
+    /// drawing from it many times.
     fn for_drawing(mut self, dims: &[Dim]) -> Parzen {
+        self.weights = Some(self.log_weights.iter().map(|lw| lw.exp()).collect());
         for (column, dim) in self.columns.iter_mut().zip(dims) {
             if let (Column::Normal { mu, sigma, bounds, .. }, Dim::Numeric { low, high, .. }) =
                 (column, dim)
@@ -1036,7 +1045,10 @@ impl Parzen {
 
     /// A draw: a component by weight, then each dimension from its kernel.
     fn sample(&self, dims: &[Dim], rng: &mut StdRng) -> Vec<f64> {
-        let j = pick(self.log_weights.iter().map(|lw| lw.exp()), rng);
+        let j = match &self.weights {
+            Some(weights) => pick(weights.iter().copied(), rng),
+            None => pick(self.log_weights.iter().map(|lw| lw.exp()), rng),
+        };
 
         dims.iter().zip(&self.columns).map(|(dim, column)| column.sample(dim, j, rng)).collect()
     }
@@ -1064,18 +1076,15 @@ impl Parzen {
         }
         let DensityScratch { at, acc } = scratch;
         at.clear();
+        at.extend(0..n as u32);
         acc.clear();
         acc.extend_from_slice(&self.log_weights);
         for (((dim, column), x), left) in
             dims.iter().zip(&self.columns).zip(x).zip(&self.bound_after)
         {
-            // The first dimension: every component, in order.
-            if at.is_empty() {
-                column.add_log_density(dim, *x, None, acc);
-                at.extend(0..n as u32);
-            } else {
-                column.add_log_density(dim, *x, Some(at), acc);
-            }
+            // While no component was dropped, `at` is every one in order.
+            let every = at.len() == n && column.is_continuous(dim);
+            column.add_log_density(dim, *x, if every { None } else { Some(at) }, acc);
             if !prune {
                 continue;
             }
