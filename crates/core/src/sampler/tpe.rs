@@ -151,9 +151,9 @@ struct Points {
 
 impl Points {
     /// `trial`'s row, encoded from its parameters the first time.
-    fn of(&mut self, space: &SearchSpace, trial: &FrozenTrial) -> &[Option<f64>] {
-        let width = space.params.len();
-        let at = usize::try_from(trial.number).unwrap_or(usize::MAX);
+    fn of(&mut self, space: &SearchSpace, seen: &Seen<'_>) -> &[Option<f64>] {
+        let (trial, width) = (seen.trial, space.params.len());
+        let at = usize::try_from(seen.number).unwrap_or(usize::MAX);
         // Numbers are dense within a study; a far one is not worth the room.
         if at > self.ids.len() + 100_000 || width != self.width {
             self.ids.clear();
@@ -171,7 +171,7 @@ impl Points {
             }
         }
         let row = &mut self.values[at * width..(at + 1) * width];
-        if self.ids[at] != Some(trial.id) {
+        if self.ids[at] != Some(seen.id) {
             for (slot, p) in row.iter_mut().zip(&space.params) {
                 *slot = trial
                     .params
@@ -185,7 +185,7 @@ impl Points {
                 (Some(fresh), None) => fresh.push(at),
                 _ => self.fresh = None,
             }
-            self.ids[at] = Some(trial.id);
+            self.ids[at] = Some(seen.id);
         }
         row
     }
@@ -246,30 +246,18 @@ impl TpeSampler {
         rng: &mut StdRng,
     ) -> Params {
         let ranked = rank(history, self.direction);
-        let n_complete = history
-            .iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(f64::is_finite))
-            .count();
+        // The complete trials with a finite value are the ones with a loss.
+        let n_complete = ranked.iter().filter(|t| t.loss.is_some()).count();
         if n_complete < self.config.startup_trials.max(1) {
             return space.assign(|param| sample_one(&param.distribution, rng));
         }
-        let running: Vec<&FrozenTrial> = if self.config.constant_liar {
-            history.iter().copied().filter(|t| t.state == TrialState::Running).collect()
+        let running: Vec<Seen<'_>> = if self.config.constant_liar {
+            let running = history.iter().filter(|t| t.state == TrialState::Running);
+            running.map(|t| Seen::new(t, None)).collect()
         } else {
             Vec::new()
         };
-        // The ranked (finished) trials' rows of points, copied out of the memo so
-        // that other proposals need not wait for this one.
-        let table = memo.map(|memo| {
-            memo.with(Points::default, |points| {
-                let mut rows = Vec::with_capacity(ranked.len() * space.params.len());
-                for t in &ranked {
-                    rows.extend_from_slice(points.of(space, t));
-                }
-                rows
-            })
-        });
-        let known = Known { space, rows: table.as_deref(), memo };
+        let known = Known { space, memo };
         let mut chosen = Params::new();
         for group in groups(space) {
             if !group[0].is_active(&chosen) {
@@ -293,8 +281,8 @@ impl TpeSampler {
     fn sample_group(
         &self,
         group: &[&ParamDef],
-        ranked: &[&FrozenTrial],
-        running: &[&FrozenTrial],
+        ranked: &[Seen<'_>],
+        running: &[Seen<'_>],
         known: &Known<'_>,
         rng: &mut StdRng,
     ) -> Vec<(String, ParamValue)> {
@@ -308,21 +296,21 @@ impl TpeSampler {
             .iter()
             .map(|p| known.space.params.iter().position(|q| q.name == p.name).unwrap_or(usize::MAX))
             .collect();
-        let width = known.space.params.len();
-        // `rows`: the trials' rows of points, in the trials' order, when known.
-        let observe = |trials: &[&FrozenTrial], rows: Option<&[Option<f64>]>| -> Observations {
+        // `points`: the memo's rows of points, when there is a memo.
+        let observe = |trials: &[Seen<'_>], mut points: Option<&mut Points>| -> Observations {
             let mut out = Observations::with_capacity(group.len(), trials.len());
             let mut point = vec![0.0; group.len()];
-            // `point` filled with trial `t`'s values (`at`: its place in `trials`),
-            // or `None` when it lacks one of the group's parameters.
-            let read = |point: &mut [f64], at: usize, t: &FrozenTrial| -> Option<()> {
-                if let Some(rows) = rows {
-                    let row = &rows[at * width..(at + 1) * width];
+            let kept = points.is_some();
+            // `point` filled with trial `t`'s values, or `None` when it lacks one of
+            // the group's parameters.
+            let mut read = |point: &mut [f64], t: &Seen<'_>| -> Option<()> {
+                if let Some(points) = points.as_deref_mut() {
+                    let row = points.of(known.space, t);
                     for (i, k) in in_space.iter().enumerate() {
                         point[i] = (*row.get(*k)?)?;
                     }
                 } else {
-                    let mut params = t.params.iter();
+                    let mut params = t.trial.params.iter();
                     for &i in &by_name {
                         let value = loop {
                             let (name, value) = params.next()?;
@@ -337,21 +325,20 @@ impl TpeSampler {
                 }
                 Some(())
             };
-            for (at, t) in trials.iter().enumerate() {
-                if read(&mut point, at, t).is_none() {
+            for t in trials {
+                if read(&mut point, t).is_none() {
                     continue;
                 }
-                let loss = match (t.state, t.value) {
-                    (TrialState::Complete, Some(v)) if v.is_finite() => {
-                        Some(if self.direction == Direction::Maximize { -v } else { v })
-                    }
-                    _ => None,
-                };
-                out.push(t.number, loss, rows.is_some(), &point);
+                out.push(t.number, t.loss, kept, &point);
             }
             out
         };
-        let observed = observe(ranked, known.rows);
+        // Read through the memo (other proposals wait meanwhile): copying its rows
+        // out would cost more than reading them.
+        let observed = match known.memo {
+            Some(memo) => memo.with(Points::default, |points| observe(ranked, Some(points))),
+            None => observe(ranked, None),
+        };
         if observed.is_empty() {
             return group
                 .iter()
@@ -406,18 +393,16 @@ impl TpeSampler {
     }
 }
 
-/// The search space, the ranked trials' rows of points when the memo had them,
-/// and the memo.
+/// The search space, and the memo (with the finished trials' points) if any.
 struct Known<'a> {
     space: &'a SearchSpace,
-    rows: Option<&'a [Option<f64>]>,
     memo: Option<&'a Memo>,
 }
 
 /// The finished trials, best first: complete ones with a finite value by value,
 /// then pruned ones (further first, then by their last value), then complete ones
 /// whose value is not finite. Failed, waiting and running trials are left out.
-fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<&'a FrozenTrial> {
+fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<Seen<'a>> {
     let loss = |v: f64| if direction == Direction::Maximize { -v } else { v };
     let key = |t: &FrozenTrial| -> (u8, f64, f64) {
         match (t.state, t.value) {
@@ -431,17 +416,35 @@ fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<&'a Frozen
     };
     // The keys as integers in the same order (every number in them is finite), the
     // number riding along: a comparison reads no trial and compares no float.
-    let mut out: Vec<(RankKey, &FrozenTrial)> = history
+    let mut out: Vec<(RankKey, Seen<'a>)> = history
         .iter()
         .copied()
         .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
         .map(|t| {
             let (a, b, c) = key(t);
-            ((a, ordered_bits(b), ordered_bits(c), t.number), t)
+            let seen = Seen::new(t, (a == 0).then_some(b));
+            ((a, ordered_bits(b), ordered_bits(c), t.number), seen)
         })
         .collect();
     out.sort_unstable_by_key(|(key, _)| *key);
     out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// A trial as a proposal reads it, with what it needs of the trial copied out
+/// (its number, id and loss: the value, negated when maximizing, when it is
+/// complete and finite), so that reading the trials in rank order goes back to
+/// each trial only to encode its parameters the first time.
+struct Seen<'a> {
+    trial: &'a FrozenTrial,
+    number: u64,
+    id: TrialId,
+    loss: Option<f64>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(trial: &'a FrozenTrial, loss: Option<f64>) -> Seen<'a> {
+        Seen { trial, number: trial.number, id: trial.id, loss }
+    }
 }
 
 /// A ranked trial's key: its class (complete, pruned, other), two numbers as
@@ -906,35 +909,43 @@ impl KeptFit<'_> {
             .collect();
         others.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut others = others.into_iter().peekable();
-        let mut pairs = Vec::with_capacity(mus.len());
+        // (value, observation, trial number) in ascending order of value.
+        let mut sorted: Vec<(f64, u32, usize)> = Vec::with_capacity(mus.len());
         let column = self.points.sorted(k);
         for &(x, number) in column {
             let Some(&j) = at.get(number).filter(|j| **j != u32::MAX) else { continue };
-            while let Some(other) = others.next_if(|o| o.0 < x) {
-                pairs.push(other);
+            while let Some((x, j)) = others.next_if(|o| o.0 < x) {
+                sorted.push((x, j, usize::MAX));
             }
-            pairs.push((x, j));
+            sorted.push((x, j, number));
         }
-        pairs.extend(others);
-        if pairs.len() != mus.len() {
+        sorted.extend(others.map(|(x, j)| (x, j, usize::MAX)));
+        if sorted.len() != mus.len() {
             return None;
         }
         let range = high - low;
         let kept = self.points.kernels.get_mut(k)?;
         let (mut sigmas, mut log_z) = (vec![0.0; mus.len()], vec![0.0; mus.len()]);
         // Each kernel's width and mass in one pass.
-        each_neighbour_sigma(&pairs, low, high, |j, sigma| {
-            let (mu, sigma) = (mus[j], sigma.clamp(min_sigma, range));
-            sigmas[j] = sigma;
-            log_z[j] = match kept.get_mut(numbers[j]) {
-                Some(kernel) if kernel.0 == sigma => kernel.1,
-                Some(kernel) => {
-                    *kernel = (sigma, log_mass(mu, sigma, low, high));
-                    kernel.1
-                }
-                None => log_mass(mu, sigma, low, high),
-            };
-        });
+        each_neighbour_sigma(
+            sorted.len(),
+            |rank| sorted[rank].0,
+            low,
+            high,
+            |rank, sigma| {
+                let (mu, j, number) = sorted[rank];
+                let (j, sigma) = (j as usize, sigma.clamp(min_sigma, range));
+                sigmas[j] = sigma;
+                log_z[j] = match kept.get_mut(number) {
+                    Some(kernel) if kernel.0 == sigma => kernel.1,
+                    Some(kernel) => {
+                        *kernel = (sigma, log_mass(mu, sigma, low, high));
+                        kernel.1
+                    }
+                    None => log_mass(mu, sigma, low, high),
+                };
+            },
+        );
         Some((sigmas, log_z))
     }
 }
@@ -1133,15 +1144,31 @@ struct DensityScratch {
 /// also proposes better points (docs/benchmarks.md).
 fn neighbour_sigmas(pairs: &[(f64, u32)], low: f64, high: f64) -> Vec<f64> {
     let mut out = vec![0.0; pairs.len()];
-    each_neighbour_sigma(pairs, low, high, |i, sigma| out[i] = sigma);
+    each_neighbour_sigma(
+        pairs.len(),
+        |rank| pairs[rank].0,
+        low,
+        high,
+        |rank, sigma| {
+            out[pairs[rank].1 as usize] = sigma;
+        },
+    );
     out
 }
 
-/// [`neighbour_sigmas`] told one at a time: `f(index, width)` in sorted order.
-fn each_neighbour_sigma(pairs: &[(f64, u32)], low: f64, high: f64, mut f: impl FnMut(usize, f64)) {
-    for (rank, &(x, i)) in pairs.iter().enumerate() {
-        let before = rank.checked_sub(1).map(|r| pairs[r].0);
-        let after = pairs.get(rank + 1).map(|p| p.0);
+/// [`neighbour_sigmas`] told one at a time: `f(rank, width)` for each of `n`
+/// values in ascending order, `value(rank)` the value at that rank.
+fn each_neighbour_sigma(
+    n: usize,
+    value: impl Fn(usize) -> f64,
+    low: f64,
+    high: f64,
+    mut f: impl FnMut(usize, f64),
+) {
+    for rank in 0..n {
+        let x = value(rank);
+        let before = rank.checked_sub(1).map(&value);
+        let after = (rank + 1 < n).then(|| value(rank + 1));
         let sigma = if before == Some(x) || after == Some(x) {
             0.0
         } else {
@@ -1152,7 +1179,7 @@ fn each_neighbour_sigma(pairs: &[(f64, u32)], low: f64, high: f64, mut f: impl F
                 _ => left.max(right),
             }
         };
-        f(i as usize, sigma);
+        f(rank, sigma);
     }
 }
 
