@@ -138,15 +138,29 @@ struct Points {
     /// `ids.len()` rows of one value per parameter of the space.
     values: Vec<Option<f64>>,
     /// For each parameter of the space, the kept trials' values on it in ascending
-    /// order, each with its trial's number; brought up to date by
-    /// [`Points::sorted`].
-    sorted: Vec<Vec<(f64, usize)>>,
+    /// order, each with its trial's number and the kernel last fitted there;
+    /// brought up to date by [`Points::sorted`].
+    sorted: Vec<Vec<Sorted>>,
     /// The numbers encoded since `sorted` was brought up to date; `None` when it
     /// must be built again (a row was encoded again, or none was ever built).
     fresh: Option<Vec<usize>>,
-    /// For each parameter of the space, the kernel last fitted at each number:
-    /// its width and the log of its mass inside the bounds (width NaN: none).
-    kernels: Vec<Vec<(f64, f64)>>,
+}
+
+/// A kept trial's value on one parameter, its number, and the kernel last fitted
+/// there: its width and the log of its mass inside the bounds (width NaN: none).
+/// Kept in the order of the values, so a fit reads them in the order it walks.
+#[derive(Clone, Copy)]
+struct Sorted {
+    value: f64,
+    number: usize,
+    sigma: f64,
+    log_z: f64,
+}
+
+impl Sorted {
+    fn new(value: f64, number: usize) -> Sorted {
+        Sorted { value, number, sigma: f64::NAN, log_z: 0.0 }
+    }
 }
 
 impl Points {
@@ -158,17 +172,12 @@ impl Points {
         if at > self.ids.len() + 100_000 || width != self.width {
             self.ids.clear();
             self.values.clear();
-            self.kernels.clear();
             self.width = width;
             self.fresh = None;
         }
         if at >= self.ids.len() {
             self.ids.resize(at + 1, None);
             self.values.resize((at + 1) * width, None);
-            self.kernels.resize(width, Vec::new());
-            for column in &mut self.kernels {
-                column.resize(at + 1, (f64::NAN, 0.0));
-            }
         }
         let row = &mut self.values[at * width..(at + 1) * width];
         if self.ids[at] != Some(seen.id) {
@@ -177,9 +186,6 @@ impl Points {
                     .params
                     .get(&p.name)
                     .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value));
-            }
-            for column in &mut self.kernels {
-                column[at] = (f64::NAN, 0.0);
             }
             match (&mut self.fresh, self.ids[at]) {
                 (Some(fresh), None) => fresh.push(at),
@@ -193,15 +199,15 @@ impl Points {
     /// The kept trials' values on parameter `k` in ascending order, with their
     /// numbers: the trials encoded since the last call inserted, or all sorted
     /// again when many were (or a row was encoded again).
-    fn sorted(&mut self, k: usize) -> &[(f64, usize)] {
+    fn sorted(&mut self, k: usize) -> &mut [Sorted] {
         let width = self.width;
         match self.fresh.take() {
             Some(fresh) if fresh.len() <= 64 && self.sorted.len() == width => {
                 for at in fresh {
                     for (k, column) in self.sorted.iter_mut().enumerate() {
                         if let Some(v) = self.values[at * width + k] {
-                            let pos = column.partition_point(|(x, _)| x.total_cmp(&v).is_le());
-                            column.insert(pos, (v, at));
+                            let pos = column.partition_point(|e| e.value.total_cmp(&v).is_le());
+                            column.insert(pos, Sorted::new(v, at));
                         }
                     }
                 }
@@ -209,18 +215,18 @@ impl Points {
             _ => {
                 self.sorted = (0..width)
                     .map(|k| {
-                        let mut column: Vec<(f64, usize)> = (0..self.ids.len())
+                        let mut column: Vec<Sorted> = (0..self.ids.len())
                             .filter(|at| self.ids[*at].is_some())
-                            .filter_map(|at| Some((self.values[at * width + k]?, at)))
+                            .filter_map(|at| Some(Sorted::new(self.values[at * width + k]?, at)))
                             .collect();
-                        column.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                        column.sort_unstable_by(|a, b| a.value.total_cmp(&b.value));
                         column
                     })
                     .collect();
             }
         }
         self.fresh = Some(Vec::new());
-        &self.sorted[k]
+        &mut self.sorted[k]
     }
 }
 
@@ -909,22 +915,22 @@ impl KeptFit<'_> {
             .collect();
         others.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut others = others.into_iter().peekable();
-        // (value, observation, trial number) in ascending order of value.
+        // (value, observation, place in the memo's column) in ascending order of value.
         let mut sorted: Vec<(f64, u32, usize)> = Vec::with_capacity(mus.len());
         let column = self.points.sorted(k);
-        for &(x, number) in column {
-            let Some(&j) = at.get(number).filter(|j| **j != u32::MAX) else { continue };
+        for (place, entry) in column.iter().enumerate() {
+            let Some(&j) = at.get(entry.number).filter(|j| **j != u32::MAX) else { continue };
+            let x = entry.value;
             while let Some((x, j)) = others.next_if(|o| o.0 < x) {
                 sorted.push((x, j, usize::MAX));
             }
-            sorted.push((x, j, number));
+            sorted.push((x, j, place));
         }
         sorted.extend(others.map(|(x, j)| (x, j, usize::MAX)));
         if sorted.len() != mus.len() {
             return None;
         }
         let range = high - low;
-        let kept = self.points.kernels.get_mut(k)?;
         let (mut sigmas, mut log_z) = (vec![0.0; mus.len()], vec![0.0; mus.len()]);
         // Each kernel's width and mass in one pass.
         each_neighbour_sigma(
@@ -933,14 +939,14 @@ impl KeptFit<'_> {
             low,
             high,
             |rank, sigma| {
-                let (mu, j, number) = sorted[rank];
+                let (mu, j, place) = sorted[rank];
                 let (j, sigma) = (j as usize, sigma.clamp(min_sigma, range));
                 sigmas[j] = sigma;
-                log_z[j] = match kept.get_mut(number) {
-                    Some(kernel) if kernel.0 == sigma => kernel.1,
-                    Some(kernel) => {
-                        *kernel = (sigma, log_mass(mu, sigma, low, high));
-                        kernel.1
+                log_z[j] = match column.get_mut(place) {
+                    Some(kept) if kept.sigma == sigma => kept.log_z,
+                    Some(kept) => {
+                        (kept.sigma, kept.log_z) = (sigma, log_mass(mu, sigma, low, high));
+                        kept.log_z
                     }
                     None => log_mass(mu, sigma, low, high),
                 };
