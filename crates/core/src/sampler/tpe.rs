@@ -197,8 +197,9 @@ impl Points {
     }
 
     /// The kept trials' values on parameter `k` in ascending order, with their
-    /// numbers: the trials encoded since the last call inserted, or all sorted
-    /// again when many were (or a row was encoded again).
+    /// numbers and last kernels: the trials encoded since the last call inserted
+    /// (no kernel yet), or all sorted again, every kernel forgotten, when more than
+    /// 64 were or a row was encoded again.
     fn sorted(&mut self, k: usize) -> &mut [Sorted] {
         let width = self.width;
         match self.fresh.take() {
