@@ -123,7 +123,8 @@ pub struct TpeSampler {
 /// proposals in the study's [`Memo`]: reading them from each trial's map again at
 /// every proposal is most of a proposal's cost once a study holds thousands of
 /// trials. Laid out by trial number (dense in a study), each trial's values in the
-/// order of the search space's parameters (`None` where the trial lacks one).
+/// order of the search space's parameters (NaN where the trial lacks one: an
+/// encoded value is never NaN, and a row of plain numbers is half the room).
 ///
 /// Kept with them, so that fitting the bad estimator (hundreds of kernels, refitted
 /// at every proposal while one trial changes) does only the new trial's work:
@@ -135,8 +136,8 @@ struct Points {
     width: usize,
     /// The trial kept at each number, if any.
     ids: Vec<Option<TrialId>>,
-    /// `ids.len()` rows of one value per parameter of the space.
-    values: Vec<Option<f64>>,
+    /// `ids.len()` rows of one value per parameter of the space, NaN for none.
+    values: Vec<f64>,
     /// For each parameter of the space, the kept trials' values on it in ascending
     /// order, each with its trial's number and the kernel last fitted there;
     /// brought up to date by [`Points::sorted`].
@@ -164,8 +165,9 @@ impl Sorted {
 }
 
 impl Points {
-    /// `trial`'s row, encoded from its parameters the first time.
-    fn of(&mut self, space: &SearchSpace, seen: &Seen<'_>) -> &[Option<f64>] {
+    /// `trial`'s row, encoded from its parameters the first time (NaN where it
+    /// lacks one).
+    fn of(&mut self, space: &SearchSpace, seen: &Seen<'_>) -> &[f64] {
         let (trial, width) = (seen.trial, space.params.len());
         let at = usize::try_from(seen.number).unwrap_or(usize::MAX);
         // Numbers are dense within a study; a far one is not worth the room.
@@ -177,7 +179,7 @@ impl Points {
         }
         if at >= self.ids.len() {
             self.ids.resize(at + 1, None);
-            self.values.resize((at + 1) * width, None);
+            self.values.resize((at + 1) * width, f64::NAN);
         }
         let row = &mut self.values[at * width..(at + 1) * width];
         if self.ids[at] != Some(seen.id) {
@@ -185,7 +187,8 @@ impl Points {
                 *slot = trial
                     .params
                     .get(&p.name)
-                    .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value));
+                    .and_then(|value| Dim::of(&p.distribution).encode(&p.distribution, value))
+                    .unwrap_or(f64::NAN);
             }
             match (&mut self.fresh, self.ids[at]) {
                 (Some(fresh), None) => fresh.push(at),
@@ -206,7 +209,8 @@ impl Points {
             Some(fresh) if fresh.len() <= 64 && self.sorted.len() == width => {
                 for at in fresh {
                     for (k, column) in self.sorted.iter_mut().enumerate() {
-                        if let Some(v) = self.values[at * width + k] {
+                        let v = self.values[at * width + k];
+                        if !v.is_nan() {
                             let pos = column.partition_point(|e| e.value.total_cmp(&v).is_le());
                             column.insert(pos, Sorted::new(v, at));
                         }
@@ -218,7 +222,8 @@ impl Points {
                     .map(|k| {
                         let mut column: Vec<Sorted> = (0..self.ids.len())
                             .filter(|at| self.ids[*at].is_some())
-                            .filter_map(|at| Some(Sorted::new(self.values[at * width + k]?, at)))
+                            .map(|at| Sorted::new(self.values[at * width + k], at))
+                            .filter(|entry| !entry.value.is_nan())
                             .collect();
                         column.sort_unstable_by(|a, b| a.value.total_cmp(&b.value));
                         column
@@ -314,7 +319,7 @@ impl TpeSampler {
                 if let Some(points) = points.as_deref_mut() {
                     let row = points.of(known.space, t);
                     for (i, k) in in_space.iter().enumerate() {
-                        point[i] = (*row.get(*k)?)?;
+                        point[i] = *row.get(*k).filter(|v| !v.is_nan())?;
                     }
                 } else {
                     let mut params = t.trial.params.iter();
@@ -421,20 +426,26 @@ fn rank<'a>(history: &[&'a FrozenTrial], direction: Direction) -> Vec<Seen<'a>> 
             _ => (2, 0.0, 0.0),
         }
     };
-    // The keys as integers in the same order (every number in them is finite), the
-    // number riding along: a comparison reads no trial and compares no float.
-    let mut out: Vec<(RankKey, Seen<'a>)> = history
+    // The keys as integers in the same order (every number in them is finite), with
+    // the trial's place in `history` riding along: a comparison reads no trial and
+    // compares no float, and the sort moves small entries.
+    let mut keys: Vec<(RankKey, u32)> = history
         .iter()
-        .copied()
-        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
-        .map(|t| {
+        .zip(0..)
+        .filter(|(t, _)| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        .map(|(t, i)| {
             let (a, b, c) = key(t);
-            let seen = Seen::new(t, (a == 0).then_some(b));
-            ((a, ordered_bits(b), ordered_bits(c), t.number), seen)
+            ((a, ordered_bits(b), ordered_bits(c), t.number), i)
         })
         .collect();
-    out.sort_unstable_by_key(|(key, _)| *key);
-    out.into_iter().map(|(_, t)| t).collect()
+    keys.sort_unstable_by_key(|(key, _)| *key);
+    keys.into_iter()
+        .map(|((class, loss, _, _), i)| {
+            // A complete trial's loss, back from its bits.
+            let loss = (class == 0).then(|| from_ordered_bits(loss));
+            Seen::new(history[i as usize], loss)
+        })
+        .collect()
 }
 
 /// A trial as a proposal reads it, with what it needs of the trial copied out
@@ -463,6 +474,11 @@ fn ordered_bits(x: f64) -> u64 {
     // Adding 0 turns -0 into 0.
     let bits = (x + 0.0).to_bits();
     if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+/// The float whose [`ordered_bits`] are `bits` (`0.0` for `-0.0`'s).
+fn from_ordered_bits(bits: u64) -> f64 {
+    f64::from_bits(if bits >> 63 == 1 { bits & !(1 << 63) } else { !bits })
 }
 
 /// How many of `n` ranked trials are "good": `min(ceil(fraction n), 25)`, at least 1.
