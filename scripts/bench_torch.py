@@ -1,9 +1,14 @@
 """The workloads of `hpo bench train`, in PyTorch, for a side-by-side comparison.
 
 Run with: python3 scripts/bench_torch.py --device cpu|cuda [--batch N] [--steps N]
-Prints one JSON object per workload, in the same format as `hpo bench train --json`.
-Same data (digits from crates/train/data, fashion-mnist and jargon from $HPO_DATA_DIR
-or Debian's packages), same models, AdamW (lr 1e-3, weight decay 0.01), fp32, TF32 off.
+    [--precision f32|bf16] [--compile eager|max-autotune-no-cudagraphs|reduce-overhead]
+Prints one JSON object per workload, in the same format as `hpo bench train --json`
+(with `mode`: eager, or the torch.compile mode). Same data (digits from
+crates/train/data, fashion-mnist and jargon from $HPO_DATA_DIR or Debian's packages),
+same models, AdamW (lr 1e-3, weight decay 0.01), TF32 off; bf16 is autocast around
+the forward pass and the loss (products in bf16, parameters and optimizer state in
+f32), as hpo's `precision = "bf16"`. A compiled model warms up for 10 steps (the
+compilation, and CUDA graph recording under reduce-overhead) before the timing.
 """
 
 import argparse
@@ -105,7 +110,7 @@ class Gpt(nn.Module):
         return self.ln(h) @ self.tok.T
 
 
-def run(name, device, batch, steps):
+def run(name, device, batch, steps, precision="f32", mode="eager"):
     torch.manual_seed(0)
     if name == "jargon-transformer":
         tokens, vocab = jargon()
@@ -123,16 +128,19 @@ def run(name, device, batch, steps):
         batches = [(xs[order[i * batch : (i + 1) * batch]].to(device), ys[order[i * batch : (i + 1) * batch]].to(device)) for i in range(8)]
         per_batch, unit = batch, "samples/s"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    forward = model if mode == "eager" else torch.compile(model, mode=mode)
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step(i):
         x, y = batches[i % len(batches)]
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with autocast:
+            logits = forward(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for i in range(3):
+    for i in range(3 if mode == "eager" else 10):
         step(i)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -142,7 +150,7 @@ def run(name, device, batch, steps):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"impl": "pytorch", "workload": name, "device": device, "batch": batch, "steps": steps, "seconds": seconds, "throughput": steps * per_batch / seconds, "unit": unit}
+    return {"impl": "pytorch", "mode": mode, "precision": precision, "workload": name, "device": device, "batch": batch, "steps": steps, "seconds": seconds, "throughput": steps * per_batch / seconds, "unit": unit}
 
 
 def main():
@@ -151,13 +159,15 @@ def main():
     parser.add_argument("--workload", default="digits-mlp,fashion-cnn,jargon-transformer")
     parser.add_argument("--batch", type=int)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32")
+    parser.add_argument("--compile", choices=["eager", "max-autotune-no-cudagraphs", "reduce-overhead"], default="eager")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(os.cpu_count())
     defaults = {"digits-mlp": 64, "fashion-cnn": 128, "jargon-transformer": 32}
     for name in args.workload.split(","):
-        print(json.dumps(run(name, args.device, args.batch or defaults[name], args.steps)), flush=True)
+        print(json.dumps(run(name, args.device, args.batch or defaults[name], args.steps, args.precision, args.compile)), flush=True)
 
 
 if __name__ == "__main__":

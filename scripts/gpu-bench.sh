@@ -11,11 +11,12 @@
 #               against the composite candle ops on the GPU and its CPU form; every
 #               parameter of every model gets a gradient on the GPU; CUDA AdamW
 #               against the CPU update.
-#   throughput  training steps/s of the MLP, the fashion-mnist CNN and the GPT
-#               ($WORKLOADS) at batches $BATCHES (default "64 256"), hpo (candle CUDA,
-#               also in bf16 when PRECISIONS="f32 bf16") against
-#               PyTorch eager on the same card, fp32, $REPS (3) alternating runs
-#               of $STEPS (100) steps; medians and ratios at the end.
+#   throughput  training throughput of the MLP, the fashion-mnist CNN and the GPT
+#               ($WORKLOADS) at batches $BATCHES (default "64 256") and precisions
+#               $PRECISIONS (default "f32 bf16"): hpo (candle CUDA) against PyTorch
+#               on the same card in each of $MODES (default: eager, and torch.compile
+#               in modes max-autotune-no-cudagraphs and reduce-overhead), $REPS (3)
+#               alternating runs of $STEPS (100) steps; medians and ratios at the end.
 #   precision   bf16 autocast against f32: best validation loss and seconds per
 #               epoch of one fixed fashion CNN and one fixed GPT, 3 seeds each.
 #   study       the whole-study benchmark: $STUDY (default the 32-trial
@@ -45,31 +46,39 @@ if [[ " $sections " == *" tests "* ]]; then
 fi
 
 if [[ " $sections " == *" throughput "* ]]; then
-  echo "== throughput: hpo (candle CUDA) vs PyTorch (eager CUDA), fp32, same card"
+  modes=${MODES:-eager max-autotune-no-cudagraphs reduce-overhead}
+  echo "== throughput: hpo (candle CUDA) vs PyTorch ($modes), same card"
   : > "$results/throughput.jsonl"
   for rep in $(seq "${REPS:-3}"); do
     for w in ${WORKLOADS:-digits-mlp fashion-cnn jargon-transformer}; do
       for b in ${BATCHES:-64 256}; do
-        for p in ${PRECISIONS:-f32}; do
+        for p in ${PRECISIONS:-f32 bf16}; do
           /tmp/hpo bench train --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --precision "$p" --json | grep '^{' >> "$results/throughput.jsonl"
+          for m in $modes; do
+            python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" --precision "$p" --compile "$m" >> "$results/throughput.jsonl"
+          done
         done
-        python3 scripts/bench_torch.py --device cuda --workload "$w" --batch "$b" --steps "${STEPS:-100}" >> "$results/throughput.jsonl"
       done
     done
   done
-  python3 - "$results/throughput.jsonl" <<'PY'
-import json, statistics, sys
+  MODES="$modes" python3 - "$results/throughput.jsonl" <<'PY'
+import json, os, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-keys = sorted({(r["workload"], r["batch"]) for r in runs})
-print(f"{'workload':20} {'batch':>5} {'hpo':>12} {'pytorch':>12} {'ratio':>6} {'hpo bf16':>12} {'bf16/f32':>8}  unit (median of runs; hpo runs)")
-for w, b in keys:
-    def med(impl, precision="f32"):
-        xs = [r["throughput"] for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, impl) and r.get("precision", "f32") == precision]
-        return statistics.median(xs) if xs else float("nan")
-    hpo, torch, bf16 = med("hpo-candle"), med("pytorch"), med("hpo-candle", "bf16")
-    each = " ".join(f"{r['throughput']:.0f}" for r in runs if (r["workload"], r["batch"], r["impl"]) == (w, b, "hpo-candle") and r.get("precision", "f32") == "f32")
+modes = os.environ["MODES"].split()
+keys = sorted({(r["workload"], r["batch"], r.get("precision", "f32")) for r in runs})
+def med(w, b, p, impl, mode=None):
+    xs = [r["throughput"] for r in runs if (r["workload"], r["batch"], r.get("precision", "f32"), r["impl"]) == (w, b, p, impl)
+          and (mode is None or r.get("mode", "eager") == mode)]
+    return statistics.median(xs) if xs else float("nan")
+print(f"{'workload':20} {'batch':>5} {'prec':>4} {'hpo':>12} " + " ".join(f"{m[:14]:>14} {'hpo/' + m[:6]:>11}" for m in modes) + "  unit (median of runs)")
+for w, b, p in keys:
+    hpo = med(w, b, p, "hpo-candle")
+    cells = []
+    for m in modes:
+        torch = med(w, b, p, "pytorch", m)
+        cells.append(f"{torch:>14.0f} {hpo / torch:>11.2f}")
     unit = next(r["unit"] for r in runs if r["workload"] == w)
-    print(f"{w:20} {b:>5} {hpo:>12.0f} {torch:>12.0f} {hpo / torch:>6.2f} {bf16:>12.0f} {bf16 / hpo:>8.2f}  {unit} ({each})")
+    print(f"{w:20} {b:>5} {p:>4} {hpo:>12.0f} " + " ".join(cells) + f"  {unit}")
 PY
 fi
 

@@ -65,6 +65,7 @@ example_studies! {
     breast_cancer_mlp => "breast-cancer-mlp.toml",
     digits_command => "digits-command.toml",
     digits_mlp_asha => "digits-mlp-asha.toml",
+    digits_mlp_packed => "digits-mlp-packed.toml",
     digits_mlp_pruning => "digits-mlp-pruning.toml",
     digits_mlp_regularization => "digits-mlp-regularization.toml",
     digits_nightly => "digits-nightly.toml",

@@ -206,8 +206,8 @@ impl Host for CliHost {
                     (false, _) => "",
                 }
             )),
-            Event::DeviceFitted { device, remaining } => self.line(format!(
-                "{device}: {remaining} trial(s) at once fit its memory (trials_per_device = \"auto\", measured)"
+            Event::DeviceFitted { device, remaining, why } => self.line(format!(
+                "{device}: {remaining} trial(s) at once ({why}; trials_per_device = \"auto\")"
             )),
             Event::DeviceShrunk { device, remaining } => self.line(format!(
                 "{device} ran out of memory: {remaining} trial(s) at once there from now on (the trial is queued again)"

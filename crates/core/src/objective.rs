@@ -111,11 +111,23 @@ pub trait Objective: Send + Sync {
         requested.map(str::to_owned)
     }
 
-    /// How many trials fit on `device` at once, once the objective has measured
-    /// it (`trials_per_device = "auto"`); `None` while unknown.
-    fn capacity(&self, _device: &str) -> Option<usize> {
+    /// How many trials `device` should run at once, and why, as the objective
+    /// has measured it (`trials_per_device = "auto"`): what fits in its memory,
+    /// what trains fastest; `None` while unknown (then every worker runs). Asked
+    /// by each worker before each trial, so the answer may change as the run goes.
+    fn capacity(&self, _device: &str) -> Option<Capacity> {
         None
     }
+}
+
+/// How many trials a device runs at once ([`Objective::capacity`]), and what
+/// decided it, in words for the user ("fit its memory", "trained the most").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capacity {
+    /// Trials at once, at least 1.
+    pub trials: usize,
+    /// Why that many.
+    pub why: String,
 }
 
 /// A benchmark function as an objective, reporting the metric `value`: with one step

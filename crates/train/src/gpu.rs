@@ -1,9 +1,11 @@
 //! [`SharedGpu`]: what the trials that share one GPU share, a gate through which
-//! one trial at a time measures its own share of the GPU's memory. The devices
-//! and memory figures themselves come from [`hpo_kernels::gpu`].
+//! one trial at a time measures its own share of the GPU's memory, and the counts
+//! of its training that [`crate::packing`] reads. The devices and memory figures
+//! themselves come from [`hpo_kernels::gpu`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use candle_core::Device;
 use hpo_kernels::gpu::{memory_use, reset_peak, synchronize_gpu};
@@ -26,6 +28,12 @@ pub struct SharedGpu {
     /// Device memory usable by trials when that was measured (free, plus what
     /// the trials there held), in bytes.
     usable: AtomicU64,
+    /// Training examples (rows, or tokens) its lanes trained, all trials.
+    trained: AtomicU64,
+    /// Trials that started on it.
+    started: AtomicUsize,
+    /// Trials that finished on it.
+    finished: AtomicUsize,
 }
 
 impl SharedGpu {
@@ -48,6 +56,31 @@ impl SharedGpu {
         let before = memory_use(device)?.map_or(0, |it| it.in_use);
         reset_peak(device)?;
         Ok(Measurement { shared: self, _alone: guard, before })
+    }
+
+    /// Counts `examples` more trained by one of its lanes.
+    pub fn trained(&self, examples: u64) {
+        self.trained.fetch_add(examples, Ordering::Relaxed);
+    }
+
+    /// A trial starts training on one of its lanes.
+    pub fn trial_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A trial that started on one of its lanes ended.
+    pub fn trial_ended(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where its training stands now.
+    pub fn progress(&self) -> crate::packing::Progress {
+        crate::packing::Progress {
+            now: Instant::now(),
+            trained: self.trained.load(Ordering::Relaxed),
+            started: self.started.load(Ordering::Relaxed),
+            finished: self.finished.load(Ordering::Relaxed),
+        }
     }
 
     /// The largest footprint measured on this GPU and the memory usable by

@@ -20,6 +20,7 @@ pub mod gpu;
 pub mod hyper;
 pub mod model;
 pub mod optim;
+pub mod packing;
 pub mod trainer;
 
 #[cfg(all(test, feature = "cuda"))]

@@ -45,7 +45,7 @@ use crate::storage::{NewStudy, NewTrial, ReportedStep, Storage};
 use crate::study::{Direction, Study, StudyId};
 use crate::trial::{AttrValue, FrozenTrial, Timestamp, TrialState, attr};
 
-use self::devices::DeviceShare;
+use self::devices::{DeviceShare, Turn};
 use self::finished_values::FinishedValues;
 use self::steps::{Pending, StepWriter};
 
@@ -75,14 +75,16 @@ pub enum Event<'a> {
         /// same parameters under `max_retries`).
         queued_again: bool,
     },
-    /// The workers on a device came down to the number of trials the objective
-    /// measured fit there (`trials_per_device = "auto"`): told once per device, by
-    /// the last worker to leave.
+    /// The objective changed how many trials a device runs at once
+    /// (`trials_per_device = "auto"`; [`Objective::capacity`]): told once per
+    /// change, by the worker that first sees it.
     DeviceFitted {
         /// The device.
         device: &'a str,
-        /// Workers still running trials on it.
+        /// Trials at once on it from now on.
         remaining: usize,
+        /// Why (the objective's words).
+        why: &'a str,
     },
     /// A worker left its device after a trial ran out of memory there.
     DeviceShrunk {
@@ -610,10 +612,12 @@ impl Worker<'_> {
     fn run(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
         // A panic (a bug) ends this worker with an error, as an error would: the
         // other workers stop after their trial and the run returns the error.
-        let outcome =
-            catch_unwind(AssertUnwindSafe(|| self.run_trials(device))).unwrap_or_else(|panic| {
+        let waiting = std::cell::Cell::new(false);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_trials(device, &waiting)))
+            .unwrap_or_else(|panic| {
                 Err(Error::Worker(format!("internal error: {}", panic_message(&panic))))
             });
+        self.devices.stopped(device, waiting.get());
         if !matches!(outcome, Ok((_, RunEnd::BudgetMet | RunEnd::TimedOut))) {
             self.stop.store(true, Ordering::SeqCst);
         }
@@ -632,7 +636,13 @@ impl Worker<'_> {
         due
     }
 
-    fn run_trials(&self, device: Option<&str>) -> Result<(usize, RunEnd)> {
+    /// The loop of [`Worker::run`]; `waiting`: whether the worker waits for its
+    /// device's turn ([`DeviceShare::turn`]).
+    fn run_trials(
+        &self,
+        device: Option<&str>,
+        waiting: &std::cell::Cell<bool>,
+    ) -> Result<(usize, RunEnd)> {
         let (storage, study, spec, host) = (self.storage, self.study, self.spec, self.host);
         let mut n_finished = 0;
         loop {
@@ -648,10 +658,13 @@ impl Worker<'_> {
             if self.recovery_due() {
                 recover_orphans(storage, study.id, host, spec.max_retries)?;
             }
-            if let Some(device) = device
-                && self.devices.over_capacity(device, self.objective, host)
-            {
-                return Ok((n_finished, RunEnd::BudgetMet));
+            if let Some(device) = device {
+                let mut wait = waiting.get();
+                let turn = self.devices.turn(device, self.objective, host, &mut wait);
+                waiting.set(wait);
+                if turn == Turn::Wait {
+                    continue;
+                }
             }
             let Some(trial) = ask(
                 storage,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::*;
 use crate::memory::InMemoryStorage;
-use crate::objective::FunctionObjective;
+use crate::objective::{Capacity, FunctionObjective};
 use crate::spec::{AUTO_TRIALS_PER_DEVICE, ObjectiveSpec};
 
 struct TestHost {
@@ -66,7 +66,9 @@ impl Host for TestHost {
                 format!("started {}", trial.number)
             }
             Event::DeviceShrunk { device, remaining } => format!("shrunk {device} to {remaining}"),
-            Event::DeviceFitted { device, remaining } => format!("fitted {device} to {remaining}"),
+            Event::DeviceFitted { device, remaining, why } => {
+                format!("fitted {device} to {remaining} ({why})")
+            }
             Event::Step { number, step, .. } => {
                 self.now.fetch_add(self.seconds_per_step, Ordering::SeqCst);
                 let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
@@ -922,17 +924,34 @@ fn trials_spread_over_devices_and_out_of_memory_shrinks_the_device() {
     assert!(!log.iter().any(|line| line.starts_with("shrunk cuda:1")), "{log:?}");
 }
 
-/// Trains nothing: counts the trials running at once, and says two fit on any
-/// device once a trial has run (as a GPU objective does once it has measured one).
-#[derive(Default)]
-struct FitsTwo {
+/// Trains nothing: counts the trials running at once, and says how many should
+/// run on any device: nothing until a trial has run (as a GPU objective knows
+/// nothing until it has measured one), then `first`, and `then` once `switch`
+/// trials have started (as a throughput probe tries more at once).
+struct Packs {
     running: AtomicUsize,
     /// Trials running at each trial's start, in start order.
     at_start: Mutex<Vec<usize>>,
     measured: AtomicBool,
+    first: usize,
+    then: usize,
+    switch: usize,
 }
 
-impl Objective for FitsTwo {
+impl Packs {
+    fn new(first: usize, then: usize, switch: usize) -> Packs {
+        Packs {
+            running: AtomicUsize::new(0),
+            at_start: Mutex::new(Vec::new()),
+            measured: AtomicBool::new(false),
+            first,
+            then,
+            switch,
+        }
+    }
+}
+
+impl Objective for Packs {
     fn run(
         &self,
         _ctx: &TrialContext<'_>,
@@ -947,34 +966,60 @@ impl Objective for FitsTwo {
         Ok(ObjectiveOutput::default())
     }
 
-    fn capacity(&self, _device: &str) -> Option<usize> {
-        self.measured.load(Ordering::SeqCst).then_some(2)
+    fn capacity(&self, _device: &str) -> Option<Capacity> {
+        if !self.measured.load(Ordering::SeqCst) {
+            return None;
+        }
+        let started = self.at_start.lock().unwrap().len();
+        let (trials, why) =
+            if started < self.switch { (self.first, "first") } else { (self.then, "then") };
+        Some(Capacity { trials, why: why.to_owned() })
     }
+}
+
+/// Runs a study of `trials` trials with `trials_per_device = "auto"` on `objective`;
+/// returns the trials running at each trial's start, in start order, and the
+/// host's lines telling a device's capacity. Every trial completes.
+fn run_packed(trials: usize, objective: &Packs) -> (Vec<usize>, Vec<String>) {
+    let text = format!(
+        "[study]\nname = \"a\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 3\ntrials = {trials}\n\
+         [objective]\nkind = \"candle\"\nmodel = \"mlp\"\ndataset = \"digits\"\nmax_epochs = 1\n\
+         device = \"cuda:0\"\ntrials_per_device = \"auto\"\n[space]\nlr = {{ float = [0.001, 0.1] }}\n"
+    );
+    let spec = StudySpec::parse(&text, "a.toml").unwrap();
+    let storage = InMemoryStorage::default();
+    let host = TestHost::new();
+    let summary = run_study(&storage, &spec, objective, &host, NO_OVERRIDES).unwrap();
+    let stored = storage.trials(summary.study.id, None).unwrap();
+    assert_eq!(stored.iter().filter(|t| t.state == TrialState::Complete).count(), trials);
+    let log = host.log.lock().unwrap();
+    let fitted = log.iter().filter(|line| line.starts_with("fitted")).cloned().collect();
+    (objective.at_start.lock().unwrap().clone(), fitted)
 }
 
 #[test]
 fn auto_trials_per_device_keeps_the_workers_that_fit() {
-    let text = "[study]\nname = \"a\"\nmetric = \"value\"\ndirection = \"minimize\"\nseed = 3\ntrials = 40\n\
-                [objective]\nkind = \"candle\"\nmodel = \"mlp\"\ndataset = \"digits\"\nmax_epochs = 1\n\
-                device = \"cuda:0\"\ntrials_per_device = \"auto\"\n[space]\nlr = { float = [0.001, 0.1] }\n";
-    let spec = StudySpec::parse(text, "a.toml").unwrap();
-    let storage = InMemoryStorage::default();
-    let objective = FitsTwo::default();
-    let host = TestHost::new();
-    let summary = run_study(&storage, &spec, &objective, &host, NO_OVERRIDES).unwrap();
-    let trials = storage.trials(summary.study.id, None).unwrap();
-    assert_eq!(trials.iter().filter(|t| t.state == TrialState::Complete).count(), 40);
-    let log = host.log.lock().unwrap();
-    let fitted: Vec<&String> = log.iter().filter(|line| line.starts_with("fitted")).collect();
-    // Eight (AUTO_TRIALS_PER_DEVICE) workers started; six left once two were known
-    // to fit, and that is told once, with the number that stays.
+    let (at_start, fitted) = run_packed(40, &Packs::new(2, 2, usize::MAX));
+    // Eight (AUTO_TRIALS_PER_DEVICE) workers started; six wait once two are known
+    // to fit, and that is told once, with the number and the objective's reason.
     assert_eq!(AUTO_TRIALS_PER_DEVICE, 8);
-    assert_eq!(fitted, ["fitted cuda:0 to 2"], "{log:?}");
+    assert_eq!(fitted, ["fitted cuda:0 to 2 (first)"]);
     // The first trials ran eight at once; once the excess workers had finished the
-    // trial they held and left, two at a time.
-    let at_start = objective.at_start.lock().unwrap();
+    // trial they held, two at a time.
     assert!(at_start.iter().any(|&n| n > 2), "{at_start:?}");
     assert!(at_start[20..].iter().all(|&n| n <= 2), "{at_start:?}");
+}
+
+#[test]
+fn auto_trials_per_device_brings_waiting_workers_back_when_the_capacity_rises() {
+    // One at a time after the first trials, then four from the 20th trial on.
+    let (at_start, fitted) = run_packed(60, &Packs::new(1, 4, 20));
+    assert_eq!(fitted, ["fitted cuda:0 to 1 (first)", "fitted cuda:0 to 4 (then)"]);
+    // Alone between the first trials' end and the switch...
+    assert!(at_start[10..20].iter().all(|&n| n == 1), "{at_start:?}");
+    // ...then up to four at once again, never more.
+    assert!(at_start[24..].contains(&4), "{at_start:?}");
+    assert!(at_start[20..].iter().all(|&n| n <= 4), "{at_start:?}");
 }
 
 /// Plays another process that dies: during trial 1 it leaves a Running trial of a

@@ -14,8 +14,9 @@ use super::raw::RawObjective;
 use super::sampler::most;
 use super::{Ctx, SpecError};
 
-/// The trials per device that `trials_per_device = "auto"` starts with (and the
-/// most it keeps): the objective lowers it from measured memory.
+/// The workers per device that `trials_per_device = "auto"` starts (the most
+/// trials at once it runs there): the objective says how many of them run trials
+/// ([`crate::objective::Objective::capacity`]), from measured memory and speed.
 pub const AUTO_TRIALS_PER_DEVICE: usize = 8;
 
 /// Where a study's trials run, as the study file says.
@@ -34,8 +35,8 @@ pub struct Devices {
 pub enum PerDevice {
     /// A fixed number, 1 unless set.
     Fixed(usize),
-    /// `"auto"`: [`AUTO_TRIALS_PER_DEVICE`] to start with, fewer once the objective
-    /// has measured how many fit ([`crate::objective::Objective::capacity`]).
+    /// `"auto"`: [`AUTO_TRIALS_PER_DEVICE`] workers, as many of them running trials
+    /// as the objective says ([`crate::objective::Objective::capacity`]).
     Auto,
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
-use hpo_core::objective::{ObjectiveOutput, Reporter, TrialContext, TrialFailure};
+use hpo_core::objective::{Capacity, ObjectiveOutput, Reporter, TrialContext, TrialFailure};
 use hpo_core::spec::TrainingSpec;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -33,6 +33,7 @@ use hpo_kernels::fused;
 
 use crate::model::{self, Mode, Model, Param, ParamKind};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, clip_grad_norm};
+use crate::packing::Packing;
 
 /// Evaluation runs in chunks of this many rows to bound memory.
 const EVAL_CHUNK: usize = 512;
@@ -193,6 +194,9 @@ struct DeviceTrainers {
     idle: Mutex<Vec<Trainer>>,
     /// What the GPU's lanes share.
     gpu: Arc<gpu::SharedGpu>,
+    /// How many trials at once train fastest on the GPU (`trials_per_device =
+    /// "auto"`).
+    packing: Packing,
     ordinal: usize,
     spec: TrainingSpec,
     dataset: Dataset,
@@ -214,6 +218,11 @@ impl DeviceTrainers {
             shared,
             idle: Mutex::new(Vec::new()),
             gpu: Arc::default(),
+            packing: Packing::new(if spec.model == "transformer" {
+                "tokens/s"
+            } else {
+                "samples/s"
+            }),
             ordinal,
             spec: spec.clone(),
             dataset: dataset.clone(),
@@ -250,6 +259,7 @@ impl DeviceTrainers {
                 Trainer { lane: Some(Arc::clone(&self.gpu)), ..trainer }
             }
         };
+        self.gpu.trial_started();
         Ok(Checkout { trainer: CheckedOut::Lane(Some(Box::new(lane))), idle: &self.idle })
     }
 }
@@ -282,6 +292,9 @@ impl Drop for Checkout<'_> {
         if let CheckedOut::Lane(lane) = &mut self.trainer
             && let Some(lane) = lane.take()
         {
+            if let Some(gpu) = &lane.lane {
+                gpu.trial_ended();
+            }
             self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(*lane);
         }
     }
@@ -483,6 +496,9 @@ impl Trainer {
                     clip_grad_norm(&mut grads, &params, grad_clip)?;
                 }
                 optimizer.step(&grads)?;
+                if let Some(lane) = &self.lane {
+                    lane.trained(examples_of(&plan, batch.len()));
+                }
                 if let Some(measuring) = measurement.take() {
                     gpu_memory = Some(measuring.finish(&self.device, self.data.device_bytes())?);
                 }
@@ -888,6 +904,15 @@ fn training_loss(
 
 /// candle appends a backtrace to its errors when RUST_BACKTRACE is set; a trial's
 /// fail reason keeps the message only.
+/// The training examples in a batch of `rows`: its rows, or a language model's
+/// tokens.
+fn examples_of(plan: &Plan, rows: usize) -> u64 {
+    match plan {
+        Plan::Text { context, .. } => (rows * context) as u64,
+        Plan::Classification { .. } => rows as u64,
+    }
+}
+
 fn first_line(err: &candle_core::Error) -> String {
     err.to_string().lines().next().unwrap_or_default().to_owned()
 }
@@ -924,19 +949,26 @@ impl hpo_core::objective::Objective for CandleObjective {
         Some(self.device_trainers(requested).device_name())
     }
 
-    /// On a GPU, once a trial has measured its memory: the trials that fit in 80%
-    /// of the memory usable then (free, plus what the trials there held), at the
-    /// largest footprint measured so far, between 1 and
-    /// [`hpo_core::spec::AUTO_TRIALS_PER_DEVICE`].
-    /// On the CPU, one: its trials would only divide its cores.
-    fn capacity(&self, device: &str) -> Option<usize> {
+    /// On a GPU, the number of trials at once that trains fastest ([`Packing`]),
+    /// within what fits in 80% of the memory usable (free, plus what the trials
+    /// there held) at the largest footprint a trial measured, and at most
+    /// [`hpo_core::spec::AUTO_TRIALS_PER_DEVICE`]; one until a trial has measured
+    /// its memory. On the CPU, one: its trials would only divide its cores.
+    fn capacity(&self, device: &str) -> Option<Capacity> {
         let trainers = self.device_trainers(Some(device));
         if trainers.shared.is_some() {
-            return Some(1);
+            return Some(Capacity {
+                trials: 1,
+                why: "the CPU: trials would divide its cores".into(),
+            });
         }
-        let (largest, usable) = trainers.gpu.largest_footprint()?;
-        let fit = (0.8 * usable as f64 / largest as f64).floor() as usize;
-        Some(fit.clamp(1, hpo_core::spec::AUTO_TRIALS_PER_DEVICE))
+        let fit = trainers
+            .gpu
+            .largest_footprint()
+            .map_or(1, |(largest, usable)| (0.8 * usable as f64 / largest as f64).floor() as usize);
+        let limit = fit.clamp(1, hpo_core::spec::AUTO_TRIALS_PER_DEVICE);
+        let (trials, why) = trainers.packing.trials(trainers.gpu.progress(), limit);
+        Some(Capacity { trials, why })
     }
 }
 
