@@ -903,73 +903,110 @@ struct KeptFit<'a> {
     in_space: &'a [usize],
 }
 
+/// A dimension's kernels, one per observation in the observations' order: centre,
+/// width, log of the mass inside the bounds, and the log density's constant
+/// (-ln(sigma sqrt(2 pi)) - log_z).
+struct Kernels {
+    mu: Vec<f64>,
+    sigma: Vec<f64>,
+    log_z: Vec<f64>,
+    log_norm: Vec<f64>,
+}
+
+/// One value of a merged walk in ascending order ([`KeptFit::kernels`]): the
+/// value, its observation, and the memo's entry for it when it is kept there.
+struct Walked<'c> {
+    x: f64,
+    j: u32,
+    kept: Option<&'c mut Sorted>,
+}
+
 impl KeptFit<'_> {
-    /// The bandwidths of the kernels at `mus` (dimension `d`, clipped to
-    /// `[min_sigma, high - low]`) and the log of each one's mass inside the
-    /// bounds. The kept observations (`numbers[j]`: observation `j`'s trial number,
-    /// `usize::MAX` for one not kept; `at[number]`: the observation of that
-    /// trial) are read in the memo's sorted order and the others merged in; a
-    /// kernel's mass is the one fitted before when its width is the same. `None`
-    /// when the memo does not hold every kept observation (it was rebuilt
-    /// meanwhile).
+    /// The kernels of `observations` on dimension `d` (widths clipped to
+    /// `[min_sigma, high - low]`), in one walk in ascending order: the kept
+    /// observations (`numbers[j]`: observation `j`'s trial number, `usize::MAX`
+    /// for one not kept; `at[number]`: the observation of that trial) read in the
+    /// memo's sorted order, the others merged in; a kernel's mass is the one
+    /// fitted before when its width is the same. `None` when the memo does not
+    /// hold every kept observation (it was rebuilt meanwhile).
     #[allow(clippy::too_many_arguments)]
     fn kernels(
         &mut self,
         d: usize,
-        mus: &[f64],
+        observations: &Observations,
         numbers: &[usize],
         at: &[u32],
         low: f64,
         high: f64,
         min_sigma: f64,
-    ) -> Option<(Vec<f64>, Vec<f64>)> {
+    ) -> Option<Kernels> {
         let k = *self.in_space.get(d)?;
+        let n = numbers.len();
+        let width = observations.width;
         let mut others: Vec<(f64, u32)> = numbers
             .iter()
             .zip(0..)
             .filter(|(number, _)| **number == usize::MAX)
-            .map(|(_, j)| (mus[j as usize], j))
+            .map(|(_, j)| (observations.points[j as usize * width + d], j))
             .collect();
         others.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut others = others.into_iter().peekable();
-        // (value, observation, place in the memo's column) in ascending order of value.
-        let mut sorted: Vec<(f64, u32, usize)> = Vec::with_capacity(mus.len());
-        let column = self.points.sorted(k);
-        for (place, entry) in column.iter().enumerate() {
-            let Some(&j) = at.get(entry.number).filter(|j| **j != u32::MAX) else { continue };
-            let x = entry.value;
-            while let Some((x, j)) = others.next_if(|o| o.0 < x) {
-                sorted.push((x, j, usize::MAX));
+        let mut entries = self
+            .points
+            .sorted(k)
+            .iter_mut()
+            .filter_map(|entry| {
+                let j = *at.get(entry.number)?;
+                (j != u32::MAX).then_some((entry, j))
+            })
+            .peekable();
+        // The next value: a kept one, or an other below it (a tie: the kept first).
+        let mut next = || -> Option<Walked<'_>> {
+            let other_first = match (entries.peek(), others.peek()) {
+                (Some((entry, _)), Some(other)) => other.0 < entry.value,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            if other_first {
+                others.next().map(|(x, j)| Walked { x, j, kept: None })
+            } else {
+                entries.next().map(|(entry, j)| Walked { x: entry.value, j, kept: Some(entry) })
             }
-            sorted.push((x, j, place));
-        }
-        sorted.extend(others.map(|(x, j)| (x, j, usize::MAX)));
-        if sorted.len() != mus.len() {
-            return None;
-        }
+        };
         let range = high - low;
-        let (mut sigmas, mut log_z) = (vec![0.0; mus.len()], vec![0.0; mus.len()]);
-        // Each kernel's width and mass in one pass.
-        each_neighbour_sigma(
-            sorted.len(),
-            |rank| sorted[rank].0,
-            low,
-            high,
-            |rank, sigma| {
-                let (mu, j, place) = sorted[rank];
-                let (j, sigma) = (j as usize, sigma.clamp(min_sigma, range));
-                sigmas[j] = sigma;
-                log_z[j] = match column.get_mut(place) {
-                    Some(kept) if kept.sigma == sigma => kept.log_z,
-                    Some(kept) => {
-                        (kept.sigma, kept.log_z) = (sigma, log_mass(mu, sigma, low, high));
-                        kept.log_z
-                    }
-                    None => log_mass(mu, sigma, low, high),
-                };
-            },
-        );
-        Some((sigmas, log_z))
+        let mut out = Kernels {
+            mu: vec![0.0; n],
+            sigma: vec![0.0; n],
+            log_z: vec![0.0; n],
+            log_norm: vec![0.0; n],
+        };
+        // Most kernels share the clipped minimum width: its log is taken once.
+        let mut last_ln = (f64::NAN, f64::NAN);
+        let (mut before, mut walked) = (None, 0);
+        let mut current = next();
+        while let Some(Walked { x, j, kept }) = current {
+            let after = next();
+            let sigma = neighbour_sigma(before, x, after.as_ref().map(|it| it.x), low, high)
+                .clamp(min_sigma, range);
+            let log_z = match kept {
+                Some(kept) if kept.sigma == sigma => kept.log_z,
+                Some(kept) => {
+                    (kept.sigma, kept.log_z) = (sigma, log_mass(x, sigma, low, high));
+                    kept.log_z
+                }
+                None => log_mass(x, sigma, low, high),
+            };
+            if sigma != last_ln.0 {
+                last_ln = (sigma, sigma.ln());
+            }
+            let j = j as usize;
+            out.mu[j] = x;
+            out.sigma[j] = sigma;
+            out.log_z[j] = log_z;
+            out.log_norm[j] = -last_ln.1 - LOG_SQRT_2PI - log_z;
+            (before, current, walked) = (Some(x), after, walked + 1);
+        }
+        (walked == n).then_some(out)
     }
 }
 
@@ -1006,7 +1043,6 @@ impl Parzen {
             .iter()
             .enumerate()
             .map(|(d, dim)| {
-                let mut mus: Vec<f64> = observations.column(d);
                 match *dim {
                     Dim::Numeric { low, high, step } => {
                         let range = high - low;
@@ -1014,25 +1050,43 @@ impl Parzen {
                         // number of kernels + 1 (at most 100).
                         let min_sigma = range / (n as f64 + 2.0).min(100.0);
                         let kernels = kept.as_mut().and_then(|kept| {
-                            kept.kernels(d, &mus, &numbers, &at, low, high, min_sigma)
+                            kept.kernels(d, observations, &numbers, &at, low, high, min_sigma)
                         });
-                        let (mut sigmas, mut log_z) = kernels.unwrap_or_else(|| {
-                            let sorted = sorted_with_index(&mus, low, high);
-                            let sigmas: Vec<f64> = neighbour_sigmas(&sorted, low, high)
-                                .into_iter()
-                                .map(|s| s.clamp(min_sigma, range))
-                                .collect();
-                            let log_z = mus
-                                .iter()
-                                .zip(&sigmas)
-                                .map(|(mu, sigma)| log_mass(*mu, *sigma, low, high))
-                                .collect();
-                            (sigmas, log_z)
-                        });
-                        mus.push((low + high) / 2.0);
-                        sigmas.push(range);
-                        log_z.push(log_mass((low + high) / 2.0, range, low, high));
-                        let column = Column::normal(mus, sigmas, log_z);
+                        let (centre, prior_log_z) =
+                            ((low + high) / 2.0, log_mass((low + high) / 2.0, range, low, high));
+                        let column = match kernels {
+                            Some(Kernels { mut mu, mut sigma, mut log_z, mut log_norm }) => {
+                                mu.push(centre);
+                                sigma.push(range);
+                                log_z.push(prior_log_z);
+                                log_norm.push(-range.ln() - LOG_SQRT_2PI - prior_log_z);
+                                Column::Normal {
+                                    mu,
+                                    sigma,
+                                    log_z,
+                                    log_norm,
+                                    grid: None,
+                                    bounds: None,
+                                }
+                            }
+                            None => {
+                                let mut mus = observations.column(d);
+                                let sorted = sorted_with_index(&mus, low, high);
+                                let mut sigmas: Vec<f64> = neighbour_sigmas(&sorted, low, high)
+                                    .into_iter()
+                                    .map(|s| s.clamp(min_sigma, range))
+                                    .collect();
+                                let mut log_z: Vec<f64> = mus
+                                    .iter()
+                                    .zip(&sigmas)
+                                    .map(|(mu, sigma)| log_mass(*mu, *sigma, low, high))
+                                    .collect();
+                                mus.push(centre);
+                                sigmas.push(range);
+                                log_z.push(prior_log_z);
+                                Column::normal(mus, sigmas, log_z)
+                            }
+                        };
                         match step {
                             Some(step) => column.with_grid(low, high, step),
                             None => column,
@@ -1042,7 +1096,7 @@ impl Parzen {
                         // Every choice gets the prior's share, prior_weight / kernels.
                         let base = prior_weight / (n as f64 + 1.0);
                         let mut log_p = Vec::with_capacity((n + 1) * k);
-                        for mu in &mus {
+                        for mu in &observations.column(d) {
                             for c in 0..k {
                                 let hit = if c == *mu as usize { 1.0 } else { 0.0 };
                                 log_p.push(((base + hit) / (k as f64 * base + 1.0)).ln());
@@ -1167,42 +1221,25 @@ struct DensityScratch {
 /// also proposes better points (docs/benchmarks.md).
 fn neighbour_sigmas(pairs: &[(f64, u32)], low: f64, high: f64) -> Vec<f64> {
     let mut out = vec![0.0; pairs.len()];
-    each_neighbour_sigma(
-        pairs.len(),
-        |rank| pairs[rank].0,
-        low,
-        high,
-        |rank, sigma| {
-            out[pairs[rank].1 as usize] = sigma;
-        },
-    );
+    for (rank, (x, i)) in pairs.iter().enumerate() {
+        let before = rank.checked_sub(1).map(|r| pairs[r].0);
+        let after = pairs.get(rank + 1).map(|p| p.0);
+        out[*i as usize] = neighbour_sigma(before, *x, after, low, high);
+    }
     out
 }
 
-/// [`neighbour_sigmas`] told one at a time: `f(rank, width)` for each of `n`
-/// values in ascending order, `value(rank)` the value at that rank.
-fn each_neighbour_sigma(
-    n: usize,
-    value: impl Fn(usize) -> f64,
-    low: f64,
-    high: f64,
-    mut f: impl FnMut(usize, f64),
-) {
-    for rank in 0..n {
-        let x = value(rank);
-        let before = rank.checked_sub(1).map(&value);
-        let after = (rank + 1 < n).then(|| value(rank + 1));
-        let sigma = if before == Some(x) || after == Some(x) {
-            0.0
-        } else {
-            let (left, right) = (x - before.unwrap_or(low), after.unwrap_or(high) - x);
-            match (before, after) {
-                (Some(_), None) => left,
-                (None, Some(_)) => right,
-                _ => left.max(right),
-            }
-        };
-        f(rank, sigma);
+/// The bandwidth of value `x` between its sorted neighbours `before` and
+/// `after` ([`neighbour_sigmas`]' rule).
+fn neighbour_sigma(before: Option<f64>, x: f64, after: Option<f64>, low: f64, high: f64) -> f64 {
+    if before == Some(x) || after == Some(x) {
+        return 0.0;
+    }
+    let (left, right) = (x - before.unwrap_or(low), after.unwrap_or(high) - x);
+    match (before, after) {
+        (Some(_), None) => left,
+        (None, Some(_)) => right,
+        _ => left.max(right),
     }
 }
 
