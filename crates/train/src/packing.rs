@@ -7,9 +7,20 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// The shortest time a number of trials at once is measured for: long enough to
-/// span several small trials, whose sizes differ (a study draws them at random).
-pub const WINDOW: Duration = Duration::from_secs(3);
+/// The shortest time a number of trials at once is measured for.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// The trials that finish within a measurement, per trial at once (and at least
+/// [`WINDOW_TRIALS_MIN`]): trials differ in size (a study draws them at random),
+/// so a measurement spans several of each lane's.
+pub const WINDOW_TRIALS_PER_LANE: usize = 2;
+
+/// The fewest trials that finish within a measurement.
+pub const WINDOW_TRIALS_MIN: usize = 4;
+
+/// The longest a measurement waits for its trials to finish: a study of long
+/// trials is measured by the examples they train meanwhile.
+pub const WINDOW_MAX: Duration = Duration::from_secs(30);
 
 /// How much faster in all twice as many trials at once must train to be kept:
 /// less would be within what the trials' different sizes move a window.
@@ -17,8 +28,9 @@ pub const GAIN: f64 = 1.2;
 
 /// The search for the number of trials at once that trains fastest on one GPU.
 /// It starts at one, and doubles while the GPU's throughput (training examples
-/// per second, all its trials together, over at least [`WINDOW`]) grows by
-/// [`GAIN`] or more; then it keeps the fewest at once within [`GAIN`] of the best
+/// per second, all its trials together, measured over at least [`WINDOW`] and
+/// [`WINDOW_TRIALS_PER_LANE`] finished trials per lane, or [`WINDOW_MAX`]) grows
+/// by [`GAIN`] or more; then it keeps the fewest at once within [`GAIN`] of the best
 /// for the rest of the run. Never more than the memory allows (`limit`). A
 /// measurement starts once as many trials as are tried at once have started
 /// since the number changed (each new lane open and training), and never with
@@ -37,8 +49,8 @@ struct State {
     /// Trials started on the GPU when `trying` was set.
     set_at: usize,
     /// The measurement of `trying`, once under way: since when, and the
-    /// examples trained by then.
-    window: Option<(Instant, u64)>,
+    /// examples trained and trials finished by then.
+    window: Option<(Instant, u64, usize)>,
     /// Measured so far: trials at once and examples per second.
     rates: Vec<(usize, f64)>,
     /// The search is over.
@@ -92,14 +104,16 @@ impl Packing {
         if progress.finished == 0 {
             return;
         }
-        let Some((since, trained)) = state.window else {
+        let Some((since, trained, finished)) = state.window else {
             if progress.started >= state.set_at + state.trying.min(limit) {
-                state.window = Some((progress.now, progress.trained));
+                state.window = Some((progress.now, progress.trained, progress.finished));
             }
             return;
         };
         let elapsed = progress.now.saturating_duration_since(since);
-        if elapsed < WINDOW {
+        let trials = (WINDOW_TRIALS_PER_LANE * state.trying).max(WINDOW_TRIALS_MIN);
+        let enough = progress.finished.saturating_sub(finished) >= trials;
+        if elapsed < WINDOW || !(enough || elapsed >= WINDOW_MAX) {
             return;
         }
         let rate = progress.trained.saturating_sub(trained) as f64 / elapsed.as_secs_f64();
@@ -207,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_trial_and_new_lanes_warming_up_are_not_measured() {
+    fn a_measurement_spans_enough_time_and_trials_and_skips_warming_up() {
         let packing = Packing::new("samples/s");
         let start = Instant::now();
         let at = |secs: f64, trained: u64, started: usize, finished: usize| Progress {
@@ -216,24 +230,28 @@ mod tests {
             started,
             finished,
         };
+        let window = || packing.state.lock().unwrap().window;
         // Before a trial finished, nothing is measured.
         assert_eq!(packing.trials(at(10.0, 5_000, 1, 0), 8).0, 1);
-        assert!(packing.state.lock().unwrap().window.is_none());
-        // The window starts at the first look after it; 2.9 s later it is not over.
-        assert_eq!(packing.trials(at(10.0, 5_000, 1, 1), 8).0, 1);
-        assert_eq!(packing.trials(at(12.9, 9_000, 4, 3), 8).0, 1);
-        // At 3 s it is: 6,000 examples in 3 s, and two at once are tried next.
-        let (trials, why) = packing.trials(at(13.0, 11_000, 4, 3), 8);
+        assert_eq!(window(), None);
+        // The window starts at the first look after it.
+        assert_eq!(packing.trials(at(10.0, 5_000, 2, 1), 8).0, 1);
+        assert_eq!(window(), Some((start + Duration::from_secs(10), 5_000, 1)));
+        // Four trials finished but under a second: not over.
+        assert_eq!(packing.trials(at(10.9, 7_000, 6, 5), 8).0, 1);
+        // Four trials in 3 s: 6,000 examples, and two at once are tried next.
+        let (trials, why) = packing.trials(at(13.0, 11_000, 6, 5), 8);
         assert_eq!(trials, 2);
         assert_eq!(why, "1 at once 2,000 samples/s; measuring 2 at once");
         // Their window starts only once two more trials have started.
-        assert_eq!(packing.trials(at(14.0, 13_000, 5, 4), 8).0, 2);
-        assert!(packing.state.lock().unwrap().window.is_none());
-        assert_eq!(packing.trials(at(14.5, 14_000, 6, 4), 8).0, 2);
-        assert_eq!(
-            packing.state.lock().unwrap().window,
-            Some((start + Duration::from_secs_f64(14.5), 14_000))
-        );
+        assert_eq!(packing.trials(at(14.0, 13_000, 7, 6), 8).0, 2);
+        assert_eq!(window(), None);
+        assert_eq!(packing.trials(at(14.5, 14_000, 8, 6), 8).0, 2);
+        assert_eq!(window(), Some((start + Duration::from_secs_f64(14.5), 14_000, 6)));
+        // Long trials: 30 s without the four finished trials ends it too.
+        assert_eq!(packing.trials(at(44.0, 20_000, 8, 7), 8).0, 2);
+        assert_eq!(packing.trials(at(44.5, 20_000, 8, 7), 8).0, 1);
+        assert!(packing.state.lock().unwrap().settled);
     }
 
     #[test]
