@@ -111,17 +111,19 @@ impl Packing {
             return;
         };
         let elapsed = progress.now.saturating_duration_since(since);
-        let trials = (WINDOW_TRIALS_PER_LANE * state.trying).max(WINDOW_TRIALS_MIN);
+        // What ran: the memory may allow fewer than were tried.
+        let ran = state.trying.min(limit);
+        let trials = (WINDOW_TRIALS_PER_LANE * ran).max(WINDOW_TRIALS_MIN);
         let enough = progress.finished.saturating_sub(finished) >= trials;
         if elapsed < WINDOW || !(enough || elapsed >= WINDOW_MAX) {
             return;
         }
         let rate = progress.trained.saturating_sub(trained) as f64 / elapsed.as_secs_f64();
         let best = state.rates.iter().map(|(_, rate)| *rate).fold(0.0, f64::max);
-        state.rates.push((state.trying, rate));
+        state.rates.push((ran, rate));
         state.window = None;
-        let more = (state.trying * 2).min(limit);
-        if (best == 0.0 || rate >= GAIN * best) && more > state.trying {
+        let more = (ran * 2).min(limit);
+        if (best == 0.0 || rate >= GAIN * best) && more > ran {
             state.trying = more;
             state.set_at = progress.started;
         } else {
