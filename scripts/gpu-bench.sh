@@ -24,6 +24,9 @@
 #               from $KS (default "1 2 4 8"), then the same trials one at a time in
 #               Optuna + PyTorch (scripts/study_twin.py; Optuna from wheels in .whl/ if present;
 #               TWIN=0 skips it). A K of "auto" sets trials_per_device = "auto".
+#               Each K's wall time is also given as its speed over K = 1's (list 1
+#               first), with the lines where "auto" says how many it runs at once;
+#               studies/digits-mlp-packed.toml is the packing benchmark.
 # Results also go to $RESULTS_DIR (throughput.jsonl, the study's database).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -141,7 +144,12 @@ if [[ " $sections " == *" study "* ]]; then
     sed -e "s/^device = .*/device = \"cuda:0\"\ntrials_per_device = $tpd/" "$study" > "/tmp/k$k.toml"
     start=$(date +%s.%N)
     timeout "${STUDY_SECONDS:-400}" /tmp/hpo run "/tmp/k$k.toml" --db "/tmp/k$k.sqlite" > "/tmp/k$k.log" 2>&1
-    echo "hpo K=$k: exit $?, wall $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+    rc=$?
+    wall=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
+    [ -z "${wall_1:-}" ] && [ "$k" = 1 ] && wall_1=$wall
+    echo "hpo K=$k: exit $rc, wall $wall s${wall_1:+, $(python3 -c "print(f'{$wall_1 / $wall:.2f}')")x the speed of K=1}"
+    # "auto" prints each step of its search for the number at once.
+    grep -h "trial(s) at once" "/tmp/k$k.log" | sed 's/^/  /'
     cp "/tmp/k$k.sqlite" "$results/" 2>/dev/null || true
     /tmp/hpo export "$name" --db "/tmp/k$k.sqlite" --format json > "$results/hpo-k$k.json"
   done
