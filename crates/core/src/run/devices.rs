@@ -89,8 +89,9 @@ impl DeviceShare {
     /// takes one, against the objective's capacity there (decided under the lock,
     /// so exactly the excess waits, and waiting ones come back one per free
     /// place). [`Turn::Wait`] returns once another worker took its turn or
-    /// stopped; the caller then asks again. A change of capacity is told to the
-    /// host once.
+    /// stopped (or at once when this worker has a change to tell); the caller
+    /// then asks again. A change of capacity is told to the host once, by the
+    /// worker that first sees it.
     pub(super) fn turn(
         &self,
         device: &str,
@@ -125,7 +126,8 @@ impl DeviceShare {
         if let Some(capacity) = &tell {
             load.told = Some(capacity.clone());
         }
-        if turn == Turn::Wait {
+        // A worker with news tells it before it waits (it waits at its next turn).
+        if turn == Turn::Wait && tell.is_none() {
             drop(self.changed.wait(loads).unwrap_or_else(|it| it.into_inner()));
         } else {
             drop(loads);

@@ -539,13 +539,12 @@ impl Trainer {
             ];
             match &plan {
                 Plan::Classification { .. } => {
-                    metrics.push(("samples_per_second".to_owned(), seen as f64 / train_seconds));
+                    let rate = examples_of(&plan, seen) as f64 / train_seconds;
+                    metrics.push(("samples_per_second".to_owned(), rate));
                 }
-                Plan::Text { context, .. } => {
-                    metrics.push((
-                        "tokens_per_second".to_owned(),
-                        (seen * context) as f64 / train_seconds,
-                    ));
+                Plan::Text { .. } => {
+                    let rate = examples_of(&plan, seen) as f64 / train_seconds;
+                    metrics.push(("tokens_per_second".to_owned(), rate));
                     metrics
                         .push(("val_bits_per_char".to_owned(), val_loss / std::f64::consts::LN_2));
                     metrics.push(("val_perplexity".to_owned(), val_loss.exp()));
