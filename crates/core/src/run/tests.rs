@@ -936,6 +936,8 @@ struct Packs {
     first: usize,
     then: usize,
     switch: usize,
+    /// A trial that starts with more than this many running runs out of memory.
+    fits: usize,
 }
 
 impl Packs {
@@ -947,6 +949,7 @@ impl Packs {
             first,
             then,
             switch,
+            fits: usize::MAX,
         }
     }
 }
@@ -959,6 +962,10 @@ impl Objective for Packs {
     ) -> Result<ObjectiveOutput, TrialFailure> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.at_start.lock().unwrap().push(now);
+        if now > self.fits {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return Err(TrialFailure::out_of_memory("CUDA_ERROR_OUT_OF_MEMORY"));
+        }
         std::thread::sleep(Duration::from_millis(50));
         self.measured.store(true, Ordering::SeqCst);
         self.running.fetch_sub(1, Ordering::SeqCst);
@@ -1020,6 +1027,19 @@ fn auto_trials_per_device_brings_waiting_workers_back_when_the_capacity_rises() 
     // ...then up to four at once again, never more.
     assert!(at_start[24..].contains(&4), "{at_start:?}");
     assert!(at_start[20..].iter().all(|&n| n <= 4), "{at_start:?}");
+}
+
+#[test]
+fn auto_trials_per_device_never_refills_a_place_that_ran_out_of_memory() {
+    // Known from the start: one at a time, then four from the 10th trial on; but a
+    // fourth trial at once runs out of memory. Its worker leaves, and the waiting
+    // ones do not take its place (each would run out of memory in turn).
+    let mut objective = Packs { fits: 3, ..Packs::new(1, 4, 10) };
+    objective.measured = AtomicBool::new(true);
+    let (at_start, _) = run_packed(40, &objective);
+    let out_of_memory = at_start.iter().filter(|&&n| n > 3).count();
+    assert_eq!(out_of_memory, 1, "{at_start:?}");
+    assert!(at_start[20..].contains(&3), "{at_start:?}");
 }
 
 /// Plays another process that dies: during trial 1 it leaves a Running trial of a
