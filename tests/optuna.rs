@@ -297,24 +297,71 @@ fn read_commands_never_write_an_optuna_database() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-/// A multi-objective Optuna study is refused with a message that says so, never
-/// cut to its first objective; `hpo ls` lists it with every direction.
+/// A study of two objectives that hpo ran with NSGA-II: Optuna reads both values
+/// of every trial, the metric names and directions, and its `best_trials` is the
+/// Pareto front `hpo export` and `hpo show` give.
 #[test]
-fn a_multi_objective_optuna_study_is_refused_clearly() {
+fn optunas_best_trials_are_the_pareto_front_of_an_hpo_study() {
+    let dir = Dir::new();
+    dir.write("size.toml", DIGITS_SIZE);
+    let run = dir.ok(&["run", "size.toml"]);
+    assert!(run.contains("Pareto front:"), "{run}");
+    let db = dir.path().join("db/hpo.sqlite");
+    let theirs = optuna("pareto", &db, "size");
+    assert_eq!(theirs["directions"], serde_json::json!(["MAXIMIZE", "MINIMIZE"]));
+    assert_eq!(theirs["metric_names"], serde_json::json!(["val_accuracy", "parameters"]));
+    let ours: Value =
+        serde_json::from_str(&dir.ok(&["export", "size", "--format", "json"])).unwrap();
+    let front: Vec<u64> =
+        ours["pareto_front"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let mut sorted = front.clone();
+    sorted.sort_unstable();
+    assert_eq!(serde_json::json!(sorted), theirs["best_trials"]);
+    // A front of one would not show that both objectives count.
+    assert!(front.len() >= 2, "front {front:?}");
+    for trial in ours["trials"].as_array().unwrap() {
+        if trial["state"] == "COMPLETE" {
+            let number = trial["number"].to_string();
+            assert_eq!(trial["values"], theirs["values"][&number], "trial {number}");
+            // The second objective is the model's size, as the trial measured it.
+            assert_eq!(trial["values"][1].as_f64(), trial["user_attrs"]["parameters"].as_f64());
+        }
+    }
+    let show = dir.ok(&["show", "size"]);
+    assert!(show.contains("(maximize val_accuracy, minimize parameters)"), "{show}");
+    for number in &front {
+        assert!(show.lines().any(|l| l.trim_start().starts_with(&format!("{number} "))), "{show}");
+    }
+}
+
+/// A study Optuna's NSGA-II wrote, with a constraint some trials break: hpo reads
+/// every value and shows the same front as Optuna's `best_trials` (feasible trials
+/// only); the commands that read one value per trial say why they refuse it.
+#[test]
+fn hpo_reads_an_optuna_nsga2_study_with_its_constraints() {
     let dir = Dir::new();
     let path = dir.path().join("optuna.sqlite");
-    let written = optuna("write-multi", &path, "two");
-    assert!(!written["pareto"].as_array().unwrap().is_empty());
+    let theirs = optuna("write-nsga2", &path, "two");
     let db = path.to_str().unwrap();
     let ls = dir.ok(&["ls", "--db", db]);
     let row = ls.lines().find(|l| l.starts_with("two")).expect(&ls);
     assert!(row.contains("minimize,maximize") && row.contains("(multi-objective)"), "{ls}");
-    for args in [
-        vec!["show", "two", "--db", db],
-        vec!["export", "two", "--format", "json", "--db", db],
-        vec!["report", "two", "--db", db],
-        vec!["diff", "two", "two", "--db", db],
-    ] {
+    let ours: Value =
+        serde_json::from_str(&dir.ok(&["export", "two", "--format", "json", "--db", db])).unwrap();
+    let mut front: Vec<u64> =
+        ours["pareto_front"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    front.sort_unstable();
+    assert_eq!(serde_json::json!(front), theirs["best_trials"]);
+    // Some trial breaks the constraint and would be on the front without it.
+    // (hpo keeps a JSON list attribute as its JSON text.)
+    let broken = ours["trials"].as_array().unwrap().iter().filter(|t| {
+        let text = t["system_attrs"]["constraints"].as_str().unwrap_or("[]");
+        serde_json::from_str::<Vec<f64>>(text).unwrap()[0] > 0.0
+    });
+    assert!(broken.count() > 0, "no trial breaks the constraint");
+    let show = dir.ok(&["show", "two", "--db", db]);
+    assert!(show.contains("(minimize value_0, maximize value_1)"), "{show}");
+    for args in [vec!["report", "two", "--db", db], vec!["diff", "two", "two", "--db", db]] {
         let err = dir.bad_input(&args);
         assert!(
             err.contains("study `two` has 2 objectives (minimize, maximize)")
@@ -323,6 +370,32 @@ fn a_multi_objective_optuna_study_is_refused_clearly() {
         );
     }
 }
+
+/// Digits MLPs searched for accuracy and size with NSGA-II (12 trials, 3 epochs).
+const DIGITS_SIZE: &str = r#"
+[study]
+name = "size"
+metrics = ["val_accuracy", "parameters"]
+directions = ["maximize", "minimize"]
+seed = 5
+trials = 12
+
+[sampler]
+kind = "nsga2"
+population = 6
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 3
+device = "cpu"
+
+[space]
+lr     = { float = [3e-3, 3e-2], log = true }
+hidden = { int = [4, 128], log = true }
+depth  = { int = [1, 2] }
+"#;
 
 /// The pick is one fact: after the regularization study, `hpo confirm` and
 /// `hpo report`, the report's leaderboard, `hpo show`, `hpo diff`, `hpo export` and

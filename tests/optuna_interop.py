@@ -1,7 +1,11 @@
 """Optuna's side of hpo's interop tests (run by tests/optuna.rs with Optuna 5.0.0).
 
-  python optuna_interop.py read  DB STUDY   prints the study as Optuna sees it, as JSON
-  python optuna_interop.py write DB STUDY   writes a study with Optuna, prints it as JSON
+  python optuna_interop.py read   DB STUDY   prints the study as Optuna sees it, as JSON
+  python optuna_interop.py write  DB STUDY   writes a study with Optuna, prints it as JSON
+  python optuna_interop.py pareto DB STUDY   prints a study of several objectives as
+                                             Optuna sees it: directions, values, best_trials
+  python optuna_interop.py write-nsga2 DB STUDY   writes a two-objective study with
+                                             NSGA-II and a constraint, prints it as `pareto`
 
 DB is an SQLite file or a postgresql:// URL.
 """
@@ -69,15 +73,37 @@ def write(storage, name):
     return dump(study)
 
 
-def write_multi(storage, name):
-    """A two-objective study, which hpo must refuse rather than cut to one."""
+def pareto(study):
+    """A study of several objectives: what Optuna's best_trials (its Pareto front) holds."""
+    return {
+        "study": study.study_name,
+        "directions": [d.name for d in study.directions],
+        "metric_names": study.metric_names,
+        "values": {str(t.number): [number(v) for v in t.values] for t in study.trials if t.values},
+        "best_trials": sorted(t.number for t in study.best_trials),
+    }
+
+
+def write_nsga2(storage, name):
+    """Size against error, with NSGA-II, and a constraint that some trials break."""
     study = optuna.create_study(
-        storage=storage, study_name=name, directions=["minimize", "maximize"]
+        storage=storage,
+        study_name=name,
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.NSGAIISampler(
+            population_size=8, seed=3, constraints_func=lambda t: [t.user_attrs["over"]]
+        ),
     )
-    study.optimize(
-        lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=4
-    )
-    return {"pareto": sorted(t.number for t in study.best_trials)}
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 4.0)
+        y = trial.suggest_float("y", 0.0, 4.0)
+        # A constraint: x + y at most 5 (a positive value breaks it).
+        trial.set_user_attr("over", x + y - 5.0)
+        return x * x + y, -((x - 2.0) ** 2) - y
+
+    study.optimize(objective, n_trials=24)
+    return pareto(study)
 
 
 def main():
@@ -92,8 +118,10 @@ def main():
         out = dump(optuna.load_study(storage=storage, study_name=name))
     elif mode == "write":
         out = write(storage, name)
-    elif mode == "write-multi":
-        out = write_multi(storage, name)
+    elif mode == "pareto":
+        out = pareto(optuna.load_study(storage=storage, study_name=name))
+    elif mode == "write-nsga2":
+        out = write_nsga2(storage, name)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, sort_keys=True))

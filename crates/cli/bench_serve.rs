@@ -248,7 +248,7 @@ fn scrape_time(studies: usize, trials: usize) -> Result<(f64, f64)> {
                 .replace("{trials}", &trials.to_string());
             let spec = StudySpec::parse(&text, "<bench serve>")?;
             let study = open_study(&storage, &spec)?;
-            let sampler = sampler::from_spec(spec.sampler, spec.direction);
+            let sampler = sampler::from_spec(spec.sampler, &spec.directions);
             let history = History::default();
             for _ in 0..trials {
                 let Some(trial) =
@@ -256,7 +256,7 @@ fn scrape_time(studies: usize, trials: usize) -> Result<(f64, f64)> {
                 else {
                     bail!("ask returned no trial")
                 };
-                storage.finish_trial(trial.id, TrialState::Complete, Some(0.5))?;
+                storage.finish_trial(trial.id, TrialState::Complete, &[0.5])?;
             }
         }
         storage.checkpoint();

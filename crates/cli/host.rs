@@ -41,7 +41,8 @@ pub struct CliHost {
     host: String,
     grace: Duration,
     owner: String,
-    metric: String,
+    /// The study's metrics, one per objective (the first is shown while a trial runs).
+    metrics: Vec<String>,
     progress: Mutex<Progress>,
     /// The trials this process's workers are running, whose heartbeats it renews.
     running: Mutex<BTreeSet<TrialId>>,
@@ -55,7 +56,7 @@ enum Progress {
 impl CliHost {
     /// A host whose interruption flag Ctrl-C sets (a second Ctrl-C exits at once),
     /// showing `metric` in its progress.
-    pub fn with_ctrl_c(metric: &str, liveness: Liveness) -> Result<CliHost> {
+    pub fn with_ctrl_c(metrics: &[String], liveness: Liveness) -> Result<CliHost> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&interrupted);
         ctrlc::set_handler(move || {
@@ -70,10 +71,10 @@ impl CliHost {
             }
         })
         .context("cannot install the Ctrl-C handler")?;
-        Ok(CliHost::new(interrupted, metric, liveness))
+        Ok(CliHost::new(interrupted, metrics, liveness))
     }
 
-    fn new(interrupted: Arc<AtomicBool>, metric: &str, liveness: Liveness) -> CliHost {
+    fn new(interrupted: Arc<AtomicBool>, metrics: &[String], liveness: Liveness) -> CliHost {
         let progress = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -95,7 +96,7 @@ impl CliHost {
                 .unwrap_or_else(|| format!("{host}:{}:0", std::process::id())),
             host,
             grace: liveness.grace,
-            metric: metric.to_owned(),
+            metrics: metrics.to_vec(),
             progress: Mutex::new(progress),
             running: Mutex::new(BTreeSet::new()),
         }
@@ -227,7 +228,7 @@ impl Host for CliHost {
                 {
                     bar.set_message(format!(
                         "trial {number} step {step} {}={}",
-                        self.metric,
+                        self.metrics[0],
                         format::value(value)
                     ));
                 }
@@ -239,11 +240,9 @@ impl Host for CliHost {
                 }
                 match trial.state {
                     TrialState::Complete => {
-                        text.push_str(&format!(
-                            " {}={}",
-                            self.metric,
-                            trial.value.map_or("-".into(), format::value)
-                        ));
+                        for (metric, value) in self.metrics.iter().zip(trial.objective_values()) {
+                            text.push_str(&format!(" {metric}={}", format::value(*value)));
+                        }
                     }
                     TrialState::Fail => {
                         text.push_str(&format!(
@@ -253,7 +252,8 @@ impl Host for CliHost {
                     }
                     _ => {}
                 }
-                if let Some(best) = best {
+                // With several objectives there is no one best, but a front.
+                if let Some(best) = best.filter(|_| self.metrics.len() == 1) {
                     text.push_str(&format!(
                         "  best={} (trial {})",
                         best.value.map_or("-".into(), format::value),

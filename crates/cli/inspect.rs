@@ -11,10 +11,17 @@ use serde_json::{Value, json};
 
 use crate::format;
 
-/// The study of this name, or an error listing the studies there are.
+/// The study of this name, of one objective, or an error listing the studies
+/// there are (or saying the study has several objectives).
 pub fn find(storage: &dyn Storage, name: &str) -> Result<Study> {
+    Ok(find_any(storage, name)?.single_objective()?)
+}
+
+/// The study of this name, of any number of objectives, or an error listing the
+/// studies there are.
+pub fn find_any(storage: &dyn Storage, name: &str) -> Result<Study> {
     match storage.find_study(name)? {
-        Some(study) => Ok(study.single_objective()?),
+        Some(study) => Ok(study),
         None => {
             let names: Vec<String> =
                 storage.list_studies()?.into_iter().map(|s| s.study.name).collect();
@@ -81,7 +88,7 @@ fn attr_number(trial: &FrozenTrial, key: &str) -> String {
 }
 
 pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Result<String> {
-    let study = find(storage, name)?;
+    let study = find_any(storage, name)?;
     let trials = storage.trials(study.id, None)?;
     if let Some(number) = trial_number {
         let Some(trial) = trials.iter().find(|t| t.number == number) else {
@@ -94,11 +101,15 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
     }
     let metric = study.metric.clone().unwrap_or_else(|| "value".into());
     let count = |state: TrialState| trials.iter().filter(|t| t.state == state).count();
+    let objectives: Vec<String> = objective_names(&study)
+        .iter()
+        .zip(&study.directions)
+        .map(|(name, direction)| format!("{direction} {name}"))
+        .collect();
     let mut out = format!(
-        "study {}  ({} {})\ntrials: {} total, {} complete, {} pruned, {} failed, {} running, {} waiting",
+        "study {}  ({})\ntrials: {} total, {} complete, {} pruned, {} failed, {} running, {} waiting",
         study.name,
-        study.direction,
-        metric,
+        objectives.join(", "),
         trials.len(),
         count(TrialState::Complete),
         count(TrialState::Pruned),
@@ -106,6 +117,11 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         count(TrialState::Running),
         count(TrialState::Waiting),
     );
+    if study.directions.len() > 1 {
+        out.push_str(&pareto_front(&study, &trials));
+        out.push_str(&unfinished(&trials));
+        return Ok(out);
+    }
     let Some(pick) = crate::pick::of_study(storage, &study.name)? else {
         out.push_str("\nno complete trial yet");
         return Ok(out);
@@ -184,7 +200,63 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
         ],
         &rows,
     ));
-    let runs = hpo_report::data::model_runs(&trials);
+    out.push_str(&unfinished(&trials));
+    Ok(out)
+}
+
+/// Each objective's metric name, `value_0`, `value_1`, ... where the study does
+/// not name them (Optuna's default).
+fn objective_names(study: &Study) -> Vec<String> {
+    (0..study.directions.len())
+        .map(|k| match study.metrics.get(k) {
+            Some(name) => name.clone(),
+            None if study.directions.len() == 1 => "value".to_owned(),
+            None => format!("value_{k}"),
+        })
+        .collect()
+}
+
+/// A study of several objectives' Pareto front (what Optuna's `best_trials`
+/// returns), each trial with its values and parameters, ordered by the first
+/// objective.
+pub fn pareto_front(study: &Study, trials: &[FrozenTrial]) -> String {
+    let search: Vec<&FrozenTrial> = trials.iter().filter(|t| t.confirm_of().is_none()).collect();
+    let mut front = hpo_core::pareto::front(&search, &study.directions);
+    if front.is_empty() {
+        return "\nno complete trial yet".to_owned();
+    }
+    let first = study.directions[0];
+    front.sort_by(|a, b| {
+        let (a, b) = (a.objective_values()[0], b.objective_values()[0]);
+        let order = a.total_cmp(&b);
+        if first == hpo_core::study::Direction::Maximize { order.reverse() } else { order }
+    });
+    let names = objective_names(study);
+    let mut header: Vec<String> = vec!["TRIAL".to_owned()];
+    header.extend(names.iter().map(|n| n.to_uppercase()));
+    header.push("PARAMS".to_owned());
+    let rows: Vec<Vec<String>> = front
+        .iter()
+        .map(|t| {
+            let mut row = vec![t.number.to_string()];
+            row.extend(t.objective_values().iter().map(|v| format::value(*v)));
+            row.push(format::params(&t.params));
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "\n\nPareto front: {} trial(s) that no other trial beats on every objective (Optuna's best_trials); pick one by what you trade, then `hpo show {} --trial N`\n{}",
+        front.len(),
+        study.name,
+        format::table(&header, &rows)
+    )
+}
+
+/// Who proposed the trials, and the failed and pruned ones with their reasons.
+fn unfinished(trials: &[FrozenTrial]) -> String {
+    let mut out = String::new();
+    let runs = hpo_report::data::model_runs(trials);
     if !runs.is_empty() {
         out.push_str("\n\nproposed by:");
         for run in &runs {
@@ -222,16 +294,23 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
             ));
         }
     }
-    Ok(out)
+    out
 }
 
 fn show_trial(storage: &dyn Storage, study: &Study, trial: &FrozenTrial) -> Result<String> {
+    let values: Vec<String> = trial.objective_values().iter().map(|v| format::value(*v)).collect();
+    let values = if values.is_empty() { "-".to_owned() } else { values.join(", ") };
     let mut out = format!(
-        "study {} trial {}: {}\n  value: {}\n  started: {}  completed: {}{}",
+        "study {} trial {}: {}\n  {}: {}\n  started: {}  completed: {}{}",
         study.name,
         trial.number,
         trial.state,
-        trial.value.map_or("-".into(), format::value),
+        if study.directions.len() > 1 {
+            objective_names(study).join(", ")
+        } else {
+            "value".to_owned()
+        },
+        values,
         format::time(trial.datetime_start),
         format::time(trial.datetime_complete),
         trial.duration_seconds().map_or(String::new(), |s| format!("  ({s:.1}s)")),
@@ -427,9 +506,17 @@ pub fn export_json_flat(storage: &dyn Storage, name: &str) -> Result<String> {
 }
 
 pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
-    let study = find(storage, name)?;
+    let study = find_any(storage, name)?;
+    let several = study.directions.len() > 1;
     let trials = trials_with_confirm_runs(storage, &study)?;
-    let pick = crate::pick::of_study(storage, &study.name)?;
+    // A study of several objectives has a front rather than one pick.
+    let pick = if several { None } else { crate::pick::of_study(storage, &study.name)? };
+    let search: Vec<&FrozenTrial> = trials.iter().filter(|t| t.confirm_of().is_none()).collect();
+    let front: Vec<u64> = if several {
+        hpo_core::pareto::front(&search, &study.directions).iter().map(|t| t.number).collect()
+    } else {
+        Vec::new()
+    };
     let mut items = Vec::new();
     for t in &trials {
         let mut curves: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -451,6 +538,7 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
             "is_pick": t.confirm_of().is_none() && pick.as_ref().is_some_and(|p| p.number == t.number),
             "state": t.state.as_optuna_str(),
             "value": t.value.map(hpo_store::json::number),
+            "values": t.objective_values().iter().map(|v| hpo_store::json::number(*v)).collect::<Vec<_>>(),
             "params": t.params.iter().map(|(k, v)| (k.clone(), hpo_store::json::param(v))).collect::<serde_json::Map<_, _>>(),
             "distributions": t.distributions.iter().map(|(k, d)| (k.clone(), hpo_store::json::distribution(d))).collect::<serde_json::Map<_, _>>(),
             "intermediate_values": t.intermediate_values.iter().map(|(s, v)| (s.to_string(), hpo_store::json::number(*v))).collect::<serde_json::Map<_, _>>(),
@@ -479,7 +567,10 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
         "study": study.name,
         "direction": study.direction.to_string(),
         "metric": study.metric,
+        "directions": study.directions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "metrics": objective_names(&study),
         "pick": pick,
+        "pareto_front": if several { json!(front) } else { Value::Null },
         "trials": items,
     });
     Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?))

@@ -54,7 +54,7 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
     let hpo_core::spec::ObjectiveSpec::Function { function, .. } = spec.objective else {
         bail!("function objective")
     };
-    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let sampler = sampler::from_spec(spec.sampler, &spec.directions);
     let mut rows = Vec::new();
     for &n in sizes {
         let dir = tempfile::tempdir()?;
@@ -71,7 +71,7 @@ pub fn overhead(sizes: &[usize]) -> Result<String> {
                 bail!("ask returned no trial")
             };
             let value = function.evaluate(&trial.params);
-            storage.finish_trial(trial.id, TrialState::Complete, Some(value))?;
+            storage.finish_trial(trial.id, TrialState::Complete, &[value])?;
             per_trial.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         let total = started.elapsed().as_secs_f64();

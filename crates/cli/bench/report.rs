@@ -41,7 +41,7 @@ pub fn write_synthetic_study(storage: &SqliteStorage, name: &str, n: usize) -> R
     use hpo_core::trial::{AttrValue, attr};
     let text = REPORT_STUDY.replace("name = \"report-bench\"", &format!("name = \"{name}\""));
     let spec = StudySpec::parse(&text, "<bench report>")?;
-    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let sampler = sampler::from_spec(spec.sampler, &spec.directions);
     let study = open_study(storage, &spec)?;
     let history = History::default();
     for _ in 0..n {
@@ -74,7 +74,7 @@ pub fn write_synthetic_study(storage: &SqliteStorage, name: &str, n: usize) -> R
             }
         }
         if pruned {
-            storage.finish_trial(trial.id, TrialState::Pruned, None)?;
+            storage.finish_trial(trial.id, TrialState::Pruned, &[])?;
             continue;
         }
         storage.set_trial_user_attr(trial.id, "best_step", &AttrValue::Number(best.0 as f64))?;
@@ -83,7 +83,7 @@ pub fn write_synthetic_study(storage: &SqliteStorage, name: &str, n: usize) -> R
         }
         let ended = AttrValue::Str("completed".to_owned());
         storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended)?;
-        storage.finish_trial(trial.id, TrialState::Complete, Some(best.1))?;
+        storage.finish_trial(trial.id, TrialState::Complete, &[best.1])?;
     }
     Ok(())
 }

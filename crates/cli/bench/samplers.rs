@@ -45,7 +45,7 @@ pub fn sampler_cost(names: &[String], sizes: &[String]) -> Result<String> {
     }
     let mut rows = Vec::new();
     for (name, spec) in sampler_specs(names)? {
-        let sampler = sampler::from_spec(spec, hpo_core::study::Direction::Minimize);
+        let sampler = sampler::from_spec(spec, &[hpo_core::study::Direction::Minimize]);
         for (trials, params) in &parsed {
             let ms = hpo_core::sampler::benchmark::proposal_cost(
                 sampler.as_ref(),

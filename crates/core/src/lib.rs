@@ -19,6 +19,7 @@ pub mod error;
 pub mod functions;
 pub mod memory;
 pub mod objective;
+pub mod pareto;
 pub mod pruner;
 pub mod run;
 pub mod sampler;

@@ -136,10 +136,11 @@ impl Storage for InMemoryStorage {
         state.studies.push(Study {
             id,
             name: new.name.clone(),
-            direction: new.direction,
-            metric: new.metric.clone(),
+            direction: new.directions.first().copied().unwrap_or(crate::study::Direction::Minimize),
+            metric: new.metrics.first().cloned(),
             spec_text: new.spec_text.clone(),
-            directions: vec![new.direction],
+            directions: new.directions.clone(),
+            metrics: new.metrics.clone(),
         });
         for trial in &new.queued {
             state.insert_trial(id, TrialState::Waiting, trial);
@@ -322,12 +323,7 @@ impl Storage for InMemoryStorage {
             .unwrap_or_default())
     }
 
-    fn finish_trial(
-        &self,
-        trial: TrialId,
-        new_state: TrialState,
-        value: Option<f64>,
-    ) -> Result<()> {
+    fn finish_trial(&self, trial: TrialId, new_state: TrialState, values: &[f64]) -> Result<()> {
         #[cfg(test)]
         if self.probe.panic_on_finish.swap(false, std::sync::atomic::Ordering::SeqCst) {
             panic!("injected: the store panicked as a trial was told");
@@ -336,7 +332,7 @@ impl Storage for InMemoryStorage {
         let now = state.tick();
         let trial = state.running_mut(trial)?;
         trial.state = new_state;
-        trial.value = if new_state == TrialState::Complete { value } else { None };
+        trial.set_values(if new_state == TrialState::Complete { values } else { &[] });
         trial.datetime_complete = Some(now);
         Ok(())
     }

@@ -25,10 +25,11 @@ use crate::trial::{AttrValue, FrozenTrial, MetricPoint, Timestamp, TrialId, Tria
 pub struct NewStudy {
     /// The study's name; unique in the storage.
     pub name: String,
-    /// Whether the objective is minimized or maximized.
-    pub direction: Direction,
-    /// The objective's metric name (Optuna's `metric_names`), when known.
-    pub metric: Option<String>,
+    /// Whether each objective is minimized or maximized, in order; at least one.
+    pub directions: Vec<Direction>,
+    /// Each objective's metric name (Optuna's `metric_names`), in the same order;
+    /// empty when not known.
+    pub metrics: Vec<String>,
     /// The study file as written, so a resume can compare against it.
     pub spec_text: Option<String>,
     /// Trials queued with the study, in one transaction (the grid's points).
@@ -215,9 +216,10 @@ pub trait Storage: Send + Sync {
     /// The pruner's verdicts on a trial, by step (empty when none was recorded).
     fn pruner_verdicts(&self, trial: TrialId) -> Result<Vec<(u64, Verdict)>>;
 
-    /// Ends a Running trial with its state and value (the value only for Complete;
-    /// Optuna keeps none for Pruned and Fail). After this the trial is immutable.
-    fn finish_trial(&self, trial: TrialId, state: TrialState, value: Option<f64>) -> Result<()>;
+    /// Ends a Running trial with its state and values, one per objective in the
+    /// study's order (kept only for Complete; Optuna keeps none for Pruned and
+    /// Fail; empty for none). After this the trial is immutable.
+    fn finish_trial(&self, trial: TrialId, state: TrialState, values: &[f64]) -> Result<()>;
 
     /// Ends a Running trial like `finish_trial`, recording its last `steps` (as
     /// `report_steps` does) and setting its user and system attributes in the same
@@ -228,7 +230,7 @@ pub trait Storage: Send + Sync {
         &self,
         trial: TrialId,
         state: crate::trial::TrialState,
-        value: Option<f64>,
+        values: &[f64],
         steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
@@ -242,7 +244,7 @@ pub trait Storage: Send + Sync {
         for (key, value) in system_attrs {
             self.set_trial_system_attr(trial, key, value)?;
         }
-        self.finish_trial(trial, state, value)
+        self.finish_trial(trial, state, values)
     }
 
     /// Ends a Running trial as Fail and queues `retry` (a Waiting trial of `study`)
@@ -255,7 +257,7 @@ pub trait Storage: Send + Sync {
         study: StudyId,
         retry: Option<&NewTrial>,
     ) -> Result<Option<TrialId>> {
-        self.finish_trial(trial, crate::trial::TrialState::Fail, None)?;
+        self.finish_trial(trial, crate::trial::TrialState::Fail, &[])?;
         retry.map(|new| self.enqueue_trial(study, new)).transpose()
     }
 

@@ -83,8 +83,11 @@ pub struct Study {
     /// The study file as written, when the study was created by `hpo run`.
     pub spec_text: Option<String>,
     /// Every objective's direction, in order: `[direction]` for a study of one
-    /// objective (every study hpo creates); more for an Optuna multi-objective one.
+    /// objective; more for a study of several (`[study] metrics`).
     pub directions: Vec<Direction>,
+    /// Every objective's metric name, in the same order, when known (`metric` is
+    /// the first).
+    pub metrics: Vec<String>,
 }
 
 /// Keys of the study user attributes hpo writes (Optuna's `study.user_attrs`).

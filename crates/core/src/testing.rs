@@ -47,6 +47,7 @@ macro_rules! storage_conformance_tests {
             concurrent_creation_respects_budget,
             a_copied_study_reads_back_whole,
             dropped_curves_leave_the_trials_whole,
+            several_objectives_round_trip,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -64,8 +65,8 @@ fn study(storage: &dyn Storage, name: &str) -> StudyId {
     storage
         .create_study(&NewStudy {
             name: name.into(),
-            direction: Direction::Minimize,
-            metric: Some("value".into()),
+            directions: vec![Direction::Minimize],
+            metrics: vec!["value".into()],
             spec_text: None,
             queued: Vec::new(),
         })
@@ -81,7 +82,7 @@ fn run_one(storage: &dyn Storage, study: StudyId, value: f64) -> crate::trial::F
     storage
         .set_trial_params(trial.id, &[("x".into(), ParamValue::Float(value), float(-100.0, 100.0))])
         .unwrap();
-    storage.finish_trial(trial.id, TrialState::Complete, Some(value)).unwrap();
+    storage.finish_trial(trial.id, TrialState::Complete, &[value]).unwrap();
     storage.trial(trial.id).unwrap()
 }
 
@@ -96,8 +97,8 @@ pub fn study_create_find_and_duplicate(storage: &dyn Storage) {
     assert!(storage.find_study("b").unwrap().is_none());
     let dup = storage.create_study(&NewStudy {
         name: "a".into(),
-        direction: Direction::Maximize,
-        metric: None,
+        directions: vec![Direction::Maximize],
+        metrics: Vec::new(),
         spec_text: None,
         queued: Vec::new(),
     });
@@ -217,7 +218,7 @@ pub fn study_curves_agree_with_trial_curves(storage: &dyn Storage) {
             storage.report(trial.id, step, value, &metrics).unwrap();
         }
         if idx % 2 == 0 {
-            storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+            storage.finish_trial(trial.id, TrialState::Complete, &[1.0]).unwrap();
         }
     }
     for study in [s, other] {
@@ -254,7 +255,7 @@ pub fn finished_trials_are_immutable(storage: &dyn Storage) {
     assert_eq!(trial.state, TrialState::Complete);
     assert!(trial.datetime_complete.is_some());
     let finished = |res: crate::Result<()>| matches!(res, Err(Error::TrialFinished { .. }));
-    assert!(finished(storage.finish_trial(trial.id, TrialState::Fail, None)));
+    assert!(finished(storage.finish_trial(trial.id, TrialState::Fail, &[])));
     assert!(finished(storage.report(trial.id, 5, 1.0, &[])));
     assert!(finished(
         storage
@@ -277,7 +278,7 @@ pub fn pruner_verdicts_round_trip(storage: &dyn Storage) {
     storage.record_pruner_verdict(trial.id, 3, &keep("first")).unwrap();
     storage.record_pruner_verdict(trial.id, 3, &Verdict::prune("rung 1: ünïcode".into())).unwrap();
     storage.record_pruner_verdict(other.id, 1, &keep("other")).unwrap();
-    storage.finish_trial(trial.id, TrialState::Pruned, None).unwrap();
+    storage.finish_trial(trial.id, TrialState::Pruned, &[]).unwrap();
     assert_eq!(
         storage.pruner_verdicts(trial.id).unwrap(),
         vec![
@@ -300,11 +301,11 @@ pub fn values_round_trip_including_infinities(storage: &dyn Storage) {
     let s = study(storage, "a");
     for value in [0.125, -3.5, f64::INFINITY, f64::NEG_INFINITY] {
         let trial = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
-        storage.finish_trial(trial.id, TrialState::Complete, Some(value)).unwrap();
+        storage.finish_trial(trial.id, TrialState::Complete, &[value]).unwrap();
         assert_eq!(storage.trial(trial.id).unwrap().value, Some(value));
     }
     let pruned = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
-    storage.finish_trial(pruned.id, TrialState::Pruned, None).unwrap();
+    storage.finish_trial(pruned.id, TrialState::Pruned, &[]).unwrap();
     let read = storage.trial(pruned.id).unwrap();
     assert_eq!((read.state, read.value), (TrialState::Pruned, None));
 }
@@ -318,7 +319,7 @@ pub fn outcomes_agree_with_trials(storage: &dyn Storage) {
     for (step, value) in [(1, 0.9), (3, f64::INFINITY), (2, 0.7)] {
         storage.report(pruned.id, step, value, &[]).unwrap();
     }
-    storage.finish_trial(pruned.id, TrialState::Pruned, None).unwrap();
+    storage.finish_trial(pruned.id, TrialState::Pruned, &[]).unwrap();
     let running = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     storage.report(running.id, 1, -1.0, &[]).unwrap();
     storage.create_running_trial(s, None, &[]).unwrap().unwrap();
@@ -377,7 +378,7 @@ pub fn trials_at_step_hold_the_points_around_the_step(storage: &dyn Storage) {
         }
         if let Some(state) = finish {
             let value = (state == TrialState::Complete).then_some(1.0);
-            storage.finish_trial(trial.id, state, value).unwrap();
+            storage.finish_trial(trial.id, state, value.as_slice()).unwrap();
         }
         ids.push(trial.id);
     }
@@ -452,7 +453,7 @@ pub fn end_trial_sets_results_and_state_together(storage: &dyn Storage) {
     let last = [step(2, 0.25), step(3, 0.375)];
     let user = [("best_step".to_owned(), AttrValue::Number(2.0))];
     let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str("early_stopping".into()))];
-    storage.end_trial(trial.id, TrialState::Complete, Some(0.25), &last, &user, &system).unwrap();
+    storage.end_trial(trial.id, TrialState::Complete, &[0.25], &last, &user, &system).unwrap();
     let read = storage.trial(trial.id).unwrap();
     assert_eq!((read.state, read.value), (TrialState::Complete, Some(0.25)));
     assert_eq!(
@@ -465,7 +466,7 @@ pub fn end_trial_sets_results_and_state_together(storage: &dyn Storage) {
         read.system_attrs.get(attr::ENDED_BY),
         Some(&AttrValue::Str("early_stopping".into()))
     );
-    let again = storage.end_trial(trial.id, TrialState::Fail, None, &[step(4, 0.0)], &user, &[]);
+    let again = storage.end_trial(trial.id, TrialState::Fail, &[], &[step(4, 0.0)], &user, &[]);
     assert!(matches!(again, Err(Error::TrialFinished { .. })));
     let read = storage.trial(trial.id).unwrap();
     assert_eq!((read.state, read.intermediate_values.len()), (TrialState::Complete, 3));
@@ -490,7 +491,7 @@ pub fn steps_are_written_in_batches(storage: &dyn Storage) {
     assert_eq!(read.intermediate_values.into_iter().collect::<Vec<_>>(), vec![(1, 0.9), (2, 0.7)]);
     let curves = storage.metric_curves(trial.id).unwrap();
     assert_eq!(curves.iter().map(|p| (p.step, p.value)).collect::<Vec<_>>(), [(1, 0.9), (2, 0.7)]);
-    storage.finish_trial(trial.id, TrialState::Complete, Some(0.7)).unwrap();
+    storage.finish_trial(trial.id, TrialState::Complete, &[0.7]).unwrap();
     let late = storage.report_steps(trial.id, &[step(5, 0.1)]);
     assert!(matches!(late, Err(Error::TrialFinished { .. })));
     assert_eq!(storage.trial(trial.id).unwrap().intermediate_values.len(), 2);
@@ -557,12 +558,12 @@ pub fn interrupted_failures_do_not_count(storage: &dyn Storage) {
     let s = study(storage, "a");
     let first = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
     storage.set_trial_system_attr(first.id, attr::INTERRUPTED, &AttrValue::Bool(true)).unwrap();
-    storage.finish_trial(first.id, TrialState::Fail, None).unwrap();
+    storage.finish_trial(first.id, TrialState::Fail, &[]).unwrap();
     let second = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
     storage
         .set_trial_system_attr(second.id, attr::FAIL_REASON, &AttrValue::Str("nan loss".into()))
         .unwrap();
-    storage.finish_trial(second.id, TrialState::Fail, None).unwrap();
+    storage.finish_trial(second.id, TrialState::Fail, &[]).unwrap();
     // The interrupted failure gave its slot back; the real failure did not.
     assert_eq!(storage.count_toward_budget(s).unwrap(), 1);
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_some());
@@ -577,14 +578,14 @@ pub fn confirm_runs_do_not_count(storage: &dyn Storage) {
     let s = study(storage, "a");
     for _ in 0..2 {
         let trial = storage.create_running_trial(s, Some(2), &[]).unwrap().unwrap();
-        storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+        storage.finish_trial(trial.id, TrialState::Complete, &[1.0]).unwrap();
     }
     assert!(storage.create_running_trial(s, Some(2), &[]).unwrap().is_none());
     let confirm = [(attr::CONFIRM_OF.to_owned(), AttrValue::Number(1.0))];
     let complete = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
-    storage.finish_trial(complete.id, TrialState::Complete, Some(2.0)).unwrap();
+    storage.finish_trial(complete.id, TrialState::Complete, &[2.0]).unwrap();
     let failed = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
-    storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
+    storage.finish_trial(failed.id, TrialState::Fail, &[]).unwrap();
     storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
     let read = storage.trial(complete.id).unwrap();
     assert_eq!(read.confirm_of(), Some(1));
@@ -611,8 +612,8 @@ pub fn queued_trials_are_claimed_in_order(storage: &dyn Storage) {
     let s = storage
         .create_study(&NewStudy {
             name: "grid".into(),
-            direction: Direction::Maximize,
-            metric: None,
+            directions: vec![Direction::Maximize],
+            metrics: Vec::new(),
             spec_text: Some("text".into()),
             queued,
         })
@@ -661,8 +662,8 @@ pub fn queued_retries_are_claimed_first_in_grid_order(storage: &dyn Storage) {
     let s = storage
         .create_study(&NewStudy {
             name: "grid".into(),
-            direction: Direction::Maximize,
-            metric: None,
+            directions: vec![Direction::Maximize],
+            metrics: Vec::new(),
             spec_text: None,
             queued: (0..6).map(|idx| point(idx, None)).collect(),
         })
@@ -727,12 +728,12 @@ pub fn list_studies_counts_and_best(storage: &dyn Storage) {
     run_one(storage, s, -2.0);
     run_one(storage, s, 1.0);
     let failed = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
-    storage.finish_trial(failed.id, TrialState::Fail, None).unwrap();
+    storage.finish_trial(failed.id, TrialState::Fail, &[]).unwrap();
     storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     // A lucky confirm run is not the study's best: it repeats a configuration.
     let confirm = [(attr::CONFIRM_OF.to_owned(), AttrValue::Number(1.0))];
     let lucky = storage.create_running_trial(s, None, &confirm).unwrap().unwrap();
-    storage.finish_trial(lucky.id, TrialState::Complete, Some(-9.0)).unwrap();
+    storage.finish_trial(lucky.id, TrialState::Complete, &[-9.0]).unwrap();
     let list = storage.list_studies().unwrap();
     assert_eq!(
         list.iter().map(|it| it.study.name.as_str()).collect::<Vec<_>>(),
@@ -798,7 +799,7 @@ pub fn heartbeats(storage: &dyn Storage) {
     // A report is a sign of life too.
     storage.report(trial.id, 1, 0.5, &[]).unwrap();
     assert!(storage.last_heartbeat(trial.id).unwrap().unwrap() >= beat);
-    storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+    storage.finish_trial(trial.id, TrialState::Complete, &[1.0]).unwrap();
     assert!(matches!(storage.record_heartbeat(trial.id), Err(Error::TrialFinished { .. })));
 }
 
@@ -811,7 +812,7 @@ pub fn concurrent_creation_respects_budget(storage: &dyn Storage) {
             scope.spawn(|| {
                 while let Some(trial) = storage.create_running_trial(s, Some(40), &[]).unwrap() {
                     storage
-                        .finish_trial(trial.id, TrialState::Complete, Some(trial.number as f64))
+                        .finish_trial(trial.id, TrialState::Complete, &[trial.number as f64])
                         .unwrap();
                 }
             });
@@ -869,7 +870,7 @@ pub fn gpu_study(storage: &dyn Storage) -> StudyId {
             let ended = AttrValue::Str(ended_by.into());
             storage.set_trial_system_attr(trial.id, attr::ENDED_BY, &ended).unwrap();
             let value = (state == TrialState::Complete).then_some(steps as f64);
-            storage.finish_trial(trial.id, state, value).unwrap();
+            storage.finish_trial(trial.id, state, value.as_slice()).unwrap();
         }
     }
     study
@@ -883,8 +884,8 @@ pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
     let s = storage
         .create_study(&NewStudy {
             name: "a".into(),
-            direction: Direction::Maximize,
-            metric: Some("acc".into()),
+            directions: vec![Direction::Maximize],
+            metrics: vec!["acc".into()],
             spec_text: Some("[study]\nname = \"a\"\n".into()),
             queued: vec![NewTrial {
                 params: vec![("x".into(), ParamValue::Float(0.5), float(0.0, 1.0))],
@@ -919,7 +920,7 @@ pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
             let value = (end == TrialState::Complete).then_some(f64::INFINITY);
             let user = [("best_step".to_owned(), AttrValue::Number(3.0))];
             let system = [("fail_reason".to_owned(), AttrValue::Str(format!("ended {i}")))];
-            storage.end_trial(trial.id, end, value, &[], &user, &system).unwrap();
+            storage.end_trial(trial.id, end, value.as_slice(), &[], &user, &system).unwrap();
         }
     }
     let mut copy = StudyCopy::read(storage, "a").unwrap().unwrap();
@@ -953,6 +954,44 @@ pub fn a_copied_study_reads_back_whole(storage: &dyn Storage) {
     assert_eq!(storage.list_studies().unwrap().len(), studies);
 }
 
+/// A study of several objectives keeps every direction and metric name in order,
+/// a Complete trial every value (non-finite ones too), a Pruned one none; a copy
+/// keeps them all.
+pub fn several_objectives_round_trip(storage: &dyn Storage) {
+    let s = storage
+        .create_study(&NewStudy {
+            name: "pareto".into(),
+            directions: vec![Direction::Maximize, Direction::Minimize, Direction::Minimize],
+            metrics: vec!["acc".into(), "params".into(), "latency".into()],
+            spec_text: None,
+            queued: Vec::new(),
+        })
+        .unwrap();
+    let study = storage.find_study("pareto").unwrap().unwrap();
+    assert_eq!(study.directions, [Direction::Maximize, Direction::Minimize, Direction::Minimize]);
+    assert_eq!(study.metrics, ["acc", "params", "latency"]);
+    assert_eq!((study.direction, study.metric.as_deref()), (Direction::Maximize, Some("acc")));
+    let complete = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage
+        .end_trial(complete.id, TrialState::Complete, &[0.97, 1234.0, f64::INFINITY], &[], &[], &[])
+        .unwrap();
+    let pruned = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
+    storage.finish_trial(pruned.id, TrialState::Pruned, &[0.5, 1.0, 2.0]).unwrap();
+    let read = storage.trial(complete.id).unwrap();
+    assert_eq!(read.value, Some(0.97));
+    assert_eq!(read.objective_values(), [0.97, 1234.0, f64::INFINITY]);
+    let read = storage.trials(s, None).unwrap();
+    assert_eq!(read[0].objective_values(), [0.97, 1234.0, f64::INFINITY]);
+    assert!(read[1].objective_values().is_empty() && read[1].value.is_none());
+    let mut copy = StudyCopy::read(storage, "pareto").unwrap().unwrap();
+    copy.study.name = "pareto copy".into();
+    let b = storage.import_study(&copy).unwrap();
+    let copied = storage.find_study("pareto copy").unwrap().unwrap();
+    assert_eq!((copied.directions, copied.metrics), (study.directions, study.metrics));
+    let trials = storage.trials(b, None).unwrap();
+    assert_eq!(trials[0].objective_values(), [0.97, 1234.0, f64::INFINITY]);
+}
+
 /// Dropping a study's curves (`hpo gc`) empties its finished trials' intermediate
 /// values, metric curves and verdicts, and leaves everything else as it was: states,
 /// parameters, values, attributes, the study's attributes, and a running trial.
@@ -969,12 +1008,12 @@ pub fn dropped_curves_leave_the_trials_whole(storage: &dyn Storage) {
     storage
         .record_pruner_verdict(done.id, 2, &Verdict { prune: false, reason: "kept".into() })
         .unwrap();
-    storage.finish_trial(done.id, TrialState::Complete, Some(0.25)).unwrap();
+    storage.finish_trial(done.id, TrialState::Complete, &[0.25]).unwrap();
     let running = storage.create_running_trial(s, None, &[]).unwrap().unwrap();
     storage.report(running.id, 1, 0.9, &[("val_loss".into(), 0.9)]).unwrap();
     let elsewhere = storage.create_running_trial(other, None, &[]).unwrap().unwrap();
     storage.report(elsewhere.id, 1, 0.7, &[]).unwrap();
-    storage.finish_trial(elsewhere.id, TrialState::Complete, Some(0.7)).unwrap();
+    storage.finish_trial(elsewhere.id, TrialState::Complete, &[0.7]).unwrap();
     storage.set_study_user_attrs(s, &[("pick_trial".into(), AttrValue::Number(0.0))]).unwrap();
 
     // Three intermediate values and three metric points.

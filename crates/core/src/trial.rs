@@ -169,8 +169,13 @@ pub struct FrozenTrial {
     pub params: Params,
     /// The distribution of each parameter in `params`, by the same names.
     pub distributions: BTreeMap<String, Distribution>,
-    /// The objective value (the study metric at the trial's best step).
+    /// The objective value (the study metric at the trial's best step); the first
+    /// objective's in a study of several.
     pub value: Option<f64>,
+    /// Every objective's value, in the study's order, in a study of several
+    /// objectives (`values[0]` is `value`); empty in a study of one. Set both with
+    /// [`FrozenTrial::set_values`].
+    pub values: Vec<f64>,
     /// The study metric at each reported step (Optuna's intermediate values).
     pub intermediate_values: BTreeMap<u64, f64>,
     /// User attributes; hpo keeps `best_step`, the best step's metrics and the final
@@ -194,12 +199,26 @@ impl FrozenTrial {
             params: Params::new(),
             distributions: BTreeMap::new(),
             value: None,
+            values: Vec::new(),
             intermediate_values: BTreeMap::new(),
             user_attrs: BTreeMap::new(),
             system_attrs: BTreeMap::new(),
             datetime_start: None,
             datetime_complete: None,
         }
+    }
+
+    /// Sets the trial's values, one per objective in the study's order: `value` is
+    /// the first, and `values` all of them when there are several.
+    pub fn set_values(&mut self, values: &[f64]) {
+        self.value = values.first().copied();
+        self.values = if values.len() > 1 { values.to_vec() } else { Vec::new() };
+    }
+
+    /// Every objective's value, in the study's order: `[value]` in a study of one
+    /// objective, empty when the trial has none.
+    pub fn objective_values(&self) -> &[f64] {
+        if self.values.is_empty() { self.value.as_slice() } else { &self.values }
     }
 
     /// Seconds from start to completion, for finished trials.

@@ -177,6 +177,7 @@ fn setup(spec: &StudySpec) -> Vec<(String, String)> {
         SamplerSpec::Tpe(_) => "TPE",
         SamplerSpec::Gp(_) => "Gaussian process",
         SamplerSpec::Auto => "auto (GP, TPE or random search by the space and the history)",
+        SamplerSpec::Nsga2(_) => "NSGA-II",
     };
     let pruner = match spec.pruner.kind {
         PrunerKind::None => "none".to_owned(),

@@ -157,15 +157,17 @@ pub fn parse_attr_json(text: &str) -> AttrValue {
     }
 }
 
-/// The `study:metric_names` study system attribute for one metric: a JSON list of
-/// its name.
-pub fn metric_names_json(metric: &str) -> String {
-    json!([metric]).to_string()
+/// The `study:metric_names` study system attribute: a JSON list of the metric
+/// names, one per objective.
+pub fn metric_names_json(metrics: &[String]) -> String {
+    json!(metrics).to_string()
 }
 
-/// The first name in a `study:metric_names` JSON list, if there is one.
-pub fn first_metric_name(json: &str) -> Option<String> {
-    serde_json::from_str::<Value>(json).ok()?.get(0)?.as_str().map(str::to_owned)
+/// The names in a `study:metric_names` JSON list (empty when it holds none, as
+/// Optuna's `null` for unnamed metrics).
+pub fn metric_names(json: &str) -> Vec<String> {
+    let Ok(Value::Array(names)) = serde_json::from_str::<Value>(json) else { return Vec::new() };
+    names.iter().map_while(|it| it.as_str().map(str::to_owned)).collect()
 }
 
 /// A value and its Optuna `value_type`; non-finite values are stored as NULL.

@@ -795,27 +795,35 @@ fn set_attr(
 }
 
 /// Ends a Running trial (checked by the caller) in `tx`: its state, end time and,
-/// for a Complete one, its value; its heartbeat is dropped.
+/// for a Complete one, its values (one row per objective); its heartbeat is dropped.
 fn finish_in(
     tx: &Transaction<'_>,
     trial: TrialId,
     state: TrialState,
-    value: Option<f64>,
+    values: &[f64],
 ) -> CoreResult<()> {
     tx.run(
         "UPDATE trials SET state = ?2, datetime_complete = ?3 WHERE trial_id = ?1",
         params![trial.0, state.as_optuna_str(), encode::datetime(now())],
     )
     .map_err(store_err)?;
-    if let (TrialState::Complete, Some(value)) = (state, value) {
-        let (stored, kind) = encode::encode_value(value);
-        tx.run(
-            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
-            params![trial.0, stored, kind],
-        )
-        .map_err(store_err)?;
+    if state == TrialState::Complete {
+        insert_values(tx, trial, values)?;
     }
     tx.run("DELETE FROM trial_heartbeats WHERE trial_id = ?1", [trial.0]).map_err(store_err)?;
+    Ok(())
+}
+
+/// Writes a trial's values, one row per objective.
+fn insert_values(tx: &Transaction<'_>, trial: TrialId, values: &[f64]) -> CoreResult<()> {
+    for (objective, &value) in values.iter().enumerate() {
+        let (stored, kind) = encode::encode_value(value);
+        tx.prepare_cached(
+            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![trial.0, objective as i64, stored, kind]))
+        .map_err(store_err)?;
+    }
     Ok(())
 }
 
@@ -935,16 +943,24 @@ fn load_trials(
     {
         let mut stmt = tx
             .prepare_cached(&format!(
-                "{} AND x.objective = 0",
+                "{} ORDER BY x.trial_id, x.objective",
                 joined("trial_values", "x.value, x.value_type")
             ))
             .map_err(store_err)?;
         let mut rows = stmt.query(args).map_err(store_err)?;
+        // Rows come in objective order, so each trial's list is in the study's.
+        let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         while let Some(row) = rows.next().map_err(store_err)? {
             let Some(&idx) = index.get(&row.get::<_, i64>(0).map_err(store_err)?) else { continue };
             let value: Option<f64> = row.get(1).map_err(store_err)?;
             let kind: String = row.get(2).map_err(store_err)?;
-            trials[idx].value = Some(encode::decode_value(value, &kind).map_err(store_err)?);
+            values
+                .entry(idx)
+                .or_default()
+                .push(encode::decode_value(value, &kind).map_err(store_err)?);
+        }
+        for (idx, values) in values {
+            trials[idx].set_values(&values);
         }
     }
     {
@@ -1040,8 +1056,9 @@ pub(crate) fn study_of(
     if directions.is_empty() {
         directions.push(direction);
     }
-    let metric = metric_names.and_then(encode::first_metric_name);
-    Study { id: StudyId(id), name, direction, metric, spec_text, directions }
+    let metrics = metric_names.map(encode::metric_names).unwrap_or_default();
+    let metric = metrics.first().cloned();
+    Study { id: StudyId(id), name, direction, metric, spec_text, directions, metrics }
 }
 
 /// A study's summary from its trial counts by state; no best value or activity yet.
@@ -1123,15 +1140,17 @@ impl Storage for SqliteStorage {
             }
             tx.run("INSERT INTO studies (study_name) VALUES (?1)", [&new.name]).map_err(store_err)?;
             let study = StudyId(tx.last_insert_rowid());
-            tx.run(
-                "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, 0)",
-                params![new.direction.as_optuna_str(), study.0],
-            )
-            .map_err(store_err)?;
-            if let Some(metric) = &new.metric {
+            for (objective, direction) in new.directions.iter().enumerate() {
+                tx.run(
+                    "INSERT INTO study_directions (direction, study_id, objective) VALUES (?1, ?2, ?3)",
+                    params![direction.as_optuna_str(), study.0, objective as i64],
+                )
+                .map_err(store_err)?;
+            }
+            if !new.metrics.is_empty() {
                 tx.run(
                     "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES (?1, 'study:metric_names', ?2)",
-                    params![study.0, encode::metric_names_json(metric)],
+                    params![study.0, encode::metric_names_json(&new.metrics)],
                 )
                 .map_err(store_err)?;
             }
@@ -1376,7 +1395,7 @@ impl Storage for SqliteStorage {
         &self,
         trial: TrialId,
         state: TrialState,
-        value: Option<f64>,
+        values: &[f64],
         steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
@@ -1393,19 +1412,14 @@ impl Storage for SqliteStorage {
             for (key, value) in system_attrs {
                 set_attr(tx, "trial_system_attributes", trial, key, value)?;
             }
-            finish_in(tx, trial, state, value)
+            finish_in(tx, trial, state, values)
         })
     }
 
-    fn finish_trial(
-        &self,
-        trial: TrialId,
-        state: TrialState,
-        value: Option<f64>,
-    ) -> CoreResult<()> {
+    fn finish_trial(&self, trial: TrialId, state: TrialState, values: &[f64]) -> CoreResult<()> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            finish_in(tx, trial, state, value)
+            finish_in(tx, trial, state, values)
         })
     }
 
@@ -1417,7 +1431,7 @@ impl Storage for SqliteStorage {
     ) -> CoreResult<Option<TrialId>> {
         self.write(|tx| {
             require_running(tx, trial)?;
-            finish_in(tx, trial, TrialState::Fail, None)?;
+            finish_in(tx, trial, TrialState::Fail, &[])?;
             match retry {
                 Some(new) => {
                     study_exists(tx, study)?;
@@ -1738,10 +1752,10 @@ impl Storage for SqliteStorage {
                 )
                 .map_err(store_err)?;
             }
-            if let Some(metric) = &study.metric {
+            if !study.metrics.is_empty() {
                 tx.run(
                     "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES (?1, 'study:metric_names', ?2)",
-                    params![id, encode::metric_names_json(metric)],
+                    params![id, encode::metric_names_json(&study.metrics)],
                 )
                 .map_err(store_err)?;
             }
@@ -1774,14 +1788,7 @@ impl Storage for SqliteStorage {
                 .map_err(store_err)?;
                 let trial = TrialId(tx.last_insert_rowid());
                 insert_params(tx, trial, &params_of(t))?;
-                if let Some(value) = t.value {
-                    let (stored, kind) = encode::encode_value(value);
-                    tx.run(
-                        "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?1, 0, ?2, ?3)",
-                        params![trial.0, stored, kind],
-                    )
-                    .map_err(store_err)?;
-                }
+                insert_values(tx, trial, t.objective_values())?;
                 for (step, value) in &t.intermediate_values {
                     let (stored, kind) = encode::encode_value(*value);
                     tx.run(

@@ -504,7 +504,7 @@ fn insert_study(
     tx: &mut Tx<'_>,
     name: &str,
     directions: &[Direction],
-    metric: Option<&str>,
+    metrics: &[String],
     spec_text: Option<&str>,
 ) -> CoreResult<StudyId> {
     let row = tx.opt(
@@ -521,10 +521,10 @@ fn insert_study(
             &[&direction.as_optuna_str(), &id, &(objective as i32)],
         )?;
     }
-    if let Some(metric) = metric {
+    if !metrics.is_empty() {
         tx.exec(
             "INSERT INTO study_system_attributes (study_id, \"key\", value_json) VALUES ($1, 'study:metric_names', $2)",
-            &[&id, &encode::metric_names_json(metric)],
+            &[&id, &encode::metric_names_json(metrics)],
         )?;
     }
     if let Some(text) = spec_text {
@@ -782,29 +782,23 @@ fn set_attrs(
 }
 
 /// Ends the Running trial (an error when it is not running): its state, end time
-/// and, for a Complete one, its value; its heartbeat is dropped. One statement.
-fn finish_in(
-    tx: &mut Tx<'_>,
-    trial: TrialId,
-    state: TrialState,
-    value: Option<f64>,
-) -> CoreResult<()> {
+/// and, for a Complete one, its values (a row per objective); its heartbeat is
+/// dropped. One statement.
+fn finish_in(tx: &mut Tx<'_>, trial: TrialId, state: TrialState, values: &[f64]) -> CoreResult<()> {
     let id = int(trial.0)?;
-    let (stored, kind) = match (state, value) {
-        (TrialState::Complete, Some(value)) => {
-            let (stored, kind) = encode::encode_value(value);
-            (stored, Some(kind))
-        }
-        _ => (None, None),
-    };
+    let values = if state == TrialState::Complete { values } else { &[] };
+    let objectives: Vec<i32> = (0..values.len() as i32).collect();
+    let (stored, kinds): (Vec<Option<f64>>, Vec<&str>) =
+        values.iter().map(|&value| encode::encode_value(value)).unzip();
     let row = tx.one(
         "WITH u AS (UPDATE trials SET state = $2::text::trialstate, datetime_complete = $3::text::timestamp
                     WHERE trial_id = $1 AND state = 'RUNNING' RETURNING trial_id),
          v AS (INSERT INTO trial_values (trial_id, objective, value, value_type)
-               SELECT trial_id, 0, $4, $5::text::trialvaluetype FROM u WHERE $5::text IS NOT NULL RETURNING 1),
+               SELECT trial_id, o, x, k::trialvaluetype
+               FROM u, unnest($4::int4[], $5::float8[], $6::text[]) AS each(o, x, k) RETURNING 1),
          h AS (DELETE FROM trial_heartbeats WHERE trial_id IN (SELECT trial_id FROM u) RETURNING 1)
          SELECT (SELECT COUNT(*) FROM u), (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM h)",
-        &[&id, &state.as_optuna_str(), &encode::datetime(now()), &stored, &kind],
+        &[&id, &state.as_optuna_str(), &encode::datetime(now()), &objectives, &stored, &kinds],
     )?;
     if get::<i64>(&row, 0)? == 0 {
         require_running(tx, trial)?;
@@ -923,13 +917,24 @@ fn load_trials(
         let json: String = get(&row, 3)?;
         crate::add_param(&mut trials[at], &mut parsed, name, internal, json)?;
     }
+    // Rows come in objective order, so each trial's list is in the study's.
+    let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for row in tx.rows(
-        &format!("{} AND x.objective = 0", joined("trial_values", "x.value, x.value_type::text")),
+        &format!(
+            "{} ORDER BY x.trial_id, x.objective",
+            joined("trial_values", "x.value, x.value_type::text")
+        ),
         &args,
     )? {
         let Some(&at) = index.get(&get::<i32>(&row, 0)?) else { continue };
         let kind: String = get(&row, 2)?;
-        trials[at].value = Some(encode::decode_value(get(&row, 1)?, &kind).map_err(store_err)?);
+        values
+            .entry(at)
+            .or_default()
+            .push(encode::decode_value(get(&row, 1)?, &kind).map_err(store_err)?);
+    }
+    for (at, values) in values {
+        trials[at].set_values(&values);
     }
     for row in tx.rows(
         &joined(
@@ -1016,8 +1021,8 @@ impl Storage for PostgresStorage {
             let study = insert_study(
                 tx,
                 &new.name,
-                &[new.direction],
-                new.metric.as_deref(),
+                &new.directions,
+                &new.metrics,
                 new.spec_text.as_deref(),
             )?;
             for trial in &new.queued {
@@ -1204,7 +1209,7 @@ impl Storage for PostgresStorage {
         &self,
         trial: TrialId,
         state: TrialState,
-        value: Option<f64>,
+        values: &[f64],
         steps: &[ReportedStep],
         user_attrs: &[(String, AttrValue)],
         system_attrs: &[(String, AttrValue)],
@@ -1219,21 +1224,16 @@ impl Storage for PostgresStorage {
             // when the trial is not running.
             set_attrs(tx, "trial_user_attributes", trial, user_attrs)?;
             set_attrs(tx, "trial_system_attributes", trial, system_attrs)?;
-            finish_in(tx, trial, state, value)
+            finish_in(tx, trial, state, values)
         })
     }
 
-    fn finish_trial(
-        &self,
-        trial: TrialId,
-        state: TrialState,
-        value: Option<f64>,
-    ) -> CoreResult<()> {
+    fn finish_trial(&self, trial: TrialId, state: TrialState, values: &[f64]) -> CoreResult<()> {
         self.write(|tx| {
             if already_ended(tx, trial, state)? {
                 return Ok(());
             }
-            finish_in(tx, trial, state, value)
+            finish_in(tx, trial, state, values)
         })
     }
 
@@ -1251,7 +1251,7 @@ impl Storage for PostgresStorage {
             if retry.is_none() && already_ended(tx, trial, TrialState::Fail)? {
                 return Ok(None);
             }
-            finish_in(tx, trial, TrialState::Fail, None)?;
+            finish_in(tx, trial, TrialState::Fail, &[])?;
             match retry {
                 Some(new) => {
                     lock_study(tx, study)?;
@@ -1544,7 +1544,7 @@ impl Storage for PostgresStorage {
                 tx,
                 &study.name,
                 &study.directions,
-                study.metric.as_deref(),
+                &study.metrics,
                 study.spec_text.as_deref(),
             )?;
             let id = int(found.0)?;
@@ -1572,11 +1572,11 @@ impl Storage for PostgresStorage {
                 let trial = TrialId(i64::from(get::<i32>(&row, 0)?));
                 let trial_id = int(trial.0)?;
                 insert_params(tx, trial, &crate::params_of(t))?;
-                if let Some(value) = t.value {
+                for (objective, &value) in t.objective_values().iter().enumerate() {
                     let (stored, kind) = encode::encode_value(value);
                     tx.exec(
-                        "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES ($1, 0, $2, $3::text::trialvaluetype)",
-                        &[&trial_id, &stored, &kind],
+                        "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES ($1, $2, $3, $4::text::trialvaluetype)",
+                        &[&trial_id, &(objective as i32), &stored, &kind],
                     )?;
                 }
                 for (step, value) in &t.intermediate_values {
@@ -1628,8 +1628,8 @@ mod tests {
         let study = storage
             .create_study(&NewStudy {
                 name: "a".into(),
-                direction: Direction::Minimize,
-                metric: None,
+                directions: vec![Direction::Minimize],
+                metrics: Vec::new(),
                 spec_text: None,
                 queued: Vec::new(),
             })
@@ -1650,15 +1650,15 @@ mod tests {
         assert_eq!(third.number, 1);
         assert_eq!(storage.trials(study, None).unwrap().len(), 2);
         // Ending a trial again finds it ended; ending it anew is refused.
-        storage.finish_trial(first.id, TrialState::Complete, Some(1.0)).unwrap();
+        storage.finish_trial(first.id, TrialState::Complete, &[1.0]).unwrap();
         again(&storage, |tx| {
             if already_ended(tx, first.id, TrialState::Complete)? {
                 return Ok(());
             }
-            finish_in(tx, first.id, TrialState::Complete, Some(1.0))
+            finish_in(tx, first.id, TrialState::Complete, &[1.0])
         });
         assert!(matches!(
-            storage.finish_trial(first.id, TrialState::Complete, Some(1.0)),
+            storage.finish_trial(first.id, TrialState::Complete, &[1.0]),
             Err(hpo_core::Error::TrialFinished { .. })
         ));
         assert_eq!(storage.trial(first.id).unwrap().value, Some(1.0));

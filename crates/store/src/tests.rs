@@ -45,8 +45,8 @@ fn reopening_applies_no_migration_twice_and_keeps_data() {
     let db = temp_db();
     db.create_study(&hpo_core::storage::NewStudy {
         name: "kept".into(),
-        direction: Direction::Maximize,
-        metric: Some("acc".into()),
+        directions: vec![Direction::Maximize],
+        metrics: vec!["acc".into()],
         spec_text: Some("[study]".into()),
         queued: vec![],
     })
@@ -110,15 +110,15 @@ fn database_and_an_index_page(dir: &std::path::Path) -> (std::path::PathBuf, u64
     let study = db
         .create_study(&hpo_core::storage::NewStudy {
             name: "s".into(),
-            direction: Direction::Minimize,
-            metric: None,
+            directions: vec![Direction::Minimize],
+            metrics: Vec::new(),
             spec_text: None,
             queued: vec![],
         })
         .unwrap();
     for value in 0..50 {
         let trial = db.create_running_trial(study, None, &[]).unwrap().unwrap();
-        db.finish_trial(trial.id, TrialState::Complete, Some(f64::from(value))).unwrap();
+        db.finish_trial(trial.id, TrialState::Complete, &[f64::from(value)]).unwrap();
     }
     drop(db);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -162,8 +162,8 @@ fn two_connections_share_a_study_without_duplicate_numbers() {
     let study = db
         .create_study(&hpo_core::storage::NewStudy {
             name: "shared".into(),
-            direction: Direction::Minimize,
-            metric: None,
+            directions: vec![Direction::Minimize],
+            metrics: Vec::new(),
             spec_text: None,
             queued: vec![],
         })
@@ -174,7 +174,7 @@ fn two_connections_share_a_study_without_duplicate_numbers() {
             scope.spawn(move || {
                 while let Some(trial) = storage.create_running_trial(study, Some(30), &[]).unwrap()
                 {
-                    storage.finish_trial(trial.id, TrialState::Complete, Some(1.0)).unwrap();
+                    storage.finish_trial(trial.id, TrialState::Complete, &[1.0]).unwrap();
                 }
             });
         }

@@ -178,6 +178,26 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
 /// reports: every trial would fail for want of it.
 fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let reported = crate::trainer::metric_names(&candle.model);
+    for other in &spec.metrics[1..] {
+        let known = reported.contains(&other.as_str())
+            || crate::trainer::MEASURED_AT_END.contains(&other.as_str());
+        if !known {
+            let test = if other.starts_with("test_") {
+                "test metrics never feed selection (the test split stays unseen until the end); "
+            } else {
+                ""
+            };
+            return Err(spec.error_at(
+                "study.metrics",
+                format!(
+                    "the {} model never reports `{other}`; {test}the objectives after the first may be any of its metrics per epoch ({}) or of what is measured at the end ({})",
+                    candle.model,
+                    reported.join(", "),
+                    crate::trainer::MEASURED_AT_END.join(", ")
+                ),
+            ));
+        }
+    }
     let mut watched = vec![("study.metric", "metric", spec.metric.as_str())];
     if let Some(early) = &spec.early_stopping {
         watched.push(("early_stopping.monitor", "monitor", early.monitor.as_str()));

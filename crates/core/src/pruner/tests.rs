@@ -517,8 +517,8 @@ fn reads_others_at_says_where_others_matter_and_their_points_there_suffice() {
     let study = storage
         .create_study(&NewStudy {
             name: "peers".into(),
-            direction: Direction::Minimize,
-            metric: None,
+            directions: vec![Direction::Minimize],
+            metrics: Vec::new(),
             spec_text: None,
             queued: Vec::new(),
         })
@@ -531,10 +531,10 @@ fn reads_others_at_says_where_others_matter_and_their_points_there_suffice() {
             storage.report(trial.id, s, v, &[]).unwrap();
         }
         let state = if n % 4 == 3 { TrialState::Pruned } else { TrialState::Complete };
-        storage.finish_trial(trial.id, state, Some(1.0)).unwrap();
+        storage.finish_trial(trial.id, state, &[1.0]).unwrap();
     }
     let silent = storage.create_running_trial(study, None, &[]).unwrap().unwrap();
-    storage.finish_trial(silent.id, TrialState::Complete, Some(1.0)).unwrap();
+    storage.finish_trial(silent.id, TrialState::Complete, &[1.0]).unwrap();
     let states = [TrialState::Complete, TrialState::Pruned, TrialState::Running];
     let whole = storage.trials(study, Some(&states)).unwrap();
     for pruner in &pruners {

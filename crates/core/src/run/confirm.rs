@@ -212,8 +212,8 @@ fn open_confirm_study(storage: &dyn Storage, study: &Study) -> Result<Study> {
         None => {
             let new = NewStudy {
                 name: name.clone(),
-                direction: study.direction,
-                metric: study.metric.clone(),
+                directions: study.directions.clone(),
+                metrics: study.metrics.clone(),
                 spec_text: None,
                 queued: Vec::new(),
             };

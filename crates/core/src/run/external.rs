@@ -79,7 +79,7 @@ impl ExternalStudy {
             });
         }
         let study = open_study(storage, &spec)?;
-        let sampler = sampler::from_spec(spec.sampler, spec.direction);
+        let sampler = sampler::from_spec(spec.sampler, &spec.directions);
         let budget = spec.trials.or_else(|| match spec.sampler {
             SamplerSpec::Grid => Some(sampler::grid::count_points(&spec.space)),
             _ => None,
@@ -152,7 +152,7 @@ impl ExternalStudy {
             Outcome::Pruned => (TrialState::Pruned, None),
             Outcome::Fail => (TrialState::Fail, None),
         };
-        storage.finish_trial(id, state, value)?;
+        storage.finish_trial(id, state, value.as_slice())?;
         Ok(Told { id, number, state, value })
     }
 }

@@ -164,8 +164,8 @@ pub struct RunConfig {
 pub fn new_study(spec: &StudySpec, queued: Vec<NewTrial>) -> NewStudy {
     NewStudy {
         name: spec.name.clone(),
-        direction: spec.direction,
-        metric: Some(spec.metric.clone()),
+        directions: spec.directions.clone(),
+        metrics: spec.metrics.clone(),
         spec_text: Some(spec.text.clone()),
         queued,
     }
@@ -175,7 +175,6 @@ pub fn new_study(spec: &StudySpec, queued: Vec<NewTrial>) -> NewStudy {
 /// stored one has the same space, metric and direction.
 pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
     if let Some(study) = storage.find_study(&spec.name)? {
-        let study = study.single_objective()?;
         return check_compatible(study, spec);
     }
     let queued = match spec.sampler {
@@ -187,9 +186,11 @@ pub fn open_study(storage: &dyn Storage, spec: &StudySpec) -> Result<Study> {
                 system_attrs: vec![(attr::GRID_POINT.to_owned(), AttrValue::Number(idx as f64))],
             })
             .collect(),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) | SamplerSpec::Auto => {
-            Vec::new()
-        }
+        SamplerSpec::Random
+        | SamplerSpec::Tpe(_)
+        | SamplerSpec::Gp(_)
+        | SamplerSpec::Auto
+        | SamplerSpec::Nsga2(_) => Vec::new(),
     };
     match storage.create_study(&new_study(spec, queued)) {
         Ok(_) => {}
@@ -215,10 +216,16 @@ fn check_compatible(study: Study, spec: &StudySpec) -> Result<Study> {
         return Ok(study);
     }
     let stored = StudySpec::parse(text, "<stored study file>")?;
-    if stored.direction != spec.direction || stored.metric != spec.metric {
+    if stored.directions != spec.directions || stored.metrics != spec.metrics {
+        let objectives = |it: &StudySpec| {
+            let each: Vec<String> =
+                it.metrics.iter().zip(&it.directions).map(|(m, d)| format!("{d}s `{m}`")).collect();
+            each.join(" and ")
+        };
         return Err(incompatible(format!(
-            "{}s `{}`, and this file {}s `{}`; give it a new `[study] name`",
-            stored.direction, stored.metric, spec.direction, spec.metric
+            "{}, and this file {}; give it a new `[study] name`",
+            objectives(&stored),
+            objectives(spec)
         )));
     }
     if stored.sampler.name() != spec.sampler.name() {
@@ -487,10 +494,14 @@ pub fn run_study_with_prior(
     prior: Vec<FrozenTrial>,
 ) -> Result<RunSummary> {
     let study = open_study(storage, spec)?;
-    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let sampler = sampler::from_spec(spec.sampler, &spec.directions);
     let budget = config.trials.or(spec.trials).or_else(|| match spec.sampler {
         SamplerSpec::Grid => Some(grid::count_points(&spec.space)),
-        SamplerSpec::Random | SamplerSpec::Tpe(_) | SamplerSpec::Gp(_) | SamplerSpec::Auto => None,
+        SamplerSpec::Random
+        | SamplerSpec::Tpe(_)
+        | SamplerSpec::Gp(_)
+        | SamplerSpec::Auto
+        | SamplerSpec::Nsga2(_) => None,
     });
     let timeout = config.timeout.or(spec.timeout);
     let devices = DeviceShare::new(spec, config.workers)?;
@@ -983,7 +994,7 @@ pub(crate) fn run_trial(
     let fail = |reason: String| -> Result<TrialEnd> {
         write_unwritten()?;
         storage.set_trial_system_attr(trial.id, attr::FAIL_REASON, &AttrValue::Str(reason))?;
-        storage.finish_trial(trial.id, TrialState::Fail, None)?;
+        storage.finish_trial(trial.id, TrialState::Fail, &[])?;
         Ok(TrialEnd::Finished)
     };
     let output: ObjectiveOutput = match result {
@@ -1023,6 +1034,32 @@ pub(crate) fn run_trial(
             spec.metric
         ));
     };
+    // The other objectives are read at the first one's best step, or from the
+    // measurements the objective took at the end (latency, test accuracy).
+    let mut values = vec![best_value];
+    for metric in &spec.metrics[1..] {
+        let found = best_metrics.iter().chain(&output.final_metrics).find(|(n, _)| n == metric);
+        match found {
+            Some((_, value)) if !value.is_nan() => values.push(*value),
+            Some(_) => {
+                return fail(format!(
+                    "the objective `{metric}` is NaN at step {best_step}, the best step of `{}`",
+                    spec.metric
+                ));
+            }
+            None => {
+                let names: Vec<&str> = best_metrics
+                    .iter()
+                    .chain(&output.final_metrics)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                return fail(format!(
+                    "the objective reports no metric `{metric}`; it reports: {}. Set [study] metrics to some of them",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
     let mut results = vec![("best_step".to_owned(), AttrValue::Number(best_step as f64))];
     results.extend(
         best_metrics
@@ -1037,7 +1074,7 @@ pub(crate) fn run_trial(
     };
     let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
     let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str(ended_by))];
-    storage.end_trial(trial.id, state, Some(best_value), &unwritten, &results, &system)?;
+    storage.end_trial(trial.id, state, &values, &unwritten, &results, &system)?;
     Ok(TrialEnd::Finished)
 }
 

@@ -264,7 +264,7 @@ fn a_trial_whose_number_was_taken_gets_its_own_numbers_proposal() {
     let host = TestHost::new();
     run_study(&storage, &spec, &objective(&spec), &host, NO_OVERRIDES).unwrap();
     let study = storage.find_study("t").unwrap().unwrap().id;
-    let sampler = sampler::from_spec(spec.sampler, spec.direction);
+    let sampler = sampler::from_spec(spec.sampler, &spec.directions);
     let history = History::default();
     storage.probe.another_creates_first.store(true, Ordering::SeqCst);
     let trial =

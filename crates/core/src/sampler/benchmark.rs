@@ -340,7 +340,7 @@ pub fn run_all(
                 loop {
                     let idx = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(p, s, seed)) = jobs.get(idx) else { break };
-                    let sampler = from_spec(samplers[s].1, Direction::Minimize);
+                    let sampler = from_spec(samplers[s].1, &[Direction::Minimize]);
                     let run = run_one(&problems[p], sampler.as_ref(), trials, seed, clock);
                     results.lock().expect("no panics while holding the lock")[idx] = Some(run);
                 }

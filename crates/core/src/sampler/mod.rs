@@ -6,13 +6,14 @@
 //! continues exactly. The RNG of trial number k comes from [`trial_rng`]`(seed, k)`,
 //! so trial k's parameters depend only on the study seed, k and the history.
 //!
-//! Start with [`Sampler`]; [`random`], [`grid`], [`tpe`] and [`gp`] are the
-//! implementations, [`auto`] chooses between them, [`benchmark`] measures them.
+//! Start with [`Sampler`]; [`random`], [`grid`], [`tpe`], [`gp`] and [`nsga2`]
+//! (several objectives) are the implementations, [`auto`] chooses between them, [`benchmark`] measures them.
 
 pub mod auto;
 pub mod benchmark;
 pub mod gp;
 pub mod grid;
+pub mod nsga2;
 pub mod random;
 pub mod tpe;
 
@@ -27,6 +28,7 @@ use crate::trial::FrozenTrial;
 pub use auto::AutoSampler;
 pub use gp::{GpConfig, GpSampler};
 pub use grid::GridSampler;
+pub use nsga2::{Nsga2Config, Nsga2Sampler};
 pub use random::RandomSampler;
 pub use tpe::{GoodWeights, TpeConfig, TpeSampler};
 
@@ -107,14 +109,19 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-/// The sampler a study file asks for, for a study optimized in `direction`.
-pub fn from_spec(spec: SamplerSpec, direction: Direction) -> Box<dyn Sampler> {
+/// The sampler a study file asks for, for a study whose objectives go in
+/// `directions` (the models of one objective follow the first).
+pub fn from_spec(spec: SamplerSpec, directions: &[Direction]) -> Box<dyn Sampler> {
+    let direction = directions.first().copied().unwrap_or(Direction::Minimize);
     match spec {
         SamplerSpec::Grid => Box::new(GridSampler),
         SamplerSpec::Random => Box::new(RandomSampler),
         SamplerSpec::Tpe(config) => Box::new(TpeSampler { config, direction }),
         SamplerSpec::Gp(config) => Box::new(GpSampler { config, direction }),
         SamplerSpec::Auto => Box::new(AutoSampler { direction }),
+        SamplerSpec::Nsga2(config) => {
+            Box::new(Nsga2Sampler { config, directions: directions.to_vec() })
+        }
     }
 }
 

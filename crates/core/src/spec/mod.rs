@@ -29,6 +29,7 @@ mod space;
 use crate::functions::BenchmarkFunction;
 use crate::pruner::Pruner;
 use crate::sampler::gp::GpConfig;
+use crate::sampler::nsga2::Nsga2Config;
 use crate::sampler::tpe::TpeConfig;
 use crate::space::{Params, SearchSpace};
 use crate::study::Direction;
@@ -81,6 +82,8 @@ pub enum SamplerSpec {
     /// A GP, TPE or random search for each proposal, chosen from the space and the
     /// history (see `sampler::auto`).
     Auto,
+    /// NSGA-II, for several objectives (see `sampler::nsga2`).
+    Nsga2(Nsga2Config),
 }
 
 impl SamplerSpec {
@@ -92,7 +95,14 @@ impl SamplerSpec {
             SamplerSpec::Tpe(_) => "tpe",
             SamplerSpec::Gp(_) => "gp",
             SamplerSpec::Auto => "auto",
+            SamplerSpec::Nsga2(_) => "nsga2",
         }
+    }
+
+    /// Whether the sampler searches a study of several objectives: NSGA-II, and
+    /// random and grid search, which read no values.
+    pub fn searches_several_objectives(self) -> bool {
+        matches!(self, SamplerSpec::Grid | SamplerSpec::Random | SamplerSpec::Nsga2(_))
     }
 }
 
@@ -209,10 +219,16 @@ impl StudySpec {
 pub struct StudySpec {
     /// The study's name in the store: 1 to 512 characters, without `/` or `\`.
     pub name: String,
-    /// The metric the study optimizes, as the objective reports it.
+    /// The metric the study optimizes, as the objective reports it; the first
+    /// objective's in a study of several.
     pub metric: String,
     /// Whether `metric` is minimized or maximized.
     pub direction: Direction,
+    /// Every objective's metric, in order (`[metric]` in a study of one objective;
+    /// `[study] metrics` in a study of several).
+    pub metrics: Vec<String>,
+    /// Every objective's direction, in the order of `metrics`.
+    pub directions: Vec<Direction>,
     /// The study seed (0 unless the file sets one); every trial's proposals and its
     /// own randomness derive from it and the trial number.
     pub seed: u64,
@@ -444,16 +460,17 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         ));
     }
     locate("study.name", study.name.span());
-    let metric = study.metric.get_ref().trim().to_owned();
-    if metric.is_empty() {
-        return Err(ctx.error(
-            study.metric.span(),
-            "[study].metric",
-            "name the metric to optimize, e.g. `val_loss`",
-        ));
+    let (metrics, directions) = validate_objectives(ctx, &study, study_span.clone())?;
+    match (&study.metric, &study.metrics) {
+        (Some(it), _) => locate("study.metric", it.span()),
+        (None, Some(it)) => {
+            locate("study.metric", it.span());
+            locate("study.metrics", it.span());
+        }
+        (None, None) => {}
     }
-    locate("study.metric", study.metric.span());
-    let direction = Direction::from(study.direction);
+    let (metric, direction) = (metrics[0].clone(), directions[0]);
+    let several = metrics.len() > 1;
 
     let trials = match study.trials {
         Some(trials) if *trials.get_ref() < 1 => {
@@ -485,7 +502,22 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
 
     let sampler = match raw.sampler {
         None => SamplerSpec::Random,
-        Some(raw) => sampler_spec(ctx, raw)?,
+        Some(raw) => {
+            let span = raw.kind.span();
+            let sampler = sampler_spec(ctx, raw)?;
+            if several && !sampler.searches_several_objectives() {
+                return Err(ctx.error(
+                    span,
+                    "[sampler].kind",
+                    format!(
+                        "the {} sampler optimizes one metric, and this study has {}; use `kind = \"nsga2\"`, \"random\" or \"grid\"",
+                        sampler.name(),
+                        metrics.len()
+                    ),
+                ));
+            }
+            sampler
+        }
     };
     let space_span = raw.space.span();
     let space = validate_space(ctx, raw.space.into_inner(), &mut locate)?;
@@ -545,10 +577,17 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     }
     let pruner = match raw.pruner {
         None => Pruner::NONE,
+        Some(raw) if several => {
+            return Err(ctx.error(
+                raw.kind.span(),
+                "[pruner]",
+                "a pruner compares trials on one metric's curve, and this study has several objectives, so it cannot prune; remove [pruner] (use [early_stopping] to stop each trial on its own curve)",
+            ));
+        }
         Some(raw) => pruner_spec(ctx, raw, &objective)?,
     };
     if let ObjectiveSpec::Function { .. } = objective
-        && metric != "value"
+        && (metric != "value" || several)
     {
         let (line, column) = locations["study.metric"];
         return Err(SpecError {
@@ -588,6 +627,8 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         name,
         metric,
         direction,
+        metrics,
+        directions,
         seed: study.seed.unwrap_or(0),
         trials,
         timeout,
@@ -603,6 +644,86 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         path: ctx.path.to_owned(),
         locations,
     })
+}
+
+/// `[study]`'s objectives: `metric` and `direction` for one, or `metrics` and
+/// `directions` (lists of the same length, names unique) for several.
+fn validate_objectives(
+    ctx: &Ctx<'_>,
+    study: &RawStudy,
+    span: Range<usize>,
+) -> Result<(Vec<String>, Vec<Direction>), SpecError> {
+    let named = |it: &Spanned<String>, field: &str| {
+        let name = it.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(ctx.error(
+                it.span(),
+                field,
+                "name the metric to optimize, e.g. `val_loss`",
+            ));
+        }
+        Ok(name)
+    };
+    match (&study.metric, &study.direction, &study.metrics, &study.directions) {
+        (Some(metric), Some(direction), None, None) => {
+            Ok((vec![named(metric, "[study].metric")?], vec![Direction::from(*direction)]))
+        }
+        (None, None, Some(metrics), Some(directions)) => {
+            let mut names = Vec::new();
+            for it in metrics.get_ref() {
+                let name = named(it, "[study].metrics")?;
+                if names.contains(&name) {
+                    return Err(ctx.error(
+                        it.span(),
+                        "[study].metrics",
+                        format!("`{name}` is listed twice; each objective is a different metric"),
+                    ));
+                }
+                names.push(name);
+            }
+            if names.is_empty() {
+                return Err(ctx.error(
+                    metrics.span(),
+                    "[study].metrics",
+                    "list at least one metric, e.g. `metrics = [\"val_accuracy\", \"params\"]`",
+                ));
+            }
+            let directions: Vec<Direction> =
+                directions.get_ref().iter().copied().map(Direction::from).collect();
+            if directions.len() != names.len() {
+                return Err(ctx.error(
+                    study.directions.as_ref().map_or(span, Spanned::span),
+                    "[study].directions",
+                    format!(
+                        "`metrics` lists {} metric(s) and `directions` {}; give one direction per metric, in the same order",
+                        names.len(),
+                        directions.len()
+                    ),
+                ));
+            }
+            Ok((names, directions))
+        }
+        (Some(_), _, Some(_), _) | (_, Some(_), _, Some(_)) => Err(ctx.error(
+            span,
+            "[study]",
+            "write either `metric` and `direction` (one objective) or `metrics` and `directions` (several), not both",
+        )),
+        (None, _, None, _) => Err(ctx.error(
+            span,
+            "[study]",
+            "missing field `metric`; add `metric = ...` to [study] (or `metrics = [...]` for several objectives)",
+        )),
+        (Some(_), None, None, _) => Err(ctx.error(
+            span,
+            "[study]",
+            "missing field `direction`; add `direction = \"minimize\"` or `\"maximize\"` to [study]",
+        )),
+        (None, _, Some(_), None) => Err(ctx.error(
+            span,
+            "[study]",
+            "missing field `directions`; add `directions = [...]` to [study], one per metric",
+        )),
+    }
 }
 
 /// Parses a study file duration: `90s`, `30m`, `2h`, `1d`, combinations such as

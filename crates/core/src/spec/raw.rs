@@ -32,8 +32,10 @@ pub(super) struct RawNightly {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStudy {
     pub(super) name: Spanned<String>,
-    pub(super) metric: Spanned<String>,
-    pub(super) direction: RawDirection,
+    pub(super) metric: Option<Spanned<String>>,
+    pub(super) direction: Option<RawDirection>,
+    pub(super) metrics: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) directions: Option<Spanned<Vec<RawDirection>>>,
     pub(super) seed: Option<u64>,
     pub(super) trials: Option<Spanned<i64>>,
     pub(super) timeout: Option<Spanned<String>>,
@@ -69,6 +71,9 @@ pub(super) struct RawSampler {
     pub(super) gamma: Option<Spanned<f64>>,
     pub(super) good_weights: Option<Spanned<RawGoodWeights>>,
     pub(super) restarts: Option<Spanned<i64>>,
+    pub(super) population: Option<Spanned<i64>>,
+    pub(super) crossover_prob: Option<Spanned<f64>>,
+    pub(super) mutation_prob: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -86,6 +91,7 @@ pub(super) enum RawSamplerKind {
     Tpe,
     Gp,
     Auto,
+    Nsga2,
 }
 
 impl RawSamplerKind {
@@ -96,6 +102,7 @@ impl RawSamplerKind {
             RawSamplerKind::Tpe => "tpe",
             RawSamplerKind::Gp => "gp",
             RawSamplerKind::Auto => "auto",
+            RawSamplerKind::Nsga2 => "nsga2",
         }
     }
 }

@@ -4,6 +4,7 @@
 use serde_spanned::Spanned;
 
 use crate::sampler::gp::GpConfig;
+use crate::sampler::nsga2::Nsga2Config;
 use crate::sampler::tpe::{GoodWeights, TpeConfig};
 
 use super::raw::*;
@@ -40,7 +41,7 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
         ))
     };
     // Each setting and the samplers that take it.
-    use RawSamplerKind::{Gp, Tpe};
+    use RawSamplerKind::{Gp, Nsga2, Tpe};
     let settings = [
         ("startup_trials", raw.startup_trials.as_ref().map(Spanned::span), &[Tpe, Gp][..]),
         ("candidates", raw.candidates.as_ref().map(Spanned::span), &[Tpe, Gp][..]),
@@ -50,12 +51,33 @@ pub(super) fn sampler_spec(ctx: &Ctx<'_>, raw: RawSampler) -> Result<SamplerSpec
         ("good_weights", raw.good_weights.as_ref().map(Spanned::span), &[Tpe][..]),
         ("multivariate", raw.multivariate.map(|_| raw.kind.span()), &[Tpe][..]),
         ("constant_liar", raw.constant_liar.map(|_| raw.kind.span()), &[Tpe][..]),
+        ("population", raw.population.as_ref().map(Spanned::span), &[Nsga2][..]),
+        ("crossover_prob", raw.crossover_prob.as_ref().map(Spanned::span), &[Nsga2][..]),
+        ("mutation_prob", raw.mutation_prob.as_ref().map(Spanned::span), &[Nsga2][..]),
     ];
+    let probability = |value: Option<Spanned<f64>>, key: &str| match value {
+        Some(it) if !(0.0..=1.0).contains(it.get_ref()) => Err(ctx.error(
+            it.span(),
+            format!("[sampler].{key}"),
+            format!("`{key}` is a probability in [0, 1], got {}", it.get_ref()),
+        )),
+        Some(it) => Ok(Some(*it.get_ref())),
+        None => Ok(None),
+    };
     ctx.settings_of_kind("sampler", kind, RawSamplerKind::name, &settings)?;
     Ok(match kind {
         RawSamplerKind::Grid => SamplerSpec::Grid,
         RawSamplerKind::Random => SamplerSpec::Random,
         RawSamplerKind::Auto => SamplerSpec::Auto,
+        RawSamplerKind::Nsga2 => {
+            let defaults = Nsga2Config::default();
+            SamplerSpec::Nsga2(Nsga2Config {
+                population: count(raw.population.clone(), "population", defaults.population, 2)?,
+                crossover_prob: probability(raw.crossover_prob.clone(), "crossover_prob")?
+                    .unwrap_or(defaults.crossover_prob),
+                mutation_prob: probability(raw.mutation_prob.clone(), "mutation_prob")?,
+            })
+        }
         RawSamplerKind::Tpe => {
             let defaults = TpeConfig::default();
             let prior_weight = match raw.prior_weight {

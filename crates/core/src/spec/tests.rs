@@ -144,7 +144,7 @@ fn unknown_field_in_study() {
     check_err(
         &replace("trials = 20", "trails = 20"),
         expect![
-            "studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `seed`, `trials`, `timeout`, `workers`, `max_retries`"
+            "studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `metrics`, `directions`, `seed`, `trials`, `timeout`, `workers`, `max_retries`"
         ],
     );
 }
@@ -194,7 +194,7 @@ fn unknown_sampler() {
     check_err(
         &replace("kind = \"random\"", "kind = \"bayes\""),
         expect![
-            "studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`, `gp`, `auto`"
+            "studies/bad.toml:11:8: [sampler].kind: unknown variant `bayes`, expected one of `grid`, `random`, `tpe`, `gp`, `auto`, `nsga2`"
         ],
     );
 }
@@ -860,9 +860,7 @@ fn wrong_shapes_are_told_in_the_files_terms() {
         ),
         (
             replace("kind = \"random\"", "kind = [\"tpe\"]"),
-            expect![[
-                r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, `auto`, found a list `["tpe"]`"#
-            ]],
+            expect![[r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, `auto`, `nsga2`, found a list `["tpe"]`"#]],
         ),
         (
             replace("seed = 7", "seed = 99999999999999999999"),
@@ -967,6 +965,69 @@ fn int_bounds_are_kept_exactly() {
         ),
         expect![
             "studies/bad.toml:33:17: [space].depth: the range [9007199254740993, 9007199254740992] is empty; write [low, high] with low < high"
+        ],
+    );
+}
+
+/// `VALID` with its one objective replaced by `objectives` (lines of `[study]`).
+fn with_objectives(objectives: &str) -> String {
+    VALID.replace("metric = \"val_accuracy\"\ndirection = \"maximize\"\n", objectives)
+}
+
+const TWO: &str =
+    "metrics = [\"val_accuracy\", \"parameters\"]\ndirections = [\"maximize\", \"minimize\"]\n";
+
+#[test]
+fn several_objectives_parse_in_order() {
+    let text = with_objectives(TWO).replace("[pruner]\nkind = \"none\"\n", "");
+    let spec = StudySpec::parse(&text, "studies/two.toml").unwrap();
+    assert_eq!(spec.metrics, ["val_accuracy", "parameters"]);
+    assert_eq!(spec.directions, [Direction::Maximize, Direction::Minimize]);
+    assert_eq!((spec.metric.as_str(), spec.direction), ("val_accuracy", Direction::Maximize));
+    let nsga2 = text.replace("kind = \"random\"", "kind = \"nsga2\"\npopulation = 12");
+    let spec = StudySpec::parse(&nsga2, "studies/two.toml").unwrap();
+    let SamplerSpec::Nsga2(config) = spec.sampler else { panic!("{:?}", spec.sampler) };
+    assert_eq!((config.population, config.crossover_prob, config.mutation_prob), (12, 0.9, None));
+}
+
+#[test]
+fn several_objectives_refuse_what_reads_one_value() {
+    let two = with_objectives(TWO);
+    check_err(
+        &two,
+        expect![
+            "studies/bad.toml:14:8: [pruner]: a pruner compares trials on one metric's curve, and this study has several objectives, so it cannot prune; remove [pruner] (use [early_stopping] to stop each trial on its own curve)"
+        ],
+    );
+    let two = two.replace("[pruner]\nkind = \"none\"\n", "");
+    check_err(
+        &two.replace("kind = \"random\"", "kind = \"tpe\""),
+        expect![[
+            r#"studies/bad.toml:11:8: [sampler].kind: the tpe sampler optimizes one metric, and this study has 2; use `kind = "nsga2"`, "random" or "grid""#
+        ]],
+    );
+    check_err(
+        &two.replace("\"maximize\", \"minimize\"", "\"maximize\""),
+        expect![[
+            r#"studies/bad.toml:5:14: [study].directions: `metrics` lists 2 metric(s) and `directions` 1; give one direction per metric, in the same order"#
+        ]],
+    );
+    check_err(
+        &two.replace("\"val_accuracy\", \"parameters\"", "\"val_accuracy\", \"val_accuracy\""),
+        expect![[
+            r#"studies/bad.toml:4:28: [study].metrics: `val_accuracy` is listed twice; each objective is a different metric"#
+        ]],
+    );
+    check_err(
+        &two.replace("metrics = ", "metric = \"val_loss\"\nmetrics = "),
+        expect![[
+            r#"studies/bad.toml:2:1: [study]: write either `metric` and `direction` (one objective) or `metrics` and `directions` (several), not both"#
+        ]],
+    );
+    check_err(
+        &two.replace("kind = \"random\"", "kind = \"nsga2\"\ncrossover_prob = 1.5"),
+        expect![
+            "studies/bad.toml:12:18: [sampler].crossover_prob: `crossover_prob` is a probability in [0, 1], got 1.5"
         ],
     );
 }

@@ -9,7 +9,10 @@
 //! `tokens_per_second`, `val_bits_per_char` and `val_perplexity` (language model).
 //! The best epoch's state (by the study metric) is kept and measured on the test
 //! split at the end (`test_loss`, `test_accuracy`, ...), which never feeds
-//! selection. A non-finite loss fails the trial with the reason.
+//! selection; so are its size (`parameters`, `weight_bytes`), its inference
+//! latency on the trial's device (`latency_ms` at batch 1,
+//! `latency_ms_per_example` in batches of 256) and the training's wall time
+//! (`train_seconds`), which a study of several objectives may optimize. A non-finite loss fails the trial with the reason.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -37,6 +40,12 @@ use crate::packing::Packing;
 
 /// Evaluation runs in chunks of this many rows to bound memory.
 const EVAL_CHUNK: usize = 512;
+
+/// The batch of the throughput latency (`latency_ms_per_example`).
+const LATENCY_BATCH: usize = 256;
+
+/// Timed calls behind the batch-1 latency (`latency_ms`), of which the median.
+const LATENCY_REPS: usize = 15;
 
 /// A device as a study file names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,6 +469,7 @@ impl Trainer {
         }
 
         let mut best: Option<(f64, Vec<Tensor>)> = None;
+        let training_started = Instant::now();
         let mut ended_by = None;
         let mut epochs = 0;
         let mut pending_loss: Option<Tensor> = None;
@@ -571,6 +581,10 @@ impl Trainer {
         else {
             return Ok(Err(TrialFailure::new("interrupted")));
         };
+        let train_seconds = training_started.elapsed().as_secs_f64();
+        let (latency_ms, latency_ms_per_example) = self.inference_latency(model.as_ref(), &plan)?;
+        let weight_bytes: usize =
+            model.state().iter().map(|v| v.elem_count() * v.dtype().size_in_bytes()).sum();
         let mut final_metrics = vec![
             ("test_loss".to_owned(), test_loss),
             ("test_accuracy".to_owned(), test_accuracy),
@@ -579,6 +593,10 @@ impl Trainer {
                 "parameters".to_owned(),
                 params.iter().map(|p| p.var.elem_count()).sum::<usize>() as f64,
             ),
+            ("weight_bytes".to_owned(), weight_bytes as f64),
+            ("train_seconds".to_owned(), train_seconds),
+            ("latency_ms".to_owned(), latency_ms),
+            ("latency_ms_per_example".to_owned(), latency_ms_per_example),
         ];
         if let Some(bytes) = gpu_memory {
             final_metrics.push(("gpu_memory_mb".to_owned(), bytes as f64 / 1e6));
@@ -618,6 +636,44 @@ impl Trainer {
             }
             _ => candle_core::bail!("the plan does not match the data"),
         }
+    }
+
+    /// How long `model` takes to predict, in evaluation mode on the trial's device,
+    /// in milliseconds: one example at a time (batch 1: the latency a request
+    /// sees), and per example in batches of [`LATENCY_BATCH`] (what a throughput
+    /// server pays). Each is the median of several timed calls after one untimed
+    /// call; reading the result waits for the device, so a GPU's time is counted.
+    fn inference_latency(&self, model: &dyn Model, plan: &Plan) -> candle_core::Result<(f64, f64)> {
+        let inputs = |n: usize| -> candle_core::Result<Tensor> {
+            match (&self.data, plan) {
+                (Data::Classification { test, .. }, _) => {
+                    test.features.narrow(0, 0, n.min(test.n_rows).max(1))
+                }
+                (Data::Text(text), Plan::Text { context, .. }) => {
+                    let starts = fixed_windows(text.test.len(), *context, n);
+                    Ok(windows(&text.test, &starts, *context, &self.device)?.0)
+                }
+                _ => candle_core::bail!("the plan does not match the data"),
+            }
+        };
+        let time = |xs: &Tensor, reps: usize| -> candle_core::Result<f64> {
+            let mut took = Vec::with_capacity(reps);
+            for rep in 0..=reps {
+                let _turn = self.lane.as_ref().map(|lane| lane.turn());
+                let started = Instant::now();
+                let logits = model.forward(xs, &mut Mode::Eval)?.detach();
+                logits.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+                if rep > 0 {
+                    took.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            took.sort_by(f64::total_cmp);
+            Ok(took[took.len() / 2])
+        };
+        let single = time(&inputs(1)?, LATENCY_REPS)?;
+        let batch = inputs(LATENCY_BATCH)?;
+        let per_example = time(&batch, 3)? / batch.dim(0)? as f64;
+        Ok((single, per_example))
     }
 
     /// Mean cross-entropy (no smoothing) and accuracy of `model` on a split, in
@@ -720,6 +776,12 @@ impl Trainer {
         Ok(Some(sums))
     }
 }
+
+/// What a trial measures of its best epoch's model at the end that a study of
+/// several objectives may optimize beside its first metric (test metrics are
+/// measured too, but never feed selection).
+pub const MEASURED_AT_END: [&str; 5] =
+    ["parameters", "weight_bytes", "train_seconds", "latency_ms", "latency_ms_per_example"];
 
 /// The metrics a model reports after every epoch (the study metric and an
 /// early-stopping monitor must be one of them).
