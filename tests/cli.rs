@@ -64,6 +64,7 @@ example_studies! {
     branin => "branin.toml",
     breast_cancer_mlp => "breast-cancer-mlp.toml",
     digits_command => "digits-command.toml",
+    digits_compression => "digits-compression.toml",
     digits_mlp_asha => "digits-mlp-asha.toml",
     digits_mlp_packed => "digits-mlp-packed.toml",
     digits_mlp_pruning => "digits-mlp-pruning.toml",

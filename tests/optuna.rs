@@ -336,7 +336,8 @@ fn optunas_best_trials_are_the_pareto_front_of_an_hpo_study() {
 
 /// A study Optuna's NSGA-II wrote, with a constraint some trials break: hpo reads
 /// every value and shows the same front as Optuna's `best_trials` (feasible trials
-/// only); the commands that read one value per trial say why they refuse it.
+/// only), in `hpo show`, `hpo export` and the report; `hpo diff`, which compares
+/// one value, says why it refuses it.
 #[test]
 fn hpo_reads_an_optuna_nsga2_study_with_its_constraints() {
     let dir = Dir::new();
@@ -361,14 +362,21 @@ fn hpo_reads_an_optuna_nsga2_study_with_its_constraints() {
     assert!(broken.count() > 0, "no trial breaks the constraint");
     let show = dir.ok(&["show", "two", "--db", db]);
     assert!(show.contains("(minimize value_0, maximize value_1)"), "{show}");
-    for args in [vec!["report", "two", "--db", db], vec!["diff", "two", "two", "--db", db]] {
-        let err = dir.bad_input(&args);
-        assert!(
-            err.contains("study `two` has 2 objectives (minimize, maximize)")
-                && err.contains("single-objective"),
-            "{args:?}: {err}"
-        );
+    // The report shows the front; `diff` compares one value and refuses.
+    let before = std::fs::read(&path).unwrap();
+    dir.ok(&["report", "two", "--db", db]);
+    let html = std::fs::read_to_string(dir.path().join("reports/two/index.html")).unwrap();
+    assert!(html.contains("<h2>Pareto front</h2>"));
+    for number in &front {
+        assert!(html.contains(&format!("<tr><td class=\"num\">{number}</td>")), "{number}");
     }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the report wrote to Optuna's database");
+    let err = dir.bad_input(&["diff", "two", "two", "--db", db]);
+    assert!(
+        err.contains("study `two` has 2 objectives (minimize, maximize)")
+            && err.contains("single-objective"),
+        "{err}"
+    );
 }
 
 /// Digits MLPs searched for accuracy and size with NSGA-II (12 trials, 3 epochs).

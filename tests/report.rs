@@ -154,3 +154,102 @@ fn an_auto_study_says_which_model_proposed_each_trial_and_why() {
         "the report's setup"
     );
 }
+
+/// Digits MLPs searched by NSGA-II for the int8 model's accuracy and its size,
+/// with every variant made (12 trials of at most 8 epochs).
+const DIGITS_COMPRESSED: &str = r#"
+[study]
+name = "small"
+metrics = ["int8_val_accuracy", "int8_weight_bytes"]
+directions = ["maximize", "minimize"]
+seed = 4
+trials = 12
+
+[sampler]
+kind = "nsga2"
+population = 6
+
+[early_stopping]
+monitor = "val_loss"
+patience = 3
+
+[compress]
+variants = ["int8", "pruned", "low_rank"]
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 8
+device = "cpu"
+fixed = { batch_size = 32, lr = 0.01 }
+
+[space]
+hidden      = { int = [16, 128], log = true }
+sparsity    = { float = [0.3, 0.9] }
+rank_energy = { float = [0.5, 0.99] }
+"#;
+
+/// A study of two objectives with compressed variants: every trial measures each
+/// variant; int8 keeps the f32 model's test accuracy within half a point; the
+/// report shows the Pareto front `hpo export` gives and the compression table,
+/// with their charts.
+#[test]
+fn the_report_of_a_compression_study_shows_the_front_and_each_variant() {
+    let dir = Dir::new();
+    dir.write("small.toml", DIGITS_COMPRESSED);
+    dir.ok(&["run", "small.toml"]);
+    let export: serde_json::Value =
+        serde_json::from_str(&dir.ok(&["export", "small", "--format", "json"])).unwrap();
+    let mut measured = 0;
+    let mut drops: Vec<(f64, f64)> = Vec::new();
+    for trial in export["trials"].as_array().unwrap() {
+        if trial["state"] != "COMPLETE" {
+            continue;
+        }
+        measured += 1;
+        let attr =
+            |name: &str| trial["user_attrs"][name].as_f64().unwrap_or_else(|| panic!("{name}"));
+        // Quantization: about a quarter of the bytes, about the same accuracy.
+        assert!(attr("int8_weight_bytes") < 0.3 * attr("f32_weight_bytes"));
+        let drop = (attr("f32_test_accuracy") - attr("int8_test_accuracy")).abs();
+        assert!(drop <= 0.02, "trial {}: int8 off by {drop}", trial["number"]);
+        drops.push((attr("f32_val_accuracy"), drop));
+        // Pruning keeps about 1 - sparsity of the weights.
+        let sparsity = trial["params"]["sparsity"].as_f64().unwrap();
+        let kept = attr("pruned_parameters") / attr("f32_parameters");
+        assert!(kept < 1.0 - sparsity + 0.05, "trial {}: kept {kept}", trial["number"]);
+        assert!(attr("low_rank_parameters") > 0.0 && attr("pruned_latency_ms") > 0.0);
+        assert_eq!(trial["values"][0].as_f64(), Some(attr("int8_val_accuracy")));
+    }
+    assert!(measured >= 10, "{measured} trials measured");
+    // int8 within half a point of f32 on the digits test split: for the most
+    // accurate model, and for the median one.
+    drops.sort_by(|a, b| b.0.total_cmp(&a.0));
+    assert!(drops[0].1 <= 0.005, "the best model's int8 is off by {}", drops[0].1);
+    let mut only: Vec<f64> = drops.iter().map(|d| d.1).collect();
+    only.sort_by(f64::total_cmp);
+    assert!(only[only.len() / 2] <= 0.005, "median drop {:?}", only);
+    dir.ok(&["report", "small"]);
+    let folder = dir.path().join("reports/small");
+    let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    for stem in ["pareto", "compression-size", "compression-latency", "timeline"] {
+        assert!(non_empty(&folder.join(format!("{stem}.svg"))), "{stem}.svg");
+        assert!(non_empty(&folder.join(format!("{stem}.png"))), "{stem}.png");
+    }
+    // The one-value sections are not drawn for a study of several objectives.
+    assert!(!folder.join("history.svg").exists());
+    assert!(html.contains("<h2>Pareto front</h2>") && html.contains("<h2>Compression</h2>"));
+    for method in ["f32", "int8", "pruned", "low_rank"] {
+        assert!(html.contains(&format!("<tr><td>{method}</td>")), "{method}");
+    }
+    let front = export["pareto_front"].as_array().unwrap();
+    assert!(!front.is_empty());
+    let table = &html
+        [html.find("<h2>Pareto front</h2>").unwrap()..html.find("<h2>Compression</h2>").unwrap()];
+    let rows = table.matches("<tr><td class=\"num\">").count();
+    assert_eq!(rows, front.len(), "{table}");
+    for number in front {
+        assert!(table.contains(&format!("<tr><td class=\"num\">{number}</td>")), "{number}");
+    }
+}

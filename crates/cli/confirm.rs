@@ -14,7 +14,7 @@ use crate::{format, host, open_existing_writable, print};
 pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode> {
     // Ctrl-C is caught from before the objective loads its data.
     let spec = crate::read_study_file(path)?;
-    let host = host::CliHost::with_ctrl_c(&spec.metrics, host::Liveness::default())?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, &spec.metrics, host::Liveness::default())?;
     let objective = crate::objective_for(&spec, path, db)?;
     let storage = open_existing_writable(db)?;
     let summary = host.with_heartbeats(&*storage, || {

@@ -41,7 +41,9 @@ pub struct CliHost {
     host: String,
     grace: Duration,
     owner: String,
-    /// The study's metrics, one per objective (the first is shown while a trial runs).
+    /// The metric shown at each step of a running trial (`StudySpec::metric`).
+    step_metric: String,
+    /// The study's objectives, shown with each finished trial.
     metrics: Vec<String>,
     progress: Mutex<Progress>,
     /// The trials this process's workers are running, whose heartbeats it renews.
@@ -56,7 +58,11 @@ enum Progress {
 impl CliHost {
     /// A host whose interruption flag Ctrl-C sets (a second Ctrl-C exits at once),
     /// showing `metric` in its progress.
-    pub fn with_ctrl_c(metrics: &[String], liveness: Liveness) -> Result<CliHost> {
+    pub fn with_ctrl_c(
+        step_metric: &str,
+        metrics: &[String],
+        liveness: Liveness,
+    ) -> Result<CliHost> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&interrupted);
         ctrlc::set_handler(move || {
@@ -71,10 +77,15 @@ impl CliHost {
             }
         })
         .context("cannot install the Ctrl-C handler")?;
-        Ok(CliHost::new(interrupted, metrics, liveness))
+        Ok(CliHost::new(interrupted, step_metric, metrics, liveness))
     }
 
-    fn new(interrupted: Arc<AtomicBool>, metrics: &[String], liveness: Liveness) -> CliHost {
+    fn new(
+        interrupted: Arc<AtomicBool>,
+        step_metric: &str,
+        metrics: &[String],
+        liveness: Liveness,
+    ) -> CliHost {
         let progress = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -96,6 +107,7 @@ impl CliHost {
                 .unwrap_or_else(|| format!("{host}:{}:0", std::process::id())),
             host,
             grace: liveness.grace,
+            step_metric: step_metric.to_owned(),
             metrics: metrics.to_vec(),
             progress: Mutex::new(progress),
             running: Mutex::new(BTreeSet::new()),
@@ -228,7 +240,7 @@ impl Host for CliHost {
                 {
                     bar.set_message(format!(
                         "trial {number} step {step} {}={}",
-                        self.metrics[0],
+                        self.step_metric,
                         format::value(value)
                     ));
                 }

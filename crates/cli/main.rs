@@ -1123,7 +1123,7 @@ fn run_study(
     // Ctrl-C is caught from before the objective loads its data (seconds for a large
     // dataset), so one pressed meanwhile ends the run before its first trial.
     let spec = read_study_file(path)?;
-    let host = host::CliHost::with_ctrl_c(&spec.metrics, liveness)?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, &spec.metrics, liveness)?;
     let objective = objective_for(&spec, path, db)?;
     let storage = db::open_writable(db, true, true)?;
     let checkpoints = storage.checkpoint_in_background(CHECKPOINT_EVERY)?;

@@ -122,7 +122,7 @@ fn night(args: &NightlyArgs<'_>) -> Result<Option<Night>> {
     let mut night_spec = spec.clone();
     night_spec.name = name.clone();
     // Ctrl-C is caught from before the objective loads its data.
-    let host = host::CliHost::with_ctrl_c(&spec.metrics, host::Liveness::default())?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, &spec.metrics, host::Liveness::default())?;
     let objective = crate::objective_for(&night_spec, args.study, args.db)?;
     let database = db::open_writable(args.db, true, true)?;
     let _checkpoints = database.checkpoint_in_background(crate::CHECKPOINT_EVERY)?;

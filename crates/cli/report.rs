@@ -59,13 +59,26 @@ fn parse_date(text: &str) -> Result<Timestamp> {
 /// curves of the trials the report draws, and the setup from the stored study file
 /// (`hpo_report::load`).
 pub fn load(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
+    read(storage, study, false)
+}
+
+/// [`load`] of a study of any number of objectives (what `hpo report` reads).
+fn load_any(storage: &dyn Storage, study: &StudyRef) -> Result<StudyRecord> {
+    read(storage, study, true)
+}
+
+fn read(storage: &dyn Storage, study: &StudyRef, several: bool) -> Result<StudyRecord> {
     if let Some(whole) = &study.whole
         && let Some(night) = storage.find_study(whole)?
     {
         let night = night.single_objective()?;
         return Ok(hpo_report::load::study_record(storage, &night, night.name.clone(), None)?);
     }
-    let found = crate::inspect::find(storage, &study.name)?;
+    let found = if several {
+        crate::inspect::find_any(storage, &study.name)?
+    } else {
+        crate::inspect::find(storage, &study.name)?
+    };
     let name = match study.until {
         Some(until) => {
             format!("{} as of {}", found.name, &hpo_store::encode::datetime(until)[..16])
@@ -86,10 +99,12 @@ pub fn report(
     out: Option<PathBuf>,
 ) -> Result<String> {
     let study = StudyRef::parse(study, None)?;
-    let record = load(storage, &study)?;
+    let record = load_any(storage, &study)?;
     let mut stored = String::new();
+    // A study of several objectives has a front, not one pick to store.
     if study.until.is_none()
         && record.spec_text.is_some()
+        && record.objectives.len() == 1
         && let Some(pick) = crate::pick::of(&record)
     {
         // The report is written whatever happens here: a pick that cannot be

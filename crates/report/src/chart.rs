@@ -23,6 +23,8 @@ use crate::data::{
     Timeline, Trend,
 };
 use crate::importance::Importance;
+use crate::tradeoff::Tradeoff;
+use hpo_core::study::Direction;
 
 /// A chart the report draws.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +47,8 @@ pub enum Figure<'a> {
     Confirm(&'a Confirmation),
     /// A nightly study's pick per night, with the budget used and failures.
     Nights(&'a NightTrend),
+    /// Two quantities traded against each other, with their front.
+    Tradeoff(&'a Tradeoff),
 }
 
 /// Why a chart could not be drawn or written.
@@ -311,6 +315,7 @@ impl Figure<'_> {
             Figure::Timeline(t) => (1100, (140 + 40 * t.workers.len() as u32).max(300)),
             Figure::HeatMap(_) => (820, 620),
             Figure::Nights(_) => (1100, 560),
+            Figure::Tradeoff(_) => (1000, 560),
             _ => (900, 500),
         }
     }
@@ -352,8 +357,77 @@ impl Figure<'_> {
             Figure::Timeline(it) => draw_timeline(root, it, pick),
             Figure::Confirm(it) => draw_confirm(root, it, pick),
             Figure::Nights(it) => draw_nights(root, it),
+            Figure::Tradeoff(it) => draw_tradeoff(root, it),
         }
     }
+}
+
+/// A scatter of two traded quantities: each series in its colour, the front as a
+/// staircase through the points nothing beats on both axes, the pick ringed.
+fn draw_tradeoff<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Tradeoff) -> Drawn<DB> {
+    let (plot, side) = with_legend_column(root);
+    let to = |log: bool| move |v: f64| if log { v.max(f64::MIN_POSITIVE).log10() } else { v };
+    let (fx, fy) = (to(data.x.log), to(data.y.log));
+    let all = || data.series.iter().flat_map(|s| s.points.iter());
+    let x_range = padded(all().map(|p| fx(p.0)));
+    let y_range = padded(all().map(|p| fy(p.1)));
+    let scale = |log: bool| if log { Scale::Log } else { Scale::Linear };
+    let (x_scale, y_scale) = (scale(data.x.log), scale(data.y.log));
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&data.title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(axis(x_scale, x_range), axis(y_scale, y_range))?;
+    let desc = |a: &crate::tradeoff::TradeoffAxis| {
+        let better =
+            if a.direction == Direction::Minimize { "lower is better" } else { "higher is better" };
+        let log = if a.log { ", log scale" } else { "" };
+        format!("{} ({better}{log})", a.label)
+    };
+    chart
+        .configure_mesh()
+        .x_desc(desc(&data.x))
+        .y_desc(desc(&data.y))
+        .x_label_formatter(&|v| tick_label(x_scale, *v))
+        .y_label_formatter(&|v| tick_label(y_scale, *v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+    let mut legend = Vec::new();
+    for (idx, series) in data.series.iter().enumerate() {
+        let color = if series.label == "dominated trial" {
+            PALETTE[7]
+        } else {
+            PALETTE[idx % PALETTE.len()]
+        };
+        chart.draw_series(
+            series
+                .points
+                .iter()
+                .map(|p| Circle::new((fx(p.0), fy(p.1)), 4, color.mix(0.8).filled())),
+        )?;
+        legend.push((series.label.clone(), Mark::Dot(color)));
+    }
+    // The front as a staircase: from each point level to the next one's x, then
+    // up or down to it.
+    let mut steps: Vec<(f64, f64)> = Vec::new();
+    for &(x, y) in &data.front {
+        if let Some(&(_, previous)) = steps.last() {
+            steps.push((fx(x), previous));
+        }
+        steps.push((fx(x), fy(y)));
+    }
+    if !steps.is_empty() {
+        chart.draw_series(LineSeries::new(steps, BEST.stroke_width(2)))?;
+        legend.push(("front".to_owned(), Mark::Line(BEST)));
+    }
+    if let Some((x, y, number)) = data.pick {
+        let at = (fx(x), fy(y));
+        chart.draw_series([Circle::new(at, 9, PICK.stroke_width(3))])?;
+        legend.push((format!("pick: trial {number}"), Mark::Dot(PICK)));
+    }
+    draw_side_legend(&side, &legend)
 }
 
 fn draw_error(chart: &str, error: impl std::fmt::Display) -> DrawError {

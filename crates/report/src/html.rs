@@ -44,7 +44,6 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
     );
     let _ = writeln!(out, "<h1>Study <code>{name}</code></h1>");
     summary(&mut out, record, sections);
-    recommendation(&mut out, sections, record.spec_text.is_some());
     let chart = |out: &mut String, stem: &str, caption: &str| {
         if let Some((_, svg)) = charts.iter().find(|(name, _)| name == stem) {
             let _ = writeln!(
@@ -53,6 +52,26 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
             );
         }
     };
+    // Several objectives: the lead picks on the front; the sections that rank
+    // trials on one value do not apply.
+    if let Some(pareto) = &sections.pareto {
+        pareto_front(&mut out, pareto);
+        chart(
+            &mut out,
+            "pareto",
+            "Every complete trial on the first two objectives: the front (no trial beats these on both) in colour, the staircase its boundary, the ring the front's best on the first objective.",
+        );
+        compression(&mut out, sections, &chart);
+        let _ = writeln!(out, "<h2>Timeline</h2>");
+        chart(&mut out, "timeline", "When each trial ran, on which worker, and how it ended.");
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Written by hpo {}.</p>\n</body></html>",
+            env!("CARGO_PKG_VERSION")
+        );
+        return out;
+    }
+    recommendation(&mut out, sections, record.spec_text.is_some());
     // A night of a nightly study: the night before and every night come first.
     if let Some(trend) = &sections.trend {
         comparison(&mut out, sections);
@@ -65,6 +84,7 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
         );
     }
     leaderboard(&mut out, record, sections);
+    compression(&mut out, sections, &chart);
     let metric = escape(&record.metric);
     let _ = writeln!(out, "<h2>Optimization history</h2>");
     chart(
@@ -199,14 +219,82 @@ pub fn page(record: &StudyRecord, sections: &Sections, charts: &[(String, String
     out
 }
 
-fn summary(out: &mut String, record: &StudyRecord, sections: &Sections) {
-    let o = &sections.overview;
+/// The Pareto front of a study of several objectives, as a table.
+fn pareto_front(out: &mut String, pareto: &crate::tradeoff::ParetoSection) {
+    let _ = writeln!(out, "<h2>Pareto front</h2>");
     let _ = writeln!(
         out,
-        "<p>Objective: <b>{}</b> of the validation set, {}d.</p>",
-        escape(&record.metric),
-        record.direction
+        "<p>{} of {} complete trials are on the front: no other trial is at least as good on every objective and better on one. Which to pick depends on what you trade; they are listed best first on <b>{}</b>. Optuna's <code>best_trials</code> is this list.</p>",
+        pareto.front.len(),
+        pareto.n_scored,
+        escape(&pareto.objectives[0].0)
     );
+    let _ = write!(out, "<table><tr><th>trial</th>");
+    for (metric, direction) in &pareto.objectives {
+        let _ = write!(out, "<th>{} ({direction})</th>", escape(metric));
+    }
+    let _ = writeln!(out, "<th>parameters</th></tr>");
+    for (number, values, params) in &pareto.front {
+        let _ = write!(out, "<tr><td class=\"num\">{number}</td>");
+        for value in values {
+            let _ = write!(out, "<td class=\"num\">{}</td>", hpo_core::display::value(*value));
+        }
+        let _ = writeln!(out, "<td class=\"config\"><code>{}</code></td></tr>", escape(params));
+    }
+    let _ = writeln!(out, "</table>");
+}
+
+/// The compressed variants of the pick (`[compress]`), as a table, with every
+/// trial's variants against size and latency.
+fn compression(out: &mut String, sections: &Sections, chart: &dyn Fn(&mut String, &str, &str)) {
+    let Some(section) = &sections.compression else { return };
+    let _ = writeln!(out, "<h2>Compression</h2>");
+    let _ = writeln!(
+        out,
+        "<p>Trial {}'s best-epoch model and its compressed variants, each measured on the CPU alike (latency: median of timed calls; f32 is the trained model itself).</p>",
+        section.trial
+    );
+    let _ = writeln!(
+        out,
+        "<table><tr><th>method</th><th>parameters</th><th>weight bytes</th><th>latency, batch 1 (ms)</th><th>latency per example, batch 256 (ms)</th><th>val accuracy</th><th>test accuracy</th><th>val drop</th></tr>"
+    );
+    let reference = section.rows.first().map_or(f64::NAN, |r| r.val_accuracy);
+    for row in &section.rows {
+        let value = |v: f64| hpo_core::display::value(v);
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&row.method),
+            value(row.parameters),
+            value(row.weight_bytes),
+            value(row.latency_ms),
+            value(row.latency_ms_per_example),
+            value(row.val_accuracy),
+            value(row.test_accuracy),
+            if row.method == "f32" { "-".to_owned() } else { value(reference - row.val_accuracy) },
+        );
+    }
+    let _ = writeln!(out, "</table>");
+    chart(
+        out,
+        "compression-size",
+        "Every complete trial's variants: validation accuracy against bytes; the staircase is the front over all of them, the ring the table's trial.",
+    );
+    chart(
+        out,
+        "compression-latency",
+        "The same variants against their latency at batch 1 on the CPU.",
+    );
+}
+
+fn summary(out: &mut String, record: &StudyRecord, sections: &Sections) {
+    let o = &sections.overview;
+    let objectives: Vec<String> = record
+        .objectives
+        .iter()
+        .map(|(metric, direction)| format!("<b>{}</b>, {direction}d", escape(metric)))
+        .collect();
+    let _ = writeln!(out, "<p>Objective: {}.</p>", objectives.join("; "));
     let _ = writeln!(out, "<table>");
     for (label, text) in &record.setup {
         let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", escape(label), escape(text));

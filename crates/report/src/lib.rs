@@ -21,6 +21,7 @@ pub mod load;
 pub mod stats;
 #[cfg(test)]
 mod test_support;
+pub mod tradeoff;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,9 @@ pub struct StudyRecord {
     pub direction: Direction,
     /// The objective's metric name (`val_loss`).
     pub metric: String,
+    /// Every objective's metric and direction, in order: `[(metric, direction)]`
+    /// for a study of one objective.
+    pub objectives: Vec<(String, Direction)>,
     /// What the study was set up to do, as (label, text) lines: budget, sampler, pruner.
     pub setup: Vec<(String, String)>,
     /// The study file as written, when the store keeps it.
@@ -112,6 +116,10 @@ pub struct Sections {
     pub comparison: Option<Comparison>,
     /// Every night of a nightly study, when the record is a night.
     pub trend: Option<data::NightTrend>,
+    /// The Pareto front, for a study of several objectives.
+    pub pareto: Option<tradeoff::ParetoSection>,
+    /// The pick's compressed variants and every trial's, when `[compress]` made them.
+    pub compression: Option<tradeoff::CompressionSection>,
 }
 
 /// Computes every section; `baseline` is the study to compare with, if any.
@@ -120,8 +128,17 @@ pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Section
     let importance = importance::with_intervals(&search, record.direction);
     let confirmation = data::confirm_groups(record);
     let recommendation = data::recommend(record, confirmation.as_ref());
-    let pick = recommendation.as_ref().map(|r| r.number);
+    let pareto = tradeoff::pareto_section(record);
+    // With several objectives the lead picks on the front; the table shows the
+    // front's best on the first objective.
+    let pick = match &pareto {
+        Some(section) => section.front.first().map(|f| f.0),
+        None => recommendation.as_ref().map(|r| r.number),
+    };
+    let compression = tradeoff::compression_section(record, pick);
     Sections {
+        pareto,
+        compression,
         overview: data::overview(record),
         leaderboard: data::leaderboard(record, pick),
         recommendation,
@@ -141,7 +158,24 @@ pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Section
 impl Sections {
     /// Every chart of the report with its file stem, in page order.
     pub fn figures(&self) -> Vec<(String, Figure<'_>)> {
-        let mut out = vec![("history".to_owned(), Figure::History(&self.history))];
+        let mut out = Vec::new();
+        let variants: Vec<(String, Figure<'_>)> = match &self.compression {
+            Some(it) => vec![
+                ("compression-size".to_owned(), Figure::Tradeoff(&it.size)),
+                ("compression-latency".to_owned(), Figure::Tradeoff(&it.latency)),
+            ],
+            None => Vec::new(),
+        };
+        // Several objectives: the front, the variants and the timeline (the
+        // other charts rank trials on one value).
+        if let Some(pareto) = &self.pareto {
+            out.push(("pareto".to_owned(), Figure::Tradeoff(&pareto.chart)));
+            out.extend(variants);
+            out.push(("timeline".to_owned(), Figure::Timeline(&self.timeline)));
+            return out;
+        }
+        out.push(("history".to_owned(), Figure::History(&self.history)));
+        out.extend(variants);
         for curves in &self.curves {
             out.push((format!("curves-{}", slug(&curves.metric)), Figure::Curves(curves)));
         }

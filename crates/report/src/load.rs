@@ -71,6 +71,7 @@ pub fn nights(storage: &dyn Storage, base: &str) -> hpo_core::Result<NightTrend>
             name: study.name.clone(),
             direction: study.direction,
             metric: metric.clone(),
+            objectives: vec![(metric.clone(), study.direction)],
             setup: Vec::new(),
             spec_text: None,
             trials,
@@ -129,10 +130,25 @@ pub fn study_record(
         trials.retain(|t| t.datetime_complete.is_some_and(|end| end <= until));
     }
     let spec = study.spec_text.as_deref().and_then(|text| StudySpec::parse(text, "stored").ok());
+    let metric = study.metric.clone().unwrap_or_else(|| "value".to_owned());
+    let objectives = study
+        .directions
+        .iter()
+        .enumerate()
+        .map(|(k, direction)| {
+            let name = match study.metrics.get(k) {
+                Some(name) => name.clone(),
+                None if study.directions.len() == 1 => metric.clone(),
+                None => format!("value_{k}"),
+            };
+            (name, *direction)
+        })
+        .collect();
     let mut record = StudyRecord {
         name,
         direction: study.direction,
-        metric: study.metric.clone().unwrap_or_else(|| "value".to_owned()),
+        metric,
+        objectives,
         setup: spec.as_ref().map(setup).unwrap_or_default(),
         spec_text: study.spec_text.clone(),
         trials,

@@ -75,6 +75,7 @@ pub fn record(trials: Vec<FrozenTrial>) -> StudyRecord {
         name: "toy".into(),
         direction: Direction::Minimize,
         metric: "val_loss".into(),
+        objectives: vec![("val_loss".into(), Direction::Minimize)],
         setup: vec![],
         spec_text: None,
         trials,

@@ -6,7 +6,7 @@
 
 use hpo_core::distribution::{Distribution, ParamValue};
 use hpo_core::space::Params;
-use hpo_core::spec::{SpecError, StudySpec, TrainingSpec};
+use hpo_core::spec::{Compression, SpecError, StudySpec, TrainingSpec};
 
 /// One hyperparameter.
 pub struct Knob {
@@ -101,6 +101,40 @@ pub const MLP: &[Knob] = &[
     choice("norm", &["none", "batch", "layer"], "none", "normalization after each hidden layer"),
 ];
 
+/// Knobs of the compressed variants (`[compress]`), for the models that have them.
+pub const COMPRESSION: &[Knob] = &[
+    float(
+        "sparsity",
+        0.0,
+        0.999,
+        0.8,
+        "pruned variant: fraction of linear weights dropped, smallest first",
+    ),
+    int(
+        "rank",
+        0,
+        65_536,
+        0,
+        "low_rank variant: rank of each factorized layer (0: by rank_energy)",
+    ),
+    float(
+        "rank_energy",
+        0.01,
+        1.0,
+        0.9,
+        "low_rank variant: fraction of each layer's energy (squared singular values) kept",
+    ),
+];
+
+/// The compressed variant each compression knob shapes.
+fn variant_of(knob: &str) -> Option<Compression> {
+    match knob {
+        "sparsity" => Some(Compression::Pruned),
+        "rank" | "rank_energy" => Some(Compression::LowRank),
+        _ => None,
+    }
+}
+
 pub const CNN: &[Knob] = &[
     int("blocks", 1, 4, 2, "conv blocks (3x3 conv, activation, 2x2 max pool)"),
     int("channels", 1, 1024, 16, "channels of the first block, doubling per block"),
@@ -128,7 +162,8 @@ pub fn knobs(model: &str) -> Option<Vec<&'static Knob>> {
         _ => return None,
     };
     let shared: &[Knob] = if model == "transformer" { &[] } else { CLASSIFICATION };
-    Some(specific.iter().chain(shared).chain(TRAINING).collect())
+    let compression: &[Knob] = if model == "mlp" { COMPRESSION } else { &[] };
+    Some(specific.iter().chain(shared).chain(TRAINING).chain(compression).collect())
 }
 
 /// Checks every searched and fixed name and domain against the model. Returns the
@@ -140,6 +175,31 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
             format!("unknown model `{}`; available: mlp, cnn, transformer", candle.model),
         ));
     };
+    if !candle.compress.is_empty() && candle.model != "mlp" {
+        return Err(spec.error_at(
+            "compress.variants",
+            format!(
+                "compressed variants are made of mlp models for now, and this study trains the {} model; remove [compress]",
+                candle.model
+            ),
+        ));
+    }
+    let named = spec.space.params.iter().map(|p| (p.name.as_str(), "space"));
+    let fixed = candle.fixed.keys().map(|name| (name.as_str(), "objective.fixed"));
+    for (name, section) in named.chain(fixed) {
+        if let Some(variant) = variant_of(name)
+            && !candle.compress.contains(&variant)
+        {
+            return Err(spec.error_at(
+                &format!("{section}.{name}"),
+                format!(
+                    "`{name}` shapes the {} variant, which [compress] does not make; add it: `[compress] variants = [\"{}\"]`",
+                    variant.name(),
+                    variant.name()
+                ),
+            ));
+        }
+    }
     let find = |name: &str| knobs.iter().find(|k| k.name == name).copied();
     let unknown = |name: &str| {
         format!(
@@ -178,11 +238,13 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
 /// reports: every trial would fail for want of it.
 fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let reported = crate::trainer::metric_names(&candle.model);
+    let variants = crate::trainer::variant_metric_names(&candle.compress);
     for other in &spec.metrics[1..] {
         let known = reported.contains(&other.as_str())
-            || crate::trainer::MEASURED_AT_END.contains(&other.as_str());
+            || crate::trainer::MEASURED_AT_END.contains(&other.as_str())
+            || variants.contains(other);
         if !known {
-            let test = if other.starts_with("test_") {
+            let test = if other.starts_with("test_") || other.contains("_test_") {
                 "test metrics never feed selection (the test split stays unseen until the end); "
             } else {
                 ""
@@ -190,10 +252,11 @@ fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecErro
             return Err(spec.error_at(
                 "study.metrics",
                 format!(
-                    "the {} model never reports `{other}`; {test}the objectives after the first may be any of its metrics per epoch ({}) or of what is measured at the end ({})",
+                    "the {} model never reports `{other}`; {test}the objectives after the first may be any of its metrics per epoch ({}) or of what is measured at the end ({}{})",
                     candle.model,
                     reported.join(", "),
-                    crate::trainer::MEASURED_AT_END.join(", ")
+                    crate::trainer::MEASURED_AT_END.join(", "),
+                    if variants.is_empty() { String::new() } else { format!(", {}", variants.join(", ")) }
                 ),
             ));
         }

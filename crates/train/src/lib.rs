@@ -15,6 +15,7 @@
 
 pub mod augment;
 pub mod bench;
+pub mod compress;
 pub mod data;
 pub mod gpu;
 pub mod hyper;

@@ -1028,22 +1028,23 @@ pub(crate) fn run_trial(
     if let Some(message) = reporter.missing_metric.take() {
         return fail(message);
     }
-    let Some((best_step, best_value, best_metrics)) = reporter.best.take() else {
+    let Some((best_step, _, best_metrics)) = reporter.best.take() else {
         return fail(format!(
             "the objective finished without reporting a finite `{}`",
             spec.metric
         ));
     };
-    // The other objectives are read at the first one's best step, or from the
-    // measurements the objective took at the end (latency, test accuracy).
-    let mut values = vec![best_value];
-    for metric in &spec.metrics[1..] {
+    // The objectives are read at the best step (by `spec.metric`: the objective,
+    // or in a study of several the first one or the early-stopping monitor), or
+    // from what the objective measured at the end (size, latency).
+    let mut values = Vec::with_capacity(spec.metrics.len());
+    for metric in &spec.metrics {
         let found = best_metrics.iter().chain(&output.final_metrics).find(|(n, _)| n == metric);
         match found {
             Some((_, value)) if !value.is_nan() => values.push(*value),
             Some(_) => {
                 return fail(format!(
-                    "the objective `{metric}` is NaN at step {best_step}, the best step of `{}`",
+                    "the objective `{metric}` is NaN at step {best_step}, the best step by `{}`",
                     spec.metric
                 ));
             }

@@ -119,6 +119,35 @@ pub struct EarlyStoppingSpec {
     pub min_delta: f64,
 }
 
+/// A compressed variant of a trained model (`[compress] variants`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Compression {
+    /// Linear weights quantized to int8, per output channel, symmetric; inputs
+    /// quantized per example as they come; int8 products.
+    Int8,
+    /// The smallest weights by magnitude set to zero (`sparsity`), stored sparse.
+    Pruned,
+    /// Each linear layer factorized into two of lower rank (`rank` or
+    /// `rank_energy`).
+    LowRank,
+}
+
+impl Compression {
+    /// Every variant, in the order results list them.
+    pub const ALL: [Compression; 3] =
+        [Compression::Int8, Compression::Pruned, Compression::LowRank];
+
+    /// The name a study file writes, and the prefix of the variant's metrics
+    /// (`int8_val_accuracy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Int8 => "int8",
+            Compression::Pruned => "pruned",
+            Compression::LowRank => "low_rank",
+        }
+    }
+}
+
 /// `[nightly]`: how `hpo nightly` carries the study from one night to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NightlySpec {
@@ -189,6 +218,9 @@ pub struct TrainingSpec {
     pub devices: Devices,
     /// Hyperparameters fixed for every trial (`[objective.fixed]`).
     pub fixed: Params,
+    /// `[compress] variants`: the compressed variants made of each trial's
+    /// best-epoch model and measured with it (empty without the section).
+    pub compress: Vec<Compression>,
 }
 
 impl ObjectiveSpec {
@@ -219,8 +251,9 @@ impl StudySpec {
 pub struct StudySpec {
     /// The study's name in the store: 1 to 512 characters, without `/` or `\`.
     pub name: String,
-    /// The metric the study optimizes, as the objective reports it; the first
-    /// objective's in a study of several.
+    /// The metric that judges each trial's steps (its value, and its best step):
+    /// the study's objective; in a study of several, the first, or the
+    /// early-stopping monitor when there is one.
     pub metric: String,
     /// Whether `metric` is minimized or maximized.
     pub direction: Direction,
@@ -575,6 +608,13 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             "with `devices` or `trials_per_device` the workers are one per device slot; remove `workers`",
         ));
     }
+    if several && objective == ObjectiveSpec::External {
+        return Err(ctx.error(
+            objective_span.clone(),
+            "[objective].kind",
+            "`hpo tell` takes one value per trial, so an external study has one objective; write `metric` and `direction`",
+        ));
+    }
     let pruner = match raw.pruner {
         None => Pruner::NONE,
         Some(raw) if several => {
@@ -611,6 +651,12 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             Some(validate_early_stopping(ctx, it, &metric, direction)?)
         }
     };
+    // With several objectives the early-stopping monitor, when there is one,
+    // judges the epochs: the objectives are read of its best epoch's model.
+    let (metric, direction) = match &early_stopping {
+        Some(it) if several => (it.monitor.clone(), it.direction),
+        _ => (metric, direction),
+    };
     let nightly = match raw.nightly {
         None => NightlySpec::default(),
         Some(it) => {
@@ -622,6 +668,40 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
             }
         }
     };
+
+    let mut objective = objective;
+    match (raw.compress, &mut objective) {
+        (None, _) => {}
+        (Some(raw), training) => {
+            let ObjectiveSpec::Training(training) = training else {
+                return Err(ctx.error(
+                    raw.span(),
+                    "[compress]",
+                    "compression applies to trained models; it needs `[objective] kind = \"candle\"`",
+                ));
+            };
+            let mut variants = Vec::new();
+            let raw = raw.into_inner();
+            locate("compress.variants", raw.variants.span());
+            for it in raw.variants.into_inner() {
+                let Some(found) =
+                    Compression::ALL.into_iter().find(|c| c.name() == it.get_ref().as_str())
+                else {
+                    let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
+                    return Err(ctx.error(
+                        it.span(),
+                        "[compress].variants",
+                        format!("unknown variant `{}`; valid: {}", it.get_ref(), names.join(", ")),
+                    ));
+                };
+                if !variants.contains(&found) {
+                    variants.push(found);
+                }
+            }
+            variants.sort();
+            training.compress = variants;
+        }
+    }
 
     Ok(StudySpec {
         name,

@@ -289,6 +289,7 @@ pub(super) fn validate_objective(
                 max_epochs,
                 devices,
                 fixed,
+                compress: Vec::new(),
             }))
         }
     }

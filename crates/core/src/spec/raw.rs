@@ -19,6 +19,13 @@ pub(super) struct RawFile {
     pub(super) objective: Spanned<RawObjective>,
     pub(super) space: Spanned<RawSpace>,
     pub(super) nightly: Option<RawNightly>,
+    pub(super) compress: Option<Spanned<RawCompress>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompress {
+    pub(super) variants: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

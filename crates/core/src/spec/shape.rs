@@ -19,8 +19,8 @@ use super::{
 };
 
 /// The sections of a study file; each must be a table.
-const SECTIONS: [&str; 7] =
-    ["study", "sampler", "pruner", "early_stopping", "objective", "space", "nightly"];
+const SECTIONS: [&str; 8] =
+    ["study", "sampler", "pruner", "early_stopping", "objective", "space", "nightly", "compress"];
 
 /// What a parameter of `[space]` looks like, for messages.
 pub(super) const PARAM_EXAMPLE: &str = "a table such as `{ float = [0.0, 1.0] }`, \

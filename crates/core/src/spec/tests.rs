@@ -134,7 +134,7 @@ fn unknown_section() {
     check_err(
         &format!("{VALID}\n[studdy]\nname = \"x\"\n"),
         expect![
-            "studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`, `nightly`"
+            "studies/bad.toml:38:2: [studdy]: unknown section `studdy`, expected one of `study`, `sampler`, `pruner`, `early_stopping`, `objective`, `space`, `nightly`, `compress`"
         ],
     );
 }
@@ -860,7 +860,9 @@ fn wrong_shapes_are_told_in_the_files_terms() {
         ),
         (
             replace("kind = \"random\"", "kind = [\"tpe\"]"),
-            expect![[r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, `auto`, `nsga2`, found a list `["tpe"]`"#]],
+            expect![[
+                r#"studies/bad.toml:11:8: [sampler].kind: expected one of `grid`, `random`, `tpe`, `gp`, `auto`, `nsga2`, found a list `["tpe"]`"#
+            ]],
         ),
         (
             replace("seed = 7", "seed = 99999999999999999999"),
@@ -983,6 +985,11 @@ fn several_objectives_parse_in_order() {
     let spec = StudySpec::parse(&text, "studies/two.toml").unwrap();
     assert_eq!(spec.metrics, ["val_accuracy", "parameters"]);
     assert_eq!(spec.directions, [Direction::Maximize, Direction::Minimize]);
+    // The early-stopping monitor judges the epochs of a study of several objectives.
+    assert_eq!((spec.metric.as_str(), spec.direction), ("val_loss", Direction::Minimize));
+    let without = text
+        .replace("[early_stopping]\nmonitor = \"val_loss\"\npatience = 5\nmin_delta = 1e-4\n", "");
+    let spec = StudySpec::parse(&without, "studies/two.toml").unwrap();
     assert_eq!((spec.metric.as_str(), spec.direction), ("val_accuracy", Direction::Maximize));
     let nsga2 = text.replace("kind = \"random\"", "kind = \"nsga2\"\npopulation = 12");
     let spec = StudySpec::parse(&nsga2, "studies/two.toml").unwrap();

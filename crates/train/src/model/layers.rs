@@ -64,6 +64,10 @@ impl Linear {
         &self.weight
     }
 
+    pub fn bias(&self) -> Option<&Var> {
+        self.bias.as_ref()
+    }
+
     pub fn params(&self) -> Vec<Param> {
         let mut out = vec![Param::weight(&self.weight)];
         out.extend(self.bias.iter().map(Param::other));
@@ -176,6 +180,15 @@ impl BatchNorm {
         vec![Param::other(&self.gamma), Param::other(&self.beta)]
     }
 
+    /// Evaluation mode as `x * scale + shift` per channel, from the running
+    /// statistics: `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`.
+    pub fn eval_affine(&self) -> Result<(Tensor, Tensor)> {
+        let scale =
+            (self.gamma.as_tensor() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+        let shift = (self.beta.as_tensor() - (self.running_mean.as_tensor() * &scale)?)?;
+        Ok((scale, shift))
+    }
+
     pub fn state(&self) -> Vec<Var> {
         vec![
             self.gamma.clone(),
@@ -233,11 +246,19 @@ impl LayerNorm {
     pub fn params(&self) -> Vec<Param> {
         vec![Param::other(&self.gamma), Param::other(&self.beta)]
     }
+
+    /// Its scale, shift and epsilon.
+    pub fn parts(&self) -> (&Var, &Var, f64) {
+        (&self.gamma, &self.beta, LAYER_NORM_EPS)
+    }
 }
+
+/// Layer norm's epsilon.
+const LAYER_NORM_EPS: f64 = 1e-5;
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        fused::layer_norm(xs, self.gamma.as_tensor(), self.beta.as_tensor(), 1e-5)
+        fused::layer_norm(xs, self.gamma.as_tensor(), self.beta.as_tensor(), LAYER_NORM_EPS)
     }
 }
 

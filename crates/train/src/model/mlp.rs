@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use crate::model::layers::{self, BatchNorm, LayerNorm, Linear};
 use hpo_kernels::fused;
 
+use crate::compress::{Net, Step, to_host};
 use crate::model::{Mode, Model, Param};
 
 /// Normalization after each hidden Linear.
@@ -73,6 +74,42 @@ impl Mlp {
     }
 }
 
+impl Mlp {
+    /// The MLP in evaluation form: each hidden Linear, its norm (batch norm folded
+    /// into a scale and shift by its running statistics), its activation; then
+    /// the head. Dropout is the identity in evaluation.
+    fn net(&self) -> Result<Net> {
+        let dense = |linear: &Linear| -> Result<Step> {
+            Ok(Step::Dense {
+                weight: to_host(linear.weight().as_tensor())?,
+                bias: linear.bias().map(|b| to_host(b.as_tensor())).transpose()?,
+            })
+        };
+        let mut steps = Vec::new();
+        for (linear, norm) in &self.hidden {
+            steps.push(dense(linear)?);
+            match norm {
+                Some(NormLayer::Batch(bn)) => {
+                    let (scale, shift) = bn.eval_affine()?;
+                    steps.push(Step::Affine { scale: to_host(&scale)?, shift: to_host(&shift)? });
+                }
+                Some(NormLayer::Layer(ln)) => {
+                    let (gamma, beta, eps) = ln.parts();
+                    steps.push(Step::LayerNorm {
+                        gamma: to_host(gamma.as_tensor())?,
+                        beta: to_host(beta.as_tensor())?,
+                        eps,
+                    });
+                }
+                None => {}
+            }
+            steps.push(Step::Activation(self.activation.clone()));
+        }
+        steps.push(dense(&self.head)?);
+        Ok(Net { steps })
+    }
+}
+
 impl Model for Mlp {
     fn forward(&self, xs: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let mut xs = xs.flatten_from(1)?;
@@ -101,6 +138,10 @@ impl Model for Mlp {
         }
         out.extend(self.head.params());
         out
+    }
+
+    fn to_net(&self) -> Option<Result<Net>> {
+        Some(self.net())
     }
 
     fn state(&self) -> Vec<Var> {

@@ -79,6 +79,12 @@ pub trait Model: Send {
     /// Everything a snapshot must save to restore the model: the parameters and any
     /// running statistics (batch norm).
     fn state(&self) -> Vec<Var>;
+
+    /// The model as inference steps on the CPU, for the compressed variants
+    /// (`[compress]`); `None` for a model that has no such form yet.
+    fn to_net(&self) -> Option<Result<crate::compress::Net>> {
+        None
+    }
 }
 
 /// Copies a model's state (best-epoch weights).

@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::Error;
 use crate::augment::{Augment, move_images};
+use crate::compress;
 use crate::data::{Classification, Dataset, Split, Text};
 use crate::gpu;
 use crate::hyper::Resolved;
@@ -601,6 +602,12 @@ impl Trainer {
         if let Some(bytes) = gpu_memory {
             final_metrics.push(("gpu_memory_mb".to_owned(), bytes as f64 / 1e6));
         }
+        if !self.spec.compress.is_empty() {
+            if reporter.interrupted() {
+                return Ok(Err(TrialFailure::new("interrupted")));
+            }
+            final_metrics.extend(self.measure_variants(model.as_ref(), &h)?);
+        }
         if let Plan::Text { .. } = plan {
             final_metrics
                 .push(("test_bits_per_char".to_owned(), test_loss / std::f64::consts::LN_2));
@@ -674,6 +681,62 @@ impl Trainer {
         let batch = inputs(LATENCY_BATCH)?;
         let per_example = time(&batch, 3)? / batch.dim(0)? as f64;
         Ok((single, per_example))
+    }
+
+    /// The best epoch's model as a float net on the CPU (`f32`) and each variant
+    /// of `[compress]`, measured alike: validation and test loss and accuracy,
+    /// the drop in accuracy from `f32`, parameters, bytes and CPU latency. Their
+    /// names are [`variant_metric_names`]'s.
+    fn measure_variants(
+        &self,
+        model: &dyn Model,
+        h: &Resolved<'_>,
+    ) -> candle_core::Result<Vec<(String, f64)>> {
+        let Some(net) = model.to_net() else {
+            candle_core::bail!("this model has no compressed variants");
+        };
+        let net = net?;
+        let Data::Classification { val, test, .. } = &self.data else {
+            candle_core::bail!("compressed variants are measured on classification data");
+        };
+        let host = |split: &DeviceSplit| -> candle_core::Result<(Tensor, Tensor)> {
+            Ok((compress::to_host(&split.features)?, split.labels.to_device(&Device::Cpu)?))
+        };
+        let (val, test) = (host(val)?, host(test)?);
+        let knobs = compress::Knobs {
+            sparsity: h.float("sparsity"),
+            rank: h.usize("rank"),
+            rank_energy: h.float("rank_energy"),
+        };
+        let mut variants = vec![("f32", net)];
+        for compression in &self.spec.compress {
+            variants.push((compression.name(), variants[0].1.compressed(*compression, &knobs)?));
+        }
+        let mut out = Vec::new();
+        let mut reference = None;
+        for (name, variant) in &variants {
+            let (val_loss, val_accuracy) = variant.evaluate(&val.0, &val.1)?;
+            let (test_loss, test_accuracy) = variant.evaluate(&test.0, &test.1)?;
+            let (latency, per_example) = variant.latency(&test.0, LATENCY_BATCH)?;
+            let (val_reference, test_reference) =
+                *reference.get_or_insert((val_accuracy, test_accuracy));
+            let mut measured = vec![
+                ("val_loss", val_loss),
+                ("val_accuracy", val_accuracy),
+                ("test_loss", test_loss),
+                ("test_accuracy", test_accuracy),
+                ("parameters", variant.parameters() as f64),
+                ("weight_bytes", variant.weight_bytes() as f64),
+                ("latency_ms", latency),
+                ("latency_ms_per_example", per_example),
+            ];
+            if *name != "f32" {
+                measured.push(("val_accuracy_drop", val_reference - val_accuracy));
+                measured.push(("test_accuracy_drop", test_reference - test_accuracy));
+            }
+            out.extend(measured.into_iter().map(|(what, value)| (format!("{name}_{what}"), value)));
+        }
+        Ok(out)
     }
 
     /// Mean cross-entropy (no smoothing) and accuracy of `model` on a split, in
@@ -775,6 +838,31 @@ impl Trainer {
         }
         Ok(Some(sums))
     }
+}
+
+/// What `[compress]` adds to a trial's measurements for `variants` that a study
+/// of several objectives may optimize (the test metrics are measured too, but
+/// never feed selection): each variant's and the float net's (`f32_`) validation
+/// accuracy and loss, parameters, bytes and CPU latency, and each variant's drop in
+/// validation accuracy.
+pub fn variant_metric_names(variants: &[hpo_core::spec::Compression]) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = std::iter::once("f32").chain(variants.iter().map(|v| v.name()));
+    for name in names {
+        let mut measured = vec![
+            "val_loss",
+            "val_accuracy",
+            "parameters",
+            "weight_bytes",
+            "latency_ms",
+            "latency_ms_per_example",
+        ];
+        if name != "f32" {
+            measured.push("val_accuracy_drop");
+        }
+        out.extend(measured.into_iter().map(|what| format!("{name}_{what}")));
+    }
+    out
 }
 
 /// What a trial measures of its best epoch's model at the end that a study of

@@ -38,6 +38,7 @@ fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
         max_epochs,
         devices: Devices { device: Some("cpu".into()), ..Devices::default() },
         fixed: Params::new(),
+        compress: Vec::new(),
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
 }
@@ -396,6 +397,7 @@ fn evaluation_sums_hold_no_backward_graph() {
             max_epochs: 1,
             devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
+            compress: Vec::new(),
         };
         let trainer = Trainer::new(spec, load(&digits()).unwrap(), Device::Cpu).unwrap();
         let p = params(&extra);
@@ -447,6 +449,7 @@ fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
             max_epochs: 3,
             devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
+            compress: Vec::new(),
         },
         load(&digits()).unwrap(),
         Device::Cpu,
