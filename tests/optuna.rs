@@ -1,6 +1,7 @@
 //! Interop with Python Optuna 5.0.0: Optuna reads what hpo writes, and hpo reads
-//! what Optuna writes. The first test to need it makes a venv with Optuna under
-//! the target dir (pip, from PyPI); later runs reuse it.
+//! what Optuna writes. The first test to need it makes a venv with Optuna (and
+//! ONNX Runtime, for `tests/export.rs`) under the target dir (pip, from PyPI);
+//! later runs reuse it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,11 +14,11 @@ use crate::util::{DIGITS_REGULARIZATION, Dir, digits_study, repo, text, trials};
 const OPTUNA_VERSION: &str = "5.0.0";
 
 /// What the venv holds: Optuna, the PostgreSQL driver its SQLAlchemy uses for
-/// `postgresql+psycopg2://` storages, and optuna-dashboard.
-const PACKAGES: [&str; 3] =
-    ["optuna==5.0.0", "psycopg2-binary==2.9.13", "optuna-dashboard==0.21.0"];
+/// `postgresql+psycopg2://` storages, optuna-dashboard, and ONNX Runtime.
+const PACKAGES: [&str; 4] =
+    ["optuna==5.0.0", "psycopg2-binary==2.9.13", "optuna-dashboard==0.21.0", "onnxruntime==1.32.0"];
 
-fn python() -> &'static PathBuf {
+pub(crate) fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -7,6 +7,7 @@ mod cli;
 mod command;
 mod crash;
 mod dashboard;
+mod export;
 mod faults;
 mod fuzz;
 mod monitoring;

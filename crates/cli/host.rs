@@ -48,6 +48,9 @@ pub struct CliHost {
     progress: Mutex<Progress>,
     /// The trials this process's workers are running, whose heartbeats it renews.
     running: Mutex<BTreeSet<TrialId>>,
+    /// Where trials keep their folders (the database's `-trials` folder), when
+    /// the run keeps files of its trials.
+    trial_folders: Option<std::path::PathBuf>,
 }
 
 enum Progress {
@@ -111,6 +114,7 @@ impl CliHost {
             metrics: metrics.to_vec(),
             progress: Mutex::new(progress),
             running: Mutex::new(BTreeSet::new()),
+            trial_folders: None,
         }
     }
 
@@ -167,7 +171,18 @@ impl CliHost {
     }
 }
 
+impl CliHost {
+    /// This host, giving each trial its folder under `root` (`Host::trial_folder`).
+    pub fn with_trial_folders(self, root: std::path::PathBuf) -> CliHost {
+        CliHost { trial_folders: Some(root), ..self }
+    }
+}
+
 impl Host for CliHost {
+    fn trial_folder(&self, study: &str, number: u64) -> Option<std::path::PathBuf> {
+        Some(hpo_command::trial_dir(self.trial_folders.as_ref()?, study, number))
+    }
+
     fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

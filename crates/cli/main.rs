@@ -11,6 +11,7 @@ mod bench_serve;
 mod browser;
 mod confirm;
 mod db;
+mod export_model;
 mod external;
 mod format;
 mod host;
@@ -245,6 +246,26 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write a trial's trained model for deployment: safetensors or ONNX, with its
+    /// configuration (model.json), metrics (metrics.json), a sample of test rows
+    /// with hpo's outputs (sample.json) and a model card. The study keeps the
+    /// models of its best `keep_models` trials.
+    ExportModel {
+        /// The study's name.
+        study: String,
+        /// The trial (default: the best: the pick's measure for one objective, the
+        /// Pareto front's best on the first objective for several).
+        #[arg(long)]
+        trial: Option<u64>,
+        /// safetensors or onnx.
+        #[arg(long, value_enum)]
+        format: export_model::ModelFormat,
+        /// The folder to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         db: DbArg,
     },
@@ -785,6 +806,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { study, trial, db, .. } => {
             print(inspect::show(&*open_existing(&db.db)?, &study, trial)?)
         }
+        Command::ExportModel { study, trial, format, out, db } => {
+            let storage = open_existing(&db.db)?;
+            print(export_model::export_model(&*storage, &db.db, &study, trial, format, &out)?)
+        }
         Command::Export { study, format, curves, flat, out, db } => {
             let storage = open_existing(&db.db)?;
             let text = match format {
@@ -1123,7 +1148,8 @@ fn run_study(
     // Ctrl-C is caught from before the objective loads its data (seconds for a large
     // dataset), so one pressed meanwhile ends the run before its first trial.
     let spec = read_study_file(path)?;
-    let host = host::CliHost::with_ctrl_c(&spec.metric, &spec.metrics, liveness)?;
+    let host = host::CliHost::with_ctrl_c(&spec.metric, &spec.metrics, liveness)?
+        .with_trial_folders(std::path::absolute(db::trials_root(db))?);
     let objective = objective_for(&spec, path, db)?;
     let storage = db::open_writable(db, true, true)?;
     let checkpoints = storage.checkpoint_in_background(CHECKPOINT_EVERY)?;
@@ -1136,6 +1162,7 @@ fn run_study(
     // file, so the space it held is free for the next run.
     storage.checkpoint();
     let summary = summary.map_err(|err| explain_run_error(db, err))?;
+    export_model::keep_best_models(&*storage, &summary.study, &spec, db)?;
     let end = match summary.end {
         RunEnd::BudgetMet => "budget met",
         RunEnd::TimedOut => "timeout reached",

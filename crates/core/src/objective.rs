@@ -33,6 +33,9 @@ pub struct TrialContext<'a> {
     /// How many trials this process runs at once (its workers), so that an objective
     /// on the CPU can divide the cores among them.
     pub workers: usize,
+    /// A folder of the trial's own where the objective may keep files (its trained
+    /// model); `None` when the run keeps none.
+    pub folder: Option<&'a std::path::Path>,
 }
 
 /// Why the study loop told an objective to stop.

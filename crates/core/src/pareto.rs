@@ -194,6 +194,31 @@ pub fn front<'a>(trials: &[&'a FrozenTrial], directions: &[Direction]) -> Vec<&'
         .collect()
 }
 
+/// The Complete trials with every objective's value, best first: by
+/// non-dominated rank (with one objective, by value), then by the first
+/// objective, then by number. What "the best K trials" means for a study of any
+/// number of objectives.
+pub fn best_first<'a>(
+    trials: &[&'a FrozenTrial],
+    directions: &[Direction],
+) -> Vec<&'a FrozenTrial> {
+    let scored: Vec<(&FrozenTrial, Point)> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| Some((*t, Point::of(t, directions)?)))
+        .collect();
+    let points: Vec<Point> = scored.iter().map(|(_, p)| p.clone()).collect();
+    let rank = ranks(&points);
+    let mut order: Vec<usize> = (0..scored.len()).collect();
+    order.sort_by(|&a, &b| {
+        rank[a]
+            .cmp(&rank[b])
+            .then(points[a].losses[0].total_cmp(&points[b].losses[0]))
+            .then(scored[a].0.number.cmp(&scored[b].0.number))
+    });
+    order.into_iter().map(|i| scored[i].0).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +245,23 @@ mod tests {
         let refs: Vec<&FrozenTrial> = trials.iter().collect();
         let numbers: Vec<u64> = front(&refs, &MIN_MAX).iter().map(|t| t.number).collect();
         assert_eq!(numbers, [0, 2, 3]);
+    }
+
+    #[test]
+    fn best_first_orders_by_front_then_first_objective() {
+        let trials = [
+            trial(0, &[10.0, 0.9]),
+            trial(1, &[12.0, 0.8]),
+            trial(2, &[40.0, 0.97]),
+            trial(3, &[8.0, 0.7]),
+        ];
+        let refs: Vec<&FrozenTrial> = trials.iter().collect();
+        let numbers: Vec<u64> = best_first(&refs, &MIN_MAX).iter().map(|t| t.number).collect();
+        // Front {3, 0, 2} by size, then trial 1 (dominated by 0).
+        assert_eq!(numbers, [3, 0, 2, 1]);
+        let one: Vec<u64> =
+            best_first(&refs, &[Direction::Minimize]).iter().map(|t| t.number).collect();
+        assert_eq!(one, [3, 0, 1, 2]);
     }
 
     #[test]

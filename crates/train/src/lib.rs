@@ -17,6 +17,7 @@ pub mod augment;
 pub mod bench;
 pub mod compress;
 pub mod data;
+pub mod export;
 pub mod gpu;
 pub mod hyper;
 pub mod model;
@@ -63,6 +64,10 @@ pub enum Error {
     Device(String),
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error(
+        "this study trains no classifier of hpo's (`kind = \"candle\"` with a classification dataset)"
+    )]
+    NotTrained,
 }
 
 /// The models this version trains, and the kind of data each needs.
@@ -81,26 +86,7 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
         ObjectiveSpec::Command(_) => return Err(Error::Command),
     };
     hyper::check(spec, candle)?;
-    let source = match &candle.dataset {
-        DatasetSpec::Named(name) => {
-            if !data::DATASETS.contains(&name.as_str()) {
-                return Err(spec
-                    .error_at(
-                        "objective.dataset",
-                        format!(
-                            "unknown dataset `{name}`; available: {}",
-                            data::DATASETS.join(", ")
-                        ),
-                    )
-                    .into());
-            }
-            data::Source::Named(name.clone())
-        }
-        DatasetSpec::Csv { path, target } => {
-            data::Source::Csv { path: base_dir.join(path), target: target.clone() }
-        }
-        DatasetSpec::Text { path } => data::Source::Text { path: base_dir.join(path) },
-    };
+    let source = source_of(spec, candle, base_dir)?;
     let wants_text = candle.model == "transformer";
     let is_text = matches!(&source, data::Source::Text { .. })
         || matches!(&source, data::Source::Named(name) if name == "jargon");
@@ -132,4 +118,57 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
     }
     let dataset = data::load(&source)?;
     Ok(Box::new(trainer::CandleObjective::on_devices(candle.clone(), dataset, devices)?))
+}
+
+/// Where a candle objective's data comes from: a dataset hpo knows, or a file
+/// relative to `base_dir`.
+fn source_of(
+    spec: &StudySpec,
+    candle: &hpo_core::spec::TrainingSpec,
+    base_dir: &Path,
+) -> Result<data::Source, Error> {
+    Ok(match &candle.dataset {
+        DatasetSpec::Named(name) => {
+            if !data::DATASETS.contains(&name.as_str()) {
+                return Err(spec
+                    .error_at(
+                        "objective.dataset",
+                        format!(
+                            "unknown dataset `{name}`; available: {}",
+                            data::DATASETS.join(", ")
+                        ),
+                    )
+                    .into());
+            }
+            data::Source::Named(name.clone())
+        }
+        DatasetSpec::Csv { path, target } => {
+            data::Source::Csv { path: base_dir.join(path), target: target.clone() }
+        }
+        DatasetSpec::Text { path } => data::Source::Text { path: base_dir.join(path) },
+    })
+}
+
+/// The test split of a classification study's dataset as the models see it
+/// (features standardized by the training split's statistics), its first `n`
+/// rows at most: `(features [n, width], labels [n])` on the CPU.
+pub fn test_rows(
+    spec: &StudySpec,
+    base_dir: &Path,
+    n: usize,
+) -> Result<(candle_core::Tensor, candle_core::Tensor), Error> {
+    let ObjectiveSpec::Training(candle) = &spec.objective else {
+        return Err(Error::NotTrained);
+    };
+    let data::Dataset::Classification(data) = data::load(&source_of(spec, candle, base_dir)?)?
+    else {
+        return Err(Error::NotTrained);
+    };
+    let test = data.test.head(n, data.n_features);
+    let rows = test.n_rows();
+    let cpu = candle_core::Device::Cpu;
+    let features = candle_core::Tensor::from_vec(test.features, (rows, data.n_features), &cpu)
+        .map_err(Error::from)?;
+    let labels = candle_core::Tensor::from_vec(test.labels, rows, &cpu).map_err(Error::from)?;
+    Ok((features, labels))
 }

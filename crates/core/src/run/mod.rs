@@ -62,6 +62,12 @@ pub trait Host: Sync {
     fn is_orphaned(&self, trial: &FrozenTrial, last_heartbeat: Option<Timestamp>) -> bool;
     /// Progress, for a progress bar or log lines.
     fn event(&self, event: Event<'_>);
+    /// The folder of trial `number` of study `study`, where its objective may keep
+    /// files (a trained model); `None` (the default) keeps none.
+    fn trial_folder(&self, study: &str, number: u64) -> Option<std::path::PathBuf> {
+        let _ = (study, number);
+        None
+    }
 }
 
 /// What the loop tells the host as it goes.
@@ -261,6 +267,7 @@ fn without_device(objective: &ObjectiveSpec) -> ObjectiveSpec {
     match objective {
         ObjectiveSpec::Training(training) => ObjectiveSpec::Training(TrainingSpec {
             devices: Devices::default(),
+            keep_models: 0,
             ..training.clone()
         }),
         other => other.clone(),
@@ -950,9 +957,15 @@ pub(crate) fn run_trial(
         missing_metric: None,
         kept,
     };
+    // Confirm runs keep no files: the search trial they retrain has its own.
+    let folder = match trial.confirm_of() {
+        None => host.trial_folder(&spec.name, trial.number),
+        Some(_) => None,
+    };
     let ctx = TrialContext {
         number: trial.number,
         params: &trial.params,
+        folder: folder.as_deref(),
         // Confirm runs are numbered in a study of their own: they draw from another
         // stream, so none repeats a search trial's seed.
         seed: sampler::trial_rng(

@@ -221,6 +221,10 @@ pub struct TrainingSpec {
     /// `[compress] variants`: the compressed variants made of each trial's
     /// best-epoch model and measured with it (empty without the section).
     pub compress: Vec<Compression>,
+    /// `keep_models`: the best trials whose best-epoch weights stay in their trial
+    /// folders (for `hpo export-model`); the others' go when a run ends. 3 unless
+    /// set; 0 keeps none.
+    pub keep_models: usize,
 }
 
 impl ObjectiveSpec {

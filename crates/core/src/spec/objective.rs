@@ -157,6 +157,7 @@ pub(super) fn validate_objective(
         ("model", raw.model.as_ref().map(Spanned::span), &[Candle][..]),
         ("dataset", raw.dataset.as_ref().map(Spanned::span), &[Candle][..]),
         ("max_epochs", raw.max_epochs.as_ref().map(Spanned::span), &[Candle, Function][..]),
+        ("keep_models", raw.keep_models.as_ref().map(Spanned::span), &[Candle][..]),
         ("device", raw.device.as_ref().map(Spanned::span), &[Candle][..]),
         ("devices", raw.devices.as_ref().map(Spanned::span), &[Candle, Command][..]),
         (
@@ -290,6 +291,8 @@ pub(super) fn validate_objective(
                 devices,
                 fixed,
                 compress: Vec::new(),
+                keep_models: ctx.at_least("objective", &raw.keep_models, "keep_models", 3, 0)?
+                    as usize,
             }))
         }
     }

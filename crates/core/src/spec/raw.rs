@@ -173,6 +173,7 @@ pub(super) struct RawObjective {
     pub(super) model: Option<Spanned<String>>,
     pub(super) dataset: Option<Spanned<toml::Value>>,
     pub(super) max_epochs: Option<Spanned<i64>>,
+    pub(super) keep_models: Option<Spanned<i64>>,
     pub(super) device: Option<Spanned<String>>,
     pub(super) devices: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) trials_per_device: Option<Spanned<toml::Value>>,

@@ -23,6 +23,7 @@ pub(super) fn most(key: &str) -> i64 {
         "min_early_stopping_rate" => 30,
         "reduction_factor" => 1_000,
         "top" | "seeds" => 100,
+        "keep_models" => 1_000_000,
         _ => i64::from(u32::MAX),
     }
 }

@@ -100,6 +100,22 @@ impl Net {
         Ok(Net { steps })
     }
 
+    /// The width of the net's input: its first linear layer's.
+    pub fn inputs(&self) -> Result<usize> {
+        match self.steps.iter().find_map(Step::linear_shape) {
+            Some(shape) => Ok(shape?.1),
+            None => candle_core::bail!("the net has no linear layer"),
+        }
+    }
+
+    /// The width of the net's output: its last linear layer's.
+    pub fn outputs(&self) -> Result<usize> {
+        match self.steps.iter().rev().find_map(Step::linear_shape) {
+            Some(shape) => Ok(shape?.0),
+            None => candle_core::bail!("the net has no linear layer"),
+        }
+    }
+
     /// Numbers the variant stores: nonzero weights and biases of its linear
     /// layers, and every other number (norms).
     pub fn parameters(&self) -> usize {
@@ -182,6 +198,14 @@ impl Net {
 }
 
 impl Step {
+    /// `(out, in)` of a float linear step.
+    fn linear_shape(&self) -> Option<Result<(usize, usize)>> {
+        match self {
+            Step::Dense { weight, .. } => Some(weight.dims2()),
+            _ => None,
+        }
+    }
+
     fn clone_step(&self) -> Result<Step> {
         Ok(match self {
             Step::Dense { weight, bias } => {

@@ -28,6 +28,7 @@ use crate::Error;
 use crate::augment::{Augment, move_images};
 use crate::compress;
 use crate::data::{Classification, Dataset, Split, Text};
+use crate::export;
 use crate::gpu;
 use crate::hyper::Resolved;
 use crate::model::cnn::{Cnn, CnnConfig};
@@ -612,6 +613,11 @@ impl Trainer {
             final_metrics
                 .push(("test_bits_per_char".to_owned(), test_loss / std::f64::consts::LN_2));
         }
+        if self.spec.keep_models > 0
+            && let Some(folder) = ctx.folder
+        {
+            self.keep_model(model.as_ref(), ctx, folder, &final_metrics);
+        }
         Ok(Ok(ObjectiveOutput { final_metrics, ended_by }))
     }
 
@@ -681,6 +687,51 @@ impl Trainer {
         let batch = inputs(LATENCY_BATCH)?;
         let per_example = time(&batch, 3)? / batch.dim(0)? as f64;
         Ok((single, per_example))
+    }
+
+    /// Writes the best epoch's model into the trial's folder ([`export::save`]),
+    /// with its hyperparameters and final measurements, for `hpo export-model`.
+    /// A model that cannot be written costs the trial nothing but the file: the
+    /// reason is logged.
+    fn keep_model(
+        &self,
+        model: &dyn Model,
+        ctx: &TrialContext<'_>,
+        folder: &std::path::Path,
+        measured: &[(String, f64)],
+    ) {
+        let Some(net) = model.to_net() else { return };
+        let value = |it: &hpo_core::distribution::ParamValue| match it {
+            hpo_core::distribution::ParamValue::Null => serde_json::Value::Null,
+            hpo_core::distribution::ParamValue::Bool(b) => serde_json::json!(b),
+            hpo_core::distribution::ParamValue::Int(i) => serde_json::json!(i),
+            hpo_core::distribution::ParamValue::Float(f) => serde_json::json!(f),
+            hpo_core::distribution::ParamValue::Str(s) => serde_json::json!(s),
+        };
+        let hyperparameters: serde_json::Map<String, serde_json::Value> = self
+            .spec
+            .fixed
+            .iter()
+            .chain(ctx.params.iter())
+            .map(|(name, it)| (name.clone(), value(it)))
+            .collect();
+        let metrics: serde_json::Map<String, serde_json::Value> = measured
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(name, v)| (name.clone(), serde_json::json!(v)))
+            .collect();
+        let extra = serde_json::json!({
+            "model": self.spec.model,
+            "trial": ctx.number,
+            "hyperparameters": hyperparameters,
+            "metrics": metrics,
+        });
+        if let Err(err) = net
+            .map_err(export::ExportError::from)
+            .and_then(|net| export::save(&net, folder, &extra))
+        {
+            tracing::warn!("trial {}: its model was not kept: {err}", ctx.number);
+        }
     }
 
     /// The best epoch's model as a float net on the CPU (`f32`) and each variant

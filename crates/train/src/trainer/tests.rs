@@ -39,6 +39,7 @@ fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
         devices: Devices { device: Some("cpu".into()), ..Devices::default() },
         fixed: Params::new(),
         compress: Vec::new(),
+        keep_models: 0,
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
 }
@@ -54,6 +55,7 @@ fn run(
     stop_after: Option<u64>,
 ) -> (Collect, Result<ObjectiveOutput, TrialFailure>) {
     let ctx = TrialContext {
+        folder: None,
         number: 0,
         params,
         seed,
@@ -133,6 +135,7 @@ fn the_transformer_learns_text_and_reports_bits_per_char() {
         ("lr", ParamValue::Float(3e-3)),
     ]);
     let ctx = TrialContext {
+        folder: None,
         number: 0,
         params: &p,
         seed: 3,
@@ -183,6 +186,7 @@ fn a_trial_given_a_share_of_the_cores_learns_the_same_curve() {
     let p = params(&[("hidden", ParamValue::Int(96)), ("dropout", ParamValue::Float(0.2))]);
     let curve = |workers| {
         let ctx = TrialContext {
+            folder: None,
             number: 0,
             params: &p,
             seed: 5,
@@ -232,6 +236,7 @@ fn an_unbuildable_configuration_fails_only_its_trial() {
     let objective = objective("transformer", Source::Text { path }, 1);
     let p = params(&[("d_model", ParamValue::Int(30)), ("heads", ParamValue::Int(4))]);
     let ctx = TrialContext {
+        folder: None,
         number: 0,
         params: &p,
         seed: 1,
@@ -398,6 +403,7 @@ fn evaluation_sums_hold_no_backward_graph() {
             devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
             compress: Vec::new(),
+            keep_models: 0,
         };
         let trainer = Trainer::new(spec, load(&digits()).unwrap(), Device::Cpu).unwrap();
         let p = params(&extra);
@@ -450,6 +456,7 @@ fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
             devices: Devices { device: Some("cpu".into()), ..Devices::default() },
             fixed: Params::new(),
             compress: Vec::new(),
+            keep_models: 0,
         },
         load(&digits()).unwrap(),
         Device::Cpu,
@@ -462,6 +469,7 @@ fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
     let mut reporter =
         InterruptAt { from: steps + 1, asked: std::cell::Cell::new(0), reported: Vec::new() };
     let ctx = TrialContext {
+        folder: None,
         number: 0,
         params: &p,
         seed: 1,
