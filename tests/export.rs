@@ -108,3 +108,75 @@ fn the_best_trials_keep_their_models_and_onnx_runtime_predicts_as_hpo_does() {
         dir.err(&["export-model", "export", "--trial", &dropped, "--format", "onnx", "--out", "x"]);
     assert!(err.contains("only the best 3 trials keep theirs"), "{err}");
 }
+
+/// A student of 8 hidden units distilled from `DIGITS_EXPORT`'s best model, the
+/// distillation knobs searched.
+const DIGITS_STUDENT: &str = r#"
+[study]
+name = "student"
+metric = "val_accuracy"
+direction = "maximize"
+seed = 2
+trials = 4
+
+[sampler]
+kind = "random"
+
+[compress]
+teacher = "export"
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 4
+device = "cpu"
+fixed = { batch_size = 32, hidden = 8, depth = 1, distill_temperature = 4.0 }
+
+[space]
+lr             = { float = [0.005, 0.02] }
+distill_weight = { float = [0.0, 0.9] }
+"#;
+
+/// The values of a study's complete trials, by number.
+fn values(dir: &Dir, study: &str) -> Vec<f64> {
+    let export: Value =
+        serde_json::from_str(&dir.ok(&["export", study, "--format", "json"])).unwrap();
+    crate::util::trials(&export)
+        .iter()
+        .filter(|t| t["state"] == "COMPLETE")
+        .map(|t| t["value"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_distilled_student_study_runs_end_to_end() {
+    let dir = Dir::new();
+    dir.write("export.toml", DIGITS_EXPORT);
+    dir.write("student.toml", DIGITS_STUDENT);
+    // Before the teacher's study ran, the student is refused, saying why.
+    let err = dir.bad_input(&["run", "student.toml"]);
+    assert!(err.contains("the teacher study `export`") && err.contains("run it first"), "{err}");
+    dir.ok(&["run", "export.toml", "--trials", "3"]);
+    dir.ok(&["run", "student.toml"]);
+    let taught = values(&dir, "student");
+    assert_eq!(taught.len(), 4);
+    // The same student on the labels alone (weight 1: the teacher's term is zero)
+    // trains exactly as one without a teacher, and differs from the taught ones.
+    let labels_only =
+        DIGITS_STUDENT.replace("distill_weight = { float = [0.0, 0.9] }\n", "").replace(
+            "distill_temperature = 4.0 }",
+            "distill_temperature = 4.0, distill_weight = 1.0 }",
+        );
+    dir.write("labels.toml", &labels_only.replace("name = \"student\"", "name = \"labels\""));
+    let alone = labels_only
+        .replace("name = \"student\"", "name = \"alone\"")
+        .replace("[compress]\nteacher = \"export\"\n", "")
+        .replace(", distill_temperature = 4.0, distill_weight = 1.0 }", " }");
+    dir.write("alone.toml", &alone);
+    dir.ok(&["run", "labels.toml"]);
+    dir.ok(&["run", "alone.toml"]);
+    let (labels, alone) = (values(&dir, "labels"), values(&dir, "alone"));
+    assert_eq!(labels, alone);
+    assert_ne!(taught, alone, "the teacher changed nothing");
+}

@@ -67,6 +67,34 @@ pub fn keep_best_models(
     Ok(dropped)
 }
 
+/// The error of a teacher study (`[compress] teacher`) the database lacks.
+pub fn no_teacher(db_path: &Path, name: &str) -> anyhow::Error {
+    crate::usage(format!(
+        "the teacher study `{name}` ([compress] teacher) is not in {}; run it first, in this database",
+        db::shown(db_path)
+    ))
+}
+
+/// The best kept model of study `name` (`[compress] teacher`): the best trial
+/// that kept its model, as a net.
+pub fn teacher(
+    storage: &dyn Storage,
+    db_path: &Path,
+    name: &str,
+) -> Result<hpo_train::compress::Net> {
+    let Some(study) = storage.find_study(name)? else { return Err(no_teacher(db_path, name)) };
+    let trials = storage.trials(study.id, Some(&[TrialState::Complete]))?;
+    for trial in best_first(&study, &trials) {
+        let folder = hpo_command::trial_dir(&db::trials_root(db_path), &study.name, trial.number);
+        if folder.join(export::WEIGHTS_FILE).exists() {
+            return Ok(export::load(&folder)?.0);
+        }
+    }
+    Err(crate::usage(format!(
+        "the teacher study `{name}` ([compress] teacher) kept no model; run it with `keep_models` at least 1 (an mlp study run by `hpo run`)"
+    )))
+}
+
 /// `hpo export-model`: trial `number`'s model (by default the best trial: the
 /// pick's measure for one objective, the front's best on the first objective
 /// for several) written into `out` as `format`, with `model.json`,

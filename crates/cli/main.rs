@@ -1089,7 +1089,17 @@ fn objective_for(spec: &StudySpec, path: &Path, db: &Path) -> Result<Box<dyn Obj
             let root = std::path::absolute(db::trials_root(db))?;
             Box::new(hpo_command::CommandObjective::new(spec, &base_dir, &root, &exe)?)
         }
-        _ => hpo_train::build_objective(spec, base_dir)?,
+        hpo_core::spec::ObjectiveSpec::Training(training) => {
+            let teacher = match &training.teacher {
+                Some(name) => match open_existing(db) {
+                    Ok(storage) => Some(export_model::teacher(&*storage, db, name)?),
+                    Err(_) => return Err(export_model::no_teacher(db, name)),
+                },
+                None => None,
+            };
+            hpo_train::build_objective(spec, base_dir, teacher.as_ref())?
+        }
+        _ => hpo_train::build_objective(spec, base_dir, None)?,
     };
     Ok(objective)
 }

@@ -165,7 +165,7 @@ pub fn pruning(bench: &PruningBench) -> Result<String> {
         .map(|(s, (path, _, spec, _))| {
             let needed = !starts_none && todo.iter().any(|(t, ..)| *t == s);
             let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
-            Ok(if needed { Some(hpo_train::build_objective(spec, base_dir)?) } else { None })
+            Ok(if needed { Some(hpo_train::build_objective(spec, base_dir, None)?) } else { None })
         })
         .collect::<Result<Vec<_>>>()?;
     let queue = std::sync::Mutex::new(todo.into_iter());

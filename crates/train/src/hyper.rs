@@ -124,6 +124,20 @@ pub const COMPRESSION: &[Knob] = &[
         0.9,
         "low_rank variant: fraction of each layer's energy (squared singular values) kept",
     ),
+    float(
+        "distill_weight",
+        0.0,
+        1.0,
+        0.5,
+        "distillation: weight of the labels' loss; the teacher's soft targets weigh the rest",
+    ),
+    float(
+        "distill_temperature",
+        0.5,
+        20.0,
+        4.0,
+        "distillation: softmax temperature of the soft targets",
+    ),
 ];
 
 /// The compressed variant each compression knob shapes.
@@ -175,11 +189,11 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
             format!("unknown model `{}`; available: mlp, cnn, transformer", candle.model),
         ));
     };
-    if !candle.compress.is_empty() && candle.model != "mlp" {
+    if (!candle.compress.is_empty() || candle.teacher.is_some()) && candle.model != "mlp" {
         return Err(spec.error_at(
             "compress.variants",
             format!(
-                "compressed variants are made of mlp models for now, and this study trains the {} model; remove [compress]",
+                "compressed variants and distilled students are mlp models for now, and this study trains the {} model; remove [compress]",
                 candle.model
             ),
         ));
@@ -187,6 +201,14 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let named = spec.space.params.iter().map(|p| (p.name.as_str(), "space"));
     let fixed = candle.fixed.keys().map(|name| (name.as_str(), "objective.fixed"));
     for (name, section) in named.chain(fixed) {
+        if name.starts_with("distill_") && candle.teacher.is_none() {
+            return Err(spec.error_at(
+                &format!("{section}.{name}"),
+                format!(
+                    "`{name}` shapes distillation, and this study has no teacher; add `[compress] teacher = \"study\"` (a study whose best model is kept)"
+                ),
+            ));
+        }
         if let Some(variant) = variant_of(name)
             && !candle.compress.contains(&variant)
         {

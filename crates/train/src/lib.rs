@@ -76,7 +76,11 @@ pub const MODELS: [&str; 3] = ["mlp", "cnn", "transformer"];
 /// Builds the objective a study file describes, loading and verifying its dataset.
 /// Relative dataset paths are resolved against `base_dir` (the study file's folder).
 /// Errors about the file (an unknown model, dataset or hyperparameter) point at it.
-pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Objective>, Error> {
+pub fn build_objective(
+    spec: &StudySpec,
+    base_dir: &Path,
+    teacher: Option<&compress::Net>,
+) -> Result<Box<dyn Objective>, Error> {
     let candle = match &spec.objective {
         ObjectiveSpec::Function { function, steps } => {
             return Ok(Box::new(FunctionObjective { function: *function, steps: *steps }));
@@ -116,7 +120,11 @@ pub fn build_objective(spec: &StudySpec, base_dir: &Path) -> Result<Box<dyn Obje
             devices.push((name.to_owned(), device));
         }
     }
-    let dataset = data::load(&source)?;
+    let mut dataset = data::load(&source)?;
+    if let Some(teacher) = teacher {
+        dataset = compress::distill::with_teacher(dataset, teacher)
+            .map_err(|err| spec.error_at("compress.teacher", format!("{err}")))?;
+    }
     Ok(Box::new(trainer::CandleObjective::on_devices(candle.clone(), dataset, devices)?))
 }
 

@@ -221,6 +221,9 @@ pub struct TrainingSpec {
     /// `[compress] variants`: the compressed variants made of each trial's
     /// best-epoch model and measured with it (empty without the section).
     pub compress: Vec<Compression>,
+    /// `[compress] teacher`: the study whose best kept model teaches each trial
+    /// (distillation), when set.
+    pub teacher: Option<String>,
     /// `keep_models`: the best trials whose best-epoch weights stay in their trial
     /// folders (for `hpo export-model`); the others' go when a run ends. 3 unless
     /// set; 0 keeps none.
@@ -685,9 +688,35 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
                 ));
             };
             let mut variants = Vec::new();
+            let span = raw.span();
             let raw = raw.into_inner();
-            locate("compress.variants", raw.variants.span());
-            for it in raw.variants.into_inner() {
+            if let Some(teacher) = &raw.teacher {
+                let name = teacher.get_ref().trim();
+                if name.is_empty() {
+                    return Err(ctx.error(
+                        teacher.span(),
+                        "[compress].teacher",
+                        "name the study whose best model teaches, e.g. `teacher = \"digits-mlp\"`",
+                    ));
+                }
+                locate("compress.teacher", teacher.span());
+                training.teacher = Some(name.to_owned());
+            }
+            let listed = match raw.variants {
+                Some(it) => {
+                    locate("compress.variants", it.span());
+                    it.into_inner()
+                }
+                None if training.teacher.is_some() => Vec::new(),
+                None => {
+                    return Err(ctx.error(
+                        span,
+                        "[compress]",
+                        "say what to make: `variants = [\"int8\", \"pruned\", \"low_rank\"]` (any of them), and/or `teacher = \"study\"` to distil",
+                    ));
+                }
+            };
+            for it in listed {
                 let Some(found) =
                     Compression::ALL.into_iter().find(|c| c.name() == it.get_ref().as_str())
                 else {

@@ -291,6 +291,7 @@ pub(super) fn validate_objective(
                 devices,
                 fixed,
                 compress: Vec::new(),
+                teacher: None,
                 keep_models: ctx.at_least("objective", &raw.keep_models, "keep_models", 3, 0)?
                     as usize,
             }))

@@ -25,7 +25,8 @@ pub(super) struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCompress {
-    pub(super) variants: Spanned<Vec<Spanned<String>>>,
+    pub(super) variants: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) teacher: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

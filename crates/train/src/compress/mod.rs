@@ -10,10 +10,14 @@
 //! - [`low_rank`]: each weight matrix factorized by its singular values into two
 //!   thinner ones, to a rank or a fraction of its energy (`low_rank`).
 //!
+//! [`distill`] trains a student on another study's model's soft targets
+//! (`[compress] teacher`).
+//!
 //! The trainer measures every variant, and the float net it came from, on the
 //! validation and test splits with the same code ([`Net::forward`]), on the CPU:
 //! accuracy, loss, parameters, bytes and latency.
 
+pub mod distill;
 pub mod low_rank;
 pub mod quantize;
 pub mod sparse;

@@ -48,6 +48,9 @@ pub struct Split {
     /// Row-major, `len() == n_rows * n_features`.
     pub features: Vec<f32>,
     pub labels: Vec<u32>,
+    /// A teacher's logits for each row (row-major, one per class), for
+    /// distillation (`[compress] teacher`); `None` without a teacher.
+    pub teacher: Option<Vec<f32>>,
 }
 
 impl Split {
@@ -58,9 +61,11 @@ impl Split {
     /// The first `n` rows.
     pub fn head(&self, n: usize, n_features: usize) -> Split {
         let n = n.min(self.n_rows());
+        let per_row = |all: &Vec<f32>| all.len() / self.n_rows().max(1);
         Split {
             features: self.features[..n * n_features].to_vec(),
             labels: self.labels[..n].to_vec(),
+            teacher: self.teacher.as_ref().map(|all| all[..n * per_row(all)].to_vec()),
         }
     }
 }
@@ -180,6 +185,7 @@ pub(crate) fn to_split(rows: &[(Vec<f32>, u32)]) -> Split {
     Split {
         features: rows.iter().flat_map(|(x, _)| x.iter().copied()).collect(),
         labels: rows.iter().map(|(_, y)| *y).collect(),
+        teacher: None,
     }
 }
 

@@ -143,6 +143,7 @@ pub fn fashion_mnist() -> Result<Classification, Error> {
             .flat_map(|i| train_images[i * 784..(i + 1) * 784].iter().copied())
             .collect(),
         labels: idx.iter().map(|i| train_labels[*i]).collect(),
+        teacher: None,
     };
     let val = gather(&order[..n_val]);
     let train = gather(&order[n_val..]);
@@ -153,7 +154,7 @@ pub fn fashion_mnist() -> Result<Classification, Error> {
         image: Some(ImageShape { channels: 1, size: 28 }),
         train,
         val,
-        test: Split { features: test_images, labels: test_labels },
+        test: Split { features: test_images, labels: test_labels, teacher: None },
     })
 }
 

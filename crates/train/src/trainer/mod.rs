@@ -103,6 +103,8 @@ fn cuda(ordinal: usize) -> Result<Device, Error> {
 struct DeviceSplit {
     features: Tensor,
     labels: Tensor,
+    /// A teacher's logits per row, for distillation.
+    teacher: Option<Tensor>,
     n_rows: usize,
 }
 
@@ -136,9 +138,17 @@ impl DeviceSplit {
             }
             None => features,
         };
+        let teacher = match &split.teacher {
+            Some(logits) => {
+                let classes = logits.len() / split.n_rows().max(1);
+                Some(Tensor::from_slice(logits, (split.n_rows(), classes), device)?)
+            }
+            None => None,
+        };
         Ok(DeviceSplit {
             features,
             labels: Tensor::from_slice(&split.labels, split.n_rows(), device)?,
+            teacher,
             n_rows: split.n_rows(),
         })
     }
@@ -493,7 +503,12 @@ impl Trainer {
                 let (xs, ys) = self.batch(&plan, batch, &mut rng)?;
                 seen += batch.len();
                 let logits = model.forward(&xs, &mut Mode::Train(&mut rng))?;
-                let loss = training_loss(&logits, &ys, &params, &loss_config)?;
+                let mut loss = training_loss(&logits, &ys, &params, &loss_config)?;
+                if let Some(soft) = self.teacher_batch(batch)? {
+                    let (temperature, weight) =
+                        (h.float("distill_temperature"), h.float("distill_weight"));
+                    loss = compress::distill::mix(&loss, &logits, &soft, temperature, weight)?;
+                }
                 // The previous step's loss is read now, after this step's forward
                 // pass was queued: reading a GPU value waits for the device, and
                 // waiting for this step's would leave the device idle while the
@@ -788,6 +803,15 @@ impl Trainer {
             out.extend(measured.into_iter().map(|(what, value)| (format!("{name}_{what}"), value)));
         }
         Ok(out)
+    }
+
+    /// The teacher's logits for the training rows of `batch`, when the study
+    /// distils.
+    fn teacher_batch(&self, batch: &[u32]) -> candle_core::Result<Option<Tensor>> {
+        let Data::Classification { train, .. } = &self.data else { return Ok(None) };
+        let Some(teacher) = &train.teacher else { return Ok(None) };
+        let idx = Tensor::from_slice(batch, batch.len(), &self.device)?;
+        Ok(Some(teacher.index_select(&idx, 0)?))
     }
 
     /// Mean cross-entropy (no smoothing) and accuracy of `model` on a split, in

@@ -40,6 +40,7 @@ fn objective(model: &str, dataset: Source, max_epochs: u32) -> CandleObjective {
         fixed: Params::new(),
         compress: Vec::new(),
         keep_models: 0,
+        teacher: None,
     };
     CandleObjective::new(spec, load(&dataset).unwrap(), Device::Cpu).unwrap()
 }
@@ -404,6 +405,7 @@ fn evaluation_sums_hold_no_backward_graph() {
             fixed: Params::new(),
             compress: Vec::new(),
             keep_models: 0,
+            teacher: None,
         };
         let trainer = Trainer::new(spec, load(&digits()).unwrap(), Device::Cpu).unwrap();
         let p = params(&extra);
@@ -457,6 +459,7 @@ fn an_interruption_during_evaluation_stops_before_the_epoch_ends() {
             fixed: Params::new(),
             compress: Vec::new(),
             keep_models: 0,
+            teacher: None,
         },
         load(&digits()).unwrap(),
         Device::Cpu,
