@@ -155,7 +155,12 @@ impl DeviceSplit {
 }
 
 enum Data {
-    Classification { meta: Classification, train: DeviceSplit, val: DeviceSplit, test: DeviceSplit },
+    Classification {
+        meta: Box<Classification>,
+        train: DeviceSplit,
+        val: DeviceSplit,
+        test: DeviceSplit,
+    },
     Text(Text),
 }
 
@@ -358,7 +363,7 @@ impl Trainer {
                 train: DeviceSplit::new(&meta.train, &meta, &device)?,
                 val: DeviceSplit::new(&meta.val, &meta, &device)?,
                 test: DeviceSplit::new(&meta.test, &meta, &device)?,
-                meta,
+                meta: Box::new(meta),
             },
             Dataset::Text(text) => Data::Text(text),
         };
