@@ -328,6 +328,22 @@ fn optunas_best_trials_are_the_pareto_front_of_an_hpo_study() {
             assert_eq!(trial["values"][1].as_f64(), trial["user_attrs"]["parameters"].as_f64());
         }
     }
+    // `hpo confirm` trains the front again with new seeds, beside the study.
+    let confirmed = dir.ok(&["confirm", "size.toml", "--top", "2", "--seeds", "2"]);
+    assert!(confirmed.contains("(TRIAL -> CONFIRM MEAN)"), "{confirmed}");
+    let runs = optuna("pareto", &db, "size:confirm");
+    // The front's two most accurate (the first objective) are the ones confirmed.
+    let accuracy = |n: &u64| theirs["values"][n.to_string()][0].as_f64().unwrap();
+    let mut originals: Vec<u64> = front.clone();
+    originals.sort_by(|a, b| accuracy(b).total_cmp(&accuracy(a)).then(a.cmp(b)));
+    originals.truncate(2);
+    assert_eq!(runs["values"].as_object().unwrap().len(), 4, "{runs}");
+    for number in &originals {
+        let row = format!("{number} ");
+        assert!(confirmed.lines().any(|l| l.trim_start().starts_with(&row)), "{confirmed}");
+    }
+    // Optuna's study still holds only the search trials.
+    assert_eq!(optuna("pareto", &db, "size")["best_trials"], theirs["best_trials"]);
     let show = dir.ok(&["show", "size"]);
     assert!(show.contains("(maximize val_accuracy, minimize parameters)"), "{show}");
     for number in &front {

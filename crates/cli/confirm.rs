@@ -24,6 +24,11 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     storage.checkpoint();
     let summary = summary.with_context(|| format!("cannot confirm study `{}`", spec.name))?;
     let mut text = summary_text(&summary, &spec.metric, config, db);
+    if spec.metrics.len() > 1 {
+        text.push_str(&several_objectives(&summary, &spec.metrics));
+        print(text)?;
+        return Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS });
+    }
     // The pick, from the study and all its confirm runs, stored for every view.
     if let Some(pick) = crate::pick::of_study(&*storage, &spec.name)? {
         crate::pick::store(&*storage, &summary.study, &pick)?;
@@ -37,6 +42,34 @@ pub fn confirm(path: &Path, db: &Path, config: ConfirmConfig) -> Result<ExitCode
     }
     print(text)?;
     Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// Each confirmed trial's objectives: its own values beside the confirm runs'
+/// means (a study of several objectives confirms its Pareto front first).
+fn several_objectives(summary: &ConfirmSummary, metrics: &[String]) -> String {
+    let rows: Vec<Vec<String>> = summary
+        .trials
+        .iter()
+        .map(|confirmed| {
+            let means = confirmed.objective_means();
+            let mut row = vec![confirmed.original.number.to_string()];
+            for (k, value) in confirmed.original.objective_values().iter().enumerate() {
+                row.push(format!(
+                    "{} -> {}",
+                    format::value(*value),
+                    means.get(k).map_or("-".into(), |m| format::value(*m))
+                ));
+            }
+            row
+        })
+        .collect();
+    let mut header = vec!["TRIAL".to_owned()];
+    header.extend(metrics.iter().map(|m| format!("{} (TRIAL -> CONFIRM MEAN)", m.to_uppercase())));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "\n\neach objective, the trial's value and its confirm runs' mean:\n{}",
+        format::table(&header, &rows)
+    )
 }
 
 fn summary_text(

@@ -1,4 +1,5 @@
-//! `hpo confirm`: train a study's best configurations again, with new seeds.
+//! `hpo confirm`: train a study's best configurations again, with new seeds (with
+//! several objectives, the Pareto front's first).
 //!
 //! A study's best trial won a selection among many noisy trainings, so its value is
 //! optimistic (the winner's curse). Training its configuration again with other seeds
@@ -60,6 +61,14 @@ impl ConfirmedTrial {
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 
+    /// Each objective's mean over the confirm runs, in the study's order (empty
+    /// without any).
+    pub fn objective_means(&self) -> Vec<f64> {
+        let runs: Vec<&[f64]> = self.confirms.iter().map(FrozenTrial::objective_values).collect();
+        let n = runs.iter().map(|v| v.len()).min().unwrap_or(0);
+        (0..n).map(|k| runs.iter().map(|v| v[k]).sum::<f64>() / runs.len() as f64).collect()
+    }
+
     /// The sample standard deviation of the confirm runs' values; `None` with fewer
     /// than two.
     pub fn std(&self) -> Option<f64> {
@@ -106,7 +115,7 @@ pub fn confirm(
     recover_orphans(storage, runs_study.id, host, 0)?;
     let trials = storage.trials(study.id, None)?;
     let runs = confirm_runs(storage, &study)?;
-    let originals = top_trials(&trials, spec.direction, config.top);
+    let originals = top_trials(&trials, &spec.directions, config.top);
     let n_confirms = |number: u64| {
         runs.iter()
             .filter(|t| t.confirm_of() == Some(number))
@@ -238,22 +247,11 @@ fn open_confirm_study(storage: &dyn Storage, study: &Study) -> Result<Study> {
 
 /// The `top` best Complete trials that are not confirm runs, best first (the lower
 /// number first among ties); trials without a value, or a NaN one, are not ranked.
-fn top_trials(trials: &[FrozenTrial], direction: Direction, top: usize) -> Vec<FrozenTrial> {
-    let mut ranked: Vec<(f64, &FrozenTrial)> = trials
-        .iter()
-        .filter(|t| t.state == TrialState::Complete && t.confirm_of().is_none())
-        .filter_map(|t| Some((t.value.filter(|v| !v.is_nan())?, t)))
-        .collect();
-    ranked.sort_by(|(a, ta), (b, tb)| {
-        if direction.is_better(*a, *b) {
-            std::cmp::Ordering::Less
-        } else if direction.is_better(*b, *a) {
-            std::cmp::Ordering::Greater
-        } else {
-            ta.number.cmp(&tb.number)
-        }
-    });
-    ranked.into_iter().take(top).map(|(_, t)| t.clone()).collect()
+/// The study's best `top` Complete search trials ([`crate::pareto::best_first`]:
+/// by value; with several objectives, the Pareto front first).
+fn top_trials(trials: &[FrozenTrial], directions: &[Direction], top: usize) -> Vec<FrozenTrial> {
+    let search: Vec<&FrozenTrial> = trials.iter().filter(|t| t.confirm_of().is_none()).collect();
+    crate::pareto::best_first(&search, directions).into_iter().take(top).cloned().collect()
 }
 
 /// Creates a Running trial marked as a confirm run of `original`, with its parameters.
