@@ -407,3 +407,82 @@ fn a_night_of_a_nightly_study_shows_every_night_on_its_page() {
     no_errors(&browser);
     shot(&mut browser, "nights");
 }
+
+/// Digits MLPs for accuracy and size with int8 variants (8 trials of 3 epochs).
+const DIGITS_TWO_OBJECTIVES: &str = r#"
+[study]
+name = "two"
+metrics = ["val_accuracy", "int8_weight_bytes"]
+directions = ["maximize", "minimize"]
+seed = 6
+trials = 8
+
+[sampler]
+kind = "nsga2"
+population = 4
+
+[compress]
+variants = ["int8"]
+
+[objective]
+kind = "candle"
+model = "mlp"
+dataset = "digits"
+max_epochs = 3
+device = "cpu"
+fixed = { batch_size = 32, lr = 0.01 }
+
+[space]
+hidden = { int = [4, 96], log = true }
+"#;
+
+#[test]
+fn a_study_of_two_objectives_shows_its_front_and_a_click_opens_a_point() {
+    let dir = Dir::new();
+    dir.write("two.toml", DIGITS_TWO_OBJECTIVES);
+    dir.ok(&["run", "two.toml", "--db", "api.sqlite"]);
+    let export: Value =
+        serde_json::from_str(&dir.ok(&["export", "two", "--format", "json", "--db", "api.sqlite"]))
+            .unwrap();
+    let server = Server::start(&dir, &[]);
+    let report = server.get("/api/v1/studies/two/report").1;
+    // The API's front is the export's (and so Optuna's best_trials), with no pick.
+    let mut front: Vec<u64> = report["pareto"]["front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trial"].as_u64().unwrap())
+        .collect();
+    let shown_order = front.clone();
+    front.sort_unstable();
+    let mut expected: Vec<u64> =
+        export["pareto_front"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    expected.sort_unstable();
+    assert_eq!(front, expected);
+    assert!(report["recommendation"].is_null());
+    assert_eq!(
+        report["compression"]["rows"].as_array().unwrap().len(),
+        2,
+        "{}",
+        report["compression"]
+    );
+    let mut browser = Browser::launch(1280, 900).unwrap();
+    browser.goto(&format!("{}/studies/two", server.base)).unwrap();
+    browser.wait_for("window.hpoTimings.report", WAIT).unwrap();
+    assert!(
+        text(&mut browser, "document.getElementById('rec').innerText").contains("Pareto front")
+    );
+    let rows = number(&mut browser, "document.querySelectorAll('#pareto tbody tr').length");
+    assert_eq!(rows as usize, front.len());
+    let methods = text(&mut browser, "document.getElementById('compression').innerText");
+    assert!(methods.contains("f32") && methods.contains("int8"), "{methods}");
+    shot(&mut browser, "pareto");
+    // A click on a point of the front opens that trial.
+    let first = shown_order[0];
+    let (x, y) = browser.centre_of("#pareto tbody tr a").unwrap();
+    browser.click_at(x, y).unwrap();
+    browser
+        .wait_for(&format!("location.pathname === '/studies/two/trials/{first}'"), WAIT)
+        .unwrap();
+    no_errors(&browser);
+}

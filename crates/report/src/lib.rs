@@ -136,6 +136,8 @@ pub fn sections(record: &StudyRecord, baseline: Option<&StudyRecord>) -> Section
         None => recommendation.as_ref().map(|r| r.number),
     };
     let compression = tradeoff::compression_section(record, pick);
+    // Several objectives have a front, not one pick.
+    let recommendation = if pareto.is_some() { None } else { recommendation };
     Sections {
         pareto,
         compression,

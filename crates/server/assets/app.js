@@ -207,6 +207,8 @@
       <h1>${E(name)} <span id="live" class="badge" hidden>live</span></h1>
       <p id="meta" class="meta">loading…</p>
       <section id="rec" class="card" aria-live="polite"></section>
+      <section id="pareto-section" hidden><h2>Pareto front</h2><div id="pareto" class="scroll"></div></section>
+      <section id="compression-section" hidden><h2>Compression</h2><div id="compression" class="scroll"></div></section>
       <form class="controls" id="controls" onsubmit="return false">
         <label>Curves <select id="metric"></select></label>
         <label><input type="checkbox" id="log"${view.log ? " checked" : ""}> log scale</label>
@@ -267,6 +269,10 @@
     function drawRecommendation() {
       const r = s.report && s.report.recommendation;
       if (!s.report) return;
+      if (!r && s.report.pareto) {
+        $("rec").innerHTML = `<h2>Several objectives</h2><p>No single best trial: pick one on the Pareto front below by what you trade.</p>`;
+        return;
+      }
       if (!r) {
         $("rec").innerHTML = `<h2>Recommendation</h2><p>No complete trial yet.</p>`;
         return;
@@ -457,6 +463,26 @@
       return it;
     }
 
+    function drawPareto() {
+      const it = section("pareto", "pareto-section");
+      if (!it) return;
+      const objectives = s.report.objectives;
+      $("pareto").innerHTML = `<p class="note">${it.front.length} of ${it.scored} complete trials no other trial beats on every objective (Optuna's best_trials), best first on ${E(objectives[0].metric)}. Click one to see it.</p><table class="pareto"><thead><tr><th scope="col">Trial</th>${objectives
+        .map((o) => `<th scope="col">${E(o.metric)} (${E(o.direction)})</th>`)
+        .join("")}<th scope="col">Parameters</th></tr></thead><tbody>${it.front
+        .map((r) => `<tr><td><a href="${trialPath(name, r.trial)}">${r.trial}</a></td>${r.values.map((v) => `<td class="num">${C.fmt(v)}</td>`).join("")}<td>${E(r.params)}</td></tr>`)
+        .join("")}</tbody></table>`;
+    }
+
+    function drawCompression() {
+      const it = section("compression", "compression-section");
+      if (!it) return;
+      const f32 = it.rows[0];
+      $("compression").innerHTML = `<p class="note">Trial <a href="${trialPath(name, it.trial)}">${it.trial}</a>'s model and its compressed variants, measured alike on the CPU.</p><table class="compression"><thead><tr><th scope="col">Method</th><th scope="col">Parameters</th><th scope="col">Weight bytes</th><th scope="col">Latency, batch 1 (ms)</th><th scope="col">Per example, batch 256 (ms)</th><th scope="col">Val accuracy</th><th scope="col">Test accuracy</th><th scope="col">Val drop</th></tr></thead><tbody>${it.rows
+        .map((r) => `<tr><td>${E(r.method)}</td><td class="num">${C.fmt(r.parameters)}</td><td class="num">${C.fmt(r.weight_bytes)}</td><td class="num">${C.fmt(r.latency_ms)}</td><td class="num">${C.fmt(r.latency_ms_per_example)}</td><td class="num">${C.fmt(r.val_accuracy)}</td><td class="num">${C.fmt(r.test_accuracy)}</td><td class="num">${r === f32 ? "–" : C.fmt(f32.val_accuracy - r.val_accuracy)}</td></tr>`)
+        .join("")}</tbody></table>`;
+    }
+
     function drawConfirm() {
       const c = section("confirmation", "confirm-section");
       if (!c) return;
@@ -507,6 +533,8 @@
       drawTimeline();
       drawConfirm();
       drawNights();
+      drawPareto();
+      drawCompression();
       if (!window.hpoTimings.report) window.hpoTimings.report = performance.now();
     }
 

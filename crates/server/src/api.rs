@@ -201,6 +201,7 @@ fn trial_summary(trial: &FrozenTrial) -> Value {
         "number": trial.number,
         "state": trial.state.to_string(),
         "value": trial.value.map(value::number),
+        "values": trial.objective_values().iter().map(|v| value::number(*v)).collect::<Vec<_>>(),
         "params": trial.params.iter().map(|(k, v)| (k.clone(), value::param(v))).collect::<Map<_, _>>(),
         "steps": trial.intermediate_values.len(),
         "datetime_start": trial.datetime_start.map(hpo_store::encode::datetime),

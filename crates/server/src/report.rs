@@ -314,7 +314,43 @@ pub fn report_json(record: &StudyRecord, sections: &Sections) -> Value {
         "confirmation": sections.confirmation.as_ref().map(confirmation),
         "comparison": sections.comparison.as_ref().map(comparison),
         "nights": sections.trend.as_ref().map(nights),
+        "objectives": record.objectives.iter().map(|(m, d)| json!({"metric": m, "direction": d.to_string()})).collect::<Vec<_>>(),
+        "pareto": sections.pareto.as_ref().map(pareto),
+        "compression": sections.compression.as_ref().map(compression),
     })
+}
+
+/// A study of several objectives' Pareto front: each trial with its values and
+/// parameters, best first on the first objective.
+fn pareto(it: &hpo_report::tradeoff::ParetoSection) -> Value {
+    let front: Vec<Value> = it
+        .front
+        .iter()
+        .map(|(trial, values, params)| {
+            json!({"trial": trial, "values": values.iter().map(|v| optional(Some(*v))).collect::<Vec<_>>(), "params": params})
+        })
+        .collect();
+    json!({"front": front, "scored": it.n_scored})
+}
+
+/// The compressed variants of a trial (`[compress]`), one row per method.
+fn compression(it: &hpo_report::tradeoff::CompressionSection) -> Value {
+    let rows: Vec<Value> = it
+        .rows
+        .iter()
+        .map(|row| {
+            json!({
+                "method": row.method,
+                "parameters": row.parameters,
+                "weight_bytes": row.weight_bytes,
+                "latency_ms": optional(Some(row.latency_ms)),
+                "latency_ms_per_example": optional(Some(row.latency_ms_per_example)),
+                "val_accuracy": optional(Some(row.val_accuracy)),
+                "test_accuracy": optional(Some(row.test_accuracy)),
+            })
+        })
+        .collect();
+    json!({"trial": it.trial, "rows": rows})
 }
 
 /// Every night of a nightly study (when the study is a night): each night's pick

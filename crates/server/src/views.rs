@@ -50,9 +50,7 @@ impl Cache {
             return Ok(Arc::clone(record));
         }
         drop(records);
-        let single = study.clone().single_objective()?;
-        let mut record =
-            hpo_report::load::study_record(storage, &single, single.name.clone(), None)?;
+        let mut record = hpo_report::load::study_record(storage, study, study.name.clone(), None)?;
         // A night of a nightly study shows every night.
         let base = record
             .study_attrs
@@ -191,10 +189,10 @@ pub async fn get_history(
         return Ok(json_response(Bytes::from(doc.to_string())));
     }
     cached_view(&state, &headers, name, "history", |_, storage, study, _| {
-        let single = study.clone().single_objective()?;
-        let metric = single.metric.clone().unwrap_or_else(|| "value".to_owned());
-        let outcomes = storage.trial_outcomes(single.id)?;
-        let history = hpo_report::data::history_of(&metric, single.direction, outcomes);
+        // With several objectives, the first one's history.
+        let metric = study.metric.clone().unwrap_or_else(|| "value".to_owned());
+        let outcomes = storage.trial_outcomes(study.id)?;
+        let history = hpo_report::data::history_of(&metric, study.direction, outcomes);
         Ok(crate::report::history_json(&history))
     })
     .await
@@ -227,14 +225,12 @@ fn study_ref(text: &str) -> Result<(String, Option<Timestamp>), ApiError> {
 /// whole text, such as a night of a nightly study, first).
 fn record_of(storage: &dyn Storage, text: &str) -> Result<StudyRecord, ApiError> {
     if let Some(study) = storage.find_study(text)? {
-        let study = study.single_objective()?;
         return Ok(hpo_report::load::study_record(storage, &study, text.to_owned(), None)?);
     }
     let (name, until) = study_ref(text)?;
     let study = storage
         .find_study(&name)?
-        .ok_or_else(|| ApiError::not_found(format!("no study named `{name}`")))?
-        .single_objective()?;
+        .ok_or_else(|| ApiError::not_found(format!("no study named `{name}`")))?;
     let label = until.map_or_else(|| name.clone(), |_| text.to_owned());
     Ok(hpo_report::load::study_record(storage, &study, label, until)?)
 }

@@ -24,10 +24,39 @@ pub struct Int8Linear {
 /// Symmetric int8 values of `values` and their scale (`max |v| / 127`; 1 for an
 /// all-zero row, whose values are all 0).
 pub fn quantize_row(values: &[f32]) -> (Vec<i8>, f32) {
+    let mut q = vec![0; values.len()];
+    let scale = quantize_into(values, &mut q);
+    (q, scale)
+}
+
+/// [`quantize_row`] into `q` (as long as `values`); returns the scale.
+fn quantize_into(values: &[f32], q: &mut [i8]) -> f32 {
     let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
-    let q = values.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8).collect();
-    (q, scale)
+    let inverse = 1.0 / scale;
+    for (q, v) in q.iter_mut().zip(values) {
+        *q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
+}
+
+/// The integer dot product of two int8 vectors, summed in i32 (in lanes of 16,
+/// which the compiler turns into vector multiply-adds).
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut lanes = [0i32; 16];
+    let (chunks_a, chunks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: i32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for k in 0..16 {
+            lanes[k] += i32::from(x[k]) * i32::from(y[k]);
+        }
+    }
+    lanes.iter().sum::<i32>() + tail
 }
 
 impl Int8Linear {
@@ -66,13 +95,13 @@ impl Int8Linear {
         if inp != self.inp {
             candle_core::bail!("int8 layer takes {} inputs, got {inp}", self.inp);
         }
-        let rows = to_host(xs)?.to_vec2::<f32>()?;
+        let values = to_host(xs)?.flatten_all()?.to_vec1::<f32>()?;
         let mut ys = Vec::with_capacity(n * self.out);
-        for row in &rows {
-            let (qx, sx) = quantize_row(row);
-            for (o, qw) in self.q.chunks_exact(self.inp).enumerate() {
-                let dot: i32 = qx.iter().zip(qw).map(|(a, b)| i32::from(*a) * i32::from(*b)).sum();
-                ys.push(dot as f32 * sx * self.scales[o] + self.bias[o]);
+        let mut qx = vec![0i8; inp];
+        for row in values.chunks_exact(inp) {
+            let sx = quantize_into(row, &mut qx);
+            for ((qw, scale), bias) in self.q.chunks_exact(inp).zip(&self.scales).zip(&self.bias) {
+                ys.push(dot_i8(&qx, qw) as f32 * sx * scale + bias);
             }
         }
         Tensor::from_vec(ys, (n, self.out), &Device::Cpu)

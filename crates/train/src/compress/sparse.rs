@@ -66,10 +66,10 @@ impl SparseLinear {
         if inp != self.inp {
             candle_core::bail!("sparse layer takes {} inputs, got {inp}", self.inp);
         }
-        let rows = to_host(xs)?.to_vec2::<f32>()?;
+        let values = to_host(xs)?.flatten_all()?.to_vec1::<f32>()?;
         let out = self.bias.len();
         let mut ys = Vec::with_capacity(n * out);
-        for x in &rows {
+        for x in values.chunks_exact(inp) {
             for o in 0..out {
                 let (from, to) = (self.offsets[o] as usize, self.offsets[o + 1] as usize);
                 let dot: f32 = self.columns[from..to]
