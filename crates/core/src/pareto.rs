@@ -259,9 +259,12 @@ mod tests {
         let numbers: Vec<u64> = best_first(&refs, &MIN_MAX).iter().map(|t| t.number).collect();
         // Front {3, 0, 2} by size, then trial 1 (dominated by 0).
         assert_eq!(numbers, [3, 0, 2, 1]);
+        // One objective: by value, ties by number.
+        let single = [trial(0, &[3.0]), trial(1, &[1.0]), trial(2, &[3.0]), trial(3, &[2.0])];
+        let refs: Vec<&FrozenTrial> = single.iter().collect();
         let one: Vec<u64> =
             best_first(&refs, &[Direction::Minimize]).iter().map(|t| t.number).collect();
-        assert_eq!(one, [3, 0, 1, 2]);
+        assert_eq!(one, [1, 3, 0, 2]);
     }
 
     #[test]

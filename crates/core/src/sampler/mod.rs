@@ -30,7 +30,7 @@ pub use gp::{GpConfig, GpSampler};
 pub use grid::GridSampler;
 pub use nsga2::{Nsga2Config, Nsga2Sampler};
 pub use random::RandomSampler;
-pub use tpe::{GoodWeights, TpeConfig, TpeSampler};
+pub use tpe::{GoodWeights, MultiObjectiveTpe, TpeConfig, TpeSampler};
 
 /// Proposes parameters for a new trial.
 pub trait Sampler: Send + Sync {
@@ -116,6 +116,9 @@ pub fn from_spec(spec: SamplerSpec, directions: &[Direction]) -> Box<dyn Sampler
     match spec {
         SamplerSpec::Grid => Box::new(GridSampler),
         SamplerSpec::Random => Box::new(RandomSampler),
+        SamplerSpec::Tpe(config) if directions.len() > 1 => {
+            Box::new(MultiObjectiveTpe { config, directions: directions.to_vec() })
+        }
         SamplerSpec::Tpe(config) => Box::new(TpeSampler { config, direction }),
         SamplerSpec::Gp(config) => Box::new(GpSampler { config, direction }),
         SamplerSpec::Auto => Box::new(AutoSampler { direction }),

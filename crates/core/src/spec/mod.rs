@@ -99,10 +99,13 @@ impl SamplerSpec {
         }
     }
 
-    /// Whether the sampler searches a study of several objectives: NSGA-II, and
-    /// random and grid search, which read no values.
+    /// Whether the sampler searches a study of several objectives: NSGA-II, TPE
+    /// (by Pareto fronts), and random and grid search, which read no values.
     pub fn searches_several_objectives(self) -> bool {
-        matches!(self, SamplerSpec::Grid | SamplerSpec::Random | SamplerSpec::Nsga2(_))
+        matches!(
+            self,
+            SamplerSpec::Grid | SamplerSpec::Random | SamplerSpec::Nsga2(_) | SamplerSpec::Tpe(_)
+        )
     }
 }
 
@@ -550,7 +553,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
                     span,
                     "[sampler].kind",
                     format!(
-                        "the {} sampler optimizes one metric, and this study has {}; use `kind = \"nsga2\"`, \"random\" or \"grid\"",
+                        "the {} sampler optimizes one metric, and this study has {}; use `kind = \"nsga2\"`, \"tpe\", \"random\" or \"grid\"",
                         sampler.name(),
                         metrics.len()
                     ),

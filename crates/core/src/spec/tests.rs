@@ -1008,9 +1008,9 @@ fn several_objectives_refuse_what_reads_one_value() {
     );
     let two = two.replace("[pruner]\nkind = \"none\"\n", "");
     check_err(
-        &two.replace("kind = \"random\"", "kind = \"tpe\""),
+        &two.replace("kind = \"random\"", "kind = \"gp\""),
         expect![[
-            r#"studies/bad.toml:11:8: [sampler].kind: the tpe sampler optimizes one metric, and this study has 2; use `kind = "nsga2"`, "random" or "grid""#
+            r#"studies/bad.toml:11:8: [sampler].kind: the gp sampler optimizes one metric, and this study has 2; use `kind = "nsga2"`, "tpe", "random" or "grid""#
         ]],
     );
     check_err(
