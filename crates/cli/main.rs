@@ -258,7 +258,7 @@ enum Command {
         study: String,
         /// The trial (default: the best: the pick's measure for one objective, the
         /// Pareto front's best on the first objective for several).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         trial: Option<u64>,
         /// safetensors or onnx.
         #[arg(long, value_enum)]
