@@ -268,8 +268,11 @@ fn a_write_ahead_log_never_traps_a_nearly_full_disk() {
     let out = limited(400);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("is the disk full?"), "{}", text(&out.stderr));
+    // Without the fix a run stops after a trial or two; how many more fit depends
+    // on when the background checkpoints ran (fewer on a loaded machine: about 80
+    // to 120 were seen).
     let first = stored();
-    assert!(first > 100, "the log was emptied into the database when it filled: {first} trials");
+    assert!(first > 40, "the log was emptied into the database when it filled: {first} trials");
     // More room: the study goes on.
     let out = limited(800);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

@@ -12,7 +12,7 @@ use crate::trial::{AttrValue, FrozenTrial, TrialState};
 
 /// The system attribute holding a trial's constraint values (Optuna's key): a
 /// JSON list, one number per constraint, each at most zero when the constraint
-/// is kept.
+/// is kept (`[study] constraints` writes it, as Optuna's `constraints_func` does).
 pub const CONSTRAINTS_ATTR: &str = "constraints";
 
 /// How far a trial breaks its constraints: the sum of its positive constraint
@@ -28,6 +28,7 @@ pub fn violation(trial: &FrozenTrial) -> f64 {
 /// A trial's constraint values, read from [`CONSTRAINTS_ATTR`] (empty when none).
 pub fn constraint_values(trial: &FrozenTrial) -> Vec<f64> {
     match trial.system_attrs.get(CONSTRAINTS_ATTR) {
+        Some(AttrValue::List(items)) => items.clone(),
         Some(AttrValue::Str(json)) => parse_number_list(json),
         Some(AttrValue::Number(it)) => vec![*it],
         _ => Vec::new(),
@@ -49,20 +50,6 @@ fn parse_number_list(json: &str) -> Vec<f64> {
             other => other.parse().unwrap_or(f64::NAN),
         })
         .collect()
-}
-
-/// The JSON list [`CONSTRAINTS_ATTR`] holds for `values`.
-pub fn constraints_json(values: &[f64]) -> String {
-    let items: Vec<String> = values
-        .iter()
-        .map(|v| match *v {
-            v if v.is_nan() => "NaN".to_owned(),
-            f64::INFINITY => "Infinity".to_owned(),
-            f64::NEG_INFINITY => "-Infinity".to_owned(),
-            v => format!("{v:?}"),
-        })
-        .collect();
-    format!("[{}]", items.join(", "))
 }
 
 /// A point to order: its objective values turned to minimization, and its
@@ -293,9 +280,6 @@ mod tests {
         let numbers: Vec<u64> =
             front(&[&broken, &kept], &MIN_MAX).iter().map(|t| t.number).collect();
         assert_eq!(numbers, [1]);
-        assert_eq!(
-            parse_number_list(&constraints_json(&[0.5, -1.0, f64::INFINITY])),
-            [0.5, -1.0, f64::INFINITY]
-        );
+        assert_eq!(parse_number_list("[0.5, -1, Infinity]"), [0.5, -1.0, f64::INFINITY]);
     }
 }

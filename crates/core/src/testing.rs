@@ -705,6 +705,8 @@ pub fn attrs_round_trip(storage: &dyn Storage) {
         ("s", AttrValue::Str("text with \"quotes\"".into())),
         ("b", AttrValue::Bool(false)),
         ("z", AttrValue::Null),
+        ("l", AttrValue::List(vec![-1.5, 2.0, f64::INFINITY])),
+        ("j", AttrValue::Str("[\"a\", 1]".into())),
     ];
     for (key, value) in &values {
         storage.set_trial_user_attr(trial.id, key, value).unwrap();

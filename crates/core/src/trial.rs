@@ -92,8 +92,12 @@ pub enum AttrValue {
     Bool(bool),
     /// A JSON number; NaN and the infinities too, written bare as Python's json does.
     Number(f64),
-    /// A JSON string. hpo-store also reads JSON lists and objects as their JSON text.
+    /// A JSON string. hpo-store also reads JSON lists and objects (other than lists
+    /// of numbers) as their JSON text.
     Str(String),
+    /// A JSON list of numbers (Optuna's `constraints`); NaN and the infinities
+    /// written bare, as Python's json does.
+    List(Vec<f64>),
 }
 
 impl AttrValue {
@@ -121,6 +125,10 @@ impl fmt::Display for AttrValue {
             AttrValue::Bool(it) => write!(f, "{it}"),
             AttrValue::Number(it) => write!(f, "{it}"),
             AttrValue::Str(it) => f.write_str(it),
+            AttrValue::List(items) => {
+                let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
         }
     }
 }

@@ -127,6 +127,11 @@ pub fn attr_json(value: &AttrValue) -> String {
             None => json!(it).to_string(),
         },
         AttrValue::Str(it) => json!(it).to_string(),
+        AttrValue::List(items) => {
+            let items: Vec<String> =
+                items.iter().map(|it| attr_json(&AttrValue::Number(*it))).collect();
+            format!("[{}]", items.join(", "))
+        }
     }
 }
 
@@ -137,14 +142,36 @@ pub fn whole_number(it: f64) -> Option<i64> {
     (it.fract() == 0.0 && it.abs() < 9_007_199_254_740_992.0).then_some(it as i64)
 }
 
-/// Reads what `attr_json` (or Optuna) wrote. Never fails: JSON lists and objects, and
-/// text that is not JSON, come back as strings.
+/// The numbers of a JSON list of numbers (`NaN` and `±Infinity` as Python writes
+/// them); `None` for anything else.
+fn number_list(text: &str) -> Option<Vec<f64>> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
+    if inner.is_empty() {
+        return None;
+    }
+    inner
+        .split(',')
+        .map(|it| match it.trim() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            other => other.parse::<f64>().ok().filter(|_| !other.contains(['"', '['])),
+        })
+        .collect()
+}
+
+/// Reads what `attr_json` (or Optuna) wrote. Never fails: lists of numbers come
+/// back as lists; other JSON lists and objects, and text that is not JSON, as
+/// strings.
 pub fn parse_attr_json(text: &str) -> AttrValue {
     match text {
         "NaN" => return AttrValue::Number(f64::NAN),
         "Infinity" => return AttrValue::Number(f64::INFINITY),
         "-Infinity" => return AttrValue::Number(f64::NEG_INFINITY),
         _ => {}
+    }
+    if let Some(items) = number_list(text) {
+        return AttrValue::List(items);
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Null) => AttrValue::Null,

@@ -19,6 +19,7 @@ pub fn attr_value(v: &AttrValue) -> Value {
         AttrValue::Bool(b) => json!(b),
         AttrValue::Number(n) => crate::encode::whole_number(*n).map_or(number(*n), |it| json!(it)),
         AttrValue::Str(s) => json!(s),
+        AttrValue::List(items) => Value::Array(items.iter().map(|v| number(*v)).collect()),
     }
 }
 

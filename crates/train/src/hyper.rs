@@ -261,7 +261,9 @@ pub fn check(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
 fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecError> {
     let reported = crate::trainer::metric_names(&candle.model);
     let variants = crate::trainer::variant_metric_names(&candle.compress);
-    for other in &spec.metrics[1..] {
+    let objectives = spec.metrics[1..].iter().map(|m| ("study.metrics", m));
+    let bounded = spec.constraints.iter().map(|c| ("study.constraints", &c.metric));
+    for (key, other) in objectives.chain(bounded) {
         let known = reported.contains(&other.as_str())
             || crate::trainer::MEASURED_AT_END.contains(&other.as_str())
             || variants.contains(other);
@@ -272,9 +274,9 @@ fn check_metrics(spec: &StudySpec, candle: &TrainingSpec) -> Result<(), SpecErro
                 ""
             };
             return Err(spec.error_at(
-                "study.metrics",
+                key,
                 format!(
-                    "the {} model never reports `{other}`; {test}the objectives after the first may be any of its metrics per epoch ({}) or of what is measured at the end ({}{})",
+                    "the {} model never reports `{other}`; {test}the objectives after the first, and constraints, may be any of its metrics per epoch ({}) or of what is measured at the end ({}{})",
                     candle.model,
                     reported.join(", "),
                     crate::trainer::MEASURED_AT_END.join(", "),

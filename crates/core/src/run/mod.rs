@@ -1074,6 +1074,23 @@ pub(crate) fn run_trial(
             }
         }
     }
+    let mut violations = Vec::with_capacity(spec.constraints.len());
+    for constraint in &spec.constraints {
+        let found = best_metrics
+            .iter()
+            .chain(&output.final_metrics)
+            .find(|(n, _)| *n == constraint.metric)
+            .map(|(_, v)| *v);
+        match found {
+            Some(value) if !value.is_nan() => violations.push(constraint.violation(value)),
+            _ => {
+                return fail(format!(
+                    "the constraint on `{}` has no value: the objective reports no finite `{}`",
+                    constraint.metric, constraint.metric
+                ));
+            }
+        }
+    }
     let mut results = vec![("best_step".to_owned(), AttrValue::Number(best_step as f64))];
     results.extend(
         best_metrics
@@ -1087,7 +1104,10 @@ pub(crate) fn run_trial(
         _ => output.ended_by.unwrap_or_else(|| "completed".to_owned()),
     };
     let state = if stop == Some(Stop::Pruned) { TrialState::Pruned } else { TrialState::Complete };
-    let system = [(attr::ENDED_BY.to_owned(), AttrValue::Str(ended_by))];
+    let mut system = vec![(attr::ENDED_BY.to_owned(), AttrValue::Str(ended_by))];
+    if !violations.is_empty() {
+        system.push((crate::pareto::CONSTRAINTS_ATTR.to_owned(), AttrValue::List(violations)));
+    }
     storage.end_trial(trial.id, state, &values, &unwritten, &results, &system)?;
     Ok(TrialEnd::Finished)
 }

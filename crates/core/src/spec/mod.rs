@@ -122,6 +122,42 @@ pub struct EarlyStoppingSpec {
     pub min_delta: f64,
 }
 
+/// A bound a trial's metric must keep (`[study] constraints`, `"metric <= 20000"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    /// The metric, read as an objective is (at the best step, or measured at the
+    /// end).
+    pub metric: String,
+    /// Whether the metric must stay at most (`<=`) or at least (`>=`) the bound.
+    pub at_most: bool,
+    /// The bound.
+    pub bound: f64,
+}
+
+impl Constraint {
+    /// How far `value` breaks the constraint: at most zero when it keeps it
+    /// (Optuna's convention for `constraints`).
+    pub fn violation(&self, value: f64) -> f64 {
+        if self.at_most { value - self.bound } else { self.bound - value }
+    }
+
+    /// Parses `metric <= bound` or `metric >= bound`.
+    fn parse(text: &str) -> Option<Constraint> {
+        let (metric, at_most, bound) = match (text.split_once("<="), text.split_once(">=")) {
+            (Some((m, b)), None) => (m, true, b),
+            (None, Some((m, b))) => (m, false, b),
+            _ => return None,
+        };
+        let metric = metric.trim();
+        let bound: f64 = bound.trim().parse().ok().filter(|b: &f64| b.is_finite())?;
+        let named = !metric.is_empty()
+            && metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
+        named.then(|| Constraint { metric: metric.to_owned(), at_most, bound })
+    }
+}
+
 /// A compressed variant of a trained model (`[compress] variants`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Compression {
@@ -272,6 +308,9 @@ pub struct StudySpec {
     pub metrics: Vec<String>,
     /// Every objective's direction, in the order of `metrics`.
     pub directions: Vec<Direction>,
+    /// `[study] constraints`: bounds on metrics a trial must keep to be on the
+    /// Pareto front (a study of several objectives only).
+    pub constraints: Vec<Constraint>,
     /// The study seed (0 unless the file sets one); every trial's proposals and its
     /// own randomness derive from it and the trial number.
     pub seed: u64,
@@ -514,6 +553,30 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
     }
     let (metric, direction) = (metrics[0].clone(), directions[0]);
     let several = metrics.len() > 1;
+    let mut constraints = Vec::new();
+    if let Some(raw) = &study.constraints {
+        if !several {
+            return Err(ctx.error(
+                raw.span(),
+                "[study].constraints",
+                "constraints shape the Pareto front of a study of several objectives; with one objective, make the bound a part of the metric or remove `constraints`",
+            ));
+        }
+        locate("study.constraints", raw.span());
+        for it in raw.get_ref() {
+            let parsed = Constraint::parse(it.get_ref()).ok_or_else(|| {
+                ctx.error(
+                    it.span(),
+                    "[study].constraints",
+                    format!(
+                        "`{}` is not a constraint; write `\"METRIC <= NUMBER\"` or `\"METRIC >= NUMBER\"`, e.g. `\"latency_ms <= 0.5\"`",
+                        it.get_ref()
+                    ),
+                )
+            })?;
+            constraints.push(parsed);
+        }
+    }
 
     let trials = match study.trials {
         Some(trials) if *trials.get_ref() < 1 => {
@@ -745,6 +808,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawFile) -> Result<StudySpec, SpecError> {
         direction,
         metrics,
         directions,
+        constraints,
         seed: study.seed.unwrap_or(0),
         trials,
         timeout,

@@ -44,6 +44,7 @@ pub(super) struct RawStudy {
     pub(super) direction: Option<RawDirection>,
     pub(super) metrics: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) directions: Option<Spanned<Vec<RawDirection>>>,
+    pub(super) constraints: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) seed: Option<u64>,
     pub(super) trials: Option<Spanned<i64>>,
     pub(super) timeout: Option<Spanned<String>>,

@@ -144,7 +144,7 @@ fn unknown_field_in_study() {
     check_err(
         &replace("trials = 20", "trails = 20"),
         expect![
-            "studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `metrics`, `directions`, `seed`, `trials`, `timeout`, `workers`, `max_retries`"
+            "studies/bad.toml:7:1: [study].trails: unknown field `trails`, expected one of `name`, `metric`, `direction`, `metrics`, `directions`, `constraints`, `seed`, `trials`, `timeout`, `workers`, `max_retries`"
         ],
     );
 }
@@ -1036,5 +1036,36 @@ fn several_objectives_refuse_what_reads_one_value() {
         expect![
             "studies/bad.toml:12:18: [sampler].crossover_prob: `crossover_prob` is a probability in [0, 1], got 1.5"
         ],
+    );
+}
+
+#[test]
+fn constraints_bound_metrics_of_a_study_of_several_objectives() {
+    let two = with_objectives(TWO).replace("[pruner]\nkind = \"none\"\n", "");
+    let text = two.replace(
+        "seed = 7",
+        "constraints = [\"latency_ms <= 0.5\", \"parameters>=100\"]\nseed = 7",
+    );
+    let spec = StudySpec::parse(&text, "studies/two.toml").unwrap();
+    assert_eq!(
+        spec.constraints,
+        [
+            Constraint { metric: "latency_ms".into(), at_most: true, bound: 0.5 },
+            Constraint { metric: "parameters".into(), at_most: false, bound: 100.0 },
+        ]
+    );
+    assert_eq!((spec.constraints[0].violation(0.7) * 10.0).round(), 2.0);
+    assert_eq!(spec.constraints[1].violation(150.0), -50.0);
+    check_err(
+        &two.replace("seed = 7", "constraints = [\"latency_ms < 0.5\"]\nseed = 7"),
+        expect![[
+            r#"studies/bad.toml:6:16: [study].constraints: `latency_ms < 0.5` is not a constraint; write `"METRIC <= NUMBER"` or `"METRIC >= NUMBER"`, e.g. `"latency_ms <= 0.5"`"#
+        ]],
+    );
+    check_err(
+        &replace("seed = 7", "constraints = [\"parameters <= 10\"]\nseed = 7"),
+        expect![[
+            r#"studies/bad.toml:6:15: [study].constraints: constraints shape the Pareto front of a study of several objectives; with one objective, make the bound a part of the metric or remove `constraints`"#
+        ]],
     );
 }
