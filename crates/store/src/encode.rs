@@ -352,7 +352,12 @@ mod tests {
             parse_attr_json(&attr_json(&AttrValue::Number(f64::INFINITY))),
             AttrValue::Number(f64::INFINITY)
         );
-        assert_eq!(parse_attr_json("[1, 2]"), AttrValue::Str("[1,2]".into()));
+        // Lists of numbers are lists (Optuna's `constraints`); other JSON, its text.
+        assert_eq!(parse_attr_json("[1, 2]"), AttrValue::List(vec![1.0, 2.0]));
+        let list = AttrValue::List(vec![-0.5, f64::INFINITY]);
+        assert_eq!(attr_json(&list), "[-0.5, Infinity]");
+        assert_eq!(parse_attr_json(&attr_json(&list)), list);
+        assert_eq!(parse_attr_json("[1, \"a\"]"), AttrValue::Str("[1,\"a\"]".into()));
         // Whole numbers stay integers for Optuna and pandas; others keep their digits.
         assert_eq!(attr_json(&AttrValue::Number(21.0)), "21");
         assert_eq!(attr_json(&AttrValue::Number(-3.0)), "-3");
