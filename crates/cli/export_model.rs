@@ -95,10 +95,10 @@ pub fn teacher(
     )))
 }
 
-/// `hpo export-model`: trial `number`'s model (by default the best trial: the
-/// pick's measure for one objective, the front's best on the first objective
-/// for several) written into `out` as `format`, with `model.json`,
-/// `metrics.json`, `sample.json` and `MODEL_CARD.md`.
+/// `hpo export-model`: trial `number`'s model (by default the best trial by
+/// value; with several objectives, the front's best on the first objective)
+/// written into `out` as `format`, with `model.json`, `metrics.json`,
+/// `sample.json` and `MODEL_CARD.md`.
 pub fn export_model(
     storage: &dyn Storage,
     db_path: &Path,
@@ -162,7 +162,7 @@ pub fn export_model(
     let metrics = json!({
         "study": study.name,
         "trial": trial.number,
-        "objectives": study.metrics,
+        "objectives": study.objective_names(),
         "directions": study.directions.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "values": values,
         "measured": trial.user_attrs.iter().filter_map(|(k, v)| Some((k.clone(), json!(v.as_f64()?)))).collect::<serde_json::Map<_, _>>(),

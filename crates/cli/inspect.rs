@@ -101,7 +101,8 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
     }
     let metric = study.metric.clone().unwrap_or_else(|| "value".into());
     let count = |state: TrialState| trials.iter().filter(|t| t.state == state).count();
-    let objectives: Vec<String> = objective_names(&study)
+    let objectives: Vec<String> = study
+        .objective_names()
         .iter()
         .zip(&study.directions)
         .map(|(name, direction)| format!("{direction} {name}"))
@@ -204,18 +205,6 @@ pub fn show(storage: &dyn Storage, name: &str, trial_number: Option<u64>) -> Res
     Ok(out)
 }
 
-/// Each objective's metric name, `value_0`, `value_1`, ... where the study does
-/// not name them (Optuna's default).
-fn objective_names(study: &Study) -> Vec<String> {
-    (0..study.directions.len())
-        .map(|k| match study.metrics.get(k) {
-            Some(name) => name.clone(),
-            None if study.directions.len() == 1 => "value".to_owned(),
-            None => format!("value_{k}"),
-        })
-        .collect()
-}
-
 /// A study of several objectives' Pareto front (what Optuna's `best_trials`
 /// returns), each trial with its values and parameters, ordered by the first
 /// objective.
@@ -231,7 +220,7 @@ pub fn pareto_front(study: &Study, trials: &[FrozenTrial]) -> String {
         let order = a.total_cmp(&b);
         if first == hpo_core::study::Direction::Maximize { order.reverse() } else { order }
     });
-    let names = objective_names(study);
+    let names = study.objective_names();
     let mut header: Vec<String> = vec!["TRIAL".to_owned()];
     header.extend(names.iter().map(|n| n.to_uppercase()));
     header.push("PARAMS".to_owned());
@@ -306,7 +295,7 @@ fn show_trial(storage: &dyn Storage, study: &Study, trial: &FrozenTrial) -> Resu
         trial.number,
         trial.state,
         if study.directions.len() > 1 {
-            objective_names(study).join(", ")
+            study.objective_names().join(", ")
         } else {
             "value".to_owned()
         },
@@ -568,7 +557,7 @@ pub fn export_json(storage: &dyn Storage, name: &str) -> Result<String> {
         "direction": study.direction.to_string(),
         "metric": study.metric,
         "directions": study.directions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "metrics": objective_names(&study),
+        "metrics": study.objective_names(),
         "pick": pick,
         "pareto_front": if several { json!(front) } else { Value::Null },
         "trials": items,

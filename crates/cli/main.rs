@@ -256,8 +256,8 @@ enum Command {
     ExportModel {
         /// The study's name.
         study: String,
-        /// The trial (default: the best: the pick's measure for one objective, the
-        /// Pareto front's best on the first objective for several).
+        /// The trial (default: the best by value; with several objectives, the
+        /// Pareto front's best on the first objective).
         #[arg(long, allow_hyphen_values = true)]
         trial: Option<u64>,
         /// safetensors or onnx.

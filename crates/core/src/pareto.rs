@@ -26,30 +26,16 @@ pub fn violation(trial: &FrozenTrial) -> f64 {
 }
 
 /// A trial's constraint values, read from [`CONSTRAINTS_ATTR`] (empty when none).
+/// The store reads a JSON list of numbers as a list; an attribute of another
+/// shape (text, a list with other items) counts as one broken constraint, so a
+/// damaged value never puts a trial on the front.
 pub fn constraint_values(trial: &FrozenTrial) -> Vec<f64> {
     match trial.system_attrs.get(CONSTRAINTS_ATTR) {
+        None | Some(AttrValue::Null) => Vec::new(),
         Some(AttrValue::List(items)) => items.clone(),
-        Some(AttrValue::Str(json)) => parse_number_list(json),
         Some(AttrValue::Number(it)) => vec![*it],
-        _ => Vec::new(),
+        Some(AttrValue::Str(_) | AttrValue::Bool(_)) => vec![f64::NAN],
     }
-}
-
-/// The numbers of a JSON list such as `[0.5, -1, NaN]` (Python's spelling of the
-/// non-finite ones included); an unreadable entry counts as NaN, so as broken.
-fn parse_number_list(json: &str) -> Vec<f64> {
-    let inner = json.trim().trim_start_matches('[').trim_end_matches(']');
-    if inner.trim().is_empty() {
-        return Vec::new();
-    }
-    inner
-        .split(',')
-        .map(|it| match it.trim() {
-            "Infinity" => f64::INFINITY,
-            "-Infinity" => f64::NEG_INFINITY,
-            other => other.parse().unwrap_or(f64::NAN),
-        })
-        .collect()
 }
 
 /// A point to order: its objective values turned to minimization, and its
@@ -271,15 +257,18 @@ mod tests {
     #[test]
     fn broken_constraints_lose_to_kept_ones_and_the_front_holds_feasible_trials() {
         let mut broken = trial(0, &[1.0, 0.99]);
-        broken.system_attrs.insert(CONSTRAINTS_ATTR.into(), AttrValue::Str("[0.5, -1.0]".into()));
+        broken.system_attrs.insert(CONSTRAINTS_ATTR.into(), AttrValue::List(vec![0.5, -1.0]));
         let mut kept = trial(1, &[9.0, 0.5]);
-        kept.system_attrs.insert(CONSTRAINTS_ATTR.into(), AttrValue::Str("[-0.5, 0.0]".into()));
+        kept.system_attrs.insert(CONSTRAINTS_ATTR.into(), AttrValue::List(vec![-0.5, 0.0]));
         let (a, b) = (Point::of(&broken, &MIN_MAX).unwrap(), Point::of(&kept, &MIN_MAX).unwrap());
         assert_eq!((a.violation, b.violation), (0.5, 0.0));
         assert!(b.dominates(&a) && !a.dominates(&b));
         let numbers: Vec<u64> =
             front(&[&broken, &kept], &MIN_MAX).iter().map(|t| t.number).collect();
         assert_eq!(numbers, [1]);
-        assert_eq!(parse_number_list("[0.5, -1, Infinity]"), [0.5, -1.0, f64::INFINITY]);
+        // An attribute that is no list of numbers counts as broken.
+        let mut odd = trial(2, &[0.5, 0.99]);
+        odd.system_attrs.insert(CONSTRAINTS_ATTR.into(), AttrValue::Str("[\"a\"]".into()));
+        assert_eq!(violation(&odd), f64::INFINITY);
     }
 }

@@ -106,6 +106,19 @@ pub fn confirm_study_name(study: &str) -> String {
 }
 
 impl Study {
+    /// Each objective's metric name, in order: the stored names, else `value` for
+    /// a study of one objective and `value_0`, `value_1`, ... for several
+    /// (Optuna's defaults when a study names none).
+    pub fn objective_names(&self) -> Vec<String> {
+        (0..self.directions.len())
+            .map(|k| match self.metrics.get(k) {
+                Some(name) => name.clone(),
+                None if self.directions.len() == 1 => "value".to_owned(),
+                None => format!("value_{k}"),
+            })
+            .collect()
+    }
+
     /// Refuses a multi-objective study ([`crate::Error::MultiObjective`]): hpo's
     /// commands read one value per trial.
     pub fn single_objective(self) -> crate::Result<Study> {

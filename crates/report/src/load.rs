@@ -131,19 +131,8 @@ pub fn study_record(
     }
     let spec = study.spec_text.as_deref().and_then(|text| StudySpec::parse(text, "stored").ok());
     let metric = study.metric.clone().unwrap_or_else(|| "value".to_owned());
-    let objectives = study
-        .directions
-        .iter()
-        .enumerate()
-        .map(|(k, direction)| {
-            let name = match study.metrics.get(k) {
-                Some(name) => name.clone(),
-                None if study.directions.len() == 1 => metric.clone(),
-                None => format!("value_{k}"),
-            };
-            (name, *direction)
-        })
-        .collect();
+    let objectives =
+        study.objective_names().into_iter().zip(study.directions.iter().copied()).collect();
     let mut record = StudyRecord {
         name,
         direction: study.direction,

@@ -152,7 +152,8 @@ fn staircase(series: &[TradeoffSeries], x: Direction, y: Direction) -> Vec<(f64,
 }
 
 fn params_text(trial: &FrozenTrial) -> String {
-    trial.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    let pairs = crate::data::params_text(trial);
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 /// One row of the compression table: a variant of the pick.
